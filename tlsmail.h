@@ -337,7 +337,7 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
     const br_x509_class *vtable;
     br_x509_decoder_context dc;
     const unsigned char *pin;
-    int ncert, err;
+    int ncert, err, mismatch;
     br_x509_pkey pkey;
     unsigned char key[520];
 } tlsmail__pin;
@@ -348,21 +348,23 @@ typedef struct tlsmail_client {
     br_x509_minimal_context xc;
     tlsmail__pin pin;
     br_sslio_context ioc;
-    tlsmail_trust own_trust;
+    tlsmail_trust own_trust;        /* the system bundle, when cfg has none */
     const tlsmail_trust *trust;
     const tlsmail_config *cfg;
     tlsmail_io io;
-    int fd, state, stage, err, tls, br_err, sys_err;
-    long long deadline;
+    int fd, state, stage, err, tls, utf8;
+    int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
     int timeout_ms;
+    long long deadline;             /* monotonic ms; 0: none */
     char host[256];
     tlsmail__reply rp;
     tlsmail__ext ext;
     tlsmail__dot dot;
-    int code;
-    size_t rlen, rpos, textlen;
-    unsigned char rbuf[512];
+    int code;                       /* last reply */
+    size_t textlen;
     char text[TLSMAIL_REPLY_TEXT];
+    size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
+    unsigned char rbuf[512];
     unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
 } tlsmail_client;
 
@@ -422,3 +424,2034 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
 #endif /* TLSMAIL_H */
 
 /* ========================== API ends here ================================ */
+
+#ifdef TLSMAIL_IMPLEMENTATION
+#ifndef TLSMAIL_IMPLEMENTATION_ONCE
+#define TLSMAIL_IMPLEMENTATION_ONCE
+
+#if defined(TLSMAIL_MALLOC) != defined(TLSMAIL_FREE)
+#error "tlsmail.h: define both TLSMAIL_MALLOC and TLSMAIL_FREE, or neither"
+#endif
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef TLSMAIL_NO_STDIO
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+#ifndef TLSMAIL_NO_SOCKETS
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+#ifndef TLSMAIL_ASSERT
+#define TLSMAIL_ASSERT(x) assert(x)
+#endif
+#ifndef TLSMAIL_MALLOC
+#define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), malloc(n))
+#define TLSMAIL_FREE(ctx, p) ((void)(ctx), free(p))
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TLSMAIL__PRIVATE static __attribute__((unused))
+#else
+#define TLSMAIL__PRIVATE static
+#endif
+
+enum { TLSMAIL__EXT_PIPELINING = 1, TLSMAIL__EXT_8BITMIME = 2, TLSMAIL__EXT_SMTPUTF8 = 4,
+       TLSMAIL__EXT_STARTTLS = 8, TLSMAIL__EXT_ENHANCEDSTATUSCODES = 16, TLSMAIL__EXT_SIZE = 32,
+       TLSMAIL__EXT_AUTH = 64 };
+
+/* ==== [tlsmail:codecs] pure functions over buffers: no I/O, no heap ==== */
+
+/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF. */
+enum { TLSMAIL__DATA_LINE_MAX = 998 };
+
+/* Locale-free on purpose: <ctype.h> follows setlocale(), and protocol
+   keywords are ASCII whatever the user's locale says. */
+TLSMAIL__PRIVATE int tlsmail__lower(int c) {
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+TLSMAIL__PRIVATE int tlsmail__isdigit(int c) { return c >= '0' && c <= '9'; }
+
+TLSMAIL__PRIVATE int tlsmail__isalnum(int c) {
+    return tlsmail__isdigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+TLSMAIL__PRIVATE int tlsmail__isxdigit(int c) {
+    return tlsmail__isdigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+TLSMAIL__PRIVATE int tlsmail__ieq(const char *a, const char *b) {
+    if (!a || !b) return a == b;
+    for (;; a++, b++) {
+        int ca = tlsmail__lower((unsigned char)*a), cb = tlsmail__lower((unsigned char)*b);
+        if (ca != cb) return 0;
+        if (ca == 0) return 1;
+    }
+}
+
+/* a[0..alen) against the whole NUL-terminated b: keywords arrive as slices
+   of a reply line, not as strings. */
+TLSMAIL__PRIVATE int tlsmail__ieqn(const char *a, size_t alen, const char *b) {
+    size_t i;
+    for (i = 0; i < alen; i++)
+        if (b[i] == '\0' || tlsmail__lower((unsigned char)a[i]) != tlsmail__lower((unsigned char)b[i]))
+            return 0;
+    return b[alen] == '\0';
+}
+
+/* A wipe the optimiser cannot prove dead: the call goes through a volatile
+   function pointer, so it must really happen even on memory about to die. */
+TLSMAIL__PRIVATE void tlsmail__wipe(void *p, size_t n) {
+    void *(*volatile set)(void *, int, size_t) = memset;
+    if (p && n) set(p, 0, n);
+}
+
+/* ---- reply parser (RFC 5321 4.2) ---------------------------------------- */
+
+/* While a line is being read r->code holds minus the reply's code (0 before
+   its first line); it turns positive only when a complete line is handed
+   out. So a positive code on entry to tlsmail__reply_feed means "the last
+   call returned a line": the buffer is recycled then, which keeps r->line
+   valid for the caller between the two calls. Fields are meaningful only
+   after a return of 1; after an error, tlsmail__reply_init before reuse. */
+TLSMAIL__PRIVATE void tlsmail__reply_init(tlsmail__reply *r) {
+    memset(r, 0, sizeof *r);
+}
+
+/* The LF arrived: r->line[0..len) is the whole line, CR already dropped. */
+TLSMAIL__PRIVATE int tlsmail__reply_end(tlsmail__reply *r) {
+    const char *s = r->line;
+    int code, done;
+    r->line[r->len] = '\0';
+    if (r->len < 3) return TLSMAIL_EPROTO;
+    /* RFC 5321 4.2: Reply-code = %x32-35 %x30-35 %x30-39 */
+    if (s[0] < '2' || s[0] > '5' || s[1] < '0' || s[1] > '5' || s[2] < '0' || s[2] > '9')
+        return TLSMAIL_EPROTO;
+    code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    /* RFC 5321 4.2: "ddd-" continues, "ddd SP text" and a bare "ddd" end. */
+    if (r->len == 3 || s[3] == ' ')
+        done = 1;
+    else if (s[3] == '-')
+        done = 0;
+    else
+        return TLSMAIL_EPROTO;
+    /* RFC 5321 4.2.1: every line of a multiline reply carries the same code;
+       a change means we lost sync with the server (or text was injected). */
+    if (r->nlines > 0 && code != -r->code) return TLSMAIL_EPROTO;
+    if (r->nlines >= TLSMAIL_MAX_REPLY_LINES) return TLSMAIL_EPROTO;
+    r->nlines++;
+    r->code = code;
+    r->done = done;
+    return 1;
+}
+
+TLSMAIL__PRIVATE int tlsmail__reply_feed(tlsmail__reply *r, const unsigned char *p, size_t n,
+                                         size_t *used) {
+    size_t i;
+    if (r->code > 0) { /* the previous call handed out a complete line */
+        r->len = 0;
+        if (r->done) {
+            r->code = 0;
+            r->nlines = 0;
+            r->done = 0;
+        } else {
+            r->code = -r->code;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        /* A CR is stored provisionally: it is legal only as the CR of CRLF,
+           and only the next byte tells. Any other CR is already an error,
+           so a trailing '\r' in the buffer always means "CR pending". */
+        int cr = r->len > 0 && r->line[r->len - 1] == '\r';
+        if (c == '\n') {
+            /* RFC 5321 2.3.8 wants CRLF; a bare LF is accepted as a line end
+               too (RFC 5321 4.1.1.4 robustness), since it cannot make us
+               misread the reply: the line is validated either way. */
+            if (cr) r->len--;
+            *used = i + 1;
+            return tlsmail__reply_end(r);
+        }
+        /* Controls (NUL, a CR not before LF, ESC...) have no business in a
+           reply and would reach logs and trace callbacks: refuse them.
+           Octets >= 0x80 pass (SMTPUTF8 text, RFC 6531 3.7.4). */
+        if (cr || (c < 0x20 && c != '\t' && c != '\r') || c == 0x7F) {
+            *used = i;
+            return TLSMAIL_EPROTO;
+        }
+        /* RFC 5321 4.5.3.1.5: fail on the first octet past the limit, not at
+           the LF, so a server that never ends its line costs bounded memory
+           and time. The CR may sit at line[TLSMAIL_MAX_LINE]: it is dropped
+           before the line is used. */
+        if (r->len >= TLSMAIL_MAX_LINE && c != '\r') {
+            *used = i;
+            return TLSMAIL_EPROTO;
+        }
+        r->line[r->len++] = (char)c;
+    }
+    *used = n;
+    return 0;
+}
+
+TLSMAIL__PRIVATE const char *tlsmail__reply_text(const tlsmail__reply *r) {
+    return r->line + (r->len > 3 ? 4 : r->len);
+}
+
+/* ---- EHLO extensions (RFC 5321 4.1.1.1, RFC 4954) ------------------------ */
+
+TLSMAIL__PRIVATE void tlsmail__ext_init(tlsmail__ext *e) {
+    memset(e, 0, sizeof *e);
+}
+
+/* RFC 4954 4: the AUTH parameters are SP-separated mechanism names. Only
+   whole words count, so "PLAINX" is not PLAIN. */
+TLSMAIL__PRIVATE unsigned tlsmail__ext_mechs(const char *s, size_t n) {
+    unsigned bits = 0;
+    size_t i = 0, j;
+    while (i < n) {
+        while (i < n && s[i] == ' ') i++;
+        for (j = i; j < n && s[j] != ' '; j++) {}
+        if (tlsmail__ieqn(s + i, j - i, "PLAIN"))
+            bits |= 1u << TLSMAIL_AUTH_PLAIN;
+        else if (tlsmail__ieqn(s + i, j - i, "LOGIN"))
+            bits |= 1u << TLSMAIL_AUTH_LOGIN;
+        i = j;
+    }
+    return bits;
+}
+
+TLSMAIL__PRIVATE void tlsmail__ext_line(tlsmail__ext *e, const char *text, size_t len) {
+    /* A local table, not a static one: the codecs keep no storage of their own. */
+    const struct { const char *name; unsigned bit; } known[] = {
+        { "PIPELINING", TLSMAIL__EXT_PIPELINING },
+        { "8BITMIME", TLSMAIL__EXT_8BITMIME },
+        { "SMTPUTF8", TLSMAIL__EXT_SMTPUTF8 },
+        { "STARTTLS", TLSMAIL__EXT_STARTTLS },
+        { "ENHANCEDSTATUSCODES", TLSMAIL__EXT_ENHANCEDSTATUSCODES },
+        { "SIZE", TLSMAIL__EXT_SIZE },
+        { "AUTH", TLSMAIL__EXT_AUTH },
+    };
+    size_t k, p, i, need;
+    char *dst;
+    if (!text || memchr(text, '\0', len)) return;
+    /* Pre-RFC 4954 servers (old Exchange, some appliances) announce
+       "AUTH=PLAIN LOGIN", often beside a proper AUTH line. It counts as an
+       AUTH offer, but is not stored: '=' is not a keyword character. */
+    if (len >= 5 && tlsmail__ieqn(text, 5, "AUTH=")) {
+        e->flags |= TLSMAIL__EXT_AUTH;
+        e->auth |= tlsmail__ext_mechs(text + 5, len - 5);
+        return;
+    }
+    /* RFC 5321 4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").
+       Anything else is a line we do not understand: skip it, no error. */
+    for (k = 0; k < len && text[k] != ' '; k++)
+        if (!tlsmail__isalnum((unsigned char)text[k]) && (k == 0 || text[k] != '-')) return;
+    if (k == 0) return;
+    for (p = k; p < len && text[p] == ' '; p++) {}
+
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (tlsmail__ieqn(text, k, known[i].name)) e->flags |= known[i].bit;
+    if (tlsmail__ieqn(text, k, "AUTH")) e->auth |= tlsmail__ext_mechs(text + p, len - p);
+
+    /* Flags and mechanisms above are kept even when the text is full: they
+       are what the dialogue decides on; the text only serves lookups. */
+    need = k + (p < len ? 1 + (len - p) : 0) + 1;
+    if (need > sizeof e->text - e->len) return;
+    dst = e->text + e->len;
+    for (i = 0; i < k; i++) {
+        int c = (unsigned char)text[i];
+        dst[i] = (char)(c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c);
+    }
+    if (p < len) {
+        dst[k] = ' ';
+        memcpy(dst + k + 1, text + p, len - p);
+    }
+    dst[need - 1] = '\0';
+    e->len += need;
+}
+
+TLSMAIL__PRIVATE const char *tlsmail__ext_find(const tlsmail__ext *e, const char *name) {
+    size_t off = 0;
+    if (!name) return NULL;
+    while (off < e->len) {
+        const char *ent = e->text + off;
+        size_t elen = strlen(ent), k;
+        for (k = 0; k < elen && ent[k] != ' '; k++) {}
+        if (tlsmail__ieqn(ent, k, name)) return ent + k + (k < elen ? 1 : 0);
+        off += elen + 1;
+    }
+    return NULL;
+}
+
+/* ---- base64 (RFC 4648 4) ---------------------------------------------------- */
+
+TLSMAIL__PRIVATE size_t tlsmail__b64_encode(char *out, size_t cap, const void *in, size_t n) {
+    const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t i, o = 0, groups;
+    if (n == 0) {
+        if (cap >= 1) out[0] = '\0';
+        return 0;
+    }
+    groups = n / 3 + (n % 3 != 0);
+    if (groups > ((size_t)-1 - 1) / 4 || cap < groups * 4 + 1) return 0;
+    for (i = 0; i + 3 <= n; i += 3) {
+        unsigned long v = (unsigned long)s[i] << 16 | (unsigned long)s[i + 1] << 8 | s[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = abc[v >> 6 & 63];
+        out[o++] = abc[v & 63];
+    }
+    if (i < n) {
+        unsigned long v = (unsigned long)s[i] << 16;
+        if (i + 1 < n) v |= (unsigned long)s[i + 1] << 8;
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+TLSMAIL__PRIVATE int tlsmail__b64_val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict (RFC 4648 3.1, 3.3, 3.5): one encoding per byte string, so a pin or
+   a server challenge cannot be smuggled through a lenient alternative. */
+TLSMAIL__PRIVATE long tlsmail__b64_decode(unsigned char *out, size_t cap, const char *in, size_t n) {
+    size_t i, o = 0, pad = 0, total;
+    if (n % 4 != 0) return -1;
+    if (n == 0) return 0;
+    if (in[n - 1] == '=') pad = in[n - 2] == '=' ? 2 : 1;
+    total = n / 4 * 3 - pad;
+    if (total > cap || total > (unsigned long)LONG_MAX) return -1;
+    for (i = 0; i < n; i += 4) {
+        int v[4], k, last = i + 4 == n;
+        unsigned long w;
+        for (k = 0; k < 4; k++) {
+            if (last && (size_t)k >= 4 - pad) {
+                v[k] = 0; /* the '=' checked above */
+            } else if ((v[k] = tlsmail__b64_val((unsigned char)in[i + (size_t)k])) < 0) {
+                return -1; /* includes '=' anywhere but the end */
+            }
+        }
+        w = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 |
+            (unsigned long)v[3];
+        out[o++] = (unsigned char)(w >> 16);
+        if (last && pad == 2) {
+            if (v[1] & 15) return -1; /* non-canonical: bits after the data */
+            break;
+        }
+        out[o++] = (unsigned char)(w >> 8 & 255);
+        if (last && pad == 1) {
+            if (v[2] & 3) return -1;
+            break;
+        }
+        out[o++] = (unsigned char)(w & 255);
+    }
+    return (long)o;
+}
+
+/* ---- AUTH PLAIN (RFC 4616 2) ------------------------------------------------ */
+
+TLSMAIL__PRIVATE int tlsmail__plain_response(char *out, size_t cap, const char *identity,
+                                             const char *username, const char *password) {
+    unsigned char buf[3 * 255 + 2];
+    size_t il, ul, pl, n;
+    size_t r;
+    if (!identity) identity = "";
+    if (!out || !username || !password) return TLSMAIL_EINVAL;
+    il = strlen(identity);
+    ul = strlen(username);
+    pl = strlen(password);
+    /* RFC 4616 2: authcid and passwd are 1..255 octets, authzid 0..255. */
+    if (ul == 0 || pl == 0 || il > 255 || ul > 255 || pl > 255) return TLSMAIL_EINVAL;
+    memcpy(buf, identity, il);
+    buf[il] = 0;
+    memcpy(buf + il + 1, username, ul);
+    buf[il + 1 + ul] = 0;
+    memcpy(buf + il + ul + 2, password, pl);
+    n = il + ul + pl + 2;
+    r = tlsmail__b64_encode(out, cap, buf, n);
+    tlsmail__wipe(buf, sizeof buf);
+    return r ? (int)r : TLSMAIL_EINVAL;
+}
+
+/* ---- DATA encoder (RFC 5321 4.5.2, 2.3.8) ---------------------------------- */
+
+/* Every bare CR and bare LF becomes CRLF, so no "<LF>.<LF>" or "<CR>.<CR>"
+   variant of the end-of-data marker can reach a server that reads line ends
+   differently from us (SMTP smuggling, CVE-2023-51764/51765/51766). */
+TLSMAIL__PRIVATE void tlsmail__dot_init(tlsmail__dot *d) {
+    d->bol = 1;
+    d->cr = 0;
+    d->linelen = 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *in, size_t n,
+                                         unsigned char *out, size_t cap, size_t *used,
+                                         size_t *written) {
+    size_t i, w = 0;
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (d->cr && c == '\n') { /* LF of a CRLF whose CR already sent CRLF */
+            d->cr = 0;
+            continue;
+        }
+        if (cap - w < 2) break;
+        if (c == '\r' || c == '\n') {
+            out[w++] = '\r';
+            out[w++] = '\n';
+            d->cr = c == '\r';
+            d->bol = 1;
+            d->linelen = 0;
+        } else {
+            /* RFC 5321 4.5.3.1.6: 998 octets of text per line. Refused, not
+               folded: folding would change the message. */
+            if (d->linelen >= TLSMAIL__DATA_LINE_MAX) {
+                rc = TLSMAIL_ELINE;
+                break;
+            }
+            if (d->bol && c == '.') out[w++] = '.'; /* RFC 5321 4.5.2 */
+            out[w++] = c;
+            d->bol = 0;
+            d->cr = 0;
+            d->linelen++;
+        }
+    }
+    *used = i;
+    *written = w;
+    return rc;
+}
+
+TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out) {
+    size_t k = 0;
+    /* RFC 5321 4.1.1.4: the terminator is CRLF.CRLF, the first CRLF being
+       the end of the last line; add it when the body lacks it. */
+    if (!d->bol) {
+        out[k++] = '\r';
+        out[k++] = '\n';
+    }
+    out[k++] = '.';
+    out[k++] = '\r';
+    out[k++] = '\n';
+    tlsmail__dot_init(d);
+    return k;
+}
+
+TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
+    const unsigned char *s = (const unsigned char *)msg;
+    size_t i, ll = 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] == '\r' || s[i] == '\n')
+            ll = 0;
+        else if (++ll > TLSMAIL__DATA_LINE_MAX)
+            return TLSMAIL_ELINE;
+    }
+    return 0;
+}
+
+/* ---- argument checks (RFC 5321 4.1.2, 4.5.3.1) ------------------------------ */
+
+/* Not a full RFC 5321 Mailbox grammar: the server judges syntax. This only
+   guarantees the argument cannot break out of "MAIL FROM:<...>" (no CR, LF,
+   NUL, '<' or '>', no bare space) and respects the size limits. */
+TLSMAIL__PRIVATE int tlsmail__check_mailbox(const char *addr, int allow_empty) {
+    size_t len, i, at = (size_t)-1;
+    int q = 0;
+    if (!addr) return TLSMAIL_EINVAL;
+    for (len = 0; addr[len] && len <= 254; len++) {}
+    /* RFC 5321 4.5.5: "<>" is the null reverse-path, for bounces only. */
+    if (len == 0) return allow_empty ? 0 : TLSMAIL_EINVAL;
+    if (len > 254) return TLSMAIL_EINVAL; /* RFC 5321 4.5.3.1.3 path limit, less "<>" */
+    for (i = 0; i < len; i++)
+        if (addr[i] == '@') at = i;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)addr[i];
+        if (c < 0x20 || c == 0x7F || c == '<' || c == '>') return TLSMAIL_EINVAL;
+        if (q && c == '\\') { /* RFC 5321 4.1.2 quoted-pairSMTP */
+            if (++i >= len) return TLSMAIL_EINVAL;
+            c = (unsigned char)addr[i];
+            if (c < 0x20 || c == 0x7F || c == '<' || c == '>') return TLSMAIL_EINVAL;
+            continue;
+        }
+        if (c == '"') {
+            q = !q;
+            continue;
+        }
+        /* A space would end the path on the command line; only a
+           Quoted-string local part may hold one. */
+        if (c == ' ' && !(q && i < at)) return TLSMAIL_EINVAL;
+    }
+    if (q) return TLSMAIL_EINVAL;
+    if (at != (size_t)-1) {
+        size_t dl = len - at - 1;
+        /* RFC 5321 4.5.3.1.1 and 4.5.3.1.2 */
+        if (at == 0 || at > 64 || dl == 0 || dl > 255) return TLSMAIL_EINVAL;
+    }
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__check_token(const char *s, size_t maxlen) {
+    size_t i;
+    if (!s) return TLSMAIL_EINVAL;
+    for (i = 0; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i >= maxlen || c < 0x21 || c == 0x7F) return TLSMAIL_EINVAL;
+    }
+    return i ? 0 : TLSMAIL_EINVAL;
+}
+
+TLSMAIL__PRIVATE int tlsmail__parse_port(const char *s, unsigned *port) {
+    unsigned long v = 0;
+    if (!*s) return TLSMAIL_EINVAL;
+    for (; *s; s++) {
+        if (!tlsmail__isdigit((unsigned char)*s)) return TLSMAIL_EINVAL;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > 65535) return TLSMAIL_EINVAL;
+    }
+    if (v == 0) return TLSMAIL_EINVAL;
+    *port = (unsigned)v;
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__split_hostport(const char *addr, char *host, size_t hostcap,
+                                             unsigned *port, unsigned defport) {
+    const char *h, *colon = NULL;
+    size_t hl, i, ncolon = 0;
+    unsigned p = defport;
+    if (!addr || !host || !hostcap || !port) return TLSMAIL_EINVAL;
+    for (i = 0; addr[i]; i++) {
+        unsigned char c = (unsigned char)addr[i];
+        if (c <= 0x20 || c == 0x7F) return TLSMAIL_EINVAL;
+        if (c == ':') {
+            ncolon++;
+            colon = addr + i;
+        }
+    }
+    if (addr[0] == '[') { /* RFC 3986 3.2.2 IP-literal, as Go's net.SplitHostPort */
+        const char *close = strchr(addr, ']');
+        if (!close) return TLSMAIL_EINVAL;
+        h = addr + 1;
+        hl = (size_t)(close - h);
+        if (memchr(h, '[', hl)) return TLSMAIL_EINVAL;
+        if (close[1] == ':') {
+            if (tlsmail__parse_port(close + 2, &p)) return TLSMAIL_EINVAL;
+        } else if (close[1] != '\0') {
+            return TLSMAIL_EINVAL;
+        }
+    } else {
+        if (strchr(addr, '[') || strchr(addr, ']')) return TLSMAIL_EINVAL;
+        h = addr;
+        if (ncolon == 1) {
+            hl = (size_t)(colon - addr);
+            if (tlsmail__parse_port(colon + 1, &p)) return TLSMAIL_EINVAL;
+        } else {
+            /* Several colons and no brackets: an IPv6 address alone; reading
+               its last group as a port would dial the wrong address. */
+            hl = i;
+        }
+    }
+    if (hl == 0 || hl >= hostcap) return TLSMAIL_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = p;
+    return 0;
+}
+
+/* Besides dotted quads, getaddrinfo (through inet_aton) reads "127.1",
+   "2130706433" and "0x7f.0.0.1" as IPv4 addresses. All of them dial an
+   address no certificate dNSName can vouch for, so all of them count: any
+   1 to 4 dot-separated numbers (decimal, octal or 0x-hex). No real host name
+   looks like this, since a top-level label is never all-numeric
+   (RFC 3696 2). */
+TLSMAIL__PRIVATE int tlsmail__is_ip_literal(const char *host) {
+    const char *s = host;
+    int parts = 0;
+    if (!host || !*host) return 0;
+    if (strchr(host, ':')) return 1;
+    for (;;) {
+        size_t k = 0;
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+            for (k = 2; tlsmail__isxdigit((unsigned char)s[k]); k++) {}
+        } else {
+            while (tlsmail__isdigit((unsigned char)s[k])) k++;
+            if (k == 0) return 0;
+        }
+        s += k;
+        parts++;
+        if (*s == '\0') return parts <= 4;
+        if (*s != '.') return 0;
+        s++;
+    }
+}
+
+/* ==== [tlsmail:transport] sockets with bounded waits, or the caller's I/O ==== */
+
+TLSMAIL_DEF const char *tlsmail_strerror(int err) {
+    switch (err) {
+#define TLSMAIL__CASE(name, value, text) case value: return text;
+        TLSMAIL__ERRORS(TLSMAIL__CASE)
+#undef TLSMAIL__CASE
+    default: return "unknown error";
+    }
+}
+
+#ifndef TLSMAIL_NO_SOCKETS
+
+#ifdef MSG_NOSIGNAL
+#define TLSMAIL__SEND_FLAGS MSG_NOSIGNAL
+#else
+#define TLSMAIL__SEND_FLAGS 0 /* SO_NOSIGPIPE is set on the socket instead */
+#endif
+
+TLSMAIL__PRIVATE long long tlsmail__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The end of the wait starting now: the per-operation timeout, cut short by
+   the session deadline. -1: no limit. */
+TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c) {
+    long long end = c->timeout_ms < 0 ? -1 : tlsmail__now_ms() + c->timeout_ms;
+    if (c->deadline > 0 && (end < 0 || c->deadline < end)) end = c->deadline;
+    return end;
+}
+
+/* poll() until fd is ready for events or end passes. EINTR does not restart
+   the clock: the bound is on wall time, however many signals arrive. */
+TLSMAIL__PRIVATE int tlsmail__poll(int fd, short events, long long end) {
+    for (;;) {
+        struct pollfd p;
+        int ms = -1, r;
+        if (end >= 0) {
+            long long left = end - tlsmail__now_ms();
+            if (left <= 0) return TLSMAIL_ETIMEOUT;
+            ms = left > INT_MAX ? INT_MAX : (int)left;
+        }
+        p.fd = fd;
+        p.events = events;
+        p.revents = 0;
+        r = poll(&p, 1, ms);
+        if (r > 0) return 0;
+        if (r == 0) return TLSMAIL_ETIMEOUT;
+        if (errno != EINTR) return TLSMAIL_EIO;
+    }
+}
+
+TLSMAIL__PRIVATE int tlsmail__sock_read(void *ctx, unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    long long end = tlsmail__wait_end(c);
+    if (len > INT_MAX) len = INT_MAX;
+    for (;;) {
+        ssize_t n;
+        int err = tlsmail__poll(c->fd, POLLIN, end);
+        if (err) return err;
+        n = recv(c->fd, buf, len, 0);
+        if (n >= 0) return (int)n;
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+        c->sys_err = errno;
+        return errno == ECONNRESET ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+    }
+}
+
+TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    long long end = tlsmail__wait_end(c);
+    if (len > INT_MAX) len = INT_MAX;
+    for (;;) {
+        ssize_t n;
+        int err = tlsmail__poll(c->fd, POLLOUT, end);
+        if (err) return err;
+        n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        if (n > 0) return (int)n;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        c->sys_err = errno;
+        return (errno == EPIPE || errno == ECONNRESET) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+    }
+}
+
+TLSMAIL__PRIVATE void tlsmail__sock_close(void *ctx) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+}
+
+/* One address: non-blocking connect bounded by the timeout. */
+TLSMAIL__PRIVATE int tlsmail__connect_one(tlsmail_client *c, const struct addrinfo *ai) {
+    int fd, one = 1, err, soerr = 0;
+    socklen_t sl = sizeof soerr;
+    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) { c->sys_err = errno; return TLSMAIL_ECONNECT; }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) goto fail;
+#ifdef SO_NOSIGPIPE
+    (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    /* BearSSL writes a handshake flight as several records and we write one
+       command per write: with Nagle each small write could wait for the
+       peer's delayed ACK (~40 ms on Linux). */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) goto done;
+    if (errno != EINPROGRESS && errno != EINTR) goto fail;
+    err = tlsmail__poll(fd, POLLOUT, tlsmail__wait_end(c));
+    if (err) { close(fd); return err; }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) goto fail;
+    if (soerr) { errno = soerr; goto fail; }
+done:
+    c->fd = fd;
+    return 0;
+fail:
+    c->sys_err = errno;
+    close(fd);
+    return TLSMAIL_ECONNECT;
+}
+
+/* Every address getaddrinfo gives (IPv6 and IPv4, in its order) until one
+   connects. Name resolution itself uses the system resolver and its own
+   timeouts (resolv.conf); it cannot be bounded from here portably. */
+TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsigned port) {
+    struct addrinfo hints, *res = NULL, *ai;
+    char serv[8];
+    int err = TLSMAIL_ECONNECT, gai;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(serv, sizeof serv, "%u", port);
+    gai = getaddrinfo(host, serv, &hints, &res);
+    if (gai != 0 || !res) {
+        c->sys_err = gai;
+        return TLSMAIL_ERESOLVE;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        err = tlsmail__connect_one(c, ai);
+        if (err == 0) break;
+        if (c->deadline > 0 && tlsmail__now_ms() >= c->deadline) break;
+    }
+    freeaddrinfo(res);
+    if (err) return err;
+    c->io.ctx = c;
+    c->io.read = tlsmail__sock_read;
+    c->io.write = tlsmail__sock_write;
+    c->io.close = tlsmail__sock_close;
+    return 0;
+}
+#endif /* TLSMAIL_NO_SOCKETS */
+
+/* Write all of buf through the transport (plaintext: only the STARTTLS
+   prelude and the TLS records themselves go this way). */
+TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned char *buf, size_t len) {
+    while (len > 0) {
+        int n = c->io.write(c->io.ctx, buf, len);
+        if (n <= 0) return n < 0 ? n : TLSMAIL_EIO;
+        if ((size_t)n > len) return TLSMAIL_EIO; /* a broken callback */
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ==== [tlsmail:trust] trust anchors from PEM, the caller, or a pinned key ==== */
+
+enum { TLSMAIL__TRUST_SYSTEM = 0, TLSMAIL__TRUST_LOADED, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
+
+/* One anchor lives in one allocation: the struct's DN and key point into the
+   bytes that follow it, so freeing is one call per anchor. */
+TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *dn, size_t dnlen,
+                                        const br_x509_pkey *pk, int is_ca) {
+    br_x509_trust_anchor *ta;
+    unsigned char *mem;
+    size_t k1, k2, i;
+    const unsigned char *p1, *p2;
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        p1 = pk->key.rsa.n; k1 = pk->key.rsa.nlen;
+        p2 = pk->key.rsa.e; k2 = pk->key.rsa.elen;
+    } else if (pk->key_type == BR_KEYTYPE_EC) {
+        p1 = pk->key.ec.q; k1 = pk->key.ec.qlen;
+        p2 = NULL; k2 = 0;
+    } else {
+        return 0; /* a key BearSSL can't use can't anchor anything: skip it */
+    }
+    /* A system directory links each certificate under several names. */
+    for (i = 0; i < t->count; i++) {
+        const br_x509_trust_anchor *o = &t->anchors[i];
+        if (o->dn.len == dnlen && memcmp(o->dn.data, dn, dnlen) == 0 &&
+            o->pkey.key_type == pk->key_type &&
+            (pk->key_type == BR_KEYTYPE_RSA
+                 ? o->pkey.key.rsa.nlen == k1 && memcmp(o->pkey.key.rsa.n, p1, k1) == 0
+                 : o->pkey.key.ec.qlen == k1 && memcmp(o->pkey.key.ec.q, p1, k1) == 0))
+            return 0;
+    }
+    if (t->count == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 16;
+        br_x509_trust_anchor *na;
+        if (ncap > ((size_t)-1) / sizeof *na) return TLSMAIL_ENOMEM;
+        na = (br_x509_trust_anchor *)TLSMAIL_MALLOC(t->alloc_ctx, ncap * sizeof *na);
+        if (!na) return TLSMAIL_ENOMEM;
+        if (t->count) memcpy(na, t->anchors, t->count * sizeof *na);
+        if (t->anchors) TLSMAIL_FREE(t->alloc_ctx, t->anchors);
+        t->anchors = na;
+        t->cap = ncap;
+    }
+    mem = (unsigned char *)TLSMAIL_MALLOC(t->alloc_ctx, dnlen + k1 + k2 + 1);
+    if (!mem) return TLSMAIL_ENOMEM;
+    ta = &t->anchors[t->count];
+    memset(ta, 0, sizeof *ta);
+    memcpy(mem, dn, dnlen);
+    ta->dn.data = mem;
+    ta->dn.len = dnlen;
+    ta->flags = is_ca ? BR_X509_TA_CA : 0;
+    ta->pkey.key_type = pk->key_type;
+    memcpy(mem + dnlen, p1, k1);
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        memcpy(mem + dnlen + k1, p2, k2);
+        ta->pkey.key.rsa.n = mem + dnlen;
+        ta->pkey.key.rsa.nlen = k1;
+        ta->pkey.key.rsa.e = mem + dnlen + k1;
+        ta->pkey.key.rsa.elen = k2;
+    } else {
+        ta->pkey.key.ec.curve = pk->key.ec.curve;
+        ta->pkey.key.ec.q = mem + dnlen;
+        ta->pkey.key.ec.qlen = k1;
+    }
+    t->count++;
+    t->kind = TLSMAIL__TRUST_LOADED;
+    return 0;
+}
+
+/* Streaming PEM -> DER -> X.509 decode, so a bundle is never held whole. */
+typedef struct tlsmail__pemload {
+    tlsmail_trust *t;
+    br_pem_decoder_context pc;
+    br_x509_decoder_context dc;
+    int in_cert, err;
+    size_t added, dnlen;
+    int dn_overflow;
+    unsigned char dn[1024];
+} tlsmail__pemload;
+
+TLSMAIL__PRIVATE void tlsmail__pem_dn(void *ctx, const void *buf, size_t len) {
+    tlsmail__pemload *l = (tlsmail__pemload *)ctx;
+    if (len > sizeof l->dn - l->dnlen) { l->dn_overflow = 1; return; }
+    memcpy(l->dn + l->dnlen, buf, len);
+    l->dnlen += len;
+}
+
+TLSMAIL__PRIVATE void tlsmail__pem_der(void *ctx, const void *buf, size_t len) {
+    tlsmail__pemload *l = (tlsmail__pemload *)ctx;
+    br_x509_decoder_push(&l->dc, buf, len);
+}
+
+TLSMAIL__PRIVATE void tlsmail__pem_init(tlsmail__pemload *l, tlsmail_trust *t) {
+    memset(l, 0, sizeof *l);
+    l->t = t;
+    br_pem_decoder_init(&l->pc);
+}
+
+/* Feed PEM text. CRs are dropped here so CRLF bundles decode exactly like
+   LF ones, whatever BearSSL's decoder makes of a CR. */
+TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char *p, size_t n) {
+    unsigned char tmp[256];
+    while (n > 0 && !l->err) {
+        size_t k = 0, off = 0;
+        while (n > 0 && k < sizeof tmp) {
+            if (*p != '\r') tmp[k++] = *p;
+            p++;
+            n--;
+        }
+        while (off < k && !l->err) {
+            off += br_pem_decoder_push(&l->pc, tmp + off, k - off);
+            switch (br_pem_decoder_event(&l->pc)) {
+            case BR_PEM_BEGIN_OBJ: {
+                const char *name = br_pem_decoder_name(&l->pc);
+                l->in_cert = strcmp(name, "CERTIFICATE") == 0 ||
+                             strcmp(name, "X509 CERTIFICATE") == 0;
+                if (l->in_cert) {
+                    l->dnlen = 0;
+                    l->dn_overflow = 0;
+                    br_x509_decoder_init(&l->dc, tlsmail__pem_dn, l);
+                    br_pem_decoder_setdest(&l->pc, tlsmail__pem_der, l);
+                } else {
+                    br_pem_decoder_setdest(&l->pc, NULL, NULL);
+                }
+                break;
+            }
+            case BR_PEM_END_OBJ:
+                if (l->in_cert) {
+                    const br_x509_pkey *pk = br_x509_decoder_get_pkey(&l->dc);
+                    /* A certificate BearSSL can't parse is skipped, as
+                       OpenSSL skips what it can't use in a bundle. */
+                    if (pk && !l->dn_overflow && br_x509_decoder_last_error(&l->dc) == 0) {
+                        size_t before = l->t->count;
+                        int err = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
+                                                     br_x509_decoder_isCA(&l->dc));
+                        if (err) l->err = err;
+                        l->added += l->t->count - before;
+                    }
+                    l->in_cert = 0;
+                }
+                break;
+            case BR_PEM_ERROR:
+                l->err = TLSMAIL_ETRUST;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+}
+
+/* A last "-----END CERTIFICATE-----" without a newline would otherwise stay
+   pending in the decoder and the certificate would be silently dropped. */
+TLSMAIL__PRIVATE int tlsmail__pem_finish(tlsmail__pemload *l) {
+    tlsmail__pem_feed(l, (const unsigned char *)"\n", 1);
+    if (l->err) return l->err;
+    return l->added ? 0 : TLSMAIL_ETRUST;
+}
+
+TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t) {
+    size_t i;
+    if (!t) return;
+    for (i = 0; i < t->count; i++)
+        TLSMAIL_FREE(t->alloc_ctx, (void *)t->anchors[i].dn.data);
+    if (t->anchors) TLSMAIL_FREE(t->alloc_ctx, t->anchors);
+    memset(t, 0, sizeof *t);
+}
+
+TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len) {
+    tlsmail__pemload *l;
+    int err;
+    if (!t || (!pem && len) || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
+        return TLSMAIL_EINVAL;
+    l = (tlsmail__pemload *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *l);
+    if (!l) return TLSMAIL_ENOMEM;
+    tlsmail__pem_init(l, t);
+    tlsmail__pem_feed(l, (const unsigned char *)pem, len);
+    err = tlsmail__pem_finish(l);
+    TLSMAIL_FREE(t->alloc_ctx, l);
+    return err;
+}
+
+#ifndef TLSMAIL_NO_STDIO
+TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path) {
+    tlsmail__pemload *l;
+    unsigned char buf[4096];
+    size_t n;
+    int err;
+    FILE *f;
+    if (!t || !path || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
+        return TLSMAIL_EINVAL;
+    f = fopen(path, "rb");
+    if (!f) return TLSMAIL_ETRUST;
+    l = (tlsmail__pemload *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *l);
+    if (!l) { fclose(f); return TLSMAIL_ENOMEM; }
+    tlsmail__pem_init(l, t);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) tlsmail__pem_feed(l, buf, n);
+    err = ferror(f) ? TLSMAIL_ETRUST : tlsmail__pem_finish(l);
+    fclose(f);
+    TLSMAIL_FREE(t->alloc_ctx, l);
+    return err;
+}
+
+/* Certificate files by the names people and c_rehash give them. */
+TLSMAIL__PRIVATE int tlsmail__cert_name(const char *name) {
+    size_t n = strlen(name), i;
+    if (n > 4 && (strcmp(name + n - 4, ".pem") == 0 || strcmp(name + n - 4, ".crt") == 0))
+        return 1;
+    if (n < 10 || name[8] != '.') return 0; /* OpenSSL hash link: 8 hex, '.', digits */
+    for (i = 0; i < n; i++) {
+        char ch = name[i];
+        if (i < 8 ? !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))
+                  : i > 8 && !(ch >= '0' && ch <= '9'))
+            return 0;
+    }
+    return 1;
+}
+
+/* One directory, or several separated by ':' as in OpenSSL's SSL_CERT_DIR.
+   A file that doesn't load is skipped; no certificate at all is an error. */
+TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
+    char dir[1024], file[2048];
+    size_t before;
+    if (!t || !path || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
+        return TLSMAIL_EINVAL;
+    before = t->count;
+    while (*path) {
+        const char *sep = strchr(path, ':');
+        size_t len = sep ? (size_t)(sep - path) : strlen(path);
+        DIR *d;
+        struct dirent *e;
+        if (len > 0 && len < sizeof dir) {
+            memcpy(dir, path, len);
+            dir[len] = 0;
+            if ((d = opendir(dir)) != NULL) {
+                while ((e = readdir(d)) != NULL) {
+                    struct stat st;
+                    int r;
+                    if (!tlsmail__cert_name(e->d_name)) continue;
+                    r = snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+                    if (r < 0 || (size_t)r >= sizeof file) continue;
+                    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+                    if (tlsmail_trust_file(t, file) == TLSMAIL_ENOMEM) {
+                        closedir(d);
+                        return TLSMAIL_ENOMEM;
+                    }
+                }
+                closedir(d);
+            }
+        }
+        path += len;
+        if (*path == ':') path++;
+    }
+    return t->count > before ? 0 : TLSMAIL_ETRUST;
+}
+
+TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
+    static const char *const files[] = {
+        "/etc/ssl/certs/ca-certificates.crt",               /* Debian, Ubuntu, Arch, Gentoo */
+        "/etc/pki/tls/certs/ca-bundle.crt",                 /* Fedora, RHEL, CentOS */
+        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",/* RHEL 7+ */
+        "/etc/ssl/ca-bundle.pem",                           /* openSUSE */
+        "/etc/ssl/cert.pem",                                /* Alpine, macOS, OpenBSD */
+        "/usr/local/share/certs/ca-root-nss.crt",           /* FreeBSD */
+        "/usr/local/etc/ssl/cert.pem",                      /* FreeBSD, DragonFly */
+        "/etc/openssl/certs/ca-certificates.crt",           /* NetBSD */
+        "/etc/pki/tls/cacert.pem",                          /* OpenELEC */
+    };
+    static const char *const dirs = "/etc/ssl/certs:/etc/pki/tls/certs:/system/etc/security/cacerts";
+    const char *envf, *envd;
+    size_t i;
+    int err = TLSMAIL_ETRUST;
+    if (!t || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN) return TLSMAIL_EINVAL;
+    envf = getenv("SSL_CERT_FILE");
+    envd = getenv("SSL_CERT_DIR");
+    if ((envf && *envf) || (envd && *envd)) {
+        /* The environment replaces the defaults, as in OpenSSL and Go: a
+           test CA set there is the only trust, never an addition. */
+        int ef = envf && *envf ? tlsmail_trust_file(t, envf) : TLSMAIL_ETRUST;
+        int ed = envd && *envd ? tlsmail_trust_dir(t, envd) : TLSMAIL_ETRUST;
+        if (ef == TLSMAIL_ENOMEM || ed == TLSMAIL_ENOMEM) return TLSMAIL_ENOMEM;
+        return t->count ? 0 : TLSMAIL_ETRUST;
+    }
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        err = tlsmail_trust_file(t, files[i]);
+        if (err != TLSMAIL_ETRUST) return err;
+    }
+    return tlsmail_trust_dir(t, dirs);
+}
+#endif /* TLSMAIL_NO_STDIO */
+
+TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anchor *ta, size_t n) {
+    if (!t || !ta || !n || t->kind != TLSMAIL__TRUST_SYSTEM) return TLSMAIL_EINVAL;
+    t->kind = TLSMAIL__TRUST_USER;
+    t->user_anchors = ta;
+    t->count = n;
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *b64) {
+    unsigned char h[33];
+    if (!t || !b64 || t->kind != TLSMAIL__TRUST_SYSTEM) return TLSMAIL_EINVAL;
+    if (strncmp(b64, "sha256//", 8) == 0) b64 += 8;
+    if (tlsmail__b64_decode(h, sizeof h, b64, strlen(b64)) != 32) return TLSMAIL_EINVAL;
+    memcpy(t->pin, h, 32);
+    t->kind = TLSMAIL__TRUST_PIN;
+    return 0;
+}
+
+/* ==== [tlsmail:pin] an X.509 engine that trusts exactly one public key ==== */
+
+/* DER length of a TLV body of n octets. */
+TLSMAIL__PRIVATE size_t tlsmail__der_len(unsigned char *out, size_t n) {
+    if (n < 0x80) { out[0] = (unsigned char)n; return 1; }
+    if (n < 0x100) { out[0] = 0x81; out[1] = (unsigned char)n; return 2; }
+    out[0] = 0x82; out[1] = (unsigned char)(n >> 8); out[2] = (unsigned char)n;
+    return 3;
+}
+
+/* Header of a TLV written right before its body, which sits at out[off..]. */
+TLSMAIL__PRIVATE size_t tlsmail__der_wrap(unsigned char *out, size_t off, size_t len, unsigned char tag) {
+    unsigned char h[4];
+    size_t hl;
+    h[0] = tag;
+    hl = 1 + tlsmail__der_len(h + 1, len);
+    memcpy(out + off - hl, h, hl);
+    return hl;
+}
+
+/* A DER INTEGER of an unsigned big-endian magnitude, written ending at out[end]. */
+TLSMAIL__PRIVATE size_t tlsmail__der_uint(unsigned char *out, size_t end, const unsigned char *v, size_t n) {
+    size_t len;
+    while (n > 1 && v[0] == 0) { v++; n--; }
+    len = n;
+    memcpy(out + end - n, v, n);
+    if (v[0] & 0x80) { out[end - n - 1] = 0; len++; }
+    return len + tlsmail__der_wrap(out, end - len, len, 0x02);
+}
+
+/* Rebuild the SubjectPublicKeyInfo from BearSSL's decoded key (it keeps no
+   DER of it) and hash it: RFC 5280 4.1.2.7, RFC 3279 2.3.1 and RFC 5480. The
+   encoding is canonical DER, which is what certificates carry. Written
+   back to front so lengths are known when headers go in. */
+TLSMAIL__PRIVATE int tlsmail__spki_sha256(const br_x509_pkey *pk, unsigned char hash[32]) {
+    static const unsigned char rsa_alg[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                             0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00 };
+    static const unsigned char ec_oid[] = { 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01 };
+    static const unsigned char p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+    static const unsigned char p384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+    static const unsigned char p521[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23 };
+    unsigned char buf[1200];
+    size_t end = sizeof buf, pos = end, len;
+    br_sha256_context h;
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        if (pk->key.rsa.nlen + pk->key.rsa.elen > 1100 || !pk->key.rsa.nlen || !pk->key.rsa.elen)
+            return -1;
+        pos -= tlsmail__der_uint(buf, pos, pk->key.rsa.e, pk->key.rsa.elen);
+        pos -= tlsmail__der_uint(buf, pos, pk->key.rsa.n, pk->key.rsa.nlen);
+        pos -= tlsmail__der_wrap(buf, pos, end - pos, 0x30);
+        buf[--pos] = 0; /* no unused bits */
+        pos -= tlsmail__der_wrap(buf, pos, end - pos, 0x03);
+        pos -= sizeof rsa_alg;
+        memcpy(buf + pos, rsa_alg, sizeof rsa_alg);
+    } else if (pk->key_type == BR_KEYTYPE_EC) {
+        const unsigned char *curve;
+        size_t clen;
+        switch (pk->key.ec.curve) {
+        case BR_EC_secp256r1: curve = p256; clen = sizeof p256; break;
+        case BR_EC_secp384r1: curve = p384; clen = sizeof p384; break;
+        case BR_EC_secp521r1: curve = p521; clen = sizeof p521; break;
+        default: return -1;
+        }
+        if (pk->key.ec.qlen > 200) return -1;
+        pos -= pk->key.ec.qlen;
+        memcpy(buf + pos, pk->key.ec.q, pk->key.ec.qlen);
+        buf[--pos] = 0;
+        pos -= tlsmail__der_wrap(buf, pos, end - pos, 0x03);
+        len = end - pos;
+        pos -= clen;
+        memcpy(buf + pos, curve, clen);
+        pos -= sizeof ec_oid;
+        memcpy(buf + pos, ec_oid, sizeof ec_oid);
+        pos -= tlsmail__der_wrap(buf, pos, end - pos - len, 0x30);
+    } else {
+        return -1;
+    }
+    pos -= tlsmail__der_wrap(buf, pos, end - pos, 0x30);
+    br_sha256_init(&h);
+    br_sha256_update(&h, buf + pos, end - pos);
+    br_sha256_out(&h, hash);
+    return 0;
+}
+
+TLSMAIL__PRIVATE void tlsmail__pin_dn(void *ctx, const void *buf, size_t len) {
+    (void)ctx; (void)buf; (void)len; /* the pin is on the key, not the name */
+}
+
+TLSMAIL__PRIVATE void tlsmail__pin_start_chain(const br_x509_class **ctx, const char *server_name) {
+    tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
+    (void)server_name;
+    p->ncert = 0;
+    p->err = 0;
+}
+
+TLSMAIL__PRIVATE void tlsmail__pin_start_cert(const br_x509_class **ctx, uint32_t length) {
+    tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
+    (void)length;
+    if (p->ncert == 0) br_x509_decoder_init(&p->dc, tlsmail__pin_dn, NULL);
+}
+
+TLSMAIL__PRIVATE void tlsmail__pin_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
+    tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
+    if (p->ncert == 0) br_x509_decoder_push(&p->dc, buf, len);
+}
+
+/* Only the server's own certificate matters: the rest of the chain is not
+   looked at, since the pin replaces the CA. */
+TLSMAIL__PRIVATE void tlsmail__pin_end_cert(const br_x509_class **ctx) {
+    tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
+    if (p->ncert++ == 0) {
+        const br_x509_pkey *k = br_x509_decoder_get_pkey(&p->dc);
+        unsigned char h[32];
+        int derr = br_x509_decoder_last_error(&p->dc);
+        if (derr || !k) { p->err = derr ? derr : BR_ERR_X509_UNSUPPORTED; return; }
+        if (tlsmail__spki_sha256(k, h) != 0) { p->err = BR_ERR_X509_UNSUPPORTED; return; }
+        if (memcmp(h, p->pin, 32) != 0) { p->err = BR_ERR_X509_NOT_TRUSTED; p->mismatch = 1; return; }
+        /* Keep a copy: the decoder's buffers are reused. */
+        p->pkey = *k;
+        if (k->key_type == BR_KEYTYPE_RSA) {
+            if (k->key.rsa.nlen + k->key.rsa.elen > sizeof p->key) { p->err = BR_ERR_X509_UNSUPPORTED; return; }
+            memcpy(p->key, k->key.rsa.n, k->key.rsa.nlen);
+            memcpy(p->key + k->key.rsa.nlen, k->key.rsa.e, k->key.rsa.elen);
+            p->pkey.key.rsa.n = p->key;
+            p->pkey.key.rsa.e = p->key + k->key.rsa.nlen;
+        } else {
+            if (k->key.ec.qlen > sizeof p->key) { p->err = BR_ERR_X509_UNSUPPORTED; return; }
+            memcpy(p->key, k->key.ec.q, k->key.ec.qlen);
+            p->pkey.key.ec.q = p->key;
+        }
+    }
+}
+
+TLSMAIL__PRIVATE unsigned tlsmail__pin_end_chain(const br_x509_class **ctx) {
+    tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
+    if (p->ncert == 0) return BR_ERR_X509_EMPTY_CHAIN;
+    return (unsigned)p->err;
+}
+
+TLSMAIL__PRIVATE const br_x509_pkey *tlsmail__pin_get_pkey(const br_x509_class *const *ctx, unsigned *usages) {
+    const tlsmail__pin *p = (const tlsmail__pin *)(const void *)ctx;
+    if (usages) *usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
+    return p->err ? NULL : &p->pkey;
+}
+
+static const br_x509_class tlsmail__pin_vtable = {
+    sizeof(tlsmail__pin), tlsmail__pin_start_chain, tlsmail__pin_start_cert,
+    tlsmail__pin_append, tlsmail__pin_end_cert, tlsmail__pin_end_chain, tlsmail__pin_get_pkey
+};
+
+/* ==== [tlsmail:stream] the byte stream the dialogue speaks over: TLS ==== */
+
+TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    int n = c->io.read(c->io.ctx, buf, len);
+    if (n > 0) return n;
+    c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
+    return -1;
+}
+
+TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    int n = c->io.write(c->io.ctx, buf, len);
+    if (n > 0) return n;
+    c->io_err = n == 0 ? TLSMAIL_EIO : n;
+    return -1;
+}
+
+/* After a br_sslio_* failure: say whether the network, the certificate or
+   TLS itself failed. BearSSL's number stays readable (tlsmail_tls_error). */
+TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
+    int e = br_ssl_engine_last_error(&c->sc.eng);
+    if (e == BR_ERR_OK || e == BR_ERR_IO) /* the transport failed, or a clean close */
+        return c->io_err ? c->io_err : TLSMAIL_ECLOSED;
+    c->br_err = e;
+    if (c->pin.mismatch) return TLSMAIL_ECERT_PIN;
+    switch (e) {
+    case BR_ERR_X509_EXPIRED: return TLSMAIL_ECERT_EXPIRED;
+    case BR_ERR_X509_BAD_SERVER_NAME: return TLSMAIL_ECERT_NAME;
+    default:
+        /* Any other verdict of the X.509 engine (unknown issuer, bad
+           signature, not a CA, weak key, ...) means: not trusted. */
+        if (e >= BR_ERR_X509_OK && e < BR_ERR_X509_OK + 32) return TLSMAIL_ECERT_UNTRUSTED;
+        return TLSMAIL_ETLS;
+    }
+}
+
+/* TLS 1.2 ECDHE with AEAD only: forward secrecy and no CBC padding
+   oracles. AES-GCM leads where the CPU has AES-NI and PCLMUL (several times
+   ChaCha20's speed there); elsewhere ChaCha20-Poly1305 does, which is fast
+   and constant-time in software. The server still picks. */
+TLSMAIL__PRIVATE void tlsmail__tls_suites(br_ssl_engine_context *eng) {
+    static const uint16_t aes_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    };
+    static const uint16_t chacha_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    };
+    int hw = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
+    br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+    br_ssl_engine_set_suites(eng, hw ? aes_first : chacha_first,
+                             sizeof aes_first / sizeof aes_first[0]);
+}
+
+/* Handshake over the connected transport. Nothing of SMTP is read or sent
+   before this succeeds, so a bad certificate ends the session before the
+   server sees a single command. */
+TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
+    const tlsmail_trust *t = c->trust;
+    const br_x509_trust_anchor *ta = NULL;
+    size_t nta = 0;
+    if (t->kind == TLSMAIL__TRUST_LOADED) { ta = t->anchors; nta = t->count; }
+    else if (t->kind == TLSMAIL__TRUST_USER) { ta = t->user_anchors; nta = t->count; }
+    br_ssl_client_init_full(&c->sc, &c->xc, ta, nta);
+    tlsmail__tls_suites(&c->sc.eng);
+    if (t->kind == TLSMAIL__TRUST_PIN) {
+        memset(&c->pin, 0, sizeof c->pin);
+        c->pin.vtable = &tlsmail__pin_vtable;
+        c->pin.pin = t->pin;
+        br_ssl_engine_set_x509(&c->sc.eng, &c->pin.vtable);
+    }
+    /* Half-duplex is all SMTP needs (we always finish writing before we
+       read), so one 16 KB buffer serves both directions: BIDI would double
+       the client's size for nothing. */
+    br_ssl_engine_set_buffer(&c->sc.eng, c->iobuf, sizeof c->iobuf, 0);
+    TLSMAIL_ASSERT(c->host[0] != 0); /* an empty name would switch the name check off */
+    if (!br_ssl_client_reset(&c->sc, c->host, 0)) return tlsmail__tls_error(c);
+    br_sslio_init(&c->ioc, &c->sc.eng, tlsmail__low_read, c, tlsmail__low_write, c);
+    c->tls = 1;
+    /* Flushing with nothing queued drives the handshake to its end. */
+    if (br_sslio_flush(&c->ioc) != 0) return tlsmail__tls_error(c);
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf, size_t len) {
+    int n = br_sslio_read(&c->ioc, buf, len);
+    return n > 0 ? n : tlsmail__tls_error(c);
+}
+
+TLSMAIL__PRIVATE int tlsmail__stream_write(tlsmail_client *c, const void *buf, size_t len) {
+    return br_sslio_write_all(&c->ioc, buf, len) == 0 ? 0 : tlsmail__tls_error(c);
+}
+
+TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
+    return br_sslio_flush(&c->ioc) == 0 ? 0 : tlsmail__tls_error(c);
+}
+
+/* Send our close_notify but never wait for the server's: a server that
+   doesn't answer must not hold the caller (br_sslio_close would wait). The
+   wait for the write itself is capped at one second. */
+TLSMAIL__PRIVATE void tlsmail__tls_close(tlsmail_client *c) {
+    br_ssl_engine_context *eng = &c->sc.eng;
+    int i;
+    if (!c->tls || br_ssl_engine_current_state(eng) == BR_SSL_CLOSED) return;
+    if (c->timeout_ms < 0 || c->timeout_ms > 1000) c->timeout_ms = 1000;
+    br_ssl_engine_close(eng);
+    for (i = 0; i < 8 && (br_ssl_engine_current_state(eng) & BR_SSL_SENDREC); i++) {
+        size_t len;
+        unsigned char *rec = br_ssl_engine_sendrec_buf(eng, &len);
+        int n = c->io.write(c->io.ctx, rec, len);
+        if (n <= 0) break;
+        br_ssl_engine_sendrec_ack(eng, (size_t)n);
+    }
+}
+
+/* ==== [tlsmail:client] the SMTP dialogue: RFC 5321, 4954, 2920 ==== */
+
+enum { TLSMAIL__CLOSED = 0, TLSMAIL__GREETED, TLSMAIL__READY, TLSMAIL__MAIL, TLSMAIL__RCPT,
+       TLSMAIL__DATA };
+
+/* Longest command line we build: "AUTH PLAIN " + base64 of 3 x 255 octets. */
+#define TLSMAIL__CMD_MAX 1100
+
+TLSMAIL__PRIVATE void tlsmail__trace(tlsmail_client *c, int dir, const char *line, size_t len) {
+    if (c->cfg && c->cfg->trace) c->cfg->trace(c->cfg->trace_ud, dir, line, len);
+}
+
+/* Drop the connection. The last reply, stage and error stay readable; the
+   TLS state, which held session keys and plaintext, is wiped. */
+TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
+    if (c->state != TLSMAIL__CLOSED || c->tls || c->io.read) {
+        if (polite && c->tls && c->io_err == 0) tlsmail__tls_close(c);
+        if (c->io.close) c->io.close(c->io.ctx);
+    }
+    memset(&c->io, 0, sizeof c->io);
+    tlsmail__wipe(&c->sc, sizeof c->sc);
+    tlsmail__wipe(&c->xc, sizeof c->xc);
+    tlsmail__wipe(&c->pin, sizeof c->pin);
+    tlsmail__wipe(&c->ioc, sizeof c->ioc);
+    tlsmail__wipe(c->iobuf, sizeof c->iobuf);
+    tlsmail__wipe(c->rbuf, sizeof c->rbuf);
+    c->rlen = c->rpos = 0;
+    tlsmail_trust_free(&c->own_trust);
+    c->tls = 0;
+    c->state = TLSMAIL__CLOSED;
+}
+
+/* A failure after which the session can't go on: the network, TLS, a
+   malformed reply, or a 421 (RFC 5321 3.8: the server is closing). */
+TLSMAIL__PRIVATE int tlsmail__fatal(tlsmail_client *c, int err) {
+    c->err = err;
+    tlsmail__disconnect(c, 0);
+    return err;
+}
+
+/* Read one whole reply; returns its code (200..599) or a fatal error. The
+   text of every line is kept (bounded) for the caller; with ext set, EHLO
+   lines after the first feed the extension table. */
+TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
+    c->textlen = 0;
+    c->text[0] = 0;
+    c->code = 0;
+    for (;;) {
+        size_t used = 0;
+        int r;
+        if (c->rpos == c->rlen) {
+            int n = tlsmail__stream_read(c, c->rbuf, sizeof c->rbuf);
+            if (n < 0) return tlsmail__fatal(c, n);
+            c->rpos = 0;
+            c->rlen = (size_t)n;
+        }
+        r = tlsmail__reply_feed(&c->rp, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += used;
+        if (r < 0) return tlsmail__fatal(c, r);
+        if (r == 0) continue;
+        {
+            const char *text = tlsmail__reply_text(&c->rp);
+            size_t tl = strlen(text), room;
+            tlsmail__trace(c, TLSMAIL_TRACE_RECV, c->rp.line, c->rp.len);
+            if (c->textlen && c->textlen + 1 < sizeof c->text) c->text[c->textlen++] = '\n';
+            room = sizeof c->text - 1 - c->textlen;
+            if (tl > room) tl = room;
+            memcpy(c->text + c->textlen, text, tl);
+            c->textlen += tl;
+            c->text[c->textlen] = 0;
+            if (ext && c->rp.nlines > 1) tlsmail__ext_line(ext, text, strlen(text));
+        }
+        if (c->rp.done) {
+            c->code = c->rp.code;
+            if (c->code == 421) return tlsmail__fatal(c, TLSMAIL_ETRANSIENT);
+            return c->code;
+        }
+    }
+}
+
+/* Queue one command line; flush sends it. secret: the trace shows the verb
+   only, and the line buffer is wiped. */
+TLSMAIL__PRIVATE int tlsmail__put(tlsmail_client *c, const char *a, const char *b, const char *d,
+                                  int secret) {
+    char line[TLSMAIL__CMD_MAX + 3];
+    size_t la = strlen(a), lb = b ? strlen(b) : 0, ld = d ? strlen(d) : 0, n;
+    int err;
+    if (la + lb + ld > TLSMAIL__CMD_MAX) return TLSMAIL_EINVAL;
+    memcpy(line, a, la);
+    if (lb) memcpy(line + la, b, lb);
+    if (ld) memcpy(line + la + lb, d, ld);
+    n = la + lb + ld;
+    if (secret) {
+        static const char masked[] = "<secret>";
+        char t[32];
+        size_t vl = secret > 1 ? 0 : la; /* secret > 1: the whole line is secret */
+        if (vl > sizeof t - sizeof masked) vl = sizeof t - sizeof masked;
+        memcpy(t, a, vl);
+        memcpy(t + vl, masked, sizeof masked - 1);
+        tlsmail__trace(c, TLSMAIL_TRACE_SEND, t, vl + sizeof masked - 1);
+    } else {
+        tlsmail__trace(c, TLSMAIL_TRACE_SEND, line, n);
+    }
+    line[n++] = '\r';
+    line[n++] = '\n';
+    err = tlsmail__stream_write(c, line, n);
+    if (secret) tlsmail__wipe(line, sizeof line);
+    return err < 0 ? tlsmail__fatal(c, err) : 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__flush(tlsmail_client *c) {
+    int err = tlsmail__stream_flush(c);
+    return err < 0 ? tlsmail__fatal(c, err) : 0;
+}
+
+/* Map a completed reply to our result: 0 if its first digit is the one
+   wanted, else transient (4xx), permanent (5xx) or protocol error. */
+TLSMAIL__PRIVATE int tlsmail__verdict(int code, int want) {
+    if (code < 0) return code;
+    if (code / 100 == want) return 0;
+    if (code >= 500) return TLSMAIL_EPERMANENT;
+    if (code >= 400) return TLSMAIL_ETRANSIENT;
+    return TLSMAIL_EPROTO;
+}
+
+/* One command, one write, one reply. */
+TLSMAIL__PRIVATE int tlsmail__command(tlsmail_client *c, const char *a, const char *b,
+                                      const char *d, int want) {
+    int err = tlsmail__put(c, a, b, d, 0);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    return tlsmail__verdict(tlsmail__read_reply(c, NULL), want);
+}
+
+/* Every public call starts here: a client in the wrong state is refused
+   before a byte moves. */
+TLSMAIL__PRIVATE int tlsmail__enter(tlsmail_client *c, int stage, int min_state, int max_state) {
+    if (!c) return TLSMAIL_EINVAL;
+    c->stage = stage;
+    if (c->state < min_state || c->state > max_state || c->state == TLSMAIL__CLOSED)
+        return c->err = TLSMAIL_ESTATE;
+    c->err = 0;
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
+    int err, code;
+    unsigned port;
+    if (!c) return TLSMAIL_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->stage = TLSMAIL_STAGE_CONNECT;
+    if (!cfg || !cfg->host || tlsmail__split_hostport(cfg->host, c->host, sizeof c->host, &port,
+                                                     cfg->port ? cfg->port : 465) != 0 ||
+        port > 65535 || (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
+        return c->err = TLSMAIL_EINVAL;
+#ifndef TLSMAIL_STARTTLS
+    if (cfg->security != TLSMAIL_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
+#else
+    if (cfg->security < TLSMAIL_TLS || cfg->security > TLSMAIL_TLS_OR_STARTTLS)
+        return c->err = TLSMAIL_EINVAL;
+#endif
+    c->cfg = cfg;
+    c->trust = cfg->trust && cfg->trust->kind != TLSMAIL__TRUST_SYSTEM ? cfg->trust : &c->own_trust;
+    /* BearSSL matches names only against dNSName entries: an IP literal can
+       never pass the check honestly, so it needs a pinned key. */
+    if (tlsmail__is_ip_literal(c->host) && c->trust->kind != TLSMAIL__TRUST_PIN)
+        return c->err = TLSMAIL_EINVAL;
+    c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
+    if (cfg->io) {
+        if (!cfg->io->read || !cfg->io->write) return c->err = TLSMAIL_EINVAL;
+        c->io = *cfg->io;
+    }
+#ifdef TLSMAIL_NO_SOCKETS
+    else return c->err = TLSMAIL_EINVAL;
+#endif
+    if (c->trust == &c->own_trust) {
+#ifndef TLSMAIL_NO_STDIO
+        err = tlsmail_trust_system(&c->own_trust);
+#else
+        err = TLSMAIL_ETRUST; /* no filesystem: pass anchors, PEM or a pin */
+#endif
+        if (err) { tlsmail__disconnect(c, 0); return c->err = err; }
+    }
+#ifndef TLSMAIL_NO_SOCKETS
+    if (cfg->deadline_ms > 0) c->deadline = tlsmail__now_ms() + cfg->deadline_ms;
+    if (!cfg->io) {
+        err = tlsmail__connect(c, c->host, port);
+        if (err) { tlsmail__disconnect(c, 0); return c->err = err; }
+    }
+#endif
+    c->state = TLSMAIL__GREETED; /* from here on, failures go through tlsmail__fatal */
+    c->stage = TLSMAIL_STAGE_TLS;
+    err = tlsmail__tls_start(c);
+    if (err) return tlsmail__fatal(c, err);
+    c->stage = TLSMAIL_STAGE_GREETING;
+    tlsmail__reply_init(&c->rp);
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return code;
+    err = tlsmail__verdict(code, 2);
+    if (!err && code != 220) err = TLSMAIL_EPROTO;
+    /* 554 or 4xx instead of 220: the server won't talk to us (RFC 5321
+       3.1); leave politely, keeping its reply for the caller. */
+    if (err) {
+        (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
+        (void)tlsmail__flush(c);
+        tlsmail__disconnect(c, 1);
+        return c->err = err;
+    }
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_hello(tlsmail_client *c) {
+    const char *name;
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_HELLO, TLSMAIL__GREETED, TLSMAIL__DATA - 1);
+    int code;
+    if (err) return err;
+    name = c->cfg->helo_name ? c->cfg->helo_name : "localhost";
+    tlsmail__ext_init(&c->ext);
+    err = tlsmail__put(c, "EHLO ", name, NULL, 0);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    code = tlsmail__read_reply(c, &c->ext);
+    if (code < 0) return code;
+    if (code == 250) { c->state = TLSMAIL__READY; return 0; }
+    tlsmail__ext_init(&c->ext);
+    if (code / 100 != 5) return c->err = tlsmail__verdict(code, 2);
+    /* RFC 5321 3.2: a server that doesn't know EHLO gets HELO, and we use no
+       extension with it. */
+    err = tlsmail__command(c, "HELO ", name, NULL, 2);
+    if (err) return c->err = err;
+    c->state = TLSMAIL__READY;
+    return 0;
+}
+
+/* hello() on the caller's behalf when a command needs it first. */
+TLSMAIL__PRIVATE int tlsmail__ensure_hello(tlsmail_client *c) {
+    return c->state == TLSMAIL__GREETED ? tlsmail_hello(c) : 0;
+}
+
+TLSMAIL_DEF const char *tlsmail_extension(tlsmail_client *c, const char *name) {
+    if (!c || !name || c->state < TLSMAIL__READY) return NULL;
+    return tlsmail__ext_find(&c->ext, name);
+}
+
+/* Credentials are checked the same way by the client and the one-call
+   send, before anything is sent. */
+TLSMAIL__PRIVATE int tlsmail__check_auth(const tlsmail_auth *a, const char *host) {
+    if (!a || (a->mechanism != TLSMAIL_AUTH_PLAIN && a->mechanism != TLSMAIL_AUTH_LOGIN))
+        return TLSMAIL_EINVAL;
+    if (!a->username || !a->secret || !*a->username || !*a->secret ||
+        strlen(a->username) > 255 || strlen(a->secret) > 255 ||
+        (a->identity && strlen(a->identity) > 255))
+        return TLSMAIL_EINVAL;
+    /* Like Go's PlainAuth: the credentials name their server, and going to
+       another one (a typo, a redirect, a hijacked MX) must not leak them. */
+    if (!a->host || !*a->host) return TLSMAIL_EINVAL;
+    if (!tlsmail__ieq(a->host, host)) return TLSMAIL_EAUTHHOST;
+    return 0;
+}
+
+/* What an AUTH reply other than 235 or 334 means for the caller. */
+TLSMAIL__PRIVATE int tlsmail__auth_verdict(int code) {
+    if (code < 0) return code;
+    if (code == 235) return 0;
+    if (code >= 400 && code < 500) return TLSMAIL_ETRANSIENT; /* 454: try again later */
+    if (code == 534 || code == 504) return TLSMAIL_ENOMECH;   /* too weak / not known */
+    if (code >= 500) return TLSMAIL_EAUTH;
+    return TLSMAIL_EPROTO;
+}
+
+/* Answer a challenge we won't continue with "*" (RFC 4954 4: cancels the
+   exchange), read the server's reply, and fail with err. */
+TLSMAIL__PRIVATE int tlsmail__auth_cancel(tlsmail_client *c, int err) {
+    int code;
+    if (tlsmail__put(c, "*", NULL, NULL, 0) || tlsmail__flush(c)) return c->err;
+    code = tlsmail__read_reply(c, NULL);
+    return code < 0 ? code : err;
+}
+
+TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *a) {
+    char resp[1040];
+    int n = tlsmail__plain_response(resp, sizeof resp, a->identity ? a->identity : "",
+                                    a->username, a->secret);
+    int err, code;
+    if (n < 0) return n;
+    /* RFC 4954 4: the initial response rides on the command when the line
+       fits in 512 octets; otherwise wait for an empty 334 challenge. */
+    if ((size_t)n + sizeof "AUTH PLAIN \r\n" - 1 <= 512) {
+        err = tlsmail__put(c, "AUTH PLAIN ", resp, NULL, 1);
+        if (!err) err = tlsmail__flush(c);
+        if (err) goto done;
+        code = tlsmail__read_reply(c, NULL);
+    } else {
+        err = tlsmail__put(c, "AUTH PLAIN", NULL, NULL, 0);
+        if (!err) err = tlsmail__flush(c);
+        if (err) goto done;
+        code = tlsmail__read_reply(c, NULL);
+        if (code == 334) {
+            /* RFC 4616 has no server challenge: anything but an empty
+               one is a server we don't understand. */
+            if (c->textlen != 0) { err = tlsmail__auth_cancel(c, TLSMAIL_EPROTO); goto done; }
+            err = tlsmail__put(c, resp, NULL, NULL, 2);
+            if (!err) err = tlsmail__flush(c);
+            if (err) goto done;
+            code = tlsmail__read_reply(c, NULL);
+        }
+    }
+    err = code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
+done:
+    tlsmail__wipe(resp, sizeof resp);
+    return err;
+}
+
+/* LOGIN: two 334 prompts, answered with the user name and the password
+   whatever their wording (servers vary); a third 334 is refused. */
+TLSMAIL__PRIVATE int tlsmail__auth_login(tlsmail_client *c, const tlsmail_auth *a) {
+    char b64[400];
+    const char *field[2];
+    int err, code, i;
+    field[0] = a->username;
+    field[1] = a->secret;
+    err = tlsmail__put(c, "AUTH LOGIN", NULL, NULL, 0);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    code = tlsmail__read_reply(c, NULL);
+    for (i = 0; i < 2 && code == 334; i++) {
+        if (tlsmail__b64_encode(b64, sizeof b64, field[i], strlen(field[i])) == 0) {
+            err = tlsmail__auth_cancel(c, TLSMAIL_EINVAL);
+            goto done;
+        }
+        err = tlsmail__put(c, b64, NULL, NULL, 2);
+        if (!err) err = tlsmail__flush(c);
+        if (err) goto done;
+        code = tlsmail__read_reply(c, NULL);
+    }
+    err = code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
+    if (!err && i < 2) err = TLSMAIL_EPROTO; /* 235 before we even sent a password */
+done:
+    tlsmail__wipe(b64, sizeof b64);
+    return err;
+}
+
+TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_AUTH, TLSMAIL__GREETED, TLSMAIL__READY);
+    if (err) return err;
+    if ((err = tlsmail__check_auth(a, c->host)) != 0) return c->err = err;
+    if ((err = tlsmail__ensure_hello(c)) != 0) return err;
+    c->stage = TLSMAIL_STAGE_AUTH;
+    /* Never fall back to another mechanism, and never go on without AUTH:
+       the caller asked for this one. */
+    if (!(c->ext.auth & (1u << a->mechanism))) return c->err = TLSMAIL_ENOMECH;
+    err = a->mechanism == TLSMAIL_AUTH_PLAIN ? tlsmail__auth_plain(c, a) : tlsmail__auth_login(c, a);
+    return c->err = err;
+}
+
+/* Has a byte outside ASCII: the address needs SMTPUTF8 (RFC 6531). */
+TLSMAIL__PRIVATE int tlsmail__is_8bit(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 1;
+    return 0;
+}
+
+/* MAIL FROM with the parameters the server allows: BODY=8BITMIME as Go
+   does (a message may carry 8-bit text), SMTPUTF8 when an address needs it. */
+TLSMAIL__PRIVATE int tlsmail__put_mail(tlsmail_client *c, const char *from, int utf8) {
+    char tail[32] = ">";
+    if (c->ext.flags & TLSMAIL__EXT_8BITMIME) strcat(tail, " BODY=8BITMIME");
+    if (utf8) {
+        if (!(c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) return c->err = TLSMAIL_EPERMANENT;
+        strcat(tail, " SMTPUTF8");
+    }
+    return tlsmail__put(c, "MAIL FROM:<", from, tail, 0);
+}
+
+TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, int utf8) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY);
+    if (err) return err;
+    if (tlsmail__check_mailbox(from, 1) != 0) return c->err = TLSMAIL_EINVAL;
+    if ((err = tlsmail__ensure_hello(c)) != 0) return err;
+    c->stage = TLSMAIL_STAGE_MAIL;
+    if ((err = tlsmail__put_mail(c, from, utf8)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
+    err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2);
+    if (!err) {
+        c->state = TLSMAIL__MAIL;
+        c->utf8 = utf8;
+    }
+    return c->err = err;
+}
+
+TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from) {
+    return tlsmail__mail(c, from, from ? tlsmail__is_8bit(from) : 0);
+}
+
+/* A non-ASCII recipient needs the SMTPUTF8 that MAIL declared. */
+TLSMAIL__PRIVATE int tlsmail__check_rcpt(const tlsmail_client *c, const char *to) {
+    if (tlsmail__check_mailbox(to, 0) != 0) return TLSMAIL_EINVAL;
+    if (tlsmail__is_8bit(to) && !c->utf8) return TLSMAIL_EINVAL;
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_RCPT, TLSMAIL__MAIL, TLSMAIL__RCPT);
+    if (err) return err;
+    if ((err = tlsmail__check_rcpt(c, to)) != 0) return c->err = err;
+    err = tlsmail__command(c, "RCPT TO:<", to, ">", 2);
+    if (!err) c->state = TLSMAIL__RCPT;
+    return c->err = err;
+}
+
+/* The reply to DATA: only 354 lets the message go. */
+TLSMAIL__PRIVATE int tlsmail__data_verdict(tlsmail_client *c, int code) {
+    int err = tlsmail__verdict(code, 3);
+    if (!err && code != 354) err = TLSMAIL_EPROTO;
+    if (!err) {
+        c->state = TLSMAIL__DATA;
+        tlsmail__dot_init(&c->dot);
+    }
+    return err;
+}
+
+TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_DATA, TLSMAIL__RCPT, TLSMAIL__RCPT);
+    if (err) return err;
+    err = tlsmail__put(c, "DATA", NULL, NULL, 0);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    return c->err = tlsmail__data_verdict(c, tlsmail__read_reply(c, NULL));
+}
+
+TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
+    const unsigned char *in = (const unsigned char *)p;
+    unsigned char out[2048];
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_BODY, TLSMAIL__DATA, TLSMAIL__DATA);
+    if (err) return err;
+    if (!p && n) return c->err = TLSMAIL_EINVAL;
+    while (n > 0) {
+        size_t used, written;
+        err = tlsmail__dot_encode(&c->dot, in, n, out, sizeof out, &used, &written);
+        /* A line too long after part of the message went out: drop the
+           connection without the final "." so nothing is delivered. */
+        if (err) return tlsmail__fatal(c, err);
+        if (written && (err = tlsmail__stream_write(c, out, written)) != 0) return tlsmail__fatal(c, err);
+        in += used;
+        n -= used;
+    }
+    return 0;
+}
+
+/* The final ".": with quit set, QUIT rides in the same write (RFC 2920). */
+TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
+    unsigned char end[8];
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_BODY, TLSMAIL__DATA, TLSMAIL__DATA), code;
+    size_t n;
+    if (err) return err;
+    n = tlsmail__dot_finish(&c->dot, end);
+    if ((err = tlsmail__stream_write(c, end, n)) != 0) return tlsmail__fatal(c, err);
+    tlsmail__trace(c, TLSMAIL_TRACE_SEND, ".", 1);
+    if (quit && (err = tlsmail__put(c, "QUIT", NULL, NULL, 0)) != 0) return err;
+    if ((err = tlsmail__flush(c)) != 0) return err;
+    c->state = TLSMAIL__READY;
+    code = tlsmail__read_reply(c, NULL);
+    /* The server has the whole message but we never heard its verdict: it
+       may or may not deliver. Retrying could send the mail twice. */
+    if (code < 0) return c->err = TLSMAIL_EUNKNOWN;
+    return c->err = tlsmail__verdict(code, 2);
+}
+
+TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c) { return tlsmail__data_end(c, 0); }
+
+TLSMAIL_DEF int tlsmail_reset(tlsmail_client *c) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_RESET, TLSMAIL__GREETED, TLSMAIL__RCPT);
+    if (err) return err;
+    if ((err = tlsmail__ensure_hello(c)) != 0) return err;
+    c->stage = TLSMAIL_STAGE_RESET;
+    err = tlsmail__command(c, "RSET", NULL, NULL, 2);
+    if (!err) c->state = TLSMAIL__READY;
+    return c->err = err;
+}
+
+TLSMAIL_DEF int tlsmail_noop(tlsmail_client *c) {
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_NOOP, TLSMAIL__GREETED, TLSMAIL__RCPT);
+    if (err) return err;
+    return c->err = tlsmail__command(c, "NOOP", NULL, NULL, 2);
+}
+
+/* The reply to QUIT changes nothing for the caller's mail, so its wait is
+   short: a server that never answers costs at most 5 s. */
+TLSMAIL__PRIVATE int tlsmail__quit_reply(tlsmail_client *c) {
+    int code;
+    if (c->timeout_ms < 0 || c->timeout_ms > 5000) c->timeout_ms = 5000;
+    code = tlsmail__read_reply(c, NULL);
+    if (code >= 0) tlsmail__disconnect(c, 1);
+    return tlsmail__verdict(code, 2);
+}
+
+TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
+    /* Not during DATA: "QUIT" would become a line of the message. */
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_QUIT, TLSMAIL__GREETED, TLSMAIL__RCPT);
+    if (err) return err;
+    err = tlsmail__put(c, "QUIT", NULL, NULL, 0);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    return c->err = tlsmail__quit_reply(c);
+}
+
+TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
+    if (!c) return;
+    tlsmail__disconnect(c, 1);
+    tlsmail__wipe(c, sizeof *c);
+    c->fd = -1;
+}
+
+/* ==== [tlsmail:send] one call, shaped like Go's net/smtp.SendMail ==== */
+
+TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
+                                            const char *password, const char *host) {
+    tlsmail_auth a;
+    a.mechanism = TLSMAIL_AUTH_PLAIN;
+    a.identity = identity;
+    a.username = username;
+    a.secret = password;
+    a.host = host;
+    return a;
+}
+
+TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
+                                            const char *host) {
+    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
+    a.mechanism = TLSMAIL_AUTH_LOGIN;
+    return a;
+}
+
+/* RFC 2920: at most this many commands in one pipelined group, so neither
+   side's socket buffers can fill while nobody reads. */
+#define TLSMAIL__PIPE_MAX 64
+
+/* MAIL, every RCPT and DATA. With PIPELINING they leave in one write and the
+   replies are read in order; the first refusal ends the session without a
+   message (the server may already be waiting for one after DATA, so no more
+   commands are sent: only the close). */
+TLSMAIL__PRIVATE int tlsmail__envelope(tlsmail_client *c, const char *from, const char *const *to,
+                                       size_t nto, int utf8) {
+    size_t i;
+    int err, code;
+    if (!(c->ext.flags & TLSMAIL__EXT_PIPELINING) || nto + 2 > TLSMAIL__PIPE_MAX) {
+        if ((err = tlsmail__mail(c, from, utf8)) != 0) return err;
+        for (i = 0; i < nto; i++)
+            if ((err = tlsmail_rcpt(c, to[i])) != 0) return err;
+        return tlsmail_data_begin(c);
+    }
+    c->stage = TLSMAIL_STAGE_MAIL;
+    if ((err = tlsmail__put_mail(c, from, utf8)) != 0) return err;
+    for (i = 0; i < nto; i++)
+        if ((err = tlsmail__put(c, "RCPT TO:<", to[i], ">", 0)) != 0) return err;
+    if ((err = tlsmail__put(c, "DATA", NULL, NULL, 0)) != 0 || (err = tlsmail__flush(c)) != 0)
+        return err;
+    if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2)) != 0) return c->err = err;
+    c->state = TLSMAIL__MAIL;
+    c->stage = TLSMAIL_STAGE_RCPT;
+    for (i = 0; i < nto; i++)
+        if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2)) != 0) return c->err = err;
+    c->state = TLSMAIL__RCPT;
+    c->stage = TLSMAIL_STAGE_DATA;
+    code = tlsmail__read_reply(c, NULL);
+    return c->err = tlsmail__data_verdict(c, code);
+}
+
+TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
+                                 const tlsmail_auth *auth, const char *from,
+                                 const char *const *to, size_t nto, const void *msg, size_t len) {
+    char host[256];
+    unsigned port;
+    size_t i;
+    int err, utf8;
+    if (!c) return TLSMAIL_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    /* Everything the caller gave is checked before a byte goes out. */
+    if (!cfg || !cfg->host || tlsmail__split_hostport(cfg->host, host, sizeof host, &port, 465) ||
+        tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len))
+        return c->err = TLSMAIL_EINVAL;
+    utf8 = tlsmail__is_8bit(from);
+    for (i = 0; i < nto; i++) {
+        if (tlsmail__check_mailbox(to[i], 0)) return c->err = TLSMAIL_EINVAL;
+        utf8 |= tlsmail__is_8bit(to[i]);
+    }
+    if (auth && (err = tlsmail__check_auth(auth, host)) != 0) {
+        c->stage = TLSMAIL_STAGE_AUTH;
+        return c->err = err;
+    }
+    if ((err = tlsmail__check_lines(msg, len)) != 0) {
+        c->stage = TLSMAIL_STAGE_BODY;
+        return c->err = err;
+    }
+    if ((err = tlsmail_dial(c, cfg)) != 0 || (err = tlsmail_hello(c)) != 0) return err;
+    if (auth) {
+        /* Like Go: credentials given but nothing to use them with is an
+           error, never a reason to send unauthenticated. */
+        if (!(c->ext.flags & TLSMAIL__EXT_AUTH)) err = c->err = TLSMAIL_ENOMECH;
+        else err = tlsmail_authenticate(c, auth);
+        if (err) goto fail;
+    }
+    if ((err = tlsmail__envelope(c, from, to, nto, utf8)) != 0) goto fail;
+    if (len && (err = tlsmail_data_write(c, msg, len)) != 0) goto fail;
+    err = tlsmail__data_end(c, (c->ext.flags & TLSMAIL__EXT_PIPELINING) != 0);
+    if (err) goto fail;
+    /* Delivered: whatever happens to QUIT now can't undo that. */
+    if (c->ext.flags & TLSMAIL__EXT_PIPELINING) {
+        c->stage = TLSMAIL_STAGE_QUIT;
+        (void)tlsmail__quit_reply(c);
+    } else {
+        (void)tlsmail_quit(c);
+    }
+    c->stage = TLSMAIL_STAGE_BODY;
+    tlsmail__disconnect(c, 1);
+    c->err = 0;
+    return 0;
+fail:
+    /* Leave without a word that could be taken for message text. */
+    tlsmail__disconnect(c, 1);
+    c->err = err;
+    return err;
+}
+
+TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
+                             const char *const *to, size_t nto, const void *msg, size_t len) {
+    tlsmail_client c;
+    tlsmail_config cfg;
+    int err;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = addr;
+    err = tlsmail_sendmail(&c, &cfg, auth, from, to, nto, msg, len);
+    tlsmail_close(&c);
+    return err;
+}
+
+/* ==== [tlsmail:report] what went wrong, for the caller ==== */
+
+TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c) { return c ? c->code : 0; }
+TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c) { return c ? c->text : ""; }
+TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c) { return c ? c->stage : 0; }
+TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c) { return c ? c->br_err : 0; }
+
+TLSMAIL_DEF const char *tlsmail_stage_name(int stage) {
+    static const char *const names[] = { "none", "connect", "TLS handshake", "greeting", "EHLO",
+                                         "STARTTLS", "AUTH", "MAIL FROM", "RCPT TO", "DATA",
+                                         "message", "RSET", "NOOP", "QUIT" };
+    return stage >= 0 && (size_t)stage < sizeof names / sizeof names[0] ? names[stage] : "none";
+}
+
+TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap) {
+    size_t n;
+    int r;
+    if (!buf || !cap) return buf;
+    buf[0] = 0;
+    r = snprintf(buf, cap, "%s: %s", tlsmail_stage_name(tlsmail_stage(c)), tlsmail_strerror(err));
+    n = r < 0 ? 0 : (size_t)r;
+    if (c && c->code && n < cap && err != TLSMAIL_OK) {
+        const char *p;
+        r = snprintf(buf + n, cap - n, "; server said: %d ", c->code);
+        n += r < 0 ? 0 : (size_t)r;
+        /* Multi-line replies on one line: the caller's log wants one. */
+        for (p = c->text; *p && n + 1 < cap; p++) buf[n++] = *p == '\n' ? ' ' : *p;
+        if (n < cap) buf[n] = 0;
+    }
+    if (c && c->br_err && n < cap) {
+        r = snprintf(buf + n, cap - n, " (BearSSL error %d)", c->br_err);
+        n += r < 0 ? 0 : (size_t)r;
+    }
+    if (c && c->sys_err && n < cap && (err == TLSMAIL_ECONNECT || err == TLSMAIL_EIO))
+        (void)snprintf(buf + n, cap - n, " (errno %d)", c->sys_err);
+    return buf;
+}
+
+#endif /* TLSMAIL_IMPLEMENTATION_ONCE */
+#endif /* TLSMAIL_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the tlsmail.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/
