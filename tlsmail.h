@@ -104,7 +104,11 @@ LICENSE
    strict POSIX, so it is left alone there. */
 #if defined(TLSMAIL_IMPLEMENTATION) && !defined(TLSMAIL_NO_SOCKETS) && \
     !defined(_POSIX_C_SOURCE) && !defined(__APPLE__)
-#define _POSIX_C_SOURCE 200112L
+#if defined(__STRICT_ANSI__) && defined(_FEATURES_H)
+/* glibc and musl fix the feature set at the first system header. */
+#error "tlsmail.h: a system header came first and strict C hid POSIX: include tlsmail.h first in the implementation file, or define _POSIX_C_SOURCE=200809L"
+#endif
+#define _POSIX_C_SOURCE 200809L
 #endif
 
 #ifndef TLSMAIL_H

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build checks: every compiler, language level and switch a user may pick,
+# warning-free under -Werror. Prints PASS/FAIL per check and "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.." || exit 2
+out=${1:-build}/compile
+mkdir -p "$out"
+pass=0 fail=0
+WARN="-Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wconversion -Wsign-conversion"
+check() { # name, command...
+    local name=$1; shift
+    if log=$("$@" 2>&1); then pass=$((pass + 1)); echo "PASS $name"
+    else fail=$((fail + 1)); echo "FAIL $name"; echo "$log" | head -20 | sed 's/^/    /'; fi
+}
+impl="$out/impl.c"
+printf '#define TLSMAIL_IMPLEMENTATION\n#include "tlsmail.h"\nint main(void) { return tlsmail_strerror(0)[0] == 0; }\n' > "$impl"
+for cc in gcc clang; do
+    for std in c99 c11; do
+        check "$cc -std=$std implementation" $cc -std=$std $WARN -I. -c "$impl" -o "$out/impl-$cc-$std.o"
+        check "$cc -std=$std declarations only" $cc -std=$std $WARN -c tests/compile/decl_a.c -o "$out/decl-$cc-$std.o"
+    done
+done
+for cxx in g++ clang++; do
+    check "$cxx -x c++ -std=c++11" $cxx -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Wshadow -I. -c "$impl" -o "$out/impl-$cxx.o"
+done
+check "strict C with a system header first: a clear #error, not a wall of errors" bash -c \
+    "printf '#include <stdio.h>\n#define TLSMAIL_IMPLEMENTATION\n#include \"tlsmail.h\"\n' | gcc -std=c99 -I. -x c -c - -o /dev/null 2>&1 | grep -q 'include tlsmail.h first'"
+check "declarations in two files, implementation in a third" \
+    gcc -std=c99 $WARN tests/compile/decl_a.c tests/compile/decl_b.c tests/compile/impl_main.c -o "$out/three" -lbearssl
+check "three-file program runs" "$out/three"
+check "TLSMAIL_STATIC in two files linked together" \
+    gcc -std=c99 $WARN tests/compile/static_a.c tests/compile/static_b.c -o "$out/static" -lbearssl
+check "TLSMAIL_STATIC program runs" "$out/static"
+check "TLSMAIL_NO_SOCKETS" gcc -std=c99 $WARN tests/compile/no_sockets.c -o "$out/nosock" -lbearssl
+check "TLSMAIL_NO_SOCKETS has no socket calls" bash -c "! nm -u '$out/nosock' | grep -E ' (socket|connect|getaddrinfo|poll|recv|send)(@|$)'"
+check "TLSMAIL_NO_SOCKETS program runs" "$out/nosock"
+check "TLSMAIL_MALLOC/FREE overrides" gcc -std=c99 $WARN tests/compile/alloc.c -o "$out/alloc" -lbearssl
+libbearssl_a=$(ls /usr/lib/*/libbearssl.a /usr/lib/libbearssl.a 2>/dev/null | head -1)
+check "linked with libbearssl.a (static)" gcc -std=c99 $WARN tests/compile/impl_main.c tests/compile/decl_a.c tests/compile/decl_b.c \
+    -o "$out/bearstatic" ${libbearssl_a:-/nonexistent/libbearssl.a}
+check "static build has no libbearssl.so dependency" bash -c "! ldd '$out/bearstatic' | grep -q bearssl"
+check "only tlsmail_ symbols exported" bash -c \
+    "gcc -std=c99 -c -x c - -o '$out/sym.o' <<<'#define TLSMAIL_IMPLEMENTATION
+#include \"$PWD/tlsmail.h\"' && ! nm -g --defined-only '$out/sym.o' | awk '{print \$3}' | grep -v '^tlsmail_'"
+check "examples/minimal.c builds" gcc -std=c99 $WARN -I. examples/minimal.c -o "$out/minimal" -lbearssl
+check "examples/minimal.c is the doc's quick start" /usr/bin/python3 -c "
+import sys
+h = open('tlsmail.h').read(); ex = open('examples/minimal.c').read()
+a = h.index('QUICK START'); a = h.index('\n\n', a) + 2; b = h.index('COMPILE-TIME OPTIONS')
+doc = [l[7:] for l in h[a:b].rstrip().split('\n')]
+body = ex.split('\n', 1)[1].rstrip().split('\n')
+sys.exit(0 if doc == body else 1)"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

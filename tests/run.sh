@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every suite, then adds up their "N passed, N failed" lines.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+build=${1:-build}
+pass=0 fail=0 broken=0
+suite() { # name, command...
+    local name=$1 line p f; shift
+    echo "=== $name"
+    "$@" 2>&1 | tee "$build/$name.log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$build/$name.log" | tail -1)
+    if [ -z "$line" ]; then
+        echo "!!! $name printed no result line"; broken=$((broken + 1)); fail=$((fail + 1)); return
+    fi
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    pass=$((pass + p)); fail=$((fail + f))
+}
+suite build-checks bash tests/build_checks.sh "$build"
+suite unit "$build/unit"
+suite integration /usr/bin/python3 tests/test_integration.py --build "$build"
+echo "total: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
