@@ -186,13 +186,15 @@ extern "C" {
     X(EUNKNOWN,       -21, "delivery unknown: connection lost after the "      \
                            "message was sent, before the server's verdict")    \
     X(ESTARTTLS,      -22, "STARTTLS unavailable or failed")                   \
-    X(ENOMEM,         -23, "out of memory")
+    X(ENOMEM,         -23, "out of memory")                                   \
+    X(EPLAINTEXT,     -24, "server speaks plaintext SMTP, not TLS: wrong port, "\
+                           "or it needs STARTTLS")
 
 enum {
 #define TLSMAIL__ENUM(name, value, text) TLSMAIL_##name = value,
     TLSMAIL__ERRORS(TLSMAIL__ENUM)
 #undef TLSMAIL__ENUM
-    TLSMAIL__ERROR_LAST = -23
+    TLSMAIL__ERROR_LAST = -24
 };
 
 /* Name of an error code ("server certificate expired ..."); never NULL. */
@@ -288,7 +290,9 @@ TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
 /* ---- client ------------------------------------------------------------ */
 
 enum { TLSMAIL_TLS = 0, TLSMAIL_STARTTLS_REQUIRED = 1, TLSMAIL_TLS_OR_STARTTLS = 2 };
-enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1 };
+/* Trace directions; TLSMAIL_TRACE_PLAINTEXT is or-ed in for the lines of
+   the STARTTLS prelude, which anyone on the path can read and forge. */
+enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT = 2 };
 
 /* Zero-initialise, then set what you need. */
 typedef struct tlsmail_config {
@@ -298,6 +302,7 @@ typedef struct tlsmail_config {
                                   TLSMAIL_STARTTLS */
     int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
     int deadline_ms;           /* whole session from dial; 0: none */
+    unsigned starttls_port;    /* TLSMAIL_TLS_OR_STARTTLS fallback; 0: 587 */
     const char *helo_name;     /* EHLO argument; NULL: "localhost" */
     const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
     const tlsmail_io *io;      /* NULL: POSIX sockets */
@@ -358,6 +363,9 @@ typedef struct tlsmail_client {
     tlsmail_io io;
     int fd, state, stage, err, tls, utf8;
     int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
+    int reply_tls;                  /* the last reply came over TLS */
+    unsigned char first[4];         /* first bytes received: TLS or SMTP? */
+    size_t nfirst;
     int timeout_ms;
     long long deadline;             /* monotonic ms; 0: none */
     char host[256];
@@ -412,6 +420,9 @@ TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
    without the codes; "" if none). */
 TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c);
 TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c);
+/* 1 if that reply came over verified TLS; 0 if it came in plaintext before
+   STARTTLS (anyone on the path could have written it) or there is none. */
+TLSMAIL_DEF int tlsmail_reply_tls(const tlsmail_client *c);
 /* The stage the last error happened in, and its name ("RCPT"). */
 TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c);
 TLSMAIL_DEF const char *tlsmail_stage_name(int stage);
@@ -886,7 +897,7 @@ TLSMAIL__PRIVATE int tlsmail__check_mailbox(const char *addr, int allow_empty) {
     size_t len, i, at = (size_t)-1;
     int q = 0;
     if (!addr) return TLSMAIL_EINVAL;
-    for (len = 0; addr[len] && len <= 254; len++) {}
+    for (len = 0; len <= 254 && addr[len]; len++) {}
     /* RFC 5321 4.5.5: "<>" is the null reverse-path, for bounces only. */
     if (len == 0) return allow_empty ? 0 : TLSMAIL_EINVAL;
     if (len > 254) return TLSMAIL_EINVAL; /* RFC 5321 4.5.3.1.3 path limit, less "<>" */
@@ -1642,7 +1653,12 @@ static const br_x509_class tlsmail__pin_vtable = {
 TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
     int n = c->io.read(c->io.ctx, buf, len);
-    if (n > 0) return n;
+    if (n > 0) {
+        size_t k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
+        memcpy(c->first + c->nfirst, buf, k);
+        c->nfirst += k;
+        return n;
+    }
     c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
     return -1;
 }
@@ -1725,16 +1741,25 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     return 0;
 }
 
+/* Before STARTTLS completes the stream is the bare transport; it carries
+   nothing but the greeting, EHLO and STARTTLS. */
 TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf, size_t len) {
-    int n = br_sslio_read(&c->ioc, buf, len);
+    int n;
+    if (!c->tls) {
+        n = c->io.read(c->io.ctx, buf, len);
+        return n > 0 ? n : n == 0 ? TLSMAIL_ECLOSED : n;
+    }
+    n = br_sslio_read(&c->ioc, buf, len);
     return n > 0 ? n : tlsmail__tls_error(c);
 }
 
 TLSMAIL__PRIVATE int tlsmail__stream_write(tlsmail_client *c, const void *buf, size_t len) {
+    if (!c->tls) return tlsmail__io_write_all(c, (const unsigned char *)buf, len);
     return br_sslio_write_all(&c->ioc, buf, len) == 0 ? 0 : tlsmail__tls_error(c);
 }
 
 TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
+    if (!c->tls) return 0;
     return br_sslio_flush(&c->ioc) == 0 ? 0 : tlsmail__tls_error(c);
 }
 
@@ -1765,7 +1790,8 @@ enum { TLSMAIL__CLOSED = 0, TLSMAIL__GREETED, TLSMAIL__READY, TLSMAIL__MAIL, TLS
 #define TLSMAIL__CMD_MAX 1100
 
 TLSMAIL__PRIVATE void tlsmail__trace(tlsmail_client *c, int dir, const char *line, size_t len) {
-    if (c->cfg && c->cfg->trace) c->cfg->trace(c->cfg->trace_ud, dir, line, len);
+    if (c->cfg && c->cfg->trace)
+        c->cfg->trace(c->cfg->trace_ud, c->tls ? dir : dir | TLSMAIL_TRACE_PLAINTEXT, line, len);
 }
 
 /* Drop the connection. The last reply, stage and error stay readable; the
@@ -1830,6 +1856,7 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
         }
         if (c->rp.done) {
             c->code = c->rp.code;
+            c->reply_tls = c->tls;
             if (c->code == 421) return tlsmail__fatal(c, TLSMAIL_ETRANSIENT);
             return c->code;
         }
@@ -1901,23 +1928,116 @@ TLSMAIL__PRIVATE int tlsmail__enter(tlsmail_client *c, int stage, int min_state,
     return 0;
 }
 
+/* The greeting: 220, or the server won't talk to us (RFC 5321 3.1: 554, or
+   421 and 4xx for now). */
+TLSMAIL__PRIVATE int tlsmail__greeting(tlsmail_client *c) {
+    int code, err;
+    c->stage = TLSMAIL_STAGE_GREETING;
+    tlsmail__reply_init(&c->rp);
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return code;
+    err = tlsmail__verdict(code, 2);
+    if (!err && code != 220) err = TLSMAIL_EPROTO;
+    return err;
+}
+
+#ifdef TLSMAIL_STARTTLS
+/* ==== [tlsmail:starttls] the upgrade from plaintext: RFC 3207 ==== */
+
+/* Has the server sent anything we haven't read? After "220 ready to start
+   TLS" nothing may come before our ClientHello: such bytes are injected
+   by someone on the path or come from a broken server, and either way
+   can't be trusted (NO STARTTLS, USENIX Security 2021; CVE-2021-38371). */
+TLSMAIL__PRIVATE int tlsmail__pending(tlsmail_client *c) {
+    if (c->rpos != c->rlen) return 1;
+#ifndef TLSMAIL_NO_SOCKETS
+    if (c->fd >= 0) {
+        struct pollfd p;
+        p.fd = c->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        return poll(&p, 1, 0) != 0;
+    }
+#endif
+    return 0;
+}
+
+/* Plaintext greeting, EHLO, STARTTLS, 220: the only things ever said in
+   clear. No HELO here (a server without EHLO has no STARTTLS), nothing
+   after a refusal, and everything learned is forgotten once it's done. */
+TLSMAIL__PRIVATE int tlsmail__starttls(tlsmail_client *c) {
+    const char *name = c->cfg->helo_name ? c->cfg->helo_name : "localhost";
+    int err = tlsmail__greeting(c), code;
+    if (err) return err;
+    c->stage = TLSMAIL_STAGE_STARTTLS;
+    tlsmail__ext_init(&c->ext);
+    if ((err = tlsmail__put(c, "EHLO ", name, NULL, 0)) != 0) return err;
+    code = tlsmail__read_reply(c, &c->ext);
+    if (code < 0) return code;
+    if (code != 250 || !(c->ext.flags & TLSMAIL__EXT_STARTTLS)) return TLSMAIL_ESTARTTLS;
+    if ((err = tlsmail__put(c, "STARTTLS", NULL, NULL, 0)) != 0) return err;
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return code;
+    if (code != 220 || tlsmail__pending(c)) return TLSMAIL_ESTARTTLS;
+    tlsmail__ext_init(&c->ext);
+    tlsmail__reply_init(&c->rp);
+    tlsmail__wipe(c->rbuf, sizeof c->rbuf);
+    c->rlen = c->rpos = 0;
+    c->code = 0;
+    c->textlen = 0;
+    c->text[0] = 0;
+    return 0;
+}
+#endif /* TLSMAIL_STARTTLS */
+
+/* Connect and bring up TLS, implicit or (when compiled) by STARTTLS. */
+TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttls) {
+    int err = 0;
+    c->stage = TLSMAIL_STAGE_CONNECT;
+#ifndef TLSMAIL_NO_SOCKETS
+    if (!c->cfg->io) err = tlsmail__connect(c, c->host, port);
+#else
+    (void)port;
+#endif
+    if (err) return err;
+    c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
+#ifdef TLSMAIL_STARTTLS
+    if (starttls && (err = tlsmail__starttls(c)) != 0) return err;
+#else
+    (void)starttls;
+#endif
+    c->stage = TLSMAIL_STAGE_TLS;
+    if ((err = tlsmail__tls_start(c)) != 0) return err;
+    return starttls ? 0 : tlsmail__greeting(c);
+}
+
+/* The first bytes we got where a ServerHello should have been were an SMTP
+   reply code: a plaintext server (a STARTTLS port), not an attack on TLS.
+   No TLS record starts with an ASCII digit. */
+TLSMAIL__PRIVATE int tlsmail__plaintext_server(const tlsmail_client *c) {
+    return c->nfirst >= 3 && c->first[0] >= '2' && c->first[0] <= '5' &&
+           c->first[1] >= '0' && c->first[1] <= '9' && c->first[2] >= '0' && c->first[2] <= '9';
+}
+
 TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
-    int err, code;
-    unsigned port;
+    int err, mode;
+    unsigned port, defport;
     if (!c) return TLSMAIL_EINVAL;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     c->stage = TLSMAIL_STAGE_CONNECT;
-    if (!cfg || !cfg->host || tlsmail__split_hostport(cfg->host, c->host, sizeof c->host, &port,
-                                                     cfg->port ? cfg->port : 465) != 0 ||
-        port > 65535 || (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
-        return c->err = TLSMAIL_EINVAL;
+    if (!cfg) return c->err = TLSMAIL_EINVAL;
+    mode = cfg->security;
 #ifndef TLSMAIL_STARTTLS
-    if (cfg->security != TLSMAIL_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
+    if (mode != TLSMAIL_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
 #else
-    if (cfg->security < TLSMAIL_TLS || cfg->security > TLSMAIL_TLS_OR_STARTTLS)
+    if (mode < TLSMAIL_TLS || mode > TLSMAIL_TLS_OR_STARTTLS || cfg->starttls_port > 65535)
         return c->err = TLSMAIL_EINVAL;
 #endif
+    defport = cfg->port ? cfg->port : mode == TLSMAIL_STARTTLS_REQUIRED ? 587 : 465;
+    if (!cfg->host || tlsmail__split_hostport(cfg->host, c->host, sizeof c->host, &port, defport) ||
+        port > 65535 || (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
+        return c->err = TLSMAIL_EINVAL;
     c->cfg = cfg;
     c->trust = cfg->trust && cfg->trust->kind != TLSMAIL__TRUST_SYSTEM ? cfg->trust : &c->own_trust;
     /* BearSSL matches names only against dNSName entries: an IP literal can
@@ -1926,7 +2046,8 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
         return c->err = TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     if (cfg->io) {
-        if (!cfg->io->read || !cfg->io->write) return c->err = TLSMAIL_EINVAL;
+        if (!cfg->io->read || !cfg->io->write || mode == TLSMAIL_TLS_OR_STARTTLS)
+            return c->err = TLSMAIL_EINVAL; /* a fallback needs a second connection */
         c->io = *cfg->io;
     }
 #ifdef TLSMAIL_NO_SOCKETS
@@ -1942,27 +2063,33 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     }
 #ifndef TLSMAIL_NO_SOCKETS
     if (cfg->deadline_ms > 0) c->deadline = tlsmail__now_ms() + cfg->deadline_ms;
-    if (!cfg->io) {
-        err = tlsmail__connect(c, c->host, port);
-        if (err) { tlsmail__disconnect(c, 0); return c->err = err; }
+#endif
+    err = tlsmail__open(c, port, mode == TLSMAIL_STARTTLS_REQUIRED);
+#ifdef TLSMAIL_STARTTLS
+    /* Fall back to STARTTLS only when nothing listens on the implicit-TLS
+       port or a plaintext SMTP server answers there. Never after a
+       certificate error, an alert or a handshake that got anywhere: those
+       are what an attacker would provoke. */
+    if (err && mode == TLSMAIL_TLS_OR_STARTTLS &&
+        ((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
+         (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c)))) {
+        tlsmail__disconnect(c, 0);
+        c->nfirst = 0;
+        c->sys_err = c->io_err = c->br_err = 0;
+        err = tlsmail__open(c, cfg->starttls_port ? cfg->starttls_port : 587, 1);
     }
 #endif
-    c->state = TLSMAIL__GREETED; /* from here on, failures go through tlsmail__fatal */
-    c->stage = TLSMAIL_STAGE_TLS;
-    err = tlsmail__tls_start(c);
-    if (err) return tlsmail__fatal(c, err);
-    c->stage = TLSMAIL_STAGE_GREETING;
-    tlsmail__reply_init(&c->rp);
-    code = tlsmail__read_reply(c, NULL);
-    if (code < 0) return code;
-    err = tlsmail__verdict(code, 2);
-    if (!err && code != 220) err = TLSMAIL_EPROTO;
-    /* 554 or 4xx instead of 220: the server won't talk to us (RFC 5321
-       3.1); leave politely, keeping its reply for the caller. */
+    if (err == TLSMAIL_ETLS && c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c))
+        err = TLSMAIL_EPLAINTEXT;
     if (err) {
-        (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
-        (void)tlsmail__flush(c);
-        tlsmail__disconnect(c, 1);
+        /* Refused at the greeting: leave politely, keeping its reply. */
+        if (c->state != TLSMAIL__CLOSED && c->stage == TLSMAIL_STAGE_GREETING && c->code) {
+            (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
+            (void)tlsmail__flush(c);
+            tlsmail__disconnect(c, 1);
+        } else {
+            tlsmail__disconnect(c, 0);
+        }
         return c->err = err;
     }
     return 0;
@@ -2388,6 +2515,16 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
     int err;
     memset(&cfg, 0, sizeof cfg);
     cfg.host = addr;
+#ifdef TLSMAIL_STARTTLS
+    {
+        /* Port 587 is the STARTTLS submission port (RFC 8314 3.3): there the
+           upgrade is required, never optional. */
+        char host[256];
+        unsigned port;
+        if (addr && tlsmail__split_hostport(addr, host, sizeof host, &port, 465) == 0 && port == 587)
+            cfg.security = TLSMAIL_STARTTLS_REQUIRED;
+    }
+#endif
     err = tlsmail_sendmail(&c, &cfg, auth, from, to, nto, msg, len);
     tlsmail_close(&c);
     return err;
@@ -2397,6 +2534,7 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
 
 TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c) { return c ? c->code : 0; }
 TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c) { return c ? c->text : ""; }
+TLSMAIL_DEF int tlsmail_reply_tls(const tlsmail_client *c) { return c && c->code ? c->reply_tls : 0; }
 TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c) { return c ? c->stage : 0; }
 TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c) { return c ? c->br_err : 0; }
 
@@ -2416,7 +2554,8 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     n = r < 0 ? 0 : (size_t)r;
     if (c && c->code && n < cap && err != TLSMAIL_OK) {
         const char *p;
-        r = snprintf(buf + n, cap - n, "; server said: %d ", c->code);
+        r = snprintf(buf + n, cap - n, "; server said%s: %d ",
+                     c->reply_tls ? "" : " (in plaintext, unauthenticated)", c->code);
         n += r < 0 ? 0 : (size_t)r;
         /* Multi-line replies on one line: the caller's log wants one. */
         for (p = c->text; *p && n + 1 < cap; p++) buf[n++] = *p == '\n' ? ' ' : *p;
