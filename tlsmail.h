@@ -2552,7 +2552,12 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     buf[0] = 0;
     r = snprintf(buf, cap, "%s: %s", tlsmail_stage_name(tlsmail_stage(c)), tlsmail_strerror(err));
     n = r < 0 ? 0 : (size_t)r;
-    if (c && c->code && n < cap && err != TLSMAIL_OK) {
+    /* The reply explains only what the server decided; after our own
+       refusal (a bad argument, a timeout) it would be an older, unrelated
+       reply. */
+    if (c && c->code && n < cap &&
+        (err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT || err == TLSMAIL_EAUTH ||
+         err == TLSMAIL_ENOMECH || err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO)) {
         const char *p;
         r = snprintf(buf + n, cap - n, "; server said%s: %d ",
                      c->reply_tls ? "" : " (in plaintext, unauthenticated)", c->code);

@@ -1,0 +1,253 @@
+/* tests/itest.c - drives tlsmail.h for the integration tests
+   (tests/test_integration.py).
+
+   itest --addr HOST:PORT [--api send|client|stream|stream2] [--cafile F]
+         [--pin B64] [--auth plain|login] [--user U] [--pass P]
+         [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]
+         [--timeout-ms N] [--deadline-ms N]
+
+   send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
+            environment (SSL_CERT_FILE).
+   client   tlsmail_sendmail() with a tlsmail_config (trust from --cafile /
+            --pin, else the system store).
+   stream   dial, hello, authenticate, mail, rcpt..., data_begin,
+            data_write in --chunk byte pieces (default 1), data_end, quit,
+            close.
+   stream2  as stream, then tlsmail_reset and the same message again on the
+            same connection.
+
+   The message is --msg FILE or stdin. Prints one line on stdout:
+       result <NAME> <code> <stage> <elapsed_ms>
+   then tlsmail_describe() on stderr (client apis). Exit 0 if OK, else 1.
+   ITEST_TRACE=1 prints the SMTP dialogue ("> line", "< line") on stderr. */
+#define _POSIX_C_SOURCE 200809L
+#define TLSMAIL_IMPLEMENTATION
+#include "../tlsmail.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct { int code; const char *name; } err_names[] = {
+#define ITEST_NAME(name, value, text) { value, #name },
+    TLSMAIL__ERRORS(ITEST_NAME)
+#undef ITEST_NAME
+};
+
+static const char *err_name(int err) {
+    size_t i;
+    for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
+        if (err_names[i].code == err) return err_names[i].name;
+    return "UNKNOWN_CODE";
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(void) {
+    fputs("usage: itest --addr HOST:PORT [--api send|client|stream|stream2]\n"
+          "  [--cafile F] [--pin B64] [--auth plain|login] [--user U] [--pass P]\n"
+          "  [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]\n"
+          "  [--timeout-ms N] [--deadline-ms N]\n", stderr);
+    exit(2);
+}
+
+static void trace_cb(void *ud, int dir, const char *line, size_t len) {
+    (void)ud;
+    fprintf(stderr, "%c %.*s\n", dir == TLSMAIL_TRACE_SEND ? '>' : '<', (int)len, line);
+}
+
+/* Read all of f; *len gets the size. Never returns NULL (exits). */
+static char *read_all(FILE *f, size_t *len) {
+    size_t cap = 4096, n = 0, r;
+    char *buf = malloc(cap);
+    if (!buf) { perror("malloc"); exit(2); }
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { perror("realloc"); exit(2); }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) { perror("read"); exit(2); }
+    *len = n;
+    return buf;
+}
+
+/* "host:port", "[v6]:port", "host" -> host (no brackets) and port (0: none). */
+static void split_addr(const char *addr, char *host, size_t cap, unsigned *port) {
+    const char *colon, *end;
+    *port = 0;
+    if (addr[0] == '[' && (end = strchr(addr, ']')) != NULL) {
+        snprintf(host, cap, "%.*s", (int)(end - addr - 1), addr + 1);
+        if (end[1] == ':') *port = (unsigned)strtoul(end + 2, NULL, 10);
+        return;
+    }
+    colon = strrchr(addr, ':');
+    if (colon && strchr(addr, ':') == colon) {
+        snprintf(host, cap, "%.*s", (int)(colon - addr), addr);
+        *port = (unsigned)strtoul(colon + 1, NULL, 10);
+    } else {
+        snprintf(host, cap, "%s", addr);
+    }
+}
+
+static const char *stage_str(int stage) {
+    const char *s = tlsmail_stage_name(stage);
+    return (s && *s) ? s : "-";
+}
+
+static int write_chunks(tlsmail_client *c, const char *msg, size_t len, size_t chunk) {
+    size_t off = 0;
+    int err = 0;
+    if (chunk == 0) chunk = len ? len : 1;
+    while (off < len && !err) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        err = tlsmail_data_write(c, msg + off, n);
+        off += n;
+    }
+    return err;
+}
+
+/* One message on an open session: MAIL, RCPT..., DATA, body, end. */
+static int one_message(tlsmail_client *c, const char *from, const char **to, size_t nto,
+                       const char *msg, size_t len, size_t chunk) {
+    size_t i;
+    int err = tlsmail_mail(c, from);
+    for (i = 0; i < nto && !err; i++) err = tlsmail_rcpt(c, to[i]);
+    if (!err) err = tlsmail_data_begin(c);
+    if (!err) err = write_chunks(c, msg, len, chunk);
+    if (!err) err = tlsmail_data_end(c);
+    return err;
+}
+
+static tlsmail_client client; /* about 24 KB: not on the stack */
+
+int main(int argc, char **argv) {
+    const char *addr = NULL, *api = "send", *cafile = NULL, *pin = NULL;
+    const char *mech = NULL, *user = "", *pass = "", *authhost = NULL;
+    const char *from = "sender@example.org", *msgfile = NULL;
+    const char **to;
+    size_t nto = 0, len = 0, chunk = 1;
+    int timeout_ms = 0, deadline_ms = 0, have_timeout = 0, i, err = 0;
+    int stage = -1;
+    char host[256], desc[1024];
+    unsigned port = 0;
+    char *msg;
+    tlsmail_auth auth;
+    const tlsmail_auth *ap = NULL;
+    tlsmail_trust trust;
+    tlsmail_config cfg;
+    long long t0;
+
+    to = calloc((size_t)argc, sizeof *to);
+    if (!to) return 2;
+    for (i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (i + 1 >= argc) usage();
+        if (!strcmp(o, "--addr")) addr = argv[++i];
+        else if (!strcmp(o, "--api")) api = argv[++i];
+        else if (!strcmp(o, "--cafile")) cafile = argv[++i];
+        else if (!strcmp(o, "--pin")) pin = argv[++i];
+        else if (!strcmp(o, "--auth")) mech = argv[++i];
+        else if (!strcmp(o, "--user")) user = argv[++i];
+        else if (!strcmp(o, "--pass")) pass = argv[++i];
+        else if (!strcmp(o, "--authhost")) authhost = argv[++i];
+        else if (!strcmp(o, "--from")) from = argv[++i];
+        else if (!strcmp(o, "--to")) to[nto++] = argv[++i];
+        else if (!strcmp(o, "--msg")) msgfile = argv[++i];
+        else if (!strcmp(o, "--chunk")) chunk = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(o, "--timeout-ms")) { timeout_ms = atoi(argv[++i]); have_timeout = 1; }
+        else if (!strcmp(o, "--deadline-ms")) deadline_ms = atoi(argv[++i]);
+        else usage();
+    }
+    if (!addr) usage();
+    if (strcmp(api, "send") && strcmp(api, "client") && strcmp(api, "stream") &&
+        strcmp(api, "stream2")) usage();
+    if (nto == 0) to[nto++] = "rcpt@example.org";
+
+    if (msgfile) {
+        FILE *f = fopen(msgfile, "rb");
+        if (!f) { perror(msgfile); return 2; }
+        msg = read_all(f, &len);
+        fclose(f);
+    } else {
+        msg = read_all(stdin, &len);
+    }
+
+    split_addr(addr, host, sizeof host, &port);
+    if (mech) {
+        const char *ah = authhost ? authhost : host;
+        if (!strcmp(mech, "plain")) auth = tlsmail_plain_auth("", user, pass, ah);
+        else if (!strcmp(mech, "login")) auth = tlsmail_login_auth(user, pass, ah);
+        else usage();
+        ap = &auth;
+    }
+
+    memset(&trust, 0, sizeof trust);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = host;
+    cfg.port = port;
+    cfg.security = TLSMAIL_TLS;
+    cfg.timeout_ms = have_timeout ? timeout_ms : 0;
+    cfg.deadline_ms = deadline_ms;
+    cfg.trust = &trust;
+    if (getenv("ITEST_TRACE") && !strcmp(getenv("ITEST_TRACE"), "1")) cfg.trace = trace_cb;
+
+    t0 = now_ms();
+    if (!strcmp(api, "send")) {
+        err = tlsmail_send(addr, ap, from, to, nto, msg, len);
+        printf("result %s %d - %lld\n", err_name(err), err, now_ms() - t0);
+        fflush(stdout);
+        free(msg);
+        free(to);
+        return err ? 1 : 0;
+    }
+
+    if (cafile) err = tlsmail_trust_file(&trust, cafile);
+    if (!err && pin) err = tlsmail_trust_pin_sha256(&trust, pin);
+    if (err) {
+        /* no session at all: the trust could not be built */
+        printf("result %s %d %s %lld\n", err_name(err), err,
+               stage_str(TLSMAIL_STAGE_NONE), now_ms() - t0);
+        fflush(stdout);
+        fprintf(stderr, "trust: %s\n", tlsmail_strerror(err));
+        tlsmail_trust_free(&trust);
+        free(msg);
+        free(to);
+        return 1;
+    }
+
+    if (!strcmp(api, "client")) {
+        err = tlsmail_sendmail(&client, &cfg, ap, from, to, nto, msg, len);
+        stage = tlsmail_stage(&client);
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        tlsmail_close(&client);
+    } else {
+        int twice = !strcmp(api, "stream2");
+        err = tlsmail_dial(&client, &cfg);
+        if (!err) err = tlsmail_hello(&client);
+        if (!err && ap) err = tlsmail_authenticate(&client, ap);
+        if (!err) err = one_message(&client, from, to, nto, msg, len, chunk);
+        if (!err && twice) err = tlsmail_reset(&client);
+        if (!err && twice) err = one_message(&client, from, to, nto, msg, len, chunk);
+        if (!err) err = tlsmail_quit(&client);
+        /* read the stage and reply before tlsmail_close wipes the client */
+        stage = tlsmail_stage(&client);
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        tlsmail_close(&client);
+    }
+    printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
+    fflush(stdout);
+    fprintf(stderr, "%s\n", desc);
+    tlsmail_trust_free(&trust);
+    free(msg);
+    free(to);
+    return err ? 1 : 0;
+}
