@@ -22,8 +22,9 @@ $(B)/minimal: examples/minimal.c tlsmail.h | $(B)
 $(B)/unit: tests/unit.c tests/runner.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+# STARTTLS compiled in: the integration suites drive both modes with it.
 $(B)/itest: tests/itest.c tlsmail.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS $< -o $@ $(LDLIBS)
 
 $(B)/gosend: tests/gosend.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)

@@ -34,7 +34,20 @@ check "TLSMAIL_STATIC program runs" "$out/static"
 check "TLSMAIL_NO_SOCKETS" gcc -std=c99 $WARN tests/compile/no_sockets.c -o "$out/nosock" -lbearssl
 check "TLSMAIL_NO_SOCKETS has no socket calls" bash -c "! nm -u '$out/nosock' | grep -E ' (socket|connect|getaddrinfo|poll|recv|send)(@|$)'"
 check "TLSMAIL_NO_SOCKETS program runs" "$out/nosock"
-check "TLSMAIL_MALLOC/FREE overrides" gcc -std=c99 $WARN tests/compile/alloc.c -o "$out/alloc" -lbearssl
+# STARTTLS code exists only with the flag. -O0 keeps every static function
+# as a local symbol, so absence means "not compiled", not "inlined".
+check "without TLSMAIL_STARTTLS: no STARTTLS code in the object" bash -c \
+    "gcc -std=c99 -O0 -I. -c '$impl' -o '$out/nost.o' && ! nm '$out/nost.o' | grep -iE 'starttls|tlsmail__pending'"
+check "with TLSMAIL_STARTTLS: the STARTTLS code is in the object" bash -c \
+    "gcc -std=c99 -O0 -DTLSMAIL_STARTTLS -I. -c '$impl' -o '$out/st.o' && nm '$out/st.o' | grep -q ' t tlsmail__starttls$'"
+for cc in gcc clang; do
+    check "$cc -DTLSMAIL_STARTTLS implementation" $cc -std=c99 $WARN -DTLSMAIL_STARTTLS -I. -c "$impl" -o "$out/st-$cc.o"
+done
+check "g++ -DTLSMAIL_STARTTLS" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -DTLSMAIL_STARTTLS -I. -c "$impl" -o "$out/st-cxx.o"
+check "without TLSMAIL_STARTTLS, asking for it is TLSMAIL_EINVAL" bash -c \
+    "gcc -std=c99 $WARN tests/compile/no_starttls.c -o '$out/nost' -lbearssl && '$out/nost'"
+check "TLSMAIL_MALLOC/FREE overrides" bash -c \
+    "gcc -std=c99 $WARN tests/compile/alloc.c -o '$out/alloc' -lbearssl && '$out/alloc' /etc/ssl/certs/ca-certificates.crt"
 libbearssl_a=$(ls /usr/lib/*/libbearssl.a /usr/lib/libbearssl.a 2>/dev/null | head -1)
 check "linked with libbearssl.a (static)" gcc -std=c99 $WARN tests/compile/impl_main.c tests/compile/decl_a.c tests/compile/decl_b.c \
     -o "$out/bearstatic" ${libbearssl_a:-/nonexistent/libbearssl.a}

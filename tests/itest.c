@@ -5,6 +5,7 @@
          [--pin B64] [--auth plain|login] [--user U] [--pass P]
          [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]
          [--timeout-ms N] [--deadline-ms N]
+         [--security tls|starttls|fallback] [--starttls-port N]
 
    send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
             environment (SSL_CERT_FILE).
@@ -52,13 +53,15 @@ static void usage(void) {
     fputs("usage: itest --addr HOST:PORT [--api send|client|stream|stream2]\n"
           "  [--cafile F] [--pin B64] [--auth plain|login] [--user U] [--pass P]\n"
           "  [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]\n"
-          "  [--timeout-ms N] [--deadline-ms N]\n", stderr);
+          "  [--timeout-ms N] [--deadline-ms N] [--security tls|starttls|fallback]\n"
+          "  [--starttls-port N]\n", stderr);
     exit(2);
 }
 
 static void trace_cb(void *ud, int dir, const char *line, size_t len) {
     (void)ud;
-    fprintf(stderr, "%c %.*s\n", dir == TLSMAIL_TRACE_SEND ? '>' : '<', (int)len, line);
+    fprintf(stderr, "%c %.*s%s\n", (dir & TLSMAIL_TRACE_RECV) ? '<' : '>', (int)len, line,
+            (dir & TLSMAIL_TRACE_PLAINTEXT) ? " (plain)" : "");
 }
 
 /* Read all of f; *len gets the size. Never returns NULL (exits). */
@@ -145,6 +148,8 @@ int main(int argc, char **argv) {
     tlsmail_trust trust;
     tlsmail_config cfg;
     long long t0;
+    const char *security = "tls";
+    unsigned starttls_port = 0;
 
     to = calloc((size_t)argc, sizeof *to);
     if (!to) return 2;
@@ -165,6 +170,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--chunk")) chunk = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(o, "--timeout-ms")) { timeout_ms = atoi(argv[++i]); have_timeout = 1; }
         else if (!strcmp(o, "--deadline-ms")) deadline_ms = atoi(argv[++i]);
+        else if (!strcmp(o, "--security")) security = argv[++i];
+        else if (!strcmp(o, "--starttls-port")) starttls_port = (unsigned)atoi(argv[++i]);
         else usage();
     }
     if (!addr) usage();
@@ -194,7 +201,11 @@ int main(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     cfg.host = host;
     cfg.port = port;
-    cfg.security = TLSMAIL_TLS;
+    if (!strcmp(security, "tls")) cfg.security = TLSMAIL_TLS;
+    else if (!strcmp(security, "starttls")) cfg.security = TLSMAIL_STARTTLS_REQUIRED;
+    else if (!strcmp(security, "fallback")) cfg.security = TLSMAIL_TLS_OR_STARTTLS;
+    else usage();
+    cfg.starttls_port = starttls_port;
     cfg.timeout_ms = have_timeout ? timeout_ms : 0;
     cfg.deadline_ms = deadline_ms;
     cfg.trust = &trust;

@@ -90,14 +90,15 @@ def longest_line(msg):
 class Server:
     """One tests/smtpd.py subprocess."""
 
-    def __init__(self, name, pki, work, users):
+    def __init__(self, name, pki, work, users, mode="implicit", port=0, cert=None):
         self.name = name
+        cert = cert or name
         self.spool = os.path.join(work, "spool-" + name)
         os.makedirs(self.spool)
         self.errf = open(os.path.join(work, "smtpd-%s.stderr" % name), "wb")
-        cmd = [PYTHON, os.path.join(HERE, "smtpd.py"), "--port", "0",
-               "--cert", os.path.join(pki, name + ".crt"),
-               "--key", os.path.join(pki, name + ".key"),
+        cmd = [PYTHON, os.path.join(HERE, "smtpd.py"), "--port", str(port), "--mode", mode,
+               "--cert", os.path.join(pki, cert + ".crt"),
+               "--key", os.path.join(pki, cert + ".key"),
                "--spool", self.spool]
         for u, p in users:
             cmd += ["--user", "%s:%s" % (u, p)]

@@ -1,0 +1,308 @@
+#!/usr/bin/python3
+"""tests/test_starttls.py - the STARTTLS upgrade and the fallback, against aiosmtpd.
+
+    /usr/bin/python3 tests/test_starttls.py --build DIR [-k SUBSTR]... [-v]
+
+DIR holds `itest` built with -DTLSMAIL_STARTTLS. Servers: tests/smtpd.py in
+STARTTLS mode (aiosmtpd, require_starttls, AUTH only after TLS) and in
+implicit-TLS mode, on 127.0.0.1. The hostile cases (injection after 220,
+refusals, ...) live in tests/test_hostile.py; here a real server shows the
+upgrade works and the fallback takes only the paths it should.
+
+Prints PASS/FAIL per case and, last, "N passed, N failed".
+"""
+import argparse
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_integration as ti  # noqa: E402  (shared server and assertion helpers)
+from test_integration import check, CaseFailure, USER, PASS, USER2, PASS2, FROM, TO, SIMPLE  # noqa: E402
+
+# Everything a client may say in clear on a STARTTLS port, and what it must not.
+SECRET_VERBS = {"AUTH", "MAIL", "RCPT", "DATA", "STORED"}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class AlertServer:
+    """Implicit-TLS listener whose handshake always ends in a fatal alert: it
+    only offers a suite tlsmail never proposes, so the server answers the
+    ClientHello with handshake_failure."""
+
+    def __init__(self, pki):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(pki, "good-rsa.crt"), os.path.join(pki, "good-rsa.key"))
+        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.ctx.set_ciphers("AES128-SHA")       # RSA key exchange, CBC: not in our list
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        deadline = time.monotonic() + 600
+        while not self.stop and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            self.handshakes += 1
+            try:
+                self.ctx.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                pass
+            conn.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.t.join(2)
+
+
+def build_cases(S, pki):
+    cases = []
+
+    def case(name):
+        def deco(fn):
+            cases.append((name, fn))
+            return fn
+        return deco
+
+    def st(server, **kw):
+        kw.setdefault("api", "client")
+        extra = kw.pop("extra", [])
+        r = S.itest_extra(S.addr(server), extra=["--security", "starttls"] + extra, **kw)
+        return r
+
+    for mech, user, pw in (("plain", USER, PASS), ("login", USER2, PASS2)):
+        for api in ("client", "stream"):
+            @case("starttls_%s_%s_stored" % (mech, api))
+            def _(mech=mech, user=user, pw=pw, api=api):
+                srv = "st-good"
+                m = S.servers[srv].mark()
+                msg = SIMPLE + b".dot line\n\nbare LF\rbare CR"
+                r = st(srv, msg=msg, auth=mech, user=user, pw=pw, api=api)
+                S.expect_result(r, "OK")
+                ev = S.expect_stored(srv, m, msg, user=user, mech=mech.upper())
+                v = [e[1] for e in ev if len(e) > 1]
+                # In clear: EHLO and STARTTLS only; then EHLO again over TLS.
+                check(v[v.index("STARTTLS") - 1] == "EHLO" and v[v.index("STARTTLS") + 1] == "EHLO",
+                      "dialogue %s" % v)
+                check(not SECRET_VERBS & set(v[:v.index("STARTTLS")]),
+                      "sent in plaintext: %s" % v[:v.index("STARTTLS")])
+                check(v.count("STARTTLS") == 1, "STARTTLS sent %d times" % v.count("STARTTLS"))
+
+    @case("starttls_trace_marks_plaintext")
+    def _():
+        srv = "st-good"
+        r = st(srv)
+        S.expect_result(r, "OK")
+        # itest prints plaintext lines with a "(plain)" marker: the greeting,
+        # EHLO reply and STARTTLS reply were before TLS, nothing after.
+        plain = [l for l in r.stderr.splitlines() if "(plain)" in l]
+        check(any("STARTTLS" in l for l in plain), "STARTTLS not marked plaintext: %s" % plain)
+        check(not any("AUTH" in l and l.startswith(">") for l in plain),
+              "AUTH marked plaintext: %s" % plain)
+        tls_lines = [l for l in r.stderr.splitlines() if l[:1] in "<>" and "(plain)" not in l]
+        check(any(l.startswith("> EHLO") for l in tls_lines), "no EHLO over TLS: %s" % tls_lines)
+
+    @case("starttls_wrong_host_cert_refused_before_auth")
+    def _():
+        srv = "st-wronghost"
+        m = S.servers[srv].mark()
+        r = st(srv)
+        S.expect_result(r, "ECERT_NAME")
+        S.expect_nothing(srv, m, SECRET_VERBS, "certificate for another host")
+
+    @case("starttls_untrusted_cert_refused_before_auth")
+    def _():
+        srv = "st-good"
+        m = S.servers[srv].mark()
+        r = st(srv, cafile="rogue-ca.crt")
+        S.expect_result(r, "ECERT_UNTRUSTED")
+        S.expect_nothing(srv, m, SECRET_VERBS, "untrusted certificate")
+
+    @case("implicit_tls_to_starttls_port_is_EPLAINTEXT")
+    def _():
+        srv = "st-good"
+        m = S.servers[srv].mark()
+        r = S.itest_extra(S.addr(srv), api="client")
+        S.expect_result(r, "EPLAINTEXT")
+        S.expect_nothing(srv, m, SECRET_VERBS | {"EHLO", "STARTTLS"}, "implicit TLS to a plaintext port")
+
+    @case("send_on_port_587_means_starttls")
+    def _():
+        if S.servers.get("st-587") is None:
+            raise CaseFailure("port 587 on 127.0.0.1 was not free for the test server")
+        srv = "st-587"
+        m = S.servers[srv].mark()
+        r = S.itest_extra("localhost:587", api="send")
+        S.expect_result(r, "OK")
+        ev = S.expect_stored(srv, m, SIMPLE, mech="PLAIN")
+        check("STARTTLS" in [e[1] for e in ev], "no STARTTLS on port 587")
+
+    @case("fallback_from_plaintext_server_on_implicit_port")
+    def _():
+        a, b = "st-good", "st-587b"
+        ma, mb = S.servers[a].mark(), S.servers[b].mark()
+        r = S.itest_extra(S.addr(a), api="client",
+                          extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+        S.expect_result(r, "OK")
+        S.expect_stored(b, mb, SIMPLE, mech="PLAIN")
+        S.expect_nothing(a, ma, SECRET_VERBS | {"STARTTLS"}, "the plaintext server on the implicit port")
+
+    @case("fallback_when_implicit_port_refuses")
+    def _():
+        b = "st-587b"
+        mb = S.servers[b].mark()
+        r = S.itest_extra("localhost:%d" % free_port(), api="client",
+                          extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+        S.expect_result(r, "OK")
+        S.expect_stored(b, mb, SIMPLE, mech="PLAIN")
+
+    for cert, want in (("untrusted", "ECERT_UNTRUSTED"), ("expired", "ECERT_EXPIRED"),
+                       ("wronghost", "ECERT_NAME")):
+        @case("no_fallback_after_%s_certificate" % cert)
+        def _(cert=cert, want=want):
+            b = "st-587b"
+            mb = S.servers[b].mark()
+            r = S.itest_extra(S.addr(cert), api="client",
+                              extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+            S.expect_result(r, want)
+            time.sleep(ti.SETTLE)
+            ev, _ = S.servers[b].since(mb)
+            check(not ev, "fell back to the STARTTLS port after %s: %s" % (want, ti.verbs(ev)))
+
+    @case("no_fallback_after_tls_alert")
+    def _():
+        b = "st-587b"
+        mb = S.servers[b].mark()
+        before = S.alert.handshakes
+        r = S.itest_extra("localhost:%d" % S.alert.port, api="client",
+                          extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+        S.expect_result(r, "ETLS")
+        check(S.alert.handshakes > before, "the alert server saw no handshake")
+        time.sleep(ti.SETTLE)
+        ev, _ = S.servers[b].since(mb)
+        check(not ev, "fell back to the STARTTLS port after an alert: %s" % ti.verbs(ev))
+
+    return cases
+
+
+class Suite(ti.Suite):
+    def __init__(self, build, work, verbose):
+        ti.Suite.__init__(self, build, work, verbose)
+        self.alert = None
+
+    def setup(self):
+        if not os.access(self.itest_bin, os.X_OK):
+            raise RuntimeError("%s is not built" % self.itest_bin)
+        import subprocess
+        subprocess.run(["bash", os.path.join(ti.HERE, "pki.sh"), self.pki], check=True, timeout=60)
+        users = [(USER, PASS), (USER2, PASS2)]
+        specs = [("st-good", "starttls", 0, "good"), ("st-wronghost", "starttls", 0, "wronghost"),
+                 ("st-587b", "starttls", 0, "good"), ("untrusted", "implicit", 0, None),
+                 ("expired", "implicit", 0, None), ("wronghost", "implicit", 0, None)]
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", 587))
+            specs.append(("st-587", "starttls", 587, "good"))
+        except OSError:
+            self.servers["st-587"] = None
+        finally:
+            probe.close()
+        for name, mode, port, cert in specs:
+            self.servers[name] = ti.Server(name, self.pki, self.work, users, mode=mode, port=port,
+                                           cert=cert)
+        deadline = time.monotonic() + ti.READY_TIMEOUT
+        for s in self.servers.values():
+            if s is not None:
+                s.wait_ready(deadline)
+        self.alert = AlertServer(self.pki)
+
+    def teardown(self):
+        self.servers = {k: v for k, v in self.servers.items() if v is not None}
+        ti.Suite.teardown(self)
+        if self.alert:
+            self.alert.close()
+
+    def itest_extra(self, addr, extra=(), api="client", **kw):
+        """itest with options the base helper doesn't know (--security ...)."""
+        saved = self.itest_bin
+        self.itest_bin_extra = list(extra)
+        try:
+            return self.itest(addr, api=api, **kw)
+        finally:
+            self.itest_bin = saved
+
+    def run(self, cmd, stdin=b"", env=None, timeout=ti.RUN_TIMEOUT):
+        extra = getattr(self, "itest_bin_extra", [])
+        if extra and cmd and cmd[0] == self.itest_bin:
+            cmd = cmd + extra
+            self.itest_bin_extra = []
+        return ti.Suite.run(self, cmd, stdin=stdin, env=env, timeout=timeout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="tlsmail STARTTLS tests")
+    ap.add_argument("--build", required=True)
+    ap.add_argument("-k", action="append", default=[])
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="tlsmail-starttls-")
+    S = Suite(os.path.abspath(a.build), work, a.verbose)
+    passed = failed = 0
+    try:
+        try:
+            S.setup()
+        except Exception as e:
+            print("FAIL setup: %s" % e)
+            print("0 passed, 1 failed")
+            return 1
+        for name, fn in build_cases(S, S.pki):
+            if a.k and not any(k in name for k in a.k):
+                continue
+            try:
+                fn()
+            except CaseFailure as e:
+                failed += 1
+                print("FAIL %s: %s" % (name, e), flush=True)
+                continue
+            except Exception as e:
+                failed += 1
+                print("FAIL %s: %s" % (name, "".join(
+                    traceback.format_exception_only(type(e), e)).strip()), flush=True)
+                continue
+            passed += 1
+            print("PASS %s" % name, flush=True)
+    finally:
+        S.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
