@@ -47,6 +47,8 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file)
    TLSMAIL_STARTTLS             compile the STARTTLS upgrade (port 587)
    TLSMAIL_NO_SOCKETS           leave out the POSIX socket transport; dial
                                 with a tlsmail_io of your own
+   TLSMAIL_NO_STDIO             leave out file and directory trust loading
+                                (and so the system bundle)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
                                 allocator for PEM trust loading, the only
@@ -86,6 +88,20 @@ SECURITY
    - Base64 AUTH buffers are wiped after use; the client is wiped on close;
      the trace callback sees AUTH payloads masked.
 
+STARTTLS (only with TLSMAIL_STARTTLS)
+   security = TLSMAIL_STARTTLS_REQUIRED: plaintext greeting, EHLO, STARTTLS,
+   then the same TLS checks as implicit TLS, then EHLO again. Nothing but EHLO
+   and STARTTLS is ever sent in clear; no STARTTLS in the EHLO reply, any
+   reply but 220 to it, or any byte arriving after that 220 and before the
+   handshake fails the session; everything learned before TLS is forgotten.
+   security = TLSMAIL_TLS_OR_STARTTLS: implicit TLS, falling back to
+   STARTTLS-required on starttls_port (587) only when the implicit port
+   refuses the connection or a plaintext SMTP server answers there; never
+   after a timeout, a certificate error, an alert or a started handshake.
+   tlsmail_send() to port 587 means STARTTLS required. Without the flag a
+   STARTTLS mode is TLSMAIL_EINVAL, and a plaintext server where TLS was
+   expected is TLSMAIL_EPLAINTEXT.
+
 LIMITS
    Reply lines of at most TLSMAIL_MAX_LINE octets, TLSMAIL_MAX_REPLY_LINES
    lines per reply; message lines of at most 998 octets (RFC 5321 4.5.3.1.6);
@@ -93,7 +109,8 @@ LIMITS
    fields of at most 255 octets (RFC 4616).
 
 CHANGES
-   0.1.0  first release: implicit TLS, AUTH PLAIN/LOGIN, PIPELINING.
+   0.1.0  first release: implicit TLS, STARTTLS (opt-in), AUTH PLAIN/LOGIN,
+          PIPELINING.
 
 LICENSE
    MIT, see the end of the file.
