@@ -2363,7 +2363,11 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
     n = tlsmail__dot_finish(&c->dot, end);
     if ((err = tlsmail__stream_write(c, end, n)) != 0) return tlsmail__fatal(c, err);
     tlsmail__trace(c, TLSMAIL_TRACE_SEND, ".", 1);
-    if (quit && (err = tlsmail__put(c, "QUIT", NULL, NULL, 0)) != 0) return err;
+    /* QUIT can only fail to queue if the engine had to send what it holds,
+       the final "." included, and then failed: that "." may have arrived. */
+    if (quit && tlsmail__put(c, "QUIT", NULL, NULL, 0) != 0) return c->err = TLSMAIL_EUNKNOWN;
+    /* A failed flush means the record holding ".\r\n" never fully left:
+       the server can't have decrypted it, so the mail was not accepted. */
     if ((err = tlsmail__flush(c)) != 0) return err;
     c->state = TLSMAIL__READY;
     code = tlsmail__read_reply(c, NULL);
