@@ -725,6 +725,31 @@ def build_cases(S):
     return cases
 
 
+def run_cases(S, cases, only=()):
+    """Run (name, fn) cases, print PASS/FAIL for each; returns (passed, failed).
+    Every server in S.servers must still be alive after each case."""
+    passed = failed = 0
+    for name, fn in cases:
+        if only and not any(k in name for k in only):
+            continue
+        try:
+            fn()
+            for sname, srv in S.servers.items():
+                check(srv is None or srv.alive(), "server %s died" % sname)
+        except CaseFailure as e:
+            failed += 1
+            print("FAIL %s: %s" % (name, e), flush=True)
+            continue
+        except Exception as e:
+            failed += 1
+            print("FAIL %s: %s" % (name, "".join(
+                traceback.format_exception_only(type(e), e)).strip()), flush=True)
+            continue
+        passed += 1
+        print("PASS %s" % name, flush=True)
+    return passed, failed
+
+
 def main():
     ap = argparse.ArgumentParser(description="tlsmail integration tests")
     ap.add_argument("--build", required=True, help="directory with itest and gosend")
@@ -744,24 +769,7 @@ def main():
             print("FAIL setup: %s" % e)
             print("0 passed, 1 failed")
             return 1
-        for name, fn in build_cases(S):
-            if a.k and not any(k in name for k in a.k):
-                continue
-            try:
-                fn()
-                for sname, srv in S.servers.items():
-                    check(srv.alive(), "server %s died" % sname)
-            except CaseFailure as e:
-                failed += 1
-                print("FAIL %s: %s" % (name, e), flush=True)
-                continue
-            except Exception as e:
-                failed += 1
-                print("FAIL %s: %s" % (name, "".join(
-                    traceback.format_exception_only(type(e), e)).strip()), flush=True)
-                continue
-            passed += 1
-            print("PASS %s" % name, flush=True)
+        passed, failed = run_cases(S, build_cases(S), a.k)
     finally:
         S.teardown()
         if a.keep:

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_integration as ti  # noqa: E402  (shared server and assertion helpers)
@@ -281,22 +280,7 @@ def main():
             print("FAIL setup: %s" % e)
             print("0 passed, 1 failed")
             return 1
-        for name, fn in build_cases(S, S.pki):
-            if a.k and not any(k in name for k in a.k):
-                continue
-            try:
-                fn()
-            except CaseFailure as e:
-                failed += 1
-                print("FAIL %s: %s" % (name, e), flush=True)
-                continue
-            except Exception as e:
-                failed += 1
-                print("FAIL %s: %s" % (name, "".join(
-                    traceback.format_exception_only(type(e), e)).strip()), flush=True)
-                continue
-            passed += 1
-            print("PASS %s" % name, flush=True)
+        passed, failed = ti.run_cases(S, build_cases(S, S.pki), a.k)
     finally:
         S.teardown()
         shutil.rmtree(work, ignore_errors=True)
