@@ -54,6 +54,7 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file)
                                 allocator for PEM trust loading, the only
                                 heap user; define both or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
+   TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
    TLSMAIL_MAX_LINE             longest reply line accepted (default 512,
                                 RFC 5321 4.5.3.1.5)
    TLSMAIL_MAX_REPLY_LINES      most lines in one reply (default 128)
@@ -70,7 +71,8 @@ CONVENTIONS
      static, pool). Fields of library structs are private: callers SHALL NOT
      read or write them. Only loading PEM trust anchors uses the heap.
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
-     the system trust store, host name checked, 60 s per wait.
+     the system trust store, host name checked, 60 s per wait, 10 minutes
+     for the whole session.
 
 SECURITY
    - TLS 1.2 only, ECDHE key exchange with AEAD ciphers (AES-GCM first on
@@ -159,6 +161,11 @@ LICENSE
 #endif
 #ifndef TLSMAIL_DEFAULT_TIMEOUT_MS
 #define TLSMAIL_DEFAULT_TIMEOUT_MS 60000
+#endif
+/* A server that trickles one byte per timeout could otherwise hold a caller
+   for ever: the whole session is bounded too, by default. */
+#ifndef TLSMAIL_DEFAULT_DEADLINE_MS
+#define TLSMAIL_DEFAULT_DEADLINE_MS 600000
 #endif
 /* Room for the text of the last reply (all lines, '\n'-separated) and for the
    EHLO keywords we keep; longer text is truncated, never overflowed. */
@@ -318,7 +325,8 @@ typedef struct tlsmail_config {
     int security;              /* TLSMAIL_TLS (default); STARTTLS modes need
                                   TLSMAIL_STARTTLS */
     int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
-    int deadline_ms;           /* whole session from dial; 0: none */
+    int deadline_ms;           /* whole session from dial; 0: default (10 min),
+                                  < 0: none */
     unsigned starttls_port;    /* TLSMAIL_TLS_OR_STARTTLS fallback; 0: 587 */
     const char *helo_name;     /* EHLO argument; NULL: "localhost" */
     const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
@@ -378,7 +386,7 @@ typedef struct tlsmail_client {
     const tlsmail_trust *trust;
     const tlsmail_config *cfg;
     tlsmail_io io;
-    int fd, state, stage, err, tls, utf8;
+    int fd, state, stage, err, tls, utf8, starttls;
     int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
     int reply_tls;                  /* the last reply came over TLS */
     unsigned char first[4];         /* first bytes received: TLS or SMTP? */
@@ -2018,6 +2026,7 @@ TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttl
 #endif
     if (err) return err;
     c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
+    c->starttls = starttls;
 #ifdef TLSMAIL_STARTTLS
     if (starttls && (err = tlsmail__starttls(c)) != 0) return err;
 #else
@@ -2084,7 +2093,8 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
         if (err) { tlsmail__disconnect(c, 0); return c->err = err; }
     }
 #ifndef TLSMAIL_NO_SOCKETS
-    if (cfg->deadline_ms > 0) c->deadline = tlsmail__now_ms() + cfg->deadline_ms;
+    if (cfg->deadline_ms >= 0)
+        c->deadline = tlsmail__now_ms() + (cfg->deadline_ms ? cfg->deadline_ms : TLSMAIL_DEFAULT_DEADLINE_MS);
 #endif
     err = tlsmail__open(c, port, mode == TLSMAIL_STARTTLS_REQUIRED);
 #ifdef TLSMAIL_STARTTLS
@@ -2101,8 +2111,11 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
         err = tlsmail__open(c, cfg->starttls_port ? cfg->starttls_port : 587, 1);
     }
 #endif
+    /* SMTP text where the ServerHello should be: on the implicit-TLS port a
+       plaintext server; after "220 go ahead" text injected before the
+       handshake. */
     if (err == TLSMAIL_ETLS && c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c))
-        err = TLSMAIL_EPLAINTEXT;
+        err = c->starttls ? TLSMAIL_ESTARTTLS : TLSMAIL_EPLAINTEXT;
     if (err) {
         /* Refused at the greeting: leave politely, keeping its reply. */
         if (c->state != TLSMAIL__CLOSED && c->stage == TLSMAIL_STAGE_GREETING && c->code) {
@@ -2373,7 +2386,10 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
     code = tlsmail__read_reply(c, NULL);
     /* The server has the whole message but we never heard its verdict: it
        may or may not deliver. Retrying could send the mail twice. */
-    if (code < 0) return c->err = TLSMAIL_EUNKNOWN;
+    if (code < 0)
+        /* ...unless that verdict was a 421: the server said it is closing
+           without taking the message (RFC 5321 3.8), so a retry is right. */
+        return c->err = code == TLSMAIL_ETRANSIENT && c->code == 421 ? code : TLSMAIL_EUNKNOWN;
     return c->err = tlsmail__verdict(code, 2);
 }
 

@@ -19,5 +19,6 @@ suite build-checks bash tests/build_checks.sh "$build"
 suite unit "$build/unit"
 suite integration /usr/bin/python3 tests/test_integration.py --build "$build"
 suite starttls /usr/bin/python3 tests/test_starttls.py --build "$build"
+suite hostile /usr/bin/python3 tests/test_hostile.py --build "$build"
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,492 @@
+#!/usr/bin/python3
+"""tests/test_hostile.py - tlsmail.h against a hostile SMTP server.
+
+    /usr/bin/python3 tests/test_hostile.py [--build DIR] [--only SUBSTR] [-v]
+
+DIR holds the `itest` driver (tests/itest.c, built with -DTLSMAIL_STARTTLS);
+when it has none, itest is built into a temporary directory. The test PKI
+(tests/pki.sh) goes to a temporary directory.
+
+Each case starts one scenario of tests/hostile.py on 127.0.0.1 (port 0),
+runs the driver against localhost:PORT with a short --timeout-ms, and checks
+three things: the error name, the time taken (measured around the
+subprocess, and as reported by the driver), and what the server received.
+
+Prints "PASS name" or "FAIL name: why" per case, then exactly
+"N passed, N failed". Exit 1 on failure.
+"""
+import argparse
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import hostile  # noqa: E402
+from hostile import SCENARIOS  # noqa: E402
+
+MARKER = b"X-Hostile-Marker: 5e1f-c0ffee"
+MSG = MARKER + b"\r\nSubject: hostile\r\n\r\nhello\r\n.dot line\r\nbye\r\n"
+MSG_WIRE = MARKER + b"\r\nSubject: hostile\r\n\r\nhello\r\n..dot line\r\nbye\r\n"
+MSG_VERBS = ("X-HOSTILE-MARKER", "SUBJECT", "HELLO", "..DOT", "BYE", ".")
+LONG_USER, LONG_PASS = "u" * 250, "p" * 250
+T = 1000            # --timeout-ms for most cases
+MARGIN = 1000       # what a case may take beyond its timeout
+SPAWN_SLACK = 500   # process start, PKI load, handshake on a busy machine
+
+
+class Case:
+    def __init__(self, name, scenario, expect, args=(), timeout_ms=T, max_ms=None,
+                 checks=(), group="implicit", msg=None):
+        self.name, self.scenario = name, scenario
+        self.expect = {expect} if isinstance(expect, str) else set(expect)
+        self.args, self.timeout_ms = list(args), timeout_ms
+        self.max_ms = max_ms if max_ms is not None else timeout_ms + MARGIN
+        self.checks, self.group, self.msg = list(checks), group, msg
+
+
+# ---- checks on what the server received: each returns None or why it failed
+
+def _all(srv):
+    return srv.plain + srv.tls
+
+
+def no_verbs(*verbs):
+    def check(srv, res):
+        for layer in ("plain", "tls"):
+            got = [v.decode("latin-1") for v in srv.commands(layer)]
+            bad = [v for v in got if v in verbs]
+            if bad:
+                return "server received %s (%s): %s" % (", ".join(bad), layer, got)
+    check.__name__ = "no_" + "_".join(verbs)
+    return check
+
+
+def no_message(srv, res):
+    if MARKER in _all(srv) or srv.messages:
+        return "message bytes reached the server"
+
+
+def no_auth(srv, res):
+    return no_verbs("AUTH")(srv, res)
+
+
+NO_ENVELOPE = no_verbs("MAIL", "RCPT", "DATA")
+
+
+def nothing_after(mark="refused"):
+    def check(srv, res):
+        rest = srv.bytes_after(mark)
+        if rest is None:
+            return "the server never got to send its refusal (script: %s)" % srv.script_error
+        if rest:
+            return "client sent after the refusal: %r" % rest[:120]
+    return check
+
+
+def no_smtp(srv, res):
+    if srv.tls or srv.plain:
+        return "SMTP bytes exchanged: plain %r tls %r" % (srv.plain[:80], srv.tls[:80])
+
+
+def no_handshake(srv, res):
+    if srv.handshake_done:
+        return "the TLS handshake completed"
+
+
+def handshake_ok(srv, res):
+    if not srv.handshake_done:
+        return "no TLS handshake (%s)" % srv.tls_error
+
+
+def message_stored(srv, res):
+    if srv.messages != [MSG_WIRE]:
+        return "message received %r, wanted %r" % (srv.messages, MSG_WIRE)
+    if not srv.script_completed:
+        return "server script broke off: %s" % srv.script_error
+
+
+def message_received(srv, res):
+    if srv.messages != [MSG_WIRE]:
+        return "message received %r, wanted %r" % (srv.messages, MSG_WIRE)
+
+
+def script_completed(srv, res):
+    if not srv.script_completed:
+        return "server script broke off: %s" % srv.script_error
+
+
+def verbs_are(*verbs, layer="tls"):
+    verbs = tuple(v.upper() for v in verbs)
+
+    def check(srv, res):
+        got = tuple(v.decode("latin-1") for v in srv.commands(layer))
+        if got != verbs:
+            return "%s commands %s, wanted %s" % (layer, got, verbs)
+    return check
+
+
+def line_after(prefix, want):
+    """The line the client sent right after the line starting with prefix."""
+    prefix = prefix.encode() if isinstance(prefix, str) else prefix
+
+    def check(srv, res):
+        lines = [l.rstrip(b"\r") for l in srv.lines("tls")]
+        for i, l in enumerate(lines):
+            if l.upper().startswith(prefix.upper()):
+                got = lines[i + 1] if i + 1 < len(lines) else None
+                if got != want:
+                    return "after %r the client sent %r, wanted %r" % (prefix, got, want)
+                return None
+        return "no %r line" % prefix
+    return check
+
+
+def lines_after(prefix, wants):
+    prefix = prefix.encode() if isinstance(prefix, str) else prefix
+
+    def check(srv, res):
+        lines = [l.rstrip(b"\r") for l in srv.lines("tls")]
+        for i, l in enumerate(lines):
+            if l.upper().startswith(prefix.upper()):
+                got = lines[i + 1:i + 1 + len(wants)]
+                if got != list(wants):
+                    return "after %r the client sent %r, wanted %r" % (prefix, got, list(wants))
+                return None
+        return "no %r line" % prefix
+    return check
+
+
+def one_connection(srv, res):
+    if srv.connections != 1:
+        return "client connected %d times" % srv.connections
+
+
+def no_final_dot(srv, res):
+    if b"\r\n.\r\n" in srv.tls:
+        return "the final dot reached the server"
+
+
+def faster_than(ms):
+    def check(srv, res):
+        if res["wall_ms"] >= ms:
+            return "took %d ms, wanted well under the timeout (< %d ms)" % (res["wall_ms"], ms)
+    return check
+
+
+def plain_only_ehlo_starttls(srv, res):
+    got = [v.decode("latin-1") for v in srv.commands("plain")]
+    bad = [v for v in got if v not in ("EHLO", "STARTTLS")]
+    if bad:
+        return "plaintext carried %s (all: %s)" % (bad, got)
+
+
+def no_tls_data(srv, res):
+    if srv.tls:
+        return "the client spoke over TLS after a bad STARTTLS reply: %r" % srv.tls[:80]
+
+
+FAILURE = [no_auth, NO_ENVELOPE, no_message, one_connection]
+ST_FAILURE = [no_verbs("AUTH", "MAIL", "RCPT", "DATA", "HELO"), no_message,
+              plain_only_ehlo_starttls, one_connection]
+
+AUTH_PLAIN = ["--auth", "plain", "--user", "user@example.org", "--pass", "s3cret"]
+AUTH_PLAIN_LONG = ["--auth", "plain", "--user", LONG_USER, "--pass", LONG_PASS]
+AUTH_LOGIN = ["--auth", "login", "--user", "user@example.org", "--pass", "s3cret"]
+THREE = ["--to", "a@example.org", "--to", "b@example.org", "--to", "c@example.org"]
+
+
+def b64(s):
+    return base64.b64encode(s.encode() if isinstance(s, str) else s)
+
+
+def cases():
+    C = []
+
+    def add(*a, **kw):
+        C.append(Case(*a, **kw))
+
+    ok = [message_stored, one_connection]
+    add("control: well-behaved server", "ok", "OK", checks=ok)
+    add("control: RSA certificate", "ok_rsa", "OK", checks=ok)
+    add("control: PIPELINING", "ok_pipelining", "OK", checks=ok)
+    add("control: AUTH PLAIN", "ok_auth_plain", "OK", args=AUTH_PLAIN,
+        checks=ok + [verbs_are("EHLO", "AUTH", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+
+    add("replies one byte per TLS record", "bytewise", "OK",
+        checks=ok + [verbs_are("EHLO", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+
+    # malformed replies
+    add("EHLO reply 250-a / 251 b", "ehlo_mixed_codes", "EPROTO", checks=FAILURE)
+    for n in ("2X0", "25", "250x", "empty", "nul"):
+        add("greeting %s" % n, "greet_bad_" + n, "EPROTO",
+            checks=FAILURE + [no_verbs("EHLO", "HELO")])
+    add("greeting: 1 MiB line without CRLF", "greet_1mib_noeol", "EPROTO", timeout_ms=5000,
+        checks=FAILURE + [faster_than(1000), no_verbs("EHLO")])
+    add("EHLO: endless 250- lines (5 MB flood)", "ehlo_flood", "EPROTO", timeout_ms=5000,
+        checks=FAILURE + [faster_than(1000)])
+    add("EHLO: 1000 keywords", "ehlo_1000_keywords", "EPROTO", checks=FAILURE)
+
+    # refusals
+    add("greeting 554", "greet_554", "EPERMANENT",
+        checks=FAILURE + [no_verbs("EHLO", "HELO")])
+    add("greeting 421", "greet_421", "ETRANSIENT", checks=FAILURE + [nothing_after()])
+    for stage, sc, args in [("EHLO", "ehlo_421", []), ("AUTH", "auth_421", AUTH_PLAIN),
+                            ("MAIL", "mail_421", []), ("RCPT", "rcpt_421", []),
+                            ("DATA", "data_421", [])]:
+        add("421 at %s" % stage, sc, "ETRANSIENT", args=args,
+            checks=[nothing_after(), no_message, one_connection])
+    add("421 after the final dot", "dot_421", "ETRANSIENT",
+        checks=[nothing_after(), one_connection])
+
+    add("EHLO 500, HELO accepted", "ehlo_500_helo", "OK",
+        checks=ok + [verbs_are("EHLO", "HELO", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    add("EHLO 500, HELO accepted, AUTH wanted", "ehlo_500_helo_auth", "ENOMECH",
+        args=AUTH_PLAIN, checks=FAILURE)
+
+    # AUTH
+    add("AUTH PLAIN: 334 with a challenge", "auth_plain_challenge", "EPROTO",
+        args=AUTH_PLAIN_LONG,
+        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", "*"), line_after("EHLO", b"AUTH PLAIN")])
+    plain_resp = b64("\0" + LONG_USER + "\0" + LONG_PASS)
+    add("AUTH PLAIN: long credentials, empty 334", "auth_plain_long_ok", "OK",
+        args=AUTH_PLAIN_LONG, checks=ok + [lines_after("AUTH PLAIN", [plain_resp])])
+    add("AUTH LOGIN: prompts '334 Z2ltbWU=' and '334 '", "auth_login_odd_prompts", "OK",
+        args=AUTH_LOGIN,
+        checks=ok + [lines_after("AUTH LOGIN", [b64("user@example.org"), b64("s3cret")])])
+    add("AUTH LOGIN: a third 334", "auth_login_third_334", "EAUTH", args=AUTH_LOGIN,
+        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", b64("user@example.org").decode(),
+                                        b64("s3cret").decode(), "*")])
+    add("AUTH LOGIN: 235 before the password", "auth_login_early_235", "EPROTO", args=AUTH_LOGIN,
+        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", b64("user@example.org").decode()),
+                              nothing_after()])
+    for code, err in [("535", "EAUTH"), ("534", "ENOMECH"), ("454", "ETRANSIENT")]:
+        add("AUTH PLAIN answered %s" % code, "auth_plain_" + code, err, args=AUTH_PLAIN,
+            checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH"), nothing_after()])
+
+    # envelope
+    add("MAIL 451", "mail_451", "ETRANSIENT",
+        checks=[no_verbs("RCPT", "DATA"), no_message, nothing_after()])
+    add("MAIL 550", "mail_550", "EPERMANENT",
+        checks=[no_verbs("RCPT", "DATA"), no_message, nothing_after()])
+    add("RCPT: one of three rejected", "rcpt_one_of_three_550", "EPERMANENT", args=THREE,
+        checks=[no_verbs("DATA"), no_message, nothing_after()])
+    add("RCPT: one of three rejected (PIPELINING)", "rcpt_one_of_three_550_pipelining",
+        "EPERMANENT", args=THREE, checks=[no_message, nothing_after()])
+    add("RCPT: all rejected", "rcpt_all_550", "EPERMANENT",
+        args=["--to", "a@example.org", "--to", "b@example.org"],
+        checks=[no_verbs("DATA"), no_message])
+    add("RCPT: all rejected, yet 354 (PIPELINING)", "rcpt_all_550_pipelining_354", "EPERMANENT",
+        args=["--to", "a@example.org", "--to", "b@example.org"],
+        checks=[no_message, nothing_after()])
+    for code, err in [("250", "EPROTO"), ("451", "ETRANSIENT"), ("554", "EPERMANENT")]:
+        add("DATA answered %s" % code, "data_" + code, err, checks=[no_message, nothing_after()])
+    for code, err in [("452", "ETRANSIENT"), ("552", "EPERMANENT")]:
+        add("%s after the final dot" % code, "dot_" + code, err, checks=[one_connection])
+
+    # connection lost
+    add("TCP close mid-reply", "close_mid_reply", "ECLOSED", checks=FAILURE)
+    add("TCP close after the final dot", "close_after_dot", "EUNKNOWN", checks=[one_connection])
+    add("close_notify after the final dot", "close_notify_after_dot", "EUNKNOWN",
+        checks=[one_connection])
+
+    # stalls: ETIMEOUT within T + 1 s
+    add("stall after the greeting", "stall_after_greeting", "ETIMEOUT", checks=FAILURE)
+    add("stall mid-EHLO reply", "stall_mid_ehlo", "ETIMEOUT", checks=FAILURE)
+    # one byte every 200 ms: no single wait times out, the session deadline must
+    add("EHLO reply dripping, --deadline-ms 2000", "drip_ehlo", "ETIMEOUT",
+        args=["--deadline-ms", "2000"], max_ms=2000 + MARGIN, checks=FAILURE)
+    add("plaintext SMTP server on the implicit-TLS port", "plaintext_server", "EPLAINTEXT",
+        checks=[no_handshake, one_connection,
+                lambda s, r: None if s.layer_bytes("raw")[:1] == b"\x16"
+                else "client sent %r, not a ClientHello" % s.layer_bytes("raw")[:40]])
+    add("stall mid-handshake", "stall_mid_handshake", "ETIMEOUT", checks=[one_connection])
+    add("stall after 354 (4 MB message, server not reading)", "stall_after_354", "ETIMEOUT",
+        msg="big", checks=[no_final_dot, one_connection])
+    add("stall after the final dot", "stall_after_dot", "EUNKNOWN", checks=[one_connection])
+    add("QUIT 221, then neither close_notify nor close", "quit_221_no_close", "OK",
+        checks=[one_connection, message_received])
+
+    # TLS parameters
+    for name, sc in [("TLS 1.0-only server", "tls10_only"),
+                     ("CBC-only suites (ECDHE-RSA-AES128-SHA)", "tls_cbc_only"),
+                     ("RSA key exchange only (AES128-SHA, AES128-GCM-SHA256)", "tls_rsa_kex_only"),
+                     ("DHE only (DHE-RSA-AES128-GCM-SHA256)", "tls_dhe_only")]:
+        add(name, sc, "ETLS", checks=[no_handshake, no_smtp, one_connection])
+
+    # ---- STARTTLS ----
+    S = dict(group="starttls")
+    st_ok = [message_stored, one_connection, plain_only_ehlo_starttls]
+    add("STARTTLS: well-behaved", "st_ok", "OK",
+        checks=st_ok + [verbs_are("EHLO", "STARTTLS", layer="plain")], **S)
+    add("STARTTLS: not offered", "st_missing", "ESTARTTLS",
+        checks=ST_FAILURE + [no_handshake, no_verbs("STARTTLS")], **S)
+    for code, err in [("454", "ESTARTTLS"), ("502", "ESTARTTLS"), ("421", "ETRANSIENT")]:
+        add("STARTTLS answered %s" % code, "st_reply_" + code, err,
+            checks=ST_FAILURE + [no_handshake], **S)
+    add("STARTTLS: EHLO 500 (HELO only)", "st_ehlo_500", "ESTARTTLS",
+        checks=ST_FAILURE + [no_handshake], **S)
+    add("STARTTLS: 220 + injected EHLO reply in one segment", "st_220_injected",
+        "ESTARTTLS", checks=ST_FAILURE + [no_handshake, no_tls_data], **S)
+    add("STARTTLS: 220 + fragment without CRLF", "st_220_fragment", "ESTARTTLS",
+        checks=ST_FAILURE + [no_handshake, no_tls_data], **S)
+    add("STARTTLS: bytes after 220 in a later segment", "st_220_late_bytes",
+        "ESTARTTLS", checks=ST_FAILURE + [no_tls_data], **S)
+    add("STARTTLS: '454' + '235 ok' at once", "st_454_then_235", "ESTARTTLS",
+        checks=ST_FAILURE + [no_handshake], **S)
+    add("STARTTLS: AUTH list changes after TLS", "st_auth_changes", "OK", args=AUTH_PLAIN,
+        checks=st_ok + [verbs_are("EHLO", "STARTTLS", layer="plain"),
+                        verbs_are("EHLO", "AUTH", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")],
+        **S)
+    add("STARTTLS: offered again after TLS", "st_starttls_again", "OK",
+        checks=st_ok + [verbs_are("EHLO", "STARTTLS", layer="plain"),
+                        verbs_are("EHLO", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")], **S)
+    return C
+
+
+# ---- running -----------------------------------------------------------------
+
+RESULT_RE = re.compile(r"^result (\S+) (-?\d+) (.+) (\d+)$", re.M)
+
+
+def run_case(case, driver, pki, msgfile, bigfile, verbose):
+    sc = SCENARIOS[case.scenario]
+    srv = hostile.HostileServer(sc, pki)
+    port = srv.start()
+    cmd = [driver, "--addr", "localhost:%d" % port, "--api", "client",
+           "--cafile", os.path.join(pki, "ca.crt"), "--timeout-ms", str(case.timeout_ms),
+           "--msg", bigfile if case.msg == "big" else msgfile] + case.args
+    if case.group == "starttls":
+        cmd += ["--security", "starttls"]
+    env = dict(os.environ, ITEST_TRACE="1" if verbose else "0")
+    res = {"wall_ms": None}
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env,
+                           timeout=case.timeout_ms / 1000 + 15)
+        res["wall_ms"] = int((time.monotonic() - t0) * 1000)
+        out, err, rc = p.stdout, p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        res["wall_ms"] = int((time.monotonic() - t0) * 1000)
+        out, err, rc = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
+            else (e.stdout or ""), "", None
+    # the driver has exited, so its socket is closed: a server still busy
+    # after this is stalling on purpose, and stop() ends that at once
+    srv.wait_done(1.0)
+    stopped = srv.stop()
+    why = []
+    m = RESULT_RE.search(out)
+    if rc is None:
+        why.append("driver hung (killed after %d ms)" % res["wall_ms"])
+    elif rc < 0 or rc > 1:
+        why.append("driver crashed or failed: exit %d, stderr %r" % (rc, err[-300:]))
+    if not m:
+        why.append("no result line in %r" % out[-200:])
+        name = None
+    else:
+        name, stage, ms = m.group(1), m.group(3), int(m.group(4))
+        res.update(name=name, stage=stage, ms=ms)
+        if name not in case.expect:
+            why.append("got %s (stage %s), wanted %s" % (name, stage, "|".join(sorted(case.expect))))
+        if ms >= case.max_ms:
+            why.append("driver reports %d ms, bound %d ms" % (ms, case.max_ms))
+    if res["wall_ms"] >= case.max_ms + SPAWN_SLACK:
+        why.append("took %d ms (wall), bound %d ms" % (res["wall_ms"], case.max_ms + SPAWN_SLACK))
+    for chk in case.checks:
+        try:
+            r = chk(srv, res)
+        except Exception as e:  # a broken check is a failure, not a crash
+            r = "check %s raised %r" % (getattr(chk, "__name__", chk), e)
+        if r:
+            why.append(r)
+    if not stopped:
+        why.append("server thread did not stop")
+    return why, out, err, srv
+
+
+def srv_result(_why, out):
+    m = RESULT_RE.search(out)
+    return m.group(1) if m else "?"
+
+
+def _ms(out):
+    m = RESULT_RE.search(out)
+    return m.group(4) if m else "?"
+
+
+def build(cmd, what):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        return "%s: %s" % (what, (p.stderr or p.stdout)[-800:])
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=None, help="directory holding itest")
+    ap.add_argument("--only", default=None, help="run cases whose name or scenario contains this")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="tlsmail-hostile.")
+    try:
+        return run_all(a, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all(a, tmp):
+    itest = os.path.join(a.build, "itest") if a.build else None
+    if not itest or not os.access(itest, os.X_OK):
+        itest = os.path.join(tmp, "itest")
+        e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-I" + ROOT, "-o", itest,
+                   os.path.join(HERE, "itest.c"), "-lbearssl"], "build itest")
+        if e:
+            print("FAIL build itest: %s" % e)
+            print("0 passed, 1 failed")
+            return 1
+    pki = os.path.join(tmp, "pki")
+    p = subprocess.run(["bash", os.path.join(HERE, "pki.sh"), pki], capture_output=True,
+                       text=True, timeout=120)
+    if p.returncode != 0:
+        print("FAIL pki: %s" % p.stderr[-500:])
+        print("0 passed, 1 failed")
+        return 1
+    msgfile = os.path.join(tmp, "msg.eml")
+    with open(msgfile, "wb") as f:
+        f.write(MSG)
+    bigfile = os.path.join(tmp, "big.eml")
+    with open(bigfile, "wb") as f:
+        f.write(b"Subject: big\r\n\r\n" + (b"z" * 78 + b"\r\n") * (4 * 1024 * 1024 // 80))
+
+    all_cases = cases()
+
+    passed = failed = 0
+    for c in all_cases:
+        if a.only and a.only not in c.name and a.only not in c.scenario:
+            continue
+        label = "%s [%s]" % (c.name, c.scenario)
+        why, out, err, srv = run_case(c, itest, pki, msgfile, bigfile, a.verbose)
+        if why:
+            failed += 1
+            print("FAIL %s: %s" % (label, "; ".join(why)))
+            if a.verbose:
+                print("  driver: %s  %s" % (out.strip(), err.strip()[-1500:]))
+                print("  server: script_error=%s tls_error=%s plain=%r tls=%r" %
+                      (srv.script_error, srv.tls_error, srv.plain[:300], srv.tls[:600]))
+        else:
+            passed += 1
+            print("PASS %s (%s, %s ms)" % (label, srv_result(why, out), _ms(out)))
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
