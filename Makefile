@@ -1,6 +1,8 @@
 # tlsmail.h: build the examples and run the tests.
 #   make          examples and test programs
 #   make test     build checks, unit tests, integration tests against aiosmtpd
+#   make demo     a real send through tlsmail-send to a local server it starts
+#   make bench    tlsmail-send beside curl, msmtp and Python smtplib
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes \
@@ -9,15 +11,28 @@ LDLIBS  := -lbearssl
 B       := build
 PY      := /usr/bin/python3
 
-PROGS := $(B)/minimal $(B)/unit $(B)/itest $(B)/gosend
+PROGS := $(B)/tlsmail-send $(B)/minimal $(B)/custom_io $(B)/pinned \
+         $(B)/unit $(B)/unit_compose $(B)/itest $(B)/gosend
 
 all: $(PROGS)
 
 $(B):
 	mkdir -p $@
 
+$(B)/tlsmail-send: examples/tlsmail-send.c tlsmail.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS -I. $< -o $@ $(LDLIBS)
+
 $(B)/minimal: examples/minimal.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(B)/custom_io: examples/custom_io.c tlsmail.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(B)/pinned: examples/pinned.c tlsmail.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(B)/unit_compose: tests/unit_compose.c tests/runner.h tlsmail.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 $(B)/unit: tests/unit.c tests/runner.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
@@ -32,7 +47,13 @@ $(B)/gosend: tests/gosend.c tlsmail.h | $(B)
 test: all
 	bash tests/run.sh $(B)
 
+demo:
+	bash tests/demo.sh $(B)
+
+bench: $(B)/tlsmail-send
+	bash bench/run.sh $(B)
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all test clean
+.PHONY: all test demo bench clean

@@ -226,7 +226,8 @@ TLSMAIL_DEF const char *tlsmail_strerror(int err);
 
 /* ---- authentication ---------------------------------------------------- */
 
-enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN };
+/* TLSMAIL_AUTH_AUTO picks by what the server offers: PLAIN, else LOGIN. */
+enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO };
 
 /* What Go calls smtp.Auth: plain data, no heap. The strings are the
    caller's and must stay valid while in use; the library never writes them.
@@ -243,6 +244,11 @@ TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *us
 /* The non-standard but ubiquitous LOGIN mechanism. */
 TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
                                             const char *host);
+/* PLAIN if the server offers it, else LOGIN; either way only over TLS and
+   only to host. The choice is made once from the EHLO reply: a refusal is
+   never followed by another mechanism. */
+TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
+                                           const char *host);
 
 /* ---- one-call send ----------------------------------------------------- */
 
@@ -456,6 +462,57 @@ TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c);
 /* One line for humans: "RCPT: server refused (5xx): 550 5.1.1 no such user".
    Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
+
+/* ---- compose ---------------------------------------------------------- */
+
+/* ---- message composer (RFC 5322, MIME: RFC 2045, 2047) ------------------ */
+
+/* A plain-text message to build with tlsmail_compose(). Every string is the
+   caller's UTF-8 and is only read during the call. Addresses are "addr" or
+   "Display Name <addr>" ("\"Doe, Jane\" <jane@example.org>" works too); a
+   display name may be UTF-8 and is RFC 2047-encoded when it is not ASCII. */
+typedef struct tlsmail_message {
+    const char *from;                  /* required */
+    const char *const *to; size_t nto; /* nto 0: no To header */
+    const char *const *cc; size_t ncc; /* ncc 0: no Cc header */
+    const char *subject;               /* NULL or "": empty Subject */
+    const void *body; size_t body_len; /* UTF-8 text, any line ends */
+    const char *date;                  /* NULL: now, UTC (needs sockets, i.e.
+                                          not TLSMAIL_NO_SOCKETS); else used
+                                          as given */
+    const char *message_id;            /* NULL: "<32 random hex@domain of
+                                          from>"; else "<id@host>" as given
+                                          (angle brackets added if missing) */
+} tlsmail_message;
+
+/* Writes the whole message (headers, blank line, body) into buf[0..cap),
+   ready for tlsmail_sendmail() / tlsmail_data_write(). No heap.
+
+   Size query, as snprintf: with buf NULL, returns 0 and sets *len to the
+   exact size the message needs (the size does not depend on the random
+   Message-ID or the current time, which have fixed widths). With buf set,
+   returns 0 and sets *len to the bytes written, plus a NUL after them when
+   cap > *len (not counted); if cap is too small returns TLSMAIL_ENOMEM, sets
+   *len to the size needed and leaves buf's contents unspecified.
+
+   Output: CRLF line ends; From, To, Cc, Subject, Date (RFC 5322 3.3, UTC,
+   "Sat, 28 Nov 2026 18:27:24 +0000"), Message-ID, MIME-Version 1.0,
+   Content-Type text/plain; charset=UTF-8, and Content-Transfer-Encoding
+   7bit when the body is ASCII without NUL and no line exceeds 998 octets,
+   else quoted-printable (RFC 2045 6.7). Header lines are folded at 78
+   characters where a fold point exists and never exceed 998; non-ASCII
+   subjects and names become RFC 2047 "=?UTF-8?B?...?=" words of at most
+   75 characters that never split a UTF-8 character. Body line ends (CRLF,
+   LF, CR) become CRLF; the last line always gets one.
+
+   TLSMAIL_EINVAL: m, from or len NULL; a CR, LF or other control character
+   (TAB excepted) in any header value or display name (no header
+   injection); an address that tlsmail_mail/tlsmail_rcpt would refuse or
+   that has no '@'; a subject, name or body that is not UTF-8; a date or
+   message_id that is not printable ASCII; a display name over 1023
+   octets or with a word no 998-octet line can hold; date NULL under
+   TLSMAIL_NO_SOCKETS; message_id NULL and no system random source. */
+TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap, size_t *len);
 
 #ifdef __cplusplus
 }
@@ -2166,7 +2223,7 @@ TLSMAIL_DEF const char *tlsmail_extension(tlsmail_client *c, const char *name) {
 /* Credentials are checked the same way by the client and the one-call
    send, before anything is sent. */
 TLSMAIL__PRIVATE int tlsmail__check_auth(const tlsmail_auth *a, const char *host) {
-    if (!a || (a->mechanism != TLSMAIL_AUTH_PLAIN && a->mechanism != TLSMAIL_AUTH_LOGIN))
+    if (!a || a->mechanism < TLSMAIL_AUTH_PLAIN || a->mechanism > TLSMAIL_AUTH_AUTO)
         return TLSMAIL_EINVAL;
     if (!a->username || !a->secret || !*a->username || !*a->secret ||
         strlen(a->username) > 255 || strlen(a->secret) > 255 ||
@@ -2262,15 +2319,18 @@ done:
 }
 
 TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a) {
-    int err = tlsmail__enter(c, TLSMAIL_STAGE_AUTH, TLSMAIL__GREETED, TLSMAIL__READY);
+    int mech, err = tlsmail__enter(c, TLSMAIL_STAGE_AUTH, TLSMAIL__GREETED, TLSMAIL__READY);
     if (err) return err;
     if ((err = tlsmail__check_auth(a, c->host)) != 0) return c->err = err;
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_AUTH;
+    mech = a->mechanism;
+    if (mech == TLSMAIL_AUTH_AUTO)
+        mech = (c->ext.auth & (1u << TLSMAIL_AUTH_PLAIN)) ? TLSMAIL_AUTH_PLAIN : TLSMAIL_AUTH_LOGIN;
     /* Never fall back to another mechanism, and never go on without AUTH:
        the caller asked for this one. */
-    if (!(c->ext.auth & (1u << a->mechanism))) return c->err = TLSMAIL_ENOMECH;
-    err = a->mechanism == TLSMAIL_AUTH_PLAIN ? tlsmail__auth_plain(c, a) : tlsmail__auth_login(c, a);
+    if (!(c->ext.auth & (1u << mech))) return c->err = TLSMAIL_ENOMECH;
+    err = mech == TLSMAIL_AUTH_PLAIN ? tlsmail__auth_plain(c, a) : tlsmail__auth_login(c, a);
     return c->err = err;
 }
 
@@ -2308,8 +2368,12 @@ TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, int utf8
     return c->err = err;
 }
 
+/* Recipients aren't known yet here, so SMTPUTF8 goes with MAIL whenever
+   the server offers it (as Go does): a non-ASCII recipient may follow. */
 TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from) {
-    return tlsmail__mail(c, from, from ? tlsmail__is_8bit(from) : 0);
+    int utf8 = from && tlsmail__is_8bit(from);
+    if (c && (c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) utf8 = 1;
+    return tlsmail__mail(c, from, utf8);
 }
 
 /* A non-ASCII recipient needs the SMTPUTF8 that MAIL declared. */
@@ -2458,6 +2522,13 @@ TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *pa
     return a;
 }
 
+TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
+                                           const char *host) {
+    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
+    a.mechanism = TLSMAIL_AUTH_AUTO;
+    return a;
+}
+
 /* RFC 2920: at most this many commands in one pipelined group, so neither
    side's socket buffers can fill while nobody reads. */
 #define TLSMAIL__PIPE_MAX 64
@@ -2572,6 +2643,537 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
     return err;
 }
 
+/* ==== [tlsmail:compose] a plain-text message, RFC 5322 + MIME ==== */
+
+/* Output goes through one writer that only counts when there is no buffer,
+   so the size query and the real run take the same path and agree. */
+typedef struct tlsmail__w {
+    char *buf;
+    size_t cap, n;    /* n: bytes produced so far, written or not */
+    size_t col;       /* octets on the current header line */
+    int overflow;     /* n wrapped around size_t */
+} tlsmail__w;
+
+TLSMAIL__PRIVATE void tlsmail__w_put(tlsmail__w *w, const void *p, size_t k) {
+    if (k > (size_t)-1 - w->n) {
+        w->overflow = 1;
+        return;
+    }
+    if (w->buf && w->n + k <= w->cap) memcpy(w->buf + w->n, p, k);
+    w->n += k;
+    w->col += k;
+}
+
+TLSMAIL__PRIVATE void tlsmail__w_str(tlsmail__w *w, const char *s) { tlsmail__w_put(w, s, strlen(s)); }
+
+TLSMAIL__PRIVATE void tlsmail__w_crlf(tlsmail__w *w) {
+    tlsmail__w_put(w, "\r\n", 2);
+    w->col = 0;
+}
+
+/* RFC 3629 4: the length of the UTF-8 character at s[0..n), or 0 if it is
+   not one (overlong forms, surrogates and code points past U+10FFFF are
+   refused, as they must be). */
+TLSMAIL__PRIVATE size_t tlsmail__utf8_char(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t k, i;
+    unsigned long cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { k = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { k = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < k) return 0;
+    for (i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return k;
+}
+
+/* A header value: valid UTF-8 with no control character but TAB. *ascii
+   tells whether it is all ASCII. This is the header injection guard: no
+   CR or LF can reach the output through a value. */
+TLSMAIL__PRIVATE int tlsmail__check_hvalue(const char *s, size_t n, int *ascii) {
+    size_t i = 0;
+    *ascii = 1;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k;
+        if ((c < 0x20 && c != '\t') || c == 0x7F) return TLSMAIL_EINVAL;
+        k = tlsmail__utf8_char((const unsigned char *)s + i, n - i);
+        if (k == 0) return TLSMAIL_EINVAL;
+        if (k > 1) *ascii = 0;
+        i += k;
+    }
+    return 0;
+}
+
+/* Emit s[0..n) as one unbreakable piece; a space before it (sp) is a fold
+   point (RFC 5322 2.2.3: folding inserts CRLF before a WSP). Folds when the
+   line would pass 78 characters and the line already holds something. */
+TLSMAIL__PRIVATE int tlsmail__w_piece(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
+    if (sp) {
+        if (n > 0 && w->col + 1 + n > 78 && w->col > start) tlsmail__w_crlf(w);
+        tlsmail__w_put(w, " ", 1);
+    }
+    tlsmail__w_put(w, s, n);
+    /* RFC 5322 2.1.1: 998 is a MUST; an unbreakable piece this long fails. */
+    return w->col > 998 ? TLSMAIL_EINVAL : 0;
+}
+
+/* Text whose spaces are fold points, e.g. an ASCII subject or a quoted
+   string: runs of spaces stay as they are, folding happens only before a
+   space that is followed by text (no whitespace-only lines). */
+TLSMAIL__PRIVATE int tlsmail__w_words(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
+    size_t i = 0;
+    int err;
+    for (;;) {
+        size_t j = i;
+        while (j < n && s[j] != ' ') j++;
+        if ((err = tlsmail__w_piece(w, s + i, j - i, sp, start)) != 0) return err;
+        if (j >= n) return 0;
+        sp = 1;
+        i = j + 1;
+    }
+}
+
+/* RFC 2047 B-encoded words: "=?UTF-8?B?" + base64 + "?=", at most 75
+   characters each (RFC 2047 2) and sized to what is left of the line, so a
+   line stays within 78; whole UTF-8 characters only (RFC 2047 5: each word
+   must be decodable on its own). Adjacent encoded words are separated by a
+   space, which decoders drop (RFC 2047 6.2), so the text round-trips. */
+TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    char b64[64];
+    if (n == 0) return 0;
+    while (i < n) {
+        size_t room, maxraw, take = 0, blen, k;
+        /* After the optional space: 12 characters of frame, then base64,
+           at most 60 of it (75 - 12, in whole 4-character groups). */
+        size_t col = w->col + (sp ? 1u : 0u);
+        room = col + 12 < 78 ? 78 - col - 12 : 0;
+        if (room > 60) room = 60;
+        maxraw = room / 4 * 3;
+        k = tlsmail__utf8_char(u + i, n - i);
+        if (k == 0) return TLSMAIL_EINVAL;
+        if (k > maxraw && sp && w->col > start) { /* fold, then a full word */
+            tlsmail__w_crlf(w);
+            maxraw = 45;
+        }
+        if (k > maxraw) maxraw = 6; /* nowhere to fold: a longer line, still < 998 */
+        while (i + take < n) {
+            size_t kk = tlsmail__utf8_char(u + i + take, n - i - take);
+            if (kk == 0) return TLSMAIL_EINVAL;
+            if (take + kk > maxraw) break;
+            take += kk;
+        }
+        if (take == 0) return TLSMAIL_EINVAL; /* cannot happen: maxraw >= k */
+        blen = tlsmail__b64_encode(b64, sizeof b64, s + i, take);
+        if (blen == 0) return TLSMAIL_EINVAL;
+        if (sp) tlsmail__w_put(w, " ", 1);
+        tlsmail__w_str(w, "=?UTF-8?B?");
+        tlsmail__w_put(w, b64, blen);
+        tlsmail__w_str(w, "?=");
+        if (w->col > 998) return TLSMAIL_EINVAL;
+        i += take;
+        sp = 1;
+    }
+    return 0;
+}
+
+/* Unstructured text (Subject): as is, folded at spaces, when it is ASCII
+   and cannot be mistaken for encoded words; RFC 2047 otherwise. */
+TLSMAIL__PRIVATE int tlsmail__w_text(tlsmail__w *w, const char *s, size_t start) {
+    size_t n = strlen(s), i, run = 0;
+    int ascii, enc;
+    if (tlsmail__check_hvalue(s, n, &ascii)) return TLSMAIL_EINVAL;
+    enc = !ascii || strstr(s, "=?") != NULL;
+    /* A word too long for a line (998 with the header name) is encoded,
+       which can be split; shorter long words (URLs) stay readable. */
+    for (i = 0; i < n && !enc; i++) {
+        run = s[i] == ' ' ? 0 : run + 1;
+        if (run > 900) enc = 1;
+    }
+    if (n == 0) return 0;
+    return enc ? tlsmail__w_encoded(w, s, n, 1, start) : tlsmail__w_words(w, s, n, 1, start);
+}
+
+/* RFC 5322 3.2.3 atext, plus the space that separates the atoms of a
+   phrase: a name made only of these needs no quoting. */
+TLSMAIL__PRIVATE int tlsmail__is_atext(int c) {
+    return tlsmail__isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~ ", c) != NULL);
+}
+
+/* One mailbox: "addr", or a display name and "<addr>". The name is written
+   as atoms, a quoted string, or encoded words, whichever it needs. sp: a
+   space (fold point) goes first. */
+TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, size_t start) {
+    const char *lt, *name = NULL, *addr = in;
+    size_t nlen = 0, alen = strlen(in), i;
+    char abuf[256], nbuf[1024];
+    int ascii, err, plain = 1;
+    if (tlsmail__check_hvalue(in, alen, &ascii)) return TLSMAIL_EINVAL;
+    /* Trim the surrounding whitespace. */
+    while (alen && (*addr == ' ' || *addr == '\t')) { addr++; alen--; }
+    while (alen && (addr[alen - 1] == ' ' || addr[alen - 1] == '\t')) alen--;
+    if (alen && addr[alen - 1] == '>' && (lt = strrchr(addr, '<')) != NULL && lt < addr + alen) {
+        name = addr;
+        nlen = (size_t)(lt - addr);
+        while (nlen && (name[nlen - 1] == ' ' || name[nlen - 1] == '\t')) nlen--;
+        alen = (size_t)(addr + alen - 1 - (lt + 1));
+        addr = lt + 1;
+    }
+    if (alen == 0 || alen >= sizeof abuf) return TLSMAIL_EINVAL;
+    memcpy(abuf, addr, alen);
+    abuf[alen] = 0;
+    if (tlsmail__check_mailbox(abuf, 0) || !strchr(abuf, '@')) return TLSMAIL_EINVAL;
+    /* A name already in quotes is taken as its content (quoted-pairs
+       undone); it is re-quoted below as needed. */
+    if (nlen >= 2 && name[0] == '"' && name[nlen - 1] == '"') {
+        size_t o = 0;
+        for (i = 1; i + 1 < nlen; i++) {
+            if (name[i] == '\\' && i + 2 < nlen) i++;
+            else if (name[i] == '"') return TLSMAIL_EINVAL;
+            if (o >= sizeof nbuf) return TLSMAIL_EINVAL;
+            nbuf[o++] = name[i];
+        }
+        name = nbuf;
+        nlen = o;
+    } else if (nlen >= sizeof nbuf) {
+        return TLSMAIL_EINVAL;
+    } else if (nlen) {
+        memcpy(nbuf, name, nlen);
+        name = nbuf;
+    }
+    if (nlen == 0) return tlsmail__w_piece(w, abuf, alen, sp, start);
+    if (tlsmail__check_hvalue(name, nlen, &ascii)) return TLSMAIL_EINVAL;
+    for (i = 0; i < nlen; i++)
+        if (!tlsmail__is_atext((unsigned char)name[i])) plain = 0;
+    /* Leading, trailing or doubled spaces would be lost as bare atoms. */
+    if (name[0] == ' ' || name[nlen - 1] == ' ' || (nlen >= 2 && strstr(name, "  "))) plain = 0;
+    if (!ascii || strstr(name, "=?")) {
+        /* Not ASCII, or would be read as encoded words: encode it. */
+        err = tlsmail__w_encoded(w, name, nlen, sp, start);
+    } else if (plain) {
+        err = tlsmail__w_words(w, name, nlen, sp, start);
+    } else {
+        /* RFC 5322 3.2.4 quoted-string: '"' and backslash become quoted-pairs. */
+        char qbuf[2 * sizeof nbuf + 2];
+        size_t o = 0;
+        qbuf[o++] = '"';
+        for (i = 0; i < nlen; i++) {
+            if (name[i] == '"' || name[i] == '\\') qbuf[o++] = '\\';
+            qbuf[o++] = name[i];
+        }
+        qbuf[o++] = '"';
+        err = tlsmail__w_words(w, qbuf, o, sp, start);
+    }
+    if (err) return err;
+    {
+        char br[258];
+        br[0] = '<';
+        memcpy(br + 1, abuf, alen);
+        br[alen + 1] = '>';
+        return tlsmail__w_piece(w, br, alen + 2, 1, start);
+    }
+}
+
+/* "Name: a, b, c" with a fold point before every mailbox. */
+TLSMAIL__PRIVATE int tlsmail__w_list(tlsmail__w *w, const char *hdr, const char *const *v, size_t n) {
+    size_t i, start;
+    int err;
+    if (!v) return TLSMAIL_EINVAL;
+    tlsmail__w_str(w, hdr);
+    start = w->col;
+    for (i = 0; i < n; i++) {
+        if (!v[i]) return TLSMAIL_EINVAL;
+        if (i) tlsmail__w_put(w, ",", 1);
+        if ((err = tlsmail__w_mailbox(w, v[i], 1, start)) != 0) return err;
+    }
+    tlsmail__w_crlf(w);
+    return 0;
+}
+
+/* Days since 1970-01-01 to a civil date, proleptic Gregorian (the
+   well-known era algorithm): no gmtime(), so no static buffer and no
+   locale, and it works for any time value. */
+TLSMAIL__PRIVATE void tlsmail__civil(long long days, long long *y, unsigned *m, unsigned *d) {
+    long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+/* Two digits of v at p. */
+TLSMAIL__PRIVATE void tlsmail__2d(char *p, unsigned v) {
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* RFC 5322 3.3 date-time in UTC, fixed width, 31 characters and a NUL:
+   "Sat, 28 Nov 2026 18:27:24 +0000". Written by hand: snprintf's widths
+   would not be fixed for a year past 9999, and this never truncates. */
+TLSMAIL__PRIVATE void tlsmail__date(char out[32], long long t) {
+    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
+    static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    long long dn = (t >= 0 ? t : t - 86399) / 86400, y;
+    unsigned sec = (unsigned)(t - dn * 86400), m, d, wd = (unsigned)(((dn % 7) + 7) % 7), yy;
+    tlsmail__civil(dn, &y, &m, &d);
+    yy = y < 0 ? 0u : y > 9999 ? 9999u : (unsigned)y;
+    memcpy(out, days + 3 * wd, 3);
+    memcpy(out + 3, ", ", 2);
+    tlsmail__2d(out + 5, d);
+    out[7] = ' ';
+    memcpy(out + 8, mons + 3 * (m - 1), 3);
+    out[11] = ' ';
+    tlsmail__2d(out + 12, yy / 100);
+    tlsmail__2d(out + 14, yy % 100);
+    out[16] = ' ';
+    tlsmail__2d(out + 17, sec / 3600);
+    out[19] = ':';
+    tlsmail__2d(out + 20, sec / 60 % 60);
+    out[22] = ':';
+    tlsmail__2d(out + 23, sec % 60);
+    memcpy(out + 25, " +0000", 7);
+}
+
+/* A date or message id from the caller: printable ASCII only. */
+TLSMAIL__PRIVATE int tlsmail__check_ascii(const char *s, int spaces) {
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E) {
+            if (!(spaces && s[i] == ' ')) return TLSMAIL_EINVAL;
+        }
+    return i == 0 || i > 900 ? TLSMAIL_EINVAL : 0;
+}
+
+/* RFC 5322 3.6.4 msg-id, loosely: "<left@right>" (brackets optional
+   here), printable ASCII, no space, no further angle bracket. */
+TLSMAIL__PRIVATE int tlsmail__check_msgid(const char *id) {
+    size_t n = strlen(id), i;
+    if (tlsmail__check_ascii(id, 0)) return TLSMAIL_EINVAL;
+    if (id[0] == '<') {
+        if (n < 3 || id[n - 1] != '>') return TLSMAIL_EINVAL;
+        id++;
+        n -= 2;
+    }
+    for (i = 0; i < n; i++)
+        if (id[i] == '<' || id[i] == '>') return TLSMAIL_EINVAL;
+    return memchr(id, '@', n) ? 0 : TLSMAIL_EINVAL;
+}
+
+enum { TLSMAIL__MSGID_RAND = 16 };
+
+/* The domain of from's address when it is a plain ASCII dot-atom, else
+   "localhost": the id must be ASCII (RFC 5322 3.6.4). */
+TLSMAIL__PRIVATE void tlsmail__msgid_domain(const char *from, char *out, size_t cap) {
+    const char *end = from + strlen(from), *at, *p;
+    size_t n;
+    while (end > from && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    if (end > from && end[-1] == '>') end--;
+    for (at = end; at > from && at[-1] != '@'; at--) {}
+    n = (size_t)(end - at);
+    if (at == from || n == 0 || n >= cap) goto fallback;
+    for (p = at; p < end; p++)
+        if (!(tlsmail__isalnum((unsigned char)*p) || *p == '-' || *p == '.')) goto fallback;
+    memcpy(out, at, n);
+    out[n] = 0;
+    return;
+fallback:
+    snprintf(out, cap, "localhost");
+}
+
+/* 16 random octets as hex, from BearSSL's system seeder through
+   HMAC_DRBG (no global state; the DRBG lives on the stack and is wiped). */
+TLSMAIL__PRIVATE int tlsmail__msgid_random(char *hex) {
+    br_hmac_drbg_context rng;
+    br_prng_seeder seeder = br_prng_seeder_system(NULL);
+    unsigned char r[TLSMAIL__MSGID_RAND];
+    size_t i;
+    if (!seeder) return TLSMAIL_EINVAL;
+    br_hmac_drbg_init(&rng, &br_sha256_vtable, NULL, 0);
+    if (!seeder(&rng.vtable)) {
+        tlsmail__wipe(&rng, sizeof rng);
+        return TLSMAIL_EINVAL;
+    }
+    br_hmac_drbg_generate(&rng, r, sizeof r);
+    for (i = 0; i < sizeof r; i++) {
+        hex[2 * i] = "0123456789abcdef"[r[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+    }
+    hex[2 * sizeof r] = 0;
+    tlsmail__wipe(&rng, sizeof rng);
+    tlsmail__wipe(r, sizeof r);
+    return 0;
+}
+
+/* How the body goes: 7bit (RFC 2045 2.7) or quoted-printable. Also checks
+   that it is UTF-8. */
+TLSMAIL__PRIVATE int tlsmail__body_kind(const unsigned char *b, size_t n, int *qp) {
+    size_t i = 0, ll = 0;
+    *qp = 0;
+    while (i < n) {
+        size_t k = tlsmail__utf8_char(b + i, n - i);
+        if (k == 0) return TLSMAIL_EINVAL;
+        if (k > 1 || b[i] == 0) *qp = 1;
+        if (b[i] == '\r' || b[i] == '\n') ll = 0;
+        else if ((ll += k) > 998) *qp = 1;
+        i += k;
+    }
+    return 0;
+}
+
+/* The body, line ends normalised to CRLF, ending in CRLF. */
+TLSMAIL__PRIVATE void tlsmail__w_body7(tlsmail__w *w, const unsigned char *b, size_t n) {
+    size_t i = 0, s = 0;
+    while (i < n) {
+        if (b[i] == '\r' || b[i] == '\n') {
+            tlsmail__w_put(w, b + s, i - s);
+            tlsmail__w_crlf(w);
+            i += (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n') ? 2 : 1;
+            s = i;
+        } else {
+            i++;
+        }
+    }
+    if (s < n) {
+        tlsmail__w_put(w, b + s, n - s);
+        tlsmail__w_crlf(w);
+    }
+}
+
+/* RFC 2045 6.7 quoted-printable: octets 33..60 and 62..126 literal (rule
+   2), space and tab literal except at the end of a line (rule 3), all else
+   "=XX" (rule 1); line ends are hard breaks written as CRLF (rule 4);
+   encoded lines at most 76 characters, soft breaks "=" CRLF (rule 5). */
+TLSMAIL__PRIVATE void tlsmail__w_qp(tlsmail__w *w, const unsigned char *b, size_t n) {
+    size_t i = 0;
+    int open = 0;   /* a line has been started and not yet ended */
+    w->col = 0;
+    while (i < n) {
+        unsigned char c = b[i];
+        char tok[3];
+        size_t tl, limit;
+        int eol;
+        if (c == '\r' || c == '\n') {
+            tlsmail__w_crlf(w);
+            i += (c == '\r' && i + 1 < n && b[i + 1] == '\n') ? 2 : 1;
+            open = 0;
+            continue;
+        }
+        eol = i + 1 == n || b[i + 1] == '\r' || b[i + 1] == '\n';
+        if ((c >= 33 && c <= 60) || (c >= 62 && c <= 126) || ((c == ' ' || c == '\t') && !eol)) {
+            tok[0] = (char)c;
+            tl = 1;
+        } else {
+            tok[0] = '=';
+            tok[1] = "0123456789ABCDEF"[c >> 4];
+            tok[2] = "0123456789ABCDEF"[c & 15];
+            tl = 3;
+        }
+        /* The last token of a line may use column 76; any other must leave
+           room for the "=" of a soft break. */
+        limit = eol ? 76 : 75;
+        if (w->col + tl > limit) {
+            tlsmail__w_put(w, "=", 1);
+            tlsmail__w_crlf(w);
+        }
+        tlsmail__w_put(w, tok, tl);
+        open = 1;
+        i++;
+    }
+    if (open) tlsmail__w_crlf(w);
+}
+
+TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap, size_t *len) {
+    tlsmail__w w;
+    char date[32], domain[256], hex[2 * TLSMAIL__MSGID_RAND + 1];
+    const char *subject;
+    int err, qp;
+    if (!len) return TLSMAIL_EINVAL;
+    *len = 0;
+    if (!m || !m->from || (m->nto && !m->to) || (m->ncc && !m->cc) || (!m->body && m->body_len))
+        return TLSMAIL_EINVAL;
+    memset(&w, 0, sizeof w);
+    w.buf = buf;
+    w.cap = buf ? cap : 0;
+    subject = m->subject ? m->subject : "";
+
+    /* Checked first, so a bad message fails the same with or without buf. */
+    if (m->date && tlsmail__check_ascii(m->date, 1)) return TLSMAIL_EINVAL;
+    if (m->message_id && tlsmail__check_msgid(m->message_id)) return TLSMAIL_EINVAL;
+    if ((err = tlsmail__body_kind((const unsigned char *)m->body, m->body_len, &qp)) != 0) return err;
+    if (!m->date) {
+#ifndef TLSMAIL_NO_SOCKETS
+        /* time(): seconds since the epoch on every POSIX system. */
+        tlsmail__date(date, (long long)time(NULL));
+#else
+        return TLSMAIL_EINVAL; /* no clock here: pass m->date */
+#endif
+    }
+    if (!m->message_id) {
+        tlsmail__msgid_domain(m->from, domain, sizeof domain);
+        if (buf) {
+            if ((err = tlsmail__msgid_random(hex)) != 0) return err;
+        } else {
+            /* Same width as the real one; the seeder must exist either way. */
+            if (!br_prng_seeder_system(NULL)) return TLSMAIL_EINVAL;
+            memset(hex, '0', sizeof hex - 1);
+            hex[sizeof hex - 1] = 0;
+        }
+    }
+
+    tlsmail__w_str(&w, "From:");
+    if ((err = tlsmail__w_mailbox(&w, m->from, 1, w.col)) != 0) return err;
+    tlsmail__w_crlf(&w);
+    if (m->nto && (err = tlsmail__w_list(&w, "To:", m->to, m->nto)) != 0) return err;
+    if (m->ncc && (err = tlsmail__w_list(&w, "Cc:", m->cc, m->ncc)) != 0) return err;
+    tlsmail__w_str(&w, "Subject:");
+    if ((err = tlsmail__w_text(&w, subject, w.col)) != 0) return err;
+    tlsmail__w_crlf(&w);
+    tlsmail__w_str(&w, "Date: ");
+    tlsmail__w_str(&w, m->date ? m->date : date);
+    tlsmail__w_crlf(&w);
+    tlsmail__w_str(&w, "Message-ID: ");
+    if (m->message_id) {
+        int br = m->message_id[0] == '<';
+        if (!br) tlsmail__w_str(&w, "<");
+        tlsmail__w_str(&w, m->message_id);
+        if (!br) tlsmail__w_str(&w, ">");
+    } else {
+        tlsmail__w_str(&w, "<");
+        tlsmail__w_str(&w, hex);
+        tlsmail__w_str(&w, "@");
+        tlsmail__w_str(&w, domain);
+        tlsmail__w_str(&w, ">");
+    }
+    tlsmail__w_crlf(&w);
+    tlsmail__w_str(&w, "MIME-Version: 1.0\r\n"
+                       "Content-Type: text/plain; charset=UTF-8\r\n"
+                       "Content-Transfer-Encoding: ");
+    tlsmail__w_str(&w, qp ? "quoted-printable" : "7bit");
+    tlsmail__w_crlf(&w);
+    tlsmail__w_crlf(&w);
+    if (qp) tlsmail__w_qp(&w, (const unsigned char *)m->body, m->body_len);
+    else tlsmail__w_body7(&w, (const unsigned char *)m->body, m->body_len);
+
+    if (w.overflow) return TLSMAIL_ENOMEM;
+    *len = w.n;
+    if (!buf) return 0;
+    if (w.n > cap) return TLSMAIL_ENOMEM;
+    if (w.n < cap) buf[w.n] = 0;
+    return 0;
+}
+
 /* ==== [tlsmail:report] what went wrong, for the caller ==== */
 
 TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c) { return c ? c->code : 0; }
@@ -2599,7 +3201,8 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
        reply. */
     if (c && c->code && n < cap &&
         (err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT || err == TLSMAIL_EAUTH ||
-         err == TLSMAIL_ENOMECH || err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO)) {
+         err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO ||
+         (err == TLSMAIL_ENOMECH && c->code >= 400))) { /* not the EHLO list */
         const char *p;
         r = snprintf(buf + n, cap - n, "; server said%s: %d ",
                      c->reply_tls ? "" : " (in plaintext, unauthenticated)", c->code);

@@ -17,8 +17,10 @@ suite() { # name, command...
 }
 suite build-checks bash tests/build_checks.sh "$build"
 suite unit "$build/unit"
+suite unit-compose "$build/unit_compose"
 suite integration /usr/bin/python3 tests/test_integration.py --build "$build"
 suite starttls /usr/bin/python3 tests/test_starttls.py --build "$build"
 suite hostile /usr/bin/python3 tests/test_hostile.py --build "$build"
+suite cli /usr/bin/python3 tests/test_cli.py --build "$build"
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
