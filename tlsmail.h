@@ -15,8 +15,9 @@ SUMMARY
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
-   unencrypted); build MIME messages (pass the message bytes you want sent);
-   queue or retry; speak TLS 1.0/1.1, RSA key exchange or CBC suites.
+   unencrypted); build multipart MIME or attachments (tlsmail_compose makes a
+   plain-text message; otherwise pass the bytes you want sent); queue or
+   retry; speak TLS 1.0/1.1, RSA key exchange or CBC suites.
 
 QUICK START (examples/minimal.c, compiled by the tests)
 
