@@ -284,13 +284,14 @@ typedef struct tlsmail_io {
    (loading the 140-certificate system bundle costs tens of milliseconds and
    ~80 KB of heap; a loaded trust is read-only and may be shared). */
 typedef struct tlsmail_trust {
+    void *alloc_ctx; /* yours: handed to TLSMAIL_MALLOC/TLSMAIL_FREE; set it
+                        before loading */
     /* private */
     int kind;
     br_x509_trust_anchor *anchors;
     size_t count, cap;
     const br_x509_trust_anchor *user_anchors;
     unsigned char pin[32];
-    void *alloc_ctx;
 } tlsmail_trust;
 
 /* The system bundle: $SSL_CERT_FILE and/or $SSL_CERT_DIR when set (as
@@ -315,7 +316,8 @@ TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anch
    -sha256 -binary | base64` prints); "sha256//" may prefix it. The chain and
    name are not checked: the pin is the trust. */
 TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *base64);
-/* Frees loaded anchors; t becomes a zeroed (system) trust again. */
+/* Frees loaded anchors; t becomes a zeroed (system) trust again, keeping
+   only alloc_ctx. */
 TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
 
 /* ---- client ------------------------------------------------------------ */
@@ -463,8 +465,6 @@ TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c);
 /* One line for humans: "RCPT: server refused (5xx): 550 5.1.1 no such user".
    Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
-
-/* ---- compose ---------------------------------------------------------- */
 
 /* ---- message composer (RFC 5322, MIME: RFC 2045, 2047) ------------------ */
 
@@ -1433,11 +1433,15 @@ TLSMAIL__PRIVATE int tlsmail__pem_finish(tlsmail__pemload *l) {
 
 TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t) {
     size_t i;
+    void *ctx;
     if (!t) return;
-    for (i = 0; i < t->count; i++)
-        TLSMAIL_FREE(t->alloc_ctx, (void *)t->anchors[i].dn.data);
-    if (t->anchors) TLSMAIL_FREE(t->alloc_ctx, t->anchors);
+    ctx = t->alloc_ctx;
+    if (t->anchors) { /* only loaded anchors live here; the caller's never do */
+        for (i = 0; i < t->count; i++) TLSMAIL_FREE(ctx, (void *)t->anchors[i].dn.data);
+        TLSMAIL_FREE(ctx, t->anchors);
+    }
     memset(t, 0, sizeof *t);
+    t->alloc_ctx = ctx;
 }
 
 TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len) {
