@@ -51,7 +51,7 @@ static long long now_ms(void) {
 
 static void usage(void) {
     fputs("usage: itest --addr HOST:PORT [--api send|client|stream|stream2]\n"
-          "  [--cafile F] [--pin B64] [--auth plain|login] [--user U] [--pass P]\n"
+          "  [--cafile F] [--capem F] [--anchors F] [--pin B64] [--auth plain|login] [--user U] [--pass P]\n"
           "  [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]\n"
           "  [--timeout-ms N] [--deadline-ms N] [--security tls|starttls|fallback]\n"
           "  [--starttls-port N]\n", stderr);
@@ -149,6 +149,8 @@ int main(int argc, char **argv) {
     tlsmail_config cfg;
     long long t0;
     const char *security = "tls";
+    const char *capem = NULL, *anchors = NULL;
+    tlsmail_trust loaded;
     unsigned starttls_port = 0;
 
     to = calloc((size_t)argc, sizeof *to);
@@ -159,6 +161,8 @@ int main(int argc, char **argv) {
         if (!strcmp(o, "--addr")) addr = argv[++i];
         else if (!strcmp(o, "--api")) api = argv[++i];
         else if (!strcmp(o, "--cafile")) cafile = argv[++i];
+        else if (!strcmp(o, "--capem")) capem = argv[++i];
+        else if (!strcmp(o, "--anchors")) anchors = argv[++i];
         else if (!strcmp(o, "--pin")) pin = argv[++i];
         else if (!strcmp(o, "--auth")) mech = argv[++i];
         else if (!strcmp(o, "--user")) user = argv[++i];
@@ -221,7 +225,22 @@ int main(int argc, char **argv) {
         return err ? 1 : 0;
     }
 
+    memset(&loaded, 0, sizeof loaded);
     if (cafile) err = tlsmail_trust_file(&trust, cafile);
+    if (!err && capem) { /* the PEM from memory */
+        size_t plen;
+        FILE *f = fopen(capem, "rb");
+        char *pem;
+        if (!f) { perror(capem); return 2; }
+        pem = read_all(f, &plen);
+        fclose(f);
+        err = tlsmail_trust_pem(&trust, pem, plen);
+        free(pem);
+    }
+    if (!err && anchors) { /* the caller's own br_x509_trust_anchor array */
+        err = tlsmail_trust_file(&loaded, anchors);
+        if (!err) err = tlsmail_trust_anchors(&trust, loaded.anchors, loaded.count);
+    }
     if (!err && pin) err = tlsmail_trust_pin_sha256(&trust, pin);
     if (err) {
         /* no session at all: the trust could not be built */
@@ -258,6 +277,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "%s\n", desc);
     tlsmail_trust_free(&trust);
+    tlsmail_trust_free(&loaded);
     free(msg);
     free(to);
     return err ? 1 : 0;

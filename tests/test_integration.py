@@ -317,7 +317,8 @@ class Suite:
 
     def itest(self, addr, msg=SIMPLE, api="send", auth="plain", user=USER, pw=PASS,
               frm=FROM, to=(TO,), cafile="ca.crt", pin=None, authhost=None,
-              chunk=None, timeout_ms=5000, deadline_ms=None, env=None, timeout=RUN_TIMEOUT):
+              chunk=None, timeout_ms=5000, deadline_ms=None, env=None, timeout=RUN_TIMEOUT,
+              extra=()):
         cmd = [self.itest_bin, "--addr", addr, "--api", api, "--from", frm,
                "--msg", self.msgfile(msg)]
         for t in to:
@@ -337,6 +338,7 @@ class Suite:
                 cmd += ["--deadline-ms", str(deadline_ms)]
             if chunk is not None:
                 cmd += ["--chunk", str(chunk)]
+        cmd += list(extra)
         r = self.run(cmd, env=env, timeout=timeout)
         check(r.name is not None, "itest printed no result line: %s" % r)
         check((r.rc == 0) == (r.name == "OK"), "exit status %s with result %s" % (r.rc, r.name))
@@ -550,6 +552,41 @@ def build_cases(S):
         @case("ssl_cert_file_%s[send]" % f)
         def _(f=f):
             deliver("good", SIMPLE, api="send", env=S.env(SSL_CERT_FILE=S.p(f)))
+
+    @case("trust_pem_in_memory_crlf[client]")
+    def _():
+        deliver("good", SIMPLE, api="client", cafile=None, extra=["--capem", S.p("ca-crlf.crt")])
+
+    @case("trust_caller_anchors[client]")
+    def _():   # tlsmail_trust_anchors: the caller's array, used as is
+        deliver("good", SIMPLE, api="client", cafile=None, extra=["--anchors", S.p("bundle.crt")])
+
+    @case("ssl_cert_dir_with_hash_link[send]")
+    def _():
+        d = os.path.join(S.work, "certdir")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", S.p("ca.crt")],
+                               check=True, capture_output=True, timeout=10).stdout.decode().strip()
+            os.symlink(S.p("ca.crt"), os.path.join(d, h + ".0"))
+            shutil.copy(S.p("rogue-ca.crt"), os.path.join(d, "rogue.pem"))
+            with open(os.path.join(d, "README"), "w") as f:
+                f.write("not a certificate: skipped by name\n")
+        env = S.env(SSL_CERT_DIR="/nonexistent:" + d)
+        env.pop("SSL_CERT_FILE")
+        deliver("good", SIMPLE, api="send", env=env)
+
+    @case("ssl_cert_dir_without_the_ca[send]")
+    def _():
+        d = os.path.join(S.work, "certdir-rogue")
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(S.p("rogue-ca.crt"), os.path.join(d, "rogue.pem"))
+        env = S.env(SSL_CERT_DIR=d)
+        env.pop("SSL_CERT_FILE")
+        m = S.servers["good"].mark()
+        r = S.itest(S.addr("good"), api="send", env=env)
+        S.expect_result(r, "ECERT_UNTRUSTED")
+        S.expect_nothing("good", m, NO_SMTP, "CA not in SSL_CERT_DIR")
 
     for api in ("client", "stream"):
         @case("cafile_empty[%s]" % api)

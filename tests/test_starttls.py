@@ -252,20 +252,7 @@ class Suite(ti.Suite):
             self.alert.close()
 
     def itest_extra(self, addr, extra=(), api="client", **kw):
-        """itest with options the base helper doesn't know (--security ...)."""
-        saved = self.itest_bin
-        self.itest_bin_extra = list(extra)
-        try:
-            return self.itest(addr, api=api, **kw)
-        finally:
-            self.itest_bin = saved
-
-    def run(self, cmd, stdin=b"", env=None, timeout=ti.RUN_TIMEOUT):
-        extra = getattr(self, "itest_bin_extra", [])
-        if extra and cmd and cmd[0] == self.itest_bin:
-            cmd = cmd + extra
-            self.itest_bin_extra = []
-        return ti.Suite.run(self, cmd, stdin=stdin, env=env, timeout=timeout)
+        return self.itest(addr, api=api, extra=extra, **kw)
 
 
 def main():
