@@ -3,6 +3,8 @@
 #   make test     build checks, unit tests, integration tests against aiosmtpd
 #   make demo     a real send through tlsmail-send to a local server it starts
 #   make bench    tlsmail-send beside curl, msmtp and Python smtplib
+#   make fuzz     every libFuzzer target for FUZZ_SECONDS each (default 60)
+#   make check    cppcheck, clang-tidy, clang --analyze, extra gcc warnings
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes \
@@ -53,7 +55,14 @@ demo:
 bench: $(B)/tlsmail-send
 	bash bench/run.sh $(B)
 
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash tests/fuzz.sh $(FUZZ_SECONDS) $(B)
+
+check:
+	bash tests/check.sh $(B)
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all test demo bench clean
+.PHONY: all test demo bench fuzz check clean

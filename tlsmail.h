@@ -216,7 +216,7 @@ extern "C" {
                            "or it needs STARTTLS")
 
 enum {
-#define TLSMAIL__ENUM(name, value, text) TLSMAIL_##name = value,
+#define TLSMAIL__ENUM(name, value, text) TLSMAIL_##name = (value),
     TLSMAIL__ERRORS(TLSMAIL__ENUM)
 #undef TLSMAIL__ENUM
     TLSMAIL__ERROR_LAST = -24
@@ -1239,7 +1239,7 @@ TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsig
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    snprintf(serv, sizeof serv, "%u", port);
+    (void)snprintf(serv, sizeof serv, "%u", port); /* <= 65535: always fits */
     gai = getaddrinfo(host, serv, &hints, &res);
     if (gai != 0 || !res) {
         c->sys_err = gai;
@@ -1470,11 +1470,11 @@ TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path) {
     f = fopen(path, "rb");
     if (!f) return TLSMAIL_ETRUST;
     l = (tlsmail__pemload *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *l);
-    if (!l) { fclose(f); return TLSMAIL_ENOMEM; }
+    if (!l) { (void)fclose(f); return TLSMAIL_ENOMEM; }
     tlsmail__pem_init(l, t);
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) tlsmail__pem_feed(l, buf, n);
     err = ferror(f) ? TLSMAIL_ETRUST : tlsmail__pem_finish(l);
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to lose */
     TLSMAIL_FREE(t->alloc_ctx, l);
     return err;
 }
@@ -2930,7 +2930,7 @@ TLSMAIL__PRIVATE void tlsmail__2d(char *p, unsigned v) {
 TLSMAIL__PRIVATE void tlsmail__date(char out[32], long long t) {
     static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
     static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    long long dn = (t >= 0 ? t : t - 86399) / 86400, y;
+    long long dn = t / 86400 - (t % 86400 < 0), y; /* floor division, no overflow */
     unsigned sec = (unsigned)(t - dn * 86400), m, d, wd = (unsigned)(((dn % 7) + 7) % 7), yy;
     tlsmail__civil(dn, &y, &m, &d);
     yy = y < 0 ? 0u : y > 9999 ? 9999u : (unsigned)y;

@@ -8,7 +8,8 @@ suite() { # name, command...
     local name=$1 line p f; shift
     echo "=== $name"
     "$@" 2>&1 | tee "$build/$name.log"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$build/$name.log" | tail -1)
+    line=$(grep -E '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$build/$name.log" | tail -1)
+    line=${line#*: }
     if [ -z "$line" ]; then
         echo "!!! $name printed no result line"; broken=$((broken + 1)); fail=$((fail + 1)); return
     fi
@@ -22,5 +23,9 @@ suite integration /usr/bin/python3 tests/test_integration.py --build "$build"
 suite starttls /usr/bin/python3 tests/test_starttls.py --build "$build"
 suite hostile /usr/bin/python3 tests/test_hostile.py --build "$build"
 suite cli /usr/bin/python3 tests/test_cli.py --build "$build"
+# The same tests again under ASan+UBSan and under valgrind, then every fuzz
+# target briefly on its committed seeds (make fuzz runs them longer).
+suite sanitizers env SANITIZE_VALGRIND="${SANITIZE_VALGRIND:-full}" bash tests/sanitize.sh "$build"
+suite fuzz-smoke bash tests/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}" "$build"
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
