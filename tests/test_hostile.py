@@ -43,8 +43,8 @@ SPAWN_SLACK = 500   # process start, PKI load, handshake on a busy machine
 
 class Case:
     def __init__(self, name, scenario, expect, args=(), timeout_ms=T, max_ms=None,
-                 checks=(), group="implicit", msg=None):
-        self.name, self.scenario = name, scenario
+                 checks=(), group="implicit", msg=None, driver="itest"):
+        self.name, self.scenario, self.driver = name, scenario, driver
         self.expect = {expect} if isinstance(expect, str) else set(expect)
         self.args, self.timeout_ms = list(args), timeout_ms
         self.max_ms = max_ms if max_ms is not None else timeout_ms + MARGIN
@@ -302,6 +302,10 @@ def cases():
     # one byte every 200 ms: no single wait times out, the session deadline must
     add("EHLO reply dripping, --deadline-ms 2000", "drip_ehlo", "ETIMEOUT",
         args=["--deadline-ms", "2000"], max_ms=2000 + MARGIN, checks=FAILURE)
+    # No deadline given: the default one ends the drip (a driver built with
+    # TLSMAIL_DEFAULT_DEADLINE_MS=1500, since the real default is 10 minutes).
+    add("EHLO reply dripping, default deadline", "drip_ehlo", "ETIMEOUT",
+        max_ms=1500 + MARGIN, checks=FAILURE, driver="itest-deadline1500")
     add("plaintext SMTP server on the implicit-TLS port", "plaintext_server", "EPLAINTEXT",
         checks=[no_handshake, one_connection,
                 lambda s, r: None if s.layer_bytes("raw")[:1] == b"\x16"
@@ -465,6 +469,14 @@ def run_all(a, tmp):
     with open(bigfile, "wb") as f:
         f.write(b"Subject: big\r\n\r\n" + (b"z" * 78 + b"\r\n") * (4 * 1024 * 1024 // 80))
 
+    drivers = {"itest": itest, "itest-deadline1500": os.path.join(tmp, "itest-deadline1500")}
+    e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_DEFAULT_DEADLINE_MS=1500",
+               "-I" + ROOT, "-o", drivers["itest-deadline1500"], os.path.join(HERE, "itest.c"),
+               "-lbearssl"], "build itest with a short default deadline")
+    if e:
+        print("FAIL %s" % e)
+        print("0 passed, 1 failed")
+        return 1
     all_cases = cases()
 
     passed = failed = 0
@@ -472,7 +484,7 @@ def run_all(a, tmp):
         if a.only and a.only not in c.name and a.only not in c.scenario:
             continue
         label = "%s [%s]" % (c.name, c.scenario)
-        why, out, err, srv = run_case(c, itest, pki, msgfile, bigfile, a.verbose)
+        why, out, err, srv = run_case(c, drivers[c.driver], pki, msgfile, bigfile, a.verbose)
         if why:
             failed += 1
             print("FAIL %s: %s" % (label, "; ".join(why)))

@@ -135,6 +135,14 @@ def build_cases(S, pki):
         S.expect_result(r, "ECERT_NAME")
         S.expect_nothing(srv, m, SECRET_VERBS, "certificate for another host")
 
+    @case("starttls_expired_cert_refused_before_auth")
+    def _():
+        srv = "st-expired"
+        m = S.servers[srv].mark()
+        r = st(srv)
+        S.expect_result(r, "ECERT_EXPIRED")
+        S.expect_nothing(srv, m, SECRET_VERBS, "expired certificate")
+
     @case("starttls_untrusted_cert_refused_before_auth")
     def _():
         srv = "st-good"
@@ -226,6 +234,7 @@ class Suite(ti.Suite):
         subprocess.run(["bash", os.path.join(ti.HERE, "pki.sh"), self.pki], check=True, timeout=60)
         users = [(USER, PASS), (USER2, PASS2)]
         specs = [("st-good", "starttls", 0, "good"), ("st-wronghost", "starttls", 0, "wronghost"),
+                 ("st-expired", "starttls", 0, "expired"),
                  ("st-587b", "starttls", 0, "good"), ("untrusted", "implicit", 0, None),
                  ("expired", "implicit", 0, None), ("wronghost", "implicit", 0, None)]
         probe = socket.socket()
