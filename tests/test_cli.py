@@ -23,19 +23,14 @@ import base64
 import email
 import email.policy
 import hashlib
-import json
 import logging
 import os
 import re
-import select
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import warnings
@@ -43,6 +38,9 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
+sys.path.insert(0, HERE)
+from test_integration import (CaseFailure, check, normalise, free_port,  # noqa: E402
+                              Server, SilentListener)
 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 FROM, TO = "sender@example.org", "rcpt@example.org"
@@ -59,54 +57,14 @@ OPTIONS = ["--server", "--starttls", "--timeout", "-f, --from", "-t", "-i, -oi",
            "TLSMAIL_PASSWORD", "SSL_CERT_FILE"]
 
 
-class CaseFailure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaseFailure(msg)
-
-
-def normalise(msg):
-    """What the server stores for msg: line ends as CRLF, a final CRLF."""
-    out = re.sub(rb"\r\n|\r|\n", b"\r\n", msg)
-    if out and not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
-
-
 # ------------------------------------------------------------------- build --
 
-def splice(header, inc, out):
-    """tlsmail.h with tests/compose.inc where it will go: declarations
-    before the closing extern "C", implementation before [tlsmail:report]."""
-    h = open(header).read()
-    c = open(inc).read()
-    i = c.index("/* ==== [tlsmail:compose]")
-    a = h.rindex("#ifdef __cplusplus\n}")
-    h = h[:a] + c[:i] + "\n" + h[a:]
-    b = h.index("/* ==== [tlsmail:report]")
-    h = h[:b] + c[i:] + "\n" + h[b:]
-    with open(out, "w") as f:
-        f.write(h)
-
-
 def build(build_dir, work):
-    header = os.path.join(ROOT, "tlsmail.h")
-    text = open(header).read()
     inc = ["-I" + ROOT]
-    if "tlsmail_compose" not in text:
-        shim = os.path.join(work, "shim")
-        os.makedirs(shim)
-        splice(header, os.path.join(HERE, "compose.inc"), os.path.join(shim, "tlsmail.h"))
-        inc = ["-I" + shim] + inc
-    have_starttls = "tlsmail__starttls" in text
     bins = {}
     wanted = [("tlsmail-send", "tlsmail-send.c", []), ("custom_io", "custom_io.c", []),
               ("pinned", "pinned.c", [])]
-    if have_starttls:
-        wanted.append(("tlsmail-send-starttls", "tlsmail-send.c", ["-DTLSMAIL_STARTTLS"]))
+    wanted.append(("tlsmail-send-starttls", "tlsmail-send.c", ["-DTLSMAIL_STARTTLS"]))
     wanted.append(("tlsmail-send-tlsonly", "tlsmail-send.c", []))   # built without STARTTLS
     out_dir = os.path.join(work, "bin")
     os.makedirs(out_dir)
@@ -120,73 +78,10 @@ def build(build_dir, work):
                                                         "-o", exe, "-lbearssl"]
         subprocess.run(cmd, check=True, timeout=120)
         bins[name] = exe
-    return bins, have_starttls
+    return bins
 
 
 # ----------------------------------------------------------------- servers --
-
-class Server:
-    """One tests/smtpd.py subprocess."""
-
-    def __init__(self, name, cert, pki, work, mode="implicit"):
-        self.name = name
-        self.spool = os.path.join(work, "spool-" + name)
-        os.makedirs(self.spool)
-        self.errf = open(os.path.join(work, "smtpd-%s.stderr" % name), "wb")
-        cmd = [PYTHON, os.path.join(HERE, "smtpd.py"), "--port", "0", "--mode", mode,
-               "--cert", os.path.join(pki, cert + ".crt"), "--key", os.path.join(pki, cert + ".key"),
-               "--spool", self.spool, "--user", "%s:%s" % (USER, PASS)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf,
-                                     stdin=subprocess.DEVNULL)
-        self.port = None
-
-    def wait_ready(self, deadline):
-        buf = b""
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("smtpd %s: no READY in time" % self.name)
-            r, _, _ = select.select([self.proc.stdout], [], [], left)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 256)
-                if not chunk:
-                    raise RuntimeError("smtpd %s exited before READY" % self.name)
-                buf += chunk
-        self.port = int(buf.split(b"\n")[0].split()[1])
-
-    def mark(self):
-        log = os.path.join(self.spool, "events.log")
-        return (os.path.getsize(log) if os.path.exists(log) else 0, set(self.emls()))
-
-    def emls(self):
-        return sorted(f for f in os.listdir(self.spool) if f.endswith(".eml"))
-
-    def since(self, mark):
-        size, before = mark
-        with open(os.path.join(self.spool, "events.log"), "rb") as f:
-            f.seek(size)
-            data = f.read().decode("utf-8", "replace")
-        events = [l.split(" ") for l in data.splitlines() if l]
-        return events, [e for e in self.emls() if e not in before]
-
-    def stored(self, eml):
-        base = os.path.join(self.spool, eml[:-4])
-        with open(base + ".eml", "rb") as f:
-            body = f.read()
-        with open(base + ".json") as f:
-            return body, json.load(f)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc.stdout.close()
-        self.errf.close()
-
 
 class InProcess:
     """A small aiosmtpd server in this process (implicit TLS): recipients
@@ -242,46 +137,6 @@ class InProcess:
         self.ctl.stop(no_assert=True)
 
 
-class SilentListener:
-    """Accepts TCP connections and never says a word."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.held = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-                self.held.append(conn)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(5)
-        for c in self.held:
-            c.close()
-        self.sock.close()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ------------------------------------------------------------------- suite --
 
 class Result:
@@ -307,14 +162,14 @@ class Suite:
         self.n = 0
 
     def setup(self):
-        self.bins, self.have_starttls = build(self.build_dir, self.work)
+        self.bins = build(self.build_dir, self.work)
         subprocess.run(["bash", os.path.join(HERE, "pki.sh"), self.pki], check=True, timeout=120)
         for name, cert, mode in (("good", "good", "implicit"), ("untrusted", "untrusted", "implicit"),
                                  ("wronghost", "wronghost", "implicit"),
                                  ("expired", "expired", "implicit"),
                                  ("selfsigned", "selfsigned", "implicit"),
                                  ("starttls", "good", "starttls")):
-            self.servers[name] = Server(name, cert, self.pki, self.work, mode)
+            self.servers[name] = Server(name, self.pki, self.work, [(USER, PASS)], mode=mode, cert=cert)
         deadline = time.monotonic() + READY_TIMEOUT
         for s in self.servers.values():
             s.wait_ready(deadline)
@@ -652,7 +507,7 @@ def build_cases(S):
 
     @case("connection_refused_75")
     def _():
-        r = S.run([S.bins["tlsmail-send"], "--server", "localhost:%d" % closed_port(),
+        r = S.run([S.bins["tlsmail-send"], "--server", "localhost:%d" % free_port(),
                    "--cafile", S.p("ca.crt"), "--from", FROM, TO], stdin=SIMPLE)
         S.expect_rc(r, 75)
         check("connect" in r.stderr, "stage not named: %s" % r)
@@ -918,29 +773,28 @@ def build_cases(S):
             check("Hello," not in r.stderr, "the message body is traced")
 
     # ---- STARTTLS
-    if S.have_starttls:
-        @case("starttls_send")
-        def _():
-            m = S.servers["starttls"].mark()
-            r = S.cli(["--from", FROM, "--starttls", "-v"], server="starttls",
-                      binary="tlsmail-send-starttls")
-            S.expect_rc(r, 0)
-            check("STARTTLS" in r.stderr, "no STARTTLS in the dialogue")
-            S.expect_stored("starttls", m, SIMPLE)
+    @case("starttls_send")
+    def _():
+        m = S.servers["starttls"].mark()
+        r = S.cli(["--from", FROM, "--starttls", "-v"], server="starttls",
+                  binary="tlsmail-send-starttls")
+        S.expect_rc(r, 0)
+        check("STARTTLS" in r.stderr, "no STARTTLS in the dialogue")
+        S.expect_stored("starttls", m, SIMPLE)
 
-        @case("implicit_tls_to_starttls_port_69")
-        def _():
-            m = S.servers["starttls"].mark()
-            r = S.cli(["--from", FROM], server="starttls", binary="tlsmail-send-starttls")
-            S.expect_rc(r, 69)
-            check("--starttls" in r.stderr, "no hint: %s" % r)
-            S.expect_nothing("starttls", m, ("AUTH", "MAIL"))
+    @case("implicit_tls_to_starttls_port_69")
+    def _():
+        m = S.servers["starttls"].mark()
+        r = S.cli(["--from", FROM], server="starttls", binary="tlsmail-send-starttls")
+        S.expect_rc(r, 69)
+        check("--starttls" in r.stderr, "no hint: %s" % r)
+        S.expect_nothing("starttls", m, ("AUTH", "MAIL"))
 
-        @case("starttls_to_implicit_port_fails")
-        def _():
-            r = S.cli(["--from", FROM, "--starttls", "--timeout", "2"], server="good",
-                      binary="tlsmail-send-starttls")
-            check(r.rc in (69, 75, 76), "exit status %s: %s" % (r.rc, r))
+    @case("starttls_to_implicit_port_fails")
+    def _():
+        r = S.cli(["--from", FROM, "--starttls", "--timeout", "2"], server="good",
+                  binary="tlsmail-send-starttls")
+        check(r.rc in (69, 75, 76), "exit status %s: %s" % (r.rc, r))
 
     # ---- examples
     @case("example_custom_io")

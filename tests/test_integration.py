@@ -169,6 +169,15 @@ class Server:
         self.errf.close()
 
 
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class SilentListener:
     """Accepts TCP connections and never says a word (optionally after a TLS
     handshake). Threads are bounded: they stop when close() is called."""

@@ -23,18 +23,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_integration as ti  # noqa: E402  (shared server and assertion helpers)
-from test_integration import check, CaseFailure, USER, PASS, USER2, PASS2, FROM, TO, SIMPLE  # noqa: E402
+from test_integration import check, free_port, CaseFailure, USER, PASS, USER2, PASS2, SIMPLE  # noqa: E402
 
 # Everything a client may say in clear on a STARTTLS port, and what it must not.
 SECRET_VERBS = {"AUTH", "MAIL", "RCPT", "DATA", "STORED"}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class AlertServer:
