@@ -46,20 +46,27 @@ $(B)/itest: tests/itest.c tlsmail.h | $(B)
 $(B)/gosend: tests/gosend.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-test: all
+# Each target first installs the Debian packages it needs, when missing.
+test:
+	bash tests/deps.sh test
+	$(MAKE) all
 	bash tests/run.sh $(B)
 
 demo:
 	bash tests/demo.sh $(B)
 
-bench: $(B)/tlsmail-send
-	bash bench/run.sh $(B)
+bench:
+	bash tests/deps.sh demo bench
+	$(MAKE) $(B)/tlsmail-send
+	$(PY) bench/run.py --tlsmail-send $(B)/tlsmail-send
 
 FUZZ_SECONDS ?= 60
 fuzz:
+	bash tests/deps.sh test
 	bash tests/fuzz.sh $(FUZZ_SECONDS) $(B)
 
 check:
+	bash tests/deps.sh check
 	bash tests/check.sh $(B)
 
 clean:

@@ -60,6 +60,29 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file)
                                 RFC 5321 4.5.3.1.5)
    TLSMAIL_MAX_REPLY_LINES      most lines in one reply (default 128)
 
+API (every declaration below carries its contract; find them by these names)
+   one call     tlsmail_send(addr, auth, from, to, nto, msg, len)
+                tlsmail_plain_auth, tlsmail_login_auth, tlsmail_auto_auth
+   client       tlsmail_dial, tlsmail_hello, tlsmail_extension,
+                tlsmail_authenticate, tlsmail_mail, tlsmail_rcpt,
+                tlsmail_data_begin / _write / _end, tlsmail_reset,
+                tlsmail_noop, tlsmail_quit, tlsmail_close, and
+                tlsmail_sendmail (the one call on your own client)
+   what failed  tlsmail_strerror, tlsmail_describe, tlsmail_stage,
+                tlsmail_reply_code / _text / _tls, tlsmail_tls_error
+   trust        tlsmail_trust_system / _file / _dir / _pem / _anchors /
+                _pin_sha256, tlsmail_trust_free
+   composing    tlsmail_compose (a plain-text RFC 5322 message)
+   transport    tlsmail_io (your own read/write/close)
+
+ERRORS
+   0 or a negative TLSMAIL_E* code, listed with their meaning in
+   TLSMAIL__ERRORS below. Roughly: EINVAL, ESTATE, ELINE, ETRUST,
+   EAUTHHOST: fix the call or config; ERESOLVE, ECONNECT, ETIMEOUT, ECLOSED,
+   EIO, ETRANSIENT: retry later; ECERT_*, ETLS, EPROTO, ESTARTTLS: a broken
+   or misconfigured server, or tampering; EPERMANENT, EAUTH, ENOMECH: the
+   server said no; EUNKNOWN: the message may have been delivered.
+
 CONVENTIONS
    - Every int-returning call returns 0 or a negative TLSMAIL_E* code;
      tlsmail_strerror() names it.

@@ -18,30 +18,10 @@ CC=${CC:-gcc}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 # ---- 1. packages, only the missing ones
-missing=()
-dpkg_has() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in gcc make libbearssl-dev python3-aiosmtpd openssl ca-certificates; do
-    if command -v dpkg-query >/dev/null 2>&1; then
-        dpkg_has "$pkg" || missing+=("$pkg")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing: ${missing[*]}"
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-            echo "demo: missing packages (${missing[*]}); run as root or install them" >&2; exit 1
-        fi
-    else
-        SUDO=
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash tests/deps.sh demo
 
 # ---- 2. build tlsmail-send
 mkdir -p "$BUILD"
-INC=(-I.)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-demo.XXXXXX")
 SERVER_PID=
 cleanup() {
@@ -54,24 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-if ! grep -q tlsmail_compose tlsmail.h; then
-    # tests/compose.inc not yet spliced into tlsmail.h: build with a spliced copy
-    mkdir -p "$WORK/shim"
-    "$PY" - tlsmail.h tests/compose.inc "$WORK/shim/tlsmail.h" <<'PYEOF'
-import sys
-h, c = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-i = c.index("/* ==== [tlsmail:compose]")
-a = h.rindex("#ifdef __cplusplus\n}")
-h = h[:a] + c[:i] + "\n" + h[a:]
-b = h.index("/* ==== [tlsmail:report]")
-open(sys.argv[3], "w").write(h[:b] + c[i:] + "\n" + h[b:])
-PYEOF
-    INC=(-I"$WORK/shim" -I.)
-fi
 say "building $BUILD/tlsmail-send"
-STARTTLS=()
-grep -q tlsmail__starttls tlsmail.h && STARTTLS=(-DTLSMAIL_STARTTLS)
-(set -x; "$CC" -std=c99 -O2 -Wall -Wextra "${STARTTLS[@]}" "${INC[@]}" examples/tlsmail-send.c \
+(set -x; "$CC" -std=c99 -O2 -Wall -Wextra -DTLSMAIL_STARTTLS -I. examples/tlsmail-send.c \
     -o "$BUILD/tlsmail-send" -lbearssl)
 
 # ---- 3. a throw-away CA and a certificate for localhost

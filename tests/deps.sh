@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# tests/deps.sh SET... - install the Debian packages a make target needs, only
+# those missing (as root, or through sudo). SETs: demo, test, check, bench.
+# One list for make demo, make test, make check, make bench and CI.
+set -euo pipefail
+declare -A sets=(
+    [demo]="gcc make libc6-dev libbearssl-dev python3-aiosmtpd openssl ca-certificates"
+    [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind"
+    [check]="clang cppcheck clang-tidy"
+    [bench]="curl msmtp time python3-aiosmtpd openssl"
+)
+want=()
+for s in "$@"; do
+    [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set '$s'" >&2; exit 2; }
+    # shellcheck disable=SC2206
+    want+=(${sets[$s]})
+done
+command -v dpkg-query >/dev/null 2>&1 || exit 0   # not Debian: the README lists what to install
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "missing packages: ${missing[*]} (run as root, or install them)" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
