@@ -11,7 +11,7 @@ SUMMARY
    chain and host name checks, AUTH PLAIN and LOGIN, a one-call send shaped
    like Go's net/smtp.SendMail, and a caller-allocated client object for
    step-by-step use. No heap in the dialogue, no global state, every network
-   wait bounded by a timeout.
+   wait bounded by a timeout and the whole session by a deadline.
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
@@ -91,7 +91,7 @@ CONVENTIONS
      keeps no other pointer past the call that received it.
    - Threads: no global mutable state. One client per thread at a time; one
      loaded tlsmail_trust may be shared read-only by many clients.
-   - Memory: a tlsmail_client (about 24 KB) is allocated by the caller (stack,
+   - Memory: a tlsmail_client (about 27 KB) is allocated by the caller (stack,
      static, pool). Fields of library structs are private: callers SHALL NOT
      read or write them. Only loading PEM trust anchors uses the heap.
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
@@ -411,8 +411,10 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
 typedef struct tlsmail_client {
     /* private: callers SHALL NOT access these fields */
     br_ssl_client_context sc;
-    br_x509_minimal_context xc;
-    tlsmail__pin pin;
+    union {                         /* one X.509 engine at a time: */
+        br_x509_minimal_context xc; /* chain + name checks, or */
+        tlsmail__pin pin;           /* the pinned key */
+    } x509;
     br_sslio_context ioc;
     tlsmail_trust own_trust;        /* the system bundle, when cfg has none */
     const tlsmail_trust *trust;
@@ -1788,7 +1790,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     if (e == BR_ERR_OK || e == BR_ERR_IO) /* the transport failed, or a clean close */
         return c->io_err ? c->io_err : TLSMAIL_ECLOSED;
     c->br_err = e;
-    if (c->pin.mismatch) return TLSMAIL_ECERT_PIN;
+    if (c->trust->kind == TLSMAIL__TRUST_PIN && c->x509.pin.mismatch) return TLSMAIL_ECERT_PIN;
     switch (e) {
     case BR_ERR_X509_EXPIRED: return TLSMAIL_ECERT_EXPIRED;
     case BR_ERR_X509_BAD_SERVER_NAME: return TLSMAIL_ECERT_NAME;
@@ -1830,13 +1832,15 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     size_t nta = 0;
     if (t->kind == TLSMAIL__TRUST_LOADED) { ta = t->anchors; nta = t->count; }
     else if (t->kind == TLSMAIL__TRUST_USER) { ta = t->user_anchors; nta = t->count; }
-    br_ssl_client_init_full(&c->sc, &c->xc, ta, nta);
+    br_ssl_client_init_full(&c->sc, &c->x509.xc, ta, nta);
     tlsmail__tls_suites(&c->sc.eng);
     if (t->kind == TLSMAIL__TRUST_PIN) {
-        memset(&c->pin, 0, sizeof c->pin);
-        c->pin.vtable = &tlsmail__pin_vtable;
-        c->pin.pin = t->pin;
-        br_ssl_engine_set_x509(&c->sc.eng, &c->pin.vtable);
+        /* Replaces the minimal engine in the union: the SSL engine's only
+           pointer to it is the one set_x509 overwrites here. */
+        memset(&c->x509.pin, 0, sizeof c->x509.pin);
+        c->x509.pin.vtable = &tlsmail__pin_vtable;
+        c->x509.pin.pin = t->pin;
+        br_ssl_engine_set_x509(&c->sc.eng, &c->x509.pin.vtable);
     }
     /* Half-duplex is all SMTP needs (we always finish writing before we
        read), so one 16 KB buffer serves both directions: BIDI would double
@@ -1913,8 +1917,7 @@ TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
     }
     memset(&c->io, 0, sizeof c->io);
     tlsmail__wipe(&c->sc, sizeof c->sc);
-    tlsmail__wipe(&c->xc, sizeof c->xc);
-    tlsmail__wipe(&c->pin, sizeof c->pin);
+    tlsmail__wipe(&c->x509, sizeof c->x509);
     tlsmail__wipe(&c->ioc, sizeof c->ioc);
     tlsmail__wipe(c->iobuf, sizeof c->iobuf);
     tlsmail__wipe(c->rbuf, sizeof c->rbuf);
