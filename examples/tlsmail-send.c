@@ -377,7 +377,7 @@ static const char *hint(int err, int stage, unsigned port, int starttls, const c
 
 /* ---- main --------------------------------------------------------------- */
 
-static tlsmail_client client;   /* ~24 KB: static, not on the stack */
+static tlsmail_client client;   /* ~27 KB: static, not on the stack */
 static char password[1024];
 
 int main(int argc, char **argv) {
