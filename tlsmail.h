@@ -70,6 +70,7 @@ API (every declaration below carries its contract; find them by these names)
                 tlsmail_sendmail (the one call on your own client)
    what failed  tlsmail_strerror, tlsmail_describe, tlsmail_stage,
                 tlsmail_reply_code / _text / _tls, tlsmail_tls_error
+   checks       tlsmail_check_address
    trust        tlsmail_trust_system / _file / _dir / _pem / _anchors /
                 _pin_sha256, tlsmail_trust_free
    composing    tlsmail_compose (a plain-text RFC 5322 message)
@@ -474,6 +475,11 @@ TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto,
                                  const void *msg, size_t len);
+
+/* 0 if tlsmail_mail/tlsmail_rcpt would accept addr ("" is refused: pass
+   the null reverse-path to tlsmail_mail directly), else TLSMAIL_EINVAL.
+   For tools that check their configuration before the first send. */
+TLSMAIL_DEF int tlsmail_check_address(const char *addr);
 
 /* The last server reply: code (0 if none) and text (lines joined by '\n',
    without the codes; "" if none). */
@@ -3206,6 +3212,8 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
 }
 
 /* ==== [tlsmail:report] what went wrong, for the caller ==== */
+
+TLSMAIL_DEF int tlsmail_check_address(const char *addr) { return tlsmail__check_mailbox(addr, 0); }
 
 TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c) { return c ? c->code : 0; }
 TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c) { return c ? c->text : ""; }

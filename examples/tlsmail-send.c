@@ -245,20 +245,6 @@ static char *angle_address(const char *s) {
     return xstrndup(lt + 1, (size_t)(s + n - 1 - (lt + 1)));
 }
 
-/* What tlsmail_mail/rcpt will accept, checked before we connect. */
-static int valid_address(const char *a) {
-    size_t i, n = strlen(a);
-    int q = 0;
-    if (n == 0 || n > 254) return 0;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)a[i];
-        if (c < 0x20 || c == 0x7F || c == '<' || c == '>') return 0;
-        if (c == '"') q = !q;
-        if (c == ' ' && !q) return 0;
-    }
-    return !q;
-}
-
 /* ---- the message -------------------------------------------------------- */
 
 /* RFC 5321 4.5.3.1.6: checked before connecting, with the line number. */
@@ -598,9 +584,9 @@ int main(int argc, char **argv) {
     }
     if (from && (env_from = angle_address(from)) != NULL) from = env_from;
     if (!rcpts.n) usage_error(tflag ? "no recipients on the command line or in To, Cc, Bcc%s" : "no recipients%s", NULL);
-    if (!valid_address(from) && *from) die(EX_DATAERR, "invalid sender address '%s'%s", from, NULL);
+    if (*from && tlsmail_check_address(from) != 0) die(EX_DATAERR, "invalid sender address '%s'%s", from, NULL);
     for (k = 0; k < rcpts.n; k++)
-        if (!valid_address(rcpts.v[k])) die(EX_DATAERR, "invalid recipient address '%s'%s", rcpts.v[k], NULL);
+        if (tlsmail_check_address(rcpts.v[k]) != 0) die(EX_DATAERR, "invalid recipient address '%s'%s", rcpts.v[k], NULL);
 
     if (verbose)
         fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu octets\n", host, port,

@@ -875,6 +875,20 @@ TEST(check_mailbox) {
     CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
 }
 
+/* The public check is the one the dialogue applies: same verdicts. */
+TEST(check_address_public) {
+    static const char *const addrs[] = { "user@example.org", "\"a b\"@example.org", "postmaster",
+                                         "", "a b@example.org", "a@b\r\nRCPT TO:<x@y>",
+                                         "<a@b>", "j\xc3\xb6rg@example.org" };
+    size_t i;
+    for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
+        CHECK_EQ_INT(tlsmail_check_address(addrs[i]), tlsmail__check_mailbox(addrs[i], 0));
+    CHECK_EQ_INT(tlsmail_check_address("user@example.org"), 0);
+    CHECK_EQ_INT(tlsmail_check_address("a@b\r\nRCPT TO:<x@y>"), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_check_address(""), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_check_address(NULL), TLSMAIL_EINVAL);
+}
+
 TEST(check_token) {
     CHECK_EQ_INT(tlsmail__check_token("mail.example.org", 255), 0);
     CHECK_EQ_INT(tlsmail__check_token("[192.0.2.1]", 255), 0);
@@ -1020,6 +1034,7 @@ int main(void) {
     RUN(dot_chunking_invariance);
     RUN(dot_chunking_eline);
     RUN(check_mailbox);
+    RUN(check_address_public);
     RUN(check_token);
     RUN(split_hostport);
     RUN(is_ip_literal);
