@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.join(os.path.dirname(HERE), "tests")
 sys.path.insert(0, TESTS)
 import test_integration as ti  # noqa: E402  (the aiosmtpd server wrapper)
+sys.path.insert(0, HERE)
+from delayproxy import DelayProxy  # noqa: E402
 
 USER, PASS = "bench@example.org", "bench-pass"
 FROM, TO = "bench@example.org", "rcpt@example.org"
@@ -93,6 +95,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tlsmail-send", required=True)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rtt-ms", type=int, default=100,
+                    help="round-trip time of the delaying proxy for the round-trip count")
+    ap.add_argument("--rtt-rounds", type=int, default=3)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tlsmail-bench-")
     srv = None
@@ -131,6 +136,28 @@ def main():
             m = max(r[2] for r in rs)
             print("%-16s %10.1f %7.2fx %10.1f %7.2fx %12d %7.2fx" % (name, w, w / bw, c, c / bc if bc else 0,
                                                                   m, m / bm))
+        # Round trips: the same sends through a proxy that adds rtt/2 each
+        # way. (wall - wall on loopback) / rtt counts the client's waits for
+        # the server after TCP connect (the proxy answers the SYN at once).
+        proxy = DelayProxy(srv.port, a.rtt_ms / 2000.0)
+        try:
+            rcl = clients(os.path.abspath(a.tlsmail_send), proxy.port, ca, work)
+            rtt = {k: [] for k in rcl}
+            for _ in range(a.rtt_rounds):
+                for name, cmd in rcl.items():
+                    rtt[name].append(run_one(cmd, msg, rssfile)[0])
+                    stored += 1
+            if len(srv.emls()) != stored:
+                raise RuntimeError("the server stored %d messages through the proxy, not %d"
+                                   % (len(srv.emls()) - stored + a.rtt_rounds * len(rcl),
+                                      a.rtt_rounds * len(rcl)))
+        finally:
+            proxy.stop()
+        print("\nround trips after TCP connect, through a proxy adding %d ms RTT "
+              "(median of %d; (wall - loopback wall) / RTT):" % (a.rtt_ms, a.rtt_rounds))
+        for name, ws in rtt.items():
+            base_w = statistics.median(r[0] for r in res[name])
+            print("  %-16s %5.1f" % (name, (statistics.median(ws) - base_w) / a.rtt_ms))
         missing = {"curl", "msmtp", "python smtplib"} - set(cl)
         if missing:
             print("\nnot measured (not installed): %s" % ", ".join(sorted(missing)))
