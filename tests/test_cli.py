@@ -22,7 +22,6 @@ import argparse
 import base64
 import email
 import email.policy
-import hashlib
 import logging
 import os
 import re
@@ -40,7 +39,7 @@ ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
 sys.path.insert(0, HERE)
 from test_integration import (CaseFailure, check, normalise, free_port,  # noqa: E402
-                              Server, SilentListener)
+                              spki_pin, Server, SilentListener)
 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 FROM, TO = "sender@example.org", "rcpt@example.org"
@@ -193,11 +192,7 @@ class Suite:
         return os.path.join(self.pki, name)
 
     def pin_of(self, crt):
-        pem = subprocess.run(["openssl", "x509", "-in", self.p(crt), "-pubkey", "-noout"],
-                             check=True, capture_output=True, timeout=10).stdout
-        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
-                             check=True, capture_output=True, timeout=10).stdout
-        return base64.b64encode(hashlib.sha256(der).digest()).decode()
+        return spki_pin(self.p(crt))
 
     def env(self, **extra):
         e = {k: v for k, v in os.environ.items()

@@ -169,6 +169,16 @@ class Server:
         self.errf.close()
 
 
+def spki_pin(crt_path):
+    """base64 SHA-256 of a certificate's DER SubjectPublicKeyInfo, computed
+    by the openssl CLI (independently of the library)."""
+    pem = subprocess.run(["openssl", "x509", "-in", crt_path, "-pubkey", "-noout"],
+                         check=True, capture_output=True, timeout=10).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
+                         check=True, capture_output=True, timeout=10).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 def free_port():
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
     s = socket.socket()
@@ -293,12 +303,7 @@ class Suite:
         return os.path.join(self.pki, name)
 
     def pin_of(self, crt):
-        """base64 SHA-256 of the DER SubjectPublicKeyInfo, by the openssl CLI."""
-        pem = subprocess.run(["openssl", "x509", "-in", self.p(crt), "-pubkey", "-noout"],
-                             check=True, capture_output=True, timeout=10).stdout
-        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
-                             check=True, capture_output=True, timeout=10).stdout
-        return base64.b64encode(hashlib.sha256(der).digest()).decode()
+        return spki_pin(self.p(crt))
 
     def env(self, **extra):
         e = dict(os.environ)
@@ -800,17 +805,19 @@ def run_cases(S, cases, only=()):
     return passed, failed
 
 
-def main():
-    ap = argparse.ArgumentParser(description="tlsmail integration tests")
-    ap.add_argument("--build", required=True, help="directory with itest and gosend")
+def suite_main(description, suite_class, build_cases, skip=lambda name: False):
+    """The command line shared by the suites that drive itest: set up the
+    servers, run the cases, tear down, print "N passed, N failed"."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--build", required=True, help="directory with the built test programs")
     ap.add_argument("-k", action="append", default=[], metavar="SUBSTR",
                     help="run only cases whose name contains SUBSTR (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
 
-    work = tempfile.mkdtemp(prefix="tlsmail-itest-")
-    S = Suite(os.path.abspath(a.build), work, a.verbose)
+    work = tempfile.mkdtemp(prefix="tlsmail-test-")
+    S = suite_class(os.path.abspath(a.build), work, a.verbose)
     passed = failed = 0
     try:
         try:
@@ -819,7 +826,7 @@ def main():
             print("FAIL setup: %s" % e)
             print("0 passed, 1 failed")
             return 1
-        cases = [(n, f) for n, f in build_cases(S) if not (SLOW and any(t in n for t in TIMED))]
+        cases = [(n, f) for n, f in build_cases(S) if not skip(n)]
         passed, failed = run_cases(S, cases, a.k)
     finally:
         S.teardown()
@@ -829,6 +836,11 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+def main():
+    return suite_main("tlsmail integration tests", Suite, build_cases,
+                      skip=lambda n: SLOW and any(t in n for t in TIMED))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,10 @@ upgrade works and the fallback takes only the paths it should.
 
 Prints PASS/FAIL per case and, last, "N passed, N failed".
 """
-import argparse
 import os
-import shutil
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 
@@ -257,27 +254,7 @@ class Suite(ti.Suite):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="tlsmail STARTTLS tests")
-    ap.add_argument("--build", required=True)
-    ap.add_argument("-k", action="append", default=[])
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="tlsmail-starttls-")
-    S = Suite(os.path.abspath(a.build), work, a.verbose)
-    passed = failed = 0
-    try:
-        try:
-            S.setup()
-        except Exception as e:
-            print("FAIL setup: %s" % e)
-            print("0 passed, 1 failed")
-            return 1
-        passed, failed = ti.run_cases(S, build_cases(S, S.pki), a.k)
-    finally:
-        S.teardown()
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return ti.suite_main("tlsmail STARTTLS tests", Suite, lambda S: build_cases(S, S.pki))
 
 
 if __name__ == "__main__":
