@@ -18,11 +18,10 @@
 # status 0 or 1). The report itself is on the case's stderr. For the unit
 # suite a non-zero exit with "0 failed" counts as one failure.
 #
-# Under valgrind the cases that only bound wall time (ms) are skipped: with
-# TLSMAIL_TEST_SLOW=1 when tests/test_integration.py honours it, else by
-# naming every other case with -k. The valgrind pass runs one case per group
-# by default (about 1.5 s per case under valgrind); SANITIZE_VALGRIND=full
-# runs them all (about 6 minutes).
+# Under valgrind the cases that only bound wall time (ms) are skipped
+# (TLSMAIL_TEST_SLOW=1). SANITIZE_VALGRIND=full (what make test uses) runs
+# every other case (about 1.5 s each under valgrind, 4-6 minutes);
+# SANITIZE_VALGRIND=quick, one case per group.
 #
 # SANITIZE_ONLY="SUBSTR..." runs only the integration cases whose names
 # contain one of the words (both passes); SANITIZE_EXTRA_CFLAGS is added to
@@ -102,25 +101,19 @@ build_all() { # CC FLAGS DIR: unit itest gosend into DIR
     return $ok
 }
 
-# Case names the valgrind pass runs: never the wall-time-bound ones (unless
-# the suite skips them itself); by default one case per group (the first
-# variant; all APIs for one dot-stuffing body), SANITIZE_VALGRIND=full: all.
-valgrind_cases() { # $1: 1 if the suite already skips timed cases
-    "$PY" - "$1" "${SANITIZE_VALGRIND:-quick}" <<'PYEOF'
+# SANITIZE_VALGRIND=quick: one case per group (the first variant; all APIs
+# for three dot-stuffing bodies).
+valgrind_cases() {
+    "$PY" - <<'PYEOF'
 import re, sys
 sys.path.insert(0, "tests")
 import test_integration as t
-honours_slow, mode = sys.argv[1] == "1", sys.argv[2]
-timed = ("nothing_listening", "_timeout_", "_deadline_")
 seen = set()
 for name, _ in t.build_cases(None):
-    if not honours_slow and any(s in name for s in timed):
-        continue
     group = re.sub(r"\[.*", "", name)
-    if mode == "full" or group.startswith("body_dots_middle") or group not in seen:
-        if mode == "full" or not group.startswith("body_") or group in (
-                "body_dots_middle", "body_many_dot_lines", "body_smuggle_lf_dot_lf"):
-            print(name)
+    if group not in seen and (not group.startswith("body_") or group in (
+            "body_dots_middle", "body_many_dot_lines", "body_smuggle_lf_dot_lf")):
+        print(name)
     seen.add(group)
 PYEOF
 }
@@ -148,16 +141,13 @@ if ! command -v valgrind >/dev/null; then
 elif build_all "$CC_VG" "-g -O1" "$vg/real"; then
     wrapper "$vg/itest" "$vg/real/itest" $VALGRIND
     wrapper "$vg/gosend" "$vg/real/gosend" $VALGRIND
-    slow=0
-    grep -q TLSMAIL_TEST_SLOW tests/test_integration.py && slow=1
     ks=()
     if [ ${#only[@]} -gt 0 ]; then
         ks=("${only[@]}")
-    else
-        while IFS= read -r c; do ks+=(-k "$c"); done < <(valgrind_cases $slow)
+    elif [ "${SANITIZE_VALGRIND:-quick}" != full ]; then
+        while IFS= read -r c; do ks+=(-k "$c"); done < <(valgrind_cases)
     fi
-    echo "(valgrind: $(( ${#ks[@]} / 2 )) cases, SANITIZE_VALGRIND=${SANITIZE_VALGRIND:-quick};" \
-         "wall-time-bound cases $([ $slow = 1 ] && echo "skipped by TLSMAIL_TEST_SLOW=1" || echo "left out by name"))"
+    echo "(valgrind: ${SANITIZE_VALGRIND:-quick}: $([ ${#ks[@]} -gt 0 ] && echo "$(( ${#ks[@]} / 2 )) cases" || echo "every case"); wall-time-bound cases skipped)"
     TLSMAIL_TEST_SLOW=1 suite integration-valgrind "$vg/integration.log" \
         "$PY" tests/test_integration.py --build "$vg" "${ks[@]}"
 else
