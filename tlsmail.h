@@ -10,8 +10,9 @@ SUMMARY
    ("implicit TLS", RFC 8314, port 465), through BearSSL: real certificate
    chain and host name checks, AUTH PLAIN and LOGIN, a one-call send shaped
    like Go's net/smtp.SendMail, and a caller-allocated client object for
-   step-by-step use. No heap in the dialogue, no global state, every network
-   wait bounded by a timeout and the whole session by a deadline.
+   step-by-step use. No heap in the dialogue, no global state, every wait on
+   the connection bounded by a timeout and the session by a deadline (name
+   resolution keeps the system resolver's own timeouts).
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
