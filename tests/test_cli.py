@@ -5,10 +5,9 @@ behind --subject, and the custom_io / pinned examples, against real servers.
     /usr/bin/python3 tests/test_cli.py [--build DIR] [-k SUBSTR]... [--keep] [-v]
 
 DIR holds the built tlsmail-send, custom_io and pinned; whatever is missing
-there is built into a temporary directory (gcc, strict warnings). Until
-tests/compose.inc is spliced into tlsmail.h, the build uses a copy of
-tlsmail.h with it spliced in. A STARTTLS build (tlsmail-send-starttls) is
-made too when tlsmail.h implements STARTTLS.
+there is built into a temporary directory (gcc, strict warnings), and so
+are a STARTTLS build (tlsmail-send-starttls) and one without STARTTLS
+(tlsmail-send-tlsonly), for the "unsupported" error.
 
 Servers, all on 127.0.0.1: tests/smtpd.py (aiosmtpd, implicit TLS, AUTH
 required) per certificate of tests/pki.sh, one in STARTTLS mode, plus small
