@@ -2212,8 +2212,10 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     if (err == TLSMAIL_ETLS && c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c))
         err = c->starttls ? TLSMAIL_ESTARTTLS : TLSMAIL_EPLAINTEXT;
     if (err) {
-        /* Refused at the greeting: leave politely, keeping its reply. */
-        if (c->state != TLSMAIL__CLOSED && c->stage == TLSMAIL_STAGE_GREETING && c->code) {
+        /* Refused at the greeting: leave politely, keeping its reply. Only
+           over TLS: before STARTTLS nothing but EHLO and STARTTLS is said. */
+        if (c->state != TLSMAIL__CLOSED && c->stage == TLSMAIL_STAGE_GREETING && c->code &&
+            c->tls) {
             (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
             (void)tlsmail__flush(c);
             tlsmail__disconnect(c, 1);

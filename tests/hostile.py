@@ -759,6 +759,7 @@ def _build():
     st = dict(mode="starttls")
     add("st_ok", stls_pre() + stls_ok_after(), **st)
     add("st_missing", [send(GREETING), expect_line("EHLO"), send(EHLO_PIPE), drain()], **st)
+    add("st_greet_554", [send(b"554 5.3.2 no service\r\n"), drain()], **st)
     for code, text in [("454", b"454 4.7.0 TLS not available\r\n"),
                        ("502", b"502 5.5.1 not implemented\r\n"),
                        ("421", b"421 4.3.2 shutting down\r\n")]:

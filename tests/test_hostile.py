@@ -334,6 +334,9 @@ def cases():
     for code, err in [("454", "ESTARTTLS"), ("502", "ESTARTTLS"), ("421", "ETRANSIENT")]:
         add("STARTTLS answered %s" % code, "st_reply_" + code, err,
             checks=ST_FAILURE + [no_handshake], **S)
+    # Refused at the plaintext greeting: not even QUIT goes out in clear.
+    add("STARTTLS: greeting 554", "st_greet_554", "EPERMANENT",
+        checks=ST_FAILURE + [no_handshake, no_verbs("QUIT")], **S)
     add("STARTTLS: EHLO 500 (HELO only)", "st_ehlo_500", "ESTARTTLS",
         checks=ST_FAILURE + [no_handshake], **S)
     add("STARTTLS: 220 + injected EHLO reply in one segment", "st_220_injected",
