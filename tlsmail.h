@@ -1379,7 +1379,7 @@ typedef struct tlsmail__pemload {
     br_pem_decoder_context pc;
     br_x509_decoder_context dc;
     int in_cert, err;
-    size_t added, dnlen;
+    size_t certs, dnlen;            /* certificates decoded, duplicates too */
     int dn_overflow;
     unsigned char dn[1024];
 } tlsmail__pemload;
@@ -1436,11 +1436,10 @@ TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char
                     /* A certificate BearSSL can't parse is skipped, as
                        OpenSSL skips what it can't use in a bundle. */
                     if (pk && !l->dn_overflow && br_x509_decoder_last_error(&l->dc) == 0) {
-                        size_t before = l->t->count;
                         int err = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
                                                      br_x509_decoder_isCA(&l->dc));
                         if (err) l->err = err;
-                        l->added += l->t->count - before;
+                        l->certs++;
                     }
                     l->in_cert = 0;
                 }
@@ -1460,7 +1459,7 @@ TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char
 TLSMAIL__PRIVATE int tlsmail__pem_finish(tlsmail__pemload *l) {
     tlsmail__pem_feed(l, (const unsigned char *)"\n", 1);
     if (l->err) return l->err;
-    return l->added ? 0 : TLSMAIL_ETRUST;
+    return l->certs ? 0 : TLSMAIL_ETRUST;
 }
 
 TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t) {
@@ -1530,10 +1529,9 @@ TLSMAIL__PRIVATE int tlsmail__cert_name(const char *name) {
    A file that doesn't load is skipped; no certificate at all is an error. */
 TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
     char dir[1024], file[2048];
-    size_t before;
+    size_t loaded = 0;
     if (!t || !path || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
         return TLSMAIL_EINVAL;
-    before = t->count;
     while (*path) {
         const char *sep = strchr(path, ':');
         size_t len = sep ? (size_t)(sep - path) : strlen(path);
@@ -1550,10 +1548,12 @@ TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
                     r = snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
                     if (r < 0 || (size_t)r >= sizeof file) continue;
                     if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-                    if (tlsmail_trust_file(t, file) == TLSMAIL_ENOMEM) {
+                    r = tlsmail_trust_file(t, file);
+                    if (r == TLSMAIL_ENOMEM) {
                         closedir(d);
                         return TLSMAIL_ENOMEM;
                     }
+                    loaded += r == 0;
                 }
                 closedir(d);
             }
@@ -1561,7 +1561,7 @@ TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
         path += len;
         if (*path == ':') path++;
     }
-    return t->count > before ? 0 : TLSMAIL_ETRUST;
+    return loaded ? 0 : TLSMAIL_ETRUST;
 }
 
 TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
@@ -1964,7 +1964,7 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
         if (r == 0) continue;
         {
             const char *text = tlsmail__reply_text(&c->rp);
-            size_t tl = strlen(text), room;
+            size_t len = strlen(text), tl = len, room;
             tlsmail__trace(c, TLSMAIL_TRACE_RECV, c->rp.line, c->rp.len);
             if (c->textlen && c->textlen + 1 < sizeof c->text) c->text[c->textlen++] = '\n';
             room = sizeof c->text - 1 - c->textlen;
@@ -1972,7 +1972,7 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
             memcpy(c->text + c->textlen, text, tl);
             c->textlen += tl;
             c->text[c->textlen] = 0;
-            if (ext && c->rp.nlines > 1) tlsmail__ext_line(ext, text, strlen(text));
+            if (ext && c->rp.nlines > 1) tlsmail__ext_line(ext, text, len);
         }
         if (c->rp.done) {
             c->code = c->rp.code;
@@ -2042,7 +2042,7 @@ TLSMAIL__PRIVATE int tlsmail__command(tlsmail_client *c, const char *a, const ch
 TLSMAIL__PRIVATE int tlsmail__enter(tlsmail_client *c, int stage, int min_state, int max_state) {
     if (!c) return TLSMAIL_EINVAL;
     c->stage = stage;
-    if (c->state < min_state || c->state > max_state || c->state == TLSMAIL__CLOSED)
+    if (c->state < min_state || c->state > max_state) /* min_state is never CLOSED */
         return c->err = TLSMAIL_ESTATE;
     c->err = 0;
     return 0;
@@ -2214,8 +2214,7 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     if (err) {
         /* Refused at the greeting: leave politely, keeping its reply. Only
            over TLS: before STARTTLS nothing but EHLO and STARTTLS is said. */
-        if (c->state != TLSMAIL__CLOSED && c->stage == TLSMAIL_STAGE_GREETING && c->code &&
-            c->tls) {
+        if (c->tls && c->stage == TLSMAIL_STAGE_GREETING && c->code) {
             (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
             (void)tlsmail__flush(c);
             tlsmail__disconnect(c, 1);
@@ -2632,13 +2631,10 @@ TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
         return c->err = err;
     }
     if ((err = tlsmail_dial(c, cfg)) != 0 || (err = tlsmail_hello(c)) != 0) return err;
-    if (auth) {
-        /* Like Go: credentials given but nothing to use them with is an
-           error, never a reason to send unauthenticated. */
-        if (!(c->ext.flags & TLSMAIL__EXT_AUTH)) err = c->err = TLSMAIL_ENOMECH;
-        else err = tlsmail_authenticate(c, auth);
-        if (err) goto fail;
-    }
+    /* Like Go: credentials given but nothing to use them with is an error
+       (ENOMECH from tlsmail_authenticate), never a reason to send
+       unauthenticated. */
+    if (auth && (err = tlsmail_authenticate(c, auth)) != 0) goto fail;
     if ((err = tlsmail__envelope(c, from, to, nto, utf8)) != 0) goto fail;
     if (len && (err = tlsmail_data_write(c, msg, len)) != 0) goto fail;
     err = tlsmail__data_end(c, (c->ext.flags & TLSMAIL__EXT_PIPELINING) != 0);
@@ -2650,7 +2646,6 @@ TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
     } else {
         (void)tlsmail_quit(c);
     }
-    c->stage = TLSMAIL_STAGE_BODY;
     tlsmail__disconnect(c, 1);
     c->err = 0;
     return 0;

@@ -575,6 +575,10 @@ def build_cases(S):
     def _():
         deliver("good", SIMPLE, api="client", cafile=None, extra=["--capem", S.p("ca-crlf.crt")])
 
+    @case("trust_same_ca_twice[client]")
+    def _():   # a source that only repeats known anchors is not "no certificate"
+        deliver("good", SIMPLE, api="client", cafile="bundle.crt", extra=["--capem", S.p("ca.crt")])
+
     @case("trust_caller_anchors[client]")
     def _():   # tlsmail_trust_anchors: the caller's array, used as is
         deliver("good", SIMPLE, api="client", cafile=None, extra=["--anchors", S.p("bundle.crt")])
