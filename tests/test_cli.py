@@ -38,7 +38,7 @@ ROOT = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
 sys.path.insert(0, HERE)
 from test_integration import (CaseFailure, check, normalise, free_port,  # noqa: E402
-                              spki_pin, Server, SilentListener)
+                              spki_pin, registry, Server, SilentListener)
 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 FROM, TO = "sender@example.org", "rcpt@example.org"
@@ -262,13 +262,7 @@ NO_CONNECTION = ("ACCEPT", "CONNECT", "EHLO", "AUTH", "MAIL", "RCPT", "DATA")
 
 
 def build_cases(S):
-    cases = []
-
-    def case(name):
-        def deco(f):
-            cases.append((name, f))
-            return f
-        return deco
+    cases, case = registry()
 
     # ---- help, version, usage
     @case("help_lists_every_option")

@@ -179,6 +179,18 @@ def spki_pin(crt_path):
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def registry():
+    """A list of (name, fn) cases and the @case(name) decorator that fills it."""
+    cases = []
+
+    def case(name):
+        def deco(fn):
+            cases.append((name, fn))
+            return fn
+        return deco
+    return cases, case
+
+
 def free_port():
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
     s = socket.socket()
@@ -443,13 +455,7 @@ APIS = [("send", None), ("client", None), ("stream", 1), ("stream", 2), ("stream
 
 
 def build_cases(S):
-    cases = []
-
-    def case(name):
-        def deco(f):
-            cases.append((name, f))
-            return f
-        return deco
+    cases, case = registry()
 
     def deliver(server, msg, api="send", chunk=None, mech="PLAIN", addr_host="localhost",
                 count=1, **kw):

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_integration as ti  # noqa: E402  (shared server and assertion helpers)
-from test_integration import check, free_port, CaseFailure, USER, PASS, USER2, PASS2, SIMPLE  # noqa: E402
+from test_integration import check, free_port, registry, CaseFailure, USER, PASS, USER2, PASS2, SIMPLE  # noqa: E402
 
 # Everything a client may say in clear on a STARTTLS port, and what it must not.
 SECRET_VERBS = {"AUTH", "MAIL", "RCPT", "DATA", "STORED"}
@@ -70,13 +70,7 @@ class AlertServer:
 
 
 def build_cases(S, pki):
-    cases = []
-
-    def case(name):
-        def deco(fn):
-            cases.append((name, fn))
-            return fn
-        return deco
+    cases, case = registry()
 
     def st(server, **kw):
         kw.setdefault("api", "client")
