@@ -110,29 +110,16 @@ def build_cases(S, pki):
         tls_lines = [l for l in r.stderr.splitlines() if l[:1] in "<>" and "(plain)" not in l]
         check(any(l.startswith("> EHLO") for l in tls_lines), "no EHLO over TLS: %s" % tls_lines)
 
-    @case("starttls_wrong_host_cert_refused_before_auth")
-    def _():
-        srv = "st-wronghost"
-        m = S.servers[srv].mark()
-        r = st(srv)
-        S.expect_result(r, "ECERT_NAME")
-        S.expect_nothing(srv, m, SECRET_VERBS, "certificate for another host")
-
-    @case("starttls_expired_cert_refused_before_auth")
-    def _():
-        srv = "st-expired"
-        m = S.servers[srv].mark()
-        r = st(srv)
-        S.expect_result(r, "ECERT_EXPIRED")
-        S.expect_nothing(srv, m, SECRET_VERBS, "expired certificate")
-
-    @case("starttls_untrusted_cert_refused_before_auth")
-    def _():
-        srv = "st-good"
-        m = S.servers[srv].mark()
-        r = st(srv, cafile="rogue-ca.crt")
-        S.expect_result(r, "ECERT_UNTRUSTED")
-        S.expect_nothing(srv, m, SECRET_VERBS, "untrusted certificate")
+    # The upgraded connection gets the same certificate checks as implicit TLS.
+    for what, srv, ca, want in (("wrong_host", "st-wronghost", "ca.crt", "ECERT_NAME"),
+                                ("expired", "st-expired", "ca.crt", "ECERT_EXPIRED"),
+                                ("untrusted", "st-good", "rogue-ca.crt", "ECERT_UNTRUSTED")):
+        @case("starttls_%s_cert_refused_before_auth" % what)
+        def _(srv=srv, ca=ca, want=want):
+            m = S.servers[srv].mark()
+            r = st(srv, cafile=ca)
+            S.expect_result(r, want)
+            S.expect_nothing(srv, m, SECRET_VERBS, want)
 
     @case("implicit_tls_to_starttls_port_is_EPLAINTEXT")
     def _():
