@@ -46,6 +46,10 @@ done
 check "g++ -DTLSMAIL_STARTTLS" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -DTLSMAIL_STARTTLS -I. -c "$impl" -o "$out/st-cxx.o"
 check "without TLSMAIL_STARTTLS, asking for it is TLSMAIL_EINVAL" bash -c \
     "gcc -std=c99 $WARN tests/compile/no_starttls.c -o '$out/nost' -lbearssl && '$out/nost'"
+# "No heap but trust loading": with the allocator macros pointed elsewhere,
+# nothing in the library can reach malloc and friends on its own.
+check "no malloc/calloc/realloc/free outside TLSMAIL_MALLOC/FREE" bash -c \
+    "printf '#include <stddef.h>\nvoid *my_alloc(void *, size_t); void my_free(void *, void *);\n#define TLSMAIL_MALLOC(c, n) my_alloc(c, n)\n#define TLSMAIL_FREE(c, p) my_free(c, p)\n#define TLSMAIL_IMPLEMENTATION\n#define TLSMAIL_STARTTLS\n#include \"tlsmail.h\"\n' > '$out/heap.c' && gcc -std=c99 -O0 -I. -c '$out/heap.c' -o '$out/heap.o' && nm -u '$out/heap.o' | grep -q my_alloc && ! nm -u '$out/heap.o' | grep -wE 'malloc|calloc|realloc|free|strdup'"
 check "TLSMAIL_MALLOC/FREE overrides" bash -c \
     "gcc -std=c99 $WARN tests/compile/alloc.c -o '$out/alloc' -lbearssl && '$out/alloc' /etc/ssl/certs/ca-certificates.crt"
 libbearssl_a=$(ls /usr/lib/*/libbearssl.a /usr/lib/libbearssl.a 2>/dev/null | head -1)
