@@ -132,6 +132,18 @@ static int one_message(tlsmail_client *c, const char *from, const char **to, siz
 
 static tlsmail_client client; /* about 27 KB: not on the stack */
 
+/* tlsmail_close promises a wiped client (keys, buffers, replies): every byte
+   zero but the fd, which it sets to -1. A miss is an exit the suites catch. */
+static void check_wiped(const tlsmail_client *c) {
+    tlsmail_client want;
+    memset(&want, 0, sizeof want);
+    want.fd = -1;
+    if (memcmp(c, &want, sizeof want) != 0) {
+        fputs("itest: tlsmail_close left data in the client\n", stderr);
+        exit(3);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *addr = NULL, *api = "send", *cafile = NULL, *pin = NULL;
     const char *mech = NULL, *user = "", *pass = "", *authhost = NULL;
@@ -259,6 +271,7 @@ int main(int argc, char **argv) {
         stage = tlsmail_stage(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
         tlsmail_close(&client);
+        check_wiped(&client);
     } else {
         int twice = !strcmp(api, "stream2");
         err = tlsmail_dial(&client, &cfg);
@@ -272,6 +285,7 @@ int main(int argc, char **argv) {
         stage = tlsmail_stage(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
         tlsmail_close(&client);
+        check_wiped(&client);
     }
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     fflush(stdout);
