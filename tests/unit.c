@@ -875,6 +875,31 @@ TEST(check_mailbox) {
     CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
 }
 
+/* What the ClientHello offers: TLS 1.2 only, ECDHE + AEAD only, AES-GCM
+   first exactly when the CPU has AES-NI and PCLMUL. (Reads BearSSL's engine
+   fields, which only a test may do.) */
+TEST(tls_offer) {
+    static br_ssl_client_context sc;
+    size_t i;
+    int hw = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
+    br_ssl_client_zero(&sc);
+    tlsmail__tls_suites(&sc.eng);
+    CHECK_EQ_INT(sc.eng.version_min, BR_TLS12);
+    CHECK_EQ_INT(sc.eng.version_max, BR_TLS12);
+    CHECK_EQ_INT(sc.eng.suites_num, 6);
+    for (i = 0; i < sc.eng.suites_num; i++) {
+        unsigned s = sc.eng.suites_buf[i];
+        CHECK(s == BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 ||
+              s == BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 ||
+              s == BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 ||
+              s == BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 ||
+              s == BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 ||
+              s == BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256);
+    }
+    CHECK_EQ_INT(sc.eng.suites_buf[0] == BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, hw);
+    CHECK_EQ_INT(sc.eng.suites_buf[0] == BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, !hw);
+}
+
 /* The public check is the one the dialogue applies: same verdicts. */
 TEST(check_address_public) {
     static const char *const addrs[] = { "user@example.org", "\"a b\"@example.org", "postmaster",
@@ -1034,6 +1059,7 @@ int main(void) {
     RUN(dot_chunking_invariance);
     RUN(dot_chunking_eline);
     RUN(check_mailbox);
+    RUN(tls_offer);
     RUN(check_address_public);
     RUN(check_token);
     RUN(split_hostport);
