@@ -68,7 +68,7 @@ API (every declaration below carries its contract; find them by these names)
                 tlsmail_authenticate, tlsmail_mail, tlsmail_rcpt,
                 tlsmail_data_begin / _write / _end, tlsmail_reset,
                 tlsmail_noop, tlsmail_quit, tlsmail_close, and
-                tlsmail_sendmail (the one call on your own client)
+                tlsmail_client_send (the one call on your own client)
    what failed  tlsmail_strerror, tlsmail_describe, tlsmail_stage,
                 tlsmail_reply_code / _text / _tls, tlsmail_tls_error
    checks       tlsmail_check_address
@@ -117,12 +117,12 @@ SECURITY
      the trace callback sees AUTH payloads masked.
 
 STARTTLS (only with TLSMAIL_STARTTLS)
-   security = TLSMAIL_STARTTLS_REQUIRED: plaintext greeting, EHLO, STARTTLS,
+   security = TLSMAIL_SECURITY_STARTTLS: plaintext greeting, EHLO, STARTTLS,
    then the same TLS checks as implicit TLS, then EHLO again. Nothing but EHLO
    and STARTTLS is ever sent in clear; no STARTTLS in the EHLO reply, any
    reply but 220 to it, or any byte arriving after that 220 and before the
    handshake fails the session; everything learned before TLS is forgotten.
-   security = TLSMAIL_TLS_OR_STARTTLS: implicit TLS, falling back to
+   security = TLSMAIL_SECURITY_TLS_OR_STARTTLS: implicit TLS, falling back to
    STARTTLS-required on starttls_port (587) only when the implicit port
    refuses the connection or a plaintext SMTP server answers there; never
    after a timeout, a certificate error, an alert or a started handshake.
@@ -208,43 +208,74 @@ extern "C" {
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* One list gives both the enum and tlsmail_strerror(), so they can't drift.
-   Grouped by what the caller should do: fix the call or the config,
-   retry later, or suspect tampering. */
+/* One list gives the enum, tlsmail_strerror() and tlsmail_error_class(),
+   so they can't drift. Values follow the order (0, -1, -2, ...) and new
+   codes go at the end, so a number never changes meaning. The second
+   column is the code's TLSMAIL_CLASS_*: what the caller should do. */
 #define TLSMAIL__ERRORS(X)                                                     \
-    X(OK,               0, "success")                                          \
-    X(EINVAL,          -1, "invalid argument")                                 \
-    X(ESTATE,          -2, "call out of order for this session")               \
-    X(ERESOLVE,        -3, "cannot resolve server name")                       \
-    X(ECONNECT,        -4, "cannot connect to server")                         \
-    X(ETIMEOUT,        -5, "timed out")                                        \
-    X(ECLOSED,         -6, "connection closed by server")                      \
-    X(EIO,             -7, "network I/O error")                                \
-    X(ETLS,            -8, "TLS handshake or record failure")                  \
-    X(ECERT_UNTRUSTED, -9, "server certificate not trusted")                   \
-    X(ECERT_EXPIRED,  -10, "server certificate expired or not yet valid")      \
-    X(ECERT_NAME,     -11, "server certificate does not match the host name")  \
-    X(ECERT_PIN,      -12, "server public key does not match the pinned key")  \
-    X(ETRUST,         -13, "cannot load trust anchors")                        \
-    X(EPROTO,         -14, "malformed or unexpected server reply")             \
-    X(ETRANSIENT,     -15, "server refused for now (4xx); retry later")        \
-    X(EPERMANENT,     -16, "server refused (5xx)")                             \
-    X(EAUTH,          -17, "authentication failed")                            \
-    X(ENOMECH,        -18, "server offers no usable AUTH mechanism")           \
-    X(EAUTHHOST,      -19, "credentials are for another host")                 \
-    X(ELINE,          -20, "message line longer than 998 octets")              \
-    X(EUNKNOWN,       -21, "delivery unknown: connection lost after the "      \
-                           "message was sent, before the server's verdict")    \
-    X(ESTARTTLS,      -22, "STARTTLS unavailable or failed")                   \
-    X(ENOMEM,         -23, "out of memory")                                   \
-    X(EPLAINTEXT,     -24, "server speaks plaintext SMTP, not TLS: wrong port, "\
-                           "or it needs STARTTLS")
+    X(OK,              NONE,      "success")                                  \
+    X(EINVAL,          CONFIG,    "invalid argument")                         \
+    X(ESTATE,          CONFIG,    "call out of order for this session")       \
+    X(ERESOLVE,        RETRY,     "cannot resolve server name")               \
+    X(ECONNECT,        RETRY,     "cannot connect to server")                 \
+    X(ETIMEOUT,        RETRY,     "timed out")                                \
+    X(ECLOSED,         RETRY,     "connection closed by server")              \
+    X(EIO,             RETRY,     "network I/O error")                        \
+    X(ETLS,            TAMPERING, "TLS handshake or record failure")          \
+    X(ECERT_UNTRUSTED, TAMPERING, "server certificate not trusted")           \
+    X(ECERT_EXPIRED,   TAMPERING, "server certificate expired or not yet "    \
+                                  "valid")                                    \
+    X(ECERT_NAME,      TAMPERING, "server certificate does not match the "    \
+                                  "host name")                                \
+    X(ECERT_PIN,       TAMPERING, "server public key does not match the "     \
+                                  "pinned key")                               \
+    X(ETRUST,          CONFIG,    "cannot load trust anchors")                \
+    X(EPROTO,          TAMPERING, "malformed or unexpected server reply")     \
+    X(ETRANSIENT,      RETRY,     "server refused for now (4xx); retry later")\
+    X(EPERMANENT,      REFUSED,   "server refused (5xx)")                     \
+    X(EAUTH,           CONFIG,    "authentication failed")                    \
+    X(ENOMECH,         CONFIG,    "server offers no usable AUTH mechanism")   \
+    X(EAUTHHOST,       CONFIG,    "credentials are for another host")         \
+    X(ELINE,           CONFIG,    "message line longer than 998 octets")      \
+    X(EUNKNOWN,        MAYBE_DELIVERED, "delivery unknown: connection lost "  \
+                                  "after the message was sent, before the "   \
+                                  "server's verdict")                         \
+    X(ESTARTTLS,       TAMPERING, "STARTTLS unavailable or failed")           \
+    X(ENOMEM,          CONFIG,    "out of memory")                            \
+    X(EPLAINTEXT,      CONFIG,    "server speaks plaintext SMTP, not TLS: "   \
+                                  "wrong port, or it needs STARTTLS")         \
+    X(ENOEXT,          CONFIG,    "server lacks an SMTP extension the "       \
+                                  "message needs (nothing was sent)")         \
+    X(ETOOBIG,         CONFIG,    "message larger than the server's SIZE "    \
+                                  "limit (nothing was sent)")
 
 enum {
-#define TLSMAIL__ENUM(name, value, text) TLSMAIL_##name = (value),
+#define TLSMAIL__INDEX(name, cls, text) TLSMAIL__INDEX_##name,
+    TLSMAIL__ERRORS(TLSMAIL__INDEX)
+#undef TLSMAIL__INDEX
+    TLSMAIL__ERROR_COUNT
+};
+enum {
+#define TLSMAIL__ENUM(name, cls, text) TLSMAIL_##name = -TLSMAIL__INDEX_##name,
     TLSMAIL__ERRORS(TLSMAIL__ENUM)
 #undef TLSMAIL__ENUM
-    TLSMAIL__ERROR_LAST = -24
+    TLSMAIL__ERROR_LAST = 1 - TLSMAIL__ERROR_COUNT
+};
+
+/* What a caller should do about an error (tlsmail_error_class). */
+enum {
+    TLSMAIL_CLASS_NONE = 0,        /* success */
+    TLSMAIL_CLASS_CONFIG,          /* fix the call, the configuration or the
+                                      message: as it is, it fails again */
+    TLSMAIL_CLASS_RETRY,           /* the network or the server, for now:
+                                      retry later */
+    TLSMAIL_CLASS_REFUSED,         /* the server refused this message for
+                                      good */
+    TLSMAIL_CLASS_TAMPERING,       /* TLS, certificate or protocol failure: a
+                                      broken or misconfigured server, or
+                                      someone on the path */
+    TLSMAIL_CLASS_MAYBE_DELIVERED  /* the message may have been delivered: a
+                                      retry may send it twice */
 };
 
 /* Name of an error code ("server certificate expired ..."); never NULL. */
@@ -347,7 +378,7 @@ TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
 
 /* ---- client ------------------------------------------------------------ */
 
-enum { TLSMAIL_TLS = 0, TLSMAIL_STARTTLS_REQUIRED = 1, TLSMAIL_TLS_OR_STARTTLS = 2 };
+enum { TLSMAIL_SECURITY_TLS = 0, TLSMAIL_SECURITY_STARTTLS = 1, TLSMAIL_SECURITY_TLS_OR_STARTTLS = 2 };
 /* Trace directions; TLSMAIL_TRACE_PLAINTEXT is or-ed in for the lines of
    the STARTTLS prelude, which anyone on the path can read and forge. */
 enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT = 2 };
@@ -356,12 +387,12 @@ enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT =
 typedef struct tlsmail_config {
     const char *host;          /* server name: dialled, sent as SNI, checked */
     unsigned port;             /* 0: 465 */
-    int security;              /* TLSMAIL_TLS (default); STARTTLS modes need
+    int security;              /* TLSMAIL_SECURITY_TLS (default); STARTTLS modes need
                                   TLSMAIL_STARTTLS */
     int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
     int deadline_ms;           /* whole session from dial; 0: default (10 min),
                                   < 0: none */
-    unsigned starttls_port;    /* TLSMAIL_TLS_OR_STARTTLS fallback; 0: 587 */
+    unsigned starttls_port;    /* TLSMAIL_SECURITY_TLS_OR_STARTTLS fallback; 0: 587 */
     const char *helo_name;     /* EHLO argument; NULL: "localhost" */
     const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
     const tlsmail_io *io;      /* NULL: POSIX sockets */
@@ -370,13 +401,18 @@ typedef struct tlsmail_config {
     void *trace_ud;
 } tlsmail_config;
 
-/* Stages, for tlsmail_stage(): which step a failed session was in. */
+/* Stages, for tlsmail_stage(): which step a failed session was in. One
+   list gives the enum and tlsmail_stage_name(). */
+#define TLSMAIL__STAGES(X)                                                     \
+    X(NONE, "none") X(CONNECT, "connect") X(TLS, "TLS handshake")              \
+    X(GREETING, "greeting") X(HELLO, "EHLO") X(STARTTLS, "STARTTLS")           \
+    X(AUTH, "AUTH") X(MAIL, "MAIL FROM") X(RCPT, "RCPT TO") X(DATA, "DATA")    \
+    X(BODY, "message") X(RESET, "RSET") X(NOOP, "NOOP") X(QUIT, "QUIT")
 enum {
-    TLSMAIL_STAGE_NONE = 0, TLSMAIL_STAGE_CONNECT, TLSMAIL_STAGE_TLS,
-    TLSMAIL_STAGE_GREETING, TLSMAIL_STAGE_HELLO, TLSMAIL_STAGE_STARTTLS,
-    TLSMAIL_STAGE_AUTH, TLSMAIL_STAGE_MAIL, TLSMAIL_STAGE_RCPT,
-    TLSMAIL_STAGE_DATA, TLSMAIL_STAGE_BODY, TLSMAIL_STAGE_RESET,
-    TLSMAIL_STAGE_NOOP, TLSMAIL_STAGE_QUIT
+#define TLSMAIL__STAGE_ENUM(name, text) TLSMAIL_STAGE_##name,
+    TLSMAIL__STAGES(TLSMAIL__STAGE_ENUM)
+#undef TLSMAIL__STAGE_ENUM
+    TLSMAIL__STAGE_COUNT
 };
 
 /* Private parts of the client, defined here only so callers can allocate it. */
@@ -434,6 +470,7 @@ typedef struct tlsmail_client {
     tlsmail__ext ext;
     tlsmail__dot dot;
     int code;                       /* last reply */
+    char enhanced[12];              /* its RFC 3463 status ("5.7.8"), or "" */
     size_t textlen;
     char text[TLSMAIL_REPLY_TEXT];
     size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
@@ -449,7 +486,7 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg);
 TLSMAIL_DEF int tlsmail_hello(tlsmail_client *c);
 /* After hello: an extension's parameters ("" when it has none), or NULL when
    the server did not offer it. Case-insensitive name, e.g. "AUTH". */
-TLSMAIL_DEF const char *tlsmail_extension(tlsmail_client *c, const char *name);
+TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *name);
 /* AUTH with the given credentials (host must match the dialled host). */
 TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a);
 /* MAIL FROM:<from> (from may be "" for the null reverse-path); RCPT TO:<to>. */
@@ -472,10 +509,18 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
 /* The one-call send on a caller's client and config, so the stage and the
    server's reply stay readable afterwards (closed, but not wiped, on
    return). */
-TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
+TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto,
                                  const void *msg, size_t len);
+
+/* "host", "host:port", "[v6]:port" or a bare IPv6 address, split as Go's
+   net.SplitHostPort does (brackets removed); *port is defport when addr
+   has none. The splitter tlsmail_dial() uses: callers never need their
+   own. 0, or TLSMAIL_EINVAL for a malformed addr, an empty host, a host
+   of cap octets or more, or a port outside 1..65535. */
+TLSMAIL_DEF int tlsmail_split_hostport(const char *addr, char *host, size_t cap, unsigned *port,
+                                       unsigned defport);
 
 /* 0 if tlsmail_mail/tlsmail_rcpt would accept addr ("" is refused: pass
    the null reverse-path to tlsmail_mail directly), else TLSMAIL_EINVAL.
@@ -494,6 +539,15 @@ TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c);
 TLSMAIL_DEF const char *tlsmail_stage_name(int stage);
 /* BearSSL's error number for the last TLS failure (0 if none). */
 TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c);
+/* The enhanced status code (RFC 3463) at the start of the last reply's
+   text, as "5.7.8", or "" when it has none. Taken only when its class
+   agrees with the reply code (a "5.x.x" on a 5xx reply). */
+TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c);
+/* What to do about err, a code a call on c returned: TLSMAIL_CLASS_*.
+   c may be NULL. With c, a permanent refusal whose enhanced status blames
+   the caller's side (5.1.x: an address; 5.7.x: authentication, policy,
+   relaying) is TLSMAIL_CLASS_CONFIG rather than REFUSED. */
+TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err);
 /* One line for humans: "RCPT: server refused (5xx): 550 5.1.1 no such user".
    Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
@@ -519,7 +573,7 @@ typedef struct tlsmail_message {
 } tlsmail_message;
 
 /* Writes the whole message (headers, blank line, body) into buf[0..cap),
-   ready for tlsmail_sendmail() / tlsmail_data_write(). No heap.
+   ready for tlsmail_client_send() / tlsmail_data_write(). No heap.
 
    Size query, as snprintf: with buf NULL, returns 0 and sets *len to the
    exact size the message needs (the size does not depend on the random
@@ -739,6 +793,26 @@ TLSMAIL__PRIVATE int tlsmail__reply_feed(tlsmail__reply *r, const unsigned char 
 
 TLSMAIL__PRIVATE const char *tlsmail__reply_text(const tlsmail__reply *r) {
     return r->line + (r->len > 3 ? 4 : r->len);
+}
+
+/* RFC 3463 2: status-code = class "." subject "." detail, class 2, 4 or
+   5, subject and detail 1 to 3 digits; RFC 2034 3 puts it first in the
+   text. Kept only when the class agrees with the reply's code: a text
+   that merely starts with digits is not an enhanced status. */
+TLSMAIL__PRIVATE void tlsmail__enhanced(const char *t, size_t n, int code, char *out, size_t cap) {
+    size_t i = 2, part;
+    out[0] = '\0';
+    if (n < 5 || t[0] != (char)('0' + code / 100) || t[1] != '.') return;
+    for (part = 0; part < 2; part++) {
+        size_t d = 0;
+        while (i < n && tlsmail__isdigit((unsigned char)t[i]) && d < 4) { i++; d++; }
+        if (d == 0 || d > 3) return;
+        if (part == 0 && (i >= n || t[i++] != '.')) return;
+    }
+    if (i < n && t[i] != ' ') return;
+    if (i >= cap) return;
+    memcpy(out, t, i);
+    out[i] = '\0';
 }
 
 /* ---- EHLO extensions (RFC 5321 4.1.1.1, RFC 4954) ------------------------ */
@@ -1067,7 +1141,7 @@ TLSMAIL__PRIVATE int tlsmail__parse_port(const char *s, unsigned *port) {
     return 0;
 }
 
-TLSMAIL__PRIVATE int tlsmail__split_hostport(const char *addr, char *host, size_t hostcap,
+TLSMAIL_DEF int tlsmail_split_hostport(const char *addr, char *host, size_t hostcap,
                                              unsigned *port, unsigned defport) {
     const char *h, *colon = NULL;
     size_t hl, i, ncolon = 0;
@@ -1111,6 +1185,24 @@ TLSMAIL__PRIVATE int tlsmail__split_hostport(const char *addr, char *host, size_
     return 0;
 }
 
+/* Do want (a host name, or the "host:port" the caller dials) and the
+   dialled host name the same server? Case-insensitive, and "example.org."
+   is "example.org" (RFC 1034 3.1: the dot only makes the name absolute). */
+TLSMAIL__PRIVATE int tlsmail__host_eq(const char *want, const char *host) {
+    char h[256];
+    unsigned port;
+    size_t a, b, i;
+    if (tlsmail_split_hostport(want, h, sizeof h, &port, 0) != 0) return 0;
+    a = strlen(h);
+    b = strlen(host);
+    if (a && h[a - 1] == '.') a--;
+    if (b && host[b - 1] == '.') b--;
+    if (a != b || a == 0) return 0;
+    for (i = 0; i < a; i++)
+        if (tlsmail__lower((unsigned char)h[i]) != tlsmail__lower((unsigned char)host[i])) return 0;
+    return 1;
+}
+
 /* Besides dotted quads, getaddrinfo (through inet_aton) reads "127.1",
    "2130706433" and "0x7f.0.0.1" as IPv4 addresses. All of them dial an
    address no certificate dNSName can vouch for, so all of them count: any
@@ -1142,7 +1234,7 @@ TLSMAIL__PRIVATE int tlsmail__is_ip_literal(const char *host) {
 
 TLSMAIL_DEF const char *tlsmail_strerror(int err) {
     switch (err) {
-#define TLSMAIL__CASE(name, value, text) case value: return text;
+#define TLSMAIL__CASE(name, cls, text) case TLSMAIL_##name: return text;
         TLSMAIL__ERRORS(TLSMAIL__CASE)
 #undef TLSMAIL__CASE
     default: return "unknown error";
@@ -1949,6 +2041,7 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
     c->textlen = 0;
     c->text[0] = 0;
     c->code = 0;
+    c->enhanced[0] = 0;
     for (;;) {
         size_t used = 0;
         int r;
@@ -1972,6 +2065,8 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
             memcpy(c->text + c->textlen, text, tl);
             c->textlen += tl;
             c->text[c->textlen] = 0;
+            if (c->rp.nlines == 1)
+                tlsmail__enhanced(text, len, c->rp.code, c->enhanced, sizeof c->enhanced);
             if (ext && c->rp.nlines > 1) tlsmail__ext_line(ext, text, len);
         }
         if (c->rp.done) {
@@ -2104,6 +2199,7 @@ TLSMAIL__PRIVATE int tlsmail__starttls(tlsmail_client *c) {
     tlsmail__wipe(c->rbuf, sizeof c->rbuf);
     c->rlen = c->rpos = 0;
     c->code = 0;
+    c->enhanced[0] = 0;
     c->textlen = 0;
     c->text[0] = 0;
     return 0;
@@ -2155,13 +2251,13 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     if (!cfg) return c->err = TLSMAIL_EINVAL;
     mode = cfg->security;
 #ifndef TLSMAIL_STARTTLS
-    if (mode != TLSMAIL_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
+    if (mode != TLSMAIL_SECURITY_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
 #else
-    if (mode < TLSMAIL_TLS || mode > TLSMAIL_TLS_OR_STARTTLS || cfg->starttls_port > 65535)
+    if (mode < TLSMAIL_SECURITY_TLS || mode > TLSMAIL_SECURITY_TLS_OR_STARTTLS || cfg->starttls_port > 65535)
         return c->err = TLSMAIL_EINVAL;
 #endif
-    defport = cfg->port ? cfg->port : mode == TLSMAIL_STARTTLS_REQUIRED ? 587 : 465;
-    if (!cfg->host || tlsmail__split_hostport(cfg->host, c->host, sizeof c->host, &port, defport) ||
+    defport = cfg->port ? cfg->port : mode == TLSMAIL_SECURITY_STARTTLS ? 587 : 465;
+    if (!cfg->host || tlsmail_split_hostport(cfg->host, c->host, sizeof c->host, &port, defport) ||
         port > 65535 || (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
         return c->err = TLSMAIL_EINVAL;
     c->cfg = cfg;
@@ -2172,7 +2268,7 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
         return c->err = TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     if (cfg->io) {
-        if (!cfg->io->read || !cfg->io->write || mode == TLSMAIL_TLS_OR_STARTTLS)
+        if (!cfg->io->read || !cfg->io->write || mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS)
             return c->err = TLSMAIL_EINVAL; /* a fallback needs a second connection */
         c->io = *cfg->io;
     }
@@ -2191,13 +2287,13 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     if (cfg->deadline_ms >= 0)
         c->deadline = tlsmail__now_ms() + (cfg->deadline_ms ? cfg->deadline_ms : TLSMAIL_DEFAULT_DEADLINE_MS);
 #endif
-    err = tlsmail__open(c, port, mode == TLSMAIL_STARTTLS_REQUIRED);
+    err = tlsmail__open(c, port, mode == TLSMAIL_SECURITY_STARTTLS);
 #ifdef TLSMAIL_STARTTLS
     /* Fall back to STARTTLS only when nothing listens on the implicit-TLS
        port or a plaintext SMTP server answers there. Never after a
        certificate error, an alert or a handshake that got anywhere: those
        are what an attacker would provoke. */
-    if (err && mode == TLSMAIL_TLS_OR_STARTTLS &&
+    if (err && mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS &&
         ((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
          (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c)))) {
         tlsmail__disconnect(c, 0);
@@ -2254,7 +2350,7 @@ TLSMAIL__PRIVATE int tlsmail__ensure_hello(tlsmail_client *c) {
     return c->state == TLSMAIL__GREETED ? tlsmail_hello(c) : 0;
 }
 
-TLSMAIL_DEF const char *tlsmail_extension(tlsmail_client *c, const char *name) {
+TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *name) {
     if (!c || !name || c->state < TLSMAIL__READY) return NULL;
     return tlsmail__ext_find(&c->ext, name);
 }
@@ -2271,8 +2367,7 @@ TLSMAIL__PRIVATE int tlsmail__check_auth(const tlsmail_auth *a, const char *host
     /* Like Go's PlainAuth: the credentials name their server, and going to
        another one (a typo, a redirect, a hijacked MX) must not leak them. */
     if (!a->host || !*a->host) return TLSMAIL_EINVAL;
-    if (!tlsmail__ieq(a->host, host)) return TLSMAIL_EAUTHHOST;
-    return 0;
+    return tlsmail__host_eq(a->host, host) ? 0 : TLSMAIL_EAUTHHOST;
 }
 
 /* What an AUTH reply other than 235 or 334 means for the caller. */
@@ -2386,7 +2481,8 @@ TLSMAIL__PRIVATE int tlsmail__put_mail(tlsmail_client *c, const char *from, int 
     char tail[32] = ">";
     if (c->ext.flags & TLSMAIL__EXT_8BITMIME) strcat(tail, " BODY=8BITMIME");
     if (utf8) {
-        if (!(c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) return c->err = TLSMAIL_EPERMANENT;
+        /* Our refusal, not the server's: nothing was sent (RFC 6531 3.4). */
+        if (!(c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) return c->err = TLSMAIL_ENOEXT;
         strcat(tail, " SMTPUTF8");
     }
     return tlsmail__put(c, "MAIL FROM:<", from, tail, 0);
@@ -2418,7 +2514,8 @@ TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from) {
 /* A non-ASCII recipient needs the SMTPUTF8 that MAIL declared. */
 TLSMAIL__PRIVATE int tlsmail__check_rcpt(const tlsmail_client *c, const char *to) {
     if (tlsmail__check_mailbox(to, 0) != 0) return TLSMAIL_EINVAL;
-    if (tlsmail__is_8bit(to) && !c->utf8) return TLSMAIL_EINVAL;
+    if (tlsmail__is_8bit(to) && !c->utf8)
+        return (c->ext.flags & TLSMAIL__EXT_SMTPUTF8) ? TLSMAIL_EINVAL : TLSMAIL_ENOEXT;
     return 0;
 }
 
@@ -2603,7 +2700,7 @@ TLSMAIL__PRIVATE int tlsmail__envelope(tlsmail_client *c, const char *from, cons
     return c->err = tlsmail__data_verdict(c, code);
 }
 
-TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
+TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto, const void *msg, size_t len) {
     char host[256];
@@ -2614,7 +2711,7 @@ TLSMAIL_DEF int tlsmail_sendmail(tlsmail_client *c, const tlsmail_config *cfg,
     memset(c, 0, sizeof *c);
     c->fd = -1;
     /* Everything the caller gave is checked before a byte goes out. */
-    if (!cfg || !cfg->host || tlsmail__split_hostport(cfg->host, host, sizeof host, &port, 465) ||
+    if (!cfg || !cfg->host || tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465) ||
         tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len))
         return c->err = TLSMAIL_EINVAL;
     utf8 = tlsmail__is_8bit(from);
@@ -2669,11 +2766,11 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
            upgrade is required, never optional. */
         char host[256];
         unsigned port;
-        if (addr && tlsmail__split_hostport(addr, host, sizeof host, &port, 465) == 0 && port == 587)
-            cfg.security = TLSMAIL_STARTTLS_REQUIRED;
+        if (addr && tlsmail_split_hostport(addr, host, sizeof host, &port, 465) == 0 && port == 587)
+            cfg.security = TLSMAIL_SECURITY_STARTTLS;
     }
 #endif
-    err = tlsmail_sendmail(&c, &cfg, auth, from, to, nto, msg, len);
+    err = tlsmail_client_send(&c, &cfg, auth, from, to, nto, msg, len);
     tlsmail_close(&c);
     return err;
 }
@@ -3218,12 +3315,31 @@ TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c) { return c ?
 TLSMAIL_DEF int tlsmail_reply_tls(const tlsmail_client *c) { return c && c->code ? c->reply_tls : 0; }
 TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c) { return c ? c->stage : 0; }
 TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c) { return c ? c->br_err : 0; }
+TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c) {
+    return c && c->code ? c->enhanced : "";
+}
+
+TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err) {
+    int cls;
+    switch (err) {
+#define TLSMAIL__CLASS_CASE(name, klass, text) case TLSMAIL_##name: cls = TLSMAIL_CLASS_##klass; break;
+        TLSMAIL__ERRORS(TLSMAIL__CLASS_CASE)
+#undef TLSMAIL__CLASS_CASE
+    default: return TLSMAIL_CLASS_CONFIG; /* not ours: the caller's bug */
+    }
+    if (cls == TLSMAIL_CLASS_REFUSED && c && c->code >= 500 &&
+        (strncmp(c->enhanced, "5.1.", 4) == 0 || strncmp(c->enhanced, "5.7.", 4) == 0))
+        cls = TLSMAIL_CLASS_CONFIG;
+    return cls;
+}
 
 TLSMAIL_DEF const char *tlsmail_stage_name(int stage) {
-    static const char *const names[] = { "none", "connect", "TLS handshake", "greeting", "EHLO",
-                                         "STARTTLS", "AUTH", "MAIL FROM", "RCPT TO", "DATA",
-                                         "message", "RSET", "NOOP", "QUIT" };
-    return stage >= 0 && (size_t)stage < sizeof names / sizeof names[0] ? names[stage] : "none";
+    switch (stage) {
+#define TLSMAIL__STAGE_CASE(name, text) case TLSMAIL_STAGE_##name: return text;
+        TLSMAIL__STAGES(TLSMAIL__STAGE_CASE)
+#undef TLSMAIL__STAGE_CASE
+    default: return "none";
+    }
 }
 
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap) {

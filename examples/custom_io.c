@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
     cfg.trust = &trust;
     a = tlsmail_plain_auth("", user, pw, host);
     to[0] = argv[4];
-    err = tlsmail_sendmail(&client, &cfg, user && pw ? &a : NULL, argv[3], to, 1, msg, len);
+    err = tlsmail_client_send(&client, &cfg, user && pw ? &a : NULL, argv[3], to, 1, msg, len);
     if (err) fprintf(stderr, "custom_io: %s\n", tlsmail_describe(&client, err, desc, sizeof desc));
     else printf("sent\n");
     tlsmail_close(&client);

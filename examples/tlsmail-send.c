@@ -440,7 +440,7 @@ int main(int argc, char **argv) {
         usage_error("--starttls: this tlsmail-send was built without STARTTLS support "
                     "(rebuild with -DTLSMAIL_STARTTLS), or use implicit TLS on port 465%s", NULL);
 #else
-    if (starttls) cfg.security = TLSMAIL_STARTTLS_REQUIRED;
+    if (starttls) cfg.security = TLSMAIL_SECURITY_STARTTLS;
 #endif
     {
         /* HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address */
@@ -598,7 +598,7 @@ int main(int argc, char **argv) {
         if (user && !strcmp(authm, "login")) a = tlsmail_login_auth(user, password, host);
         else if (user && !strcmp(authm, "plain")) a = tlsmail_plain_auth("", user, password, host);
         else a = tlsmail_auto_auth(user, password, host); /* PLAIN if offered, else LOGIN */
-        err = tlsmail_sendmail(&client, &cfg, user ? &a : NULL, from, (const char *const *)rcpts.v,
+        err = tlsmail_client_send(&client, &cfg, user ? &a : NULL, from, (const char *const *)rcpts.v,
                                rcpts.n, msg, len);
     }
     wipe(password, sizeof password);

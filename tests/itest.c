@@ -9,7 +9,7 @@
 
    send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
             environment (SSL_CERT_FILE).
-   client   tlsmail_sendmail() with a tlsmail_config (trust from --cafile /
+   client   tlsmail_client_send() with a tlsmail_config (trust from --cafile /
             --pin, else the system store).
    stream   dial, hello, authenticate, mail, rcpt..., data_begin,
             data_write in --chunk byte pieces (default 1), data_end, quit,
@@ -31,7 +31,7 @@
 #include <time.h>
 
 static const struct { int code; const char *name; } err_names[] = {
-#define ITEST_NAME(name, value, text) { value, #name },
+#define ITEST_NAME(name, cls, text) { TLSMAIL_##name, #name },
     TLSMAIL__ERRORS(ITEST_NAME)
 #undef ITEST_NAME
 };
@@ -217,9 +217,9 @@ int main(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     cfg.host = host;
     cfg.port = port;
-    if (!strcmp(security, "tls")) cfg.security = TLSMAIL_TLS;
-    else if (!strcmp(security, "starttls")) cfg.security = TLSMAIL_STARTTLS_REQUIRED;
-    else if (!strcmp(security, "fallback")) cfg.security = TLSMAIL_TLS_OR_STARTTLS;
+    if (!strcmp(security, "tls")) cfg.security = TLSMAIL_SECURITY_TLS;
+    else if (!strcmp(security, "starttls")) cfg.security = TLSMAIL_SECURITY_STARTTLS;
+    else if (!strcmp(security, "fallback")) cfg.security = TLSMAIL_SECURITY_TLS_OR_STARTTLS;
     else usage();
     cfg.starttls_port = starttls_port;
     cfg.timeout_ms = have_timeout ? timeout_ms : 0;
@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
     }
 
     if (!strcmp(api, "client")) {
-        err = tlsmail_sendmail(&client, &cfg, ap, from, to, nto, msg, len);
+        err = tlsmail_client_send(&client, &cfg, ap, from, to, nto, msg, len);
         stage = tlsmail_stage(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
         tlsmail_close(&client);

@@ -931,7 +931,7 @@ TEST(check_token) {
 static int hp(const char *addr, const char *host, unsigned port) {
     char h[64];
     unsigned p = 7;
-    int rc = tlsmail__split_hostport(addr, h, sizeof h, &p, 465);
+    int rc = tlsmail_split_hostport(addr, h, sizeof h, &p, 465);
     if (rc != 0 || strcmp(h, host) != 0 || p != port) {
         printf("    \"%s\": rc %d host \"%s\" port %u\n", addr, rc, rc ? "" : h, p);
         return 0;
@@ -943,7 +943,7 @@ static int hp_bad(const char *addr) {
     char h[64];
     unsigned p = 7;
     memset(h, '#', sizeof h);
-    if (tlsmail__split_hostport(addr, h, sizeof h, &p, 465) != TLSMAIL_EINVAL) return 0;
+    if (tlsmail_split_hostport(addr, h, sizeof h, &p, 465) != TLSMAIL_EINVAL) return 0;
     return p == 7 && h[0] == '#'; /* nothing written on failure */
 }
 
@@ -985,13 +985,13 @@ TEST(split_hostport) {
     CHECK(hp_bad("host:465\n"));
     CHECK(hp_bad("host\t"));
     CHECK(hp_bad("h\x7f"));
-    CHECK_EQ_INT(tlsmail__split_hostport(NULL, h, sizeof h, &p, 465), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_split_hostport(NULL, h, sizeof h, &p, 465), TLSMAIL_EINVAL);
     /* host capacity: 7 characters + NUL fit in 8 */
-    CHECK_EQ_INT(tlsmail__split_hostport("abcdefg:25", h, sizeof h, &p, 465), 0);
+    CHECK_EQ_INT(tlsmail_split_hostport("abcdefg:25", h, sizeof h, &p, 465), 0);
     CHECK_STR(h, "abcdefg");
-    CHECK_EQ_INT(tlsmail__split_hostport("abcdefgh:25", h, sizeof h, &p, 465), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__split_hostport("[abcdefgh]", h, sizeof h, &p, 465), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__split_hostport("h", h, 0, &p, 465), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_split_hostport("abcdefgh:25", h, sizeof h, &p, 465), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_split_hostport("[abcdefgh]", h, sizeof h, &p, 465), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_split_hostport("h", h, 0, &p, 465), TLSMAIL_EINVAL);
 }
 
 TEST(is_ip_literal) {

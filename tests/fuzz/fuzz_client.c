@@ -6,7 +6,7 @@
 
    Input byte 0 selects the run; the rest is the server's side of the
    connection, handed out in small reads (then 0 = EOF):
-     bit 0     0: tlsmail_sendmail with AUTH PLAIN; 1: a step-by-step session
+     bit 0     0: tlsmail_client_send with AUTH PLAIN; 1: a step-by-step session
                (dial, hello, extension, authenticate LOGIN, mail, rcpt x2,
                data_begin, data_write in pieces, data_end, reset, noop,
                quit, close)
@@ -210,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!(data[0] & 1)) {
         tlsmail_auth a = tlsmail_plain_auth("", USER, PASS, "mail.example.org");
         size_t nto = (data[0] & 32) ? 1 : 2;
-        rc = tlsmail_sendmail(c, &cfg, &a, "from@example.org", to, nto, MSG, sizeof MSG - 1);
+        rc = tlsmail_client_send(c, &cfg, &a, "from@example.org", to, nto, MSG, sizeof MSG - 1);
         check_rc(rc);
         if (rc == 0) check_delivered(&h);
         if (verbose()) fprintf(stderr, "sendmail: %d %s, stage %s, reply %d\n", rc,
