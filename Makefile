@@ -1,14 +1,18 @@
 # tlsmail.h: build the examples and run the tests.
 #   make          examples and test programs
-#   make test     build checks, unit tests, integration tests against aiosmtpd
+#   make quick    build checks and unit tests (under a minute)
+#   make test     everything CI runs: quick, then every suite against real
+#                 servers, sanitizers, a valgrind subset, fuzz smoke runs
+#   make test-full  make test with valgrind over every integration case
 #   make demo     a real send through tlsmail-send to a local server it starts
 #   make bench    tlsmail-send beside curl, msmtp and Python smtplib
 #   make fuzz     every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make check    cppcheck, clang-tidy, clang --analyze, extra gcc warnings
+# Every runner takes K=SUBSTR (make test K=pin): only cases whose name
+# contains it.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-WARN    := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -Wconversion -Wsign-conversion
+WARN    := -std=c99 $(shell cat tests/lib/warnings)
 LDLIBS  := -lbearssl
 B       := build
 PY      := /usr/bin/python3
@@ -24,36 +28,37 @@ $(B):
 $(B)/tlsmail-send: examples/tlsmail-send.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS -I. $< -o $@ $(LDLIBS)
 
-$(B)/minimal: examples/minimal.c tlsmail.h | $(B)
+$(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
-$(B)/custom_io: examples/custom_io.c tlsmail.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
-
-$(B)/pinned: examples/pinned.c tlsmail.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
-
-$(B)/unit_compose: tests/unit_compose.c tests/runner.h tlsmail.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
-
-$(B)/unit: tests/unit.c tests/runner.h tlsmail.h | $(B)
+$(B)/unit $(B)/unit_compose: $(B)/%: tests/unit/%.c tests/lib/runner.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # STARTTLS compiled in: the integration suites drive both modes with it.
-$(B)/itest: tests/itest.c tlsmail.h | $(B)
+$(B)/itest: tests/integration/itest.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS $< -o $@ $(LDLIBS)
 
-$(B)/gosend: tests/gosend.c tlsmail.h | $(B)
+$(B)/gosend: tests/integration/gosend.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Each target first installs the Debian packages it needs, when missing.
+quick:
+	bash tests/deps.sh quick
+	$(MAKE) all
+	bash tests/run.sh --quick $(B) $(K)
+
 test:
 	bash tests/deps.sh test
 	$(MAKE) all
-	bash tests/run.sh $(B)
+	bash tests/run.sh $(B) $(K)
+
+test-full:
+	bash tests/deps.sh test
+	$(MAKE) all
+	SANITIZE_VALGRIND=full bash tests/run.sh $(B) $(K)
 
 demo:
-	bash tests/demo.sh $(B)
+	bash tests/lib/demo.sh $(B)
 
 bench:
 	bash tests/deps.sh demo bench
@@ -63,13 +68,13 @@ bench:
 FUZZ_SECONDS ?= 60
 fuzz:
 	bash tests/deps.sh test
-	bash tests/fuzz.sh $(FUZZ_SECONDS) $(B)
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(B)
 
 check:
 	bash tests/deps.sh check
-	bash tests/check.sh $(B)
+	bash tests/compile/analyze.sh $(B)
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all test demo bench fuzz check clean
+.PHONY: all quick test test-full demo bench fuzz check clean

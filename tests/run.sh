@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Runs every suite, then adds up their "N passed, N failed" lines.
+# tests/run.sh [--quick] [BUILD_DIR] [SUBSTR]
+#
+# Runs the suites in order and adds up their "N passed, N failed" lines;
+# the last line is "total: N passed, N failed". --quick: only the build
+# checks and the unit tests (make quick). SUBSTR is handed to every runner
+# as -k SUBSTR: only cases whose name contains it run.
 set -u
 cd "$(dirname "$0")/.." || exit 2
+quick=0
+[ "${1:-}" = --quick ] && { quick=1; shift; }
 build=${1:-build}
-pass=0 fail=0 broken=0
+k=()
+[ -n "${2:-}" ] && k=(-k "$2")
+pass=0 fail=0
 suite() { # name, command...
     local name=$1 line p f; shift
     echo "=== $name"
@@ -11,21 +20,27 @@ suite() { # name, command...
     line=$(grep -E '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$build/$name.log" | tail -1)
     line=${line#*: }
     if [ -z "$line" ]; then
-        echo "!!! $name printed no result line"; broken=$((broken + 1)); fail=$((fail + 1)); return
+        echo "!!! $name printed no result line"; fail=$((fail + 1)); return
     fi
     p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
     pass=$((pass + p)); fail=$((fail + f))
 }
-suite build-checks bash tests/build_checks.sh "$build"
-suite unit "$build/unit"
-suite unit-compose "$build/unit_compose"
-suite integration /usr/bin/python3 tests/test_integration.py --build "$build"
-suite starttls /usr/bin/python3 tests/test_starttls.py --build "$build"
-suite hostile /usr/bin/python3 tests/test_hostile.py --build "$build"
-suite cli /usr/bin/python3 tests/test_cli.py --build "$build"
-# The same tests again under ASan+UBSan and under valgrind, then every fuzz
-# target briefly on its committed seeds (make fuzz runs them longer).
-suite sanitizers env SANITIZE_VALGRIND="${SANITIZE_VALGRIND:-full}" bash tests/sanitize.sh "$build"
-suite fuzz-smoke bash tests/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}" "$build"
+t0=$SECONDS
+suite compile bash tests/compile/run.sh "$build" "${k[@]}"
+suite unit "$build/unit" "${k[@]}"
+suite unit-compose "$build/unit_compose" "${k[@]}"
+if [ $quick = 0 ]; then
+    suite integration /usr/bin/python3 tests/integration/test_integration.py --build "$build" "${k[@]}"
+    suite starttls /usr/bin/python3 tests/integration/test_starttls.py --build "$build" "${k[@]}"
+    suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
+    suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
+    # The integration cases again under ASan+UBSan and under valgrind (a
+    # subset; SANITIZE_VALGRIND=full for all), then every fuzz target
+    # briefly on its committed seeds and regressions (make fuzz: longer).
+    suite sanitizers env SANITIZE_VALGRIND="${SANITIZE_VALGRIND:-quick}" \
+        bash tests/lib/sanitize.sh "$build" "${k[@]}"
+    suite fuzz-smoke bash tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-10}" "$build" "${k[@]}"
+fi
+echo "time: $((SECONDS - t0)) s"
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/pki.sh OUTDIR - throw-away test PKI for the tlsmail integration tests.
+# tests/lib/pki.sh OUTDIR - throw-away test PKI for the tlsmail integration tests.
 #
 #   ca.crt/ca.key            test root CA (EC P-256)
 #   good                     CN=localhost, SAN DNS:localhost (EC P-256)

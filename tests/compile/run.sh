@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Build checks: every compiler, language level and switch a user may pick,
 # warning-free under -Werror. Prints PASS/FAIL per check and "N passed, N failed".
+#   tests/compile/run.sh [BUILD_DIR] [-k SUBSTR]...
 set -u
-cd "$(dirname "$0")/.." || exit 2
+cd "$(dirname "$0")/../.." || exit 2
 out=${1:-build}/compile
+shift
+only=()
+while [ $# -ge 2 ] && [ "$1" = -k ]; do only+=("$2"); shift 2; done
 mkdir -p "$out"
 pass=0 fail=0
-WARN="-Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wconversion -Wsign-conversion"
+WARN=$(cat tests/lib/warnings)   # the one shared list; -std is given per check
 check() { # name, command...
-    local name=$1; shift
+    local name=$1 o want=1; shift
+    if [ ${#only[@]} -gt 0 ]; then
+        want=0
+        for o in "${only[@]}"; do [[ $name == *"$o"* ]] && want=1; done
+    fi
+    [ $want = 1 ] || return 0
     if log=$("$@" 2>&1); then pass=$((pass + 1)); echo "PASS $name"
     else fail=$((fail + 1)); echo "FAIL $name"; echo "$log" | head -20 | sed 's/^/    /'; fi
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/fuzz.sh [SECONDS_PER_TARGET] [BUILD_DIR]
+# tests/fuzz/run.sh [SECONDS_PER_TARGET] [BUILD_DIR] [-k SUBSTR]...
 #
 # Builds every libFuzzer target in tests/fuzz/ (clang, -fsanitize=fuzzer,
 # address,undefined) into BUILD_DIR/fuzz/ and runs each for SECONDS (default
@@ -13,9 +13,12 @@
 # Reproduce a failure:  BUILD_DIR/fuzz/fuzz_x BUILD_DIR/fuzz/artifacts/fuzz_x-crash-...
 # Fuzz longer by hand:  BUILD_DIR/fuzz/fuzz_x -dict=tests/fuzz/smtp.dict DIR tests/fuzz/corpus/fuzz_x
 set -u
-cd "$(dirname "$0")/.." || exit 2
+cd "$(dirname "$0")/../.." || exit 2
 secs=${1:-10}
 build=${2:-build}
+shift 2 2>/dev/null || shift $#
+only=()   # -k SUBSTR...: only the targets whose name has one
+while [ $# -ge 2 ] && [ "$1" = -k ]; do only+=("$2"); shift 2; done
 out=$build/fuzz
 CC=${FUZZ_CC:-clang}
 CFLAGS="-g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
@@ -36,6 +39,11 @@ declare -A dict=(
 pass=0 fail=0
 for src in tests/fuzz/fuzz_*.c; do
     t=$(basename "$src" .c)
+    if [ ${#only[@]} -gt 0 ]; then
+        want=0
+        for o in "${only[@]}"; do [[ $t == *"$o"* ]] && want=1; done
+        [ $want = 1 ] || continue
+    fi
     bin=$out/$t
     # shellcheck disable=SC2086 # extra flags are word lists
     if ! $CC $CFLAGS ${extra[$t]:-} "$src" -o "$bin" -lbearssl >"$out/$t.build.log" 2>&1; then

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""tests/smtpd.py - a real SMTP server (aiosmtpd) for the tlsmail tests.
+"""tests/lib/smtpd.py - a real SMTP server (aiosmtpd) for the tlsmail tests.
 
-    /usr/bin/python3 tests/smtpd.py --port N --cert F --key F --spool DIR
+    /usr/bin/python3 tests/lib/smtpd.py --port N --cert F --key F --spool DIR
         [--mode implicit|starttls] [--user USER:PASS ...] [--host 127.0.0.1]
 
 implicit (default): TLS from the first byte (RFC 8314, what tlsmail speaks).

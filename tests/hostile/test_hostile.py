@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-"""tests/test_hostile.py - tlsmail.h against a hostile SMTP server.
+"""tests/hostile/test_hostile.py - tlsmail.h against a hostile SMTP server.
 
-    /usr/bin/python3 tests/test_hostile.py [--build DIR] [--only SUBSTR] [-v]
+    /usr/bin/python3 tests/hostile/test_hostile.py [--build DIR] [-k SUBSTR]... [-v]
 
-DIR holds the `itest` driver (tests/itest.c, built with -DTLSMAIL_STARTTLS);
+DIR holds the `itest` driver (tests/integration/itest.c, built with -DTLSMAIL_STARTTLS);
 when it has none, itest is built into a temporary directory. The test PKI
-(tests/pki.sh) goes to a temporary directory.
+(tests/lib/pki.sh) goes to a temporary directory.
 
-Each case starts one scenario of tests/hostile.py on 127.0.0.1 (port 0),
+Each case starts one scenario of tests/lib/hostile.py on 127.0.0.1 (port 0),
 runs the driver against localhost:PORT with a short --timeout-ms, and checks
 three things: the error name, the time taken (measured around the
 subprocess, and as reported by the driver), and what the server received.
@@ -26,8 +26,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+sys.path.insert(0, os.path.join(TESTS, "lib"))
 import hostile  # noqa: E402
 from hostile import SCENARIOS  # noqa: E402
 
@@ -437,7 +438,8 @@ def build(cmd, what):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=None, help="directory holding itest")
-    ap.add_argument("--only", default=None, help="run cases whose name or scenario contains this")
+    ap.add_argument("-k", action="append", default=[], metavar="SUBSTR",
+                    help="run only cases whose name or scenario contains SUBSTR (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
 
@@ -453,13 +455,13 @@ def run_all(a, tmp):
     if not itest or not os.access(itest, os.X_OK):
         itest = os.path.join(tmp, "itest")
         e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-I" + ROOT, "-o", itest,
-                   os.path.join(HERE, "itest.c"), "-lbearssl"], "build itest")
+                   os.path.join(TESTS, "integration", "itest.c"), "-lbearssl"], "build itest")
         if e:
             print("FAIL build itest: %s" % e)
             print("0 passed, 1 failed")
             return 1
     pki = os.path.join(tmp, "pki")
-    p = subprocess.run(["bash", os.path.join(HERE, "pki.sh"), pki], capture_output=True,
+    p = subprocess.run(["bash", os.path.join(TESTS, "lib", "pki.sh"), pki], capture_output=True,
                        text=True, timeout=120)
     if p.returncode != 0:
         print("FAIL pki: %s" % p.stderr[-500:])
@@ -474,7 +476,7 @@ def run_all(a, tmp):
 
     drivers = {"itest": itest, "itest-deadline1500": os.path.join(tmp, "itest-deadline1500")}
     e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_DEFAULT_DEADLINE_MS=1500",
-               "-I" + ROOT, "-o", drivers["itest-deadline1500"], os.path.join(HERE, "itest.c"),
+               "-I" + ROOT, "-o", drivers["itest-deadline1500"], os.path.join(TESTS, "integration", "itest.c"),
                "-lbearssl"], "build itest with a short default deadline")
     if e:
         print("FAIL %s" % e)
@@ -484,7 +486,7 @@ def run_all(a, tmp):
 
     passed = failed = 0
     for c in all_cases:
-        if a.only and a.only not in c.name and a.only not in c.scenario:
+        if a.k and not any(k in c.name or k in c.scenario for k in a.k):
             continue
         label = "%s [%s]" % (c.name, c.scenario)
         why, out, err, srv = run_case(c, drivers[c.driver], pki, msgfile, bigfile, a.verbose)

@@ -1,7 +1,7 @@
-/* tests/gosend.c - the acceptance program, written only against the four
+/* tests/integration/gosend.c - the acceptance program, written only against the four
    Go-shaped calls. Usage: gosend plain|login HOST:PORT USER PASS FROM TO < msg */
 #define TLSMAIL_IMPLEMENTATION
-#include "../tlsmail.h"
+#include "../../tlsmail.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""tests/test_starttls.py - the STARTTLS upgrade and the fallback, against aiosmtpd.
+"""tests/integration/test_starttls.py - the STARTTLS upgrade and the fallback, against aiosmtpd.
 
-    /usr/bin/python3 tests/test_starttls.py --build DIR [-k SUBSTR]... [-v]
+    /usr/bin/python3 tests/integration/test_starttls.py --build DIR [-k SUBSTR]... [-v]
 
-DIR holds `itest` built with -DTLSMAIL_STARTTLS. Servers: tests/smtpd.py in
+DIR holds `itest` built with -DTLSMAIL_STARTTLS. Servers: tests/lib/smtpd.py in
 STARTTLS mode (aiosmtpd, require_starttls, AUTH only after TLS) and in
 implicit-TLS mode, on 127.0.0.1. The hostile cases (injection after 220,
-refusals, ...) live in tests/test_hostile.py; here a real server shows the
+refusals, ...) live in tests/hostile/test_hostile.py; here a real server shows the
 upgrade works and the fallback takes only the paths it should.
 
 Prints PASS/FAIL per case and, last, "N passed, N failed".
@@ -18,9 +18,12 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_integration as ti  # noqa: E402  (shared server and assertion helpers)
-from test_integration import check, free_port, registry, CaseFailure, USER, PASS, USER2, PASS2, SIMPLE  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+sys.path.insert(0, HERE)
+import test_integration as ti  # noqa: E402  (the integration suite's servers and assertions)
+from testlib import check, free_port, registry, CaseFailure  # noqa: E402
+from test_integration import USER, PASS, USER2, PASS2, SIMPLE  # noqa: E402
 
 # Everything a client may say in clear on a STARTTLS port, and what it must not.
 SECRET_VERBS = {"AUTH", "MAIL", "RCPT", "DATA", "STORED"}
@@ -201,7 +204,7 @@ class Suite(ti.Suite):
         if not os.access(self.itest_bin, os.X_OK):
             raise RuntimeError("%s is not built" % self.itest_bin)
         import subprocess
-        subprocess.run(["bash", os.path.join(ti.HERE, "pki.sh"), self.pki], check=True, timeout=60)
+        subprocess.run(["bash", ti.PKI_SH, self.pki], check=True, timeout=60)
         users = [(USER, PASS), (USER2, PASS2)]
         specs = [("st-good", "starttls", 0, "good"), ("st-wronghost", "starttls", 0, "wronghost"),
                  ("st-expired", "starttls", 0, "expired"),

@@ -1,17 +1,17 @@
-/* unit.c - tests of tlsmail's pure codecs, called directly (no sockets).
+/* tests/unit/unit.c - tests of tlsmail's pure codecs, called directly (no sockets).
 
    Every reply-parser case runs whole, byte by byte and in odd chunk sizes,
    and must give the same result each way (picohttpparser style). The DATA
    encoder is checked against a separate non-streaming reference over many
    pseudo-random inputs, every chunk size 1..17 and tiny output buffers. */
 #define TLSMAIL_IMPLEMENTATION
-#include "../tlsmail.h"
+#include "../../tlsmail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner.h"
+#include "../lib/runner.h"
 
 #define U(s) ((const unsigned char *)(s))
 
@@ -1031,7 +1031,8 @@ TEST(ieq) {
     CHECK_EQ_INT(tlsmail__ieq("x", NULL), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    runner_args(argc, argv);
     RUN(reply_single_line);
     RUN(reply_multi_line);
     RUN(reply_bare_lf);

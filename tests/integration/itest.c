@@ -1,5 +1,5 @@
-/* tests/itest.c - drives tlsmail.h for the integration tests
-   (tests/test_integration.py).
+/* tests/integration/itest.c - drives tlsmail.h for the integration tests
+   (tests/integration/test_integration.py).
 
    itest --addr HOST:PORT [--api send|client|stream|stream2] [--cafile F]
          [--pin B64] [--auth plain|login] [--user U] [--pass P]
@@ -23,7 +23,7 @@
    ITEST_TRACE=1 prints the SMTP dialogue ("> line", "< line") on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #define TLSMAIL_IMPLEMENTATION
-#include "../tlsmail.h"
+#include "../../tlsmail.h"
 
 #include <stdio.h>
 #include <stdlib.h>

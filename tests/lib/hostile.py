@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""tests/hostile.py - a scripted, misbehaving SMTP server for the tlsmail tests.
+"""tests/lib/hostile.py - a scripted, misbehaving SMTP server for the tlsmail tests.
 
-Library use (tests/test_hostile.py):
+Library use (tests/hostile/test_hostile.py):
 
     srv = HostileServer(SCENARIOS["greet_554"], pki_dir)
     port = srv.start()            # 127.0.0.1, port 0 -> a free port
@@ -12,8 +12,8 @@ Library use (tests/test_hostile.py):
 
 Manual use:
 
-    /usr/bin/python3 tests/hostile.py --scenario NAME --port N --cert F --key F
-    /usr/bin/python3 tests/hostile.py --list
+    /usr/bin/python3 tests/lib/hostile.py --scenario NAME --port N --cert F --key F
+    /usr/bin/python3 tests/lib/hostile.py --list
 
 A scenario is a mode ("implicit": TLS from the first byte; "starttls":
 plaintext until a starttls() step; "raw": no TLS at all, the script sees the
@@ -788,7 +788,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cert")
     ap.add_argument("--key")
-    ap.add_argument("--pki", help="directory from tests/pki.sh (instead of --cert/--key)")
+    ap.add_argument("--pki", help="directory from tests/lib/pki.sh (instead of --cert/--key)")
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()

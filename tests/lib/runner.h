@@ -1,7 +1,11 @@
 /* runner.h - tiny test runner for tlsmail's tests (C99 and C++).
 
        TEST(name) { CHECK(x == 1); CHECK_EQ_INT(f(), 0); }
-       int main(void) { RUN(name); return runner_finish(); }
+       int main(int argc, char **argv) {
+           runner_args(argc, argv);   // -k SUBSTR: only tests whose name has it
+           RUN(name);
+           return runner_finish();
+       }
 
    A failed CHECK prints file:line and both sides, then the test goes on, so
    one run shows every broken rule. runner_finish prints one FAIL line per
@@ -11,6 +15,7 @@
 #define TLSMAIL_TEST_RUNNER_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -22,6 +27,8 @@
 /* Test-side globals are fine: the library is the one that must have none. */
 static int runner__checks_failed; /* in the test being run */
 static int runner__passed, runner__failed;
+static const char *runner__only[16];  /* -k filters; none: every test */
+static int runner__nonly;
 
 #define TEST(name) static void test_##name(void)
 #define RUN(name) runner_run(#name, test_##name)
@@ -81,7 +88,27 @@ static RUNNER__UNUSED void runner_dump(const char *label, const void *p, size_t 
     printf("\"%s\n", shown < n ? "..." : "");
 }
 
+/* -k SUBSTR (repeatable), as every runner of the project takes it. */
+static RUNNER__UNUSED void runner_args(int argc, char **argv) {
+    int i;
+    for (i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "-k") != 0 || runner__nonly == 16) {
+            printf("usage: %s [-k SUBSTR]...\n", argv[0]);
+            exit(2);
+        }
+        runner__only[runner__nonly++] = argv[i + 1];
+    }
+    if (i < argc) {
+        printf("usage: %s [-k SUBSTR]...\n", argv[0]);
+        exit(2);
+    }
+}
+
 static RUNNER__UNUSED void runner_run(const char *name, void (*fn)(void)) {
+    int i, want = runner__nonly == 0;
+    for (i = 0; i < runner__nonly; i++)
+        if (strstr(name, runner__only[i])) want = 1;
+    if (!want) return;
     runner__checks_failed = 0;
     fn();
     if (runner__checks_failed) {

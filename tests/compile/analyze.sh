@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/check.sh [BUILD_DIR]
+# tests/compile/analyze.sh [BUILD_DIR]
 #
 # Static analysis of the implementation, with TLSMAIL_STARTTLS (the
 # largest configuration): a file BUILD_DIR/check/impl.c that defines
@@ -15,7 +15,7 @@
 # Prints "PASS tool" / "FAIL tool" (findings above the FAIL), then exactly
 # "N passed, N failed"; exits 1 if any tool failed or is missing.
 set -u
-cd "$(dirname "$0")/.." || exit 2
+cd "$(dirname "$0")/../.." || exit 2
 build=${1:-build}
 dir=$build/check
 mkdir -p "$dir" || exit 2

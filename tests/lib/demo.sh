@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# tests/demo.sh - what `make demo` runs: send one mail through tlsmail-send to
+# tests/lib/demo.sh - what `make demo` runs: send one mail through tlsmail-send to
 # a throw-away local SMTP server (aiosmtpd, implicit TLS, a demo user) and
 # show the dialogue and the message as the server stored it.
 #
-#   bash tests/demo.sh [BUILD_DIR]      (default build/)
+#   bash tests/lib/demo.sh [BUILD_DIR]      (default build/)
 #
 # On a fresh Debian machine, as root, it first installs what is missing
 # (gcc, make, libbearssl-dev, python3-aiosmtpd, openssl) with apt-get. It
 # listens on 127.0.0.1 only, every wait is bounded, and the server and the
 # temporary PKI are removed on exit.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 PY=/usr/bin/python3
 CC=${CC:-gcc}
@@ -39,15 +39,15 @@ say "building $BUILD/tlsmail-send"
     -o "$BUILD/tlsmail-send" -lbearssl)
 
 # ---- 3. a throw-away CA and a certificate for localhost
-say "making a throw-away CA and a localhost certificate (tests/pki.sh)"
-bash tests/pki.sh "$WORK/pki"
+say "making a throw-away CA and a localhost certificate (tests/lib/pki.sh)"
+bash tests/lib/pki.sh "$WORK/pki"
 echo "CA: $WORK/pki/ca.crt   server: $WORK/pki/good.crt"
 
 # ---- 4. the server: aiosmtpd, implicit TLS, AUTH required
 DEMO_USER=demo@example.org
 DEMO_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-say "starting tests/smtpd.py on 127.0.0.1 (implicit TLS, user $DEMO_USER)"
-"$PY" tests/smtpd.py --port 0 --host 127.0.0.1 --cert "$WORK/pki/good.crt" \
+say "starting tests/lib/smtpd.py on 127.0.0.1 (implicit TLS, user $DEMO_USER)"
+"$PY" tests/lib/smtpd.py --port 0 --host 127.0.0.1 --cert "$WORK/pki/good.crt" \
     --key "$WORK/pki/good.key" --spool "$WORK/spool" --user "$DEMO_USER:$DEMO_PASSWORD" \
     >"$WORK/smtpd.out" 2>"$WORK/smtpd.err" </dev/null &
 SERVER_PID=$!

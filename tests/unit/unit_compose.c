@@ -1,12 +1,12 @@
-/* tests/unit_compose.c - tlsmail_compose(): the message composer.
+/* tests/unit/unit_compose.c - tlsmail_compose(): the message composer.
 
    Header injection refused, the size query exact, RFC 2047 words that
    decode back to the input, quoted-printable that decodes back to the body,
    bounded line lengths, the date and Message-ID formats. The decoders here
    are written independently of the encoder. */
 #define TLSMAIL_IMPLEMENTATION
-#include "../tlsmail.h"
-#include "runner.h"
+#include "../../tlsmail.h"
+#include "../lib/runner.h"
 
 #include <stdlib.h>
 
@@ -582,7 +582,28 @@ TEST(generated_date_and_message_id) {
     CHECK(strstr(out, "\r\nMessage-ID: <abc@example.org>\r\n") != NULL);
 }
 
-int main(void) {
+TEST(public_date_and_message_id) {
+    char d[32], id[300], id2[300];
+    size_t i;
+    tlsmail_format_date(d, 1795890444LL);
+    CHECK_STR(d, "Sat, 28 Nov 2026 18:27:24 +0000");
+    CHECK_EQ_INT(tlsmail_message_id(id, sizeof id, "Ops <ops@Example.org>"), 0);
+    CHECK_EQ_INT(strlen(id), 1 + 32 + 1 + strlen("Example.org") + 1);
+    CHECK(id[0] == '<' && id[33] == '@' && !strcmp(id + 34, "Example.org>"));
+    for (i = 1; i < 33; i++) CHECK(strchr("0123456789abcdef", id[i]) != NULL);
+    CHECK_EQ_INT(tlsmail_message_id(id2, sizeof id2, "ops@Example.org"), 0);
+    CHECK(strcmp(id, id2) != 0);
+    CHECK_EQ_INT(tlsmail_message_id(id2, sizeof id2, "root"), 0);
+    CHECK(strstr(id2, "@localhost>") != NULL);
+    /* exactly enough room, and one octet less */
+    CHECK_EQ_INT(tlsmail_message_id(id2, 1 + 32 + 1 + 11 + 2, "a@Example.org"), 0);
+    CHECK_EQ_INT(tlsmail_message_id(id2, 1 + 32 + 1 + 11 + 1, "a@Example.org"), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_message_id(NULL, 100, "a@b.c"), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_message_id(id2, sizeof id2, NULL), TLSMAIL_EINVAL);
+}
+
+int main(int argc, char **argv) {
+    runner_args(argc, argv);
     RUN(exact_ascii_message);
     RUN(size_query_exact);
     RUN(header_injection_refused);
@@ -595,5 +616,6 @@ int main(void) {
     RUN(body_quoted_printable);
     RUN(date_format);
     RUN(generated_date_and_message_id);
+    RUN(public_date_and_message_id);
     return runner_finish();
 }

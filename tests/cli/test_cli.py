@@ -1,16 +1,16 @@
 #!/usr/bin/python3
-"""tests/test_cli.py - tlsmail-send (examples/tlsmail-send.c), the composer
+"""tests/cli/test_cli.py - tlsmail-send (examples/tlsmail-send.c), the composer
 behind --subject, and the custom_io / pinned examples, against real servers.
 
-    /usr/bin/python3 tests/test_cli.py [--build DIR] [-k SUBSTR]... [--keep] [-v]
+    /usr/bin/python3 tests/cli/test_cli.py [--build DIR] [-k SUBSTR]... [--keep] [-v]
 
 DIR holds the built tlsmail-send, custom_io and pinned; whatever is missing
 there is built into a temporary directory (gcc, strict warnings), and so
 are a STARTTLS build (tlsmail-send-starttls) and one without STARTTLS
 (tlsmail-send-tlsonly), for the "unsupported" error.
 
-Servers, all on 127.0.0.1: tests/smtpd.py (aiosmtpd, implicit TLS, AUTH
-required) per certificate of tests/pki.sh, one in STARTTLS mode, plus small
+Servers, all on 127.0.0.1: tests/lib/smtpd.py (aiosmtpd, implicit TLS, AUTH
+required) per certificate of tests/lib/pki.sh, one in STARTTLS mode, plus small
 in-process aiosmtpd servers for what smtpd.py cannot do (refuse recipients
 with 4xx/5xx, offer LOGIN only, offer no AUTH) and a silent listener.
 
@@ -34,11 +34,9 @@ import traceback
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-PYTHON = "/usr/bin/python3"
-sys.path.insert(0, HERE)
-from test_integration import (CaseFailure, check, normalise, free_port,  # noqa: E402
-                              spki_pin, registry, Server, SilentListener)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from testlib import (CaseFailure, check, normalise, free_port,  # noqa: E402
+                     spki_pin, registry, Server, SilentListener, ROOT, PKI_SH, WARN)
 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 FROM, TO = "sender@example.org", "rcpt@example.org"
@@ -47,8 +45,6 @@ SIMPLE = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n"
 READY_TIMEOUT = 10.0
 RUN_TIMEOUT = 30.0
 SETTLE = 0.25
-WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow",
-        "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wconversion", "-Wsign-conversion"]
 OPTIONS = ["--server", "--starttls", "--timeout", "-f, --from", "-t", "-i, -oi", "--subject",
            "--user", "--password-file", "--auth", "--cafile", "--capath", "--pin-sha256",
            "-v, --verbose", "-h, --help", "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM",
@@ -161,7 +157,7 @@ class Suite:
 
     def setup(self):
         self.bins = build(self.build_dir, self.work)
-        subprocess.run(["bash", os.path.join(HERE, "pki.sh"), self.pki], check=True, timeout=120)
+        subprocess.run(["bash", PKI_SH, self.pki], check=True, timeout=120)
         for name, cert, mode in (("good", "good", "implicit"), ("untrusted", "untrusted", "implicit"),
                                  ("wronghost", "wronghost", "implicit"),
                                  ("expired", "expired", "implicit"),
