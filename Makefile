@@ -18,7 +18,7 @@ B       := build
 PY      := /usr/bin/python3
 
 PROGS := $(B)/tlsmail-send $(B)/minimal $(B)/custom_io $(B)/pinned \
-         $(B)/unit $(B)/unit_compose $(B)/itest $(B)/gosend
+         $(B)/unit $(B)/unit_compose $(B)/unit_x509 $(B)/itest $(B)/gosend
 
 all: $(PROGS)
 
@@ -31,7 +31,7 @@ $(B)/tlsmail-send: examples/tlsmail-send.c tlsmail.h | $(B)
 $(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
-$(B)/unit $(B)/unit_compose: $(B)/%: tests/unit/%.c tests/lib/runner.h tlsmail.h | $(B)
+$(B)/unit $(B)/unit_compose $(B)/unit_x509: $(B)/%: tests/unit/%.c tests/lib/runner.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # STARTTLS compiled in: the integration suites drive both modes with it.

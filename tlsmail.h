@@ -442,6 +442,8 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
     br_x509_decoder_context dc;
     const unsigned char *pin;
     int ncert, err, mismatch;
+    int overrun;                    /* the first certificate's DER went on
+                                       after its end or an error */
     br_x509_pkey pkey;
     unsigned char key[520];
 } tlsmail__pin;
@@ -600,6 +602,20 @@ typedef struct tlsmail_message {
    octets or with a word no 998-octet line can hold; date NULL under
    TLSMAIL_NO_SOCKETS; message_id NULL and no system random source. */
 TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap, size_t *len);
+
+/* The two header values tlsmail_compose() makes, for tools that complete a
+   message of their own (a sendmail that adds what is missing).
+   tlsmail_format_date: t (seconds since 1970, UTC) as an RFC 5322 3.3
+   date-time, "Sat, 28 Nov 2026 18:27:24 +0000": always 31 characters and
+   a NUL; years outside 0..9999 are clamped.
+   tlsmail_message_id: a new "<32 random hex digits@domain>", the domain
+   taken from the address in from ("Name <a@example.org>" or a bare
+   address) when it is a plain ASCII domain, else "localhost"; NUL-
+   terminated. 0, or TLSMAIL_EINVAL when out or from is NULL, cap is too
+   small (at most 292 octets are ever needed), or there is no system
+   random source. */
+TLSMAIL_DEF void tlsmail_format_date(char out[32], long long t);
+TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from);
 
 #ifdef __cplusplus
 }
@@ -1401,6 +1417,17 @@ TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned cha
 
 enum { TLSMAIL__TRUST_SYSTEM = 0, TLSMAIL__TRUST_LOADED, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
 
+/* br_x509_decoder stops for good at its first error and at the end of the
+   certificate, and BearSSL 0.6 then jumps through a NULL pointer on the
+   next push: so bytes go in only while it still wants them. Bytes after
+   the end of the DER are refused (-1): a certificate is one DER object. */
+TLSMAIL__PRIVATE int tlsmail__x509_push(br_x509_decoder_context *dc, const void *buf, size_t len) {
+    if (len == 0) return 0;
+    if (br_x509_decoder_last_error(dc) != BR_ERR_X509_TRUNCATED) return -1;
+    br_x509_decoder_push(dc, buf, len);
+    return 0;
+}
+
 /* One anchor lives in one allocation: the struct's DN and key point into the
    bytes that follow it, so freeing is one call per anchor. */
 TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *dn, size_t dnlen,
@@ -1471,6 +1498,7 @@ typedef struct tlsmail__pemload {
     br_pem_decoder_context pc;
     br_x509_decoder_context dc;
     int in_cert, err;
+    int overrun;                    /* DER went on after the decoder stopped */
     size_t certs, dnlen;            /* certificates decoded, duplicates too */
     int dn_overflow;
     unsigned char dn[1024];
@@ -1485,7 +1513,7 @@ TLSMAIL__PRIVATE void tlsmail__pem_dn(void *ctx, const void *buf, size_t len) {
 
 TLSMAIL__PRIVATE void tlsmail__pem_der(void *ctx, const void *buf, size_t len) {
     tlsmail__pemload *l = (tlsmail__pemload *)ctx;
-    br_x509_decoder_push(&l->dc, buf, len);
+    if (tlsmail__x509_push(&l->dc, buf, len) != 0) l->overrun = 1;
 }
 
 TLSMAIL__PRIVATE void tlsmail__pem_init(tlsmail__pemload *l, tlsmail_trust *t) {
@@ -1515,6 +1543,7 @@ TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char
                 if (l->in_cert) {
                     l->dnlen = 0;
                     l->dn_overflow = 0;
+                    l->overrun = 0;
                     br_x509_decoder_init(&l->dc, tlsmail__pem_dn, l);
                     br_pem_decoder_setdest(&l->pc, tlsmail__pem_der, l);
                 } else {
@@ -1527,7 +1556,8 @@ TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char
                     const br_x509_pkey *pk = br_x509_decoder_get_pkey(&l->dc);
                     /* A certificate BearSSL can't parse is skipped, as
                        OpenSSL skips what it can't use in a bundle. */
-                    if (pk && !l->dn_overflow && br_x509_decoder_last_error(&l->dc) == 0) {
+                    if (pk && !l->dn_overflow && !l->overrun &&
+                        br_x509_decoder_last_error(&l->dc) == 0) {
                         int err = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
                                                      br_x509_decoder_isCA(&l->dc));
                         if (err) l->err = err;
@@ -1802,6 +1832,7 @@ TLSMAIL__PRIVATE void tlsmail__pin_start_chain(const br_x509_class **ctx, const 
     (void)server_name;
     p->ncert = 0;
     p->err = 0;
+    p->overrun = 0;
 }
 
 TLSMAIL__PRIVATE void tlsmail__pin_start_cert(const br_x509_class **ctx, uint32_t length) {
@@ -1812,7 +1843,7 @@ TLSMAIL__PRIVATE void tlsmail__pin_start_cert(const br_x509_class **ctx, uint32_
 
 TLSMAIL__PRIVATE void tlsmail__pin_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
     tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
-    if (p->ncert == 0) br_x509_decoder_push(&p->dc, buf, len);
+    if (p->ncert == 0 && tlsmail__x509_push(&p->dc, buf, len) != 0) p->overrun = 1;
 }
 
 /* Only the server's own certificate matters: the rest of the chain is not
@@ -1823,6 +1854,7 @@ TLSMAIL__PRIVATE void tlsmail__pin_end_cert(const br_x509_class **ctx) {
         const br_x509_pkey *k = br_x509_decoder_get_pkey(&p->dc);
         unsigned char h[32];
         int derr = br_x509_decoder_last_error(&p->dc);
+        if (!derr && p->overrun) derr = BR_ERR_X509_EXTRA_ELEMENT;
         if (derr || !k) { p->err = derr ? derr : BR_ERR_X509_UNSUPPORTED; return; }
         if (tlsmail__spki_sha256(k, h) != 0) { p->err = BR_ERR_X509_UNSUPPORTED; return; }
         if (memcmp(h, p->pin, 32) != 0) { p->err = BR_ERR_X509_NOT_TRUSTED; p->mismatch = 1; return; }
@@ -3224,6 +3256,27 @@ TLSMAIL__PRIVATE void tlsmail__w_qp(tlsmail__w *w, const unsigned char *b, size_
         i++;
     }
     if (open) tlsmail__w_crlf(w);
+}
+
+TLSMAIL_DEF void tlsmail_format_date(char out[32], long long t) {
+    if (out) tlsmail__date(out, t);
+}
+
+TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from) {
+    char domain[256], hex[2 * TLSMAIL__MSGID_RAND + 1];
+    size_t dl;
+    int err;
+    if (!out || !from) return TLSMAIL_EINVAL;
+    tlsmail__msgid_domain(from, domain, sizeof domain);
+    dl = strlen(domain);
+    if (cap < 2 * TLSMAIL__MSGID_RAND + dl + 4) return TLSMAIL_EINVAL;
+    if ((err = tlsmail__msgid_random(hex)) != 0) return err;
+    out[0] = '<';
+    memcpy(out + 1, hex, 2 * TLSMAIL__MSGID_RAND);
+    out[1 + 2 * TLSMAIL__MSGID_RAND] = '@';
+    memcpy(out + 2 + 2 * TLSMAIL__MSGID_RAND, domain, dl);
+    memcpy(out + 2 + 2 * TLSMAIL__MSGID_RAND + dl, ">", 2);
+    return 0;
 }
 
 TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap, size_t *len) {

@@ -29,6 +29,7 @@ t0=$SECONDS
 suite compile bash tests/compile/run.sh "$build" "${k[@]}"
 suite unit "$build/unit" "${k[@]}"
 suite unit-compose "$build/unit_compose" "${k[@]}"
+suite unit-x509 "$build/unit_x509" "${k[@]}"
 if [ $quick = 0 ]; then
     suite integration /usr/bin/python3 tests/integration/test_integration.py --build "$build" "${k[@]}"
     suite starttls /usr/bin/python3 tests/integration/test_starttls.py --build "$build" "${k[@]}"
