@@ -616,6 +616,14 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
    random source. */
 TLSMAIL_DEF void tlsmail_format_date(char out[32], long long t);
 TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from);
+/* One mailbox ("addr" or "Display Name <addr>", UTF-8) as tlsmail_compose
+   writes it after "From:": the name as atoms, a quoted string or RFC 2047
+   words, folded for a line that starts with "From:". buf gets the field
+   body, leading space included, no final CRLF, NUL-terminated; *len its
+   length. buf NULL: a size query (*len: the length, without the NUL).
+   TLSMAIL_EINVAL as tlsmail_compose for a bad mailbox; TLSMAIL_ENOMEM
+   when cap is too small (*len: the length needed). */
+TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t cap, size_t *len);
 
 #ifdef __cplusplus
 }
@@ -3260,6 +3268,24 @@ TLSMAIL__PRIVATE void tlsmail__w_qp(tlsmail__w *w, const unsigned char *b, size_
 
 TLSMAIL_DEF void tlsmail_format_date(char out[32], long long t) {
     if (out) tlsmail__date(out, t);
+}
+
+TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t cap, size_t *len) {
+    tlsmail__w w;
+    int err;
+    if (!mailbox || !len) return TLSMAIL_EINVAL;
+    *len = 0;
+    memset(&w, 0, sizeof w);
+    w.buf = buf;
+    w.cap = buf ? cap : 0;
+    w.col = sizeof "From:" - 1;
+    if ((err = tlsmail__w_mailbox(&w, mailbox, 1, w.col)) != 0) return err;
+    if (w.overflow) return TLSMAIL_ENOMEM;
+    *len = w.n;
+    if (!buf) return 0;
+    if (w.n >= cap) return TLSMAIL_ENOMEM;
+    buf[w.n] = 0;
+    return 0;
 }
 
 TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from) {

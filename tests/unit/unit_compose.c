@@ -602,6 +602,24 @@ TEST(public_date_and_message_id) {
     CHECK_EQ_INT(tlsmail_message_id(id2, sizeof id2, NULL), TLSMAIL_EINVAL);
 }
 
+TEST(public_format_mailbox) {
+    char b[200];
+    size_t n, q;
+    CHECK_EQ_INT(tlsmail_format_mailbox("Ops Team <ops@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " Ops Team <ops@example.org>");
+    CHECK_EQ_INT(n, strlen(b));
+    CHECK_EQ_INT(tlsmail_format_mailbox("J\xc3\xbcrgen <j@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " =?UTF-8?B?SsO8cmdlbg==?= <j@example.org>");
+    CHECK_EQ_INT(tlsmail_format_mailbox("\"Doe, Jane\" <jane@example.org>", NULL, 0, &q), 0);
+    CHECK_EQ_INT(tlsmail_format_mailbox("\"Doe, Jane\" <jane@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " \"Doe, Jane\" <jane@example.org>");
+    CHECK_EQ_INT(q, n);
+    CHECK_EQ_INT(tlsmail_format_mailbox("root@example.org", b, 5, &n), TLSMAIL_ENOMEM);
+    CHECK_EQ_INT(n, strlen(" root@example.org"));
+    CHECK_EQ_INT(tlsmail_format_mailbox("Evil\r\nBcc: x@y <a@example.org>", b, sizeof b, &n), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_format_mailbox("not an address", b, sizeof b, &n), TLSMAIL_EINVAL);
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(exact_ascii_message);
@@ -617,5 +635,6 @@ int main(int argc, char **argv) {
     RUN(date_format);
     RUN(generated_date_and_message_id);
     RUN(public_date_and_message_id);
+    RUN(public_format_mailbox);
     return runner_finish();
 }
