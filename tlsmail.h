@@ -102,11 +102,27 @@ CONVENTIONS
 
 SECURITY
    - TLS 1.2 only, ECDHE key exchange with AEAD ciphers (AES-GCM first on
-     CPUs with AES-NI, else ChaCha20-Poly1305 first).
-   - The certificate chain is checked against the trust anchors and the
-     server's name is always checked (SNI is always sent). An IP literal
-     cannot be matched by BearSSL (no iPAddress SANs), so dialling an IP
-     address is refused unless the server's public key is pinned.
+     CPUs with AES-NI, else ChaCha20-Poly1305 first); no renegotiation (a
+     server's HelloRequest is refused with a no_renegotiation alert).
+   - Signatures, in the handshake and in certificates, with SHA-256,
+     SHA-384 or SHA-512 only: SHA-1 and SHA-224 are neither offered nor
+     accepted (RFC 9155).
+   - The certificate chain is checked against the trust anchors: every
+     signature, notBefore and notAfter against the current time,
+     basicConstraints CA:TRUE on every issuer, RSA keys of 2048 bits or
+     more (anchors too) and EC keys on P-256, P-384 or P-521. A
+     certificate with an extendedKeyUsage extension must allow serverAuth
+     (or anyExtendedKeyUsage), the issuers' too, as OpenSSL checks
+     -purpose sslserver.
+   - The server's name is always checked, case-insensitively, against the
+     subjectAltName DNS entries (the CN only when there are none), with
+     RFC 6125 wildcards: "*." as the whole left-most label, matching one
+     label. "host." is "host" (no trailing dot in SNI or the check). An IP
+     literal cannot be matched by BearSSL (no iPAddress SANs), so dialling
+     an IP address is refused unless the server's public key is pinned;
+     then no SNI is sent (RFC 6066 3).
+   - A certificate that is not DER (extra octets, indefinite lengths) is
+     refused, also with a pin; the pin engine reads only the first one.
    - AUTH is refused when the credentials name another host than the one
      dialled, and when the server offers no mechanism we support: mail is
      never sent unauthenticated when credentials were given.
@@ -437,6 +453,44 @@ typedef struct tlsmail__dot {       /* streaming DATA encoder */
     size_t linelen;                 /* octets of the current line */
 } tlsmail__dot;
 
+/* Streaming reader of one certificate: what BearSSL's engine doesn't check
+   or doesn't show (the [codecs] section says what and why). */
+enum { TLSMAIL__CW_DEPTH = 8, TLSMAIL__DN_MAX = 1024 };
+typedef struct tlsmail__certwalk {
+    int depth;                              /* open TLVs; 0: the entry itself */
+    unsigned long left[TLSMAIL__CW_DEPTH];  /* octets of each not yet claimed */
+    unsigned char role[TLSMAIL__CW_DEPTH];  /* what each is: TLSMAIL__CW_* */
+    unsigned char kids[TLSMAIL__CW_DEPTH];  /* children seen in each, to 255 */
+    unsigned seqs;                          /* SEQUENCEs seen in the TBS */
+    unsigned char hdr[5];                   /* the TLV header being read */
+    size_t hlen;
+    unsigned long vlen, vleft;              /* the value being read */
+    int reading;                            /* a value, not a header, is read */
+    int cv;                                 /* where it goes: TLSMAIL__CV_* */
+    unsigned char oid[16];                  /* the OID being read */
+    size_t oidlen;
+    int in_eku;                             /* in the extendedKeyUsage extension */
+    int eku;                                /* 0: none; 1: serverAuth or any;
+                                               -1: other purposes only */
+    int err;                                /* not DER, or not a certificate */
+    int done;                               /* the whole certificate was read */
+    int dn_over;                            /* a name too long to keep */
+    int issuer_done;                        /* issuer[] is complete */
+    size_t issuer_len, subject_len;
+    unsigned char issuer[TLSMAIL__DN_MAX];  /* the names, whole DER */
+    unsigned char subject[TLSMAIL__DN_MAX];
+} tlsmail__certwalk;
+
+typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
+                                       our policy on top */
+    const br_x509_class *vtable;
+    br_x509_minimal_context xc;     /* does the real validation */
+    tlsmail__certwalk cw;           /* reads the certificate beside it */
+    int skip;                       /* BearSSL ignores this certificate:
+                                       the chain already reached an anchor */
+    int err;                        /* our verdict, a BR_ERR_X509_* */
+} tlsmail__x509;
+
 typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
     const br_x509_class *vtable;
     br_x509_decoder_context dc;
@@ -452,7 +506,7 @@ typedef struct tlsmail_client {
     /* private: callers SHALL NOT access these fields */
     br_ssl_client_context sc;
     union {                         /* one X.509 engine at a time: */
-        br_x509_minimal_context xc; /* chain + name checks, or */
+        tlsmail__x509 policy;       /* chain, name and policy checks, or */
         tlsmail__pin pin;           /* the pinned key */
     } x509;
     br_sslio_context ioc;
@@ -463,6 +517,9 @@ typedef struct tlsmail_client {
     int fd, state, stage, err, tls, utf8, starttls;
     int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
     int reply_tls;                  /* the last reply came over TLS */
+    int reply_fresh;                /* ...and answers the last command: an
+                                       error decided on it may quote it */
+    int queued;                     /* commands queued since the last flush */
     unsigned char first[4];         /* first bytes received: TLS or SMTP? */
     size_t nfirst;
     int timeout_ms;
@@ -669,6 +726,14 @@ TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t ca
 #ifndef TLSMAIL_MALLOC
 #define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), malloc(n))
 #define TLSMAIL_FREE(ctx, p) ((void)(ctx), free(p))
+#endif
+
+/* Secrets only ever go over TLS; fuzz builds run the whole dialogue on a
+   bare stream, the one exception. */
+#ifdef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
+#define TLSMAIL__ASSERT_TLS(c) ((void)(c))
+#else
+#define TLSMAIL__ASSERT_TLS(c) TLSMAIL_ASSERT((c)->tls)
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -1101,6 +1166,192 @@ TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
     return 0;
 }
 
+/* ---- certificate walker (RFC 5280 4.1, X.690 DER) --------------------------- */
+
+/* BearSSL's minimal X.509 engine checks the chain, the dates, the name and
+   the key sizes, but not extendedKeyUsage, and it shows nothing of a
+   certificate before its end. This walker reads the same octets as they
+   stream past, in constant memory: it keeps the issuer and subject names
+   (whole DER, as BearSSL compares them) and the verdict of the
+   extendedKeyUsage extension, and refuses what is not DER: no indefinite
+   or non-minimal lengths, no TLV beyond its parent, nothing after the end. */
+
+/* What an open TLV is to the walker. */
+enum { TLSMAIL__CW_ROOT = 0, TLSMAIL__CW_CERT, TLSMAIL__CW_TBS, TLSMAIL__CW_EXTS_WRAP,
+       TLSMAIL__CW_EXTS, TLSMAIL__CW_EXT, TLSMAIL__CW_EKU_OCTETS, TLSMAIL__CW_EKU_LIST };
+/* Where the octets of the value being read go. */
+enum { TLSMAIL__CV_SKIP = 0, TLSMAIL__CV_ISSUER, TLSMAIL__CV_SUBJECT, TLSMAIL__CV_OID };
+
+/* The buffer the value being read is kept in, and its length; NULL when
+   it is skipped. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__cw_dest(tlsmail__certwalk *w, size_t **len) {
+    switch (w->cv) {
+    case TLSMAIL__CV_ISSUER: *len = &w->issuer_len; return w->issuer;
+    case TLSMAIL__CV_SUBJECT: *len = &w->subject_len; return w->subject;
+    case TLSMAIL__CV_OID: *len = &w->oidlen; return w->oid;
+    default: return NULL;
+    }
+}
+
+/* length: the Certificate entry's, which the DER must fill exactly. */
+TLSMAIL__PRIVATE void tlsmail__cw_init(tlsmail__certwalk *w, unsigned long length) {
+    memset(w, 0, sizeof *w);
+    w->left[0] = length;
+    w->role[0] = TLSMAIL__CW_ROOT;
+}
+
+TLSMAIL__PRIVATE int tlsmail__cw_oid_is(const tlsmail__certwalk *w, const char *der, size_t n) {
+    return w->oidlen == n && memcmp(w->oid, der, n) == 0;
+}
+
+/* A value ended: an extension's OID, or a KeyPurposeId. */
+TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
+    /* id-ce-extKeyUsage 2.5.29.37, id-kp-serverAuth 1.3.6.1.5.5.7.3.1 and
+       anyExtendedKeyUsage 2.5.29.37.0 (RFC 5280 4.2.1.12), content octets */
+    static const char eku[] = "\x55\x1d\x25", server[] = "\x2b\x06\x01\x05\x05\x07\x03\x01",
+                      any[] = "\x55\x1d\x25\x00";
+    if (w->cv == TLSMAIL__CV_ISSUER) w->issuer_done = 1;
+    if (w->cv != TLSMAIL__CV_OID) return;
+    if (w->role[w->depth] == TLSMAIL__CW_EXT) {
+        w->in_eku = tlsmail__cw_oid_is(w, eku, 3);
+        if (w->in_eku) {
+            if (w->eku != 0) w->err = 1; /* RFC 5280 4.2: one instance per extension */
+            w->eku = -1;                  /* restricted, until a purpose allows us */
+        }
+    } else if (tlsmail__cw_oid_is(w, server, 8) || tlsmail__cw_oid_is(w, any, 4)) {
+        w->eku = 1;
+    }
+}
+
+/* A TLV header is complete: a part we walk into, a value we keep, or one
+   we skip? */
+TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, unsigned long len) {
+    unsigned nth = w->kids[w->depth];
+    int into = -1;
+    if (nth < 255) w->kids[w->depth]++;
+    w->cv = TLSMAIL__CV_SKIP;
+    switch (w->role[w->depth]) {
+    case TLSMAIL__CW_ROOT: /* Certificate ::= SEQUENCE, exactly one */
+        if (tag != 0x30 || nth != 0) { w->err = 1; return; }
+        into = TLSMAIL__CW_CERT;
+        break;
+    case TLSMAIL__CW_CERT: /* tbsCertificate first; the signature is BearSSL's */
+        if (nth == 0) {
+            if (tag != 0x30) { w->err = 1; return; }
+            into = TLSMAIL__CW_TBS;
+        }
+        break;
+    case TLSMAIL__CW_TBS:
+        /* version [0], serialNumber, then SEQUENCEs: signature, issuer,
+           validity, subject, subjectPublicKeyInfo; unique ids [1] [2];
+           extensions [3] */
+        if (tag == 0x30) {
+            w->seqs++;
+            if (w->seqs == 2) w->cv = TLSMAIL__CV_ISSUER;
+            if (w->seqs == 4) w->cv = TLSMAIL__CV_SUBJECT;
+        } else if (tag == 0xA3) {
+            into = TLSMAIL__CW_EXTS_WRAP;
+        }
+        break;
+    case TLSMAIL__CW_EXTS_WRAP:
+    case TLSMAIL__CW_EXTS:
+    case TLSMAIL__CW_EKU_OCTETS:
+        if (tag != 0x30) { w->err = 1; return; }
+        into = w->role[w->depth] + 1;
+        w->in_eku = w->in_eku && into == TLSMAIL__CW_EKU_LIST;
+        break;
+    case TLSMAIL__CW_EXT: /* extnID, critical, extnValue */
+        if (tag == 0x06 && nth == 0) w->cv = TLSMAIL__CV_OID;
+        else if (tag == 0x04 && w->in_eku) into = TLSMAIL__CW_EKU_OCTETS;
+        break;
+    default: /* TLSMAIL__CW_EKU_LIST: SEQUENCE OF KeyPurposeId (an OID) */
+        if (tag != 0x06) { w->err = 1; return; }
+        w->cv = TLSMAIL__CV_OID;
+        break;
+    }
+    if (into >= 0) {
+        if (w->depth + 1 >= TLSMAIL__CW_DEPTH) { w->err = 1; return; }
+        w->depth++;
+        w->role[w->depth] = (unsigned char)into;
+        w->left[w->depth] = len;
+        w->kids[w->depth] = 0;
+        return;
+    }
+    w->reading = 1;
+    w->vleft = len;
+    if (w->cv == TLSMAIL__CV_OID) {
+        w->oidlen = 0;
+        if (len > sizeof w->oid) w->cv = TLSMAIL__CV_SKIP; /* no OID of ours is that long */
+    } else if (w->cv != TLSMAIL__CV_SKIP) {
+        size_t *dl = NULL;
+        unsigned char *dn = tlsmail__cw_dest(w, &dl);
+        if (len > TLSMAIL__DN_MAX - w->hlen) { /* can't be kept, so can't be looked up */
+            w->dn_over = 1;
+            w->cv = TLSMAIL__CV_SKIP;
+        } else {
+            memcpy(dn, w->hdr, w->hlen); /* the name's header is part of its DER */
+            *dl = w->hlen;
+        }
+    }
+}
+
+/* Close the value just read and every TLV with no octets left. */
+TLSMAIL__PRIVATE void tlsmail__cw_close(tlsmail__certwalk *w) {
+    if (w->reading) {
+        if (w->vleft) return;
+        w->reading = 0;
+        tlsmail__cw_value_end(w);
+        w->cv = TLSMAIL__CV_SKIP;
+    }
+    while (w->depth > 0 && w->left[w->depth] == 0) w->depth--;
+    if (w->depth == 0 && w->kids[0] && w->left[0] == 0) w->done = 1;
+}
+
+/* Feed the next n octets of the certificate. */
+TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n && !w->err) {
+        if (w->done) { w->err = 1; return; } /* octets after the certificate */
+        if (w->reading) {
+            size_t k = n - i < w->vleft ? n - i : (size_t)w->vleft, *dl = NULL;
+            unsigned char *dst = tlsmail__cw_dest(w, &dl);
+            if (dst) { /* fits: checked against the value's length */
+                memcpy(dst + *dl, p + i, k);
+                *dl += k;
+            }
+            w->vleft -= k;
+            i += k;
+            tlsmail__cw_close(w);
+            continue;
+        }
+        /* a TLV header: one tag octet, then a DER length (X.690 8.1.2, 10.1) */
+        w->hdr[w->hlen++] = p[i++];
+        if (w->hlen == 1) {
+            if ((w->hdr[0] & 0x1F) == 0x1F) w->err = 1; /* X.509 has no high tags */
+            continue;
+        }
+        if (w->hdr[1] & 0x80) {
+            size_t nb = w->hdr[1] & 0x7Fu, k;
+            unsigned long len = 0;
+            if (nb == 0 || nb > 3) { w->err = 1; return; } /* indefinite, or over 16 MB */
+            if (w->hlen < 2 + nb) continue;
+            for (k = 0; k < nb; k++) len = len << 8 | w->hdr[2 + k];
+            if (len < 0x80 || w->hdr[2] == 0) { w->err = 1; return; } /* not minimal */
+            w->vlen = len;
+        } else {
+            w->vlen = w->hdr[1];
+        }
+        if (w->hlen > w->left[w->depth] || w->vlen > w->left[w->depth] - w->hlen) {
+            w->err = 1; /* longer than what holds it */
+            return;
+        }
+        w->left[w->depth] -= w->hlen + w->vlen;
+        tlsmail__cw_child(w, w->hdr[0], w->vlen);
+        w->hlen = 0;
+        if (!w->err) tlsmail__cw_close(w);
+    }
+}
+
 /* ---- argument checks (RFC 5321 4.1.2, 4.5.3.1) ------------------------------ */
 
 /* Not a full RFC 5321 Mailbox grammar: the server judges syntax. This only
@@ -1408,13 +1659,21 @@ TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsig
 }
 #endif /* TLSMAIL_NO_SOCKETS */
 
+/* A transport's answer to a read or write of len octets, made safe: more
+   than was asked for, or a negative value that is no TLSMAIL_E* code, is a
+   broken callback (TLSMAIL_EIO), never a length to trust. */
+TLSMAIL__PRIVATE int tlsmail__io_checked(int n, size_t len) {
+    if (n > 0 && (size_t)n > len) return TLSMAIL_EIO;
+    if (n < TLSMAIL__ERROR_LAST) return TLSMAIL_EIO;
+    return n;
+}
+
 /* Write all of buf through the transport (plaintext: only the STARTTLS
    prelude and the TLS records themselves go this way). */
 TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned char *buf, size_t len) {
     while (len > 0) {
-        int n = c->io.write(c->io.ctx, buf, len);
+        int n = tlsmail__io_checked(c->io.write(c->io.ctx, buf, len), len);
         if (n <= 0) return n < 0 ? n : TLSMAIL_EIO;
-        if ((size_t)n > len) return TLSMAIL_EIO; /* a broken callback */
         buf += n;
         len -= (size_t)n;
     }
@@ -1437,7 +1696,8 @@ TLSMAIL__PRIVATE int tlsmail__x509_push(br_x509_decoder_context *dc, const void 
 }
 
 /* One anchor lives in one allocation: the struct's DN and key point into the
-   bytes that follow it, so freeing is one call per anchor. */
+   bytes that follow it, so freeing is one call per anchor. 0: added (or
+   already there); 1: skipped, a key no chain may rest on; or an error. */
 TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *dn, size_t dnlen,
                                         const br_x509_pkey *pk, int is_ca) {
     br_x509_trust_anchor *ta;
@@ -1451,7 +1711,15 @@ TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *d
         p1 = pk->key.ec.q; k1 = pk->key.ec.qlen;
         p2 = NULL; k2 = 0;
     } else {
-        return 0; /* a key BearSSL can't use can't anchor anything: skip it */
+        return 1; /* a key BearSSL can't use can't anchor anything: skip it */
+    }
+    /* The policy's RSA floor holds for anchors too (BearSSL checks only the
+       chain's keys): a 1024-bit root anchors nothing. Counted in octets
+       without leading zeros, as BearSSL counts. */
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        size_t z = 0;
+        while (z < k1 && p1[z] == 0) z++;
+        if (k1 - z < 256) return 1;
     }
     /* A system directory links each certificate under several names. */
     for (i = 0; i < t->count; i++) {
@@ -1507,7 +1775,7 @@ typedef struct tlsmail__pemload {
     br_x509_decoder_context dc;
     int in_cert, err;
     int overrun;                    /* DER went on after the decoder stopped */
-    size_t certs, dnlen;            /* certificates decoded, duplicates too */
+    size_t certs, dnlen;            /* usable certificates, duplicates too */
     int dn_overflow;
     unsigned char dn[1024];
 } tlsmail__pemload;
@@ -1566,10 +1834,10 @@ TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char
                        OpenSSL skips what it can't use in a bundle. */
                     if (pk && !l->dn_overflow && !l->overrun &&
                         br_x509_decoder_last_error(&l->dc) == 0) {
-                        int err = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
-                                                     br_x509_decoder_isCA(&l->dc));
-                        if (err) l->err = err;
-                        l->certs++;
+                        int r = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
+                                                   br_x509_decoder_isCA(&l->dc));
+                        if (r < 0) l->err = r;
+                        l->certs += r == 0;
                     }
                     l->in_cert = 0;
                 }
@@ -1899,11 +2167,73 @@ static const br_x509_class tlsmail__pin_vtable = {
     tlsmail__pin_append, tlsmail__pin_end_cert, tlsmail__pin_end_chain, tlsmail__pin_get_pkey
 };
 
+/* ==== [tlsmail:x509] the certificate policy on top of BearSSL's engine ==== */
+
+/* BearSSL's minimal engine validates the chain: signatures, dates, names,
+   basicConstraints on issuers, key sizes (set to RSA >= 2048 below). This
+   engine wraps it and adds what it does not check: every certificate it
+   uses must allow serverAuth when it carries an extendedKeyUsage extension
+   (RFC 5280 4.2.1.12; OpenSSL's -purpose sslserver checks issuers too),
+   and must be DER. The bytes go to our walker first, then to BearSSL. */
+
+#define TLSMAIL__X509(ctx) ((tlsmail__x509 *)(void *)(ctx))
+#define TLSMAIL__INNER(x) (&(x)->xc.vtable)
+
+TLSMAIL__PRIVATE void tlsmail__x509_start_chain(const br_x509_class **ctx, const char *server_name) {
+    tlsmail__x509 *x = TLSMAIL__X509(ctx);
+    x->err = 0;
+    x->xc.vtable->start_chain(TLSMAIL__INNER(x), server_name);
+}
+
+TLSMAIL__PRIVATE void tlsmail__x509_start_cert(const br_x509_class **ctx, uint32_t length) {
+    tlsmail__x509 *x = TLSMAIL__X509(ctx);
+    /* Once a certificate reached an anchor BearSSL reads no more of the
+       chain: extra certificates a server sends are not judged. */
+    x->skip = x->xc.err == BR_ERR_X509_OK;
+    tlsmail__cw_init(&x->cw, length);
+    x->xc.vtable->start_cert(TLSMAIL__INNER(x), length);
+}
+
+TLSMAIL__PRIVATE void tlsmail__x509_append(const br_x509_class **ctx, const unsigned char *buf,
+                                           size_t len) {
+    tlsmail__x509 *x = TLSMAIL__X509(ctx);
+    if (!x->skip && !x->err) tlsmail__cw_push(&x->cw, buf, len);
+    x->xc.vtable->append(TLSMAIL__INNER(x), buf, len);
+}
+
+TLSMAIL__PRIVATE void tlsmail__x509_end_cert(const br_x509_class **ctx) {
+    tlsmail__x509 *x = TLSMAIL__X509(ctx);
+    if (!x->skip && !x->err) {
+        if (x->cw.err || !x->cw.done) x->err = BR_ERR_X509_INVALID_VALUE;
+        else if (x->cw.eku < 0) x->err = BR_ERR_X509_FORBIDDEN_KEY_USAGE;
+    }
+    x->xc.vtable->end_cert(TLSMAIL__INNER(x));
+}
+
+/* BearSSL's verdict first (it is the more fundamental one), then ours. */
+TLSMAIL__PRIVATE unsigned tlsmail__x509_end_chain(const br_x509_class **ctx) {
+    tlsmail__x509 *x = TLSMAIL__X509(ctx);
+    unsigned r = x->xc.vtable->end_chain(TLSMAIL__INNER(x));
+    return r ? r : (unsigned)x->err;
+}
+
+TLSMAIL__PRIVATE const br_x509_pkey *tlsmail__x509_get_pkey(const br_x509_class *const *ctx,
+                                                            unsigned *usages) {
+    const tlsmail__x509 *x = (const tlsmail__x509 *)(const void *)ctx;
+    if (x->err) return NULL;
+    return x->xc.vtable->get_pkey(&x->xc.vtable, usages);
+}
+
+static const br_x509_class tlsmail__x509_vtable = {
+    sizeof(tlsmail__x509), tlsmail__x509_start_chain, tlsmail__x509_start_cert,
+    tlsmail__x509_append, tlsmail__x509_end_cert, tlsmail__x509_end_chain, tlsmail__x509_get_pkey
+};
+
 /* ==== [tlsmail:stream] the byte stream the dialogue speaks over: TLS ==== */
 
 TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = c->io.read(c->io.ctx, buf, len);
+    int n = tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
     if (n > 0) {
         size_t k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
         memcpy(c->first + c->nfirst, buf, k);
@@ -1916,7 +2246,7 @@ TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len
 
 TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = c->io.write(c->io.ctx, buf, len);
+    int n = tlsmail__io_checked(c->io.write(c->io.ctx, buf, len), len);
     if (n > 0) return n;
     c->io_err = n == 0 ? TLSMAIL_EIO : n;
     return -1;
@@ -1926,6 +2256,10 @@ TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, siz
    TLS itself failed. BearSSL's number stays readable (tlsmail_tls_error). */
 TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     int e = br_ssl_engine_last_error(&c->sc.eng);
+    /* With one buffer for both directions BearSSL can't write while the
+       server's unread data fills it: the server spoke out of turn. */
+    if (e == BR_ERR_OK && (br_ssl_engine_current_state(&c->sc.eng) & BR_SSL_RECVAPP))
+        return TLSMAIL_EPROTO;
     if (e == BR_ERR_OK || e == BR_ERR_IO) /* the transport failed, or a clean close */
         return c->io_err ? c->io_err : TLSMAIL_ECLOSED;
     c->br_err = e;
@@ -1941,10 +2275,6 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     }
 }
 
-/* TLS 1.2 ECDHE with AEAD only: forward secrecy and no CBC padding
-   oracles. AES-GCM leads where the CPU has AES-NI and PCLMUL (several times
-   ChaCha20's speed there); elsewhere ChaCha20-Poly1305 does, which is fast
-   and constant-time in software. The server still picks. */
 TLSMAIL__PRIVATE void tlsmail__tls_suites(br_ssl_engine_context *eng) {
     static const uint16_t aes_first[] = {
         BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -1962,31 +2292,88 @@ TLSMAIL__PRIVATE void tlsmail__tls_suites(br_ssl_engine_context *eng) {
                              sizeof aes_first / sizeof aes_first[0]);
 }
 
+/* What we offer and accept, registered piece by piece instead of
+   br_ssl_client_init_full, so a static link carries only this:
+   - TLS 1.2 only, ECDHE with AEAD suites: forward secrecy and no CBC
+     padding oracles. AES-GCM leads where the CPU has AES-NI and PCLMUL
+     (several times ChaCha20's speed there); elsewhere ChaCha20-Poly1305
+     does, fast and constant-time in software. The server picks.
+   - Signatures (ServerKeyExchange, certificates) with SHA-256, SHA-384 or
+     SHA-512 only: without SHA-1 and SHA-224 registered, BearSSL neither
+     offers them in signature_algorithms nor verifies with them (RFC 9155).
+   - RSA keys of 2048 bits or more in the chain (BearSSL's EC support is
+     P-256 and up already).
+   - No renegotiation: a server's HelloRequest gets a no_renegotiation
+     alert (RFC 5746 leaves that to the client).
+   The X.509 engine gets the same hashes: SHA-256 also names DNs. */
+TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_minimal_context *xc) {
+    static const br_hash_class *const hashes[] = { &br_sha256_vtable, &br_sha384_vtable,
+                                                   &br_sha512_vtable };
+    br_ssl_engine_context *eng = &sc->eng;
+    size_t i;
+    br_ssl_client_zero(sc);
+    br_x509_minimal_init(xc, &br_sha256_vtable, NULL, 0);
+    tlsmail__tls_suites(eng);
+    br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+    br_ssl_engine_set_default_rsavrfy(eng);
+    br_ssl_engine_set_default_ecdsa(eng);
+    br_x509_minimal_set_rsa(xc, br_ssl_engine_get_rsavrfy(eng));
+    br_x509_minimal_set_ecdsa(xc, br_ssl_engine_get_ec(eng), br_ssl_engine_get_ecdsa(eng));
+    br_x509_minimal_set_minrsa(xc, 256);
+    for (i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
+        int id = (int)(hashes[i]->desc >> BR_HASHDESC_ID_OFF & BR_HASHDESC_ID_MASK);
+        br_ssl_engine_set_hash(eng, id, hashes[i]);
+        br_x509_minimal_set_hash(xc, id, hashes[i]);
+    }
+    br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+    br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+    br_ssl_engine_set_default_aes_gcm(eng);
+    br_ssl_engine_set_default_chapol(eng);
+}
+
 /* Handshake over the connected transport. Nothing of SMTP is read or sent
    before this succeeds, so a bad certificate ends the session before the
    server sees a single command. */
 TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     const tlsmail_trust *t = c->trust;
-    const br_x509_trust_anchor *ta = NULL;
-    size_t nta = 0;
-    if (t->kind == TLSMAIL__TRUST_LOADED) { ta = t->anchors; nta = t->count; }
-    else if (t->kind == TLSMAIL__TRUST_USER) { ta = t->user_anchors; nta = t->count; }
-    br_ssl_client_init_full(&c->sc, &c->x509.xc, ta, nta);
-    tlsmail__tls_suites(&c->sc.eng);
+    tlsmail__x509 *x = &c->x509.policy;
+    char name[256];
+    size_t n = strlen(c->host);
+    tlsmail__tls_profile(&c->sc, &x->xc);
     if (t->kind == TLSMAIL__TRUST_PIN) {
-        /* Replaces the minimal engine in the union: the SSL engine's only
-           pointer to it is the one set_x509 overwrites here. */
+        /* Replaces the policy engine in the union: the SSL engine's only
+           pointer to either is the one set_x509 sets here. */
         memset(&c->x509.pin, 0, sizeof c->x509.pin);
         c->x509.pin.vtable = &tlsmail__pin_vtable;
         c->x509.pin.pin = t->pin;
         br_ssl_engine_set_x509(&c->sc.eng, &c->x509.pin.vtable);
+    } else {
+        if (t->kind == TLSMAIL__TRUST_LOADED) {
+            x->xc.trust_anchors = t->anchors;
+            x->xc.trust_anchors_num = t->count;
+        } else if (t->kind == TLSMAIL__TRUST_USER) {
+            x->xc.trust_anchors = t->user_anchors;
+            x->xc.trust_anchors_num = t->count;
+        }
+        x->vtable = &tlsmail__x509_vtable;
+        br_ssl_engine_set_x509(&c->sc.eng, &x->vtable);
     }
     /* Half-duplex is all SMTP needs (we always finish writing before we
        read), so one 16 KB buffer serves both directions: BIDI would double
        the client's size for nothing. */
     br_ssl_engine_set_buffer(&c->sc.eng, c->iobuf, sizeof c->iobuf, 0);
-    TLSMAIL_ASSERT(c->host[0] != 0); /* an empty name would switch the name check off */
-    if (!br_ssl_client_reset(&c->sc, c->host, 0)) return tlsmail__tls_error(c);
+    /* The name for SNI and the certificate check: "host." is "host" (RFC
+       6066 3: no trailing dot), and an IP literal, which only a pin can
+       dial, is no name at all (RFC 6066 3: no IP addresses in SNI). */
+    memcpy(name, c->host, n + 1);
+    if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
+    if (tlsmail__is_ip_literal(c->host)) {
+        TLSMAIL_ASSERT(t->kind == TLSMAIL__TRUST_PIN);
+        if (!br_ssl_client_reset(&c->sc, NULL, 0)) return tlsmail__tls_error(c);
+    } else {
+        TLSMAIL_ASSERT(name[0] != 0); /* an empty name would switch the name check off */
+        if (!br_ssl_client_reset(&c->sc, name, 0)) return tlsmail__tls_error(c);
+    }
     br_sslio_init(&c->ioc, &c->sc.eng, tlsmail__low_read, c, tlsmail__low_write, c);
     c->tls = 1;
     /* Flushing with nothing queued drives the handshake to its end. */
@@ -1999,7 +2386,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
 TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf, size_t len) {
     int n;
     if (!c->tls) {
-        n = c->io.read(c->io.ctx, buf, len);
+        n = tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
         return n > 0 ? n : n == 0 ? TLSMAIL_ECLOSED : n;
     }
     n = br_sslio_read(&c->ioc, buf, len);
@@ -2028,7 +2415,7 @@ TLSMAIL__PRIVATE void tlsmail__tls_close(tlsmail_client *c) {
     for (i = 0; i < 8 && (br_ssl_engine_current_state(eng) & BR_SSL_SENDREC); i++) {
         size_t len;
         unsigned char *rec = br_ssl_engine_sendrec_buf(eng, &len);
-        int n = c->io.write(c->io.ctx, rec, len);
+        int n = tlsmail__io_checked(c->io.write(c->io.ctx, rec, len), len);
         if (n <= 0) break;
         br_ssl_engine_sendrec_ack(eng, (size_t)n);
     }
@@ -2047,8 +2434,12 @@ TLSMAIL__PRIVATE void tlsmail__trace(tlsmail_client *c, int dir, const char *lin
         c->cfg->trace(c->cfg->trace_ud, c->tls ? dir : dir | TLSMAIL_TRACE_PLAINTEXT, line, len);
 }
 
-/* Drop the connection. The last reply, stage and error stay readable; the
-   TLS state, which held session keys and plaintext, is wiped. */
+/* Drop the connection, after our close_notify (polite) or not (abrupt:
+   the transport failed, or TLS never started). The last reply, stage and
+   error stay readable; the TLS state, which held session keys and
+   plaintext, is wiped. */
+enum { TLSMAIL__ABRUPT = 0, TLSMAIL__POLITE = 1 };
+
 TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
     if (c->state != TLSMAIL__CLOSED || c->tls || c->io.read) {
         if (polite && c->tls && c->io_err == 0) tlsmail__tls_close(c);
@@ -2061,7 +2452,6 @@ TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
     tlsmail__wipe(c->iobuf, sizeof c->iobuf);
     tlsmail__wipe(c->rbuf, sizeof c->rbuf);
     c->rlen = c->rpos = 0;
-    tlsmail_trust_free(&c->own_trust);
     c->tls = 0;
     c->state = TLSMAIL__CLOSED;
 }
@@ -2070,7 +2460,7 @@ TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
    malformed reply, or a 421 (RFC 5321 3.8: the server is closing). */
 TLSMAIL__PRIVATE int tlsmail__fatal(tlsmail_client *c, int err) {
     c->err = err;
-    tlsmail__disconnect(c, 0);
+    tlsmail__disconnect(c, TLSMAIL__ABRUPT);
     return err;
 }
 
@@ -2112,52 +2502,78 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
         if (c->rp.done) {
             c->code = c->rp.code;
             c->reply_tls = c->tls;
+            c->reply_fresh = 1;
             if (c->code == 421) return tlsmail__fatal(c, TLSMAIL_ETRANSIENT);
             return c->code;
         }
     }
 }
 
-/* Queue one command line; flush sends it. secret: the trace shows the verb
-   only, and the line buffer is wiped. */
-TLSMAIL__PRIVATE int tlsmail__put(tlsmail_client *c, const char *a, const char *b, const char *d,
-                                  int secret) {
-    char line[TLSMAIL__CMD_MAX + 3];
+/* A new command group may start only when everything the server said has
+   been read: bytes still waiting were sent out of turn, and reading them
+   as the next command's reply would let them answer for it. */
+TLSMAIL__PRIVATE int tlsmail__begin_group(tlsmail_client *c) {
+    c->reply_fresh = 0; /* a reply answers the command before, not this one */
+    if (c->queued++ == 0 && c->rpos != c->rlen) return tlsmail__fatal(c, TLSMAIL_EPROTO);
+    return 0;
+}
+
+/* Queue the command line a b d (b and d may be NULL); flush sends it, in
+   one write with whatever else was queued. */
+TLSMAIL__PRIVATE int tlsmail__put(tlsmail_client *c, const char *a, const char *b, const char *d) {
+    char line[TLSMAIL__CMD_MAX + 2];
     size_t la = strlen(a), lb = b ? strlen(b) : 0, ld = d ? strlen(d) : 0, n;
     int err;
     if (la + lb + ld > TLSMAIL__CMD_MAX) return TLSMAIL_EINVAL;
+    if ((err = tlsmail__begin_group(c)) != 0) return err;
     memcpy(line, a, la);
     if (lb) memcpy(line + la, b, lb);
     if (ld) memcpy(line + la + lb, d, ld);
     n = la + lb + ld;
-    if (secret) {
-        static const char masked[] = "<secret>";
-        char t[32];
-        size_t vl = secret > 1 ? 0 : la; /* secret > 1: the whole line is secret */
-        if (vl > sizeof t - sizeof masked) vl = sizeof t - sizeof masked;
-        memcpy(t, a, vl);
-        memcpy(t + vl, masked, sizeof masked - 1);
-        tlsmail__trace(c, TLSMAIL_TRACE_SEND, t, vl + sizeof masked - 1);
-    } else {
-        tlsmail__trace(c, TLSMAIL_TRACE_SEND, line, n);
-    }
+    tlsmail__trace(c, TLSMAIL_TRACE_SEND, line, n);
     line[n++] = '\r';
     line[n++] = '\n';
     err = tlsmail__stream_write(c, line, n);
-    if (secret) tlsmail__wipe(line, sizeof line);
+    return err < 0 ? tlsmail__fatal(c, err) : 0;
+}
+
+/* Queue verb (shown in the trace; "" for a bare response line) and then
+   secret, which the trace shows as "<secret>". The secret goes straight
+   into the TLS engine's buffer, which is wiped when the session ends: no
+   copy of it is left anywhere else. Only ever over TLS. */
+TLSMAIL__PRIVATE int tlsmail__put_secret(tlsmail_client *c, const char *verb, const char *secret) {
+    static const char masked[] = "<secret>";
+    char t[32];
+    size_t vl = strlen(verb);
+    int err;
+    TLSMAIL_ASSERT(vl < sizeof t - sizeof masked);
+    TLSMAIL__ASSERT_TLS(c);
+    if ((err = tlsmail__begin_group(c)) != 0) return err;
+    memcpy(t, verb, vl);
+    memcpy(t + vl, masked, sizeof masked - 1);
+    tlsmail__trace(c, TLSMAIL_TRACE_SEND, t, vl + sizeof masked - 1);
+    err = tlsmail__stream_write(c, verb, vl);
+    if (!err) err = tlsmail__stream_write(c, secret, strlen(secret));
+    if (!err) err = tlsmail__stream_write(c, "\r\n", 2);
     return err < 0 ? tlsmail__fatal(c, err) : 0;
 }
 
 TLSMAIL__PRIVATE int tlsmail__flush(tlsmail_client *c) {
     int err = tlsmail__stream_flush(c);
+    c->queued = 0;
     return err < 0 ? tlsmail__fatal(c, err) : 0;
 }
 
-/* Map a completed reply to our result: 0 if its first digit is the one
-   wanted, else transient (4xx), permanent (5xx) or protocol error. */
+/* Map a completed reply to our result: 0 for the one code the command
+   succeeds with (RFC 5321 4.3.2; RCPT, and only RCPT, also takes 251),
+   else transient (4xx), permanent (5xx) or protocol error: another 2xx or
+   3xx is a server we don't understand, not a success (Go's net/smtp
+   agrees). Negative codes (our errors) pass through. */
+enum { TLSMAIL__WANT_RCPT = 1 }; /* "want" for RCPT: 250 or 251 */
+
 TLSMAIL__PRIVATE int tlsmail__verdict(int code, int want) {
     if (code < 0) return code;
-    if (code / 100 == want) return 0;
+    if (code == want || (want == TLSMAIL__WANT_RCPT && (code == 250 || code == 251))) return 0;
     if (code >= 500) return TLSMAIL_EPERMANENT;
     if (code >= 400) return TLSMAIL_ETRANSIENT;
     return TLSMAIL_EPROTO;
@@ -2166,7 +2582,7 @@ TLSMAIL__PRIVATE int tlsmail__verdict(int code, int want) {
 /* One command, one write, one reply. */
 TLSMAIL__PRIVATE int tlsmail__command(tlsmail_client *c, const char *a, const char *b,
                                       const char *d, int want) {
-    int err = tlsmail__put(c, a, b, d, 0);
+    int err = tlsmail__put(c, a, b, d);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     return tlsmail__verdict(tlsmail__read_reply(c, NULL), want);
@@ -2177,6 +2593,7 @@ TLSMAIL__PRIVATE int tlsmail__command(tlsmail_client *c, const char *a, const ch
 TLSMAIL__PRIVATE int tlsmail__enter(tlsmail_client *c, int stage, int min_state, int max_state) {
     if (!c) return TLSMAIL_EINVAL;
     c->stage = stage;
+    c->reply_fresh = 0;
     if (c->state < min_state || c->state > max_state) /* min_state is never CLOSED */
         return c->err = TLSMAIL_ESTATE;
     c->err = 0;
@@ -2186,14 +2603,12 @@ TLSMAIL__PRIVATE int tlsmail__enter(tlsmail_client *c, int stage, int min_state,
 /* The greeting: 220, or the server won't talk to us (RFC 5321 3.1: 554, or
    421 and 4xx for now). */
 TLSMAIL__PRIVATE int tlsmail__greeting(tlsmail_client *c) {
-    int code, err;
+    int code;
     c->stage = TLSMAIL_STAGE_GREETING;
     tlsmail__reply_init(&c->rp);
     code = tlsmail__read_reply(c, NULL);
     if (code < 0) return code;
-    err = tlsmail__verdict(code, 2);
-    if (!err && code != 220) err = TLSMAIL_EPROTO;
-    return err;
+    return tlsmail__verdict(code, 220);
 }
 
 #ifdef TLSMAIL_STARTTLS
@@ -2226,11 +2641,11 @@ TLSMAIL__PRIVATE int tlsmail__starttls(tlsmail_client *c) {
     if (err) return err;
     c->stage = TLSMAIL_STAGE_STARTTLS;
     tlsmail__ext_init(&c->ext);
-    if ((err = tlsmail__put(c, "EHLO ", name, NULL, 0)) != 0) return err;
+    if ((err = tlsmail__put(c, "EHLO ", name, NULL)) != 0) return err;
     code = tlsmail__read_reply(c, &c->ext);
     if (code < 0) return code;
     if (code != 250 || !(c->ext.flags & TLSMAIL__EXT_STARTTLS)) return TLSMAIL_ESTARTTLS;
-    if ((err = tlsmail__put(c, "STARTTLS", NULL, NULL, 0)) != 0) return err;
+    if ((err = tlsmail__put(c, "STARTTLS", NULL, NULL)) != 0) return err;
     code = tlsmail__read_reply(c, NULL);
     if (code < 0) return code;
     if (code != 220 || tlsmail__pending(c)) return TLSMAIL_ESTARTTLS;
@@ -2321,7 +2736,11 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
 #else
         err = TLSMAIL_ETRUST; /* no filesystem: pass anchors, PEM or a pin */
 #endif
-        if (err) { tlsmail__disconnect(c, 0); return c->err = err; }
+        if (err) {
+            tlsmail__disconnect(c, TLSMAIL__ABRUPT);
+            tlsmail_trust_free(&c->own_trust);
+            return c->err = err;
+        }
     }
 #ifndef TLSMAIL_NO_SOCKETS
     if (cfg->deadline_ms >= 0)
@@ -2336,7 +2755,7 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     if (err && mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS &&
         ((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
          (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c)))) {
-        tlsmail__disconnect(c, 0);
+        tlsmail__disconnect(c, TLSMAIL__ABRUPT);
         c->nfirst = 0;
         c->sys_err = c->io_err = c->br_err = 0;
         err = tlsmail__open(c, cfg->starttls_port ? cfg->starttls_port : 587, 1);
@@ -2351,35 +2770,37 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
         /* Refused at the greeting: leave politely, keeping its reply. Only
            over TLS: before STARTTLS nothing but EHLO and STARTTLS is said. */
         if (c->tls && c->stage == TLSMAIL_STAGE_GREETING && c->code) {
-            (void)tlsmail__put(c, "QUIT", NULL, NULL, 0);
+            (void)tlsmail__put(c, "QUIT", NULL, NULL);
             (void)tlsmail__flush(c);
-            tlsmail__disconnect(c, 1);
+            tlsmail__disconnect(c, TLSMAIL__POLITE);
         } else {
-            tlsmail__disconnect(c, 0);
+            tlsmail__disconnect(c, TLSMAIL__ABRUPT);
         }
-        return c->err = err;
     }
-    return 0;
+    /* The anchors are needed until the last handshake of this dial, the
+       fallback's included, and by nothing after it. */
+    tlsmail_trust_free(&c->own_trust);
+    return err ? (c->err = err) : 0;
 }
 
 TLSMAIL_DEF int tlsmail_hello(tlsmail_client *c) {
     const char *name;
-    int err = tlsmail__enter(c, TLSMAIL_STAGE_HELLO, TLSMAIL__GREETED, TLSMAIL__DATA - 1);
+    int err = tlsmail__enter(c, TLSMAIL_STAGE_HELLO, TLSMAIL__GREETED, TLSMAIL__RCPT);
     int code;
     if (err) return err;
     name = c->cfg->helo_name ? c->cfg->helo_name : "localhost";
     tlsmail__ext_init(&c->ext);
-    err = tlsmail__put(c, "EHLO ", name, NULL, 0);
+    err = tlsmail__put(c, "EHLO ", name, NULL);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     code = tlsmail__read_reply(c, &c->ext);
     if (code < 0) return code;
     if (code == 250) { c->state = TLSMAIL__READY; return 0; }
     tlsmail__ext_init(&c->ext);
-    if (code / 100 != 5) return c->err = tlsmail__verdict(code, 2);
+    if (code / 100 != 5) return c->err = tlsmail__verdict(code, 250);
     /* RFC 5321 3.2: a server that doesn't know EHLO gets HELO, and we use no
        extension with it. */
-    err = tlsmail__command(c, "HELO ", name, NULL, 2);
+    err = tlsmail__command(c, "HELO ", name, NULL, 250);
     if (err) return c->err = err;
     c->state = TLSMAIL__READY;
     return 0;
@@ -2424,7 +2845,7 @@ TLSMAIL__PRIVATE int tlsmail__auth_verdict(int code) {
    exchange), read the server's reply, and fail with err. */
 TLSMAIL__PRIVATE int tlsmail__auth_cancel(tlsmail_client *c, int err) {
     int code;
-    if (tlsmail__put(c, "*", NULL, NULL, 0) || tlsmail__flush(c)) return c->err;
+    if (tlsmail__put(c, "*", NULL, NULL) || tlsmail__flush(c)) return c->err;
     code = tlsmail__read_reply(c, NULL);
     return code < 0 ? code : err;
 }
@@ -2438,12 +2859,12 @@ TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *
     /* RFC 4954 4: the initial response rides on the command when the line
        fits in 512 octets; otherwise wait for an empty 334 challenge. */
     if ((size_t)n + sizeof "AUTH PLAIN \r\n" - 1 <= 512) {
-        err = tlsmail__put(c, "AUTH PLAIN ", resp, NULL, 1);
+        err = tlsmail__put_secret(c, "AUTH PLAIN ", resp);
         if (!err) err = tlsmail__flush(c);
         if (err) goto done;
         code = tlsmail__read_reply(c, NULL);
     } else {
-        err = tlsmail__put(c, "AUTH PLAIN", NULL, NULL, 0);
+        err = tlsmail__put(c, "AUTH PLAIN", NULL, NULL);
         if (!err) err = tlsmail__flush(c);
         if (err) goto done;
         code = tlsmail__read_reply(c, NULL);
@@ -2451,7 +2872,7 @@ TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *
             /* RFC 4616 has no server challenge: anything but an empty
                one is a server we don't understand. */
             if (c->textlen != 0) { err = tlsmail__auth_cancel(c, TLSMAIL_EPROTO); goto done; }
-            err = tlsmail__put(c, resp, NULL, NULL, 2);
+            err = tlsmail__put_secret(c, "", resp);
             if (!err) err = tlsmail__flush(c);
             if (err) goto done;
             code = tlsmail__read_reply(c, NULL);
@@ -2471,7 +2892,7 @@ TLSMAIL__PRIVATE int tlsmail__auth_login(tlsmail_client *c, const tlsmail_auth *
     int err, code, i;
     field[0] = a->username;
     field[1] = a->secret;
-    err = tlsmail__put(c, "AUTH LOGIN", NULL, NULL, 0);
+    err = tlsmail__put(c, "AUTH LOGIN", NULL, NULL);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     code = tlsmail__read_reply(c, NULL);
@@ -2480,7 +2901,7 @@ TLSMAIL__PRIVATE int tlsmail__auth_login(tlsmail_client *c, const tlsmail_auth *
             err = tlsmail__auth_cancel(c, TLSMAIL_EINVAL);
             goto done;
         }
-        err = tlsmail__put(c, b64, NULL, NULL, 2);
+        err = tlsmail__put_secret(c, "", b64);
         if (!err) err = tlsmail__flush(c);
         if (err) goto done;
         code = tlsmail__read_reply(c, NULL);
@@ -2525,7 +2946,7 @@ TLSMAIL__PRIVATE int tlsmail__put_mail(tlsmail_client *c, const char *from, int 
         if (!(c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) return c->err = TLSMAIL_ENOEXT;
         strcat(tail, " SMTPUTF8");
     }
-    return tlsmail__put(c, "MAIL FROM:<", from, tail, 0);
+    return tlsmail__put(c, "MAIL FROM:<", from, tail);
 }
 
 TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, int utf8) {
@@ -2535,7 +2956,7 @@ TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, int utf8
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_MAIL;
     if ((err = tlsmail__put_mail(c, from, utf8)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
-    err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2);
+    err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 250);
     if (!err) {
         c->state = TLSMAIL__MAIL;
         c->utf8 = utf8;
@@ -2563,15 +2984,14 @@ TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to) {
     int err = tlsmail__enter(c, TLSMAIL_STAGE_RCPT, TLSMAIL__MAIL, TLSMAIL__RCPT);
     if (err) return err;
     if ((err = tlsmail__check_rcpt(c, to)) != 0) return c->err = err;
-    err = tlsmail__command(c, "RCPT TO:<", to, ">", 2);
+    err = tlsmail__command(c, "RCPT TO:<", to, ">", TLSMAIL__WANT_RCPT);
     if (!err) c->state = TLSMAIL__RCPT;
     return c->err = err;
 }
 
 /* The reply to DATA: only 354 lets the message go. */
 TLSMAIL__PRIVATE int tlsmail__data_verdict(tlsmail_client *c, int code) {
-    int err = tlsmail__verdict(code, 3);
-    if (!err && code != 354) err = TLSMAIL_EPROTO;
+    int err = tlsmail__verdict(code, 354);
     if (!err) {
         c->state = TLSMAIL__DATA;
         tlsmail__dot_init(&c->dot);
@@ -2582,7 +3002,7 @@ TLSMAIL__PRIVATE int tlsmail__data_verdict(tlsmail_client *c, int code) {
 TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c) {
     int err = tlsmail__enter(c, TLSMAIL_STAGE_DATA, TLSMAIL__RCPT, TLSMAIL__RCPT);
     if (err) return err;
-    err = tlsmail__put(c, "DATA", NULL, NULL, 0);
+    err = tlsmail__put(c, "DATA", NULL, NULL);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     return c->err = tlsmail__data_verdict(c, tlsmail__read_reply(c, NULL));
@@ -2618,7 +3038,7 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
     tlsmail__trace(c, TLSMAIL_TRACE_SEND, ".", 1);
     /* QUIT can only fail to queue if the engine had to send what it holds,
        the final "." included, and then failed: that "." may have arrived. */
-    if (quit && tlsmail__put(c, "QUIT", NULL, NULL, 0) != 0) return c->err = TLSMAIL_EUNKNOWN;
+    if (quit && tlsmail__put(c, "QUIT", NULL, NULL) != 0) return c->err = TLSMAIL_EUNKNOWN;
     /* A failed flush means the record holding ".\r\n" never fully left:
        the server can't have decrypted it, so the mail was not accepted. */
     if ((err = tlsmail__flush(c)) != 0) return err;
@@ -2630,7 +3050,7 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
         /* ...unless that verdict was a 421: the server said it is closing
            without taking the message (RFC 5321 3.8), so a retry is right. */
         return c->err = code == TLSMAIL_ETRANSIENT && c->code == 421 ? code : TLSMAIL_EUNKNOWN;
-    return c->err = tlsmail__verdict(code, 2);
+    return c->err = tlsmail__verdict(code, 250);
 }
 
 TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c) { return tlsmail__data_end(c, 0); }
@@ -2640,7 +3060,7 @@ TLSMAIL_DEF int tlsmail_reset(tlsmail_client *c) {
     if (err) return err;
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_RESET;
-    err = tlsmail__command(c, "RSET", NULL, NULL, 2);
+    err = tlsmail__command(c, "RSET", NULL, NULL, 250);
     if (!err) c->state = TLSMAIL__READY;
     return c->err = err;
 }
@@ -2648,7 +3068,7 @@ TLSMAIL_DEF int tlsmail_reset(tlsmail_client *c) {
 TLSMAIL_DEF int tlsmail_noop(tlsmail_client *c) {
     int err = tlsmail__enter(c, TLSMAIL_STAGE_NOOP, TLSMAIL__GREETED, TLSMAIL__RCPT);
     if (err) return err;
-    return c->err = tlsmail__command(c, "NOOP", NULL, NULL, 2);
+    return c->err = tlsmail__command(c, "NOOP", NULL, NULL, 250);
 }
 
 /* The reply to QUIT changes nothing for the caller's mail, so its wait is
@@ -2657,15 +3077,15 @@ TLSMAIL__PRIVATE int tlsmail__quit_reply(tlsmail_client *c) {
     int code;
     if (c->timeout_ms < 0 || c->timeout_ms > 5000) c->timeout_ms = 5000;
     code = tlsmail__read_reply(c, NULL);
-    if (code >= 0) tlsmail__disconnect(c, 1);
-    return tlsmail__verdict(code, 2);
+    if (code >= 0) tlsmail__disconnect(c, TLSMAIL__POLITE);
+    return tlsmail__verdict(code, 221);
 }
 
 TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
     /* Not during DATA: "QUIT" would become a line of the message. */
     int err = tlsmail__enter(c, TLSMAIL_STAGE_QUIT, TLSMAIL__GREETED, TLSMAIL__RCPT);
     if (err) return err;
-    err = tlsmail__put(c, "QUIT", NULL, NULL, 0);
+    err = tlsmail__put(c, "QUIT", NULL, NULL);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     return c->err = tlsmail__quit_reply(c);
@@ -2673,7 +3093,7 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
 
 TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
     if (!c) return;
-    tlsmail__disconnect(c, 1);
+    tlsmail__disconnect(c, TLSMAIL__POLITE);
     tlsmail__wipe(c, sizeof *c);
     c->fd = -1;
 }
@@ -2726,14 +3146,15 @@ TLSMAIL__PRIVATE int tlsmail__envelope(tlsmail_client *c, const char *from, cons
     c->stage = TLSMAIL_STAGE_MAIL;
     if ((err = tlsmail__put_mail(c, from, utf8)) != 0) return err;
     for (i = 0; i < nto; i++)
-        if ((err = tlsmail__put(c, "RCPT TO:<", to[i], ">", 0)) != 0) return err;
-    if ((err = tlsmail__put(c, "DATA", NULL, NULL, 0)) != 0 || (err = tlsmail__flush(c)) != 0)
+        if ((err = tlsmail__put(c, "RCPT TO:<", to[i], ">")) != 0) return err;
+    if ((err = tlsmail__put(c, "DATA", NULL, NULL)) != 0 || (err = tlsmail__flush(c)) != 0)
         return err;
-    if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2)) != 0) return c->err = err;
+    if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 250)) != 0) return c->err = err;
     c->state = TLSMAIL__MAIL;
     c->stage = TLSMAIL_STAGE_RCPT;
     for (i = 0; i < nto; i++)
-        if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 2)) != 0) return c->err = err;
+        if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), TLSMAIL__WANT_RCPT)) != 0)
+            return c->err = err;
     c->state = TLSMAIL__RCPT;
     c->stage = TLSMAIL_STAGE_DATA;
     code = tlsmail__read_reply(c, NULL);
@@ -2783,12 +3204,12 @@ TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg
     } else {
         (void)tlsmail_quit(c);
     }
-    tlsmail__disconnect(c, 1);
+    tlsmail__disconnect(c, TLSMAIL__POLITE);
     c->err = 0;
     return 0;
 fail:
     /* Leave without a word that could be taken for message text. */
-    tlsmail__disconnect(c, 1);
+    tlsmail__disconnect(c, TLSMAIL__POLITE);
     c->err = err;
     return err;
 }
@@ -3431,10 +3852,10 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     /* The reply explains only what the server decided; after our own
        refusal (a bad argument, a timeout) it would be an older, unrelated
        reply. */
-    if (c && c->code && n < cap &&
+    if (c && c->code && c->reply_fresh && n < cap &&
         (err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT || err == TLSMAIL_EAUTH ||
          err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO ||
-         (err == TLSMAIL_ENOMECH && c->code >= 400))) { /* not the EHLO list */
+         err == TLSMAIL_ENOMECH)) {
         const char *p;
         r = snprintf(buf + n, cap - n, "; server said%s: %d ",
                      c->reply_tls ? "" : " (in plaintext, unauthenticated)", c->code);

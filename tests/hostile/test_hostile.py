@@ -164,6 +164,20 @@ def lines_after(prefix, wants):
     return check
 
 
+def quotes_reply(text):
+    """tlsmail_describe quotes the reply that caused the error."""
+    def check(srv, res):
+        if "server said: " + text not in res.get("stderr", ""):
+            return "describe does not quote %r: %r" % (text, res.get("stderr", "")[-200:])
+    return check
+
+
+def quotes_no_reply(srv, res):
+    """Our own decision: tlsmail_describe quotes no server reply."""
+    if "server said" in res.get("stderr", ""):
+        return "describe quotes a reply that did not cause the error: %r" % res["stderr"][-200:]
+
+
 def one_connection(srv, res):
     if srv.connections != 1:
         return "client connected %d times" % srv.connections
@@ -243,6 +257,27 @@ def cases():
                             ("DATA", "data_421", [])]:
         add("421 at %s" % stage, sc, "ETRANSIENT", args=args,
             checks=[nothing_after(), no_message, one_connection])
+    # a reply code is success only when it is the command's own (RFC 5321
+    # 4.3.2; as Go's net/smtp): 250, RCPT also 251, QUIT 221
+    add("EHLO answered 251", "ehlo_251", "EPROTO",
+        checks=FAILURE + [verbs_are("EHLO"), nothing_after(), quotes_reply("251 odd")])
+    add("MAIL answered 251", "mail_251", "EPROTO",
+        checks=[no_verbs("RCPT", "DATA"), no_message, nothing_after()])
+    add("RCPT answered 252", "rcpt_252", "EPROTO",
+        checks=[no_verbs("DATA"), no_message, nothing_after()])
+    add("RCPT answered 251 (will forward): accepted", "rcpt_251", "OK", checks=ok)
+    add("QUIT answered 250, step by step: the message went, QUIT did not", "quit_250",
+        "EPROTO", args=["--api", "stream", "--chunk", "4096"],
+        checks=[message_received, one_connection])
+    add("QUIT answered 250, one call: delivered is delivered", "quit_250", "OK",
+        checks=[message_received, one_connection])
+    for sc in ("unsolicited_after_mail", "unsolicited_flood_after_mail"):
+        add("the server speaks out of turn: %s" % sc, sc, "EPROTO",
+            checks=[no_verbs("RCPT", "DATA"), no_message, nothing_after(), quotes_no_reply])
+    add("8-bit sender, no SMTPUTF8: refused here, nothing sent", "ok", "ENOEXT",
+        args=["--from", "j\u00fcrgen@example.org"],
+        checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply])
+
     add("421 after the final dot", "dot_421", "ETRANSIENT",
         checks=[nothing_after(), one_connection])
 
@@ -388,6 +423,7 @@ def run_case(case, driver, pki, msgfile, bigfile, verbose):
     # after this is stalling on purpose, and stop() ends that at once
     srv.wait_done(1.0)
     stopped = srv.stop()
+    res["stderr"] = err
     why = []
     m = RESULT_RE.search(out)
     if rc is None:

@@ -162,6 +162,26 @@ def build_cases(S, pki):
         S.expect_result(r, "OK")
         S.expect_stored(b, mb, SIMPLE, mech="PLAIN")
 
+    # The default trust (no --cafile: the system store, here SSL_CERT_FILE)
+    # must still be there for the second dial: both fallback paths.
+    @case("fallback_with_system_trust_when_implicit_port_refuses")
+    def _():
+        b = "st-587b"
+        mb = S.servers[b].mark()
+        r = S.itest_extra("localhost:%d" % free_port(), cafile=None,
+                          extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+        S.expect_result(r, "OK")
+        S.expect_stored(b, mb, SIMPLE, mech="PLAIN")
+
+    @case("fallback_with_system_trust_from_plaintext_server")
+    def _():
+        a, b = "st-good", "st-587b"
+        mb = S.servers[b].mark()
+        r = S.itest_extra(S.addr(a), cafile=None,
+                          extra=["--security", "fallback", "--starttls-port", str(S.servers[b].port)])
+        S.expect_result(r, "OK")
+        S.expect_stored(b, mb, SIMPLE, mech="PLAIN")
+
     for cert, want in (("untrusted", "ECERT_UNTRUSTED"), ("expired", "ECERT_EXPIRED"),
                        ("wronghost", "ECERT_NAME")):
         @case("no_fallback_after_%s_certificate" % cert)

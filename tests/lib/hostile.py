@@ -661,6 +661,26 @@ def _build():
                                                  expect_data()] +
         after_mark(send(b"421 4.3.2 shutting down\r\n")))
 
+    # a 2xx or 3xx other than the one a command succeeds with is not success
+    add("ehlo_251", [send(GREETING), expect_line("EHLO")] + after_mark(send(b"251 odd\r\n")))
+    add("mail_251", greet_ehlo() + [expect_line("MAIL FROM:")] +
+        after_mark(send(b"251 2.1.0 ok?\r\n")))
+    add("rcpt_252", greet_ehlo() + [expect_line("MAIL FROM:"), send(b"250 ok\r\n"),
+                                    expect_line("RCPT TO:")] +
+        after_mark(send(b"252 2.1.5 cannot VRFY\r\n")))
+    add("rcpt_251", greet_ehlo() + [expect_line("MAIL FROM:"), send(b"250 ok\r\n"),
+                                    expect_line("RCPT TO:"),
+                                    send(b"251 2.1.5 not local, will forward\r\n")] +
+        message_ok() + quit_ok())
+    add("quit_250", full_ok()[:-4] + [expect_line("QUIT"), send(b"250 bye?\r\n"), drain(),
+                                      close()])
+    # the server speaks out of turn: replies nobody asked for, a few lines
+    # (all in the client's read buffer) or many (still in the TLS engine)
+    add("unsolicited_after_mail", greet_ehlo() + [expect_line("MAIL FROM:")] +
+        after_mark(send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")))
+    add("unsolicited_flood_after_mail", greet_ehlo() + [expect_line("MAIL FROM:")] +
+        after_mark(send(b"250 ok\r\n" + (b"250-" + b"z" * 90 + b"\r\n") * 60 + b"250 z\r\n")))
+
     # EHLO refused, HELO accepted
     helo = [send(GREETING), expect_line("EHLO"), send(b"500 5.5.1 what?\r\n"),
             expect_line("HELO"), send(b"250 hostile.test\r\n")]

@@ -880,10 +880,21 @@ TEST(check_mailbox) {
    fields, which only a test may do.) */
 TEST(tls_offer) {
     static br_ssl_client_context sc;
+    static br_x509_minimal_context xc;
     size_t i;
-    int hw = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
-    br_ssl_client_zero(&sc);
-    tlsmail__tls_suites(&sc.eng);
+    int id, hw = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
+    tlsmail__tls_profile(&sc, &xc);
+    /* signatures with SHA-256 or stronger only, in TLS and in certificates */
+    for (id = br_md5_ID; id <= br_sha512_ID; id++) {
+        int want = id >= br_sha256_ID;
+        CHECK_EQ_INT(br_multihash_getimpl(&sc.eng.mhash, id) != NULL, want);
+        CHECK_EQ_INT(br_multihash_getimpl(&xc.mhash, id) != NULL, want);
+    }
+    CHECK((br_ssl_engine_get_flags(&sc.eng) & BR_OPT_NO_RENEGOTIATION) != 0);
+    CHECK_EQ_INT(xc.min_rsa_size, 256 - 128); /* RSA >= 2048 bits */
+    /* nothing registered that no offered suite uses: no CBC, no 3DES, no CCM */
+    CHECK(sc.eng.iaes_cbcenc == NULL && sc.eng.ides_cbcenc == NULL && sc.eng.iaes_ctrcbc == NULL);
+    CHECK(sc.eng.icbc_in == NULL && sc.eng.iccm_in == NULL);
     CHECK_EQ_INT(sc.eng.version_min, BR_TLS12);
     CHECK_EQ_INT(sc.eng.version_max, BR_TLS12);
     CHECK_EQ_INT(sc.eng.suites_num, 6);

@@ -137,11 +137,221 @@ TEST(pem_loader_good_and_hostile) {
     tlsmail_trust_free(&t);
 }
 
+/* ---- the certificate walker ------------------------------------------- */
+
+/* A tiny DER writer for made-up certificates: the walker reads structure,
+   not signatures, so these need not verify. */
+typedef struct { unsigned char b[4096]; size_t n; } der_buf;
+
+static void der_raw(der_buf *d, const void *p, size_t n) {
+    memcpy(d->b + d->n, p, n);
+    d->n += n;
+}
+
+static void der_tlv(der_buf *d, unsigned tag, const der_buf *content) {
+    unsigned char h[4];
+    size_t hl = 0, n = content->n;
+    h[hl++] = (unsigned char)tag;
+    if (n < 0x80) h[hl++] = (unsigned char)n;
+    else if (n < 0x100) { h[hl++] = 0x81; h[hl++] = (unsigned char)n; }
+    else { h[hl++] = 0x82; h[hl++] = (unsigned char)(n >> 8); h[hl++] = (unsigned char)n; }
+    der_raw(d, h, hl);
+    der_raw(d, content->b, n);
+}
+
+static void der_bytes(der_buf *d, unsigned tag, const char *bytes, size_t n) {
+    der_buf c;
+    c.n = 0;
+    der_raw(&c, bytes, n);
+    der_tlv(d, tag, &c);
+}
+
+/* Name ::= SEQUENCE { SET { SEQUENCE { OID 2.5.4.3 (CN), UTF8String } } } */
+static void der_name(der_buf *d, const char *cn) {
+    der_buf atv, set, seq;
+    atv.n = set.n = seq.n = 0;
+    der_bytes(&atv, 0x06, "\x55\x04\x03", 3);
+    der_bytes(&atv, 0x0C, cn, strlen(cn));
+    der_tlv(&set, 0x30, &atv);
+    der_tlv(&seq, 0x31, &set);
+    der_tlv(d, 0x30, &seq);
+}
+
+/* One Extension with a SEQUENCE OF OID value (EKU), flagged critical. */
+static void der_eku(der_buf *d, const char *const *oids, size_t n) {
+    der_buf list, octets, ext;
+    size_t i;
+    list.n = octets.n = ext.n = 0;
+    /* anyExtendedKeyUsage ends in a zero octet: its length is known */
+    for (i = 0; i < n; i++)
+        der_bytes(&list, 0x06, oids[i], strcmp(oids[i], "\x55\x1d\x25") ? strlen(oids[i]) : 4);
+    der_tlv(&octets, 0x30, &list);
+    der_bytes(&ext, 0x06, "\x55\x1d\x25", 3);
+    der_bytes(&ext, 0x01, "\xff", 1);
+    der_tlv(&ext, 0x04, &octets);
+    der_tlv(d, 0x30, &ext);
+}
+
+/* A certificate issued by issuer to subject, with the extensions in exts
+   (the content of the SEQUENCE inside [3]; NULL: no extensions). */
+static void der_cert(der_buf *out, const char *issuer, const char *subject, const der_buf *exts) {
+    der_buf tbs, cert, v, seqs, x3;
+    tbs.n = cert.n = v.n = seqs.n = x3.n = 0;
+    der_bytes(&v, 0x02, "\x02", 1);
+    der_tlv(&tbs, 0xA0, &v);                                    /* version v3 */
+    der_bytes(&tbs, 0x02, "\x01\x23", 2);                       /* serial */
+    der_bytes(&tbs, 0x30, "\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02", 10); /* ecdsa-sha256 */
+    der_name(&tbs, issuer);
+    der_bytes(&tbs, 0x30, "\x17\x0d" "260101000000Z" "\x17\x0d" "360101000000Z", 30);
+    der_name(&tbs, subject);
+    der_bytes(&tbs, 0x30, "\x30\x00\x03\x01\x00", 5);           /* a placeholder SPKI */
+    if (exts) {
+        der_tlv(&seqs, 0x30, exts);
+        der_tlv(&tbs, 0xA3, &seqs);
+    }
+    der_tlv(&cert, 0x30, &tbs);
+    der_bytes(&cert, 0x30, "\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02", 10);
+    der_bytes(&cert, 0x03, "\x00\x01\x02", 3);
+    out->n = 0;
+    der_tlv(out, 0x30, &cert);
+}
+
+/* Walk der (with the entry length n) in pieces of chunk octets. */
+static void walk(tlsmail__certwalk *w, const unsigned char *der, size_t n, size_t entry, size_t chunk) {
+    size_t i;
+    tlsmail__cw_init(w, entry);
+    for (i = 0; i < n; i += chunk) tlsmail__cw_push(w, der + i, n - i < chunk ? n - i : chunk);
+}
+
+static const size_t chunks[] = { 1, 2, 3, 5, 64, 4096 };
+#define NCHUNKS (sizeof chunks / sizeof chunks[0])
+
+TEST(walker_names_of_a_real_certificate) {
+    static tlsmail__certwalk w;
+    tlsmail_trust t;
+    char pem[8192];
+    size_t i, n;
+    memset(&t, 0, sizeof t);
+    n = to_pem(cert_der, sizeof cert_der, pem, sizeof pem);
+    CHECK_EQ_INT(tlsmail_trust_pem(&t, pem, n), 0);
+    for (i = 0; i < NCHUNKS; i++) {
+        walk(&w, cert_der, sizeof cert_der, sizeof cert_der, chunks[i]);
+        CHECK(w.done && !w.err && w.issuer_done);
+        CHECK_EQ_INT(w.eku, 0);
+        /* self-signed: the issuer is the subject, and both are the DN
+           BearSSL's decoder hands the loader */
+        CHECK_MEM(w.issuer, w.issuer_len, t.anchors[0].dn.data, t.anchors[0].dn.len);
+        CHECK_MEM(w.subject, w.subject_len, t.anchors[0].dn.data, t.anchors[0].dn.len);
+    }
+    tlsmail_trust_free(&t);
+}
+
+TEST(walker_extended_key_usage) {
+    static const char *const server[] = { "\x2b\x06\x01\x05\x05\x07\x03\x01" };
+    static const char *const client[] = { "\x2b\x06\x01\x05\x05\x07\x03\x02" };
+    static const char *const client_any[] = { "\x2b\x06\x01\x05\x05\x07\x03\x02", "\x55\x1d\x25\x00" };
+    static const char *const mail_server[] = { "\x2b\x06\x01\x05\x05\x07\x03\x04",
+                                               "\x2b\x06\x01\x05\x05\x07\x03\x01" };
+    static tlsmail__certwalk w;
+    struct { const char *const *oids; size_t n; int want; } cases[] = {
+        { server, 1, 1 }, { client, 1, -1 }, { client_any, 2, 1 }, { mail_server, 2, 1 },
+        { NULL, 0, -1 }, /* an empty list allows nothing */
+    };
+    size_t i, k;
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        der_buf exts, cert;
+        exts.n = 0;
+        der_bytes(&exts, 0x30, "\x06\x03\x55\x1d\x0f\x04\x04\x03\x02\x07\x80", 11); /* keyUsage */
+        der_eku(&exts, cases[k].oids, cases[k].n);
+        der_cert(&cert, "Issuer CA", "mail.example.org", &exts);
+        for (i = 0; i < NCHUNKS; i++) {
+            walk(&w, cert.b, cert.n, cert.n, chunks[i]);
+            CHECK(w.done && !w.err);
+            CHECK_EQ_INT(w.eku, cases[k].want);
+        }
+    }
+    {   /* no extensions at all, and extensions without EKU */
+        der_buf exts, cert;
+        der_cert(&cert, "Issuer CA", "mail.example.org", NULL);
+        walk(&w, cert.b, cert.n, cert.n, 1);
+        CHECK(w.done && !w.err);
+        CHECK_EQ_INT(w.eku, 0);
+        exts.n = 0;
+        der_bytes(&exts, 0x30, "\x06\x03\x55\x1d\x0f\x04\x04\x03\x02\x07\x80", 11);
+        der_cert(&cert, "Issuer CA", "mail.example.org", &exts);
+        walk(&w, cert.b, cert.n, cert.n, 7);
+        CHECK(w.done && !w.err);
+        CHECK_EQ_INT(w.eku, 0);
+        /* the name of the issuer: its whole DER */
+        CHECK_EQ_INT(w.issuer_len, 2 + 2 + 2 + 5 + 2 + strlen("Issuer CA"));
+        CHECK_MEM(w.issuer + w.issuer_len - 9, 9, "Issuer CA", 9);
+    }
+    {   /* two EKU extensions: RFC 5280 allows one */
+        der_buf exts, cert;
+        exts.n = 0;
+        der_eku(&exts, server, 1);
+        der_eku(&exts, server, 1);
+        der_cert(&cert, "Issuer CA", "mail.example.org", &exts);
+        walk(&w, cert.b, cert.n, cert.n, 3);
+        CHECK(w.err);
+    }
+}
+
+TEST(walker_refuses_what_is_not_der) {
+    static tlsmail__certwalk w;
+    der_buf cert;
+    unsigned char bad[4200];
+    size_t i;
+    der_cert(&cert, "Issuer CA", "mail.example.org", NULL);
+    for (i = 0; i < NCHUNKS; i++) {
+        /* the entry is longer than the certificate: trailing octets */
+        memcpy(bad, cert.b, cert.n);
+        bad[cert.n] = 0;
+        walk(&w, bad, cert.n + 1, cert.n + 1, chunks[i]);
+        CHECK(w.err || !w.done);
+        /* the entry is shorter: the certificate overruns it */
+        walk(&w, cert.b, cert.n - 1, cert.n - 1, chunks[i]);
+        CHECK(w.err);
+        /* truncated: never done */
+        walk(&w, cert.b, cert.n - 1, cert.n, chunks[i]);
+        CHECK(!w.err && !w.done);
+    }
+    /* indefinite length (BER, not DER) */
+    memcpy(bad, cert.b, cert.n);
+    bad[1] = 0x80;
+    walk(&w, bad, cert.n, cert.n, 1);
+    CHECK(w.err);
+    /* a length in the long form that fits the short one */
+    {
+        unsigned char nm[] = { 0x30, 0x81, 0x03, 0x02, 0x01, 0x00 };
+        walk(&w, nm, sizeof nm, sizeof nm, 1);
+        CHECK(w.err);
+    }
+    /* a child longer than its parent: the tbsCertificate claims 4 octets
+       where the certificate has 3 left */
+    {
+        unsigned char over[] = { 0x30, 0x05, 0x30, 0x04, 0x02, 0x01, 0x00 };
+        walk(&w, over, sizeof over, sizeof over, 1);
+        CHECK(w.err);
+        over[3] = 0x03; /* and with the length right, it reads to the end */
+        walk(&w, over, sizeof over, sizeof over, 1);
+        CHECK(!w.err && w.done);
+    }
+    /* not a SEQUENCE at the top */
+    memcpy(bad, cert.b, cert.n);
+    bad[0] = 0x31;
+    walk(&w, bad, cert.n, cert.n, 4096);
+    CHECK(w.err);
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(pin_good_certificate_any_chunking);
     RUN(pin_malformed_der_is_an_error_not_a_crash);
     RUN(pin_trailing_bytes_after_the_der_refused);
     RUN(pem_loader_good_and_hostile);
+    RUN(walker_names_of_a_real_certificate);
+    RUN(walker_extended_key_usage);
+    RUN(walker_refuses_what_is_not_der);
     return runner_finish();
 }
