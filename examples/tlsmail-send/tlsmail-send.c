@@ -261,46 +261,46 @@ static const option options[] = {
     { "--account", "NAME", A_ACCOUNT, 0, 0, "use this account of the configuration" },
     { "--timeout", "SECONDS", A_KEY, K_TIMEOUT, 0, "limit for each connect, read and write (default 60)" },
     { "--max-time", "SECONDS", A_KEY, K_MAX_TIME, 0,
-      "limit for the whole run, connect to exit (default " DEFAULT_MAX_TIME ")" },
+      "whole run, connect to exit (default " DEFAULT_MAX_TIME ")" },
     { "Authentication:", NULL, A_HEAD, 0, 0, NULL },
     { "--user", "USER", A_KEY, K_USER, 0,
-      "log in as USER; the password comes from the configuration,\n"
-      "env TLSMAIL_PASSWORD or --password-file, never from argv" },
+      "log in as USER; the password comes from the\nconfiguration, env TLSMAIL_PASSWORD or\n"
+      "--password-file, never from argv" },
     { "--password-file", "FILE", A_KEY, K_PASSWORD_FILE, 0,
-      "read the password from FILE (one trailing newline, LF or\nCRLF, is stripped)" },
-    { "--password|--pass|-p", NULL, A_PASSWORD, 0, 0, "refused: other users could read it in the process list" },
+      "read the password from FILE (one trailing\nnewline, LF or CRLF, is stripped)" },
+    { "--password|--pass|-p", NULL, A_PASSWORD, 0, 0, "refused: others could read it in the process list" },
     { "--auth", "plain|login|auto", A_KEY, K_AUTH, 0,
-      "mechanism (default auto: PLAIN if the server offers it,\nelse LOGIN)" },
+      "mechanism (default auto: PLAIN if the server\noffers it, else LOGIN)" },
     { "Trust (default: the system store; SSL_CERT_FILE, SSL_CERT_DIR honoured):", NULL, A_HEAD, 0, 0, NULL },
     { "--cafile", "FILE", A_KEY, K_CAFILE, 0, "trust the CA certificates in this PEM file" },
     { "--capath", "DIR", A_KEY, K_CAPATH, 0, "trust the CA certificates in this directory" },
     { "--pin-sha256", "BASE64", A_KEY, K_PIN_SHA256, 0,
-      "trust only the server key with this SHA-256 (of its\n"
-      "SubjectPublicKeyInfo, as curl's --pinnedpubkey sha256//BASE64)" },
+      "trust only the server key with this SHA-256 (of\nits SubjectPublicKeyInfo, as curl's\n"
+      "--pinnedpubkey sha256//BASE64)" },
     { "Sender, recipients, message:", NULL, A_HEAD, 0, 0, NULL },
     { "--from", "ADDR", A_KEY, K_FROM, 0, "envelope sender; wins over -f and the From header" },
     { "-f|-r", "ADDR", A_SENDER, 0, ATTACHED,
-      "sendmail's envelope sender (also -fADDR), used when no\nfrom is configured" },
+      "sendmail's envelope sender (also -fADDR), used\nwhen no from is configured" },
     { "-F", "NAME", A_FULLNAME, 0, ATTACHED, "display name for an added From header (also -FNAME)" },
     { "-t", NULL, A_FLAG_T, 0, 0,
-      "add the recipients of the To, Cc and Bcc headers (a Bcc\nheader is always removed before sending)" },
+      "add the recipients of the To, Cc and Bcc\nheaders (a Bcc header is always removed)" },
     { "--subject", "TEXT", A_SUBJECT, 0, 0,
-      "compose the message: stdin is plain UTF-8 text, From is\nthe sender, To the recipients" },
+      "compose the message: stdin is plain UTF-8\ntext, From is the sender, To the recipients" },
     { "sendmail compatibility (accepted; see tlsmail-send(1)):", NULL, A_HEAD, 0, 0, NULL },
-    { "-i|-oi", NULL, A_IGNORE, 0, 0, "a line with a single dot never ends the message anyway" },
+    { "-i|-oi", NULL, A_IGNORE, 0, 0, "a lone dot never ends the message anyway" },
     { "-oem|-oee|-oep|-oeq|-oew", NULL, A_IGNORE, 0, 0, "errors are always reported by exit status and stderr" },
     { "-odi|-odb|-odq", NULL, A_IGNORE, 0, 0, "delivery is always at once (there is no queue)" },
     { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
     { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
-      "body type (also -BTYPE); BODY=8BITMIME goes out whenever\nthe server offers it" },
+      "body type (also -BTYPE); BODY=8BITMIME goes\nout whenever the server offers it" },
     { "-N", "DSN", A_DSN_N, 0, ATTACHED, "never, or success,failure,delay: kept, not sent yet" },
     { "-R", "full|hdrs", A_DSN_R, 0, ATTACHED, "DSN return: kept, not sent yet" },
     { "-V", "ENVID", A_DSN_V, 0, ATTACHED, "DSN envelope id: kept, not sent yet" },
     { "Other:", NULL, A_HEAD, 0, 0, NULL },
     { "--check", NULL, A_CHECK, 0, 0,
-      "connect, verify TLS, log in, QUIT; print what the server\noffers" },
+      "connect, verify TLS, log in, QUIT; print\nwhat the server offers" },
     { "--config-check", NULL, A_CONFIG_CHECK, 0, 0,
-      "print the effective settings and where each comes from" },
+      "print the effective settings and their sources" },
     { "-v|--verbose", NULL, A_VERBOSE, 0, 0, "show the SMTP dialogue on stderr (AUTH masked)" },
     { "-h|--help", NULL, A_HELP, 0, 0, "show this help and exit" },
     { "--version", NULL, A_VERSION, 0, 0, "show the version and exit" },
@@ -355,7 +355,7 @@ static void print_help(void) {
             continue;
         }
         option_label(o, label, sizeof label);
-        if (strlen(label) > 24) printf("  %s\n%27s", label, "");
+        if (strlen(label) > 23) printf("  %s\n%27s", label, "");
         else printf("  %-24s ", label);
         for (h = o->help; (nl = strchr(h, '\n')) != NULL; h = nl + 1)
             printf("%.*s\n%27s", (int)(nl - h), h, "");

@@ -997,7 +997,7 @@ def build_cases(S):
         S.expect_rc(r, 0)
         S.expect_stored("good", m, SIMPLE, frm="second@example.org")
         r = S.ts(["--config-check", "--account", "first"], conf=conf)
-        check("first@example.org  (%s:5)" % conf in r.stdout, "--account first: %s" % r.stdout)
+        check("first@example.org  (%s:7)" % conf in r.stdout, "--account first: %s" % r.stdout)
         r = S.ts(["--config-check"], conf=conf, env_extra={"TLSMAIL_ACCOUNT": "first"})
         check("account: first  (env TLSMAIL_ACCOUNT)" in r.stdout, "TLSMAIL_ACCOUNT: %s" % r.stdout)
 
@@ -1365,16 +1365,18 @@ def build_cases(S):
             check(os.path.exists(os.path.join(root, rel)), "make install did not install %s" % rel)
         pc = open(os.path.join(root, "usr/local/lib/pkgconfig/tlsmail.pc")).read()
         check("Libs: -lbearssl" in pc and "Cflags: -I${includedir}" in pc, "tlsmail.pc: %r" % pc)
-        if shutil.which("pkg-config"):
-            p = subprocess.run(["pkg-config", "--cflags", "--libs", "tlsmail"], capture_output=True,
-                               env=dict(os.environ, PKG_CONFIG_PATH=os.path.join(root, "usr/local/lib/pkgconfig")),
-                               timeout=10)
-            check(p.stdout.split() == [b"-I/usr/local/include", b"-lbearssl"], "pkg-config %r" % p.stdout)
+        check(shutil.which("pkg-config"), "pkg-config is not installed (tests/deps.sh test: pkgconf)")
+        p = subprocess.run(["pkg-config", "--cflags", "--libs", "tlsmail"], capture_output=True,
+                           env=dict(os.environ, PKG_CONFIG_PATH=os.path.join(root, "usr/local/lib/pkgconfig")),
+                           timeout=10)
+        check(p.stdout.split() == [b"-I/usr/local/include", b"-lbearssl"], "pkg-config %r" % p.stdout)
         m = S.servers["good"].mark()
         r = S.ts(["--check"], conf=S.conf(S.account()),
                  exe=os.path.join(root, "usr", "local", "bin", "tlsmail-send"))
         S.expect_rc(r, 0)
-        check("auth:       PLAIN LOGIN" in r.stdout and "login:      %s accepted" % USER in r.stdout
+        auth = re.search(r"^auth: +(.*)$", r.stdout, re.M)
+        check(auth and sorted(auth.group(1).split()) == ["LOGIN", "PLAIN"] and
+              "login:      %s accepted" % USER in r.stdout
               and "8BITMIME" in r.stdout and "not reported by tlsmail.h yet" in r.stdout, r.stdout)
         events = S.expect_nothing("good", m, ("MAIL", "RCPT", "DATA"))
         verbs = [e[1] for e in events if len(e) > 1]
