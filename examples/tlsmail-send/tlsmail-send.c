@@ -439,6 +439,7 @@ static void parse_command_line(int argc, char **argv) {
             else if (i + 1 < argc) val = argv[++i];
             else usage_error("%s needs a value (%s)", spelling, o->arg);
         }
+        if (!val) val = ""; /* a flag: the table gives it no value */
         switch (o->act) {
         case A_KEY: set_argv(o->key, val, spelling); break;
         case A_STARTTLS: set_argv(K_SECURITY, "starttls", spelling); break;
