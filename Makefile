@@ -8,6 +8,10 @@
 #   make bench    tlsmail-send beside curl, msmtp and Python smtplib
 #   make fuzz     every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make check    cppcheck, clang-tidy, clang --analyze, extra gcc warnings
+#   make install  tlsmail.h, tlsmail-send, its man pages and tlsmail.pc under
+#                 $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall
+#   make install-sendmail  /usr/sbin/sendmail and /usr/lib/sendmail as links
+#                 to tlsmail-send (refused over another MTA's unless FORCE=1)
 # Every runner takes K=SUBSTR (make test K=pin): only cases whose name
 # contains it.
 CC      ?= cc
@@ -25,7 +29,7 @@ all: $(PROGS)
 $(B):
 	mkdir -p $@
 
-$(B)/tlsmail-send: examples/tlsmail-send.c tlsmail.h | $(B)
+$(B)/tlsmail-send: examples/tlsmail-send/tlsmail-send.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS -I. $< -o $@ $(LDLIBS)
 
 $(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
@@ -77,4 +81,51 @@ check:
 clean:
 	rm -rf $(B)
 
-.PHONY: all quick test test-full demo bench fuzz check clean
+# Installation. sendmail callers look in /usr/sbin and /usr/lib whatever
+# PREFIX is, as Debian's msmtp-mta links both.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SENDMAIL ?= /usr/sbin/sendmail /usr/lib/sendmail
+VERSION  := $(shell sed -n 's/^\#define TLSMAIL_VERSION_STRING "\(.*\)"/\1/p' tlsmail.h)
+TS       := examples/tlsmail-send
+
+$(B)/tlsmail.pc: tlsmail.h | $(B)
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: tlsmail\nDescription: %s\nVersion: %s\nCflags: -I$${includedir}\nLibs: -lbearssl\n' \
+	    '$(PREFIX)' 'send mail over SMTP + TLS: a single header on BearSSL' '$(VERSION)' > $@
+
+install: $(B)/tlsmail-send $(B)/tlsmail.pc
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 tlsmail.h $(DESTDIR)$(PREFIX)/include/tlsmail.h
+	install -m 755 $(B)/tlsmail-send $(DESTDIR)$(PREFIX)/bin/tlsmail-send
+	install -m 644 $(TS)/tlsmail-send.1 $(DESTDIR)$(PREFIX)/share/man/man1/tlsmail-send.1
+	install -m 644 $(TS)/tlsmail-send.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/tlsmail-send.conf.5
+	install -m 644 $(B)/tlsmail.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/tlsmail.pc
+
+# A sendmail that is not a link to our tlsmail-send belongs to another MTA.
+install-sendmail: install
+	@for l in $(SENDMAIL); do \
+	    t=$(DESTDIR)$$l; \
+	    if [ -e "$$t" ] || [ -L "$$t" ]; then \
+	        if [ "$$(readlink -f "$$t")" != "$$(readlink -f $(DESTDIR)$(PREFIX)/bin/tlsmail-send)" ] && [ "$(FORCE)" != 1 ]; then \
+	            echo "$$t belongs to another MTA ($$(readlink -f "$$t")): not replaced (FORCE=1 replaces it)" >&2; exit 1; \
+	        fi; \
+	    fi; \
+	done
+	@for l in $(SENDMAIL); do \
+	    install -d $(DESTDIR)$$(dirname $$l); \
+	    ln -sfn $(PREFIX)/bin/tlsmail-send $(DESTDIR)$$l; \
+	    echo "$(DESTDIR)$$l -> $(PREFIX)/bin/tlsmail-send"; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/tlsmail.h $(DESTDIR)$(PREFIX)/bin/tlsmail-send \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/tlsmail-send.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/tlsmail-send.conf.5 \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/tlsmail.pc
+	@for l in $(SENDMAIL); do \
+	    if [ "$$(readlink $(DESTDIR)$$l)" = "$(PREFIX)/bin/tlsmail-send" ]; then rm -f $(DESTDIR)$$l; fi; \
+	done
+
+.PHONY: all quick test test-full demo bench fuzz check clean install install-sendmail uninstall

@@ -1,6 +1,9 @@
 #!/usr/bin/python3
-"""tests/cli/test_cli.py - tlsmail-send (examples/tlsmail-send.c), the composer
-behind --subject, and the custom_io / pinned examples, against real servers.
+"""tests/cli/test_cli.py - tlsmail-send (examples/tlsmail-send/), the composer
+behind --subject, and the custom_io / pinned examples, against real servers:
+options, the configuration files, aliases, added headers, --check, logging,
+make install, and the argv of the programs that call /usr/sbin/sendmail
+(replayed, and bsd-mailx and git send-email really run).
 
     /usr/bin/python3 tests/cli/test_cli.py [--build DIR] [-k SUBSTR]... [--keep] [-v]
 
@@ -21,6 +24,7 @@ import argparse
 import base64
 import email
 import email.policy
+import email.utils
 import logging
 import os
 import re
@@ -40,15 +44,22 @@ from testlib import (CaseFailure, check, normalise, free_port,  # noqa: E402
 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 FROM, TO = "sender@example.org", "rcpt@example.org"
-SIMPLE = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n"
+# Complete messages (From, Date, Message-ID): nothing is added to them, so
+# what the server stores is byte for byte what was given.
+DATE_ID = b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <cli-test@example.org>\r\n"
+SIMPLE = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n" + DATE_ID +
           b"Subject: cli test\r\n\r\nHello,\r\nthis is a test.\r\n")
 READY_TIMEOUT = 10.0
 RUN_TIMEOUT = 30.0
 SETTLE = 0.25
-OPTIONS = ["--server", "--starttls", "--timeout", "-f, --from", "-t", "-i, -oi", "--subject",
-           "--user", "--password-file", "--auth", "--cafile", "--capath", "--pin-sha256",
-           "-v, --verbose", "-h, --help", "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM",
-           "TLSMAIL_PASSWORD", "SSL_CERT_FILE"]
+OPTIONS = ["--server", "--starttls", "--timeout", "--max-time", "--account", "--from",
+           "-f, -r", "-F", "-t", "-i, -oi", "-oem", "-odi", "-bm", "-B", "-N", "-R", "-V",
+           "--subject", "--user", "--password-file", "--auth", "--cafile", "--capath",
+           "--pin-sha256", "--check", "--config-check", "-v, --verbose", "-h, --help",
+           "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM", "TLSMAIL_PASSWORD", "TLSMAIL_ACCOUNT",
+           "TLSMAIL_CONFIG", "SSL_CERT_FILE"]
+MAN1 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.1")
+MAN5 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.conf.5")
 
 
 # ------------------------------------------------------------------- build --
@@ -56,10 +67,11 @@ OPTIONS = ["--server", "--starttls", "--timeout", "-f, --from", "-t", "-i, -oi",
 def build(build_dir, work):
     inc = ["-I" + ROOT]
     bins = {}
-    wanted = [("tlsmail-send", "tlsmail-send.c", []), ("custom_io", "custom_io.c", []),
+    ts = os.path.join("tlsmail-send", "tlsmail-send.c")
+    wanted = [("tlsmail-send", ts, ["-DTLSMAIL_STARTTLS"]), ("custom_io", "custom_io.c", []),
               ("pinned", "pinned.c", [])]
-    wanted.append(("tlsmail-send-starttls", "tlsmail-send.c", ["-DTLSMAIL_STARTTLS"]))
-    wanted.append(("tlsmail-send-tlsonly", "tlsmail-send.c", []))   # built without STARTTLS
+    wanted.append(("tlsmail-send-starttls", ts, ["-DTLSMAIL_STARTTLS"]))
+    wanted.append(("tlsmail-send-tlsonly", ts, []))   # built without STARTTLS
     out_dir = os.path.join(work, "bin")
     os.makedirs(out_dir)
     for name, src, extra in wanted:
@@ -154,6 +166,10 @@ class Suite:
         self.extra = {}
         self.silent = None
         self.n = 0
+        self.home = os.path.join(work, "home")
+        os.makedirs(self.home)
+        self.nfile = 0
+        self.root = None      # make install DESTDIR, made on first use
 
     def setup(self):
         self.bins = build(self.build_dir, self.work)
@@ -190,11 +206,16 @@ class Suite:
         return spki_pin(self.p(crt))
 
     def env(self, **extra):
+        """The caller's environment without any tlsmail-send setting: HOME is
+        an empty directory and the system file a path that does not exist,
+        so neither ~/.config nor /etc is ever read."""
         e = {k: v for k, v in os.environ.items()
              if not k.startswith("TLSMAIL_") and not k.startswith("SSL_CERT_")
-             and not k.startswith("SMTP_")}
+             and not k.startswith("SMTP_") and k != "XDG_CONFIG_HOME"}
+        e["HOME"] = self.home
+        e["TLSMAIL_SYSCONFIG"] = os.path.join(self.work, "no-such-system.conf")
         e.update(extra)
-        return e
+        return {k: v for k, v in e.items() if v is not None}
 
     def run(self, cmd, stdin=b"", env=None, timeout=RUN_TIMEOUT):
         t0 = time.monotonic()
@@ -245,6 +266,48 @@ class Suite:
         check(meta["auth_user"] == user, "auth_user %r != %r" % (meta["auth_user"], user))
         return body, meta, events
 
+    # -- configuration files
+    def conf(self, text, mode=0o600, name=None):
+        """A configuration file with text (a str; "{good}" and the like
+        become localhost:PORT of that server, {ca} the CA file)."""
+        self.nfile += 1
+        path = os.path.join(self.work, name or "conf-%d" % self.nfile)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subst = {k: "localhost:%d" % v.port for k, v in self.servers.items()}
+        subst.update({k: "localhost:%d" % v.port for k, v in self.extra.items()})
+        subst["ca"] = self.p("ca.crt")
+        subst["work"] = self.work
+        with open(path, "w") as f:
+            f.write(text.format(**subst))
+        os.chmod(path, mode)
+        return path
+
+    def account(self, server="good", extra=""):
+        """The usual account: server, CA, login, from; only in the file."""
+        return ("server {%s}\ncafile {ca}\nuser %s\npassword %s\nfrom alerts@example.org\n"
+                "timeout 10\n" % (server, USER, PASS)) + extra
+
+    def ts(self, args, conf=None, stdin=SIMPLE, env_extra=None, binary="tlsmail-send",
+           timeout=RUN_TIMEOUT, exe=None):
+        """tlsmail-send configured by conf alone (TLSMAIL_CONFIG), with the
+        given argv and nothing else."""
+        extra = dict(env_extra or {})
+        if conf:
+            extra.setdefault("TLSMAIL_CONFIG", conf)
+        return self.run([exe or self.bins[binary]] + list(args), stdin=stdin,
+                        env=self.env(**extra), timeout=timeout)
+
+    def installed(self):
+        """make install DESTDIR=<work>/root, once: the installed tree."""
+        if self.root is None:
+            root = os.path.join(self.work, "root")
+            r = subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=" + root,
+                                "B=" + os.path.join(self.work, "mkbuild")],
+                               capture_output=True, timeout=300)
+            check(r.returncode == 0, "make install failed: %r" % r.stderr[-800:])
+            self.root = root
+        return self.root
+
     def expect_nothing(self, server, mark, forbidden=("MAIL",)):
         time.sleep(SETTLE)
         events, new = self.servers[server].since(mark)
@@ -252,6 +315,53 @@ class Suite:
         seen = [e[1] for e in events if len(e) > 1 and e[1] in forbidden]
         check(not seen, "the server saw %s" % seen)
         return events
+
+
+def man_option_labels(path):
+    """The option labels of a man page's OPTIONS section: the line after
+    each .TP, font escapes dropped ("-f, -r ADDR")."""
+    text = open(path).read()
+    a = text.index(".SH OPTIONS")
+    b = text.index("\n.SH ", a + 1)
+    out = []
+    lines = text[a:b].split("\n")
+    for i, l in enumerate(lines):
+        if l == ".TP" and i + 1 < len(lines):
+            t = re.sub(r"\\f[BIRP]", "", lines[i + 1]).replace("\\-", "-").replace("\\&", "")
+            out.append(t.strip())
+    return out
+
+
+# What the Suite adds before a message without From, Date or Message-ID.
+ADDED_DATE = re.compile(rb"^Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000$")
+ADDED_ID = re.compile(rb"^Message-ID: <[0-9a-f]{32}@([A-Za-z0-9.-]+)>$")
+
+
+def split_added(stored, original):
+    """stored = added fields + normalise(original): the added lines, or a
+    CaseFailure when the original is not there byte for byte."""
+    want = normalise(original)
+    check(stored.endswith(want), "the original message is not kept byte for byte:\n got  %r\n want "
+          "...%r" % (stored[:600], want[:300]))
+    head = stored[:len(stored) - len(want)]
+    return [l for l in head.split(b"\r\n") if l]
+
+
+def check_added(lines, from_line=None, date=True, msgid_domain=None):
+    names = [l.split(b":")[0] for l in lines]
+    want = ([b"From"] if from_line is not None else []) + ([b"Date"] if date else []) + \
+        ([b"Message-ID"] if msgid_domain is not None else [])
+    check(names == want, "added fields %r, want %r" % (lines, want))
+    for l in lines:
+        if l.startswith(b"From:"):
+            check(l == from_line, "added %r, want %r" % (l, from_line))
+        elif l.startswith(b"Date:"):
+            check(ADDED_DATE.match(l), "added %r" % l)
+            when = email.utils.parsedate_to_datetime(l[6:].decode())
+            check(abs(when.timestamp() - time.time()) < 300, "Date %r is not now" % l)
+        else:
+            m = ADDED_ID.match(l)
+            check(m and m.group(1).decode() == msgid_domain, "added %r, want @%s" % (l, msgid_domain))
 
 
 NO_CONNECTION = ("ACCEPT", "CONNECT", "EHLO", "AUTH", "MAIL", "RCPT", "DATA")
@@ -267,12 +377,29 @@ def build_cases(S):
         S.expect_rc(r, 0)
         for o in OPTIONS:
             check(o in r.stdout, "--help does not mention %s" % o)
-        for code in ("64", "65", "66", "69", "70", "75", "76", "77"):
+        for code in ("64", "65", "66", "69", "70", "75", "76", "77", "78"):
             check(code in r.stdout, "--help has no exit status %s" % code)
-        # The manual quotes --help verbatim: the two can't drift apart.
-        with open(os.path.join(ROOT, "README.md")) as f:
-            text = f.read()
-        check(r.stdout.strip() in text, "README.md does not quote tlsmail-send --help verbatim")
+        for line in r.stdout.splitlines():
+            check(len(line) <= 80, "--help line of %d columns: %r" % (len(line), line))
+
+    @case("man_page_options_equal_help")
+    def _():
+        # Both come from one table: the man page's OPTIONS list is --help's.
+        r = S.run([S.bins["tlsmail-send"], "--help"])
+        helps = [m.group(1).strip() for m in re.finditer(r"^  (-\S.*?)(?:  +\S.*)?$", r.stdout, re.M)]
+        man = man_option_labels(MAN1)
+        check(helps and helps == man, "--help options %r\n != man page %r" % (helps, man))
+
+    @case("man_pages_document_every_key")
+    def _():
+        r = S.run([S.bins["tlsmail-send"], "--config-check"], env=S.env(TLSMAIL_SERVER="x.example"))
+        S.expect_rc(r, 0)
+        keys = [l.split()[0] for l in r.stdout.splitlines()[2:]]
+        text = open(MAN5).read().replace("\\-", "-").replace("\\fB", "").replace("\\fR", "")
+        for k in keys:
+            check(re.search(r"^\.TP\n%s\b" % re.escape(k), text, re.M),
+                  "tlsmail-send.conf(5) does not document %s" % k)
+            check("TLSMAIL_" + k.upper() in text, "no TLSMAIL_%s in tlsmail-send.conf(5)" % k.upper())
 
     @case("version")
     def _():
@@ -617,6 +744,7 @@ def build_cases(S):
              b"Cc: Carol <carol@example.org>,\n"
              b"\t\"Dave, the \\\"Boss\\\"\" <dave@example.org>\n"
              b"Subject: t test\n"
+             b"Date: Tue, 01 Dec 2026 10:00:00 +0000\nMessage-ID: <t@example.org>\n"
              b"bcc: hidden1@example.org,\n"
              b"  Hidden Two <hidden2@example.org>\n"
              b"X-After: kept\n"
@@ -627,6 +755,7 @@ def build_cases(S):
               b"Cc: Carol <carol@example.org>,\n"
               b"\t\"Dave, the \\\"Boss\\\"\" <dave@example.org>\n"
               b"Subject: t test\n"
+              b"Date: Tue, 01 Dec 2026 10:00:00 +0000\nMessage-ID: <t@example.org>\n"
               b"X-After: kept\n"
               b"\n"
               b"Body. To: notarecipient@example.org\n")
@@ -653,7 +782,7 @@ def build_cases(S):
 
     @case("t_group_and_bcc_only")
     def _():
-        msg = (b"From: sender@example.org\r\nTo: undisclosed-recipients:;\r\n"
+        msg = (b"From: sender@example.org\r\nTo: undisclosed-recipients:;\r\n" + DATE_ID +
                b"Bcc: a@example.org, b@example.org\r\nSubject: g\r\n\r\nbody\r\n")
         m = S.servers["good"].mark()
         r = S.cli(["-t"], stdin=msg, to=())
@@ -668,7 +797,8 @@ def build_cases(S):
 
     @case("bcc_removed_without_t")
     def _():
-        msg = b"From: sender@example.org\r\nBcc: secret@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+        msg = (b"From: sender@example.org\r\nBcc: secret@example.org\r\n" + DATE_ID +
+               b"Subject: x\r\n\r\nbody\r\n")
         m = S.servers["good"].mark()
         r = S.cli([], stdin=msg)
         S.expect_rc(r, 0)
@@ -816,6 +946,498 @@ def build_cases(S):
         S.expect_rc(r, 1)
         check("pinned" in r.stderr, "no pin error: %s" % r)
         S.expect_nothing("good", m, ("EHLO", "MAIL"))
+
+    # ---- configuration: files, environment, argv
+    @case("conf_file_only_send")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account()))
+        S.expect_rc(r, 0)
+        check(r.stderr == "", "stderr: %r" % r.stderr)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
+
+    @case("conf_precedence_argv_env_user_system")
+    def _():
+        sysf = S.conf("server {good}\nfrom sys@example.org\nhelo sys.example\ndomain sys.example\n"
+                      "timeout 3\n")
+        home = os.path.join(S.work, "home-prec")
+        S.conf("from user@example.org\nhelo user.example\ntimeout 4\n",
+               name="home-prec/.config/tlsmail-send/config")
+        r = S.ts(["--config-check", "--timeout", "7"],
+                 env_extra={"HOME": home, "TLSMAIL_SYSCONFIG": sysf, "TLSMAIL_HELO": "env.example",
+                            "TLSMAIL_TIMEOUT": "5"})
+        S.expect_rc(r, 0)
+        rows = {l.split()[0]: l for l in r.stdout.splitlines()}
+        userf = os.path.join(home, ".config", "tlsmail-send", "config")
+        for key, val, src in (("server", "localhost:%d" % S.servers["good"].port, sysf + ":1"),
+                              ("domain", "sys.example", sysf + ":4"),
+                              ("from", "user@example.org", userf + ":1"),
+                              ("helo", "env.example", "env TLSMAIL_HELO"),
+                              ("timeout", "7", "argv --timeout")):
+            check(rows.get(key, "").split()[1:2] == [val] and rows[key].endswith("(%s)" % src),
+                  "%s: %r, want %s from %s" % (key, rows.get(key), val, src))
+
+    @case("conf_tlsmail_config_reads_only_that_file")
+    def _():
+        sysf = S.conf("server {good}\nfrom sys@example.org\n")
+        one = S.conf("from one@example.org\n")
+        r = S.ts(["--config-check"], conf=one, env_extra={"TLSMAIL_SYSCONFIG": sysf})
+        S.expect_rc(r, 0)
+        check("server               (unset" in r.stdout and "one@example.org" in r.stdout,
+              "the system file was read too: %s" % r.stdout)
+
+    @case("conf_accounts_default_named_env")
+    def _():
+        conf = S.conf("timeout 10\ncafile {ca}\nuser %s\npassword %s\n"
+                      "account first\nserver {untrusted}\nfrom first@example.org\n"
+                      "account second\nserver {good}\nfrom second@example.org\n"
+                      "default second\n" % (USER, PASS))
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="second@example.org")
+        r = S.ts(["--config-check", "--account", "first"], conf=conf)
+        check("first@example.org  (%s:7)" % conf in r.stdout, "--account first: %s" % r.stdout)
+        r = S.ts(["--config-check"], conf=conf, env_extra={"TLSMAIL_ACCOUNT": "first"})
+        check("account: first  (env TLSMAIL_ACCOUNT)" in r.stdout, "TLSMAIL_ACCOUNT: %s" % r.stdout)
+
+    @case("conf_first_account_without_default")
+    def _():
+        conf = S.conf("account a\nfrom a@example.org\naccount b\nfrom b@example.org\n")
+        r = S.ts(["--config-check"], conf=conf, env_extra={"TLSMAIL_SERVER": "x.example"})
+        S.expect_rc(r, 0)
+        check("a@example.org" in r.stdout and "b@example.org" not in r.stdout, r.stdout)
+
+    bad_configs = [
+        ("unknown_key", "server {good}\nsmtp_server x\n", 78, ":2: unknown key 'smtp_server'"),
+        ("missing_account", "server {good}\naccount a\nfrom a@example.org\n", 78, "no account 'zz'"),
+        ("world_readable_password", "server {good}\nuser u\npassword x\n", 78, "chmod 600"),
+        ("world_readable_password_command", "server {good}\nuser u\npassword_command echo x\n", 78,
+         "chmod 600"),
+        ("key_without_value", "server\n", 78, ":1: 'server' needs a value"),
+        ("bad_security", "server {good}\nsecurity ssl\n", 78, "want tls or starttls"),
+        ("bad_max_time", "server {good}\nmax_time soon\n", 78, "max_time soon"),
+        ("bad_boolean", "server {good}\nadd_missing_headers maybe\n", 78, "want on or off"),
+        ("pin_and_cafile", "server {good}\npin_sha256 %s\ncafile {ca}\n"
+         % base64.b64encode(b"x" * 32).decode(), 78, "can't be combined"),
+        ("password_file_without_user", "server {good}\npassword_file /dev/null\n", 78, "no user"),
+        ("user_without_password", "server {good}\nuser u\n", 78, "needs a password"),
+        ("missing_named_file", None, 78, "cannot read"),
+    ]
+    for name, text, rc, words in bad_configs:
+        @case("conf_bad_%s_%d" % (name, rc))
+        def _(name=name, text=text, rc=rc, words=words):
+            mode = 0o644 if "readable" in name else 0o600
+            conf = S.conf(text, mode=mode) if text is not None else os.path.join(S.work, "nope.conf")
+            env = {"TLSMAIL_ACCOUNT": "zz"} if name == "missing_account" else {}
+            m = S.servers["good"].mark()
+            r = S.ts([TO], conf=conf, env_extra=env)
+            S.expect_rc(r, rc)
+            lines = r.stderr.strip().splitlines()
+            check(len(lines) == 1 and lines[0].startswith("tlsmail-send: ") and words in lines[0],
+                  "want one line with %r: %s" % (words, r))
+            S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("conf_password_file_0600_is_fine_and_0644_password_file_is_allowed")
+    def _():
+        pw = S.conf(PASS + "\n", mode=0o644)
+        conf = S.conf(S.account().replace("password %s\n" % PASS, "password_file %s\n" % pw), mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
+
+    for label, cmd in (("words", "cat {work}/pwsrc"), ("shell", "printf '%s\\n' \"$(cat {work}/pwsrc)\" | cat")):
+        @case("conf_password_command_%s" % label)
+        def _(cmd=cmd):
+            with open(os.path.join(S.work, "pwsrc"), "w") as f:
+                f.write(PASS + "\n")
+            conf = S.conf(S.account().replace("password %s\n" % PASS, "password_command %s\n" % cmd))
+            m = S.servers["good"].mark()
+            r = S.ts([TO], conf=conf)
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
+
+    @case("conf_password_command_fails_78")
+    def _():
+        conf = S.conf(S.account().replace("password %s\n" % PASS, "password_command false\n"))
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf)
+        S.expect_rc(r, 78)
+        check("password_command failed" in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("config_check_masks_secrets_and_names_sources")
+    def _():
+        conf = S.conf(S.account())
+        r = S.ts(["--config-check", "--timeout", "3"], conf=conf)
+        S.expect_rc(r, 0)
+        check(PASS not in r.stdout + r.stderr, "the password is printed")
+        check(re.search(r"^password +\*+  \(%s:4\)$" % re.escape(conf), r.stdout, re.M),
+              "password not masked with its source: %s" % r.stdout)
+        check("(argv --timeout)" in r.stdout and "max_time             (unset" in r.stdout, r.stdout)
+        r = S.ts(["--config-check"], env_extra={"TLSMAIL_SERVER": "x.example", "TLSMAIL_PASSWORD": PASS})
+        check(PASS not in r.stdout and "(env TLSMAIL_PASSWORD)" in r.stdout, r.stdout)
+
+    # ---- local recipients and the sender
+    ALIASES = ("# aliases(5)\nroot: ops@example.org,\n   admin\nadmin: Boss <boss@example.org>\n"
+               "postmaster: root\ndefault: catchall@example.org\n")
+
+    @case("alias_expands_nested_and_continued")
+    def _():
+        al = S.conf(ALIASES, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["root", "postmaster"], conf=S.conf(S.account("good", "aliases %s\n" % al)))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org",
+                        to=("ops@example.org", "boss@example.org"))
+
+    @case("alias_default_catches_unknown_names")
+    def _():
+        al = S.conf(ALIASES, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["nobody", TO], conf=S.conf(S.account("good", "aliases %s\n" % al)))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("catchall@example.org", TO))
+
+    @case("local_name_gets_domain")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts(["root"], conf=S.conf(S.account("good", "domain example.net\n")))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("root@example.net",))
+
+    @case("local_name_without_domain_78_before_connecting")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts(["root"], conf=S.conf(S.account()))
+        S.expect_rc(r, 78)
+        check("'root' has no domain" in r.stderr and len(r.stderr.strip().splitlines()) == 1, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("sender_order_from_then_f_then_header")
+    def _():
+        for extra, args, want in (("", ["-f", "bounce@example.org"], "alerts@example.org"),
+                                  (None, ["-f", "bounce@example.org"], "bounce@example.org"),
+                                  (None, [], "sender@example.org"),
+                                  (None, ["-froot"], "root@example.net")):
+            text = S.account() if extra is not None else S.account().replace("from alerts@example.org\n", "")
+            conf = S.conf(text + "domain example.net\n")
+            m = S.servers["good"].mark()
+            r = S.ts(args + [TO], conf=conf)
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, SIMPLE, frm=want)
+
+    @case("sender_local_name_without_domain_78")
+    def _():
+        conf = S.conf(S.account().replace("from alerts@example.org\n", ""))
+        r = S.ts(["-f", "root", TO], conf=conf)
+        S.expect_rc(r, 78)
+        check("sender 'root'" in r.stderr, "%s" % r)
+
+    # ---- headers added when missing
+    BARE = b"To: rcpt@example.org\nSubject: no from\n\nbody line\n"
+
+    @case("adds_from_date_message_id")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts(["-F", "Backup Job", TO], conf=S.conf(S.account()), stdin=BARE)
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org")
+        check_added(split_added(body, BARE), b"From: Backup Job <alerts@example.org>",
+                    msgid_domain="example.org")
+
+    @case("adds_from_with_from_name_utf8_encoded")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account("good", "from_name Sauvegarde nocturne \u00e9t\u00e9\n")),
+                 stdin=BARE)
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org")
+        lines = split_added(body, BARE)
+        msg = email.message_from_bytes(b"\r\n".join(lines) + b"\r\n\r\n", policy=email.policy.default)
+        check(msg["from"].addresses[0].display_name == "Sauvegarde nocturne \u00e9t\u00e9" and
+              all(b < 128 for b in lines[0]), "From %r" % lines[0])
+
+    @case("adds_only_what_is_missing")
+    def _():
+        msg = b"From: Me <me@example.org>\r\nSubject: s\r\nmessage-id: <mine@example.org>\r\n\r\nb\r\n"
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account()), stdin=msg)
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org")
+        check_added(split_added(body, msg), None, date=True, msgid_domain=None)
+
+    @case("adds_headers_and_a_blank_line_to_a_bare_body")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account()), stdin=b"just a line, no header\n")
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org")
+        head, sep, rest = body.partition(b"\r\n\r\n")
+        check(rest == b"just a line, no header\r\n" and head.startswith(b"From: alerts@example.org\r\n"),
+              "stored %r" % body)
+
+    @case("add_missing_headers_off")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account("good", "add_missing_headers off\n")), stdin=BARE)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, BARE, frm="alerts@example.org")
+
+    # ---- time: --max-time bounds the whole run
+    @case("max_time_ends_a_dripping_server_75")
+    def _():
+        from hostile import HostileServer, SCENARIOS
+        srv = HostileServer(SCENARIOS["drip_ehlo"], S.pki)
+        port = srv.start()
+        try:
+            r = S.run([S.bins["tlsmail-send"], "--server", "localhost:%d" % port, "--cafile",
+                       S.p("ca.crt"), "--from", FROM, "--timeout", "30", "--max-time", "2", TO],
+                      stdin=SIMPLE)
+        finally:
+            srv.stop()
+        S.expect_rc(r, 75)
+        check(r.wall < 10, "took %.1f s with --max-time 2 (a byte every 0.2 s)" % r.wall)
+        check("timed out" in r.stderr, "%s" % r)
+
+    # ---- sendmail options
+    @case("dsn_options_kept_not_sent")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-N", "success,failure", "-R", "hdrs", "-V", "env-1", "-Ndelay", "-v"])
+        S.expect_rc(r, 0)
+        check("not sent" in r.stderr, "-v does not say the DSN is not sent: %s" % r)
+        _, meta, _ = S.expect_stored("good", m, SIMPLE)
+        check(not any("RET=" in o or "ENVID=" in o for o in meta["mail_options"]) and
+              not any("NOTIFY=" in o for o in meta["rcpt_options"]), "DSN sent: %r" % meta)
+
+    for args, words in ((["-bs"], "-bs"), (["-oX"], "-oX"), (["-B", "BINARYMIME"], "BINARYMIME"),
+                        (["-N", "sometimes"], "sometimes"), (["-R", "all"], "all"), (["-q"], "-q")):
+        @case("sendmail_option_refused_64[%s]" % " ".join(args))
+        def _(args=args, words=words):
+            r = S.run([S.bins["tlsmail-send"]] + args + [TO], stdin=SIMPLE)
+            S.expect_rc(r, 64)
+            check(words in r.stderr and len(r.stderr.strip().splitlines()) == 1, "%s" % r)
+
+    # ---- the callers of /usr/sbin/sendmail: their argv, replayed
+    ALIAS_ROOT = "root: ops@example.org\n"
+
+    def caller_case(name, argv, msg, rcpts, from_line=None, date=True, msgid=True):
+        @case("caller_%s" % name)
+        def _():
+            al = S.conf(ALIAS_ROOT, mode=0o644)
+            m = S.servers["good"].mark()
+            r = S.ts(argv, conf=S.conf(S.account("good", "aliases %s\n" % al)), stdin=msg)
+            S.expect_rc(r, 0)
+            check(r.stderr == "", "stderr: %r" % r.stderr)
+            body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=rcpts)
+            check_added(split_added(body, msg), from_line, date=date,
+                        msgid_domain="example.org" if msgid else None)
+
+    cron_out = b"\nhello from cron\n"
+    # Debian cron 3.0pl1-162: /usr/sbin/cron runs "%s -FCronDaemon -i -B8BITMIME -oem  %s"
+    # (strings of the Debian binary; config.h MAILARGS, do_command.c child_process).
+    caller_case("debian_cron", ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> echo hello\n"
+                b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                b"Content-Transfer-Encoding: 8bit\nX-Cron-Env: <SHELL=/bin/sh>\n" + cron_out,
+                ("ops@example.org",))
+    # cronie (cronie-crond/cronie src/config.h MAILFMT, src/do_command.c):
+    # "%s -FCronDaemon -i -odi -oem -oi -t -f %s", From: "(Cron Daemon)" <%s>.
+    caller_case("cronie", ["-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root"],
+                b"From: \"(Cron Daemon)\" <root>\nTo: root\nSubject: Cron <root@box> echo hello\n"
+                b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                b"Auto-Submitted: auto-generated\nPrecedence: bulk\n" + cron_out,
+                ("ops@example.org",))
+    # systemd-cron (systemd-cron/systemd-cron src/bin/mail_on_failure.sh):
+    # "$SENDMAIL" -i -B 8BITMIME "$mailto", a message with Date and From.
+    caller_case("systemd_cron", ["-i", "-B", "8BITMIME", "root"],
+                b"Content-Type: text/plain; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+                b"Content-Transfer-Encoding: binary\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n"
+                b"From: root (systemd-cron)\nTo: root\nSubject: [box] job cron-x.service failed\n"
+                b"Auto-Submitted: auto-generated\n\n\xe2\x9c\x97 cron-x.service failed\n",
+                ("ops@example.org",), date=False)
+    # mutt 2.2 (Debian mutt: $sendmail defaults to "/usr/sbin/sendmail -oem -oi";
+    # sendlib.c mutt_invoke_sendmail adds -B8BITMIME with $use_8bitmime, then "--" and
+    # the recipients).
+    caller_case("mutt", ["-oem", "-oi", "-B8BITMIME", "--", "root", TO],
+                b"Date: Tue, 1 Dec 2026 10:00:00 +0100\nFrom: Me <me@example.org>\nTo: root\n"
+                b"Cc: rcpt@example.org\nSubject: hi\nMessage-ID: <m@example.org>\n"
+                b"MIME-Version: 1.0\n\nhello\n", ("ops@example.org", TO), date=False, msgid=False)
+    # The same without $use_8bitmime: mutt_invoke_sendmail's plain "-oem -oi -- rcpt".
+    caller_case("mutt_plain", ["-oem", "-oi", "--", "root"],
+                b"From: Me <me@example.org>\nTo: root\nSubject: hi\n\nhello\n",
+                ("ops@example.org",), msgid=True)
+    # bsd-mailx 8.1.2 (Debian): "sendmail -i -t" (what it runs, recorded; with -r ADDR
+    # it adds "-f ADDR"). smartd mails through it: smartd_warning.sh runs
+    # "$SMARTD_MAILER" -s SUBJECT ADDRESS with os_mailer=mail.
+    caller_case("bsd_mailx", ["-i", "-t"],
+                b"To: root\nSubject: smartd: /dev/sda\nMIME-Version: 1.0\n"
+                b"Content-Type: text/plain; charset=\"UTF-8\"\nContent-Transfer-Encoding: 8bit\n\n"
+                b"Device: /dev/sda, 1 Currently unreadable sector\n",
+                ("ops@example.org",), from_line=b"From: alerts@example.org")
+    # mdadm 4.2 (Monitor.c: popen of "/usr/sbin/sendmail -t").
+    caller_case("mdadm", ["-t"],
+                b"From: mdadm monitoring <root>\nTo: root\nSubject: Fail event on /dev/md0:box\n\n"
+                b"A Fail event had been detected on md device /dev/md0.\n", ("ops@example.org",))
+    # PHP mail(): php.ini sendmail_path default "/usr/sbin/sendmail -t -i"
+    # (php-src main/main.c PHP_PROG_SENDMAIL " -t -i"; Debian php8.2-cli).
+    caller_case("php_mail", ["-t", "-i"],
+                b"To: root\nSubject: contact form\nFrom: www@example.org\n\nsomeone wrote\n",
+                ("ops@example.org",))
+    # unattended-upgrades 2.9 (/usr/bin/unattended-upgrade _send_mail_using_sendmail:
+    # [SENDMAIL_BINARY, "-oi", "-t"]); apt-listchanges 3.24 (apt_listchanges.py: the
+    # same argv).
+    caller_case("unattended_upgrades", ["-oi", "-t"],
+                b"Content-Type: text/plain; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+                b"Content-Transfer-Encoding: 8bit\nSubject: unattended-upgrades result for box: True\n"
+                b"From: root\nTo: root\n\nUnattended upgrade result: All upgrades installed\n",
+                ("ops@example.org",))
+    # logwatch 7.7 (logwatch.conf: mailer = "/usr/sbin/sendmail -t").
+    caller_case("logwatch", ["-t"],
+                b"To: root\nFrom: Logwatch <logwatch@example.org>\nSubject: Logwatch for box\n"
+                b"MIME-Version: 1.0\n\n### Logwatch ###\n", ("ops@example.org",))
+    # git send-email 2.39 (git-send-email: @sendmail_parameters = ('-i', @recipients),
+    # with '-f', $raw_from in front when an envelope sender is set).
+    caller_case("git_send_email_argv", ["-f", "dev@example.org", "-i", TO, "root"],
+                b"From: Dev <dev@example.org>\nTo: rcpt@example.org\nCc: root\nSubject: [PATCH] x\n"
+                b"Date: Tue, 1 Dec 2026 10:00:00 +0100\nMessage-Id: <g@example.org>\n"
+                b"X-Mailer: git-send-email 2.39.5\nMIME-Version: 1.0\n\n---\n x | 1 +\n",
+                (TO, "ops@example.org"), date=False, msgid=False)
+
+    # git send-email without an envelope sender: ('-i', @recipients) alone.
+    caller_case("git_send_email_argv_plain", ["-i", TO],
+                b"From: Dev <dev@example.org>\nTo: rcpt@example.org\nSubject: [PATCH] y\n"
+                b"Date: Tue, 1 Dec 2026 10:00:00 +0100\nMessage-Id: <h@example.org>\n\n---\n",
+                (TO,), date=False, msgid=False)
+
+    # ---- the callers themselves, using the installed tlsmail-send
+    @case("real_bsd_mailx_mail_s")
+    def _():
+        mailx = shutil.which("bsd-mailx")
+        check(mailx is not None, "bsd-mailx is not installed (tests/deps.sh test)")
+        exe = os.path.join(S.installed(), "usr", "local", "bin", "tlsmail-send")
+        home = os.path.join(S.work, "home-mailx")
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        S.conf(S.account("good", "aliases %s\n" % al), name="home-mailx/.config/tlsmail-send/config")
+        rc = S.conf("set sendmail=%s\n" % exe, mode=0o644, name="home-mailx/.mailrc")
+        m = S.servers["good"].mark()
+        r = S.run([mailx, "-s", "disk report", "root"], stdin=b"/ is at 91%\n",
+                  env=S.env(HOME=home, MAILRC=rc))
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+        lines = split_added(body, b"To: root\nSubject: disk report\nMIME-Version: 1.0\n"
+                            b"Content-Type: text/plain; charset=\"UTF-8\"\n"
+                            b"Content-Transfer-Encoding: 8bit\n\n/ is at 91%\n")
+        check_added(lines, b"From: alerts@example.org", msgid_domain="example.org")
+
+    @case("real_git_send_email")
+    def _():
+        git = shutil.which("git")
+        check(git and os.path.exists("/usr/lib/git-core/git-send-email"),
+              "git send-email is not installed (tests/deps.sh test: git-email)")
+        exe = os.path.join(S.installed(), "usr", "local", "bin", "tlsmail-send")
+        repo = os.path.join(S.work, "repo")
+        home = os.path.join(S.work, "home-git")
+        S.conf(S.account(), name="home-git/.config/tlsmail-send/config")
+        env = S.env(HOME=home, GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Dev", GIT_COMMITTER_NAME="Dev",
+                    GIT_AUTHOR_EMAIL="dev@example.org", GIT_COMMITTER_EMAIL="dev@example.org")
+        def g(*a):
+            p = subprocess.run([git] + list(a), cwd=repo, env=env, capture_output=True, timeout=60)
+            check(p.returncode == 0, "git %s: %r" % (a[0], p.stderr[-500:]))
+            return p
+        os.makedirs(repo)
+        g("init", "-q")
+        with open(os.path.join(repo, "x"), "w") as f:
+            f.write("one line\n")
+        g("add", "x")
+        g("commit", "-q", "-m", "add x")
+        patch = g("format-patch", "-1", "-o", os.path.join(S.work, "patches")).stdout.decode().strip()
+        m = S.servers["good"].mark()
+        g("send-email", "--smtp-server=" + exe, "--to=" + TO, "--from=Dev <dev@example.org>",
+          "--confirm=never", "--suppress-cc=all", "--quiet", patch)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=(TO,))
+        msg = email.message_from_bytes(body, policy=email.policy.default)
+        check(msg["subject"] == "[PATCH] add x" and "+one line" in msg.get_content(),
+              "stored %r" % body[:500])
+        check(len(msg.get_all("date")) == 1 and len(msg.get_all("message-id")) == 1 and
+              msg["from"] == "Dev <dev@example.org>", "headers changed or doubled: %r" % body[:500])
+
+    # ---- --check, make install, the log
+    @case("install_tree_and_installed_check")
+    def _():
+        root = S.installed()
+        for rel in ("usr/local/include/tlsmail.h", "usr/local/bin/tlsmail-send",
+                    "usr/local/share/man/man1/tlsmail-send.1",
+                    "usr/local/share/man/man5/tlsmail-send.conf.5",
+                    "usr/local/lib/pkgconfig/tlsmail.pc"):
+            check(os.path.exists(os.path.join(root, rel)), "make install did not install %s" % rel)
+        pc = open(os.path.join(root, "usr/local/lib/pkgconfig/tlsmail.pc")).read()
+        check("Libs: -lbearssl" in pc and "Cflags: -I${includedir}" in pc, "tlsmail.pc: %r" % pc)
+        check(shutil.which("pkg-config"), "pkg-config is not installed (tests/deps.sh test: pkgconf)")
+        p = subprocess.run(["pkg-config", "--cflags", "--libs", "tlsmail"], capture_output=True,
+                           env=dict(os.environ, PKG_CONFIG_PATH=os.path.join(root, "usr/local/lib/pkgconfig")),
+                           timeout=10)
+        check(p.stdout.split() == [b"-I/usr/local/include", b"-lbearssl"], "pkg-config %r" % p.stdout)
+        m = S.servers["good"].mark()
+        r = S.ts(["--check"], conf=S.conf(S.account()),
+                 exe=os.path.join(root, "usr", "local", "bin", "tlsmail-send"))
+        S.expect_rc(r, 0)
+        auth = re.search(r"^auth: +(.*)$", r.stdout, re.M)
+        check(auth and sorted(auth.group(1).split()) == ["LOGIN", "PLAIN"] and
+              "login:      %s accepted" % USER in r.stdout
+              and "8BITMIME" in r.stdout and "not reported by tlsmail.h yet" in r.stdout, r.stdout)
+        events = S.expect_nothing("good", m, ("MAIL", "RCPT", "DATA"))
+        verbs = [e[1] for e in events if len(e) > 1]
+        check("QUIT" in verbs and ["AUTH", "PLAIN", "ok"] in [e[1:] for e in events], "events %r" % verbs)
+
+    @case("check_wrong_password_77")
+    def _():
+        r = S.ts(["--check"], conf=S.conf(S.account().replace(PASS, "wrong")))
+        S.expect_rc(r, 77)
+        check("535" in r.stderr, "%s" % r)
+
+    @case("make_install_sendmail_refuses_another_mta_then_force")
+    def _():
+        root = os.path.join(S.work, "root-sm")
+        os.makedirs(os.path.join(root, "usr", "sbin"))
+        other = os.path.join(root, "usr", "sbin", "sendmail")
+        with open(other, "w") as f:
+            f.write("#!/bin/sh\n# another MTA\n")
+        base = ["make", "-s", "-C", ROOT, "DESTDIR=" + root, "B=" + os.path.join(S.work, "mkbuild")]
+        p = subprocess.run(base + ["install-sendmail"], capture_output=True, timeout=300)
+        check(p.returncode != 0 and b"another MTA" in p.stderr and not os.path.islink(other),
+              "install-sendmail replaced another MTA: %r" % p.stderr[-300:])
+        p = subprocess.run(base + ["install-sendmail", "FORCE=1"], capture_output=True, timeout=300)
+        check(p.returncode == 0, "FORCE=1: %r" % p.stderr[-300:])
+        for l in ("usr/sbin/sendmail", "usr/lib/sendmail"):
+            check(os.readlink(os.path.join(root, l)) == "/usr/local/bin/tlsmail-send", "%s" % l)
+        p = subprocess.run(base + ["uninstall"], capture_output=True, timeout=120)
+        left = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+        check(p.returncode == 0 and not left and not os.path.lexists(other), "left behind: %r" % left)
+
+    @case("log_file_one_line_per_message_no_secret")
+    def _():
+        logf = os.path.join(S.work, "sent.log")
+        conf = S.conf(S.account("refuse", "log %s\n" % logf).replace("user %s\npassword %s\n" % (USER, PASS), ""))
+        r = S.ts([TO], conf=conf)
+        S.expect_rc(r, 0)
+        r = S.ts(["reject@example.org"], conf=conf)
+        S.expect_rc(r, 69)
+        lines = open(logf).read().splitlines()
+        check(len(lines) == 2, "log %r" % lines)
+        check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} account=- host=localhost port=%d "
+                       r"from=alerts@example.org recipients=%s size=%d status=0 \(EX_OK\) "
+                       r"result='sent' reply='221 " % (S.extra["refuse"].port, re.escape(TO), len(SIMPLE)),
+                       lines[0]), "log line %r" % lines[0])
+        check("status=69 (EX_UNAVAILABLE)" in lines[1] and "550" in lines[1] and "RCPT" in lines[1],
+              "log line %r" % lines[1])
+        logf2 = os.path.join(S.work, "auth.log")
+        r = S.ts([TO], conf=S.conf(S.account("good", "log %s\n" % logf2)))
+        S.expect_rc(r, 0)
+        text = open(logf2).read()
+        check(PASS not in text and base64.b64encode(PASS.encode()).decode() not in text, "secret in log")
 
     return cases
 

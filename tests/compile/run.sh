@@ -68,6 +68,13 @@ check "static build has no libbearssl.so dependency" bash -c "! ldd '$out/bearst
 check "only tlsmail_ symbols exported" bash -c \
     "gcc -std=c99 -c -x c - -o '$out/sym.o' <<<'#define TLSMAIL_IMPLEMENTATION
 #include \"$PWD/tlsmail.h\"' && ! nm -g --defined-only '$out/sym.o' | awk '{print \$3}' | grep -v '^tlsmail_'"
+# tlsmail-send: warning-free as C99 with both compilers and as C++.
+for cc in gcc clang; do
+    check "tlsmail-send: $cc -std=c99" $cc -std=c99 $WARN -DTLSMAIL_STARTTLS -I. \
+        examples/tlsmail-send/tlsmail-send.c -o "$out/tlsmail-send-$cc" -lbearssl
+done
+check "tlsmail-send: g++ -x c++ -std=c++11" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror \
+    -Wshadow -DTLSMAIL_STARTTLS -I. examples/tlsmail-send/tlsmail-send.c -o "$out/tlsmail-send-cxx" -lbearssl
 check "examples/minimal.c builds" gcc -std=c99 $WARN -I. examples/minimal.c -o "$out/minimal" -lbearssl
 check "examples/minimal.c is the doc's quick start" /usr/bin/python3 -c "
 import sys

@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 say "building $BUILD/tlsmail-send"
-(set -x; "$CC" -std=c99 -O2 -Wall -Wextra -DTLSMAIL_STARTTLS -I. examples/tlsmail-send.c \
+(set -x; "$CC" -std=c99 -O2 -Wall -Wextra -DTLSMAIL_STARTTLS -I. examples/tlsmail-send/tlsmail-send.c \
     -o "$BUILD/tlsmail-send" -lbearssl)
 
 # ---- 3. a throw-away CA and a certificate for localhost

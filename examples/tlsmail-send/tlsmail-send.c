@@ -1,0 +1,1595 @@
+/* tlsmail-send - the sendmail of a small box, built on tlsmail.h.
+
+       tlsmail-send [options] [--] RECIPIENT... < message
+       tlsmail-send --check | --config-check [--account NAME]
+
+   Sends the message on stdin over SMTP with implicit TLS (port 465, RFC
+   8314) or, when built with -DTLSMAIL_STARTTLS, STARTTLS (port 587), with
+   the settings of /etc/tlsmail-send.conf, ~/.config/tlsmail-send/config,
+   the environment and the command line. It takes the argv that cron,
+   mailx, git send-email, PHP's mail() and the other callers of
+   /usr/sbin/sendmail pass. Exit status follows sysexits.h, as sendmail and
+   msmtp do, so a caller can tell "retry later" (75) from "fix the
+   configuration" (64-69, 77, 78). The manual: tlsmail-send(1) and
+   tlsmail-send.conf(5), beside this file.
+
+   Build: cc -std=c99 -O2 -DTLSMAIL_STARTTLS -I. \
+              examples/tlsmail-send/tlsmail-send.c -o tlsmail-send -lbearssl
+   (also builds as C++: c++ -x c++ -std=c++11 ...) */
+#define TLSMAIL_IMPLEMENTATION
+#include "tlsmail.h" /* first: it sets the POSIX feature macros */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+/* sysexits.h values, spelled out: the header is not in C99 or POSIX. */
+enum {
+    EX_OK = 0,
+    EX_USAGE = 64,       /* bad command line */
+    EX_DATAERR = 65,     /* bad message or address */
+    EX_NOINPUT = 66,     /* a file we were told to read can't be read */
+    EX_UNAVAILABLE = 69, /* refused for good: 5xx, TLS, certificate */
+    EX_SOFTWARE = 70,    /* internal error */
+    EX_TEMPFAIL = 75,    /* try again later: 4xx, timeout, network */
+    EX_PROTOCOL = 76,    /* the server broke the protocol */
+    EX_NOPERM = 77,      /* authentication refused */
+    EX_CONFIG = 78       /* the configuration is wrong */
+};
+
+#define MAX_MESSAGE (64ul * 1024 * 1024) /* larger input is refused (65) */
+#define SYSTEM_CONFIG "/etc/tlsmail-send.conf"
+/* A stuck or dripping server must not hold a cron job for long; 120 s
+   still carries a 10 MB message over a 1 Mbit/s uplink. */
+#define DEFAULT_MAX_TIME "120"
+#define MAX_ALIAS_DEPTH 8
+
+/* ---- settings: one list of keys for the files, the environment, argv ---- */
+
+#define KEYS(X)                                                                       \
+    X(SERVER, "server", 0, "HOST[:PORT] of the SMTP server (required)")               \
+    X(PORT, "port", 0, "port when server has none: 465, or 587 with starttls")        \
+    X(SECURITY, "security", 0, "tls (implicit TLS, default) or starttls")             \
+    X(USER, "user", 0, "login name; no AUTH when unset")                              \
+    X(PASSWORD, "password", 1, "the secret itself")                                   \
+    X(PASSWORD_FILE, "password_file", 0, "a file whose first line is the secret")     \
+    X(PASSWORD_COMMAND, "password_command", 0, "a command that prints the secret")    \
+    X(AUTH, "auth", 0, "plain, login or auto (default: PLAIN if offered, else LOGIN)")\
+    X(FROM, "from", 0, "envelope sender and the address of an added From")            \
+    X(FROM_NAME, "from_name", 0, "display name of an added From")                     \
+    X(CAFILE, "cafile", 0, "trust the CA certificates in this PEM file")              \
+    X(CAPATH, "capath", 0, "trust the CA certificates in this directory")             \
+    X(PIN_SHA256, "pin_sha256", 0, "trust only the server key with this SHA-256")     \
+    X(TIMEOUT, "timeout", 0, "seconds for each connect, read and write (default 60)") \
+    X(MAX_TIME, "max_time", 0, "seconds for the whole run (default " DEFAULT_MAX_TIME ")") \
+    X(HELO, "helo", 0, "the name sent with EHLO (default localhost)")                 \
+    X(ALIASES, "aliases", 0, "aliases(5) file for recipients without a domain")       \
+    X(DOMAIN, "domain", 0, "domain for local names no alias maps")                    \
+    X(ADD_MISSING_HEADERS, "add_missing_headers", 0, "on (default) or off")           \
+    X(LOG, "log", 0, "a file to append one line per message to, or syslog")
+
+enum {
+#define KEY_ENUM(id, name, secret, help) K_##id,
+    KEYS(KEY_ENUM)
+#undef KEY_ENUM
+    K_COUNT
+};
+
+typedef struct keyinfo {
+    const char *name;
+    int secret;
+    const char *help;
+} keyinfo;
+
+static const keyinfo keys[K_COUNT] = {
+#define KEY_INFO(id, name, secret, help) { name, secret, help },
+    KEYS(KEY_INFO)
+#undef KEY_INFO
+};
+
+/* Where a value came from, lowest precedence first. */
+enum { L_NONE, L_SYSTEM, L_USER, L_ENV, L_ARGV };
+
+typedef struct setting {
+    const char *value; /* NULL: unset */
+    int level;
+    char source[320];  /* "FILE:LINE", "env NAME", "argv --opt" */
+} setting;
+
+typedef struct strlist {
+    char **v;
+    size_t n, cap;
+} strlist;
+
+/* Everything one run knows; one static instance. */
+typedef struct run {
+    setting set[K_COUNT];
+    setting argset[K_COUNT]; /* from argv, applied last */
+    setting account;
+    strlist recipients;      /* from argv, as given */
+    const char *opt_f;       /* sendmail -f/-r */
+    const char *opt_fname;   /* sendmail -F */
+    const char *subject;     /* --subject */
+    const char *dsn_notify, *dsn_ret, *dsn_envid; /* -N, -R, -V: kept, not sent */
+    int tflag, verbose, check, config_check;
+    char files[2][1024];     /* the files read, for messages */
+    int nfiles;
+    /* derived */
+    tlsmail_config cfg;
+    tlsmail_trust trust;
+    char host[256];
+    unsigned port;
+    int starttls;
+    char *msg;
+    size_t len;
+    char *from;              /* envelope sender */
+    char *display;           /* display name for an added From */
+    strlist rcpts;           /* envelope recipients */
+} run;
+
+static run R;
+static tlsmail_client client; /* ~27 KB: static, not on the stack */
+static char password[1024];
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* The library's wipe is private; this one is only for the secret. */
+static void wipe(void *p, size_t n) {
+    volatile unsigned char *v = (volatile unsigned char *)p;
+    while (n--) *v++ = 0;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+#endif
+static void die(int code, const char *fmt, ...) {
+    va_list ap;
+    wipe(password, sizeof password);
+    fputs("tlsmail-send: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+#define usage_error(...) die(EX_USAGE, __VA_ARGS__)
+
+/* 64 for a setting given on the command line, 78 for one from a file or
+   the environment: who has to fix it. */
+static int config_status(const setting *s) { return s->level == L_ARGV ? EX_USAGE : EX_CONFIG; }
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die(EX_SOFTWARE, "out of memory");
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n) {
+    char *p = (char *)xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+static char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+static void list_push(strlist *l, char *s) {
+    if (l->n == l->cap) {
+        char **nv;
+        l->cap = l->cap ? l->cap * 2 : 8;
+        nv = (char **)realloc(l->v, l->cap * sizeof *nv);
+        if (!nv) die(EX_SOFTWARE, "out of memory");
+        l->v = nv;
+    }
+    l->v[l->n++] = s;
+}
+
+/* One RCPT per mailbox however often it appears. */
+static void list_add_unique(strlist *l, char *addr) {
+    size_t i;
+    for (i = 0; i < l->n; i++)
+        if (strcasecmp(l->v[i], addr) == 0) {
+            free(addr);
+            return;
+        }
+    list_push(l, addr);
+}
+
+static void list_free(strlist *l) {
+    size_t i;
+    for (i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+static int name_eq(const char *s, size_t n, const char *name) {
+    return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
+/* Seconds (fractions allowed) to milliseconds; -1 if not a number > 0. */
+static int parse_seconds(const char *s) {
+    char *e;
+    double v = strtod(s, &e);
+    if (e == s || *e || !(v > 0) || v > 2000000) return -1;
+    return v * 1000 < 1 ? 1 : (int)(v * 1000 + 0.5);
+}
+
+static int parse_bool(const char *s) {
+    if (!strcasecmp(s, "on") || !strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcmp(s, "1"))
+        return 1;
+    if (!strcasecmp(s, "off") || !strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcmp(s, "0"))
+        return 0;
+    return -1;
+}
+
+/* ---- the command line: one table for the parser and --help -------------- */
+
+enum {
+    A_HEAD, A_KEY, A_FLAG_T, A_SENDER, A_FULLNAME, A_IGNORE, A_BODYTYPE, A_DSN_N, A_DSN_R,
+    A_DSN_V, A_VERBOSE, A_HELP, A_VERSION, A_CHECK, A_CONFIG_CHECK, A_ACCOUNT, A_SUBJECT,
+    A_STARTTLS, A_PASSWORD
+};
+enum { ATTACHED = 1 }; /* the value may follow the letter: -fADDR */
+
+typedef struct option {
+    const char *names; /* spellings, '|'-separated; A_HEAD: a heading */
+    const char *arg;   /* the value's name, or NULL for a flag */
+    int act, key;
+    unsigned flags;
+    const char *help;  /* '\n' starts a continuation line */
+} option;
+
+static const option options[] = {
+    { "Server (each also a setting of tlsmail-send.conf(5)):", NULL, A_HEAD, 0, 0, NULL },
+    { "--server", "HOST[:PORT]", A_KEY, K_SERVER, 0, "SMTP server; port 465, or 587 with --starttls" },
+    { "--starttls", NULL, A_STARTTLS, K_SECURITY, 0, "connect in plaintext and require STARTTLS" },
+    { "--account", "NAME", A_ACCOUNT, 0, 0, "use this account of the configuration" },
+    { "--timeout", "SECONDS", A_KEY, K_TIMEOUT, 0, "limit for each connect, read and write (default 60)" },
+    { "--max-time", "SECONDS", A_KEY, K_MAX_TIME, 0,
+      "whole run, connect to exit (default " DEFAULT_MAX_TIME ")" },
+    { "Authentication:", NULL, A_HEAD, 0, 0, NULL },
+    { "--user", "USER", A_KEY, K_USER, 0,
+      "log in as USER; the password comes from the\nconfiguration, env TLSMAIL_PASSWORD or\n"
+      "--password-file, never from argv" },
+    { "--password-file", "FILE", A_KEY, K_PASSWORD_FILE, 0,
+      "read the password from FILE (one trailing\nnewline, LF or CRLF, is stripped)" },
+    { "--password|--pass|-p", NULL, A_PASSWORD, 0, 0, "refused: others could read it in the process list" },
+    { "--auth", "plain|login|auto", A_KEY, K_AUTH, 0,
+      "mechanism (default auto: PLAIN if the server\noffers it, else LOGIN)" },
+    { "Trust (default: the system store; SSL_CERT_FILE, SSL_CERT_DIR honoured):", NULL, A_HEAD, 0, 0, NULL },
+    { "--cafile", "FILE", A_KEY, K_CAFILE, 0, "trust the CA certificates in this PEM file" },
+    { "--capath", "DIR", A_KEY, K_CAPATH, 0, "trust the CA certificates in this directory" },
+    { "--pin-sha256", "BASE64", A_KEY, K_PIN_SHA256, 0,
+      "trust only the server key with this SHA-256 (of\nits SubjectPublicKeyInfo, as curl's\n"
+      "--pinnedpubkey sha256//BASE64)" },
+    { "Sender, recipients, message:", NULL, A_HEAD, 0, 0, NULL },
+    { "--from", "ADDR", A_KEY, K_FROM, 0, "envelope sender; wins over -f and the From header" },
+    { "-f|-r", "ADDR", A_SENDER, 0, ATTACHED,
+      "sendmail's envelope sender (also -fADDR), used\nwhen no from is configured" },
+    { "-F", "NAME", A_FULLNAME, 0, ATTACHED, "display name for an added From header (also -FNAME)" },
+    { "-t", NULL, A_FLAG_T, 0, 0,
+      "add the recipients of the To, Cc and Bcc\nheaders (a Bcc header is always removed)" },
+    { "--subject", "TEXT", A_SUBJECT, 0, 0,
+      "compose the message: stdin is plain UTF-8\ntext, From is the sender, To the recipients" },
+    { "sendmail compatibility (accepted; see tlsmail-send(1)):", NULL, A_HEAD, 0, 0, NULL },
+    { "-i|-oi", NULL, A_IGNORE, 0, 0, "a lone dot never ends the message anyway" },
+    { "-oem|-oee|-oep|-oeq|-oew", NULL, A_IGNORE, 0, 0, "errors are always reported by exit status and stderr" },
+    { "-odi|-odb|-odq", NULL, A_IGNORE, 0, 0, "delivery is always at once (there is no queue)" },
+    { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
+    { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
+      "body type (also -BTYPE); BODY=8BITMIME goes\nout whenever the server offers it" },
+    { "-N", "DSN", A_DSN_N, 0, ATTACHED, "never, or success,failure,delay: kept, not sent yet" },
+    { "-R", "full|hdrs", A_DSN_R, 0, ATTACHED, "DSN return: kept, not sent yet" },
+    { "-V", "ENVID", A_DSN_V, 0, ATTACHED, "DSN envelope id: kept, not sent yet" },
+    { "Other:", NULL, A_HEAD, 0, 0, NULL },
+    { "--check", NULL, A_CHECK, 0, 0,
+      "connect, verify TLS, log in, QUIT; print\nwhat the server offers" },
+    { "--config-check", NULL, A_CONFIG_CHECK, 0, 0,
+      "print the effective settings and their sources" },
+    { "-v|--verbose", NULL, A_VERBOSE, 0, 0, "show the SMTP dialogue on stderr (AUTH masked)" },
+    { "-h|--help", NULL, A_HELP, 0, 0, "show this help and exit" },
+    { "--version", NULL, A_VERSION, 0, 0, "show the version and exit" },
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static const char help_head[] =
+    "usage: tlsmail-send [options] [--] RECIPIENT... < message\n"
+    "       tlsmail-send -t [options] [RECIPIENT...] < message\n"
+    "       tlsmail-send --subject TEXT [options] RECIPIENT... < text\n"
+    "       tlsmail-send --check | --config-check [--account NAME]\n"
+    "\n"
+    "Sends one message over SMTP with TLS: implicit TLS (port 465) by default,\n"
+    "STARTTLS (port 587) with --starttls. The message is read from stdin.\n"
+    "Settings: the command line, then env TLSMAIL_<KEY> (TLSMAIL_SERVER,\n"
+    "TLSMAIL_USER, TLSMAIL_PASSWORD, TLSMAIL_FROM, ...; TLSMAIL_ACCOUNT), then\n"
+    "~/.config/tlsmail-send/config, then /etc/tlsmail-send.conf; TLSMAIL_CONFIG\n"
+    "names the one file to read instead. See tlsmail-send.conf(5).\n";
+
+static const char help_tail[] =
+    "\n"
+    "Exit status: 0 sent; 64 usage; 65 bad message or address; 66 unreadable\n"
+    "file; 69 refused or unavailable (5xx, TLS, certificate); 70 internal\n"
+    "error; 75 temporary failure, retry later (4xx, timeout, network); 76\n"
+    "protocol error; 77 authentication refused; 78 bad configuration.\n";
+
+/* The option column: "-f, -r ADDR". */
+static void option_label(const option *o, char *buf, size_t cap) {
+    size_t n = 0;
+    const char *p;
+    for (p = o->names; *p && n + 3 < cap; p++) {
+        if (*p == '|') {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = 0;
+    if (o->arg) snprintf(buf + n, cap - n, " %s", o->arg);
+}
+
+static void print_help(void) {
+    size_t i;
+    fputs(help_head, stdout);
+    for (i = 0; i < NOPTIONS; i++) {
+        const option *o = &options[i];
+        char label[64];
+        const char *h, *nl;
+        if (o->act == A_HEAD) {
+            printf("\n%s\n", o->names);
+            continue;
+        }
+        option_label(o, label, sizeof label);
+        if (strlen(label) > 23) printf("  %s\n%27s", label, "");
+        else printf("  %-24s ", label);
+        for (h = o->help; (nl = strchr(h, '\n')) != NULL; h = nl + 1)
+            printf("%.*s\n%27s", (int)(nl - h), h, "");
+        printf("%s\n", h);
+    }
+    fputs(help_tail, stdout);
+}
+
+/* Which spelling of o matches arg: its length, or 0. For an option that
+   takes a value, "--opt=VALUE" and, with ATTACHED, "-fVALUE" match too. */
+static size_t option_match(const option *o, const char *arg) {
+    const char *p = o->names;
+    while (*p) {
+        const char *end = strchr(p, '|');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (strncmp(arg, p, n) == 0) {
+            char next = arg[n];
+            if (next == 0) return n;
+            if ((o->arg || o->act == A_PASSWORD) && next == '=' && p[1] == '-') return n;
+            if (o->arg && (o->flags & ATTACHED) && n == 2) return n;
+        }
+        p += n;
+        if (*p == '|') p++;
+    }
+    return 0;
+}
+
+static void set_argv(int key, const char *value, const char *spelling) {
+    setting *s = &R.argset[key];
+    s->value = value;
+    s->level = L_ARGV;
+    snprintf(s->source, sizeof s->source, "argv %s", spelling);
+}
+
+static void check_choice(const char *opt, const char *v, const char *const *ok, int list) {
+    /* v is one of ok, or with list a comma-separated list of them. */
+    const char *p = v;
+    size_t i;
+    if (!*v) usage_error("%s: empty value", opt);
+    while (*p) {
+        const char *end = list ? strchr(p, ',') : NULL;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        for (i = 0; ok[i]; i++)
+            if (name_eq(p, n, ok[i])) break;
+        if (!ok[i]) usage_error("%s %s: not a value sendmail knows here", opt, v);
+        p += n;
+        if (*p == ',') p++;
+    }
+}
+
+static void parse_command_line(int argc, char **argv) {
+    static const char *const body_types[] = { "7BIT", "8BITMIME", NULL };
+    static const char *const notify[] = { "success", "failure", "delay", NULL };
+    static const char *const never[] = { "never", NULL };
+    static const char *const ret[] = { "full", "hdrs", NULL };
+    int i, done = 0;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        const option *o = NULL;
+        size_t k, n = 0;
+        char spelling[40];
+        if (done || a[0] != '-' || a[1] == 0) {
+            list_push(&R.recipients, xstrdup(a));
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            done = 1;
+            continue;
+        }
+        for (k = 0; k < NOPTIONS && !o; k++)
+            if (options[k].act != A_HEAD && (n = option_match(&options[k], a)) != 0) o = &options[k];
+        if (!o) usage_error("unknown option %s (see tlsmail-send --help)", a);
+        snprintf(spelling, sizeof spelling, "%.*s", (int)n, a);
+        if (o->act == A_PASSWORD)
+            usage_error("%s: a password is never taken from the command line (other users can "
+                        "read it); use env TLSMAIL_PASSWORD, password_file or --password-file",
+                        spelling);
+        if (o->arg) {
+            if (a[n] == '=') val = a + n + 1;
+            else if (a[n]) val = a + n;
+            else if (i + 1 < argc) val = argv[++i];
+            else usage_error("%s needs a value (%s)", spelling, o->arg);
+        }
+        if (!val) val = ""; /* a flag: the table gives it no value */
+        switch (o->act) {
+        case A_KEY: set_argv(o->key, val, spelling); break;
+        case A_STARTTLS: set_argv(K_SECURITY, "starttls", spelling); break;
+        case A_ACCOUNT:
+            R.account.value = val;
+            R.account.level = L_ARGV;
+            snprintf(R.account.source, sizeof R.account.source, "argv %s", spelling);
+            break;
+        case A_SENDER: R.opt_f = val; break;
+        case A_FULLNAME: R.opt_fname = val; break;
+        case A_FLAG_T: R.tflag = 1; break;
+        case A_SUBJECT: R.subject = val; break;
+        case A_IGNORE: break;
+        case A_BODYTYPE: check_choice(spelling, val, body_types, 0); break;
+        case A_DSN_N:
+            check_choice(spelling, val, strcasecmp(val, "never") ? notify : never, 1);
+            R.dsn_notify = val;
+            break;
+        case A_DSN_R: check_choice(spelling, val, ret, 0); R.dsn_ret = val; break;
+        case A_DSN_V:
+            if (!*val || strlen(val) > 100 || strpbrk(val, " +=\t\r\n"))
+                usage_error("%s %s: want up to 100 printable characters without space, + or =",
+                            spelling, val);
+            R.dsn_envid = val;
+            break;
+        case A_VERBOSE: R.verbose = 1; break;
+        case A_CHECK: R.check = 1; break;
+        case A_CONFIG_CHECK: R.config_check = 1; break;
+        case A_HELP: print_help(); exit(EX_OK);
+        case A_VERSION:
+            printf("tlsmail-send %s (tlsmail.h, %s)\n", TLSMAIL_VERSION_STRING,
+#ifdef TLSMAIL_STARTTLS
+                   "implicit TLS and STARTTLS"
+#else
+                   "implicit TLS only"
+#endif
+            );
+            exit(EX_OK);
+        default: break;
+        }
+    }
+}
+
+/* ---- the configuration files -------------------------------------------- */
+
+typedef struct confline {
+    const char *account; /* NULL: before the first account, for every one */
+    int key, level;
+    char *value;
+    char source[320];
+} confline;
+
+static confline *clines;
+static size_t nclines, capclines;
+static strlist accounts;            /* declared names */
+static const char *accounts_first;  /* the first one declared */
+static setting default_account;
+
+static void cline_add(const char *account, int key, int level, char *value, const char *src) {
+    if (nclines == capclines) {
+        confline *nv;
+        capclines = capclines ? capclines * 2 : 32;
+        nv = (confline *)realloc(clines, capclines * sizeof *nv);
+        if (!nv) die(EX_SOFTWARE, "out of memory");
+        clines = nv;
+    }
+    clines[nclines].account = account;
+    clines[nclines].key = key;
+    clines[nclines].level = level;
+    clines[nclines].value = value;
+    snprintf(clines[nclines].source, sizeof clines[nclines].source, "%s", src);
+    nclines++;
+}
+
+/* A value as written, or in double quotes with \" and \\ inside. */
+static char *conf_value(const char *v, const char *where) {
+    size_t n = strlen(v), i, o = 0;
+    char *out;
+    if (n < 2 || v[0] != '"' || v[n - 1] != '"') return xstrdup(v);
+    out = (char *)xmalloc(n);
+    for (i = 1; i + 1 < n; i++) {
+        if (v[i] == '\\' && i + 2 < n && (v[i + 1] == '"' || v[i + 1] == '\\')) i++;
+        else if (v[i] == '"') die(EX_CONFIG, "%s: a quote inside a quoted value (write \\\")", where);
+        out[o++] = v[i];
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* Reads one file into clines. A missing file is fine unless required. */
+static void read_config_file(const char *path, int level, int required) {
+    FILE *f = fopen(path, "r");
+    char line[4096], where[320];
+    const char *account = NULL;
+    unsigned long lineno = 0;
+    int has_secret = 0;
+    struct stat st;
+    if (!f) {
+        if (errno == ENOENT && !required) return;
+        die(EX_CONFIG, "cannot read %s: %s", path, strerror(errno));
+    }
+    snprintf(R.files[R.nfiles++], sizeof R.files[0], "%s", path);
+    while (fgets(line, sizeof line, f)) {
+        char *p = line, *key, *val, *e;
+        size_t n = strlen(line);
+        int k;
+        lineno++;
+        snprintf(where, sizeof where, "%s:%lu", path, lineno);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') die(EX_CONFIG, "%s: line too long", where);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+            line[--n] = 0;
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p || *p == '#') continue;
+        key = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+        e = p;
+        while (*p == ' ' || *p == '\t') p++;
+        *e = 0;
+        val = p;
+        if (!strcmp(key, "account") || !strcmp(key, "default")) {
+            if (!*val || strpbrk(val, " \t"))
+                die(EX_CONFIG, "%s: '%s' wants one account name", where, key);
+            if (key[0] == 'd') {
+                default_account.value = xstrdup(val);
+                default_account.level = level;
+                snprintf(default_account.source, sizeof default_account.source, "%s", where);
+            } else {
+                account = xstrdup(val);
+                list_push(&accounts, xstrdup(val));
+                if (!accounts_first) accounts_first = account;
+            }
+            continue;
+        }
+        for (k = 0; k < K_COUNT; k++)
+            if (!strcmp(key, keys[k].name)) break;
+        if (k == K_COUNT) die(EX_CONFIG, "%s: unknown key '%s' (see tlsmail-send.conf(5))", where, key);
+        if (!*val) die(EX_CONFIG, "%s: '%s' needs a value", where, key);
+        if (k == K_PASSWORD || k == K_PASSWORD_COMMAND) has_secret = 1;
+        cline_add(account, k, level, conf_value(val, where), where);
+    }
+    if (ferror(f)) die(EX_CONFIG, "cannot read %s", path);
+    /* As ssh does for keys: a secret others can read is no secret. */
+    if (has_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        die(EX_CONFIG, "%s holds a password but group or others can read it (mode %03o): "
+                       "chmod 600 %s",
+            path, (unsigned)(st.st_mode & 0777), path);
+    fclose(f);
+}
+
+static void user_config_path(char *out, size_t cap) {
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) {
+        snprintf(out, cap, "%s/tlsmail-send/config", xdg);
+        return;
+    }
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(geteuid());
+        home = pw ? pw->pw_dir : NULL;
+    }
+    if (home) snprintf(out, cap, "%s/.config/tlsmail-send/config", home);
+    else out[0] = 0;
+}
+
+static void put(int key, const char *value, int level, const char *source) {
+    setting *s = &R.set[key];
+    s->value = value;
+    s->level = level;
+    snprintf(s->source, sizeof s->source, "%s", source);
+}
+
+/* Files, then the environment, then argv: later wins. */
+static void read_configuration(void) {
+    const char *one = getenv("TLSMAIL_CONFIG"), *sys = getenv("TLSMAIL_SYSCONFIG"), *acct;
+    char userpath[1024];
+    size_t i;
+    int k, found;
+    if (one && *one) {
+        read_config_file(one, L_USER, 1);
+    } else {
+        read_config_file(sys && *sys ? sys : SYSTEM_CONFIG, L_SYSTEM, 0);
+        user_config_path(userpath, sizeof userpath);
+        if (userpath[0]) read_config_file(userpath, L_USER, 0);
+    }
+    /* The account: --account, TLSMAIL_ACCOUNT, "default", the first one. */
+    if (!R.account.value && (acct = getenv("TLSMAIL_ACCOUNT")) != NULL && *acct) {
+        R.account.value = acct;
+        R.account.level = L_ENV;
+        snprintf(R.account.source, sizeof R.account.source, "env TLSMAIL_ACCOUNT");
+    }
+    if (!R.account.value && default_account.value) R.account = default_account;
+    if (!R.account.value && accounts_first) {
+        R.account.value = accounts_first;
+        R.account.level = L_SYSTEM;
+        snprintf(R.account.source, sizeof R.account.source, "the first account");
+    }
+    if (R.account.value) {
+        for (found = 0, i = 0; i < accounts.n; i++)
+            if (!strcmp(accounts.v[i], R.account.value)) found = 1;
+        if (!found)
+            die(config_status(&R.account), "no account '%s' in %s%s%s (%s)", R.account.value,
+                R.nfiles ? R.files[0] : "any configuration file", R.nfiles > 1 ? " or " : "",
+                R.nfiles > 1 ? R.files[1] : "", R.account.source);
+    }
+    for (i = 0; i < nclines; i++)
+        if (!clines[i].account || (R.account.value && !strcmp(clines[i].account, R.account.value)))
+            put(clines[i].key, clines[i].value, clines[i].level, clines[i].source);
+    for (k = 0; k < K_COUNT; k++) {
+        char name[64], *p;
+        const char *v;
+        snprintf(name, sizeof name, "TLSMAIL_%s", keys[k].name);
+        for (p = name; *p; p++)
+            if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+        if ((v = getenv(name)) != NULL && *v) {
+            char src[80];
+            snprintf(src, sizeof src, "env %s", name);
+            put(k, v, L_ENV, src);
+        }
+    }
+    for (k = 0; k < K_COUNT; k++)
+        if (R.argset[k].value) R.set[k] = R.argset[k];
+}
+
+/* Checks each setting's form and fills R.cfg; nothing is read or sent. */
+static void check_settings(void) {
+    const setting *s;
+    unsigned p;
+    int ms;
+    memset(&R.cfg, 0, sizeof R.cfg);
+    s = &R.set[K_SECURITY];
+    if (s->value && strcmp(s->value, "tls") && strcmp(s->value, "starttls"))
+        die(config_status(s), "security %s: want tls or starttls (%s)", s->value, s->source);
+    R.starttls = s->value && !strcmp(s->value, "starttls");
+#ifndef TLSMAIL_STARTTLS
+    if (R.starttls)
+        die(config_status(s), "%s: this tlsmail-send was built without STARTTLS support "
+            "(rebuild with -DTLSMAIL_STARTTLS), or use implicit TLS on port 465",
+            s->level == L_ARGV ? "--starttls" : s->source);
+#else
+    if (R.starttls) R.cfg.security = TLSMAIL_SECURITY_STARTTLS;
+#endif
+    s = &R.set[K_PORT];
+    R.port = R.starttls ? 587 : 465;
+    if (s->value) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "x:%.8s", s->value);
+        if (strlen(s->value) > 5 || tlsmail_split_hostport(buf, R.host, sizeof R.host, &p, 0) || !p)
+            die(config_status(s), "port %s: want 1..65535 (%s)", s->value, s->source);
+        R.port = p;
+    }
+    s = &R.set[K_SERVER];
+    if (s->value) {
+        if (tlsmail_split_hostport(s->value, R.host, sizeof R.host, &p, 0))
+            die(config_status(s), "server %s: bad host or port (%s)", s->value, s->source);
+        if (p) R.port = p;
+    } else {
+        R.host[0] = 0;
+    }
+    R.cfg.host = R.host;
+    R.cfg.port = R.port;
+    R.cfg.helo_name = R.set[K_HELO].value;
+    s = &R.set[K_TIMEOUT];
+    if (s->value) {
+        if ((ms = parse_seconds(s->value)) < 0)
+            die(config_status(s), "timeout %s: want a number of seconds > 0 (%s)", s->value, s->source);
+        R.cfg.timeout_ms = ms;
+    }
+    s = &R.set[K_MAX_TIME];
+    if ((ms = parse_seconds(s->value ? s->value : DEFAULT_MAX_TIME)) < 0)
+        die(config_status(s), "max_time %s: want a number of seconds > 0 (%s)", s->value, s->source);
+    R.cfg.deadline_ms = ms;
+    s = &R.set[K_AUTH];
+    if (s->value && strcmp(s->value, "auto") && strcmp(s->value, "plain") && strcmp(s->value, "login"))
+        die(config_status(s), "auth %s: want plain, login or auto (%s)", s->value, s->source);
+    s = &R.set[K_ADD_MISSING_HEADERS];
+    if (s->value && parse_bool(s->value) < 0)
+        die(config_status(s), "add_missing_headers %s: want on or off (%s)", s->value, s->source);
+    if (R.tflag && R.subject)
+        usage_error("-t reads recipients from headers, --subject writes the headers: use one");
+}
+
+/* ---- --config-check ----------------------------------------------------- */
+
+static void print_config(void) {
+    int k;
+    printf("files:   %s%s%s\n", R.nfiles ? R.files[0] : "(none found)", R.nfiles > 1 ? ", " : "",
+           R.nfiles > 1 ? R.files[1] : "");
+    printf("account: %s", R.account.value ? R.account.value : "(none)");
+    if (R.account.value) printf("  (%s)", R.account.source);
+    putchar('\n');
+    for (k = 0; k < K_COUNT; k++) {
+        const setting *s = &R.set[k];
+        if (!s->value) {
+            printf("%-20s (unset: %s)\n", keys[k].name, keys[k].help);
+            continue;
+        }
+        printf("%-20s %s  (%s)\n", keys[k].name, keys[k].secret ? "********" : s->value, s->source);
+    }
+}
+
+/* ---- trust -------------------------------------------------------------- */
+
+static void configure_trust(void) {
+    const setting *pin = &R.set[K_PIN_SHA256], *cafile = &R.set[K_CAFILE], *capath = &R.set[K_CAPATH];
+    int err, have = 0;
+    memset(&R.trust, 0, sizeof R.trust);
+    if (pin->value && (cafile->value || capath->value)) {
+        const setting *other = cafile->value ? cafile : capath;
+        die(pin->level == L_ARGV && other->level == L_ARGV ? EX_USAGE : EX_CONFIG,
+            "pin_sha256 (%s) trusts one key: it can't be combined with %s (%s)", pin->source,
+            other == cafile ? "cafile" : "capath", other->source);
+    }
+    if (pin->value) {
+        if (tlsmail_trust_pin_sha256(&R.trust, pin->value) != 0)
+            die(config_status(pin), "pin_sha256 %s: want the base64 of a SHA-256 (44 characters) (%s)",
+                pin->value, pin->source);
+        have = 1;
+    }
+    if (cafile->value) {
+        if ((err = tlsmail_trust_file(&R.trust, cafile->value)) != 0)
+            die(EX_NOINPUT, "cafile %s: %s (%s)", cafile->value, tlsmail_strerror(err), cafile->source);
+        have = 1;
+    }
+    if (capath->value) {
+        if ((err = tlsmail_trust_dir(&R.trust, capath->value)) != 0)
+            die(EX_NOINPUT, "capath %s: %s (%s)", capath->value, tlsmail_strerror(err), capath->source);
+        have = 1;
+    }
+    if (have) R.cfg.trust = &R.trust;
+}
+
+/* ---- the secret --------------------------------------------------------- */
+
+/* The first line of a secret: one trailing LF or CRLF is not part of it. */
+static void finish_secret(size_t n, const char *what) {
+    password[n] = 0;
+    if (n && password[n - 1] == '\n') password[--n] = 0;
+    if (n && password[n - 1] == '\r') password[--n] = 0;
+    if (memchr(password, 0, n)) die(EX_DATAERR, "%s: the password contains a NUL octet", what);
+}
+
+static void read_password_file(const setting *s) {
+    FILE *f = fopen(s->value, "rb");
+    size_t n;
+    if (!f) die(EX_NOINPUT, "password_file %s: cannot open: %s (%s)", s->value, strerror(errno), s->source);
+    n = fread(password, 1, sizeof password - 1, f);
+    if (ferror(f) || !feof(f)) {
+        fclose(f);
+        die(EX_NOINPUT, "password_file %s: unreadable or longer than 1000 octets (%s)", s->value, s->source);
+    }
+    fclose(f);
+    finish_secret(n, s->value);
+}
+
+/* password_command runs without a shell when it is only words (split at
+   spaces and tabs, found on PATH); anything a shell would interpret makes
+   it run as /bin/sh -c VALUE. Its stdout is the secret; stderr passes
+   through; it has the per-wait timeout to finish. */
+static void run_password_command(const setting *s) {
+    const char *cmd = s->value;
+    int fds[2], status, shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") != NULL;
+    int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
+    size_t n = 0;
+    pid_t pid;
+    long long waited = 0;
+    if (pipe(fds) != 0) die(EX_SOFTWARE, "pipe: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0) die(EX_SOFTWARE, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        if (shell) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        } else {
+            char *copy = xstrdup(cmd), *argv[64], *tok;
+            int argc = 0;
+            for (tok = strtok(copy, " \t"); tok && argc < 63; tok = strtok(NULL, " \t")) argv[argc++] = tok;
+            argv[argc] = NULL;
+            if (argc) execvp(argv[0], argv);
+        }
+        fprintf(stderr, "tlsmail-send: password_command: cannot run %s: %s\n", cmd, strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        struct pollfd pfd;
+        ssize_t r;
+        pfd.fd = fds[0];
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 200) == 0) {
+            if ((waited += 200) >= timeout_ms) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                close(fds[0]);
+                die(EX_TEMPFAIL, "password_command did not finish within the timeout (%s)", s->source);
+            }
+            continue;
+        }
+        r = read(fds[0], password + n, sizeof password - 1 - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+        if (n == sizeof password - 1) break;
+    }
+    close(fds[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die(EX_CONFIG, "password_command failed (exit %d) (%s)",
+            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), s->source);
+    if (n == sizeof password - 1) die(EX_CONFIG, "password_command printed more than 1000 octets");
+    {
+        char *nl = (char *)memchr(password, '\n', n); /* only the first line */
+        if (nl && (size_t)(nl - password) + 1 < n) n = (size_t)(nl - password) + 1;
+    }
+    finish_secret(n, "password_command");
+}
+
+/* The secret source with the highest precedence wins; on one level
+   password_file, then password_command, then password. */
+static void read_secret(void) {
+    const setting *user = &R.set[K_USER], *best = NULL;
+    static const int order[] = { K_PASSWORD_FILE, K_PASSWORD_COMMAND, K_PASSWORD };
+    size_t i;
+    for (i = 0; i < 3; i++) {
+        const setting *s = &R.set[order[i]];
+        if (s->value && (!best || s->level > best->level)) best = s;
+    }
+    if (!user->value) {
+        if (best && best != &R.set[K_PASSWORD])
+            die(config_status(best), "%s is set (%s) but no user: give --user or set user",
+                best == &R.set[K_PASSWORD_FILE] ? "password_file" : "password_command", best->source);
+        return;
+    }
+    if (!best)
+        die(config_status(user), "user %s (%s) needs a password: set TLSMAIL_PASSWORD, password, "
+            "password_file or password_command", user->value, user->source);
+    if (best == &R.set[K_PASSWORD_FILE]) {
+        read_password_file(best);
+    } else if (best == &R.set[K_PASSWORD_COMMAND]) {
+        run_password_command(best);
+    } else {
+        if (strlen(best->value) >= sizeof password) die(config_status(best), "the password is too long");
+        strcpy(password, best->value);
+    }
+    if (!password[0]) die(config_status(best), "the password is empty (%s)", best->source);
+}
+
+/* ---- the message -------------------------------------------------------- */
+
+/* Read all of f, at most max octets; NULL when the input is larger. */
+static char *read_all(FILE *f, size_t max, size_t *len) {
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = (char *)xmalloc(cap + 1);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n > max) {
+            free(buf);
+            return NULL;
+        }
+        if (n == cap) {
+            char *nb = (char *)realloc(buf, cap * 2 + 1);
+            if (!nb) die(EX_SOFTWARE, "out of memory");
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) die(EX_NOINPUT, "cannot read the message from stdin");
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* RFC 5321 4.5.3.1.6: checked before connecting, with the line number. */
+static size_t long_line(const char *m, size_t n) {
+    size_t i, ll = 0, line = 1;
+    for (i = 0; i < n; i++) {
+        if (m[i] == '\r' || m[i] == '\n') {
+            if (!(m[i] == '\n' && i > 0 && m[i - 1] == '\r')) line++;
+            ll = 0;
+        } else if (++ll > 998) {
+            return line;
+        }
+    }
+    return 0;
+}
+
+/* An RFC 5322 address list (To: "A" <a@x>, b@y (comment), grp: c@z;) to
+   bare addresses: display names, comments and group names dropped, quoted
+   local parts kept. tlsmail.h parses one mailbox for tlsmail_format_mailbox
+   but offers no address-list parser, so -t needs this one. */
+static void parse_addresses(const char *s, size_t n, strlist *out) {
+    char *cur = (char *)xmalloc(n + 1), *ang = (char *)xmalloc(n + 1);
+    size_t cl = 0, al = 0, i;
+    int quote = 0, depth = 0, in_ang = 0, have_ang = 0;
+#define PUT(ch) (in_ang ? (void)(ang[al++] = (ch)) : (void)(cur[cl++] = (ch)))
+    for (i = 0; i <= n; i++) {
+        char c = i < n ? s[i] : ',';
+        if (i == n) quote = depth = in_ang = 0; /* unterminated: end it here */
+        if (depth) { /* RFC 5322 3.2.2: comments nest, and are dropped */
+            if (c == '\\' && i + 1 < n) i++;
+            else if (c == '(') depth++;
+            else if (c == ')') depth--;
+            continue;
+        }
+        if (quote) {
+            PUT(c);
+            if (c == '\\' && i + 1 < n) PUT(s[++i]);
+            else if (c == '"') quote = 0;
+            continue;
+        }
+        switch (c) {
+        case '(': depth = 1; break;
+        case '"': quote = 1; PUT(c); break;
+        case '<': if (!in_ang) { in_ang = 1; al = 0; } else PUT(c); break;
+        case '>': if (in_ang) { in_ang = 0; have_ang = 1; } else PUT(c); break;
+        case ':': /* a group's name, unless in a source route <@a:b@c> */
+            if (in_ang) PUT(c);
+            else if (!have_ang) cl = 0;
+            break;
+        case ',': case ';':
+            if (in_ang) { PUT(c); break; }
+            {
+                const char *a = have_ang ? ang : cur;
+                size_t len = have_ang ? al : cl;
+                if (have_ang && len && a[0] == '@') { /* obsolete source route */
+                    const char *colon = (const char *)memchr(a, ':', len);
+                    if (colon) { len -= (size_t)(colon + 1 - a); a = colon + 1; }
+                }
+                if (len) list_add_unique(out, xstrndup(a, len));
+                cl = al = 0;
+                have_ang = 0;
+            }
+            break;
+        case ' ': case '\t': case '\r': case '\n': break;
+        default: PUT(c);
+        }
+    }
+#undef PUT
+    free(cur);
+    free(ang);
+}
+
+/* "Display Name <addr>": a new addr, and the name (NULL if none) through
+   *name; anything else: a copy as it is. */
+static char *split_mailbox(const char *s, char **name) {
+    const char *lt = strrchr(s, '<'), *a = s, *b;
+    size_t n = strlen(s);
+    if (name) *name = NULL;
+    if (!lt || n == 0 || s[n - 1] != '>') return xstrdup(s);
+    if (name) {
+        b = lt;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if (b > a) *name = xstrndup(a, (size_t)(b - a));
+    }
+    return xstrndup(lt + 1, n - 2 - (size_t)(lt - s));
+}
+
+/* Where the line after the line end at k starts (CRLF, LF or a bare CR). */
+static size_t next_line(const char *m, size_t n, size_t k) {
+    if (k < n && m[k] == '\r') return k + 1 < n && m[k + 1] == '\n' ? k + 2 : k + 1;
+    return k < n ? k + 1 : n;
+}
+
+typedef struct headers {
+    int from, date, message_id; /* present */
+    char *from_addr;            /* the first From address */
+    size_t end;                 /* offset where the header section ends */
+    int blank;                  /* the section ends with an empty line */
+} headers;
+
+/* Walks the header section (up to the first empty line, or the first line
+   that is neither a field nor a continuation): with collect (-t) adds the
+   To, Cc and Bcc recipients; notes From, Date and Message-ID; and always
+   cuts every Bcc field out, as msmtp does: a Bcc header must never reach
+   the other recipients. */
+static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, headers *h) {
+    size_t pos = 0, n = *len;
+    memset(h, 0, sizeof *h);
+    while (pos < n) {
+        size_t fstart = pos, fend, k, colon, vstart, nl;
+        for (k = pos; k < n && msg[k] != '\n' && msg[k] != '\r'; k++) {}
+        if (k == pos) {
+            h->blank = 1;
+            break; /* empty line: the body starts */
+        }
+        for (colon = pos; colon < k && msg[colon] != ':'; colon++)
+            if ((unsigned char)msg[colon] <= ' ' || (unsigned char)msg[colon] == 0x7F) break;
+        if (colon == k || msg[colon] != ':' || colon == pos) break; /* not a field */
+        vstart = colon + 1;
+        fend = k;
+        pos = next_line(msg, n, k);
+        while (pos < n && (msg[pos] == ' ' || msg[pos] == '\t')) { /* RFC 5322 2.2.3 folding */
+            for (fend = pos; fend < n && msg[fend] != '\n' && msg[fend] != '\r'; fend++) {}
+            pos = next_line(msg, n, fend);
+        }
+        nl = colon - fstart;
+        if (collect && (name_eq(msg + fstart, nl, "to") || name_eq(msg + fstart, nl, "cc") ||
+                        name_eq(msg + fstart, nl, "bcc")))
+            parse_addresses(msg + vstart, fend - vstart, rcpts);
+        if (name_eq(msg + fstart, nl, "date")) h->date = 1;
+        if (name_eq(msg + fstart, nl, "message-id")) h->message_id = 1;
+        if (name_eq(msg + fstart, nl, "from") && !h->from) {
+            strlist one = { NULL, 0, 0 };
+            h->from = 1;
+            parse_addresses(msg + vstart, fend - vstart, &one);
+            if (one.n) h->from_addr = xstrdup(one.v[0]);
+            list_free(&one);
+        }
+        if (name_eq(msg + fstart, nl, "bcc")) {
+            memmove(msg + fstart, msg + pos, n - pos);
+            n -= pos - fstart;
+            pos = fstart;
+        }
+    }
+    h->end = pos;
+    *len = n;
+}
+
+/* ---- local names: aliases(5) and the domain ----------------------------- */
+
+typedef struct alias {
+    char *name;
+    strlist to;
+    char where[320];
+} alias;
+
+static alias *aliastab;
+static size_t naliases;
+
+/* name: a, b, c   with continuation lines that start with a space or tab;
+   '#' comments. Pipes, files and :include: are kept and refused if used. */
+static void load_aliases(const setting *s) {
+    FILE *f = fopen(s->value, "r");
+    char line[4096], *entry = NULL, where[320] = "", entry_where[320] = "";
+    size_t elen = 0;
+    unsigned long lineno = 0;
+    int more = 1;
+    if (!f) die(EX_CONFIG, "aliases %s: %s (%s)", s->value, strerror(errno), s->source);
+    while (more) {
+        int cont = 0;
+        size_t n;
+        more = fgets(line, sizeof line, f) != NULL;
+        if (more) {
+            lineno++;
+            n = strlen(line);
+            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+            if (line[0] == '#') continue;
+            cont = line[0] == ' ' || line[0] == '\t';
+            if (cont && entry) {
+                char *ne = (char *)realloc(entry, elen + n + 2);
+                if (!ne) die(EX_SOFTWARE, "out of memory");
+                entry = ne;
+                entry[elen++] = ' ';
+                memcpy(entry + elen, line, n + 1);
+                elen += n;
+                continue;
+            }
+            snprintf(where, sizeof where, "%s:%lu", s->value, lineno);
+        }
+        if (entry) { /* the previous entry is complete */
+            char *colon = strchr(entry, ':'), *p, *e;
+            alias *na;
+            if (!colon) die(EX_CONFIG, "%s: want 'name: address, ...'", entry_where);
+            for (e = colon; e > entry && (e[-1] == ' ' || e[-1] == '\t'); e--) {}
+            na = (alias *)realloc(aliastab, (naliases + 1) * sizeof *na);
+            if (!na) die(EX_SOFTWARE, "out of memory");
+            aliastab = na;
+            memset(&aliastab[naliases], 0, sizeof aliastab[naliases]);
+            aliastab[naliases].name = xstrndup(entry, (size_t)(e - entry));
+            snprintf(aliastab[naliases].where, sizeof aliastab[naliases].where, "%s", entry_where);
+            for (p = colon + 1; *p;) {
+                char *comma = strchr(p, ','), *a = p, *z;
+                z = comma ? comma : p + strlen(p);
+                while (a < z && (*a == ' ' || *a == '\t')) a++;
+                while (z > a && (z[-1] == ' ' || z[-1] == '\t')) z--;
+                if (z > a) list_push(&aliastab[naliases].to, xstrndup(a, (size_t)(z - a)));
+                p = comma ? comma + 1 : p + strlen(p);
+            }
+            naliases++;
+            free(entry);
+            entry = NULL;
+        }
+        if (more) {
+            n = strlen(line);
+            while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+            if (!n || line[0] == ' ' || line[0] == '\t') continue;
+            entry = xstrdup(line);
+            elen = n;
+            snprintf(entry_where, sizeof entry_where, "%s", where);
+        }
+    }
+    fclose(f);
+}
+
+static const alias *find_alias(const char *name) {
+    size_t i;
+    for (i = 0; i < naliases; i++)
+        if (!strcasecmp(aliastab[i].name, name)) return &aliastab[i];
+    return NULL;
+}
+
+/* A recipient without '@': its aliases (nested ones too), else the
+   configured domain, else an error before any connection: a bare local
+   part is never sent. */
+static void expand_local(const char *name, strlist *out, int depth) {
+    const alias *a = find_alias(name);
+    const setting *dom = &R.set[K_DOMAIN];
+    size_t i;
+    if (!a && depth == 0 && strcasecmp(name, "default")) a = find_alias("default");
+    if (a && depth < MAX_ALIAS_DEPTH) {
+        for (i = 0; i < a->to.n; i++) {
+            const char *t = a->to.v[i];
+            if (t[0] == '|' || t[0] == '/' || !strncasecmp(t, ":include:", 9))
+                die(EX_CONFIG, "alias %s (%s): pipes, files and :include: are not supported", a->name,
+                    a->where);
+            if (strchr(t, '@')) list_add_unique(out, split_mailbox(t, NULL));
+            else if (!strcasecmp(t, name)) /* "root: root" ends the chain */
+                expand_local(t, out, MAX_ALIAS_DEPTH);
+            else expand_local(t, out, depth + 1);
+        }
+        return;
+    }
+    if (dom->value) {
+        size_t n = strlen(name) + strlen(dom->value) + 2;
+        char *addr = (char *)xmalloc(n);
+        snprintf(addr, n, "%s@%s", name, dom->value);
+        list_add_unique(out, addr);
+        return;
+    }
+    die(EX_CONFIG, "recipient '%s' has no domain and no alias: set domain or aliases in the "
+                   "configuration (see tlsmail-send.conf(5))", name);
+}
+
+static char *qualify_sender(char *addr, const char *what) {
+    const setting *dom = &R.set[K_DOMAIN];
+    char *out;
+    size_t n;
+    if (!*addr || strchr(addr, '@')) return addr;
+    if (!dom->value)
+        die(EX_CONFIG, "sender '%s' (%s) has no domain: set from or domain in the configuration",
+            addr, what);
+    n = strlen(addr) + strlen(dom->value) + 2;
+    out = (char *)xmalloc(n);
+    snprintf(out, n, "%s@%s", addr, dom->value);
+    free(addr);
+    return out;
+}
+
+/* ---- preparing the message ---------------------------------------------- */
+
+static void choose_sender(const headers *h) {
+    const setting *from = &R.set[K_FROM];
+    char *name = NULL;
+    char what[360];
+    if (from->value) {
+        R.from = split_mailbox(from->value, &name);
+        snprintf(what, sizeof what, "from, %s", from->source);
+        if (R.verbose && R.opt_f && strcasecmp(R.opt_f, R.from))
+            fprintf(stderr, "* -f %s not used: from is %s (%s)\n", R.opt_f, R.from, from->source);
+    } else if (R.opt_f) {
+        R.from = split_mailbox(R.opt_f, NULL);
+        snprintf(what, sizeof what, "-f");
+    } else if (h && h->from_addr) {
+        R.from = xstrdup(h->from_addr);
+        snprintf(what, sizeof what, "the From header");
+    } else if (R.set[K_DOMAIN].value) {
+        /* No sender anywhere: the login name at the domain, as sendmail. */
+        struct passwd *pw = getpwuid(geteuid());
+        R.from = xstrdup(pw && pw->pw_name ? pw->pw_name : "root");
+        snprintf(what, sizeof what, "the login name");
+    } else {
+        usage_error("no sender: set from (or --from ADDR, TLSMAIL_FROM), give -f ADDR, or put a "
+                    "From header in the message");
+    }
+    R.from = qualify_sender(R.from, what);
+    if (*R.from && tlsmail_check_address(R.from) != 0)
+        die(EX_DATAERR, "invalid sender address '%s' (%s)", R.from, what);
+    /* The display name of an added From: -F, from_name, the name in from. */
+    if (R.opt_fname && *R.opt_fname) R.display = xstrdup(R.opt_fname);
+    else if (R.set[K_FROM_NAME].value) R.display = xstrdup(R.set[K_FROM_NAME].value);
+    else {
+        R.display = name;
+        name = NULL;
+    }
+    free(name);
+}
+
+/* From, Date and Message-ID when the message has none, ahead of the
+   existing fields; an empty line too when it had no header section. */
+static void add_missing_headers(const headers *h) {
+    char date[32], id[300], *mailbox = NULL, *out, *p;
+    size_t need = 0, flen = 0, n;
+    int blank = h->end == 0 && !h->blank;
+    if (h->from && h->date && h->message_id) return;
+    if (!h->from) {
+        if (R.display) {
+            n = strlen(R.display) + strlen(R.from) + 4;
+            mailbox = (char *)xmalloc(n);
+            snprintf(mailbox, n, "%s <%s>", R.display, R.from);
+            if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0) {
+                if (R.verbose) fprintf(stderr, "* display name '%s' dropped: not usable\n", R.display);
+                free(mailbox);
+                mailbox = NULL;
+            }
+        }
+        if (!mailbox) mailbox = xstrdup(R.from);
+        if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0)
+            die(EX_DATAERR, "cannot write a From header for '%s'", mailbox);
+        need += 5 + flen + 2;
+    }
+    if (!h->date) {
+        tlsmail_format_date(date, (long long)time(NULL));
+        need += 6 + strlen(date) + 2;
+    }
+    if (!h->message_id) {
+        if (tlsmail_message_id(id, sizeof id, R.from) != 0)
+            die(EX_SOFTWARE, "cannot make a Message-ID (no system random source)");
+        need += 12 + strlen(id) + 2;
+    }
+    if (blank) need += 2;
+    out = p = (char *)xmalloc(need + R.len + 1);
+    if (!h->from) {
+        memcpy(p, "From:", 5);
+        p += 5;
+        if (tlsmail_format_mailbox(mailbox, p, flen + 1, &flen) != 0) die(EX_SOFTWARE, "From header");
+        p += flen;
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    if (!h->date) p += sprintf(p, "Date: %s\r\n", date);
+    if (!h->message_id) p += sprintf(p, "Message-ID: %s\r\n", id);
+    if (blank) {
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    memcpy(p, R.msg, R.len);
+    p += R.len;
+    *p = 0;
+    free(R.msg);
+    free(mailbox);
+    R.msg = out;
+    R.len = (size_t)(p - out);
+}
+
+static void compose_message(void) {
+    tlsmail_message m;
+    size_t need, n, i;
+    char *out, *mailbox;
+    strlist to = { NULL, 0, 0 };
+    int err;
+    if (!R.recipients.n) usage_error("no recipients");
+    n = strlen(R.from) + (R.display ? strlen(R.display) : 0) + 4;
+    mailbox = (char *)xmalloc(n);
+    if (R.display) snprintf(mailbox, n, "%s <%s>", R.display, R.from);
+    else snprintf(mailbox, n, "%s", R.from);
+    for (i = 0; i < R.recipients.n; i++) { /* To: as given; a local name: its addresses */
+        const char *r = R.recipients.v[i];
+        if (strchr(r, '@')) list_push(&to, xstrdup(r));
+        else expand_local(r, &to, 0);
+    }
+    memset(&m, 0, sizeof m);
+    m.from = mailbox;
+    m.to = (const char *const *)to.v;
+    m.nto = to.n;
+    m.subject = R.subject;
+    m.body = R.msg;
+    m.body_len = R.len;
+    out = NULL;
+    if ((err = tlsmail_compose(&m, NULL, 0, &need)) != 0 || (out = (char *)malloc(need + 1)) == NULL ||
+        (err = tlsmail_compose(&m, out, need + 1, &n)) != 0)
+        die(EX_DATAERR, "cannot compose the message: %s",
+            err == TLSMAIL_EINVAL ? "a control character (CR, LF...) in --subject or an address, "
+                                    "an address without a domain, or text that is not UTF-8"
+                                  : tlsmail_strerror(err));
+    free(R.msg);
+    free(mailbox);
+    list_free(&to);
+    R.msg = out;
+    R.len = n;
+}
+
+static void prepare_message(void) {
+    strlist hdr_rcpts = { NULL, 0, 0 }, all = { NULL, 0, 0 };
+    headers h;
+    size_t i;
+    const setting *add = &R.set[K_ADD_MISSING_HEADERS];
+    R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
+    if (!R.msg) die(EX_DATAERR, "the message is larger than 64 MiB");
+    if (R.set[K_ALIASES].value) load_aliases(&R.set[K_ALIASES]);
+    if (R.subject) {
+        choose_sender(NULL);
+        compose_message();
+    } else {
+        size_t line = long_line(R.msg, R.len);
+        if (line) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
+                      (unsigned long)line);
+        scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag, &h);
+        choose_sender(&h);
+        if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
+        free(h.from_addr);
+    }
+    /* The headers' recipients, then argv's; "Name <addr>" takes addr. */
+    for (i = 0; i < hdr_rcpts.n; i++) list_push(&all, xstrdup(hdr_rcpts.v[i]));
+    for (i = 0; i < R.recipients.n; i++) list_push(&all, split_mailbox(R.recipients.v[i], NULL));
+    list_free(&hdr_rcpts);
+    for (i = 0; i < all.n; i++) {
+        if (strchr(all.v[i], '@') || !*all.v[i]) list_add_unique(&R.rcpts, xstrdup(all.v[i]));
+        else expand_local(all.v[i], &R.rcpts, 0);
+    }
+    list_free(&all);
+    if (!R.rcpts.n)
+        usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
+    for (i = 0; i < R.rcpts.n; i++)
+        if (tlsmail_check_address(R.rcpts.v[i]) != 0)
+            die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
+}
+
+/* ---- sending and reporting ---------------------------------------------- */
+
+static void trace(void *ud, int dir, const char *line, size_t len) {
+    (void)ud;
+    fprintf(stderr, "%s%s %.*s\n", (dir & TLSMAIL_TRACE_RECV) ? "<" : ">",
+            (dir & TLSMAIL_TRACE_PLAINTEXT) ? " (plaintext)" : "", (int)len, line);
+}
+
+/* The exit status: the library's class says whether a retry can help;
+   the sysexits table refines it. */
+static int exit_status(int err) {
+    int stage = tlsmail_stage(&client);
+    switch (tlsmail_error_class(&client, err)) {
+    case TLSMAIL_CLASS_NONE: return EX_OK;
+    case TLSMAIL_CLASS_RETRY: return EX_TEMPFAIL;
+    /* The message may have arrived: retrying may deliver it twice, but not
+       retrying may lose it, and a duplicate is the lesser harm. */
+    case TLSMAIL_CLASS_MAYBE_DELIVERED: return EX_TEMPFAIL;
+    case TLSMAIL_CLASS_REFUSED: return EX_UNAVAILABLE;
+    case TLSMAIL_CLASS_TAMPERING: return err == TLSMAIL_EPROTO ? EX_PROTOCOL : EX_UNAVAILABLE;
+    default: break;
+    }
+    switch (err) { /* TLSMAIL_CLASS_CONFIG: what to fix */
+    case TLSMAIL_EAUTH: case TLSMAIL_ENOMECH: case TLSMAIL_EAUTHHOST: return EX_NOPERM;
+    case TLSMAIL_ELINE: return EX_DATAERR;
+    case TLSMAIL_ETRUST: return EX_NOINPUT;
+    case TLSMAIL_EPERMANENT: case TLSMAIL_EPLAINTEXT: case TLSMAIL_ENOEXT: case TLSMAIL_ETOOBIG:
+        return EX_UNAVAILABLE;
+    case TLSMAIL_EINVAL:
+        return stage == TLSMAIL_STAGE_CONNECT || stage == TLSMAIL_STAGE_AUTH ? EX_USAGE : EX_DATAERR;
+    default: return EX_SOFTWARE;
+    }
+}
+
+/* A hint for the mistakes people make most, on the same line. */
+static const char *hint(int err) {
+    int stage = tlsmail_stage(&client);
+    if (err == TLSMAIL_EPLAINTEXT)
+        return R.starttls ? "" : " (hint: this port wants --starttls, or use port 465)";
+    if (err == TLSMAIL_ETLS && stage == TLSMAIL_STAGE_TLS && !R.starttls && (R.port == 587 || R.port == 25))
+        return " (hint: port 587 normally needs --starttls)";
+    if (err == TLSMAIL_ETIMEOUT && R.starttls &&
+        (stage == TLSMAIL_STAGE_GREETING || stage == TLSMAIL_STAGE_STARTTLS || R.port == 465))
+        return " (hint: a server that says nothing may expect implicit TLS: drop --starttls, port 465)";
+    if (err == TLSMAIL_ECERT_UNTRUSTED)
+        return " (hint: give the issuing CA with --cafile, or pin the key with --pin-sha256)";
+    if (err == TLSMAIL_ECERT_NAME) return " (hint: connect by the name in the certificate)";
+    if (err == TLSMAIL_EINVAL && stage == TLSMAIL_STAGE_CONNECT &&
+        (strchr(R.host, ':') || (R.host[0] >= '0' && R.host[0] <= '9')))
+        return " (hint: a certificate names a host, so an IP address needs --pin-sha256)";
+    if (err == TLSMAIL_ENOMECH) return " (hint: the server offers no PLAIN/LOGIN here; see --auth)";
+    return "";
+}
+
+static const char *status_name(int rc) {
+    switch (rc) {
+    case EX_OK: return "EX_OK";
+    case EX_USAGE: return "EX_USAGE";
+    case EX_DATAERR: return "EX_DATAERR";
+    case EX_NOINPUT: return "EX_NOINPUT";
+    case EX_UNAVAILABLE: return "EX_UNAVAILABLE";
+    case EX_TEMPFAIL: return "EX_TEMPFAIL";
+    case EX_PROTOCOL: return "EX_PROTOCOL";
+    case EX_NOPERM: return "EX_NOPERM";
+    case EX_CONFIG: return "EX_CONFIG";
+    default: return "EX_SOFTWARE";
+    }
+}
+
+/* One line per message, as msmtp's logfile: never the secret. */
+static void log_result(int rc, const char *result) {
+    const setting *lg = &R.set[K_LOG];
+    char line[4096], reply[1100];
+    const char *t = tlsmail_reply_text(&client);
+    size_t n = 0, i;
+    int r;
+    if (!lg->value) return;
+    for (i = 0; t[i] && i + 1 < sizeof reply; i++) reply[i] = t[i] == '\n' ? ' ' : t[i];
+    reply[i] = 0;
+    r = snprintf(line, sizeof line, "account=%s host=%s port=%u from=%s recipients=",
+                 R.account.value ? R.account.value : "-", R.host, R.port, R.from ? R.from : "-");
+    n = r > 0 ? (size_t)r : 0;
+    for (i = 0; i < R.rcpts.n && n < sizeof line; i++) {
+        r = snprintf(line + n, sizeof line - n, "%s%s", i ? "," : "", R.rcpts.v[i]);
+        n += r > 0 ? (size_t)r : 0;
+    }
+    if (n < sizeof line)
+        snprintf(line + n, sizeof line - n, " size=%lu status=%d (%s) result='%s' reply='%d %s'",
+                 (unsigned long)R.len, rc, status_name(rc), result, tlsmail_reply_code(&client), reply);
+    if (!strcmp(lg->value, "syslog")) {
+        openlog("tlsmail-send", LOG_PID, LOG_MAIL);
+        syslog(rc ? LOG_ERR : LOG_INFO, "%s", line);
+        closelog();
+    } else {
+        FILE *f = fopen(lg->value, "a");
+        char stamp[40];
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!f) {
+            fprintf(stderr, "tlsmail-send: log %s: %s (%s)\n", lg->value, strerror(errno), lg->source);
+            return;
+        }
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&now, &tm));
+        fprintf(f, "%s %s\n", stamp, line);
+        if (fclose(f) != 0) fprintf(stderr, "tlsmail-send: log %s: %s\n", lg->value, strerror(errno));
+    }
+}
+
+static tlsmail_auth make_auth(void) {
+    const char *user = R.set[K_USER].value, *mech = R.set[K_AUTH].value;
+    if (mech && !strcmp(mech, "login")) return tlsmail_login_auth(user, password, R.host);
+    if (mech && !strcmp(mech, "plain")) return tlsmail_plain_auth("", user, password, R.host);
+    return tlsmail_auto_auth(user, password, R.host); /* PLAIN if offered, else LOGIN */
+}
+
+/* Past max_time, even name resolution (the one wait the library can't
+   bound) ends the run: a cron job is never held for longer. */
+static void on_alarm(int sig) {
+    static const char text[] = "tlsmail-send: gave up: max_time reached\n";
+    (void)sig;
+    if (write(2, text, sizeof text - 1) < 0) {}
+    _exit(EX_TEMPFAIL);
+}
+
+static void arm_deadline(void) {
+    unsigned s = (unsigned)(R.cfg.deadline_ms / 1000) + 2;
+    signal(SIGALRM, on_alarm);
+    alarm(s);
+}
+
+static int send_and_report(void) {
+    tlsmail_auth a;
+    char desc[1400];
+    int err, rc;
+    if (R.verbose) {
+        fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu octets\n", R.host, R.port,
+                R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n, (unsigned long)R.len);
+        if (R.dsn_notify || R.dsn_ret || R.dsn_envid)
+            fprintf(stderr, "* -N/-R/-V (DSN) accepted but not sent: not supported yet\n");
+    }
+    a = make_auth();
+    arm_deadline();
+    err = tlsmail_client_send(&client, &R.cfg, R.set[K_USER].value ? &a : NULL, R.from,
+                              (const char *const *)R.rcpts.v, R.rcpts.n, R.msg, R.len);
+    wipe(password, sizeof password);
+    rc = exit_status(err);
+    if (err) {
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        fprintf(stderr, "tlsmail-send: %s%s\n", desc, hint(err));
+    } else {
+        snprintf(desc, sizeof desc, "sent");
+        if (R.verbose) fprintf(stderr, "* sent\n");
+    }
+    log_result(rc, desc);
+    tlsmail_close(&client);
+    return rc;
+}
+
+/* --check: connect, verify, log in, QUIT, and say what the server offers. */
+static int check_server(void) {
+    char ehlo[TLSMAIL_REPLY_TEXT + 1], desc[1400];
+    const char *auth, *p;
+    int err, rc;
+    arm_deadline();
+    if ((err = tlsmail_dial(&client, &R.cfg)) == 0 && (err = tlsmail_hello(&client)) == 0) {
+        snprintf(ehlo, sizeof ehlo, "%s", tlsmail_reply_text(&client));
+        auth = tlsmail_extension(&client, "AUTH");
+        printf("server:     %s port %u, %s\n", R.host, R.port, R.starttls ? "STARTTLS" : "implicit TLS");
+        printf("trust:      %s, certificate verified\n",
+               R.set[K_PIN_SHA256].value ? "pinned key" :
+               R.set[K_CAFILE].value || R.set[K_CAPATH].value ? "cafile/capath" : "system store");
+        /* The TLS version, cipher suite, and the certificate's subject and
+           expiry belong here; tlsmail.h has no call that reports them yet. */
+        printf("tls:        (version, suite, certificate subject and expiry: not reported by "
+               "tlsmail.h yet)\n");
+        p = strchr(ehlo, '\n');
+        printf("name:       %.*s\n", (int)(p ? (size_t)(p - ehlo) : strlen(ehlo)), ehlo);
+        printf("extensions:");
+        while (p) {
+            const char *q = strchr(p + 1, '\n');
+            printf(" %.*s%s", (int)(q ? (size_t)(q - p - 1) : strlen(p + 1)), p + 1, q ? "," : "");
+            p = q;
+        }
+        printf("\nauth:       %s\n", auth ? (*auth ? auth : "(none listed)") : "(not offered)");
+        if (R.set[K_USER].value) {
+            tlsmail_auth a = make_auth();
+            err = tlsmail_authenticate(&client, &a);
+            if (!err) printf("login:      %s accepted\n", R.set[K_USER].value);
+        }
+        if (!err) err = tlsmail_quit(&client);
+    }
+    wipe(password, sizeof password);
+    rc = exit_status(err);
+    if (err) {
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        fprintf(stderr, "tlsmail-send: %s%s\n", desc, hint(err));
+    }
+    tlsmail_close(&client);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    int rc;
+    if (argc < 2) usage_error("no recipients (see tlsmail-send --help)");
+    parse_command_line(argc, argv);
+    read_configuration();
+    check_settings();
+    if (R.config_check) {
+        print_config();
+        return EX_OK;
+    }
+    if (!R.host[0])
+        usage_error("no server: set server in tlsmail-send.conf, TLSMAIL_SERVER, or give --server "
+                    "HOST[:PORT]");
+    if (R.verbose) R.cfg.trace = trace;
+    configure_trust();
+    if (R.check) {
+        read_secret();
+        rc = check_server();
+    } else {
+        prepare_message();
+        read_secret();
+        rc = send_and_report();
+    }
+    tlsmail_trust_free(&R.trust);
+    list_free(&R.rcpts);
+    list_free(&R.recipients);
+    free(R.msg);
+    free(R.from);
+    free(R.display);
+    return rc;
+}
