@@ -11,7 +11,6 @@ tests/real/package-lock.json).
 
 Standard library only.
 """
-import ctypes
 import glob
 import hashlib
 import json
@@ -22,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,14 +29,31 @@ START_TIMEOUT = 30.0          # seconds for every listener of one server to acce
 STOP_TIMEOUT = 10.0           # seconds for a server to exit after SIGTERM
 POSTFIX_DAEMONS = "/usr/lib/postfix/sbin"
 
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
+class Reaper:
+    """tests/real/reaper.py: stops every server the suite started if the
+    suite dies without its teardown (SIGKILL); told "clear" by a teardown
+    that ran."""
 
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "reaper.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
 
-def _die_with_parent():
-    """preexec_fn: the child gets SIGTERM when the suite dies, even by
-    SIGKILL, so no server outlives a run that could not tear down."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    def watch(self, pid):
+        self.proc.stdin.write(b"pid %d\n" % pid)
+        self.proc.stdin.flush()
+
+    def clear(self):
+        try:
+            self.proc.stdin.write(b"clear\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 def free_port():
@@ -158,11 +175,11 @@ service anvil {{
         return subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
                               timeout=10).stdout.strip()
 
-    def start(self, deadline):
+    def start(self, deadline, reaper):
         self.errf = open(os.path.join(self.dir, "dovecot.stderr"), "wb")
         self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.errf, stderr=self.errf,
-                                     preexec_fn=_die_with_parent)
+                                     stdout=self.errf, stderr=self.errf)
+        reaper.watch(self.proc.pid)
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None:
                 raise RuntimeError("dovecot exited (rc %s): %s" % (self.proc.returncode, self.tail()))
@@ -374,7 +391,7 @@ class Postfix:
     def version(self):
         return self.postconf("-h", "mail_version").stdout.strip()
 
-    def start(self):
+    def start(self, reaper):
         deadline = time.monotonic() + START_TIMEOUT
         # post-install create-missing: the queue's subdirectories, owners, modes.
         r = subprocess.run(["postfix", "-c", self.etc, "check"], capture_output=True, text=True,
@@ -386,13 +403,13 @@ class Postfix:
             why = [l for l in r.stderr.splitlines() if "fatal" in l or "error" in l]
             raise RuntimeError("postfix check failed: %s" % (" | ".join(why[-3:]) or r.stderr[-300:]))
         # Dovecot's auth socket goes in the queue's private/, made just now.
-        self.dovecot.start(deadline)
+        self.dovecot.start(deadline, reaper)
         # Without -w or -d the master neither forks nor waits: the pid here is
         # the master's, and SIGTERM to it ends every Postfix process it started.
         self.errf = open(os.path.join(self.dir, "master.stderr"), "wb")
         self.proc = subprocess.Popen([os.path.join(POSTFIX_DAEMONS, "master"), "-c", self.etc],
-                                     stdin=subprocess.DEVNULL, stdout=self.errf, stderr=self.errf,
-                                     preexec_fn=_die_with_parent)
+                                     stdin=subprocess.DEVNULL, stdout=self.errf, stderr=self.errf)
+        reaper.watch(self.proc.pid)
         wait_ports(self.ports.values(), deadline, self.alive, "postfix master: %s" % self.log_tail())
 
     def alive(self):
@@ -483,13 +500,14 @@ class Nodemailer:
                               timeout=10).stdout.strip()
         return "smtp-server %s on node %s" % (v, node)
 
-    def start(self):
+    def start(self, reaper):
         deadline = time.monotonic() + START_TIMEOUT
         self.errf = open(os.path.join(self.dir, "node.stderr"), "wb")
         env = dict(os.environ, NODE_PATH=self.modules)
         self.proc = subprocess.Popen(["node", os.path.join(HERE, "nodemailer.js"), self.conf],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self.errf, env=env, preexec_fn=_die_with_parent)
+                                     stderr=self.errf, env=env)
+        reaper.watch(self.proc.pid)
         buf = b""
         while b"\n" not in buf:
             left = deadline - time.monotonic()
