@@ -11,7 +11,9 @@ tests/real/package-lock.json).
 
 Standard library only.
 """
+import base64
 import glob
+import hmac
 import hashlib
 import json
 import os
@@ -28,6 +30,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 START_TIMEOUT = 30.0          # seconds for every listener of one server to accept
 STOP_TIMEOUT = 10.0           # seconds for a server to exit after SIGTERM
 POSTFIX_DAEMONS = "/usr/lib/postfix/sbin"
+
+def jwt_hs256(key, claims):
+    """A JWT (RFC 7519) signed with HMAC-SHA256: the bearer token Dovecot's
+    oauth2 passdb validates locally."""
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")
+    head = enc(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "default"}).encode())
+    body = enc(json.dumps(claims).encode())
+    sig = enc(hmac.new(key, head + b"." + body, hashlib.sha256).digest())
+    return (head + b"." + body + b"." + sig).decode()
+
 
 class Reaper:
     """tests/real/reaper.py: stops every server the suite started if the
@@ -120,7 +132,7 @@ class Dovecot:
     auth socket (in the Postfix queue's private/ directory), users from a
     passwd-file."""
 
-    def __init__(self, work, sock_path, users, oauth_tokens=None):
+    def __init__(self, work, sock_path, users, oauth_key):
         self.dir = os.path.join(work, "dovecot")
         os.makedirs(self.dir)
         self.conf = os.path.join(self.dir, "dovecot.conf")
@@ -133,6 +145,18 @@ class Dovecot:
                 f.write("%s:{PLAIN}%s::::::\n" % (u, p))
         os.chmod(passwd, 0o640)
         shutil.chown(passwd, group="dovecot")
+        # XOAUTH2 and OAUTHBEARER without an identity provider: Dovecot
+        # checks the bearer token as a JWT signed (HS256) with oauth_key,
+        # found in a file dict as KEYS/<azp>/<alg>/<kid> (shared/default/HS256/default).
+        keys = os.path.join(self.dir, "keys", "default", "HS256")
+        os.makedirs(keys)
+        with open(os.path.join(keys, "default"), "w") as f:
+            f.write(base64.b64encode(oauth_key).decode())
+        oauth_conf = os.path.join(self.dir, "oauth2.conf.ext")
+        with open(oauth_conf, "w") as f:
+            f.write("introspection_mode = local\n"
+                    "local_validation_key_dict = fs:posix:prefix=%s/\n"
+                    "username_attribute = sub\n" % os.path.join(self.dir, "keys"))
         run = os.path.join(self.dir, "run")
         state = os.path.join(self.dir, "state")
         os.makedirs(run)
@@ -149,10 +173,16 @@ auth_verbose = yes
 ssl = no
 # Postfix decides whether AUTH needs TLS (smtpd_tls_auth_only); the socket is local.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {passwd}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth_conf}
 }}
 userdb {{
   driver = static
@@ -168,7 +198,7 @@ service auth {{
 service anvil {{
   chroot =
 }}
-""".format(run=run, state=state, log=self.log, passwd=passwd, sock=sock_path,
+""".format(run=run, state=state, log=self.log, passwd=passwd, sock=sock_path, oauth_conf=oauth_conf,
            tag=hashlib.sha1(self.dir.encode()).hexdigest()[:8]))
 
     def version(self):
@@ -253,7 +283,7 @@ class Postfix:
     127.0.0.1 is logged (debug_peer_list) so tests can see the exact
     MAIL/RCPT lines and replies, parameters included."""
 
-    def __init__(self, work, pki, users):
+    def __init__(self, work, pki, users, oauth_key):
         self.dir = os.path.join(work, "postfix")
         self.etc = os.path.join(self.dir, "etc")
         self.queue = os.path.join(self.dir, "queue")
@@ -273,7 +303,7 @@ class Postfix:
         for d in (work, self.dir):
             os.chmod(d, os.stat(d).st_mode | 0o711)
         self.ports = {n: free_port() for n in POSTFIX_LISTENERS}
-        self.dovecot = Dovecot(work, os.path.join(self.queue, "private", "auth"), users)
+        self.dovecot = Dovecot(work, os.path.join(self.queue, "private", "auth"), users, oauth_key)
         self.proc = None
         self.pki = pki
         self._write_config()

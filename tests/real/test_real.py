@@ -47,6 +47,8 @@ USER2, PASS2 = "bob", "hunter2 with spaces"
 USERS = [(USER, PASS), (USER2, PASS2)]
 # XOAUTH2 (nodemailer): the token onAuth accepts for USER.
 TOKENS = [(USER, "ya29.tlsmail-real-token")]
+# XOAUTH2 and OAUTHBEARER (Postfix through Dovecot): JWTs signed with this key.
+OAUTH_KEY = b"tlsmail real-server suite HS256 key"
 FROM, TO = "sender@example.org", "rcpt@example.org"
 HDR = (b"From: sender@example.org\r\nTo: rcpt@example.org\r\n"
        b"Subject: real-server test\r\n\r\n")
@@ -111,7 +113,7 @@ class Suite:
         self.timings["pki"] = time.monotonic() - t0
         self.reaper = servers.Reaper()
         t0 = time.monotonic()
-        self.postfix = Postfix(self.work, self.pki, USERS)
+        self.postfix = Postfix(self.work, self.pki, USERS, OAUTH_KEY)
         self.servers["postfix"] = self.postfix
         self.postfix.start(self.reaper)
         self.timings["postfix+dovecot start"] = time.monotonic() - t0
@@ -560,6 +562,35 @@ def build_cases(S):
             ev = [e for e in t.capture.events(m) if e["event"] == "auth"]
             check([(e["method"], e["user"], e["ok"]) for e in ev] == [("XOAUTH2", USER, want == 235)],
                   "auth events %r" % ev)
+
+    @case("capture_selfcheck_xoauth2[postfix/smtps]")
+    def _():   # Dovecot's oauth2 passdb, local JWT validation: no identity provider
+        t = S.targets["postfix/smtps"]
+        now = int(time.time())
+        good = servers.jwt_hs256(OAUTH_KEY, {"sub": USER, "iat": now - 5, "exp": now + 3600})
+        forged = servers.jwt_hs256(b"another key", {"sub": USER, "iat": now - 5, "exp": now + 3600})
+        for token, want in ((good, 235), (forged, 535)):
+            m = t.capture.mark()
+            with smtp_ssl(S, t) as c:
+                c.ehlo()
+                check("XOAUTH2" in c.esmtp_features.get("auth", "").upper().split(),
+                      "no XOAUTH2 offered: %r" % c.esmtp_features)
+                blob = base64.b64encode(("user=%s\x01auth=Bearer %s\x01\x01" % (USER, token))
+                                        .encode()).decode()
+                code, resp = c.docmd("AUTH", "XOAUTH2 " + blob)
+                if code == 334:
+                    check(json.loads(base64.b64decode(resp))["status"] == "401", "challenge %r" % resp)
+                    code, resp = c.docmd("")
+                check(code == want, "%s token: %s %r, want %d" % (
+                    "valid" if want == 235 else "forged", code, resp, want))
+                if code == 235:
+                    c.sendmail(FROM, [TO], SIMPLE)
+            s = S.one_session(t, m)
+            if want == 235:
+                d = t.capture.wait_delivery(m, t.capture.queue_ids(s)[0], 1)
+                check(d is not None and (d.mech, d.user) == ("XOAUTH2", USER), "delivery %r" % d)
+            else:
+                S.expect_nothing_delivered(t, m)
 
     @case("capture_selfcheck_client_certificate[postfix/ccert]")
     def _():
