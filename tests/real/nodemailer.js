@@ -6,6 +6,8 @@
 // CONFIG: {"cert": PEM file, "key": PEM file, "spool": dir,
 //          "users": {name: password}, "tokens": {name: XOAUTH2 access token},
 //          "reject": address refused at RCPT, "limit": octets for "limits"}
+// Every listener announces DSN and ENHANCEDSTATUSCODES (hidden by default in
+// smtp-server, offered by most real servers).
 // Listeners (port 0: the kernel picks; the ports are printed once all listen):
 //   implicit   TLS from the first byte, AUTH PLAIN LOGIN XOAUTH2
 //   starttls   plaintext until STARTTLS; AUTH and MAIL refused before it

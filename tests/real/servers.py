@@ -258,7 +258,7 @@ service anvil {{
 # the first byte except "submission", where STARTTLS is required.
 POSTFIX_LISTENERS = {
     "smtps": ({"smtpd_tls_wrappermode": "yes"},
-              "implicit TLS, AUTH PLAIN LOGIN"),
+              "implicit TLS, AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER (Dovecot)"),
     "submission": ({"smtpd_tls_security_level": "encrypt"},
                    "STARTTLS required (nothing but EHLO, STARTTLS, QUIT before it)"),
     "bare": ({"smtpd_tls_wrappermode": "yes",
@@ -601,37 +601,24 @@ class Session:
     def tls(self):
         return any(k == "TLS" for k, _ in self.items)
 
-    def ehlo_keywords(self):
-        """Keywords of the server's last EHLO reply (first word of every
-        line but the greeting line), upper case."""
-        last = None
-        for i, (k, t) in enumerate(self.items):
-            if k == "C" and t.upper().startswith("EHLO"):
-                last = i
-        if last is None:
-            return []
-        lines = []
-        for k, t in self.items[last + 1:]:
-            if k != "S":
-                continue
-            lines.append(t)
-            if t[3:4] == " ":
-                break
-        return [l[4:].split(" ")[0].upper() for l in lines[1:]] + \
-               [l[4:] for l in lines[1:] if l[4:].upper().startswith("AUTH=")]
-
     def ehlo_lines(self):
+        """The server's last EHLO reply, one entry per line, codes included."""
         last = None
         for i, (k, t) in enumerate(self.items):
             if k == "C" and t.upper().startswith("EHLO"):
                 last = i
         out = []
-        for k, t in self.items[(last or 0) + 1:]:
+        for k, t in (self.items[last + 1:] if last is not None else []):
             if k == "S":
                 out.append(t)
                 if t[3:4] == " ":
                     break
         return out
+
+    def ehlo_keywords(self):
+        """Keywords of that reply (the greeting line left out), upper case;
+        the old "AUTH=PLAIN LOGIN" form counts as AUTH."""
+        return [l[4:].split(" ")[0].split("=")[0].upper() for l in self.ehlo_lines()[1:]]
 
     def mail_params(self):
         """{PARAM: value or True} of each MAIL command, in order, as the

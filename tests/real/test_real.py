@@ -291,9 +291,6 @@ class Suite:
 
 # -------------------------------------------------------------------- cases --
 
-SERVERS = {"postfix": ("postfix/smtps", "postfix/submission", "postfix/bare", "postfix/limits"),
-           "nodemailer": ("nodemailer/implicit", "nodemailer/starttls", "nodemailer/bare",
-                          "nodemailer/limits")}
 IMPLICIT = ("postfix/smtps", "nodemailer/implicit")
 STARTTLS = ("postfix/submission", "nodemailer/starttls")
 BARE = ("postfix/bare", "nodemailer/bare")
@@ -433,8 +430,10 @@ def build_cases(S):
         check(r.name == "OK", "expected OK, got %s" % r)
         d, s = S.expect_delivered(t, m, SIMPLE, mech="LOGIN")
         lines = [l[4:] for l in s.ehlo_lines()]
-        check("AUTH PLAIN LOGIN" in lines and "AUTH=PLAIN LOGIN" in lines,
-              "EHLO reply %r" % lines)
+        for form in ("AUTH ", "AUTH="):
+            got = [l for l in lines if l.upper().startswith(form)]
+            check(len(got) == 1 and {"PLAIN", "LOGIN"} <= set(got[0][5:].upper().split()),
+                  "no '%sPLAIN LOGIN ...' line in the EHLO reply %r" % (form, lines))
 
     # -- the pipelined path, seen from the client's trace, for contrast
     for tname in IMPLICIT:
