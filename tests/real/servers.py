@@ -173,6 +173,8 @@ auth_verbose = yes
 ssl = no
 # Postfix decides whether AUTH needs TLS (smtpd_tls_auth_only); the socket is local.
 disable_plaintext_auth = no
+# the suite sends wrong passwords on purpose: no 2 s penalty each
+auth_failure_delay = 0
 auth_mechanisms = plain login xoauth2 oauthbearer
 passdb {{
   driver = passwd-file
@@ -781,6 +783,20 @@ class PostfixCapture:
             out.append(Delivery("postfix", msg, env["sender"], rcpts, env["sasl_username"],
                                 env["sasl_method"], qid, meta))
         return out
+
+    def wait_report(self, mark, needle, timeout=20.0):
+        """A delivery status notification Postfix itself sent (null sender)
+        since mark whose text contains needle (e.g. the ENVID): its
+        Original-Envelope-Id, Original-Recipient and Action fields are
+        Postfix's reading of the client's DSN parameters."""
+        end = time.monotonic() + timeout
+        while True:
+            for d in self.new_deliveries(mark):
+                if d.sender == "" and needle.encode() in d.body:
+                    return d
+            if time.monotonic() > end:
+                return None
+            time.sleep(0.05)
 
     def wait_delivery(self, mark, queue_id, nrcpt, timeout=20.0):
         """The Delivery of queue_id once capture.py has all nrcpt recipients."""
