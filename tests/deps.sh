@@ -9,7 +9,11 @@ declare -A sets=(
     [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf"
     [check]="clang cppcheck clang-tidy"
     [bench]="curl msmtp time python3-aiosmtpd openssl"
+    # tests/real: Postfix + Dovecot SASL and nodemailer's smtp-server (npm ci
+    # of tests/real/package-lock.json happens in the suite, into the build dir)
+    [real]="postfix dovecot-core nodejs npm openssl"
 )
+sets[test]+=" ${sets[real]}"
 want=()
 for s in "$@"; do
     [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set '$s'" >&2; exit 2; }
@@ -19,6 +23,9 @@ done
 command -v dpkg-query >/dev/null 2>&1 || exit 0   # not Debian: the README lists what to install
 missing=()
 for p in "${want[@]}"; do
+    # a Node.js that brings its own npm (e.g. NodeSource's nodejs) must not
+    # get Debian's npm, which would pull Debian's nodejs over it
+    [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -29,5 +36,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+case " ${missing[*]} " in
+*" postfix "*)  # no debconf question, no system configuration: tests/real runs its own (-c)
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections ;;
+esac
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

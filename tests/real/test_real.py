@@ -1,0 +1,664 @@
+#!/usr/bin/python3
+"""tests/real/test_real.py - tlsmail.h against servers people send through:
+Postfix with Dovecot SASL, and nodemailer's smtp-server.
+
+    /usr/bin/python3 tests/real/test_real.py --build DIR [-k SUBSTR]... [--keep] [-v]
+
+DIR holds the built itest and tlsmail-send. The suite makes a throw-away
+PKI (tests/lib/pki.sh), starts a private Postfix (postfix -c DIR: its own
+queue, maillog and five smtpd listeners, tests/real/servers.py), Dovecot
+as its SASL server (dovecot -c FILE, passwd-file users) and
+tests/real/nodemailer.js (four listeners), all on 127.0.0.1, and stops
+them by pid at the end, after a failure and on Ctrl-C or SIGTERM too. The
+host's Postfix and Dovecot configuration is never read or touched.
+
+Every case checks what the server really saw: the bytes it delivered
+(Postfix: through pipe(8) to tests/real/capture.py, less its own Received:
+header; smtp-server: the DATA stream), the envelope and SASL user it
+recorded, and its log of the dialogue (Postfix: debug_peer_list; smtp-server:
+its command log).
+
+Prints "PASS name" or "FAIL name: reason" per case and, last, "N passed,
+N failed"; exits 1 if any case failed.
+"""
+import base64
+import json
+import os
+import random
+import re
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+sys.path.insert(0, HERE)
+from testlib import (CaseFailure, check, normalise, registry, Result,  # noqa: E402
+                     suite_main, PKI_SH, RUN_TIMEOUT, SETTLE)
+import servers  # noqa: E402
+from servers import (Postfix, Nodemailer, PostfixCapture, NodeCapture,  # noqa: E402
+                     REJECTED, LIMIT_SIZE, POSTFIX_LISTENERS, NODE_LISTENERS)
+
+USER, PASS = "alice@example.org", "s3cret-Pw"
+USER2, PASS2 = "bob", "hunter2 with spaces"
+USERS = [(USER, PASS), (USER2, PASS2)]
+# XOAUTH2 (nodemailer): the token onAuth accepts for USER.
+TOKENS = [(USER, "ya29.tlsmail-real-token")]
+# XOAUTH2 and OAUTHBEARER (Postfix through Dovecot): JWTs signed with this key.
+OAUTH_KEY = b"tlsmail real-server suite HS256 key"
+FROM, TO = "sender@example.org", "rcpt@example.org"
+HDR = (b"From: sender@example.org\r\nTo: rcpt@example.org\r\n"
+       b"Subject: real-server test\r\n\r\n")
+SIMPLE = HDR + b"Hello,\r\nthis is a test.\r\n.a line starting with a dot\r\n"
+
+
+def big_message(size=5 * 1024 * 1024, seed=465):
+    """About size octets: lines of every length up to the 998 limit (many
+    at 997 and 998), lines that are a lone dot or start with dots, blank
+    lines, bare LF and CR line ends. Seeded: the same bytes every run."""
+    rnd = random.Random(seed)
+    out = [HDR]
+    n = len(HDR)
+    alphabet = b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789-.,;:"
+    while n < size:
+        k = rnd.choice((0, 1, 2, 76, 78, 200, 997, 998, 998, rnd.randrange(999)))
+        line = bytes(rnd.choice(alphabet) for _ in range(k))
+        r = rnd.random()
+        if r < 0.05:
+            line = b"."
+        elif r < 0.15:
+            line = (b"." * rnd.randrange(1, 4) + line)[:998]
+        end = b"\r\n" if rnd.random() < 0.9 else rnd.choice((b"\n", b"\r"))
+        out.append(line + end)
+        n += len(line) + len(end)
+    return b"".join(out)
+
+
+class Target:
+    """One listener of one server: where to dial and how to read what the
+    server saw."""
+
+    def __init__(self, server, listener, port, capture, security="tls"):
+        self.server, self.listener, self.port = server, listener, port
+        self.capture, self.security = capture, security
+        self.name = "%s/%s" % (server, listener)
+
+    def addr(self):
+        return "localhost:%d" % self.port
+
+
+class Suite:
+    def __init__(self, build, work, verbose):
+        self.build = build
+        self.itest_bin = os.path.join(build, "itest")
+        self.send_bin = os.path.join(build, "tlsmail-send")
+        self.work = work
+        self.pki = os.path.join(work, "pki")
+        self.verbose = verbose
+        self.servers = {}       # testlib.run_cases checks each is alive after every case
+        self.postfix = self.node = self.reaper = None
+        self.nmsg = 0
+        self.timings = {}
+
+    # -- setup / teardown
+    def setup(self):
+        for exe in (self.itest_bin, self.send_bin):
+            if not os.access(exe, os.X_OK):
+                raise RuntimeError("%s is not built" % exe)
+        t0 = time.monotonic()
+        subprocess.run(["bash", PKI_SH, self.pki], check=True, timeout=60)
+        self.timings["pki"] = time.monotonic() - t0
+        self.reaper = servers.Reaper()
+        t0 = time.monotonic()
+        self.postfix = Postfix(self.work, self.pki, USERS, OAUTH_KEY)
+        self.servers["postfix"] = self.postfix
+        self.postfix.start(self.reaper)
+        self.timings["postfix+dovecot start"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.node = Nodemailer(self.work, self.build, self.pki, USERS, TOKENS)
+        self.servers["nodemailer"] = self.node
+        self.node.start(self.reaper)
+        self.timings["nodemailer start"] = time.monotonic() - t0
+        pc, nc = PostfixCapture(self.postfix), NodeCapture(self.node)
+        self.targets = {}
+        for name in POSTFIX_LISTENERS:
+            t = Target("postfix", name, self.postfix.ports[name], pc,
+                       "starttls" if name == "submission" else "tls")
+            self.targets[t.name] = t
+        for name in NODE_LISTENERS:
+            t = Target("nodemailer", name, self.node.ports[name], nc,
+                       "starttls" if name == "starttls" else "tls")
+            self.targets[t.name] = t
+        if self.verbose:
+            print("    postfix %s, %s, %s" % (self.postfix.version(),
+                                             self.postfix.dovecot.version(), self.node.version()))
+            for t in self.targets.values():
+                print("    %-22s %s" % (t.name, t.addr()))
+
+    def teardown(self):
+        errors = []
+        t0 = time.monotonic()
+        for srv in (self.node, self.postfix):
+            if srv is None:
+                continue
+            try:
+                srv.stop(errors)
+            except Exception as e:      # the next server must still be stopped
+                errors.append("%s: %s" % (type(srv).__name__, e))
+        if self.reaper is not None:
+            self.reaper.clear()
+        self.timings["teardown"] = time.monotonic() - t0
+        if self.verbose:
+            print("    timings: " + ", ".join("%s %.2f s" % kv for kv in self.timings.items()))
+        for e in errors:
+            print("teardown: %s" % e, file=sys.stderr)
+
+    # -- clients
+    def p(self, name):
+        return os.path.join(self.pki, name)
+
+    def env(self, **extra):
+        e = dict(os.environ)
+        e.pop("SSL_CERT_DIR", None)
+        e["SSL_CERT_FILE"] = self.p("ca.crt")
+        e["ITEST_TRACE"] = "1"
+        e.update(extra)
+        return e
+
+    def msgfile(self, msg):
+        self.nmsg += 1
+        path = os.path.join(self.work, "msg-%04d" % self.nmsg)
+        with open(path, "wb") as f:
+            f.write(msg)
+        return path
+
+    def run(self, cmd, stdin=b"", env=None, timeout=RUN_TIMEOUT):
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, input=stdin, capture_output=True,
+                                  env=env or self.env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("client did not finish within %.0f s: %r" % (timeout, cmd))
+        r = Result(proc, (time.monotonic() - t0) * 1000)
+        if self.verbose:
+            print("    $ %s\n    %s" % (" ".join(cmd), r))
+        return r
+
+    def itest(self, target, msg=SIMPLE, api="client", auth="plain", user=USER, pw=PASS,
+              frm=FROM, to=(TO,), chunk=None, security=None, extra=()):
+        cmd = [self.itest_bin, "--addr", target.addr(), "--api", api, "--from", frm,
+               "--msg", self.msgfile(msg)]
+        for t in to:
+            cmd += ["--to", t]
+        if auth:
+            cmd += ["--auth", auth, "--user", user, "--pass", pw]
+        if api != "send":
+            cmd += ["--cafile", self.p("ca.crt"), "--timeout-ms", "10000",
+                    "--security", security or target.security]
+            if chunk is not None:
+                cmd += ["--chunk", str(chunk)]
+        cmd += list(extra)
+        r = self.run(cmd)
+        check(r.name is not None, "itest printed no result line: %s" % r)
+        check((r.rc == 0) == (r.name == "OK"), "exit status %s with result %s" % (r.rc, r.name))
+        return r
+
+    def tlsmail_send(self, target, msg, rcpts, user=USER, pw=PASS, extra=()):
+        cmd = [self.send_bin, "--server", target.addr(), "--cafile", self.p("ca.crt"),
+               "--timeout", "10", "--from", FROM, "--user", user] + list(extra)
+        if target.security == "starttls":
+            cmd.append("--starttls")
+        cmd += ["--"] + list(rcpts)
+        return self.run(cmd, stdin=msg, env=self.env(TLSMAIL_PASSWORD=pw))
+
+    # -- what the servers saw
+    def one_session(self, target, mark, count=1):
+        ss = target.capture.wait_sessions(mark, count)
+        mine = [s for s in ss if s.listener == target.listener]
+        check(len(mine) == count, "%s: expected %d finished session(s), the server logged %d: %r"
+              % (target.name, count, len(mine), ss))
+        return mine[0] if count == 1 else mine
+
+    def expect_delivered(self, target, mark, msg, frm=FROM, to=(TO,), user=USER, mech="PLAIN",
+                         sessions=1):
+        """Exactly one new message on target's server, byte for byte
+        normalise(msg), from frm to every address of to, sent by user
+        authenticated with mech, over TLS; returns (delivery, session)."""
+        session = self.one_session(target, mark, sessions)
+        if sessions > 1:
+            session = session[-1]
+        qids = target.capture.queue_ids(session)
+        check(len(qids) == 1, "%s: expected one accepted message in the dialogue, got %r; "
+              "replies %r" % (target.name, qids, session.replies()[-6:]))
+        d = target.capture.wait_delivery(mark, qids[0], len(to))
+        check(d is not None, "%s: message %s accepted but never delivered (%s)"
+              % (target.name, qids[0], target.capture.new_deliveries(mark)))
+        others = [x for x in target.capture.new_deliveries(mark) if x.queue_id != d.queue_id
+                  and not target.capture.accepted_before(mark, x.queue_id)]
+        check(not others, "%s: more messages than the one sent: %r" % (target.name, others))
+        want = normalise(msg)
+        if d.body != want:
+            i = next((k for k in range(min(len(d.body), len(want))) if d.body[k] != want[k]),
+                     min(len(d.body), len(want)))
+            raise CaseFailure("%s: stored %d octets differ from the %d expected at offset %d: "
+                              "got %r want %r" % (target.name, len(d.body), len(want), i,
+                                                  d.body[max(0, i - 20):i + 40],
+                                                  want[max(0, i - 20):i + 40]))
+        check(d.sender == frm, "sender %r, want %r" % (d.sender, frm))
+        check(sorted(d.rcpts) == sorted(to), "recipients %r, want %r" % (d.rcpts, list(to)))
+        check(d.user == user, "SASL user %r, want %r" % (d.user, user))
+        check((d.mech or "").upper() == mech, "SASL mechanism %r, want %r" % (d.mech, mech))
+        self.expect_tls(target, session, d)
+        return d, session
+
+    def expect_tls(self, target, session, d):
+        """The server's own word that the message came over TLS 1.2 from an
+        authenticated client, and before TLS nothing but EHLO and STARTTLS."""
+        check(session.tls(), "%s: no TLS in the server's log of the session" % target.name)
+        clear = [c.split(" ")[0].upper() for c in session.clear_commands()]
+        if target.security == "starttls":
+            check(clear == ["EHLO", "STARTTLS"], "commands in clear: %r" % clear)
+        else:
+            check(clear == [], "commands in clear on an implicit-TLS port: %r" % clear)
+        if d is None:
+            return
+        if d.server == "postfix":
+            rec = (d.meta["received"] or b"").decode("utf-8", "replace")
+            # ESMTPSA, or UTF8SMTPSA after MAIL ... SMTPUTF8: ESMTP, TLS, AUTH
+            check("using TLSv1.2 with cipher " in rec and
+                  re.search(r"with (?:UTF8SMTP|ESMTP)SA id %s\b" % d.queue_id, rec),
+                  "Postfix's Received: header shows no TLS 1.2 + AUTH: %r" % rec)
+            check(d.meta["bodies_equal"], "the deliveries of %s differ" % d.queue_id)
+        else:
+            check(d.meta["secure"] and d.meta["tls"]["version"] == "TLSv1.2",
+                  "smtp-server saw no TLS 1.2: %r" % d.meta["tls"])
+            check(d.meta["transmissionType"] == "ESMTPSA",
+                  "transmission type %r, want ESMTPSA" % d.meta["transmissionType"])
+            check(d.meta["servername"] == "localhost", "SNI %r" % d.meta["servername"])
+
+    def expect_nothing_delivered(self, target, mark):
+        time.sleep(SETTLE)
+        for s in target.capture.sessions(mark):
+            check(not target.capture.queue_ids(s), "%s: the server accepted a message: %r"
+                  % (target.name, s.replies()[-4:]))
+        new = [x for x in target.capture.new_deliveries(mark)
+               if not target.capture.accepted_before(mark, x.queue_id)]
+        check(not new, "%s: a message was delivered: %r" % (target.name, new))
+
+
+# -------------------------------------------------------------------- cases --
+
+IMPLICIT = ("postfix/smtps", "nodemailer/implicit")
+STARTTLS = ("postfix/submission", "nodemailer/starttls")
+BARE = ("postfix/bare", "nodemailer/bare")
+LIMITS = ("postfix/limits", "nodemailer/limits")
+
+
+def build_cases(S):
+    cases, case = registry()
+
+    def send_ok(tname, msg=SIMPLE, mech="PLAIN", user=USER, pw=PASS, to=(TO,), frm=FROM, **kw):
+        t = S.targets[tname]
+        m = t.capture.mark()
+        r = S.itest(t, msg=msg, auth=mech.lower(), user=user, pw=pw, to=to, frm=frm, **kw)
+        check(r.name == "OK", "%s: expected OK, got %s" % (tname, r))
+        return S.expect_delivered(t, m, msg, frm=frm, to=to, user=user, mech=mech) + (r,)
+
+    # -- AUTH through both servers, implicit TLS and STARTTLS
+    for tname in IMPLICIT + STARTTLS:
+        for mech in ("PLAIN", "LOGIN"):
+            @case("auth_%s[%s]" % (mech.lower(), tname))
+            def _(tname=tname, mech=mech):
+                d, s, r = send_ok(tname, mech=mech)
+                auths = [c for c in s.commands() if c.upper().startswith("AUTH")]
+                check(len(auths) == 1 and auths[0].upper().startswith("AUTH " + mech),
+                      "AUTH commands the server read: %r" % auths)
+                check(s.replies()[-1].startswith("221"), "no QUIT/221 at the end: %r"
+                      % s.replies()[-3:])
+
+            @case("auth_%s_user2[%s]" % (mech.lower(), tname))
+            def _(tname=tname, mech=mech):   # a user name without a domain, a password with spaces
+                send_ok(tname, mech=mech, user=USER2, pw=PASS2)
+
+            @case("auth_%s_wrong_password[%s]" % (mech.lower(), tname))
+            def _(tname=tname, mech=mech):
+                t = S.targets[tname]
+                m = t.capture.mark()
+                r = S.itest(t, auth=mech.lower(), pw=PASS + "x")
+                check(r.name == "EAUTH", "expected EAUTH, got %s" % r)
+                check(r.stage == "AUTH", "stage %r, want AUTH" % r.stage)
+                s = S.one_session(t, m)
+                check(any(x.startswith("535") for x in s.replies()),
+                      "the server sent no 535: %r" % s.replies())
+                verbs = [c.split(" ")[0].split(":")[0].upper() for c in s.commands()]
+                check(not {"MAIL", "RCPT", "DATA"} & set(verbs),
+                      "after a failed AUTH the client sent %r" % verbs)
+                S.expect_nothing_delivered(t, m)
+
+    # -- the one call, tlsmail_send(), and the step-by-step client
+    for tname in IMPLICIT:
+        @case("api_send[%s]" % tname)
+        def _(tname=tname):   # trust through SSL_CERT_FILE, the one call of net/smtp shape
+            send_ok(tname, api="send")
+
+        @case("api_stream_chunk_7[%s]" % tname)
+        def _(tname=tname):
+            send_ok(tname, api="stream", chunk=7, mech="LOGIN")
+
+        @case("api_stream2_two_messages_one_session[%s]" % tname)
+        def _(tname=tname):   # MAIL..DATA, RSET, MAIL..DATA on one connection
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.itest(t, api="stream2", chunk=4096)
+            check(r.name == "OK", "expected OK, got %s" % r)
+            s = S.one_session(t, m)
+            qids = t.capture.queue_ids(s)
+            check(len(qids) == 2 and qids[0] != qids[1], "accepted messages %r" % qids)
+            check([c.upper() for c in s.commands()].count("RSET") == 1, "commands %r" % s.commands())
+            for q in qids:
+                d = t.capture.wait_delivery(m, q, 1)
+                check(d is not None and d.body == normalise(SIMPLE), "message %s: %r" % (q, d))
+
+    # -- recipients
+    three = ("one@example.org", "two@example.net", "Three.Person+tag@example.com")
+    for tname in IMPLICIT + STARTTLS:
+        @case("three_recipients[%s]" % tname)
+        def _(tname=tname):
+            d, s, r = send_ok(tname, to=three)
+            got = [a for a, _ in s.rcpt_params()]
+            check(got == list(three), "RCPT commands in order %r, want %r" % (got, list(three)))
+
+    for tname in IMPLICIT:
+        @case("recipient_rejected_5xx[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.itest(t, to=(REJECTED,))
+            check(r.name == "EPERMANENT", "expected EPERMANENT, got %s" % r)
+            check(r.stage == "RCPT TO", "stage %r, want RCPT TO" % r.stage)
+            check("550 5.1.1" in r.stderr, "the 550 5.1.1 reply is not in the description: %r"
+                  % r.stderr[-300:])
+            s = S.one_session(t, m)
+            check(any(x.startswith("550 5.1.1") for x in s.replies()),
+                  "the server's log has no 550 5.1.1: %r" % s.replies())
+            check(not t.capture.queue_ids(s), "the server accepted a message: %r" % s.replies())
+            S.expect_nothing_delivered(t, m)
+
+        @case("null_reverse_path[%s]" % tname)
+        def _(tname=tname):   # MAIL FROM:<>, as a bounce or an auto-reply is sent
+            send_ok(tname, frm="")
+
+    # -- a large message, byte for byte
+    big = []        # made on first use (2 s of Python): not at all under -k without it
+    for tname in IMPLICIT + STARTTLS:
+        for api, chunk in (("client", None), ("stream", 65536)):
+            @case("large_5mb_long_and_dot_lines[%s,%s]" % (tname, api))
+            def _(tname=tname, api=api, chunk=chunk):
+                big[:] = big or [big_message()]
+                d, s, r = send_ok(tname, msg=big[0], api=api, chunk=chunk)
+                check(len(d.body) > 5 * 1024 * 1024, "stored only %d octets" % len(d.body))
+
+    # -- a listener without PIPELINING, 8BITMIME, SMTPUTF8 (and CHUNKING)
+    for tname in BARE:
+        @case("unpipelined_no_8bitmime[%s]" % tname)
+        def _(tname=tname):
+            d, s, r = send_ok(tname, to=("one@example.org", "two@example.org"))
+            kw = s.ehlo_keywords()
+            for k in ("PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING"):
+                check(k not in kw, "the server announced %s: %r" % (k, kw))
+            check("AUTH" in kw, "no AUTH announced: %r" % kw)
+            # the client waited for each reply: in its trace every command
+            # after EHLO is followed by the server's answer before the next one
+            trace = [l for l in r.stderr.splitlines() if l[:2] in ("> ", "< ")]
+            i = next(k for k, l in enumerate(trace) if l.startswith("> MAIL FROM:"))
+            for a, b in zip(trace[i:], trace[i + 1:]):
+                check(not (a.startswith("> ") and b.startswith("> ")),
+                      "commands sent back to back without PIPELINING: %r, %r" % (a, b))
+            check(not any("improper command pipelining" in l for l in s.log()),
+                  "the server saw pipelining: %r" % s.log())
+            for p in s.mail_params():
+                check("BODY" not in p and "SMTPUTF8" not in p,
+                      "MAIL parameters %r to a server without 8BITMIME/SMTPUTF8" % p)
+
+    @case("broken_sasl_auth_clients_both_forms[postfix/bare]")
+    def _():   # Postfix can only add AUTH= beside AUTH, never announce it alone
+        t = S.targets["postfix/bare"]
+        m = t.capture.mark()
+        r = S.itest(t, auth="login")
+        check(r.name == "OK", "expected OK, got %s" % r)
+        d, s = S.expect_delivered(t, m, SIMPLE, mech="LOGIN")
+        lines = [l[4:] for l in s.ehlo_lines()]
+        for form in ("AUTH ", "AUTH="):
+            got = [l for l in lines if l.upper().startswith(form)]
+            check(len(got) == 1 and {"PLAIN", "LOGIN"} <= set(got[0][5:].upper().split()),
+                  "no '%sPLAIN LOGIN ...' line in the EHLO reply %r" % (form, lines))
+
+    # -- the pipelined path, seen from the client's trace, for contrast
+    for tname in IMPLICIT:
+        @case("pipelined_envelope[%s]" % tname)
+        def _(tname=tname):
+            d, s, r = send_ok(tname, to=("one@example.org", "two@example.org"))
+            check("PIPELINING" in s.ehlo_keywords(), "no PIPELINING: %r" % s.ehlo_keywords())
+            trace = [l for l in r.stderr.splitlines() if l[:2] in ("> ", "< ")]
+            i = next(k for k, l in enumerate(trace) if l.startswith("> MAIL FROM:"))
+            check([l.split(":")[0].split(" ")[1] for l in trace[i:i + 4]] ==
+                  ["MAIL", "RCPT", "RCPT", "DATA"],
+                  "MAIL, RCPT, RCPT, DATA not in one group: %r" % trace[i:i + 4])
+
+    # -- the size limit: whatever the client does about SIZE, no delivery
+    for tname in LIMITS:
+        @case("over_size_limit_not_delivered[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            msg = big_message(LIMIT_SIZE + 65536, seed=1870)
+            r = S.itest(t, msg=msg)
+            check(r.name in ("EPERMANENT", "ETOOBIG"), "expected a permanent refusal, got %s" % r)
+            s = S.one_session(t, m)
+            check("SIZE" in s.ehlo_keywords(), "no SIZE announced: %r" % s.ehlo_keywords())
+            check(not t.capture.queue_ids(s), "the server accepted it: %r" % s.replies()[-4:])
+            S.expect_nothing_delivered(t, m)
+
+        @case("under_size_limit[%s]" % tname)
+        def _(tname=tname):
+            send_ok(tname, msg=big_message(LIMIT_SIZE - 65536, seed=1871))
+
+    # -- a client certificate required (Postfix): none given, none delivered
+    @case("client_certificate_required_none_given[postfix/ccert]")
+    def _():
+        t = S.targets["postfix/ccert"]
+        m = t.capture.mark()
+        r = S.itest(t)
+        check(r.name == "ETRANSIENT", "expected ETRANSIENT (421), got %s" % r)
+        check("421 4.7.1" in r.stderr, "no 421 4.7.1 in the description: %r" % r.stderr[-300:])
+        s = S.one_session(t, m)
+        check(s.tls(), "the server logged no TLS handshake")
+        check(not s.commands(), "the server read commands: %r" % s.commands())
+        S.expect_nothing_delivered(t, m)
+
+    # -- tlsmail-send, the command-line client
+    for tname in IMPLICIT + STARTTLS:
+        @case("tlsmail_send[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, SIMPLE, three)
+            check(r.rc == 0, "tlsmail-send exit %s: %s" % (r.rc, r.stderr[-300:]))
+            S.expect_delivered(t, m, SIMPLE, to=three)
+
+    for tname in IMPLICIT:
+        @case("tlsmail_send_recipient_rejected_exit_69[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, SIMPLE, (REJECTED,))
+            check(r.rc == 69, "tlsmail-send exit %s, want 69: %s" % (r.rc, r.stderr[-300:]))
+            S.expect_nothing_delivered(t, m)
+
+        @case("tlsmail_send_wrong_password_exit_77[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, SIMPLE, (TO,), pw="wrong")
+            check(r.rc == 77, "tlsmail-send exit %s, want 77: %s" % (r.rc, r.stderr[-300:]))
+            check("wrong" not in r.stderr, "the password shows in the output")
+            S.expect_nothing_delivered(t, m)
+
+    # -- the capture itself, driven by Python's smtplib (not by tlsmail):
+    #    what the cases for SIZE=, BODY=, DSN, XOAUTH2 and client
+    #    certificates will read must really be there.
+    for tname in IMPLICIT:
+        @case("capture_selfcheck_esmtp_params[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            body = HDR + "caf\u00e9\r\n".encode()
+            with smtp_ssl(S, t) as c:
+                c.login(USER, PASS)
+                c.mail(FROM, ["SIZE=%d" % len(body), "BODY=8BITMIME", "RET=HDRS",
+                              "ENVID=tlsmail-envid-1"])
+                code, _ = c.rcpt("one@example.org", ["NOTIFY=SUCCESS,FAILURE",
+                                                     "ORCPT=rfc822;one@example.org"])
+                check(code == 250, "RCPT: %s" % code)
+                code, _ = c.data(body)
+                check(code == 250, "DATA: %s" % code)
+            s = S.one_session(t, m)
+            mp = s.mail_params()
+            check(mp == [{"SIZE": str(len(body)), "BODY": "8BITMIME", "RET": "HDRS",
+                          "ENVID": "tlsmail-envid-1"}], "MAIL parameters %r" % mp)
+            check(s.rcpt_params() == [("one@example.org", {"NOTIFY": "SUCCESS,FAILURE",
+                                                           "ORCPT": "rfc822;one@example.org"})],
+                  "RCPT parameters %r" % s.rcpt_params())
+            qids = t.capture.queue_ids(s)
+            check(len(qids) == 1, "queue ids in the 250 reply: %r" % qids)
+            d = t.capture.wait_delivery(m, qids[0], 1)
+            check(d is not None and d.body == body, "delivered %r" % d)
+            if d.server == "postfix":      # NOTIFY=SUCCESS: Postfix reports, in its own words
+                rep = t.capture.wait_report(m, "tlsmail-envid-1")
+                check(rep is not None, "no success notification from Postfix")
+                text = rep.body.decode("utf-8", "replace")
+                for want in ("Original-Envelope-Id: tlsmail-envid-1",
+                             "Original-Recipient: rfc822;one@example.org", "Action: relayed"):
+                    check(want in text, "the notification has no %r" % want)
+                check(rep.rcpts == [FROM], "notification sent to %r" % rep.rcpts)
+            if d.server == "nodemailer":   # smtp-server's own parse of the same parameters
+                env = d.meta["envelope"]
+                check(env["bodyType"] == "8bitmime" and env["dsn"] ==
+                      {"ret": "HDRS", "envid": "tlsmail-envid-1"}, "envelope %r" % env)
+                check(env["rcptTo"][0]["dsn"] == {"notify": ["SUCCESS", "FAILURE"],
+                                                  "orcpt": "rfc822;one@example.org"},
+                      "RCPT DSN %r" % env["rcptTo"][0])
+
+    @case("capture_selfcheck_xoauth2[nodemailer/implicit]")
+    def _():
+        t = S.targets["nodemailer/implicit"]
+        for token, want in ((TOKENS[0][1], 235), ("not-the-token", 535)):
+            m = t.capture.mark()
+            with smtp_ssl(S, t) as c:
+                c.ehlo()
+                blob = base64.b64encode(("user=%s\x01auth=Bearer %s\x01\x01" % (USER, token))
+                                        .encode()).decode()
+                code, resp = c.docmd("AUTH", "XOAUTH2 " + blob)
+                if code == 334:        # RFC 7628 error challenge: answer it empty
+                    check(json.loads(base64.b64decode(resp))["status"] == "401", "challenge %r" % resp)
+                    code, resp = c.docmd("")
+                check(code == want, "token %r: %s %r, want %d" % (token, code, resp, want))
+            t.capture.wait_sessions(m, 1)
+            ev = [e for e in t.capture.events(m) if e["event"] == "auth"]
+            check([(e["method"], e["user"], e["ok"]) for e in ev] == [("XOAUTH2", USER, want == 235)],
+                  "auth events %r" % ev)
+
+    @case("capture_selfcheck_xoauth2[postfix/smtps]")
+    def _():   # Dovecot's oauth2 passdb, local JWT validation: no identity provider
+        t = S.targets["postfix/smtps"]
+        now = int(time.time())
+        good = servers.jwt_hs256(OAUTH_KEY, {"sub": USER, "iat": now - 5, "exp": now + 3600})
+        forged = servers.jwt_hs256(b"another key", {"sub": USER, "iat": now - 5, "exp": now + 3600})
+        for token, want in ((good, 235), (forged, 535)):
+            m = t.capture.mark()
+            with smtp_ssl(S, t) as c:
+                c.ehlo()
+                check("XOAUTH2" in c.esmtp_features.get("auth", "").upper().split(),
+                      "no XOAUTH2 offered: %r" % c.esmtp_features)
+                blob = base64.b64encode(("user=%s\x01auth=Bearer %s\x01\x01" % (USER, token))
+                                        .encode()).decode()
+                code, resp = c.docmd("AUTH", "XOAUTH2 " + blob)
+                if code == 334:
+                    check(json.loads(base64.b64decode(resp))["status"] == "401", "challenge %r" % resp)
+                    code, resp = c.docmd("")
+                check(code == want, "%s token: %s %r, want %d" % (
+                    "valid" if want == 235 else "forged", code, resp, want))
+                if code == 235:
+                    c.sendmail(FROM, [TO], SIMPLE)
+            s = S.one_session(t, m)
+            if want == 235:
+                d = t.capture.wait_delivery(m, t.capture.queue_ids(s)[0], 1)
+                check(d is not None and (d.mech, d.user) == ("XOAUTH2", USER), "delivery %r" % d)
+            else:
+                S.expect_nothing_delivered(t, m)
+
+    @case("capture_selfcheck_client_certificate[postfix/ccert]")
+    def _():
+        t = S.targets["postfix/ccert"]
+        crt, key = client_cert(S)
+        m = t.capture.mark()
+        with smtp_ssl(S, t, certfile=crt, keyfile=key) as c:
+            c.login(USER, PASS)
+            c.sendmail(FROM, [TO], SIMPLE)
+        s = S.one_session(t, m)
+        check(any(x.startswith("Trusted TLS connection established") for k, x in s.items
+                  if k == "TLS"), "Postfix did not verify the client certificate: %r"
+              % [x for k, x in s.items if k == "TLS"])
+        d = t.capture.wait_delivery(m, t.capture.queue_ids(s)[0], 1)
+        rec = d.meta["received"].decode()
+        check('Client CN "tlsmail test client"' in rec and "verified OK" in rec,
+              "Received: header %r" % rec)
+
+    return cases
+
+
+def smtp_ssl(S, t, certfile=None, keyfile=None):
+    ctx = ssl.create_default_context(cafile=S.p("ca.crt"))
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return smtplib.SMTP_SSL("localhost", t.port, context=ctx, timeout=10)
+
+
+def client_cert(S):
+    """A client certificate (clientAuth) from the test CA, made with the
+    openssl CLI once per run: what Postfix's ccert listener verifies."""
+    crt, key = S.p("client.crt"), S.p("client.key")
+    if os.path.exists(crt):
+        return crt, key
+    ext = S.p("client.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n"
+                "authorityKeyIdentifier=keyid\n")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=30)
+    run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-out", key)
+    run("openssl", "req", "-new", "-key", key, "-subj", "/O=tlsmail test/CN=tlsmail test client",
+        "-out", S.p("client.csr"))
+    run("openssl", "x509", "-req", "-in", S.p("client.csr"), "-CA", S.p("ca.crt"),
+        "-CAkey", S.p("ca.key"), "-set_serial", "0x%x" % random.getrandbits(63), "-days", "30",
+        "-sha256", "-extfile", ext, "-out", crt)
+    return crt, key
+
+
+def _sigterm(signum, frame):
+    # run.sh or CI stopping the suite: unwind through suite_main's finally,
+    # which stops every server by pid.
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        sys.exit(suite_main(__doc__.split("\n\n")[0], Suite, build_cases))
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        sys.exit(130)
