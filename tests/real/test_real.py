@@ -50,7 +50,11 @@ TOKENS = [(USER, "ya29.tlsmail-real-token")]
 # XOAUTH2 and OAUTHBEARER (Postfix through Dovecot): JWTs signed with this key.
 OAUTH_KEY = b"tlsmail real-server suite HS256 key"
 FROM, TO = "sender@example.org", "rcpt@example.org"
+# A complete header (From, Date, Message-ID), so tlsmail-send adds nothing
+# and the stored bytes are the sent ones.
 HDR = (b"From: sender@example.org\r\nTo: rcpt@example.org\r\n"
+       b"Date: Tue, 01 Dec 2026 09:00:00 +0000\r\n"
+       b"Message-ID: <real-server-test@example.org>\r\n"
        b"Subject: real-server test\r\n\r\n")
 SIMPLE = HDR + b"Hello,\r\nthis is a test.\r\n.a line starting with a dot\r\n"
 
