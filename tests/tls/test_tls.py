@@ -4,8 +4,9 @@ real servers, beside `openssl verify`.
 
     /usr/bin/python3 tests/tls/test_tls.py --build DIR [-k SUBSTR]... [--keep] [-v]
 
-Builds DIR/tlsdial (tests/tls/tlsdial.c) when it is missing or older than
-its sources, makes the certificates with tests/tls/certs.sh, then:
+Builds DIR/tlsdial (tests/tls/tlsdial.c) and DIR/tlsdial-asan (the same
+under ASan+UBSan, with $SAN_CC, default clang) when missing or older than
+their sources, makes the certificates with tests/tls/certs.sh, then:
 
   matrix/ROW     a Python ssl server on 127.0.0.1 sends the row's chain;
                  tlsdial dials it under the row's host name with the row's
@@ -26,7 +27,7 @@ its sources, makes the certificates with tests/tls/certs.sh, then:
                  pinned IPv4 and IPv6 literals.
   certmsg/       a raw TLS server (no TLS library) whose Certificate message
                  carries malformed DER, with a pinned key and with CA trust:
-                 an error code, never a signal.
+                 an error code, never a signal nor a sanitizer report.
 
 Prints "PASS name: detail" or "FAIL name: reason" per case, then exactly
 "N passed, N failed"; exit status 1 on any failure. Standard library only.
@@ -423,13 +424,14 @@ class TLSServer(OneConnection):
 
 class SServer:
     """One `openssl s_server` (-naccept 1) on 127.0.0.1, its stdout read
-    into memory as it comes; say() types a line on its stdin."""
+    into memory as it comes, its -trace of the handshake in msgfile; say()
+    types a line on its stdin."""
 
     def __init__(self, work, args, tag):
         self.port = free_port()
         self.msgfile = os.path.join(work, "s_server-%s.msg" % tag)
         cmd = ["openssl", "s_server", "-accept", "127.0.0.1:%d" % self.port, "-naccept", "1",
-               "-crlf", "-msg", "-msgfile", self.msgfile] + args
+               "-crlf", "-trace", "-msgfile", self.msgfile] + args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.out = b""
@@ -605,9 +607,6 @@ class Suite:
         if missing:
             raise RuntimeError("certs.sh made no row for %s" % ", ".join(missing))
 
-    def teardown(self):
-        pass
-
     def f(self, row, kind):
         return os.path.join(self.certs, "%s.%s" % (row, kind))
 
@@ -628,17 +627,19 @@ class Suite:
         return self.collect(proc, t0)
 
     def collect(self, proc, t0):
+        """Wait for a dial started in the background, RUN_BOUND at most."""
+        hung = False
         try:
             out, err = proc.communicate(timeout=max(0.1, RUN_BOUND - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
+            hung = True
             proc.kill()
             out, err = proc.communicate()
-            d = Dial(proc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                     time.monotonic() - t0)
+        d = Dial(proc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                 time.monotonic() - t0)
+        if hung:
             d.rc = None
-            return d
-        return Dial(proc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                    time.monotonic() - t0)
+        return d
 
     def expect_dial(self, d, allowed):
         broken = d.why_broken()
@@ -787,7 +788,7 @@ def sserver_session(S, srv, host, cafile, renegotiate=False):
                     # until the client answers the HelloRequest one way or the other
                     while time.monotonic() < end and not gone() and srv.proc.poll() is None:
                         m = srv.msg()
-                        if m.count("ClientHello") > 1 or re.search(r"<<< .*Alert", m):
+                        if m.count("ClientHello,") > 1 or "description=" in m:
                             break
                         time.sleep(0.05)
                 srv.say("250 tlsmail-test")
@@ -800,7 +801,9 @@ def sserver_session(S, srv, host, cafile, renegotiate=False):
             proc.wait(5)
 
 
-def case_ske(S, row, sigalgs, cipher, allowed):
+def case_ske(S, row, sigalgs, cipher, allowed, signed=None):
+    """signed: the signature algorithm the server's ServerKeyExchange must
+    show when the handshake goes through (for the control)."""
     def run():
         srv = SServer(S.work, ["-tls1_2", "-cert", S.f(row, "crt"), "-key", S.f(row, "key"),
                                "-sigalgs", sigalgs, "-cipher", cipher + ":@SECLEVEL=0"],
@@ -809,14 +812,19 @@ def case_ske(S, row, sigalgs, cipher, allowed):
             d = sserver_session(S, srv, "localhost", S.f(row, "ca.pem"))
         finally:
             srv.stop()
-        S.expect_dial(d, allowed)
-        smtp = srv.seen(b"EHLO")
-        if d.name == OK:
-            check(smtp, "OK but the server never saw EHLO")
-        else:
-            check(not smtp, "EHLO went out over a refused handshake")
-        ske = re.search(r"ServerKeyExchange", srv.msg()) is not None
-        return "tlsdial %s; the server sent %s ServerKeyExchange" % (d, "a" if ske else "no")
+        # -trace: "ServerKeyExchange, Length=..." then "Signature Algorithm: NAME (0xHHHH)"
+        m = re.search(r"ServerKeyExchange,.*?Signature Algorithm: (\S+)", srv.msg(), re.S)
+        ske = "ServerKeyExchange signed " + m.group(1) if m else "no ServerKeyExchange sent"
+        try:
+            S.expect_dial(d, allowed)
+            if d.name == OK:
+                check(srv.seen(b"EHLO"), "OK but the server never saw EHLO")
+                check(signed is None or (m and m.group(1) == signed), "wanted %s" % signed)
+            else:
+                check(not srv.seen(b"EHLO"), "EHLO went out over a refused handshake")
+        except CaseFailure as e:
+            raise CaseFailure("%s; %s" % (e, ske))
+        return "tlsdial %s; %s" % (d, ske)
     return run
 
 
@@ -829,8 +837,8 @@ def case_renegotiation(S):
         finally:
             srv.stop()
         m = srv.msg()
-        hellos = len(re.findall(r"<<< .*Handshake.*ClientHello", m))
-        check(re.search(r">>> .*Handshake.*HelloRequest", m) is not None,
+        hellos = m.count("ClientHello,")
+        check("HelloRequest," in m,
               "the server sent no HelloRequest (s_server: %r)" % srv.out[-300:])
         check(hellos == 1, "the server received %d ClientHellos: the client renegotiated"
               % hellos)
@@ -989,7 +997,8 @@ def build_cases(S):
     C.append(("ske/ecdsa+sha1", case_ske(S, "ec-p256", "ECDSA+SHA1",
                                          "ECDHE-ECDSA-AES128-GCM-SHA256", ("ETLS", UNTRUSTED))))
     C.append(("ske/rsa+sha256 control", case_ske(S, "rsa-2048", "RSA+SHA256",
-                                                 "ECDHE-RSA-AES128-GCM-SHA256", (OK,))))
+                                                 "ECDHE-RSA-AES128-GCM-SHA256", (OK,),
+                                                 "rsa_pkcs1_sha256")))
     C.append(("renegotiation/server HelloRequest", case_renegotiation(S)))
     C.append(("sni/localhost", case_sni(S, "localhost", "localhost", "ca")))
     C.append(("sni/localhost. (trailing dot)", case_sni(S, "localhost.", "localhost", "ca")))
