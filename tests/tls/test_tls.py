@@ -59,8 +59,8 @@ TIMEOUT_MS = 3000      # tlsdial's per-wait timeout
 # tests/lib/sanitize.sh); a report ends it with status 99.
 SAN = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
        "-fno-omit-frame-pointer"]
-os.environ["ASAN_OPTIONS"] = "detect_leaks=1:halt_on_error=1:exitcode=99:abort_on_error=0"
-os.environ["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1:exitcode=99"
+SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:exitcode=99:abort_on_error=0",
+           "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=99"}
 RUN_BOUND = 20.0       # seconds one tlsdial may take, whatever happens
 SERVER_WAIT = 5.0      # seconds a test server waits for each step
 
@@ -621,7 +621,8 @@ class Suite:
             cmd.append("--noop")
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, **SAN_ENV) if sanitized else None)
         if background:
             return proc, t0
         return self.collect(proc, t0)
