@@ -34,6 +34,7 @@ if [ $quick = 0 ]; then
     suite integration /usr/bin/python3 tests/integration/test_integration.py --build "$build" "${k[@]}"
     suite starttls /usr/bin/python3 tests/integration/test_starttls.py --build "$build" "${k[@]}"
     suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
+    suite tls /usr/bin/python3 tests/tls/test_tls.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
     suite real /usr/bin/python3 tests/real/test_real.py --build "$build" "${k[@]}"
     # The integration cases again under ASan+UBSan and under valgrind (a
