@@ -35,6 +35,9 @@ if [ $quick = 0 ]; then
     suite starttls /usr/bin/python3 tests/integration/test_starttls.py --build "$build" "${k[@]}"
     suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
+    # tlsmail-send built for musl, aarch64 and armhf (qemu-user), a Winsock
+    # program under wine, the Cortex-M4 image within its size budget.
+    suite cross bash tests/cross/run.sh "$build" "${k[@]}"
     # The integration cases again under ASan+UBSan and under valgrind (a
     # subset; SANITIZE_VALGRIND=full for all), then every fuzz target
     # briefly on its committed seeds and regressions (make fuzz: longer).
