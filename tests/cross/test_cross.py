@@ -402,9 +402,11 @@ class Suite:
         check(server, "no wineserver next to %s" % exe)
         base = os.path.join(self.root, "wine")
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-        # No Mono or Gecko download offers: a console program needs neither.
+        # No Mono or Gecko download offers (a console program needs
+        # neither), and no winemenubuilder, which would write menu entries
+        # under $HOME: wine keeps to the build directory.
         env.update(WINEPREFIX=os.path.join(base, "prefix"), WINEDEBUG="-all",
-                   WINEDLLOVERRIDES="mscoree,mshtml=")
+                   WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d")
         self.wine_env = (server, env)
         version = first_line([exe, "--version"])
         ready = os.path.join(base, "ready")
