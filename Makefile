@@ -5,6 +5,8 @@
 #                 servers, sanitizers, a valgrind subset, fuzz smoke runs
 #   make test-full  make test with valgrind over every integration case
 #   make demo     a real send through tlsmail-send to a local server it starts
+#   make cross    tlsmail built for musl, aarch64, armhf (qemu), Windows
+#                 (wine) and a Cortex-M4, sending to a local server
 #   make bench    tlsmail-send beside curl, msmtp and Python smtplib
 #   make fuzz     every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make check    cppcheck, clang-tidy, clang --analyze, extra gcc warnings
@@ -52,17 +54,22 @@ quick:
 	bash tests/run.sh --quick $(B) $(K)
 
 test:
-	bash tests/deps.sh test
+	bash tests/deps.sh test cross
 	$(MAKE) all
 	bash tests/run.sh $(B) $(K)
 
 test-full:
-	bash tests/deps.sh test
+	bash tests/deps.sh test cross
 	$(MAKE) all
 	SANITIZE_VALGRIND=full bash tests/run.sh $(B) $(K)
 
 demo:
 	bash tests/lib/demo.sh $(B)
+
+# Only the cross builds (musl, aarch64, armhf, Windows, Cortex-M4).
+cross:
+	bash tests/deps.sh cross
+	bash tests/cross/run.sh $(B) $(if $(K),-k $(K))
 
 bench:
 	bash tests/deps.sh demo bench
@@ -128,4 +135,4 @@ uninstall:
 	    if [ "$$(readlink $(DESTDIR)$$l)" = "$(PREFIX)/bin/tlsmail-send" ]; then rm -f $(DESTDIR)$$l; fi; \
 	done
 
-.PHONY: all quick test test-full demo bench fuzz check clean install install-sendmail uninstall
+.PHONY: all quick test test-full demo cross bench fuzz check clean install install-sendmail uninstall

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/deps.sh SET... - install the Debian packages a make target needs, only
-# those missing (as root, or through sudo). SETs: demo, test, check, bench.
+# those missing (as root, or through sudo). SETs: demo, quick, test, cross,
+# check, bench.
 # One list for make demo, make test, make check, make bench and CI.
 set -euo pipefail
 declare -A sets=(
@@ -8,6 +9,9 @@ declare -A sets=(
     [quick]="gcc g++ clang make libc6-dev binutils libbearssl-dev openssl ca-certificates"
     [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf"
     [check]="clang cppcheck clang-tidy"
+    # tests/cross: cross compilers and C libraries, qemu-user, wine, and
+    # dpkg-dev for apt-get source bearssl.
+    [cross]="gcc make libc6-dev binutils libbearssl-dev dpkg-dev python3-aiosmtpd openssl musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-mingw-w64-x86-64 wine64"
     [bench]="curl msmtp time python3-aiosmtpd openssl"
     # tests/real: Postfix + Dovecot SASL and nodemailer's smtp-server (npm ci
     # of tests/real/package-lock.json happens in the suite, into the build dir)

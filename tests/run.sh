@@ -37,6 +37,9 @@ if [ $quick = 0 ]; then
     suite tls /usr/bin/python3 tests/tls/test_tls.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
     suite real /usr/bin/python3 tests/real/test_real.py --build "$build" "${k[@]}"
+    # tlsmail-send built for musl, aarch64 and armhf (qemu-user), a Winsock
+    # program under wine, the Cortex-M4 image within its size budget.
+    suite cross bash tests/cross/run.sh "$build" "${k[@]}"
     # The integration cases again under ASan+UBSan and under valgrind (a
     # subset; SANITIZE_VALGRIND=full for all), then every fuzz target
     # briefly on its committed seeds and regressions (make fuzz: longer).

@@ -1,0 +1,629 @@
+#!/usr/bin/python3
+"""tests/cross/test_cross.py - tlsmail built for other C libraries, CPUs and
+systems, sending real mail: musl (static, run on the host), aarch64 and
+armhf (static glibc, run under qemu-user), Windows (mingw-w64, run under
+wine64) and a Cortex-M4 image (linked and measured, not run).
+
+    /usr/bin/python3 tests/cross/test_cross.py --build DIR [-k SUBSTR]... [--keep] [-v]
+    (tests/cross/run.sh DIR [-k SUBSTR]... runs it)
+
+BearSSL comes from Debian's source package of the libbearssl-dev installed
+here (apt-get source with a private deb-src list, lists and cache under
+DIR/cross/apt: the system's apt configuration is only read), and is built
+once per target with its own build system into DIR/cross/TARGET/bearssl,
+kept there until the package version, the compiler or the flags change.
+The Windows prefix (DIR/cross/wine) is made once, too. Whatever is cached
+is reused; delete DIR/cross to start cold.
+
+The sends go to tests/lib/smtpd.py (aiosmtpd, implicit TLS, AUTH required,
+a certificate of tests/lib/pki.sh) on 127.0.0.1; each case checks that the
+server stored exactly the expected bytes, for the expected envelope and
+login. The Cortex-M4 image must stay within tests/cross/budget.txt.
+
+Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
+"N passed, N failed"; exits 1 if any case failed. Every wait is bounded.
+"""
+import argparse
+import glob
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from testlib import (CaseFailure, check, normalise, registry, run_cases,  # noqa: E402
+                     Server, ROOT, PKI_SH, WARN, READY_TIMEOUT)
+
+# The sources of tlsmail-send, relative to the repository root.
+TLSMAIL_SEND_SOURCES = ["examples/tlsmail-send/tlsmail-send.c"]
+TLSMAIL_SEND_FLAGS = ["-DTLSMAIL_STARTTLS"]       # as the Makefile builds it
+
+USER, PASS = "cross@example.org", "cross-Pw-1"
+BUDGET = os.path.join(HERE, "budget.txt")
+
+BEARSSL_CFLAGS = ["-W", "-Wall", "-Os", "-ffunction-sections", "-fdata-sections"]
+M4_CPU = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+
+# How each target's BearSSL and programs are built and run. run: the
+# command prefix that executes the target's binaries here. machine: what
+# readelf -h must say, so a host binary can't pass for a cross one (None:
+# the host's own).
+TARGETS = {
+    "musl": dict(cc="musl-gcc", ar="ar", cflags=BEARSSL_CFLAGS, run=[], machine=None),
+    "aarch64": dict(cc="aarch64-linux-gnu-gcc", ar="aarch64-linux-gnu-ar",
+                    cflags=BEARSSL_CFLAGS, machine="AArch64",
+                    run=["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
+    "armhf": dict(cc="arm-linux-gnueabihf-gcc", ar="arm-linux-gnueabihf-ar",
+                  cflags=BEARSSL_CFLAGS, machine="ARM",
+                  run=["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"]),
+    "mingw": dict(cc="x86_64-w64-mingw32-gcc", ar="x86_64-w64-mingw32-ar",
+                  cflags=BEARSSL_CFLAGS),
+    # No OS: no /dev/urandom and no time(); BR_ARMEL_CORTEXM_GCC is
+    # BearSSL's own switch for its Cortex-M assembly.
+    "cortex-m4": dict(cc="arm-none-eabi-gcc", ar="arm-none-eabi-ar",
+                      cflags=BEARSSL_CFLAGS + M4_CPU + ["-DBR_ARMEL_CORTEXM_GCC",
+                                                        "-DBR_USE_UNIX_TIME=0",
+                                                        "-DBR_USE_URANDOM=0"]),
+}
+
+BUILD_TIMEOUT = 900       # seconds for one make or compiler run
+APT_TIMEOUT = 600         # seconds for apt-get update / source
+SEND_TIMEOUT = 120        # seconds for one send under qemu or wine
+WINEBOOT_TIMEOUT = 600    # seconds to make the wine prefix, the first time
+WINE_PATHS = ["/usr/lib/wine/wine64", "wine64", "wine"]
+
+
+def tail(text, n=8):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return " | ".join(lines[-n:])
+
+
+def run(cmd, timeout, what, **kw):
+    """Run cmd; CaseFailure with the end of its output if it fails."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise CaseFailure("%s: no result within %d s" % (what, timeout))
+    except OSError as e:
+        raise CaseFailure("%s: %s" % (what, e))
+    out = p.stdout.decode("utf-8", "replace")
+    if p.returncode != 0:
+        raise CaseFailure("%s: exit %d: %s" % (what, p.returncode, tail(out)))
+    return out
+
+
+def first_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=60).stdout.decode()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def elf_machine(path):
+    hdr = run(["readelf", "-h", path], 30, "readelf -h")
+    return [l.split(":", 1)[1].strip() for l in hdr.splitlines()
+            if l.strip().startswith("Machine:")]
+
+
+def up_to_date(out, inputs, stamp_text):
+    """out exists, is newer than every input, and was made by stamp_text."""
+    stamp = out + ".cmd"
+    if not os.path.exists(out) or not os.path.exists(stamp):
+        return False
+    with open(stamp) as f:
+        if f.read() != stamp_text:
+            return False
+    t = os.path.getmtime(out)
+    return all(os.path.getmtime(i) <= t for i in inputs)
+
+
+def build_file(out, inputs, cmd, what):
+    """Compile/link with cmd unless out is up to date for these inputs."""
+    text = " ".join(cmd) + "\n"
+    if up_to_date(out, inputs, text):
+        return False
+    for f in (out, out + ".cmd"):
+        if os.path.exists(f):
+            os.unlink(f)
+    run(["nice", "-n", "10"] + cmd, BUILD_TIMEOUT, what, cwd=ROOT)
+    with open(out + ".cmd", "w") as f:
+        f.write(text)
+    return True
+
+
+def make_message(tag):
+    """A message that exercises what a byte-exact check can catch: ~200 KB
+    (many TLS records), lines that need dot-stuffing, UTF-8, a bare LF and
+    a bare CR (normalised to CRLF), lines of 998 octets."""
+    head = ("From: Cross Test <%s>\r\nTo: rcpt-%s@example.org\r\n"
+            "Subject: tlsmail on %s\r\nDate: Sat, 28 Nov 2026 18:27:24 +0000\r\n"
+            "Message-ID: <cross-%s@example.org>\r\n\r\n" % (USER, tag, tag, tag)).encode()
+    lines = [b".starts with a dot", b"..two dots", b".", b"Gr\xc3\xbc\xc3\x9fe aus %s"
+             % tag.encode(), b"bare LF follows\nbare CR follows\rend"]
+    seed = 0x2545F491
+    for i in range(2400):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        n = 20 + seed % 140
+        lines.append((b"%05d " % i) + bytes(33 + (seed >> (k % 16)) % 94 for k in range(n)))
+    lines.append(b"x" * 998)
+    lines.append(b"." + b"y" * 997)
+    return head + b"\r\n".join(lines) + b"\r\n"
+
+
+class Suite:
+    def __init__(self, build_dir, work, verbose):
+        self.build = build_dir
+        self.root = os.path.join(build_dir, "cross")
+        self.work = work
+        self.verbose = verbose
+        self.servers = {}
+        self.pki = os.path.join(self.root, "pki")
+        self.memo = {}
+        self.wine_env = None     # (wineserver, env) once wine may have run
+
+    def say(self, text):
+        print("  " + text, flush=True)
+
+    def once(self, key, fn):
+        """fn() the first time; later calls repeat its result or its failure."""
+        if key not in self.memo:
+            try:
+                self.memo[key] = (True, fn())
+            except CaseFailure as e:
+                self.memo[key] = (False, e)
+        ok, v = self.memo[key]
+        if not ok:
+            raise CaseFailure("%s failed earlier: %s" % (key, v))
+        return v
+
+    # --------------------------------------------------------- BearSSL --
+
+    def apt_options(self):
+        """apt options that read the system's configuration but keep every
+        list, cache and lock under DIR/cross/apt, with deb-src entries of
+        the system's own sources."""
+        d = os.path.join(self.root, "apt")
+        for sub in ("lists/partial", "cache/archives/partial", "parts"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        deb822 = "/etc/apt/sources.list.d/debian.sources"
+        if os.path.exists(deb822):
+            src = os.path.join(d, "deb-src.sources")
+            with open(deb822) as f:
+                text = f.read()
+            text = "\n".join("Types: deb-src" if l.strip().startswith("Types:") else l
+                             for l in text.splitlines()) + "\n"
+        elif os.path.exists("/etc/apt/sources.list"):
+            src = os.path.join(d, "deb-src.list")
+            with open("/etc/apt/sources.list") as f:
+                text = "".join("deb-src" + l[3:] for l in f if l.startswith("deb "))
+        else:
+            raise CaseFailure("no Debian sources list to copy")
+        with open(src, "w") as f:
+            f.write(text)
+        opts = ["-o", "Dir::Etc::sourcelist=" + src,
+                "-o", "Dir::Etc::sourceparts=" + os.path.join(d, "parts"),
+                "-o", "Dir::State::Lists=" + os.path.join(d, "lists"),
+                "-o", "Dir::Cache=" + os.path.join(d, "cache")]
+        if os.getuid() == 0:
+            # _apt could not write into a build directory owned by root.
+            opts += ["-o", "APT::Sandbox::User=root"]
+        return opts
+
+    def bearssl_source(self):
+        """The unpacked Debian source of the installed libbearssl-dev."""
+        version = first_line(["dpkg-query", "-W", "-f=${source:Version}\n", "libbearssl-dev"])
+        base = os.path.join(self.root, "src")
+        if version:
+            tree = self.source_tree(base, version)
+            if tree:
+                return version, tree
+        opts = self.apt_options()
+        run(["apt-get", "-q"] + opts + ["update"], APT_TIMEOUT, "apt-get update (deb-src)")
+        if not version:
+            out = run(["apt-cache"] + opts + ["showsrc", "bearssl"], 60, "apt-cache showsrc")
+            vs = [l.split(None, 1)[1] for l in out.splitlines() if l.startswith("Version: ")]
+            check(vs, "apt-cache showsrc bearssl: no version")
+            version = vs[0]
+        dest = os.path.join(base, version.replace(":", "_"))
+        tmp = dest + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        # dpkg-source -x (run by apt-get source) applies Debian's patches,
+        # when the package has any, and checks the files against the .dsc.
+        run(["apt-get", "-q"] + opts + ["source", "bearssl=" + version], APT_TIMEOUT,
+            "apt-get source bearssl=" + version, cwd=tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.rename(tmp, dest)
+        with open(os.path.join(dest, "ok"), "w") as f:
+            f.write(version + "\n")
+        # The source lists (tens of MB) serve only this fetch.
+        shutil.rmtree(os.path.join(self.root, "apt", "lists"), ignore_errors=True)
+        tree = self.source_tree(base, version)
+        check(tree, "apt-get source bearssl: no source tree in %s" % dest)
+        return version, tree
+
+    @staticmethod
+    def source_tree(base, version):
+        dest = os.path.join(base, version.replace(":", "_"))
+        if not os.path.exists(os.path.join(dest, "ok")):
+            return None
+        trees = [d for d in glob.glob(os.path.join(dest, "bearssl-*"))
+                 if os.path.isfile(os.path.join(d, "mk", "Rules.mk"))]
+        return trees[0] if len(trees) == 1 else None
+
+    def bearssl(self, target):
+        """DIR/cross/TARGET/bearssl: libbearssl.a and include/, rebuilt only
+        when the key changes."""
+        return self.once("bearssl " + target, lambda: self._bearssl(target))
+
+    def _bearssl(self, target):
+        version, tree = self.once("bearssl source", self.bearssl_source)
+        t = TARGETS[target]
+        cc_id = first_line([t["cc"], "--version"])
+        check(cc_id, "%s: not found (tests/deps.sh cross installs it)" % t["cc"])
+        key = "bearssl %s\ncc %s: %s (%s)\ncflags %s\n" % (
+            version, t["cc"], cc_id, first_line([t["cc"], "-dumpmachine"]),
+            " ".join(t["cflags"]))
+        out = os.path.join(self.root, target, "bearssl")
+        keyf = os.path.join(out, "key")
+        if os.path.exists(keyf):
+            with open(keyf) as f:
+                if f.read() == key:
+                    if self.verbose:
+                        self.say("BearSSL for %s: cached in %s" % (target, out))
+                    return out
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(os.path.join(out, "obj"))   # make -j2 would race to create it
+        t0 = time.monotonic()
+        # BearSSL's own makefiles (conf/Unix.mk), their variables set on the
+        # command line as its README describes; objects go to out, the
+        # source tree stays as unpacked.
+        run(["nice", "-n", "10", "make", "-C", tree, "-j2", "lib", "CONF=Unix",
+             "BUILD=" + out, "CC=" + t["cc"], "AR=" + t["ar"], "LD=" + t["cc"],
+             "CFLAGS=" + " ".join(t["cflags"]), "DLL=no", "TESTS=no"],
+            BUILD_TIMEOUT, "BearSSL for " + target)
+        shutil.copytree(os.path.join(tree, "inc"), os.path.join(out, "include"))
+        with open(keyf, "w") as f:
+            f.write(key)
+        self.say("built BearSSL %s for %s with %s in %.0f s"
+                 % (version, target, cc_id, time.monotonic() - t0))
+        return out
+
+    def brssl(self):
+        return self.once("brssl", self._brssl)
+
+    def _brssl(self):
+        """BearSSL's command-line tool for the host, from the same source,
+        linked with the installed libbearssl.a (the same version)."""
+        _version, tree = self.once("bearssl source", self.bearssl_source)
+        lib = first_line(["cc", "-print-file-name=libbearssl.a"])
+        check(os.path.isabs(lib), "no libbearssl.a on the host (libbearssl-dev)")
+        out = os.path.join(self.root, "host", "brssl")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        srcs = sorted(glob.glob(os.path.join(tree, "tools", "*.c")))
+        build_file(out, srcs + [lib], ["cc"] + BEARSSL_CFLAGS + ["-I" + os.path.join(tree, "inc")] +
+                   srcs + ["-o", out, lib], "brssl")
+        return out
+
+    # -------------------------------------------------------- programs --
+
+    def tlsmail_send(self, target):
+        return self.once("tlsmail-send " + target, lambda: self._tlsmail_send(target))
+
+    def _tlsmail_send(self, target):
+        t = TARGETS[target]
+        b = self.bearssl(target)
+        out = os.path.join(self.root, target, "tlsmail-send")
+        srcs = [os.path.join(ROOT, s) for s in TLSMAIL_SEND_SOURCES]
+        cmd = ([t["cc"]] + WARN + ["-O2"] + TLSMAIL_SEND_FLAGS +
+               ["-I" + ROOT, "-isystem", os.path.join(b, "include"), "-static"] + srcs +
+               ["-o", out, os.path.join(b, "libbearssl.a"), "-Wl,--gc-sections"])
+        build_file(out, srcs + [os.path.join(ROOT, "tlsmail.h"),
+                                os.path.join(b, "libbearssl.a")], cmd,
+                   "tlsmail-send for " + target)
+        want = [t["machine"]] if t["machine"] else elf_machine(os.path.realpath(sys.executable))
+        got = elf_machine(out)
+        check(got == want, "%s is for %s, not %s" % (out, got, want))
+        prog = run(["readelf", "-l", "-d", out], 30, "readelf -l -d")
+        check("INTERP" not in prog and "(NEEDED)" not in prog,
+              "%s is not static: %s" % (out, tail(prog, 4)))
+        return out
+
+    def win_send(self):
+        return self.once("win_send", self._win_send)
+
+    def _win_send(self):
+        t = TARGETS["mingw"]
+        b = self.bearssl("mingw")
+        out = os.path.join(self.root, "mingw", "win_send.exe")
+        src = os.path.join(HERE, "win_send.c")
+        # advapi32: BearSSL seeds from the Win32 RNG, and its "#pragma
+        # comment(lib)" is MSVC's alone.
+        cmd = ([t["cc"]] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o",
+                                   out, os.path.join(b, "libbearssl.a"), "-lws2_32",
+                                   "-ladvapi32"])
+        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"),
+                         os.path.join(b, "libbearssl.a")], cmd, "win_send.exe")
+        dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
+        check("file format pei-x86-64" in dump, "%s is not a PE32+ x86-64 image" % out)
+        dlls = sorted(l.split(":", 1)[1].strip().upper() for l in dump.splitlines()
+                      if "DLL Name:" in l)
+        check("WS2_32.DLL" in dlls, "win_send.exe imports no Winsock: %s" % dlls)
+        return out
+
+    def m4_image(self):
+        return self.once("cortex-m4 image", self._m4_image)
+
+    def _m4_image(self):
+        t = TARGETS["cortex-m4"]
+        b = self.bearssl("cortex-m4")
+        d = os.path.join(self.root, "cortex-m4")
+        ta = os.path.join(d, "ta.h")
+        ca = os.path.join(self.pki, "ca.crt")
+        if not os.path.exists(ta) or os.path.getmtime(ta) < os.path.getmtime(ca):
+            # The test CA as BearSSL source text, by BearSSL's own tool.
+            p = subprocess.run([self.brssl(), "ta", ca], capture_output=True, timeout=60)
+            code = p.stdout.decode()
+            check(p.returncode == 0 and "TAs_NUM" in code,
+                  "brssl ta: exit %d: %s" % (p.returncode, tail(p.stderr.decode())))
+            with open(ta + ".tmp", "w") as f:
+                f.write(code)
+            os.replace(ta + ".tmp", ta)
+        out = os.path.join(d, "image.elf")
+        src = os.path.join(HERE, "m4_image.c")
+        ld = os.path.join(HERE, "m4.ld")
+        cmd = ([t["cc"]] + WARN + ["-Os"] + M4_CPU +
+               ["-ffunction-sections", "-fdata-sections", "-isystem",
+                os.path.join(b, "include"), "-I" + d, src, "-o", out,
+                os.path.join(b, "libbearssl.a"), "-T", ld, "-nostartfiles",
+                "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
+                "-Wl,-Map=" + os.path.join(d, "image.map")])
+        build_file(out, [src, ld, ta, os.path.join(ROOT, "tlsmail.h"),
+                         os.path.join(b, "libbearssl.a")], cmd, "Cortex-M4 image")
+        return out
+
+    # ------------------------------------------------------------ wine --
+
+    def wine(self):
+        return self.once("wine prefix", self._wine)
+
+    def _wine(self):
+        exe = next((p for p in (w if os.path.isabs(w) else shutil.which(w)
+                                for w in WINE_PATHS) if p and os.access(p, os.X_OK)), None)
+        check(exe, "no wine64 (tests/deps.sh cross installs it)")
+        server = next((os.path.join(os.path.dirname(exe), s) for s in ("wineserver", "wineserver64")
+                       if os.access(os.path.join(os.path.dirname(exe), s), os.X_OK)), None)
+        check(server, "no wineserver next to %s" % exe)
+        base = os.path.join(self.root, "wine")
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        # No Mono or Gecko download offers (a console program needs
+        # neither), and no winemenubuilder, which would write menu entries
+        # under $HOME: wine keeps to the build directory.
+        env.update(WINEPREFIX=os.path.join(base, "prefix"), WINEDEBUG="-all",
+                   WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d")
+        self.wine_env = (server, env)
+        version = first_line([exe, "--version"])
+        ready = os.path.join(base, "ready")
+        if os.path.exists(ready):
+            with open(ready) as f:
+                if f.read() == version + "\n":
+                    return exe, server, env
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(base)
+        t0 = time.monotonic()
+        run([exe, "wineboot", "--init"], WINEBOOT_TIMEOUT, "wineboot --init", env=env,
+            stdin=subprocess.DEVNULL)
+        # The registry is on disk only once the prefix's wineserver is done.
+        run([server, "-w"], 120, "wineserver -w", env=env)
+        with open(ready, "w") as f:
+            f.write(version + "\n")
+        self.say("made the wine prefix (%s) in %.0f s" % (version, time.monotonic() - t0))
+        return exe, server, env
+
+    # ---------------------------------------------------------- server --
+
+    def server(self):
+        return self.once("server", self._server)
+
+    def _server(self):
+        run(["bash", PKI_SH, self.pki], 120, "pki.sh")
+        s = Server("good", self.pki, self.work, [(USER, PASS)])
+        self.servers["good"] = s
+        try:
+            s.wait_ready(time.monotonic() + READY_TIMEOUT)
+        except RuntimeError as e:
+            raise CaseFailure(str(e))
+        return s
+
+    def send(self, tag, cmd, env, expect_stdout=None):
+        """Run one client; the server must have stored exactly the message
+        for exactly this envelope and login."""
+        srv = self.server()
+        msg = make_message(tag)
+        mark = srv.mark()
+        inp, outp, errp = (os.path.join(self.work, "%s.%s" % (tag, x)) for x in ("in", "out", "err"))
+        with open(inp, "wb") as f:
+            f.write(msg)
+        t0 = time.monotonic()
+        # Files, not pipes: wine's background processes inherit the
+        # client's descriptors and would hold a pipe open after it exits.
+        with open(inp, "rb") as i, open(outp, "wb") as o, open(errp, "wb") as e:
+            try:
+                rc = subprocess.run(cmd, stdin=i, stdout=o, stderr=e, timeout=SEND_TIMEOUT,
+                                    env=env).returncode
+            except subprocess.TimeoutExpired:
+                raise CaseFailure("no exit within %d s" % SEND_TIMEOUT)
+        wall = time.monotonic() - t0
+        with open(outp, "rb") as o, open(errp, "rb") as e:
+            out, err = (f.read().decode("utf-8", "replace") for f in (o, e))
+        check(rc == 0, "exit %d: %s" % (rc, tail(err)))
+        if expect_stdout is not None:
+            check(out.strip() == expect_stdout, "stdout %r, wanted %r" % (out[:200], expect_stdout))
+        events, new = srv.since(mark)
+        check(len(new) == 1, "server stored %d messages, wanted 1" % len(new))
+        body, meta = srv.stored(new[0])
+        want = normalise(msg)
+        if body != want:
+            at = next((i for i in range(min(len(body), len(want))) if body[i] != want[i]),
+                      min(len(body), len(want)))
+            raise CaseFailure("stored message differs at octet %d of %d (got %d octets): "
+                              "%r vs %r" % (at, len(want), len(body), body[at:at + 40],
+                                            want[at:at + 40]))
+        check(meta["mail_from"] == USER, "MAIL FROM %r" % meta["mail_from"])
+        check(meta["rcpt_tos"] == ["rcpt-%s@example.org" % tag], "RCPT %r" % meta["rcpt_tos"])
+        check(meta["auth_user"] == USER, "login %r" % meta["auth_user"])
+        flat = [" ".join(e[1:]) for e in events]
+        check("SNI localhost" in flat, "no SNI localhost in %s" % flat[:6])
+        check("AUTH PLAIN ok" in flat, "no AUTH PLAIN ok in %s" % flat)
+        if self.verbose:
+            self.say("%s: %d octets stored in %.2f s" % (tag, len(body), wall))
+
+    def teardown(self):
+        for s in self.servers.values():
+            s.stop()
+        if self.wine_env:
+            server, env = self.wine_env
+            # Only the wineserver of our own prefix, which outlives its
+            # programs by a few seconds.
+            try:
+                subprocess.run([server, "-k"], env=env, timeout=30,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+# ------------------------------------------------------------------ budget --
+
+def read_budget():
+    budget = {}
+    with open(BUDGET) as f:
+        for line in f:
+            line = line.split("#", 1)[0].split()
+            if line:
+                check(len(line) == 2 and line[1].isdigit(), "budget.txt: bad line %r" % line)
+                budget[line[0]] = int(line[1])
+    return budget
+
+
+def budget_for(n):
+    """n + 10%, rounded up to 16 octets: what budget.txt should say."""
+    return int(math.ceil(n * 1.1 / 16.0)) * 16
+
+
+def image_size(elf):
+    out = run(["arm-none-eabi-size", "-B", elf], 30, "arm-none-eabi-size")
+    fields = out.splitlines()[1].split()
+    return dict(text=int(fields[0]), data=int(fields[1]), bss=int(fields[2]))
+
+
+# ------------------------------------------------------------------- cases --
+
+def build_cases(S):
+    cases, case = registry()
+
+    @case("bearssl: Debian source package, unpacked")
+    def _():
+        version, tree = S.once("bearssl source", S.bearssl_source)
+        check(os.path.isfile(os.path.join(tree, "inc", "bearssl.h")), "no inc/bearssl.h in %s" % tree)
+        series = os.path.join(tree, "debian", "patches", "series")
+        patches = []
+        if os.path.exists(series):
+            with open(series) as f:
+                patches = [l.split()[0] for l in f if l.strip() and not l.startswith("#")]
+        applied = []
+        if os.path.exists(os.path.join(tree, ".pc", "applied-patches")):
+            with open(os.path.join(tree, ".pc", "applied-patches")) as f:
+                applied = f.read().split()
+        check(applied == patches, "Debian patches %s, applied %s" % (patches, applied))
+        S.say("BearSSL %s from %s, Debian patches: %s"
+              % (version, tree, " ".join(patches) or "none"))
+
+    for target, how in (("musl", "on the host"), ("aarch64", "under qemu-aarch64"),
+                        ("armhf", "under qemu-arm")):
+        @case("%s: static tlsmail-send" % target)
+        def _(target=target):
+            S.tlsmail_send(target)
+
+        @case("%s: tlsmail-send %s stores the message byte-exact" % (target, how))
+        def _(target=target):
+            exe = S.tlsmail_send(target)
+            srv = S.server()
+            env = dict(os.environ, TLSMAIL_PASSWORD=PASS)
+            S.send(target, TARGETS[target]["run"] + [
+                exe, "--server", "localhost:%d" % srv.port, "--cafile",
+                os.path.join(S.pki, "ca.crt"), "--user", USER, "--timeout", "60",
+                "-f", USER, "rcpt-%s@example.org" % target], env)
+
+    @case("mingw: win_send.exe, TLSMAIL_NO_SOCKETS over a Winsock tlsmail_io")
+    def _():
+        S.win_send()
+
+    @case("mingw: win_send.exe under wine64 stores the message byte-exact")
+    def _():
+        exe = S.win_send()
+        wine, _server, env = S.wine()
+        srv = S.server()
+        env = dict(env, TLSMAIL_USER=USER, TLSMAIL_PASSWORD=PASS)
+        S.send("mingw", [wine, exe, "localhost", str(srv.port),
+                         "Z:" + os.path.join(S.pki, "ca.crt"), USER,
+                         "rcpt-mingw@example.org"], env, expect_stdout="sent")
+
+    @case("cortex-m4: image links (newlib nano, m4.ld: 1 MB flash, 128 KB RAM)")
+    def _():
+        elf = S.m4_image()
+        sym = run(["arm-none-eabi-nm", elf], 30, "arm-none-eabi-nm")
+        names = {l.split()[-1] for l in sym.splitlines() if l.strip()}
+        for need in ("tlsmail_client_send", "br_ssl_client_init_full", "Reset_Handler"):
+            check(need in names, "%s is not in the image" % need)
+        for never in ("socket", "connect", "getaddrinfo", "fopen", "opendir"):
+            check(never not in names, "%s is in a TLSMAIL_NO_SOCKETS/NO_STDIO image" % never)
+
+    @case("cortex-m4: image within tests/cross/budget.txt")
+    def _():
+        size = image_size(S.m4_image())
+        budget = read_budget()
+        S.say("cortex-m4 image: text %(text)d data %(data)d bss %(bss)d" % size +
+              "  (budget: %s)" % " ".join("%s %d" % kv for kv in sorted(budget.items())))
+        over = ["%s %d > %d" % (k, size[k], budget[k]) for k in ("text", "data", "bss")
+                if k not in budget or size[k] > budget[k]]
+        if over:
+            raise CaseFailure("over budget: %s (today + 10%%: %s)" % (", ".join(over), " ".join(
+                "%s %d" % (k, budget_for(size[k])) for k in size)))
+
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True, help="build directory (cache in DIR/cross)")
+    ap.add_argument("-k", action="append", default=[], metavar="SUBSTR",
+                    help="run only cases whose name contains SUBSTR (repeatable)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    os.makedirs(os.path.join(build, "cross"), exist_ok=True)
+    work = tempfile.mkdtemp(prefix="tlsmail-cross-")
+    S = Suite(build, work, a.verbose)
+    t0 = time.monotonic()
+    try:
+        passed, failed = run_cases(S, build_cases(S), a.k)
+    finally:
+        S.teardown()
+        if a.keep:
+            print("kept %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    S.say("cross: %.0f s" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
