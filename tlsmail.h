@@ -115,7 +115,7 @@ SECURITY
      (or anyExtendedKeyUsage), the issuers' too, as OpenSSL checks
      -purpose sslserver.
    - The server's name is always checked, case-insensitively, against the
-     subjectAltName DNS entries (the CN only when there are none), with
+     subjectAltName DNS entries (the CN only without a subjectAltName), with
      RFC 6125 wildcards: "*." as the whole left-most label, matching one
      label. "host." is "host" (no trailing dot in SNI or the check). An IP
      literal cannot be matched by BearSSL (no iPAddress SANs), so dialling
@@ -458,13 +458,13 @@ typedef struct tlsmail__dot {       /* streaming DATA encoder */
 enum { TLSMAIL__CW_DEPTH = 8, TLSMAIL__DN_MAX = 1024 };
 typedef struct tlsmail__certwalk {
     int depth;                              /* open TLVs; 0: the entry itself */
-    unsigned long left[TLSMAIL__CW_DEPTH];  /* octets of each not yet claimed */
+    size_t left[TLSMAIL__CW_DEPTH];         /* octets of each not yet claimed */
     unsigned char role[TLSMAIL__CW_DEPTH];  /* what each is: TLSMAIL__CW_* */
     unsigned char kids[TLSMAIL__CW_DEPTH];  /* children seen in each, to 255 */
     unsigned seqs;                          /* SEQUENCEs seen in the TBS */
     unsigned char hdr[5];                   /* the TLV header being read */
     size_t hlen;
-    unsigned long vlen, vleft;              /* the value being read */
+    size_t vlen, vleft;                     /* the value being read */
     int reading;                            /* a value, not a header, is read */
     int cv;                                 /* where it goes: TLSMAIL__CV_* */
     unsigned char oid[16];                  /* the OID being read */
@@ -1194,7 +1194,7 @@ TLSMAIL__PRIVATE unsigned char *tlsmail__cw_dest(tlsmail__certwalk *w, size_t **
 }
 
 /* length: the Certificate entry's, which the DER must fill exactly. */
-TLSMAIL__PRIVATE void tlsmail__cw_init(tlsmail__certwalk *w, unsigned long length) {
+TLSMAIL__PRIVATE void tlsmail__cw_init(tlsmail__certwalk *w, size_t length) {
     memset(w, 0, sizeof *w);
     w->left[0] = length;
     w->role[0] = TLSMAIL__CW_ROOT;
@@ -1225,7 +1225,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
 
 /* A TLV header is complete: a part we walk into, a value we keep, or one
    we skip? */
-TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, unsigned long len) {
+TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size_t len) {
     unsigned nth = w->kids[w->depth];
     int into = -1;
     if (nth < 255) w->kids[w->depth]++;
@@ -1313,7 +1313,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
     while (i < n && !w->err) {
         if (w->done) { w->err = 1; return; } /* octets after the certificate */
         if (w->reading) {
-            size_t k = n - i < w->vleft ? n - i : (size_t)w->vleft, *dl = NULL;
+            size_t k = n - i < w->vleft ? n - i : w->vleft, *dl = NULL;
             unsigned char *dst = tlsmail__cw_dest(w, &dl);
             if (dst) { /* fits: checked against the value's length */
                 memcpy(dst + *dl, p + i, k);
@@ -1331,8 +1331,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
             continue;
         }
         if (w->hdr[1] & 0x80) {
-            size_t nb = w->hdr[1] & 0x7Fu, k;
-            unsigned long len = 0;
+            size_t nb = w->hdr[1] & 0x7Fu, k, len = 0;
             if (nb == 0 || nb > 3) { w->err = 1; return; } /* indefinite, or over 16 MB */
             if (w->hlen < 2 + nb) continue;
             for (k = 0; k < nb; k++) len = len << 8 | w->hdr[2 + k];
@@ -2267,6 +2266,8 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     switch (e) {
     case BR_ERR_X509_EXPIRED: return TLSMAIL_ECERT_EXPIRED;
     case BR_ERR_X509_BAD_SERVER_NAME: return TLSMAIL_ECERT_NAME;
+    /* the certificate's keyUsage forbids what the server does with it */
+    case BR_ERR_WRONG_KEY_USAGE: return TLSMAIL_ECERT_UNTRUSTED;
     default:
         /* Any other verdict of the X.509 engine (unknown issuer, bad
            signature, not a CA, weak key, ...) means: not trusted. */

@@ -579,8 +579,13 @@ def build_cases(S):
         elf = S.m4_image()
         sym = run(["arm-none-eabi-nm", elf], 30, "arm-none-eabi-nm")
         names = {l.split()[-1] for l in sym.splitlines() if l.strip()}
-        for need in ("tlsmail_client_send", "br_ssl_client_init_full", "Reset_Handler"):
+        for need in ("tlsmail_client_send", "br_ssl_client_reset", "Reset_Handler"):
             check(need in names, "%s is not in the image" % need)
+        # only what tlsmail offers is registered: no full profile, and none
+        # of what only the suites it never offers use (CBC, 3DES, CCM)
+        extra = sorted(n for n in names if n == "br_ssl_client_init_full" or
+                       n.startswith(("br_des_", "br_sslrec_in_cbc", "br_sslrec_in_ccm")))
+        check(not extra, "in the image though tlsmail never offers it: %s" % extra)
         for never in ("socket", "connect", "getaddrinfo", "fopen", "opendir"):
             check(never not in names, "%s is in a TLSMAIL_NO_SOCKETS/NO_STDIO image" % never)
 
