@@ -42,11 +42,13 @@ QUICK START (examples/minimal.c, compiled by the tests)
            return err ? 1 : 0;
        }
 
-COMPILE-TIME OPTIONS (define before including, in the implementation file)
+COMPILE-TIME OPTIONS (define before including, in the implementation file;
+   tests/compile/run.sh builds every combination a user can pick)
 
    TLSMAIL_IMPLEMENTATION       emit the implementation in this file
    TLSMAIL_STATIC               make every function static (private copy)
-   TLSMAIL_STARTTLS             compile the STARTTLS upgrade (port 587)
+   TLSMAIL_STARTTLS             compile the STARTTLS upgrade (port 587);
+                                without it no STARTTLS code is compiled
    TLSMAIL_NO_SOCKETS           leave out the POSIX socket transport; dial
                                 with a tlsmail_io of your own
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
@@ -60,34 +62,57 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file)
    TLSMAIL_MAX_LINE             longest reply line accepted (default 512,
                                 RFC 5321 4.5.3.1.5)
    TLSMAIL_MAX_REPLY_LINES      most lines in one reply (default 128)
+   TLSMAIL_REPLY_TEXT           room for the last reply's text in the client
+                                (default 1024; longer text is cut, never
+                                overflowed)
+   TLSMAIL_EXT_TEXT             room for the EHLO keywords kept for
+                                tlsmail_extension (default 512)
+   TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
+                                fuzz builds only: the dialogue runs on the
+                                bare transport, no TLS at all. Never ship it.
 
-API (every declaration below carries its contract; find them by these names)
-   one call     tlsmail_send(addr, auth, from, to, nto, msg, len)
-                tlsmail_plain_auth, tlsmail_login_auth, tlsmail_auto_auth
-   client       tlsmail_dial, tlsmail_hello, tlsmail_extension,
-                tlsmail_authenticate, tlsmail_mail, tlsmail_rcpt,
-                tlsmail_data_begin / _write / _end, tlsmail_reset,
-                tlsmail_noop, tlsmail_quit, tlsmail_close, and
-                tlsmail_client_send (the one call on your own client)
-   what failed  tlsmail_strerror, tlsmail_describe, tlsmail_stage,
-                tlsmail_reply_code / _text / _tls, tlsmail_tls_error
-   checks       tlsmail_check_address
-   trust        tlsmail_trust_system / _file / _dir / _pem / _anchors /
-                _pin_sha256, tlsmail_trust_free
-   composing    tlsmail_compose (a plain-text RFC 5322 message)
-   transport    tlsmail_io (your own read/write/close)
+API (each [group] is also the heading of its declarations below and the
+   [tlsmail:group] marker of its implementation: grep for any name)
+   [send]       tlsmail_send, tlsmail_client_send
+   [auth]       tlsmail_auth, tlsmail_plain_auth, tlsmail_login_auth,
+                tlsmail_auto_auth, tlsmail_authenticate
+   [session]    tlsmail_config, tlsmail_client, tlsmail_dial, tlsmail_hello,
+                tlsmail_extension, tlsmail_close
+   [commands]   tlsmail_mail, tlsmail_rcpt, tlsmail_data_begin,
+                tlsmail_data_write, tlsmail_data_end, tlsmail_reset,
+                tlsmail_noop, tlsmail_quit
+   [report]     tlsmail_strerror, tlsmail_error_class, tlsmail_describe,
+                tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
+                tlsmail_reply_text, tlsmail_reply_enhanced, tlsmail_reply_tls,
+                tlsmail_tls_error
+   [trust]      tlsmail_trust, tlsmail_trust_system, tlsmail_trust_file,
+                tlsmail_trust_dir, tlsmail_trust_pem, tlsmail_trust_anchors,
+                tlsmail_trust_pin_sha256, tlsmail_trust_free
+   [transport]  tlsmail_io
+   [checks]     tlsmail_check_address, tlsmail_split_hostport
+   [compose]    tlsmail_message, tlsmail_compose, tlsmail_format_date,
+                tlsmail_message_id, tlsmail_format_mailbox
+   Inside, bottom up: [codecs] [checks] [transport] [trust] [pin] [x509]
+   [stream] [dialogue] [starttls] [session] [auth] [commands] [send]
+   [compose] [report].
 
 ERRORS
-   0 or a negative TLSMAIL_E* code, listed with their meaning in
-   TLSMAIL__ERRORS below. Roughly: EINVAL, ESTATE, ELINE, ETRUST,
-   EAUTHHOST: fix the call or config; ERESOLVE, ECONNECT, ETIMEOUT, ECLOSED,
-   EIO, ETRANSIENT: retry later; ECERT_*, ETLS, EPROTO, ESTARTTLS: a broken
-   or misconfigured server, or tampering; EPERMANENT, EAUTH, ENOMECH: the
-   server said no; EUNKNOWN: the message may have been delivered.
+   0 or a negative TLSMAIL_E* code, listed with their meaning and class in
+   TLSMAIL__ERRORS below. tlsmail_error_class() says what to do:
+   TLSMAIL_CLASS_CONFIG (fix the call, the configuration or the message),
+   _RETRY (the network or the server, for now), _REFUSED (the server said
+   no for good), _TAMPERING (TLS, certificate or protocol failure: a broken
+   server or someone on the path), _MAYBE_DELIVERED (EUNKNOWN: a retry may
+   send twice). Errors the library decides on itself (EINVAL, ENOEXT,
+   ETOOBIG, ...) never quote a server reply in tlsmail_describe().
 
 CONVENTIONS
-   - Every int-returning call returns 0 or a negative TLSMAIL_E* code;
-     tlsmail_strerror() names it.
+   - Calls that do something (dial, commands, trust loading, compose)
+     return 0 or a negative TLSMAIL_E* code, which tlsmail_strerror()
+     names. The getters return what they get: tlsmail_reply_code() a
+     reply code or 0, tlsmail_stage() a TLSMAIL_STAGE_*, tlsmail_reply_tls()
+     0 or 1, tlsmail_tls_error() BearSSL's error number, and
+     tlsmail_error_class() a TLSMAIL_CLASS_*.
    - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust
      and tlsmail_io pointers from tlsmail_dial() until tlsmail_close(); it
      keeps no other pointer past the call that received it.
@@ -153,6 +178,20 @@ LIMITS
    fields of at most 255 octets (RFC 4616).
 
 CHANGES
+   0.2.0  (in progress)
+          Renamed (0.x: no aliases): TLSMAIL_TLS -> TLSMAIL_SECURITY_TLS,
+          TLSMAIL_STARTTLS_REQUIRED -> TLSMAIL_SECURITY_STARTTLS,
+          TLSMAIL_TLS_OR_STARTTLS -> TLSMAIL_SECURITY_TLS_OR_STARTTLS,
+          tlsmail_sendmail -> tlsmail_client_send; tlsmail_extension takes
+          a const client.
+          New: tlsmail_error_class, tlsmail_reply_enhanced,
+          tlsmail_split_hostport (and tlsmail_auth.host may be the
+          "host:port" you dial), tlsmail_format_date, tlsmail_message_id,
+          tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG.
+          Stricter: the certificate policy of SECURITY below (no SHA-1, no
+          renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
+          codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
+          QUIT 221); a server speaking out of turn is EPROTO.
    0.1.0  first release: implicit TLS, STARTTLS (opt-in), AUTH PLAIN/LOGIN,
           PIPELINING.
 
@@ -222,7 +261,120 @@ LICENSE
 extern "C" {
 #endif
 
-/* ---- errors ------------------------------------------------------------ */
+/* Every group below has the same name in the API index at the top, here
+   and at its implementation ([tlsmail:NAME] markers): grep for it. Types
+   used before their group are declared first; the structs with private
+   fields are defined at the end, just before "API ends here". */
+typedef struct tlsmail_auth tlsmail_auth;
+typedef struct tlsmail_config tlsmail_config;
+typedef struct tlsmail_client tlsmail_client;
+typedef struct tlsmail_trust tlsmail_trust;
+typedef struct tlsmail_io tlsmail_io;
+
+/* ---- [send] one call, shaped like Go's net/smtp.SendMail ----------------- */
+
+/* Go's net/smtp.SendMail, argument for argument. addr is "host:port" (IPv6:
+   "[::1]:465"; no port: 465). Dials with implicit TLS and the system trust
+   store, EHLO (HELO if refused), AUTH when auth is not NULL, MAIL, RCPT for
+   every recipient (any rejection fails the send), DATA, QUIT. msg is the
+   whole message (headers, blank line, body); line ends may be CRLF, LF or
+   CR. Every argument is checked before any byte goes out. */
+TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
+                             const char *const *to, size_t nto, const void *msg, size_t len);
+
+/* The one-call send on a caller's client and config, so the stage and the
+   server's reply stay readable afterwards (closed, but not wiped, on
+   return). */
+TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
+                                 const tlsmail_auth *auth, const char *from,
+                                 const char *const *to, size_t nto,
+                                 const void *msg, size_t len);
+
+/* ---- [auth] credentials: AUTH PLAIN and LOGIN ---------------------------- */
+
+/* TLSMAIL_AUTH_AUTO picks by what the server offers: PLAIN, else LOGIN. */
+enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO };
+
+/* What Go calls smtp.Auth: plain data, no heap. The strings are the
+   caller's and must stay valid while in use; the library never writes them.
+   host is the server name the credentials are meant for: authenticating to
+   any other server fails with TLSMAIL_EAUTHHOST before a byte is sent. */
+struct tlsmail_auth {
+    int mechanism;
+    const char *identity, *username, *secret, *host;
+};
+
+/* RFC 4616 PLAIN; identity is the authorisation identity, usually "". */
+TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
+                                            const char *password, const char *host);
+/* The non-standard but ubiquitous LOGIN mechanism. */
+TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
+                                            const char *host);
+/* PLAIN if the server offers it, else LOGIN; either way only over TLS and
+   only to host. The choice is made once from the EHLO reply: a refusal is
+   never followed by another mechanism. */
+TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
+                                           const char *host);
+
+/* AUTH with the given credentials (host must match the dialled host). */
+TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a);
+
+/* ---- [session] a client of your own: dial, EHLO, close ------------------- */
+
+enum { TLSMAIL_SECURITY_TLS = 0, TLSMAIL_SECURITY_STARTTLS = 1, TLSMAIL_SECURITY_TLS_OR_STARTTLS = 2 };
+/* Trace directions; TLSMAIL_TRACE_PLAINTEXT is or-ed in for the lines of
+   the STARTTLS prelude, which anyone on the path can read and forge. */
+enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT = 2 };
+
+/* Zero-initialise, then set what you need. */
+struct tlsmail_config {
+    const char *host;          /* server name: dialled, sent as SNI, checked */
+    unsigned port;             /* 0: 465 */
+    int security;              /* TLSMAIL_SECURITY_TLS (default); STARTTLS modes need
+                                  TLSMAIL_STARTTLS */
+    int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
+    int deadline_ms;           /* whole session from dial; 0: default (10 min),
+                                  < 0: none */
+    unsigned starttls_port;    /* TLSMAIL_SECURITY_TLS_OR_STARTTLS fallback; 0: 587 */
+    const char *helo_name;     /* EHLO argument; NULL: "localhost" */
+    const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
+    const tlsmail_io *io;      /* NULL: POSIX sockets */
+    /* Every line sent and received, without CRLF; AUTH payloads masked. */
+    void (*trace)(void *ud, int dir, const char *line, size_t len);
+    void *trace_ud;
+};
+
+/* Connect, TLS handshake with the configured trust, read the greeting. On
+   failure the client is closed (tlsmail_close is still harmless). */
+TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg);
+/* EHLO, or HELO when EHLO is refused with 5xx. Called by the others if
+   needed. */
+TLSMAIL_DEF int tlsmail_hello(tlsmail_client *c);
+/* After hello: an extension's parameters ("" when it has none), or NULL when
+   the server did not offer it. Case-insensitive name, e.g. "AUTH". */
+TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *name);
+
+/* Close the connection (TLS close_notify, bounded) and wipe the client. */
+TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
+
+/* ---- [commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ----------------------- */
+
+/* MAIL FROM:<from> (from may be "" for the null reverse-path); RCPT TO:<to>. */
+TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from);
+TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to);
+/* DATA, then the message in chunks of any size (line ends normalised,
+   dot-stuffed), then the final "." and the server's verdict. A line over 998
+   octets fails data_write with TLSMAIL_ELINE and drops the connection without
+   the final ".", so nothing is delivered. */
+TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c);
+TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n);
+TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c);
+/* RSET (start the next message on the same connection), NOOP, QUIT. */
+TLSMAIL_DEF int tlsmail_reset(tlsmail_client *c);
+TLSMAIL_DEF int tlsmail_noop(tlsmail_client *c);
+TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c);
+
+/* ---- [report] errors, and what went wrong -------------------------------- */
 
 /* One list gives the enum, tlsmail_strerror() and tlsmail_error_class(),
    so they can't drift. Values follow the order (0, -1, -2, ...) and new
@@ -297,126 +449,6 @@ enum {
 /* Name of an error code ("server certificate expired ..."); never NULL. */
 TLSMAIL_DEF const char *tlsmail_strerror(int err);
 
-/* ---- authentication ---------------------------------------------------- */
-
-/* TLSMAIL_AUTH_AUTO picks by what the server offers: PLAIN, else LOGIN. */
-enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO };
-
-/* What Go calls smtp.Auth: plain data, no heap. The strings are the
-   caller's and must stay valid while in use; the library never writes them.
-   host is the server name the credentials are meant for: authenticating to
-   any other server fails with TLSMAIL_EAUTHHOST before a byte is sent. */
-typedef struct tlsmail_auth {
-    int mechanism;
-    const char *identity, *username, *secret, *host;
-} tlsmail_auth;
-
-/* RFC 4616 PLAIN; identity is the authorisation identity, usually "". */
-TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
-                                            const char *password, const char *host);
-/* The non-standard but ubiquitous LOGIN mechanism. */
-TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
-                                            const char *host);
-/* PLAIN if the server offers it, else LOGIN; either way only over TLS and
-   only to host. The choice is made once from the EHLO reply: a refusal is
-   never followed by another mechanism. */
-TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
-                                           const char *host);
-
-/* ---- one-call send ----------------------------------------------------- */
-
-/* Go's net/smtp.SendMail, argument for argument. addr is "host:port" (IPv6:
-   "[::1]:465"; no port: 465). Dials with implicit TLS and the system trust
-   store, EHLO (HELO if refused), AUTH when auth is not NULL, MAIL, RCPT for
-   every recipient (any rejection fails the send), DATA, QUIT. msg is the
-   whole message (headers, blank line, body); line ends may be CRLF, LF or
-   CR. Every argument is checked before any byte goes out. */
-TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
-                             const char *const *to, size_t nto, const void *msg, size_t len);
-
-/* ---- transport --------------------------------------------------------- */
-
-/* The caller's own byte stream (embedded boards, tests, proxies). read
-   returns bytes read (> 0), 0 at end of stream, or a negative TLSMAIL_E*
-   code (TLSMAIL_ETIMEOUT for your own timeout); write returns bytes written
-   (> 0) or a negative code. Each call may block; the library's timeouts
-   apply only to its own sockets, so bound your waits yourself. close may be
-   NULL. */
-typedef struct tlsmail_io {
-    void *ctx;
-    int (*read)(void *ctx, unsigned char *buf, size_t len);
-    int (*write)(void *ctx, const unsigned char *buf, size_t len);
-    void (*close)(void *ctx);
-} tlsmail_io;
-
-/* ---- trust ------------------------------------------------------------- */
-
-/* Where trust comes from. A zeroed tlsmail_trust means "the system bundle,
-   loaded at dial time". Load one explicitly to reuse it across clients
-   (loading the 140-certificate system bundle costs tens of milliseconds and
-   ~80 KB of heap; a loaded trust is read-only and may be shared). */
-typedef struct tlsmail_trust {
-    void *alloc_ctx; /* yours: handed to TLSMAIL_MALLOC/TLSMAIL_FREE; set it
-                        before loading */
-    /* private */
-    int kind;
-    br_x509_trust_anchor *anchors;
-    size_t count, cap;
-    const br_x509_trust_anchor *user_anchors;
-    unsigned char pin[32];
-} tlsmail_trust;
-
-/* The system bundle: $SSL_CERT_FILE and/or $SSL_CERT_DIR when set (as
-   OpenSSL and Go honour them), else the first bundle found among the usual
-   places of Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine, Arch, the BSDs and
-   macOS, else the usual certificate directories. */
-TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t);
-/* PEM bundle file; PEM directory (files ending .pem or .crt, and OpenSSL
-   hash links); PEM bytes in memory. CRLF and a missing final newline are
-   fine; no certificate at all is TLSMAIL_ETRUST. These may be called more
-   than once on one tlsmail_trust to add sources; anchors are copied. */
-TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path);
-TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path);
-TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len);
-/* The caller's anchors (e.g. from BearSSL's brssl ta): not copied, no heap;
-   they must outlive every client using t. */
-TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anchor *ta,
-                                      size_t n);
-/* Trust exactly one server key: the SHA-256 of its DER SubjectPublicKeyInfo,
-   as base64 (what curl's --pinnedpubkey takes after "sha256//", and what
-   `openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl dgst
-   -sha256 -binary | base64` prints); "sha256//" may prefix it. The chain and
-   name are not checked: the pin is the trust. */
-TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *base64);
-/* Frees loaded anchors; t becomes a zeroed (system) trust again, keeping
-   only alloc_ctx. */
-TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
-
-/* ---- client ------------------------------------------------------------ */
-
-enum { TLSMAIL_SECURITY_TLS = 0, TLSMAIL_SECURITY_STARTTLS = 1, TLSMAIL_SECURITY_TLS_OR_STARTTLS = 2 };
-/* Trace directions; TLSMAIL_TRACE_PLAINTEXT is or-ed in for the lines of
-   the STARTTLS prelude, which anyone on the path can read and forge. */
-enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT = 2 };
-
-/* Zero-initialise, then set what you need. */
-typedef struct tlsmail_config {
-    const char *host;          /* server name: dialled, sent as SNI, checked */
-    unsigned port;             /* 0: 465 */
-    int security;              /* TLSMAIL_SECURITY_TLS (default); STARTTLS modes need
-                                  TLSMAIL_STARTTLS */
-    int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
-    int deadline_ms;           /* whole session from dial; 0: default (10 min),
-                                  < 0: none */
-    unsigned starttls_port;    /* TLSMAIL_SECURITY_TLS_OR_STARTTLS fallback; 0: 587 */
-    const char *helo_name;     /* EHLO argument; NULL: "localhost" */
-    const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
-    const tlsmail_io *io;      /* NULL: POSIX sockets */
-    /* Every line sent and received, without CRLF; AUTH payloads masked. */
-    void (*trace)(void *ud, int dir, const char *line, size_t len);
-    void *trace_ud;
-} tlsmail_config;
-
 /* Stages, for tlsmail_stage(): which step a failed session was in. One
    list gives the enum and tlsmail_stage_name(). */
 #define TLSMAIL__STAGES(X)                                                     \
@@ -430,161 +462,6 @@ enum {
 #undef TLSMAIL__STAGE_ENUM
     TLSMAIL__STAGE_COUNT
 };
-
-/* Private parts of the client, defined here only so callers can allocate it. */
-typedef struct tlsmail__reply {     /* streaming reply parser state */
-    int code;                       /* code of the reply being read */
-    int nlines;                     /* lines of it seen so far */
-    int done;                       /* last line seen: next byte starts anew */
-    size_t len;                     /* bytes of the current line */
-    char line[TLSMAIL_MAX_LINE + 1];/* current line, NUL-terminated */
-} tlsmail__reply;
-
-typedef struct tlsmail__ext {       /* what EHLO told us */
-    unsigned flags;                 /* TLSMAIL__EXT_* bits */
-    unsigned auth;                  /* bit (1 << TLSMAIL_AUTH_x) per mechanism */
-    size_t len;
-    char text[TLSMAIL_EXT_TEXT];    /* "KEYWORD params\0" entries */
-} tlsmail__ext;
-
-typedef struct tlsmail__dot {       /* streaming DATA encoder */
-    int bol;                        /* at the start of a line */
-    int cr;                         /* last input byte was CR */
-    size_t linelen;                 /* octets of the current line */
-} tlsmail__dot;
-
-/* Streaming reader of one certificate: what BearSSL's engine doesn't check
-   or doesn't show (the [codecs] section says what and why). */
-enum { TLSMAIL__CW_DEPTH = 8, TLSMAIL__DN_MAX = 1024 };
-typedef struct tlsmail__certwalk {
-    int depth;                              /* open TLVs; 0: the entry itself */
-    size_t left[TLSMAIL__CW_DEPTH];         /* octets of each not yet claimed */
-    unsigned char role[TLSMAIL__CW_DEPTH];  /* what each is: TLSMAIL__CW_* */
-    unsigned char kids[TLSMAIL__CW_DEPTH];  /* children seen in each, to 255 */
-    unsigned seqs;                          /* SEQUENCEs seen in the TBS */
-    unsigned char hdr[5];                   /* the TLV header being read */
-    size_t hlen;
-    size_t vlen, vleft;                     /* the value being read */
-    int reading;                            /* a value, not a header, is read */
-    int cv;                                 /* where it goes: TLSMAIL__CV_* */
-    unsigned char oid[16];                  /* the OID being read */
-    size_t oidlen;
-    int in_eku;                             /* in the extendedKeyUsage extension */
-    int eku;                                /* 0: none; 1: serverAuth or any;
-                                               -1: other purposes only */
-    int err;                                /* not DER, or not a certificate */
-    int done;                               /* the whole certificate was read */
-    int dn_over;                            /* a name too long to keep */
-    int issuer_done;                        /* issuer[] is complete */
-    size_t issuer_len, subject_len;
-    unsigned char issuer[TLSMAIL__DN_MAX];  /* the names, whole DER */
-    unsigned char subject[TLSMAIL__DN_MAX];
-} tlsmail__certwalk;
-
-typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
-                                       our policy on top */
-    const br_x509_class *vtable;
-    br_x509_minimal_context xc;     /* does the real validation */
-    tlsmail__certwalk cw;           /* reads the certificate beside it */
-    int skip;                       /* BearSSL ignores this certificate:
-                                       the chain already reached an anchor */
-    int err;                        /* our verdict, a BR_ERR_X509_* */
-} tlsmail__x509;
-
-typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
-    const br_x509_class *vtable;
-    br_x509_decoder_context dc;
-    const unsigned char *pin;
-    int ncert, err, mismatch;
-    int overrun;                    /* the first certificate's DER went on
-                                       after its end or an error */
-    br_x509_pkey pkey;
-    unsigned char key[520];
-} tlsmail__pin;
-
-typedef struct tlsmail_client {
-    /* private: callers SHALL NOT access these fields */
-    br_ssl_client_context sc;
-    union {                         /* one X.509 engine at a time: */
-        tlsmail__x509 policy;       /* chain, name and policy checks, or */
-        tlsmail__pin pin;           /* the pinned key */
-    } x509;
-    br_sslio_context ioc;
-    tlsmail_trust own_trust;        /* the system bundle, when cfg has none */
-    const tlsmail_trust *trust;
-    const tlsmail_config *cfg;
-    tlsmail_io io;
-    int fd, state, stage, err, tls, utf8, starttls;
-    int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
-    int reply_tls;                  /* the last reply came over TLS */
-    int reply_fresh;                /* ...and answers the last command: an
-                                       error decided on it may quote it */
-    int queued;                     /* commands queued since the last flush */
-    unsigned char first[4];         /* first bytes received: TLS or SMTP? */
-    size_t nfirst;
-    int timeout_ms;
-    long long deadline;             /* monotonic ms; 0: none */
-    char host[256];
-    tlsmail__reply rp;
-    tlsmail__ext ext;
-    tlsmail__dot dot;
-    int code;                       /* last reply */
-    char enhanced[12];              /* its RFC 3463 status ("5.7.8"), or "" */
-    size_t textlen;
-    char text[TLSMAIL_REPLY_TEXT];
-    size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
-    unsigned char rbuf[512];
-    unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
-} tlsmail_client;
-
-/* Connect, TLS handshake with the configured trust, read the greeting. On
-   failure the client is closed (tlsmail_close is still harmless). */
-TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg);
-/* EHLO, or HELO when EHLO is refused with 5xx. Called by the others if
-   needed. */
-TLSMAIL_DEF int tlsmail_hello(tlsmail_client *c);
-/* After hello: an extension's parameters ("" when it has none), or NULL when
-   the server did not offer it. Case-insensitive name, e.g. "AUTH". */
-TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *name);
-/* AUTH with the given credentials (host must match the dialled host). */
-TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a);
-/* MAIL FROM:<from> (from may be "" for the null reverse-path); RCPT TO:<to>. */
-TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from);
-TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to);
-/* DATA, then the message in chunks of any size (line ends normalised,
-   dot-stuffed), then the final "." and the server's verdict. A line over 998
-   octets fails data_write with TLSMAIL_ELINE and drops the connection without
-   the final ".", so nothing is delivered. */
-TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c);
-TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n);
-TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c);
-/* RSET (start the next message on the same connection), NOOP, QUIT. */
-TLSMAIL_DEF int tlsmail_reset(tlsmail_client *c);
-TLSMAIL_DEF int tlsmail_noop(tlsmail_client *c);
-TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c);
-/* Close the connection (TLS close_notify, bounded) and wipe the client. */
-TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
-
-/* The one-call send on a caller's client and config, so the stage and the
-   server's reply stay readable afterwards (closed, but not wiped, on
-   return). */
-TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
-                                 const tlsmail_auth *auth, const char *from,
-                                 const char *const *to, size_t nto,
-                                 const void *msg, size_t len);
-
-/* "host", "host:port", "[v6]:port" or a bare IPv6 address, split as Go's
-   net.SplitHostPort does (brackets removed); *port is defport when addr
-   has none. The splitter tlsmail_dial() uses: callers never need their
-   own. 0, or TLSMAIL_EINVAL for a malformed addr, an empty host, a host
-   of cap octets or more, or a port outside 1..65535. */
-TLSMAIL_DEF int tlsmail_split_hostport(const char *addr, char *host, size_t cap, unsigned *port,
-                                       unsigned defport);
-
-/* 0 if tlsmail_mail/tlsmail_rcpt would accept addr ("" is refused: pass
-   the null reverse-path to tlsmail_mail directly), else TLSMAIL_EINVAL.
-   For tools that check their configuration before the first send. */
-TLSMAIL_DEF int tlsmail_check_address(const char *addr);
 
 /* The last server reply: code (0 if none) and text (lines joined by '\n',
    without the codes; "" if none). */
@@ -611,7 +488,67 @@ TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err);
    Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
 
-/* ---- message composer (RFC 5322, MIME: RFC 2045, 2047) ------------------ */
+/* ---- [trust] where the trust anchors come from --------------------------- */
+
+#ifndef TLSMAIL_NO_STDIO /* files and directories: not with TLSMAIL_NO_STDIO */
+/* The system bundle: $SSL_CERT_FILE and/or $SSL_CERT_DIR when set (as
+   OpenSSL and Go honour them), else the first bundle found among the usual
+   places of Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine, Arch, the BSDs and
+   macOS, else the usual certificate directories. */
+TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t);
+/* PEM bundle file; PEM directory (files ending .pem or .crt, and OpenSSL
+   hash links); PEM bytes in memory. CRLF and a missing final newline are
+   fine; no certificate at all is TLSMAIL_ETRUST. These may be called more
+   than once on one tlsmail_trust to add sources; anchors are copied. */
+TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path);
+TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path);
+#endif
+TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len);
+/* The caller's anchors (e.g. from BearSSL's brssl ta): not copied, no heap;
+   they must outlive every client using t. */
+TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anchor *ta,
+                                      size_t n);
+/* Trust exactly one server key: the SHA-256 of its DER SubjectPublicKeyInfo,
+   as base64 (what curl's --pinnedpubkey takes after "sha256//", and what
+   `openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl dgst
+   -sha256 -binary | base64` prints); "sha256//" may prefix it. The chain and
+   name are not checked: the pin is the trust. */
+TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *base64);
+/* Frees loaded anchors; t becomes a zeroed (system) trust again, keeping
+   only alloc_ctx. */
+TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
+
+/* ---- [transport] your own byte stream instead of sockets ----------------- */
+
+/* The caller's own byte stream (embedded boards, tests, proxies). read
+   returns bytes read (> 0), 0 at end of stream, or a negative TLSMAIL_E*
+   code (TLSMAIL_ETIMEOUT for your own timeout); write returns bytes written
+   (> 0) or a negative code. Each call may block; the library's timeouts
+   apply only to its own sockets, so bound your waits yourself. close may be
+   NULL. */
+struct tlsmail_io {
+    void *ctx;
+    int (*read)(void *ctx, unsigned char *buf, size_t len);
+    int (*write)(void *ctx, const unsigned char *buf, size_t len);
+    void (*close)(void *ctx);
+};
+
+/* ---- [checks] what the library checks, for tools to check first ---------- */
+
+/* 0 if tlsmail_mail/tlsmail_rcpt would accept addr ("" is refused: pass
+   the null reverse-path to tlsmail_mail directly), else TLSMAIL_EINVAL.
+   For tools that check their configuration before the first send. */
+TLSMAIL_DEF int tlsmail_check_address(const char *addr);
+
+/* "host", "host:port", "[v6]:port" or a bare IPv6 address, split as Go's
+   net.SplitHostPort does (brackets removed); *port is defport when addr
+   has none. The splitter tlsmail_dial() uses: callers never need their
+   own. 0, or TLSMAIL_EINVAL for a malformed addr, an empty host, a host
+   of cap octets or more, or a port outside 1..65535. */
+TLSMAIL_DEF int tlsmail_split_hostport(const char *addr, char *host, size_t cap, unsigned *port,
+                                       unsigned defport);
+
+/* ---- [compose] a plain-text message: RFC 5322, MIME (RFC 2045, 2047) ----- */
 
 /* A plain-text message to build with tlsmail_compose(). Every string is the
    caller's UTF-8 and is only read during the call. Addresses are "addr" or
@@ -682,6 +619,137 @@ TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from);
    when cap is too small (*len: the length needed). */
 TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t cap, size_t *len);
 
+/* ---- [private] structs defined here only so callers can allocate them ---- */
+
+/* Callers SHALL NOT read or write these fields (tlsmail_trust.alloc_ctx
+   excepted): they change between versions. */
+
+typedef struct tlsmail__reply {     /* streaming reply parser state */
+    int code;                       /* code of the reply being read */
+    int nlines;                     /* lines of it seen so far */
+    int done;                       /* last line seen: next byte starts anew */
+    size_t len;                     /* bytes of the current line */
+    char line[TLSMAIL_MAX_LINE + 1];/* current line, NUL-terminated */
+} tlsmail__reply;
+
+typedef struct tlsmail__ext {       /* what EHLO told us */
+    unsigned flags;                 /* TLSMAIL__EXT_* bits */
+    unsigned auth;                  /* bit (1 << TLSMAIL_AUTH_x) per mechanism */
+    size_t len;
+    char text[TLSMAIL_EXT_TEXT];    /* "KEYWORD params\0" entries */
+} tlsmail__ext;
+
+typedef struct tlsmail__dot {       /* streaming DATA encoder */
+    int bol;                        /* at the start of a line */
+    int cr;                         /* last input byte was CR */
+    size_t linelen;                 /* octets of the current line */
+} tlsmail__dot;
+
+/* Streaming reader of one certificate: what BearSSL's engine doesn't check
+   or doesn't show (the [codecs] section says what and why). */
+enum { TLSMAIL__CW_DEPTH = 8, TLSMAIL__DN_MAX = 1024 };
+typedef struct tlsmail__certwalk {
+    int depth;                              /* open TLVs; 0: the entry itself */
+    size_t left[TLSMAIL__CW_DEPTH];         /* octets of each not yet claimed */
+    unsigned char role[TLSMAIL__CW_DEPTH];  /* what each is: TLSMAIL__CW_* */
+    unsigned char kids[TLSMAIL__CW_DEPTH];  /* children seen in each, to 255 */
+    unsigned seqs;                          /* SEQUENCEs seen in the TBS */
+    unsigned char hdr[5];                   /* the TLV header being read */
+    size_t hlen;
+    size_t vlen, vleft;                     /* the value being read */
+    int reading;                            /* a value, not a header, is read */
+    int cv;                                 /* where it goes: TLSMAIL__CV_* */
+    unsigned char oid[16];                  /* the OID being read */
+    size_t oidlen;
+    int in_eku;                             /* in the extendedKeyUsage extension */
+    int eku;                                /* 0: none; 1: serverAuth or any;
+                                               -1: other purposes only */
+    int err;                                /* not DER, or not a certificate */
+    int done;                               /* the whole certificate was read */
+    int dn_over;                            /* a name too long to keep */
+    int issuer_done;                        /* issuer[] is complete */
+    size_t issuer_len, subject_len;
+    unsigned char issuer[TLSMAIL__DN_MAX];  /* the names, whole DER */
+    unsigned char subject[TLSMAIL__DN_MAX];
+} tlsmail__certwalk;
+
+typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
+                                       our policy on top */
+    const br_x509_class *vtable;
+    br_x509_minimal_context xc;     /* does the real validation */
+    tlsmail__certwalk cw;           /* reads the certificate beside it */
+    int skip;                       /* BearSSL ignores this certificate:
+                                       the chain already reached an anchor */
+    int err;                        /* our verdict, a BR_ERR_X509_* */
+} tlsmail__x509;
+
+/* Where trust comes from. A zeroed tlsmail_trust means "the system bundle,
+   loaded at dial time". Load one explicitly to reuse it across clients
+   (loading the 140-certificate system bundle costs tens of milliseconds and
+   ~80 KB of heap; a loaded trust is read-only and may be shared). */
+struct tlsmail_trust {
+    void *alloc_ctx; /* yours: handed to TLSMAIL_MALLOC/TLSMAIL_FREE; set it
+                        before loading */
+    /* private */
+    int kind;
+    br_x509_trust_anchor *anchors;
+    size_t count, cap;
+    const br_x509_trust_anchor *user_anchors;
+    unsigned char pin[32];
+};
+
+typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
+    const br_x509_class *vtable;
+    br_x509_decoder_context dc;
+    const unsigned char *pin;
+    int ncert, err, mismatch;
+    int overrun;                    /* the first certificate's DER went on
+                                       after its end or an error */
+    br_x509_pkey pkey;
+    unsigned char key[520];
+} tlsmail__pin;
+
+struct tlsmail_client {
+    /* private: callers SHALL NOT access these fields */
+    br_ssl_client_context sc;
+    union {                         /* one X.509 engine at a time: */
+        tlsmail__x509 policy;       /* chain, name and policy checks, or */
+        tlsmail__pin pin;           /* the pinned key */
+    } x509;
+    br_sslio_context ioc;
+    tlsmail_trust own_trust;        /* the system bundle, when cfg has none */
+    const tlsmail_trust *trust;
+    const tlsmail_config *cfg;
+    tlsmail_io io;
+    int fd;                         /* our socket, or -1 */
+    int state;                      /* TLSMAIL__CLOSED .. TLSMAIL__DATA */
+    int stage;                      /* TLSMAIL_STAGE_* of the last call */
+    int err;                        /* its result */
+    int tls;                        /* TLS is up: the stream is encrypted */
+    int utf8;                       /* MAIL declared SMTPUTF8 */
+    int starttls;                   /* this session began in plaintext */
+    int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
+    int reply_tls;                  /* the last reply came over TLS */
+    int reply_fresh;                /* ...and answers the last command: an
+                                       error decided on it may quote it */
+    int queued;                     /* commands queued since the last flush */
+    unsigned char first[4];         /* first bytes received: TLS or SMTP? */
+    size_t nfirst;
+    int timeout_ms;
+    long long deadline;             /* monotonic ms; 0: none */
+    char host[256];
+    tlsmail__reply rp;
+    tlsmail__ext ext;
+    tlsmail__dot dot;
+    int code;                       /* last reply */
+    char enhanced[12];              /* its RFC 3463 status ("5.7.8"), or "" */
+    size_t textlen;
+    char text[TLSMAIL_REPLY_TEXT];
+    size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
+    unsigned char rbuf[512];
+    unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
+};
+
 #ifdef __cplusplus
 }
 #endif
@@ -691,8 +759,8 @@ TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t ca
 /* ========================== API ends here ================================ */
 
 #ifdef TLSMAIL_IMPLEMENTATION
-#ifndef TLSMAIL_IMPLEMENTATION_ONCE
-#define TLSMAIL_IMPLEMENTATION_ONCE
+#ifndef TLSMAIL__IMPLEMENTATION_ONCE
+#define TLSMAIL__IMPLEMENTATION_ONCE
 
 #if defined(TLSMAIL_MALLOC) != defined(TLSMAIL_FREE)
 #error "tlsmail.h: define both TLSMAIL_MALLOC and TLSMAIL_FREE, or neither"
@@ -1066,31 +1134,6 @@ TLSMAIL__PRIVATE long tlsmail__b64_decode(unsigned char *out, size_t cap, const 
     return (long)o;
 }
 
-/* ---- AUTH PLAIN (RFC 4616 2) ------------------------------------------------ */
-
-TLSMAIL__PRIVATE int tlsmail__plain_response(char *out, size_t cap, const char *identity,
-                                             const char *username, const char *password) {
-    unsigned char buf[3 * 255 + 2];
-    size_t il, ul, pl, n;
-    size_t r;
-    if (!identity) identity = "";
-    if (!out || !username || !password) return TLSMAIL_EINVAL;
-    il = strlen(identity);
-    ul = strlen(username);
-    pl = strlen(password);
-    /* RFC 4616 2: authcid and passwd are 1..255 octets, authzid 0..255. */
-    if (ul == 0 || pl == 0 || il > 255 || ul > 255 || pl > 255) return TLSMAIL_EINVAL;
-    memcpy(buf, identity, il);
-    buf[il] = 0;
-    memcpy(buf + il + 1, username, ul);
-    buf[il + 1 + ul] = 0;
-    memcpy(buf + il + ul + 2, password, pl);
-    n = il + ul + pl + 2;
-    r = tlsmail__b64_encode(out, cap, buf, n);
-    tlsmail__wipe(buf, sizeof buf);
-    return r ? (int)r : TLSMAIL_EINVAL;
-}
-
 /* ---- DATA encoder (RFC 5321 4.5.2, 2.3.8) ---------------------------------- */
 
 /* Every bare CR and bare LF becomes CRLF, so no "<LF>.<LF>" or "<CR>.<CR>"
@@ -1351,6 +1394,8 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
     }
 }
 
+/* ==== [tlsmail:checks] what callers give us, checked before a byte goes out ==== */
+
 /* ---- argument checks (RFC 5321 4.1.2, 4.5.3.1) ------------------------------ */
 
 /* Not a full RFC 5321 Mailbox grammar: the server judges syntax. This only
@@ -1504,16 +1549,16 @@ TLSMAIL__PRIVATE int tlsmail__is_ip_literal(const char *host) {
     }
 }
 
-/* ==== [tlsmail:transport] sockets with bounded waits, or the caller's I/O ==== */
-
-TLSMAIL_DEF const char *tlsmail_strerror(int err) {
-    switch (err) {
-#define TLSMAIL__CASE(name, cls, text) case TLSMAIL_##name: return text;
-        TLSMAIL__ERRORS(TLSMAIL__CASE)
-#undef TLSMAIL__CASE
-    default: return "unknown error";
-    }
+/* Has a byte outside ASCII: the address needs SMTPUTF8 (RFC 6531). */
+TLSMAIL__PRIVATE int tlsmail__is_8bit(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 1;
+    return 0;
 }
+
+TLSMAIL_DEF int tlsmail_check_address(const char *addr) { return tlsmail__check_mailbox(addr, 0); }
+
+/* ==== [tlsmail:transport] sockets with bounded waits, or the caller's I/O ==== */
 
 #ifndef TLSMAIL_NO_SOCKETS
 
@@ -1656,6 +1701,48 @@ TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsig
     c->io.close = tlsmail__sock_close;
     return 0;
 }
+
+/* The connection: the caller's transport, or a socket of ours. */
+TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
+    return c->cfg->io ? 0 : tlsmail__connect(c, c->host, port);
+}
+
+TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) {
+    (void)cfg;
+    return 1;
+}
+
+/* The session deadline starts now; ms < 0: none, 0: the default. */
+TLSMAIL__PRIVATE void tlsmail__start_deadline(tlsmail_client *c, int ms) {
+    if (ms >= 0) c->deadline = tlsmail__now_ms() + (ms ? ms : TLSMAIL_DEFAULT_DEADLINE_MS);
+}
+
+/* Seconds since 1970 (time() is that on every POSIX system). */
+TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
+    *t = (long long)time(NULL);
+    return 0;
+}
+
+#else /* TLSMAIL_NO_SOCKETS: the caller's transport is the only one */
+
+TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
+    (void)port;
+    return c->cfg->io ? 0 : TLSMAIL_EINVAL;
+}
+
+TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) { return cfg->io != NULL; }
+
+/* No clock: a session is bounded by the caller's transport alone. */
+TLSMAIL__PRIVATE void tlsmail__start_deadline(tlsmail_client *c, int ms) {
+    (void)c;
+    (void)ms;
+}
+
+TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
+    *t = 0;
+    return TLSMAIL_EINVAL;
+}
+
 #endif /* TLSMAIL_NO_SOCKETS */
 
 /* A transport's answer to a read or write of len octets, made safe: more
@@ -1887,6 +1974,7 @@ TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len)
 }
 
 #ifndef TLSMAIL_NO_STDIO
+
 TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path) {
     tlsmail__pemload *l;
     unsigned char buf[4096];
@@ -1994,6 +2082,17 @@ TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
     }
     return tlsmail_trust_dir(t, dirs);
 }
+
+/* The trust a zeroed tlsmail_trust stands for. */
+TLSMAIL__PRIVATE int tlsmail__default_trust(tlsmail_trust *t) { return tlsmail_trust_system(t); }
+
+#else /* TLSMAIL_NO_STDIO: no filesystem, so no system store */
+
+TLSMAIL__PRIVATE int tlsmail__default_trust(tlsmail_trust *t) {
+    (void)t;
+    return TLSMAIL_ETRUST; /* pass anchors, PEM or a pin */
+}
+
 #endif /* TLSMAIL_NO_STDIO */
 
 TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anchor *ta, size_t n) {
@@ -2382,6 +2481,17 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     return 0;
 }
 
+#ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
+TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) { return tlsmail__tls_start(c); }
+#else
+/* Fuzz builds only: the dialogue on a bare stream, so a fuzzer's bytes
+   reach the parser without a TLS engine in between. Never ship this. */
+TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
+    (void)c;
+    return 0;
+}
+#endif
+
 /* Before STARTTLS completes the stream is the bare transport; it carries
    nothing but the greeting, EHLO and STARTTLS. */
 TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf, size_t len) {
@@ -2422,7 +2532,15 @@ TLSMAIL__PRIVATE void tlsmail__tls_close(tlsmail_client *c) {
     }
 }
 
-/* ==== [tlsmail:client] the SMTP dialogue: RFC 5321, 4954, 2920 ==== */
+/* The first bytes we got where a ServerHello should have been were an SMTP
+   reply code: a plaintext server (a STARTTLS port), not an attack on TLS.
+   No TLS record starts with an ASCII digit. */
+TLSMAIL__PRIVATE int tlsmail__plaintext_server(const tlsmail_client *c) {
+    return c->nfirst >= 3 && c->first[0] >= '2' && c->first[0] <= '5' &&
+           c->first[1] >= '0' && c->first[1] <= '9' && c->first[2] >= '0' && c->first[2] <= '9';
+}
+
+/* ==== [tlsmail:dialogue] commands out, replies in: RFC 5321 4.2, 2920 ==== */
 
 enum { TLSMAIL__CLOSED = 0, TLSMAIL__GREETED, TLSMAIL__READY, TLSMAIL__MAIL, TLSMAIL__RCPT,
        TLSMAIL__DATA };
@@ -2660,108 +2778,119 @@ TLSMAIL__PRIVATE int tlsmail__starttls(tlsmail_client *c) {
     c->text[0] = 0;
     return 0;
 }
+
+TLSMAIL__PRIVATE int tlsmail__upgrade(tlsmail_client *c) { return tlsmail__starttls(c); }
+
+TLSMAIL__PRIVATE int tlsmail__security_ok(const tlsmail_config *cfg) {
+    return cfg->security >= TLSMAIL_SECURITY_TLS && cfg->security <= TLSMAIL_SECURITY_TLS_OR_STARTTLS &&
+           cfg->starttls_port <= 65535;
+}
+
+/* TLSMAIL_SECURITY_TLS_OR_STARTTLS: after the implicit-TLS attempt ended in
+   err, STARTTLS on the other port, but only when nothing listens on the
+   implicit-TLS port or a plaintext SMTP server answers there. Never after a
+   certificate error, an alert or a handshake that got anywhere: those are
+   what an attacker would provoke. Returns the port to dial again (the
+   client made ready for it), or 0. */
+TLSMAIL__PRIVATE unsigned tlsmail__fallback(tlsmail_client *c, int err) {
+    if (!err || c->cfg->security != TLSMAIL_SECURITY_TLS_OR_STARTTLS ||
+        !((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
+          (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c))))
+        return 0;
+    tlsmail__disconnect(c, TLSMAIL__ABRUPT);
+    c->nfirst = 0;
+    c->sys_err = c->io_err = c->br_err = 0;
+    return c->cfg->starttls_port ? c->cfg->starttls_port : 587;
+}
+
+/* tlsmail_send's mode for addr: port 587 is the STARTTLS submission port
+   (RFC 8314 3.3), and there the upgrade is required, never optional. */
+TLSMAIL__PRIVATE int tlsmail__security_for(const char *addr) {
+    char host[256];
+    unsigned port;
+    if (addr && tlsmail_split_hostport(addr, host, sizeof host, &port, 465) == 0 && port == 587)
+        return TLSMAIL_SECURITY_STARTTLS;
+    return TLSMAIL_SECURITY_TLS;
+}
+
+#else /* without TLSMAIL_STARTTLS: implicit TLS only, and no code for more */
+
+TLSMAIL__PRIVATE int tlsmail__upgrade(tlsmail_client *c) {
+    (void)c;
+    return TLSMAIL_EINVAL; /* unreachable: tlsmail__security_ok refused the mode */
+}
+
+TLSMAIL__PRIVATE int tlsmail__security_ok(const tlsmail_config *cfg) {
+    return cfg->security == TLSMAIL_SECURITY_TLS;
+}
+
+TLSMAIL__PRIVATE unsigned tlsmail__fallback(tlsmail_client *c, int err) {
+    (void)c;
+    (void)err;
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__security_for(const char *addr) {
+    (void)addr;
+    return TLSMAIL_SECURITY_TLS; /* port 587 too: a plaintext server there is EPLAINTEXT */
+}
+
 #endif /* TLSMAIL_STARTTLS */
+
+/* ==== [tlsmail:session] dial, EHLO, close ==== */
 
 /* Connect and bring up TLS, implicit or (when compiled) by STARTTLS. */
 TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttls) {
-    int err = 0;
+    int err;
     c->stage = TLSMAIL_STAGE_CONNECT;
-#ifndef TLSMAIL_NO_SOCKETS
-    if (!c->cfg->io) err = tlsmail__connect(c, c->host, port);
-#else
-    (void)port;
-#endif
-    if (err) return err;
+    if ((err = tlsmail__open_transport(c, port)) != 0) return err;
     c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
     c->starttls = starttls;
-#ifdef TLSMAIL_STARTTLS
-    if (starttls && (err = tlsmail__starttls(c)) != 0) return err;
-#else
-    (void)starttls;
-#endif
+    if (starttls && (err = tlsmail__upgrade(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_TLS;
-#ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
-    if ((err = tlsmail__tls_start(c)) != 0) return err;
-#else
-    /* Fuzz builds only: the dialogue on a bare stream, so a fuzzer's bytes
-       reach the parser without a TLS engine in between. Never ship this. */
-#endif
+    if ((err = tlsmail__secure(c)) != 0) return err;
     return starttls ? 0 : tlsmail__greeting(c);
 }
 
-/* The first bytes we got where a ServerHello should have been were an SMTP
-   reply code: a plaintext server (a STARTTLS port), not an attack on TLS.
-   No TLS record starts with an ASCII digit. */
-TLSMAIL__PRIVATE int tlsmail__plaintext_server(const tlsmail_client *c) {
-    return c->nfirst >= 3 && c->first[0] >= '2' && c->first[0] <= '5' &&
-           c->first[1] >= '0' && c->first[1] <= '9' && c->first[2] >= '0' && c->first[2] <= '9';
-}
-
-TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
-    int err, mode;
-    unsigned port, defport;
-    if (!c) return TLSMAIL_EINVAL;
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
-    c->stage = TLSMAIL_STAGE_CONNECT;
-    if (!cfg) return c->err = TLSMAIL_EINVAL;
-    mode = cfg->security;
-#ifndef TLSMAIL_STARTTLS
-    if (mode != TLSMAIL_SECURITY_TLS) return c->err = TLSMAIL_EINVAL; /* compiled without STARTTLS */
-#else
-    if (mode < TLSMAIL_SECURITY_TLS || mode > TLSMAIL_SECURITY_TLS_OR_STARTTLS || cfg->starttls_port > 65535)
-        return c->err = TLSMAIL_EINVAL;
-#endif
-    defport = cfg->port ? cfg->port : mode == TLSMAIL_SECURITY_STARTTLS ? 587 : 465;
-    if (!cfg->host || tlsmail_split_hostport(cfg->host, c->host, sizeof c->host, &port, defport) ||
-        port > 65535 || (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
-        return c->err = TLSMAIL_EINVAL;
+/* Everything tlsmail_dial takes from cfg, checked before anything is
+   opened; the port to dial goes to *port. */
+TLSMAIL__PRIVATE int tlsmail__configure(tlsmail_client *c, const tlsmail_config *cfg, unsigned *port) {
+    int mode = cfg->security;
+    unsigned defport = cfg->port ? cfg->port : mode == TLSMAIL_SECURITY_STARTTLS ? 587 : 465;
+    if (!tlsmail__security_ok(cfg) || !tlsmail__have_transport(cfg) || !cfg->host ||
+        tlsmail_split_hostport(cfg->host, c->host, sizeof c->host, port, defport) || *port > 65535 ||
+        (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
+        return TLSMAIL_EINVAL;
     c->cfg = cfg;
     c->trust = cfg->trust && cfg->trust->kind != TLSMAIL__TRUST_SYSTEM ? cfg->trust : &c->own_trust;
     /* BearSSL matches names only against dNSName entries: an IP literal can
        never pass the check honestly, so it needs a pinned key. */
-    if (tlsmail__is_ip_literal(c->host) && c->trust->kind != TLSMAIL__TRUST_PIN)
-        return c->err = TLSMAIL_EINVAL;
+    if (tlsmail__is_ip_literal(c->host) && c->trust->kind != TLSMAIL__TRUST_PIN) return TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     if (cfg->io) {
         if (!cfg->io->read || !cfg->io->write || mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS)
-            return c->err = TLSMAIL_EINVAL; /* a fallback needs a second connection */
+            return TLSMAIL_EINVAL; /* a fallback needs a second connection */
         c->io = *cfg->io;
     }
-#ifdef TLSMAIL_NO_SOCKETS
-    else return c->err = TLSMAIL_EINVAL;
-#endif
-    if (c->trust == &c->own_trust) {
-#ifndef TLSMAIL_NO_STDIO
-        err = tlsmail_trust_system(&c->own_trust);
-#else
-        err = TLSMAIL_ETRUST; /* no filesystem: pass anchors, PEM or a pin */
-#endif
-        if (err) {
-            tlsmail__disconnect(c, TLSMAIL__ABRUPT);
-            tlsmail_trust_free(&c->own_trust);
-            return c->err = err;
-        }
-    }
-#ifndef TLSMAIL_NO_SOCKETS
-    if (cfg->deadline_ms >= 0)
-        c->deadline = tlsmail__now_ms() + (cfg->deadline_ms ? cfg->deadline_ms : TLSMAIL_DEFAULT_DEADLINE_MS);
-#endif
-    err = tlsmail__open(c, port, mode == TLSMAIL_SECURITY_STARTTLS);
-#ifdef TLSMAIL_STARTTLS
-    /* Fall back to STARTTLS only when nothing listens on the implicit-TLS
-       port or a plaintext SMTP server answers there. Never after a
-       certificate error, an alert or a handshake that got anywhere: those
-       are what an attacker would provoke. */
-    if (err && mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS &&
-        ((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
-         (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c)))) {
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
+    int err;
+    unsigned port;
+    if (!c) return TLSMAIL_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->stage = TLSMAIL_STAGE_CONNECT;
+    if (!cfg || (err = tlsmail__configure(c, cfg, &port)) != 0) return c->err = TLSMAIL_EINVAL;
+    if (c->trust == &c->own_trust && (err = tlsmail__default_trust(&c->own_trust)) != 0) {
         tlsmail__disconnect(c, TLSMAIL__ABRUPT);
-        c->nfirst = 0;
-        c->sys_err = c->io_err = c->br_err = 0;
-        err = tlsmail__open(c, cfg->starttls_port ? cfg->starttls_port : 587, 1);
+        tlsmail_trust_free(&c->own_trust);
+        return c->err = err;
     }
-#endif
+    tlsmail__start_deadline(c, cfg->deadline_ms);
+    err = tlsmail__open(c, port, cfg->security == TLSMAIL_SECURITY_STARTTLS);
+    if ((port = tlsmail__fallback(c, err)) != 0) err = tlsmail__open(c, port, 1);
     /* SMTP text where the ServerHello should be: on the implicit-TLS port a
        plaintext server; after "220 go ahead" text injected before the
        handshake. */
@@ -2815,6 +2944,65 @@ TLSMAIL__PRIVATE int tlsmail__ensure_hello(tlsmail_client *c) {
 TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *name) {
     if (!c || !name || c->state < TLSMAIL__READY) return NULL;
     return tlsmail__ext_find(&c->ext, name);
+}
+
+TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
+    if (!c) return;
+    tlsmail__disconnect(c, TLSMAIL__POLITE);
+    tlsmail__wipe(c, sizeof *c);
+    c->fd = -1;
+}
+
+/* ==== [tlsmail:auth] AUTH PLAIN and LOGIN: RFC 4954, 4616 ==== */
+
+TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
+                                            const char *password, const char *host) {
+    tlsmail_auth a;
+    a.mechanism = TLSMAIL_AUTH_PLAIN;
+    a.identity = identity;
+    a.username = username;
+    a.secret = password;
+    a.host = host;
+    return a;
+}
+
+TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
+                                            const char *host) {
+    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
+    a.mechanism = TLSMAIL_AUTH_LOGIN;
+    return a;
+}
+
+TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
+                                           const char *host) {
+    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
+    a.mechanism = TLSMAIL_AUTH_AUTO;
+    return a;
+}
+
+/* ---- AUTH PLAIN (RFC 4616 2) ------------------------------------------------ */
+
+TLSMAIL__PRIVATE int tlsmail__plain_response(char *out, size_t cap, const char *identity,
+                                             const char *username, const char *password) {
+    unsigned char buf[3 * 255 + 2];
+    size_t il, ul, pl, n;
+    size_t r;
+    if (!identity) identity = "";
+    if (!out || !username || !password) return TLSMAIL_EINVAL;
+    il = strlen(identity);
+    ul = strlen(username);
+    pl = strlen(password);
+    /* RFC 4616 2: authcid and passwd are 1..255 octets, authzid 0..255. */
+    if (ul == 0 || pl == 0 || il > 255 || ul > 255 || pl > 255) return TLSMAIL_EINVAL;
+    memcpy(buf, identity, il);
+    buf[il] = 0;
+    memcpy(buf + il + 1, username, ul);
+    buf[il + 1 + ul] = 0;
+    memcpy(buf + il + ul + 2, password, pl);
+    n = il + ul + pl + 2;
+    r = tlsmail__b64_encode(out, cap, buf, n);
+    tlsmail__wipe(buf, sizeof buf);
+    return r ? (int)r : TLSMAIL_EINVAL;
 }
 
 /* Credentials are checked the same way by the client and the one-call
@@ -2930,12 +3118,7 @@ TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a) {
     return c->err = err;
 }
 
-/* Has a byte outside ASCII: the address needs SMTPUTF8 (RFC 6531). */
-TLSMAIL__PRIVATE int tlsmail__is_8bit(const char *s) {
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0x80) return 1;
-    return 0;
-}
+/* ==== [tlsmail:commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ==== */
 
 /* MAIL FROM with the parameters the server allows: BODY=8BITMIME as Go
    does (a message may carry 8-bit text), SMTPUTF8 when an address needs it. */
@@ -3092,39 +3275,7 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
     return c->err = tlsmail__quit_reply(c);
 }
 
-TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
-    if (!c) return;
-    tlsmail__disconnect(c, TLSMAIL__POLITE);
-    tlsmail__wipe(c, sizeof *c);
-    c->fd = -1;
-}
-
 /* ==== [tlsmail:send] one call, shaped like Go's net/smtp.SendMail ==== */
-
-TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
-                                            const char *password, const char *host) {
-    tlsmail_auth a;
-    a.mechanism = TLSMAIL_AUTH_PLAIN;
-    a.identity = identity;
-    a.username = username;
-    a.secret = password;
-    a.host = host;
-    return a;
-}
-
-TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
-                                            const char *host) {
-    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
-    a.mechanism = TLSMAIL_AUTH_LOGIN;
-    return a;
-}
-
-TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
-                                           const char *host) {
-    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
-    a.mechanism = TLSMAIL_AUTH_AUTO;
-    return a;
-}
 
 /* RFC 2920: at most this many commands in one pipelined group, so neither
    side's socket buffers can fill while nobody reads. */
@@ -3222,16 +3373,7 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
     int err;
     memset(&cfg, 0, sizeof cfg);
     cfg.host = addr;
-#ifdef TLSMAIL_STARTTLS
-    {
-        /* Port 587 is the STARTTLS submission port (RFC 8314 3.3): there the
-           upgrade is required, never optional. */
-        char host[256];
-        unsigned port;
-        if (addr && tlsmail_split_hostport(addr, host, sizeof host, &port, 465) == 0 && port == 587)
-            cfg.security = TLSMAIL_SECURITY_STARTTLS;
-    }
-#endif
+    cfg.security = tlsmail__security_for(addr);
     err = tlsmail_client_send(&c, &cfg, auth, from, to, nto, msg, len);
     tlsmail_close(&c);
     return err;
@@ -3746,12 +3888,9 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
     if (m->message_id && tlsmail__check_msgid(m->message_id)) return TLSMAIL_EINVAL;
     if ((err = tlsmail__body_kind((const unsigned char *)m->body, m->body_len, &qp)) != 0) return err;
     if (!m->date) {
-#ifndef TLSMAIL_NO_SOCKETS
-        /* time(): seconds since the epoch on every POSIX system. */
-        tlsmail__date(date, (long long)time(NULL));
-#else
-        return TLSMAIL_EINVAL; /* no clock here: pass m->date */
-#endif
+        long long now;
+        if (tlsmail__unix_time(&now) != 0) return TLSMAIL_EINVAL; /* no clock: pass m->date */
+        tlsmail__date(date, now);
     }
     if (!m->message_id) {
         tlsmail__msgid_domain(m->from, domain, sizeof domain);
@@ -3809,13 +3948,25 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
 
 /* ==== [tlsmail:report] what went wrong, for the caller ==== */
 
-TLSMAIL_DEF int tlsmail_check_address(const char *addr) { return tlsmail__check_mailbox(addr, 0); }
+TLSMAIL_DEF const char *tlsmail_strerror(int err) {
+    switch (err) {
+#define TLSMAIL__CASE(name, cls, text) case TLSMAIL_##name: return text;
+        TLSMAIL__ERRORS(TLSMAIL__CASE)
+#undef TLSMAIL__CASE
+    default: return "unknown error";
+    }
+}
 
 TLSMAIL_DEF int tlsmail_reply_code(const tlsmail_client *c) { return c ? c->code : 0; }
+
 TLSMAIL_DEF const char *tlsmail_reply_text(const tlsmail_client *c) { return c ? c->text : ""; }
+
 TLSMAIL_DEF int tlsmail_reply_tls(const tlsmail_client *c) { return c && c->code ? c->reply_tls : 0; }
+
 TLSMAIL_DEF int tlsmail_stage(const tlsmail_client *c) { return c ? c->stage : 0; }
+
 TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c) { return c ? c->br_err : 0; }
+
 TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c) {
     return c && c->code ? c->enhanced : "";
 }
@@ -3874,7 +4025,7 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     return buf;
 }
 
-#endif /* TLSMAIL_IMPLEMENTATION_ONCE */
+#endif /* TLSMAIL__IMPLEMENTATION_ONCE */
 #endif /* TLSMAIL_IMPLEMENTATION */
 
 /*

@@ -90,8 +90,8 @@ static tlsmail_client client;
 int main(int argc, char **argv) {
     const char *user = getenv("SMTP_USER"), *pw = getenv("SMTP_PASSWORD");
     const char *to[1];
-    char host[256], desc[512];
-    const char *colon;
+    char host[256], port[8], desc[512];
+    unsigned portnum;
     conn c;
     tlsmail_io io;
     tlsmail_trust trust;
@@ -99,12 +99,11 @@ int main(int argc, char **argv) {
     tlsmail_auth a;
     size_t len;
     int err;
-    if (argc != 5 || !(colon = strrchr(argv[1], ':')) || (size_t)(colon - argv[1]) >= sizeof host) {
+    if (argc != 5 || tlsmail_split_hostport(argv[1], host, sizeof host, &portnum, 465) != 0) {
         fprintf(stderr, "usage: custom_io HOST:PORT CAFILE FROM TO < message\n");
         return 2;
     }
-    memcpy(host, argv[1], (size_t)(colon - argv[1]));
-    host[colon - argv[1]] = 0;
+    snprintf(port, sizeof port, "%u", portnum);
     len = fread(msg, 1, sizeof msg, stdin);
 
     memset(&trust, 0, sizeof trust);
@@ -112,7 +111,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "custom_io: %s: %s\n", argv[2], tlsmail_strerror(err));
         return 1;
     }
-    if (conn_open(&c, host, colon + 1) != 0) {
+    if (conn_open(&c, host, port) != 0) {
         fprintf(stderr, "custom_io: cannot connect to %s\n", argv[1]);
         tlsmail_trust_free(&trust);
         return 1;

@@ -26,17 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char msg[1 << 20], host[256];
+static char msg[1 << 20];
 static tlsmail_client client;
 
 int main(int argc, char **argv) {
     const char *user = getenv("SMTP_USER"), *pw = getenv("SMTP_PASSWORD");
-    const char *to[1], *colon;
+    const char *to[1];
     char desc[512];
     tlsmail_trust trust;
     tlsmail_config cfg;
     tlsmail_auth a;
-    size_t len, hl;
+    size_t len;
     int err;
     if (argc != 5) {
         fprintf(stderr, "usage: pinned HOST:PORT PIN FROM TO < message\n");
@@ -52,13 +52,8 @@ int main(int argc, char **argv) {
     cfg.host = argv[1];          /* "host:port"; the port defaults to 465 */
     cfg.trust = &trust;
     cfg.timeout_ms = 10000;
-    /* AUTH names the host it is for (without the port). */
-    colon = strrchr(argv[1], ':');
-    hl = colon && argv[1][0] != '[' ? (size_t)(colon - argv[1]) : strlen(argv[1]);
-    if (hl >= sizeof host) hl = sizeof host - 1;
-    memcpy(host, argv[1], hl);
-    host[hl] = 0;
-    a = tlsmail_plain_auth("", user, pw, host);
+    /* AUTH names the server it is for: the same "host:port" we dial. */
+    a = tlsmail_plain_auth("", user, pw, argv[1]);
     to[0] = argv[4];
     err = tlsmail_client_send(&client, &cfg, user && pw ? &a : NULL, argv[3], to, 1, msg, len);
     if (err) fprintf(stderr, "pinned: %s\n", tlsmail_describe(&client, err, desc, sizeof desc));

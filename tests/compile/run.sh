@@ -75,6 +75,19 @@ for cc in gcc clang; do
 done
 check "tlsmail-send: g++ -x c++ -std=c++11" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror \
     -Wshadow -DTLSMAIL_STARTTLS -I. examples/tlsmail-send/tlsmail-send.c -o "$out/tlsmail-send-cxx" -lbearssl
+# Every combination of the switches a user can pick, with both compilers.
+for sw in "" "-DTLSMAIL_STARTTLS" "-DTLSMAIL_NO_SOCKETS" "-DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS" "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO"; do
+    for cc in gcc clang; do
+        # shellcheck disable=SC2086 # the switches are a word list
+        check "$cc switches: ${sw:-(none)}" $cc -std=c99 $WARN $sw -I. -c "$impl" -o "$out/sw.o"
+    done
+done
+check "the API index, the declaration headings and the implementation markers agree" \
+    /usr/bin/python3 tests/compile/layout.py tlsmail.h
 check "examples/minimal.c builds" gcc -std=c99 $WARN -I. examples/minimal.c -o "$out/minimal" -lbearssl
 check "examples/minimal.c is the doc's quick start" /usr/bin/python3 -c "
 import sys

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static char msg[1 << 20], host[256];
+static char msg[1 << 20];
 
 int main(int argc, char **argv) {
-    size_t len = fread(msg, 1, sizeof msg, stdin), hl;
+    size_t len = fread(msg, 1, sizeof msg, stdin);
     const char *to[1];
     tlsmail_auth a;
     int err;
@@ -16,10 +16,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: gosend plain|login HOST:PORT USER PASS FROM TO < msg\n");
         return 2;
     }
-    hl = strrchr(argv[2], ':') ? (size_t)(strrchr(argv[2], ':') - argv[2]) : strlen(argv[2]);
-    snprintf(host, sizeof host, "%.*s", (int)hl, argv[2]);   /* like net.SplitHostPort */
-    a = !strcmp(argv[1], "plain") ? tlsmail_plain_auth("", argv[3], argv[4], host)
-                                  : tlsmail_login_auth(argv[3], argv[4], host);
+    /* Go's PlainAuth takes the bare host; ours also takes the addr as is */
+    a = !strcmp(argv[1], "plain") ? tlsmail_plain_auth("", argv[3], argv[4], argv[2])
+                                  : tlsmail_login_auth(argv[3], argv[4], argv[2]);
     to[0] = argv[6];
     err = tlsmail_send(argv[2], &a, argv[5], to, 1, msg, len);
     if (err) fprintf(stderr, "%s\n", tlsmail_strerror(err));

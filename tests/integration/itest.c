@@ -83,24 +83,6 @@ static char *read_all(FILE *f, size_t *len) {
     return buf;
 }
 
-/* "host:port", "[v6]:port", "host" -> host (no brackets) and port (0: none). */
-static void split_addr(const char *addr, char *host, size_t cap, unsigned *port) {
-    const char *colon, *end;
-    *port = 0;
-    if (addr[0] == '[' && (end = strchr(addr, ']')) != NULL) {
-        snprintf(host, cap, "%.*s", (int)(end - addr - 1), addr + 1);
-        if (end[1] == ':') *port = (unsigned)strtoul(end + 2, NULL, 10);
-        return;
-    }
-    colon = strrchr(addr, ':');
-    if (colon && strchr(addr, ':') == colon) {
-        snprintf(host, cap, "%.*s", (int)(colon - addr), addr);
-        *port = (unsigned)strtoul(colon + 1, NULL, 10);
-    } else {
-        snprintf(host, cap, "%s", addr);
-    }
-}
-
 static const char *stage_str(int stage) {
     const char *s = tlsmail_stage_name(stage);
     return (s && *s) ? s : "-";
@@ -152,8 +134,7 @@ int main(int argc, char **argv) {
     size_t nto = 0, len = 0, chunk = 1;
     int timeout_ms = 0, deadline_ms = 0, have_timeout = 0, i, err = 0;
     int stage = -1;
-    char host[256], desc[1024];
-    unsigned port = 0;
+    char desc[1024];
     char *msg;
     tlsmail_auth auth;
     const tlsmail_auth *ap = NULL;
@@ -204,9 +185,9 @@ int main(int argc, char **argv) {
         msg = read_all(stdin, &len);
     }
 
-    split_addr(addr, host, sizeof host, &port);
+    /* the credentials name the server as dialled ("host:port" will do) */
     if (mech) {
-        const char *ah = authhost ? authhost : host;
+        const char *ah = authhost ? authhost : addr;
         if (!strcmp(mech, "plain")) auth = tlsmail_plain_auth("", user, pass, ah);
         else if (!strcmp(mech, "login")) auth = tlsmail_login_auth(user, pass, ah);
         else usage();
@@ -215,8 +196,7 @@ int main(int argc, char **argv) {
 
     memset(&trust, 0, sizeof trust);
     memset(&cfg, 0, sizeof cfg);
-    cfg.host = host;
-    cfg.port = port;
+    cfg.host = addr;   /* the library splits "host:port" itself */
     if (!strcmp(security, "tls")) cfg.security = TLSMAIL_SECURITY_TLS;
     else if (!strcmp(security, "starttls")) cfg.security = TLSMAIL_SECURITY_STARTTLS;
     else if (!strcmp(security, "fallback")) cfg.security = TLSMAIL_SECURITY_TLS_OR_STARTTLS;
