@@ -26,7 +26,8 @@ class ConnStats:
         self.c2s = 0
         self.s2c = 0
         self.closed = False
-        self.timeline = []             # (ms since open, "C" or "S" read by the proxy, octets, turn?)
+        self.timeline = []             # (ms since open, "C" or "S" read by the proxy,
+                                       #  octets (-1: reset), turn?)
         self._t0 = time.monotonic()
         self._last_c2s = None          # monotonic time of the client's last send
         self._delivered = False        # server bytes reached the client since
@@ -100,7 +101,12 @@ class DelayProxy:
                 await queue.put((time.monotonic() + self.delay, data or None))
                 if not data:
                     break
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, asyncio.TimeoutError) as e:
+            if from_client and isinstance(e, OSError):
+                # A reset is the client's last send: it closed with our bytes
+                # unread (Python's ssl does, after the reply to QUIT).
+                turn = self._client_sent(st)
+                st.timeline.append((round((time.monotonic() - st._t0) * 1000, 1), "C", -1, turn))
             await queue.put((0, None))
         try:
             await task

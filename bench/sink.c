@@ -20,10 +20,11 @@
        open ID NAME
        tls ID resumed=0|1 suite=0xXXXX
        msg ID mode=DATA|BDAT bytes=N sum=HEX16 rcpts=N resumed=0|1 seq=N
-           body_us=N cpu_us=N
+           body_us=N cpu_us=N verdict=ok|BAD|unchecked
        close ID msgs=N why=quit|eof|idle|error|...
    "sum" is the same function as --sum over the content, so a message is
-   intact when its bytes and sum equal those of the file that was sent.
+   intact when its bytes and sum equal those of the file that was sent; the
+   verdict compares them with what the control channel said to expect.
 
    Session resumption: session IDs through br_ssl_session_cache_lru (off
    with --no-cache); a resumed handshake is one in which BearSSL never
@@ -31,7 +32,8 @@
 
    Every wait is bounded: a connection idle for --idle-ms (default 30000)
    is closed, the process ends after --max-seconds (default 3600), at EOF
-   or "quit" on stdin, and on SIGTERM/SIGINT.
+   or "quit" on stdin (the control channel: see control()), and on
+   SIGTERM/SIGINT.
 
    Build: cc -std=c99 -O2 $(cat tests/lib/warnings) bench/sink.c -lbearssl */
 #define _POSIX_C_SOURCE 200809L
@@ -174,6 +176,9 @@ static int key_type;
 static unsigned char cache_store[CACHE_ENTRIES * 100];
 static br_ssl_session_cache_lru cache;
 static volatile sig_atomic_t stop_flag;
+static int expect_set;
+static unsigned long long expect_bytes;
+static uint64_t expect_sum;
 
 /* Our suite order, enforced for every client, so they all pay for the same
    bulk cipher: AES-128-GCM where the client offers it. */
@@ -427,10 +432,12 @@ static void msg_done(conn *c, const char *mode) {
     /* body_us and cpu_us: from DATA (or the first BDAT) to the end of the
        body, so the benchmark can tell when the server is what a send
        waits for */
-    event("msg %d mode=%s bytes=%llu sum=%016llx rcpts=%d resumed=%d seq=%d body_us=%lld cpu_us=%lld",
+    event("msg %d mode=%s bytes=%llu sum=%016llx rcpts=%d resumed=%d seq=%d body_us=%lld cpu_us=%lld "
+          "verdict=%s",
           c->id, mode, bytes, h, c->nrcpt, c->tls ? !c->full_hs : 0, c->msgs,
           clock_us(CLOCK_MONOTONIC) - c->body_t0_us,
-          clock_us(CLOCK_PROCESS_CPUTIME_ID) - c->body_cpu0_us);
+          clock_us(CLOCK_PROCESS_CPUTIME_ID) - c->body_cpu0_us,
+          !expect_set ? "unchecked" : bytes == expect_bytes && h == expect_sum ? "ok" : "BAD");
     snprintf(buf, sizeof buf, "250 2.0.0 Ok: %llu octets, message %d\r\n", bytes, c->msgs);
     reply(c, buf);
     txn_reset(c);
@@ -948,6 +955,40 @@ static void parse_listen(const char *spec) {
     if (strstr(mode, ",nochunking")) l->chunking = 0;
 }
 
+/* The control channel, stdin, one command a line: "expect BYTES SUM" (the
+   verdict of each later message is against that), "expect none", "quit".
+   Returns -1 at "quit" or EOF. */
+static int control(void) {
+    static char buf[256];
+    static size_t len;
+    char *nl;
+    ssize_t got = read(0, buf + len, sizeof buf - 1 - len);
+    if (got <= 0) return -1;
+    len += (size_t)got;
+    buf[len] = 0;
+    while ((nl = strchr(buf, '\n')) != NULL) {
+        unsigned long long b;
+        char h[17];
+        *nl = 0;
+        if (strcmp(buf, "quit") == 0) return -1;
+        if (strcmp(buf, "expect none") == 0) {
+            expect_set = 0;
+            event("expect none");
+        } else if (sscanf(buf, "expect %llu %16[0-9a-f]", &b, h) == 2 && strlen(h) == 16) {
+            expect_set = 1;
+            expect_bytes = b;
+            expect_sum = strtoull(h, NULL, 16);
+            event("expect %llu %016llx", b, (unsigned long long)expect_sum);
+        } else {
+            event("control-error %s", buf);
+        }
+        len -= (size_t)(nl + 1 - buf);
+        memmove(buf, nl + 1, len + 1);
+    }
+    if (len == sizeof buf - 1) len = 0;   /* an overlong line: dropped */
+    return 0;
+}
+
 static void on_signal(int sig) {
     (void)sig;
     stop_flag = 1;
@@ -1018,13 +1059,7 @@ int main(int argc, char **argv) {
             if (errno == EINTR) continue;
             die("poll failed", NULL);
         }
-        if (pfd[0].revents) {
-            char buf[256];
-            ssize_t got = read(0, buf, sizeof buf - 1);
-            if (got <= 0) break;
-            buf[got] = 0;
-            if (strstr(buf, "quit")) break;
-        }
+        if (pfd[0].revents && control() < 0) break;
         for (k = 0; k < nlis; k++)
             if (pfd[1 + k].revents & POLLIN) accept_all(&lis[k]);
         for (k = 0; k < npc; k++)

@@ -60,15 +60,22 @@ class Checker:
         s.sendall(b"AUTH PLAIN " + token + b"\r\n")
         return _reply(s)
 
-    def expect_msg(self, mark, content, what):
+    def sum_of(self, content):
         path = "%s/check.eml" % self.work
         with open(path, "wb") as f:
             f.write(content)
-        want = self.sum_file(path)
+        return self.sum_file(path)
+
+    def expect_msg(self, mark, content, what, verdict="ok"):
+        """The one message reported since mark: its bytes and sum must be
+        those of content, and the sink's verdict the one given."""
+        want = self.sum_of(content)
         ev = self.sink.wait(mark, 1, timeout=5)
         msgs = [e[-1] for e in ev if e[0] == "msg"]
-        if len(msgs) != 1 or (int(msgs[0]["bytes"]), msgs[0]["sum"]) != want:
-            raise RuntimeError("%s: the sink reported %s, the content is %s" % (what, msgs, want))
+        if len(msgs) != 1 or (int(msgs[0]["bytes"]), msgs[0]["sum"]) != want \
+                or msgs[0]["verdict"] != verdict:
+            raise RuntimeError("%s: the sink reported %s, the content is %s, verdict should be %s"
+                               % (what, msgs, want, verdict))
         return msgs[0]
 
     def run(self):
@@ -77,6 +84,7 @@ class Checker:
                b"line\r\n.\rx\r\n" + bytes(rng.randrange(33, 127) for _ in range(3000)) + b"\r\n")
 
         # DATA, dot-stuffed, in pieces of 1 to 7 octets (each its own record)
+        self.sink.expect(self.sum_of(msg))
         s, ehlo = self.connect()
         for ext in (b"PIPELINING", b"CHUNKING", b"AUTH PLAIN LOGIN", b"SIZE", b"8BITMIME"):
             if ext not in ehlo:
@@ -127,11 +135,8 @@ class Checker:
                 break
         s.sendall(_stuff(bytes(bad)))
         _expect(s, "250")
-        m = self.expect_msg(mark, bytes(bad), "changed octet")
-        path = "%s/check.eml" % self.work
-        with open(path, "wb") as f:
-            f.write(msg)
-        if m["sum"] == self.sum_file(path)[1]:
+        m = self.expect_msg(mark, bytes(bad), "changed octet", verdict="BAD")
+        if m["sum"] == self.sum_of(msg)[1]:
             raise RuntimeError("the sink's hash did not notice a changed octet")
         s.sendall(b"QUIT\r\n")
         _expect(s, "221")
