@@ -62,6 +62,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIB = os.path.join(ROOT, "tests", "lib")
@@ -791,7 +792,8 @@ class Bench:
         for f in files:
             o = os.path.join(out, os.path.relpath(f, os.path.join(src, "src")).replace("/", "_")[:-2] + ".o")
             objs.append(o)
-            procs.append(subprocess.Popen(["nice", "-n", "10", "musl-gcc", "-O2", "-c", "-I" + os.path.join(src, "inc"),
+            procs.append(subprocess.Popen(["nice", "-n", "10", "musl-gcc", "-O2", "-c",
+                                           "-I" + os.path.join(src, "inc"),
                                            "-I" + os.path.join(src, "src"), f, "-o", o]))
             if len(procs) >= 2:
                 if procs.pop(0).wait(300):
@@ -1155,8 +1157,8 @@ def machine_info(a, clients, load_before):
         "BearSSL": "libbearssl-dev %s" % pkg("libbearssl-dev"),
         "curl": first(["curl", "--version"]),
         "msmtp": "%s (%s)" % (first(["msmtp", "--version"]), "GnuTLS " + pkg("libgnutls30")),
-        "python smtplib": "Python %s, %s" % (platform.python_version(),
-                                             run_text([PYTHON, "-c", "import ssl; print(ssl.OPENSSL_VERSION)"])),
+        "python smtplib": "Python %s, %s" % (
+            platform.python_version(), run_text([PYTHON, "-c", "import ssl; print(ssl.OPENSSL_VERSION)"])),
         "compiler": first([os.environ.get("CC", "cc"), "--version"]),
         "valgrind": first(["valgrind", "--version"]),
         "server": "bench/sink.c (BearSSL server, ECDSA P-256 certificate, TLS 1.2, "

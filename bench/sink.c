@@ -590,7 +590,11 @@ static int command(conn *c, char *s) {
     if (c->st == ST_AUTH_USER || c->st == ST_AUTH_PASS) {
         unsigned char buf[300];
         long n = strcmp(s, "*") == 0 ? -2 : b64dec(s, buf, sizeof buf - 1);
-        if (n < 0) { c->st = ST_CMD; reply(c, n == -2 ? "501 5.7.0 Cancelled\r\n" : "501 5.5.2 Bad base64\r\n"); return 0; }
+        if (n < 0) {
+            c->st = ST_CMD;
+            reply(c, n == -2 ? "501 5.7.0 Cancelled\r\n" : "501 5.5.2 Bad base64\r\n");
+            return 0;
+        }
         buf[n] = 0;
         if (c->st == ST_AUTH_USER) {
             snprintf(c->login_user, sizeof c->login_user, "%s", (char *)buf);
@@ -653,12 +657,20 @@ static int command(conn *c, char *s) {
         else { c->nrcpt++; reply(c, "250 2.1.5 Ok\r\n"); }
     } else if (ieq_prefix(s, "DATA") && !s[4]) {
         if (!c->nrcpt || c->bdat_used) reply(c, "503 5.5.1 No valid recipients\r\n");
-        else { msg_begin(c); c->data_used = 1; c->st = ST_DATA; reply(c, "354 End data with <CR><LF>.<CR><LF>\r\n"); }
+        else {
+            msg_begin(c);
+            c->data_used = 1;
+            c->st = ST_DATA;
+            reply(c, "354 End data with <CR><LF>.<CR><LF>\r\n");
+        }
     } else if (ieq_prefix(s, "BDAT ")) {
         char *end;
         unsigned long long n = strtoull(s + 5, &end, 10);
         if (!c->l->chunking) { reply(c, "502 5.5.1 Command not implemented\r\n"); return 0; }
-        if (end == s + 5 || (*end && !ieq_prefix(end, " LAST"))) { reply(c, "501 5.5.4 Bad BDAT\r\n"); return 0; }
+        if (end == s + 5 || (*end && !ieq_prefix(end, " LAST"))) {
+            reply(c, "501 5.5.4 Bad BDAT\r\n");
+            return 0;
+        }
         c->bdat_skip = !c->nrcpt || c->data_used;
         if (!c->bdat_skip && !c->bdat_used) msg_begin(c);
         if (!c->bdat_skip) c->bdat_used = 1;
@@ -1015,7 +1027,8 @@ int main(int argc, char **argv) {
         else die("unknown option", a);
         i++;
     }
-    if (!cert || !key || !nlis) die("usage: sink --cert F --key F --user U --pass P --listen NAME=MODE[:PORT]", NULL);
+    if (!cert || !key || !nlis)
+        die("usage: sink --cert F --key F --user U --pass P --listen NAME=MODE[:PORT]", NULL);
     pem_each(cert, on_cert);
     pem_each(key, on_key);
     if (!chain_len) die("no certificate in", cert);
