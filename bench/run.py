@@ -517,7 +517,7 @@ class Bench:
                 continue
             rows[k] = {"wall_ms": med(res[k], "wall_ms"), "cpu_ms": med(res[k], "cpu_ms"),
                        "rss_kb": med(res[k], "rss_kb"), "n": len(res[k]),
-                       "mode": res[k][0]["mode"]}
+                       "wall_range": spread(res[k], "wall_ms"), "mode": res[k][0]["mode"]}
         for k in self.names:
             if "error" in rows[k]:
                 continue
@@ -810,6 +810,10 @@ def med(rs, key):
     return statistics.median(r[key] for r in rs)
 
 
+def spread(rs, key):
+    return [min(r[key] for r in rs), max(r[key] for r in rs)]
+
+
 def parse_massif(path):
     """Peak useful heap over all snapshots: total, and the part allocated by
     callers in tlsmail.h (top-level entries of each detailed tree)."""
@@ -928,8 +932,9 @@ class Report:
         R, a, info = self.b.results, self.b.a, self.info
         self.p("# tlsmail-send beside curl, msmtp and Python smtplib")
         self.p()
-        self.p("Written by `make bench` (`bench/run.py --write`). Medians of %d interleaved rounds "
-               "(after one warm-up round); ratios are tlsmail-send / curl from this run." % a.rounds)
+        self.p("Written by `make bench BENCH_FLAGS=--write` (bench/run.py). Medians of %d "
+               "interleaved rounds (after one warm-up round); ratios are tlsmail-send / curl from "
+               "this run. bench/run.py's doc comment says what each phase does." % a.rounds)
         self.p()
         self.table(["what", "this run"], [[k, v] for k, v in info.items()])
         for key, title in (("a", "(a) one 2 KiB send, trust from --cafile"),
@@ -969,10 +974,10 @@ class Report:
             else:
                 heap = "{:,} B".format(h["total"])
             rb = lambda f: fmt_ratio(ratio(r[f], base[f])) if f in base else "n/a"
-            out.append([k, "%.1f" % r["wall_ms"], rb("wall_ms"), "%.1f" % r["cpu_ms"], rb("cpu_ms"),
-                        "%d" % r["rss_kb"], rb("rss_kb"), heap])
-        self.table(["client", "wall ms", "x curl", "CPU ms", "x curl", "peak RSS KiB", "x curl",
-                    "peak heap (massif)"], out)
+            out.append([k, "%.1f (%.0f-%.0f)" % ((r["wall_ms"],) + tuple(r["wall_range"])), rb("wall_ms"),
+                        "%.1f" % r["cpu_ms"], rb("cpu_ms"), "%d" % r["rss_kb"], rb("rss_kb"), heap])
+        self.table(["client", "wall ms (min-max)", "x curl", "CPU ms", "x curl", "peak RSS KiB",
+                    "x curl", "peak heap (massif)"], out)
         t = rows.get("tlsmail-send", {})
         if "error" in t or "error" in base or not t or not base:
             self.p("Targets (%s): n/a, a client failed." % TARGETS[key])
