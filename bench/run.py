@@ -1058,6 +1058,11 @@ class Report:
         self.p("The server's columns show whether it kept up: its CPU time (AES-GCM, "
                "un-dot-stuffing, hashing) from DATA to the final dot against the wall time "
                "of that stretch.")
+        cpus = [r["sink_cpu_ms"] for r in rows.values() if "sink_cpu_ms" in r]
+        if cpus:
+            self.p("At its least CPU time for one message here (%.0f ms), the sink can take at "
+                   "least %.0f MB/s; a client near that figure would be measuring the sink."
+                   % (min(cpus), self.b.a.big_bytes / 1e6 / (min(cpus) / 1000)))
         self.p()
         t = rows.get("tlsmail-send", {})
         if "error" in t or "error" in base or not t or not base:
