@@ -10,7 +10,8 @@ SIZE, 8BITMIME, AUTH PLAIN/LOGIN, session IDs for resumption. It counts and
 hashes each message and reports it, so every send is checked (bytes and
 hash of what arrived equal the file sent, the client exited 0): a client
 that fails fast never looks fast. Being C, the server's own share of the
-wall time is small and the same for every client.
+wall time is small and the same for every client. Before any measurement,
+bench/sinkcheck.py proves that the sink's checks catch what they should.
 
 Clients run through bench/spawn.c, which takes wall time (monotonic, fork
 to reap), CPU time (user + sys of the client, wait4) and peak RSS
@@ -29,7 +30,8 @@ reported as n/a, never guessed):
      turns counted by the proxy, + 1 for TCP's handshake, and the same
      from the wall time ((proxied - direct) / RTT + 1); tlsmail-send also
      against a server without CHUNKING and, when it has a session cache,
-     resumed
+     resumed; Python's smtplib with a resumed TLS session, as a reference
+     for what resumption saves against this server
   d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS
   e  100 processes, 4 at a time (tlsmail-send with and without its
      session cache when it has one), and 1,000 messages on one connection
@@ -40,6 +42,14 @@ reported as n/a, never guessed):
      $BEARSSL_SRC), the small profile when the header has one; each
      variant really sends once; the other clients' binaries and libraries
      for comparison
+
+Features that tlsmail-send may or may not have are picked up as they
+come: a session cache from --help (an option named for sessions or
+resumption whose line mentions a cache or resumption; FILE argument if it
+takes one), batch mode from a "--batch DIR" line (or --tlsmail-batch),
+BDAT from what the sink saw (it always offers CHUNKING but on the
+"nochunk" listener), a small BearSSL profile from the option list in
+tlsmail.h's doc block.
 
 --write puts the report into bench/RESULTS.md (machine, load, versions,
 tables, verdicts against the 0.2 targets).
