@@ -378,6 +378,8 @@ class Clients:
             self.available[name] = path is not None
         self.home = os.path.join(work, "home")
         os.makedirs(self.home, exist_ok=True)
+        self.noconfig = os.path.join(work, "tlsmail-send.conf")
+        open(self.noconfig, "w").close()
         self.features = probe_features(self.tlsmail, a)
 
     def env(self, extra=None):
@@ -400,7 +402,11 @@ class Clients:
                 argv += [flag, cache] if takes else [flag]
             if batch_dir:
                 argv += self.features["batch_args"](batch_dir)
-            return argv + [TO], self.env({"SSL_CERT_FILE": self.bundle} if sysenv else None)
+            # TLSMAIL_CONFIG: only this (empty) file, not /etc/tlsmail-send.conf
+            extra = {"TLSMAIL_CONFIG": self.noconfig}
+            if sysenv:
+                extra["SSL_CERT_FILE"] = self.bundle
+            return argv + [TO], self.env(extra)
         if name == "curl":
             argv = ["curl", "-q", "-sS", "--ssl-reqd", "--url", "smtps://localhost:%d" % port,
                     "--user", "%s:%s" % (USER, PASS), "--mail-from", FROM, "--mail-rcpt", TO]
@@ -753,7 +759,7 @@ class Bench:
         static_a = cands[0] if cands else None
         if static_a:
             out = os.path.join(bdir, "tlsmail-send-bearssl-static")
-            if build("BearSSL static, glibc dynamic", "cc", ([], [static_a]), out):
+            if build("BearSSL static, glibc dynamic", "cc", ([], [static_a, "-Wl,--gc-sections"]), out):
                 measure("BearSSL static, glibc dynamic", out)
         else:
             rows["BearSSL static, glibc dynamic"] = {"na": "no libbearssl.a"}
@@ -761,7 +767,8 @@ class Bench:
         label = "static, musl (BearSSL built with musl-gcc)"
         if isinstance(lib, str) and os.path.exists(lib):
             out = os.path.join(bdir, "tlsmail-send-musl-static")
-            if build(label, "musl-gcc", (["-static", "-I" + self.bearssl_inc], [lib]), out):
+            if build(label, "musl-gcc", (["-static", "-I" + self.bearssl_inc], [lib, "-Wl,--gc-sections"]),
+                     out):
                 measure(label, out)
         else:
             rows[label] = {"na": lib[0]}
@@ -770,8 +777,13 @@ class Bench:
             lab = "dynamic, -D%s" % profile
             if build(lab, "cc", (["-D" + profile], ["-lbearssl"]), out):
                 measure(lab, out)
+        elif not uses_full_profile():
+            self.notes.append("(f) small profile: tlsmail.h sets up only the suites and engines it "
+                              "offers (no br_ssl_client_init_full), so every build above is the "
+                              "small profile.")
         else:
-            rows["small profile"] = {"na": "no small-profile macro in tlsmail.h's options"}
+            rows["small profile"] = {"na": "tlsmail.h calls br_ssl_client_init_full and has no "
+                                           "option for a smaller profile"}
         self.results["f"] = rows
         others = {}
         for name, exe in (("tlsmail-send", os.path.abspath(self.a.tlsmail_send)),
@@ -782,13 +794,19 @@ class Bench:
         self.results["f_closure"] = others
 
     def musl_bearssl(self):
-        """libbearssl.a built with musl-gcc from $BEARSSL_SRC (cached in the
-        build directory); a 1-tuple with the reason when it can't be."""
+        """libbearssl.a for musl: the one `make cross` built into the same
+        build directory (tests/cross), else built here with musl-gcc from
+        $BEARSSL_SRC and cached; a 1-tuple with the reason when neither."""
         src = os.environ.get("BEARSSL_SRC", "/tmp/bsrc/src/bearssl-0.6")
         if not shutil.which("musl-gcc"):
             return ("musl-gcc not installed (musl-tools)",)
+        cross = os.path.join(os.path.dirname(self.a.build_dir), "cross", "musl", "bearssl")
+        if os.path.exists(os.path.join(cross, "libbearssl.a")):
+            self.bearssl_inc = os.path.join(cross, "include")
+            return os.path.join(cross, "libbearssl.a")
         if not os.path.isdir(os.path.join(src, "src")):
-            return ("no BearSSL source (set BEARSSL_SRC to an unpacked bearssl-0.6)",)
+            return ("no BearSSL for musl: run make cross first, or set BEARSSL_SRC to an "
+                    "unpacked bearssl-0.6",)
         self.bearssl_inc = os.path.join(src, "inc")
         out = os.path.join(self.a.build_dir, "bearssl-musl")
         lib = os.path.join(out, "libbearssl.a")
@@ -862,6 +880,12 @@ def closure(exe):
             files.add(os.path.realpath(m.group(1)))
     return {"files": len(files), "bytes": sum(os.path.getsize(f) for f in files if os.path.exists(f)),
             "binary": os.path.getsize(os.path.realpath(exe))}
+
+
+def uses_full_profile():
+    """Whether the implementation calls BearSSL's everything-in profile."""
+    with open(os.path.join(ROOT, "tlsmail.h"), errors="replace") as f:
+        return re.search(r"\bbr_ssl_client_init_full\s*\(", f.read()) is not None
 
 
 def small_profile_macro():
