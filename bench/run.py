@@ -1209,7 +1209,8 @@ def machine_info(a, clients, load_before):
                   "AES-128-GCM first, server's order)",
         "features probed": "session option: %s; batch mode: %s; small profile: %s" % (
             clients.features["session"][0] if clients.features["session"] else "none",
-            clients.features["batch"] or "none", small_profile_macro() or "none"),
+            clients.features["batch"] or "none", small_profile_macro() or
+            ("none needed (no br_ssl_client_init_full)" if not uses_full_profile() else "none")),
     }
     return info
 
