@@ -8,6 +8,7 @@
 #   make cross    tlsmail built for musl, aarch64, armhf (qemu), Windows
 #                 (wine) and a Cortex-M4, sending to a local server
 #   make bench    tlsmail-send beside curl, msmtp and Python smtplib
+#                 (BENCH_FLAGS=--write: into bench/RESULTS.md; --help lists more)
 #   make fuzz     every libFuzzer target for FUZZ_SECONDS each (default 60)
 #   make check    cppcheck, clang-tidy, clang --analyze, extra gcc warnings
 #   make install  tlsmail.h, tlsmail-send, its man pages and tlsmail.pc under
@@ -74,7 +75,7 @@ cross:
 bench:
 	bash tests/deps.sh demo bench
 	$(MAKE) $(B)/tlsmail-send
-	$(PY) bench/run.py --tlsmail-send $(B)/tlsmail-send
+	$(PY) bench/run.py --tlsmail-send $(B)/tlsmail-send $(BENCH_FLAGS)
 
 FUZZ_SECONDS ?= 60
 fuzz:

@@ -1,170 +1,1350 @@
 #!/usr/bin/python3
 """bench/run.py - tlsmail-send beside curl, msmtp and Python's smtplib.
 
-    /usr/bin/python3 bench/run.py --tlsmail-send build/tlsmail-send [--rounds N]
+    /usr/bin/python3 bench/run.py --tlsmail-send build/tlsmail-send
+        [--rounds N] [--phases abcdef] [--write] [--keep] [-v]
 
-One aiosmtpd server (tests/smtpd.py, implicit TLS, AUTH PLAIN) on 127.0.0.1
-with a throw-away PKI; every client sends the same 2 KiB message with AUTH
-PLAIN, verifying the CA, in interleaved rounds so that drift in the machine's
-load hits every client alike. Each send is checked: the server must have
-stored one more message, or the run fails (a client that fails fast must not
-look fast). Per client: median wall time, median CPU time of the client
-process (user + sys, from wait4, including GNU time's own fraction of a
-millisecond), and peak RSS (GNU time's %M); then each as a ratio to
-tlsmail-send. The server's own time is in the wall figures of all clients
-alike, so the CPU column is the cleaner comparison of the clients.
+Every client talks to the same server, bench/sink.c: BearSSL's server
+engine in one C process, implicit TLS (and STARTTLS), PIPELINING, CHUNKING,
+SIZE, 8BITMIME, AUTH PLAIN/LOGIN, session IDs for resumption. It counts and
+hashes each message and reports it, so every send is checked (bytes and
+hash of what arrived equal the file sent, the client exited 0): a client
+that fails fast never looks fast. Being C, the server's own share of the
+wall time is small and the same for every client. Before any measurement,
+bench/sinkcheck.py proves that the sink's checks catch what they should.
+
+Clients run through bench/spawn.c, which takes wall time (monotonic, fork
+to reap), CPU time (user + sys of the client, wait4) and peak RSS
+(ru_maxrss) of each run. Clients run interleaved, round-robin, the order
+rotated each round, after one warm-up round; figures are medians; ratios
+are tlsmail-send's value over curl's from the same run.
+
+Phases (each has a time cap; a client or feature that is missing is
+reported as n/a, never guessed):
+  a  one 2 KiB send, trust from --cafile (the test CA): wall, CPU, RSS;
+     heap (valgrind massif, peak of every malloc in the process)
+  b  the same with the default trust path: SSL_CERT_FILE = the system
+     bundle + the test CA (curl: CURL_CA_BUNDLE, which its tool reads
+     instead; msmtp: --tls-trust-file, GnuTLS reads no variable)
+  c  round trips per message through bench/delayproxy.py (25 ms each way):
+     turns counted by the proxy, + 1 for TCP's handshake, and the same
+     from the wall time ((proxied - direct) / RTT + 1); tlsmail-send also
+     against a server without CHUNKING and, when it has a session cache,
+     resumed; Python's smtplib with a resumed TLS session, as a reference
+     for what resumption saves against this server
+  d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS
+  e  100 processes, 4 at a time (tlsmail-send with and without its
+     session cache when it has one), and 1,000 messages on one connection
+     (curl with -T globbing, smtplib in a loop, tlsmail-send's batch mode
+     when it has one): msg/s
+  f  footprint: stripped tlsmail-send, dynamic (as built), BearSSL linked
+     statically, fully static with musl (BearSSL built with musl-gcc from
+     $BEARSSL_SRC), the small profile when the header has one; each
+     variant really sends once; the other clients' binaries and libraries
+     for comparison
+
+Features that tlsmail-send may or may not have are picked up as they
+come: a session cache from --help (an option named for sessions or
+resumption whose line mentions a cache or resumption; FILE argument if it
+takes one), batch mode from a "--batch DIR" line (or --tlsmail-batch),
+BDAT from what the sink saw (it always offers CHUNKING but on the
+"nochunk" listener), a small BearSSL profile from the option list in
+tlsmail.h's doc block.
+
+--write puts the report into bench/RESULTS.md (machine, load, versions,
+tables, verdicts against the 0.2 targets).
 """
 import argparse
+import glob
+import json
 import os
+import platform
+import random
+import re
+import resource
 import shutil
+import signal
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
+sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.join(os.path.dirname(HERE), "tests")
-sys.path.insert(0, TESTS)
-import test_integration as ti  # noqa: E402  (the aiosmtpd server wrapper)
+ROOT = os.path.dirname(HERE)
+LIB = os.path.join(ROOT, "tests", "lib")
 sys.path.insert(0, HERE)
 from delayproxy import DelayProxy  # noqa: E402
+from sinkcheck import Checker  # noqa: E402
 
+PYTHON = "/usr/bin/python3"
 USER, PASS = "bench@example.org", "bench-pass"
 FROM, TO = "bench@example.org", "rcpt@example.org"
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CLIENTS = ["tlsmail-send", "curl", "msmtp", "python smtplib"]
+BASE = "curl"
+REF_RESUMED = "python smtplib, TLS session resumed (reference)"
 
-
-def message():
-    head = ("From: %s\r\nTo: %s\r\nSubject: benchmark\r\n\r\n" % (FROM, TO)).encode()
-    line = b"The quick brown fox jumps over the lazy dog 0123456789.\r\n"
-    body = line * ((2048 - len(head)) // len(line) + 1)
-    return (head + body)[:2048 - 2] + b"\r\n"
-
+# The 0.2 targets, as ratios to curl from the same run unless said.
+TARGETS = {
+    "a": "wall <= 0.50, CPU <= 0.45, peak RSS <= 0.18",
+    "b": "wall <= 0.60; tlsmail-send's heap <= 16 KB",
+    "c": "<= 6 with session resumption, <= 5 with resumption + BDAT",
+    "d": ">= 1 GB/s and >= 2x curl; peak RSS <= 4 MiB",
+    "e": "100 processes >= 3x curl; 1,000 on one connection >= 1.5x curl",
+}
+HEAP_LIMIT = 16 * 1024
+RSS_LIMIT_KB = 4 * 1024
 
 SMTPLIB = r"""
-import smtplib, ssl, sys
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-with smtplib.SMTP_SSL("localhost", int(sys.argv[1]), context=ctx) as s:
-    s.login(sys.argv[3], sys.argv[4])
-    s.sendmail(sys.argv[5], [sys.argv[6]], sys.stdin.buffer.read())
+import smtplib, socket, ssl, sys
+port, cafile, user, pw, frm, to, count = sys.argv[1:8]
+ctx = ssl.create_default_context(cafile=cafile or None)
+msg = sys.stdin.buffer.read()
+
+class SMTP(smtplib.SMTP_SSL):
+    session = None
+    def _get_socket(self, host, port, timeout):
+        raw = socket.create_connection((host, port), timeout)
+        return self.context.wrap_socket(raw, server_hostname=self._host, session=SMTP.session)
+
+if len(sys.argv) > 8:      # a TLS session from another connection first, to resume
+    with SMTP("localhost", int(sys.argv[8]), context=ctx) as s:
+        s.noop()
+        SMTP.session = s.sock.session
+with SMTP("localhost", int(port), context=ctx) as s:
+    if SMTP.session and not s.sock.session_reused:
+        sys.exit("the TLS session was not resumed")
+    s.login(user, pw)
+    for _ in range(int(count)):
+        s.sendmail(frm, [to], msg)
 """
 
+VERBOSE = False
 
-def clients(tlsmail_send, port, ca, work):
-    pwfile = os.path.join(work, "pw")
-    with open(pwfile, "w") as f:
-        f.write(PASS + "\n")
-    c = {
-        "tlsmail-send": [tlsmail_send, "--server", "localhost:%d" % port, "--cafile", ca,
-                         "--user", USER, "--password-file", pwfile, "--auth", "plain",
-                         "--from", FROM, TO],
-        "curl": ["curl", "-sS", "--url", "smtps://localhost:%d" % port, "--cacert", ca,
-                 "--user", "%s:%s" % (USER, PASS), "--mail-from", FROM, "--mail-rcpt", TO,
-                 "--upload-file", "-"],
-        "msmtp": ["msmtp", "--host=localhost", "--port=%d" % port, "--tls=on",
-                  "--tls-starttls=off", "--tls-trust-file=" + ca, "--auth=plain",
-                  "--user=" + USER, "--passwordeval=cat " + pwfile, "--from=" + FROM, TO],
-        "python smtplib": [ti.PYTHON, "-c", SMTPLIB, str(port), ca, USER, PASS, FROM, TO],
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def vlog(*a):
+    if VERBOSE:
+        print(" ", *a, flush=True)
+
+
+class Skip(Exception):
+    """A measurement that cannot be made here; the text says why."""
+
+
+# ------------------------------------------------------------------ messages --
+
+def small_message():
+    """2,048 octets, CRLF, with every header msmtp would otherwise add
+    (Date, Message-ID) and a line that needs dot-stuffing."""
+    head = ("From: Bench <%s>\r\nTo: <%s>\r\nSubject: benchmark\r\n"
+            "Date: Tue, 01 Dec 2026 09:00:00 +0000\r\n"
+            "Message-ID: <bench.2kib@example.org>\r\n\r\n" % (FROM, TO)).encode()
+    line = b"The quick brown fox jumps over the lazy dog 0123456789.\r\n"
+    body = b".A line that starts with a dot.\r\n"
+    body += line * ((2048 - len(head) - len(body)) // len(line) + 1)
+    msg = (head + body)[:2048 - 2] + b"\r\n"
+    assert len(msg) == 2048
+    return msg
+
+
+def big_message(size):
+    """size octets: long lines (998, the RFC 5321 maximum), 76-octet lines,
+    and lines that need dot-stuffing ('.', '..', '.x...'); deterministic."""
+    head = ("From: Bench <%s>\r\nTo: <%s>\r\nSubject: big benchmark\r\n"
+            "Date: Tue, 01 Dec 2026 09:00:00 +0000\r\n"
+            "Message-ID: <bench.big@example.org>\r\n\r\n" % (FROM, TO)).encode()
+    rng = random.Random(2026)
+    printable = bytes(range(33, 127)) + b"    "
+    table = bytes(printable[i % len(printable)] for i in range(256))
+    lines = []
+    total = 0
+    while total < (1 << 20):
+        r = rng.random()
+        if r < 0.60:
+            n = 998
+        elif r < 0.90:
+            n = 76
+        else:
+            n = rng.randrange(0, 200)
+        text = rng.randbytes(n).translate(table)
+        if r >= 0.95:
+            text = rng.choice([b".", b"..", b"." + text[:997], b". " + text[:996]])
+        lines.append(text + b"\r\n")
+        total += len(lines[-1])
+    block = b"".join(lines)
+    room = size - len(head)
+    body = block * (room // len(block) + 1)
+    cut = body.rfind(b"\r\n", 0, room - 2) + 2
+    pad = room - cut - 2
+    body = body[:cut] + b"x" * pad + b"\r\n"
+    msg = head + body
+    assert len(msg) == size and pad <= 998
+    return msg
+
+
+# -------------------------------------------------------------------- tools --
+
+def warnings():
+    with open(os.path.join(LIB, "warnings")) as f:
+        return ["-std=c99"] + f.read().split()
+
+
+def build_c(src, out, libs=()):
+    if os.path.exists(out) and os.path.getmtime(out) > os.path.getmtime(src):
+        return out
+    cmd = [os.environ.get("CC", "cc"), "-O2"] + warnings() + [src, "-o", out] + list(libs)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        raise SystemExit("bench: building %s failed:\n%s" % (src, r.stderr))
+    return out
+
+
+def run_text(cmd, timeout=30, env=None):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        return (r.stdout + r.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "(%s)" % e
+
+
+class Spawner:
+    def __init__(self, path, work):
+        self.path, self.work = path, work
+        self.errfile = os.path.join(work, "stderr")
+
+    def run(self, cmd, stdin="/dev/null", timeout=60.0, env=None, count=1, par=1):
+        """Runs cmd count times (par at once); returns the launcher's figures.
+        The client's stderr is kept for the error message."""
+        open(self.errfile, "w").close()
+        argv = [self.path, "-t", str(int(timeout * 1000)), "-i", stdin, "-e", self.errfile,
+                "-n", str(count), "-j", str(par)] + cmd
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout + 30)
+        m = dict(kv.split("=", 1) for kv in p.stdout.split())
+        if "runs" not in m:
+            raise RuntimeError("spawn: %s %s" % (p.stdout, p.stderr))
+        res = {"runs": int(m["runs"]), "failed": int(m["failed"]),
+               "wall_ms": int(m["wall_ns"]) / 1e6,
+               "cpu_ms": (int(m["user_us"]) + int(m["sys_us"])) / 1e3,
+               "rss_kb": int(m["maxrss_kb"]), "status": m["status"]}
+        if res["failed"]:
+            with open(self.errfile, errors="replace") as f:
+                res["stderr"] = f.read().strip()[-400:]
+        return res
+
+
+# --------------------------------------------------------------------- sink --
+
+class Sink:
+    def __init__(self, binary, pki, work):
+        self.events = []
+        self.cond = threading.Condition()
+        self.ports = {}
+        self.err = open(os.path.join(work, "sink.err"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "--cert", os.path.join(pki, "good.crt"), "--key", os.path.join(pki, "good.key"),
+             "--user", USER, "--pass", PASS, "--idle-ms", "60000", "--max-seconds", "7200",
+             "--listen", "imp=implicit", "--listen", "nochunk=implicit,nochunking",
+             "--listen", "st=starttls"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        end = time.monotonic() + 10
+        with self.cond:
+            while not any(e[0] == "ready" for e in self.events):
+                if time.monotonic() > end or self.proc.poll() is not None:
+                    raise SystemExit("bench: the sink did not start (see %s)" % self.err.name)
+                self.cond.wait(0.1)
+        for e in self.events:
+            if e[0] == "listen":
+                self.ports[e[1]] = int(e[2])
+
+    def _read(self):
+        for line in self.proc.stdout:
+            parts = line.split()
+            if not parts:
+                continue
+            ev = [parts[0]] + [p for p in parts[1:] if "=" not in p]
+            kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+            with self.cond:
+                self.events.append((ev[0], *ev[1:], kv) if kv else tuple(ev))
+                self.cond.notify_all()
+
+    def mark(self):
+        with self.cond:
+            return len(self.events)
+
+    def expect(self, want):
+        """Tells the sink what the next messages must be: (bytes, sum)."""
+        if want == getattr(self, "_expect", None):
+            return
+        mark = self.mark()
+        self.proc.stdin.write("expect %d %s\n" % want)
+        self.proc.stdin.flush()
+        end = time.monotonic() + 5
+        with self.cond:
+            while not any(e[0] == "expect" for e in self.events[mark:]):
+                if time.monotonic() > end:
+                    raise RuntimeError("the sink did not take the expectation")
+                self.cond.wait(0.05)
+        self._expect = want
+
+    def wait(self, since, nmsgs, timeout=5.0, closes=0):
+        """Events after since, once nmsgs messages (and closes connection
+        ends) have been reported, or timeout seconds have passed."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                new = self.events[since:]
+                m = sum(1 for e in new if e[0] == "msg")
+                c = sum(1 for e in new if e[0] == "close")
+                if (m >= nmsgs and c >= closes) or time.monotonic() > end:
+                    return new
+                self.cond.wait(0.05)
+
+    def stop(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.err.close()
+
+
+def sum_of(sink_bin, path):
+    out = subprocess.run([sink_bin, "--sum", path], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    return int(out[0]), out[1]
+
+
+def check_msgs(events, n, expect, what):
+    """Raises unless exactly n intact messages arrived."""
+    msgs = [e[-1] for e in events if e[0] == "msg"]
+    if len(msgs) != n:
+        raise RuntimeError("%s: the server got %d messages, not %d" % (what, len(msgs), n))
+    bad = [m for m in msgs if (int(m["bytes"]), m["sum"]) != expect or m["verdict"] != "ok"]
+    if bad:
+        raise RuntimeError("%s: %d of %d messages differ from what was sent (first: %s bytes, "
+                           "sum %s; sent %d, %s)" % (what, len(bad), n, bad[0]["bytes"],
+                                                     bad[0]["sum"], expect[0], expect[1]))
+    return msgs
+
+
+# ------------------------------------------------------------------ clients --
+
+class Clients:
+    """The command line of every client for a port, a trust mode ('cafile':
+    the test CA only; 'system': the default path, pointed at the system
+    bundle + test CA) and a variant (tlsmail-send's session cache)."""
+
+    def __init__(self, a, work, pki):
+        self.work = work
+        self.ca = os.path.join(pki, "ca.crt")
+        self.bundle = os.path.join(work, "system+test-ca.crt")
+        self.tlsmail = os.path.abspath(a.tlsmail_send)
+        self.pwfile = os.path.join(work, "password")
+        with open(self.pwfile, "w") as f:
+            f.write(PASS + "\n")
+        self.msmtprc = os.path.join(work, "msmtprc")
+        with open(self.msmtprc, "w") as f:
+            f.write("account default\nhost localhost\ntls on\ntls_starttls off\nauth plain\n"
+                    "user %s\npassword %s\nfrom %s\n" % (USER, PASS, FROM))
+        os.chmod(self.msmtprc, 0o600)
+        self.smtplib = os.path.join(work, "smtplib_send.py")
+        with open(self.smtplib, "w") as f:
+            f.write(SMTPLIB)
+        self.have_bundle = os.path.exists(SYSTEM_BUNDLE)
+        if self.have_bundle:
+            with open(self.bundle, "wb") as out:
+                for p in (SYSTEM_BUNDLE, self.ca):
+                    with open(p, "rb") as f:
+                        out.write(f.read())
+        self.available = {}
+        for name, exe in (("tlsmail-send", self.tlsmail), ("curl", "curl"), ("msmtp", "msmtp"),
+                          ("python smtplib", PYTHON)):
+            path = shutil.which(exe)
+            self.available[name] = path is not None
+        self.home = os.path.join(work, "home")
+        os.makedirs(self.home, exist_ok=True)
+        self.noconfig = os.path.join(work, "tlsmail-send.conf")
+        open(self.noconfig, "w").close()
+        self.features = probe_features(self.tlsmail, a)
+
+    def env(self, extra=None):
+        """A small, fixed environment: no user configuration (HOME is a
+        fresh directory), no proxy variables, C locale."""
+        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LC_ALL": "C"}
+        e.update(extra or {})
+        return e
+
+    def cmd(self, name, port, trust="cafile", cache=None, count=1, batch_dir=None, prime=None):
+        """(argv, env) for one send (or one batch)."""
+        sysenv = trust == "system"
+        if name == "tlsmail-send":
+            argv = [self.tlsmail, "--server", "localhost:%d" % port, "--user", USER,
+                    "--password-file", self.pwfile, "--auth", "plain", "--from", FROM]
+            if not sysenv:
+                argv += ["--cafile", self.ca]
+            if cache:
+                flag, takes = self.features["session"]
+                argv += [flag, cache] if takes else [flag]
+            if batch_dir:
+                argv += self.features["batch_args"](batch_dir)
+            # TLSMAIL_CONFIG: only this (empty) file, not /etc/tlsmail-send.conf
+            extra = {"TLSMAIL_CONFIG": self.noconfig}
+            if sysenv:
+                extra["SSL_CERT_FILE"] = self.bundle
+            return argv + [TO], self.env(extra)
+        if name == "curl":
+            argv = ["curl", "-q", "-sS", "--ssl-reqd", "--url", "smtps://localhost:%d" % port,
+                    "--user", "%s:%s" % (USER, PASS), "--mail-from", FROM, "--mail-rcpt", TO]
+            argv += ["-T", os.path.join(batch_dir, "m[1-%d].eml" % count)] if batch_dir \
+                else ["--upload-file", "-"]
+            if not sysenv:
+                argv += ["--cacert", self.ca]
+            return argv, self.env({"CURL_CA_BUNDLE": self.bundle} if sysenv else None)
+        if name == "msmtp":
+            return (["msmtp", "-C", self.msmtprc, "--port=%d" % port,
+                     "--tls-trust-file=" + (self.bundle if sysenv else self.ca), TO], self.env())
+        if name == "python smtplib":
+            return ([PYTHON, self.smtplib, str(port), "" if sysenv else self.ca, USER, PASS, FROM,
+                     TO, str(count)] + ([str(prime)] if prime else []),
+                    self.env({"SSL_CERT_FILE": self.bundle} if sysenv else None))
+        raise KeyError(name)
+
+
+def probe_features(tlsmail, a):
+    """What this tlsmail-send can do, from its --help (and the header for
+    the small profile). Each entry is None when absent."""
+    help_text = run_text([tlsmail, "--help"])
+    f = {"help": help_text, "session": None, "batch": None, "batch_args": None}
+    # an option line about TLS sessions that mentions a cache or resumption
+    # (not, say, a time limit for the whole SMTP session)
+    for line in help_text.splitlines():
+        m = re.match(r"\s*(?:-\w, )?(--[a-z0-9-]+)(?:[ =]([A-Z][A-Z_]*))?", line)
+        if m and re.search(r"session|resum", m.group(1)) and re.search(r"cache|resum", line, re.I):
+            f["session"] = (m.group(1), bool(m.group(2)))
+            break
+    if a.tlsmail_batch:
+        tmpl = a.tlsmail_batch.split()
+        f["batch"] = a.tlsmail_batch
+        f["batch_args"] = lambda d: [t.replace("{dir}", d) for t in tmpl]
+    else:
+        m = re.search(r"^\s*(--batch[a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*))?(.*)$", help_text, re.M)
+        if m and m.group(2) in ("DIR", "DIRECTORY"):
+            flag = m.group(1)
+            f["batch"] = "%s DIR" % flag
+            f["batch_args"] = lambda d: [flag, d]
+        elif m:
+            f["batch"] = None
+            f["batch_unknown"] = m.group(0).strip()
+    return f
+
+
+# ---------------------------------------------------------------- the bench --
+
+class Bench:
+    def __init__(self, a, work, sink_bin, spawner, sink, clients):
+        self.a, self.work = a, work
+        self.sink_bin, self.sp, self.sink, self.cl = sink_bin, spawner, sink, clients
+        self.results = {}
+        self.notes = []
+        self.phase_load = {}
+        self.names = [n for n in CLIENTS if clients.available[n]]
+        self.small = os.path.join(work, "small.eml")
+        with open(self.small, "wb") as f:
+            f.write(small_message())
+        self.small_sum = sum_of(sink_bin, self.small)
+
+    # one checked send ------------------------------------------------------
+    def send(self, name, port, trust="cafile", msgfile=None, expect=None, cache=None,
+             timeout=60.0, proxy=None, prime=None):
+        msgfile = msgfile or self.small
+        expect = expect or self.small_sum
+        argv, env = self.cl.cmd(name, port, trust, cache, prime=prime)
+        self.sink.expect(expect)
+        mark = self.sink.mark()
+        r = self.sp.run(argv, stdin=msgfile, timeout=timeout, env=env)
+        if r["failed"]:
+            raise RuntimeError("%s failed (%s): %s" % (name, r["status"], r.get("stderr", "")))
+        ev = self.sink.wait(mark, 1, closes=2 if prime else 1)
+        msgs = check_msgs(ev, 1, expect, name)
+        r["mode"] = msgs[0]["mode"]
+        r["resumed"] = msgs[0]["resumed"] == "1"
+        r["sink_cpu_ms"] = int(msgs[0]["cpu_us"]) / 1e3
+        r["sink_body_ms"] = int(msgs[0]["body_us"]) / 1e3
+        r["conns"] = sum(1 for e in ev if e[0] == "open")
+        if proxy:
+            conns = proxy.take()
+            if len(conns) != 1:
+                raise RuntimeError("%s: %d connections through the proxy" % (name, len(conns)))
+            r["turns"] = conns[0].turns
+            vlog("%s through the proxy (ms, who, octets, turn):" % name,
+                 " ".join("%s%s%s:%d" % ("*" if t else "", w, ms, n) for ms, w, n, t in conns[0].timeline))
+        return r
+
+    def rounds(self, phase, n, fn, names):
+        """fn(name, round) for every name, n rounds after a warm-up round,
+        the order rotated each round; stops at the phase's time cap. A
+        client that fails is dropped from the phase, with its error."""
+        out = {k: [] for k in names}
+        errors = {}
+        end = time.monotonic() + self.a.phase_cap
+        live = list(names)
+        for rnd in range(n + 1):
+            if rnd and time.monotonic() > end:
+                self.notes.append("(%s) time cap of %d s reached after %d rounds"
+                                  % (phase, self.a.phase_cap, rnd - 1))
+                break
+            order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
+            for k in order:
+                try:
+                    r = fn(k, rnd)
+                except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as e:
+                    errors[k] = str(e)
+                    live.remove(k)
+                    log("  %s: %s" % (k, e))
+                    continue
+                if rnd:
+                    out[k].append(r)
+                vlog(phase, rnd, k, {x: r[x] for x in r if x != "stderr"})
+        return out, errors
+
+    # (a), (b) ----------------------------------------------------------------
+    def phase_send(self, key, trust):
+        port = self.sink.ports["imp"]
+        res, err = self.rounds(key, self.a.rounds, lambda k, r: self.send(k, port, trust), self.names)
+        rows = {}
+        for k in self.names:
+            if k in err or not res[k]:
+                rows[k] = {"error": err.get(k, "no samples")}
+                continue
+            rows[k] = {"wall_ms": med(res[k], "wall_ms"), "cpu_ms": med(res[k], "cpu_ms"),
+                       "rss_kb": med(res[k], "rss_kb"), "n": len(res[k]),
+                       "wall_range": spread(res[k], "wall_ms"), "mode": res[k][0]["mode"]}
+        for k in self.names:
+            if "error" in rows[k]:
+                continue
+            try:
+                rows[k]["heap"] = self.heap(k, port, trust)
+            except (RuntimeError, Skip, subprocess.TimeoutExpired, OSError) as e:
+                rows[k]["heap_error"] = str(e)
+        self.results[key] = rows
+
+    def heap(self, name, port, trust):
+        """Peak heap of one send under valgrind's massif: every malloc of
+        the process, and separately the library's own (allocations made
+        directly from tlsmail.h: trust loading)."""
+        if not shutil.which("valgrind"):
+            raise Skip("valgrind not installed")
+        out = os.path.join(self.work, "massif.out")
+        argv, env = self.cl.cmd(name, port, trust)
+        self.sink.expect(self.small_sum)
+        mark = self.sink.mark()
+        r = self.sp.run(["valgrind", "--tool=massif", "--quiet", "--threshold=0",
+                         "--peak-inaccuracy=0", "--detailed-freq=1", "--massif-out-file=" + out]
+                        + argv, stdin=self.small, timeout=300, env=env)
+        if r["failed"]:
+            raise RuntimeError("under valgrind: %s %s" % (r["status"], r.get("stderr", "")))
+        check_msgs(self.sink.wait(mark, 1), 1, self.small_sum, name + " (massif)")
+        return parse_massif(out)
+
+    # (c) ---------------------------------------------------------------------
+    def phase_rtt(self):
+        rtt_s = self.a.rtt_ms / 1000.0
+        variants = []           # (label, client, listener, cache? or "prime")
+        for k in self.names:
+            variants.append((k, k, "imp", False))
+        if self.cl.available["python smtplib"]:
+            # What a resumed TLS 1.2 handshake costs against this server,
+            # from a client that can resume today.
+            variants.append((REF_RESUMED, "python smtplib", "imp", "prime"))
+        if self.cl.available["tlsmail-send"]:
+            variants.append(("tlsmail-send, no CHUNKING", "tlsmail-send", "nochunk", False))
+            if self.cl.features["session"]:
+                variants.append(("tlsmail-send, resumed, no CHUNKING", "tlsmail-send", "nochunk", True))
+                variants.append(("tlsmail-send, resumed", "tlsmail-send", "imp", True))
+        proxies = {}
+        try:
+            for lst in ("imp", "nochunk"):
+                proxies[lst] = DelayProxy(self.sink.ports[lst], rtt_s / 2)
+            caches = {}
+            for label, k, lst, cache in variants:
+                if cache is True:   # one per path: a client's cache may be keyed by port
+                    caches[label] = (os.path.join(self.work, "cache-%s-direct" % lst),
+                                     os.path.join(self.work, "cache-%s-proxy" % lst))
+                    for f in caches[label]:
+                        if os.path.exists(f):
+                            os.unlink(f)
+
+            def one(label, rnd):
+                _, k, lst, cache = next(v for v in variants if v[0] == label)
+                cd, cp = caches.get(label, (None, None))
+                prime = self.sink.ports["imp"] if cache == "prime" else None
+                d = self.send(k, self.sink.ports[lst], cache=cd, prime=prime)
+                p = self.send(k, proxies[lst].port, cache=cp, proxy=proxies[lst], timeout=120,
+                              prime=prime)
+                p["direct_ms"] = d["wall_ms"]
+                if cache and (rnd or cache == "prime") and not (p["resumed"] and d["resumed"]):
+                    raise RuntimeError("the session was not resumed (the sink saw a full handshake)")
+                return p
+            res, err = self.rounds("c", self.a.rounds, one, [v[0] for v in variants])
+        finally:
+            for p in proxies.values():
+                p.stop()
+        rows = {}
+        for label, k, lst, cache in variants:
+            if label in err or not res[label]:
+                rows[label] = {"error": err.get(label, "no samples")}
+                continue
+            rs = res[label]
+            wall_rt = (med(rs, "wall_ms") - med(rs, "direct_ms")) / self.a.rtt_ms + 1
+            rows[label] = {"after_tcp": med(rs, "turns"),
+                           "turns": med(rs, "turns") + 1, "turns_min": min(r["turns"] for r in rs) + 1,
+                           "turns_max": max(r["turns"] for r in rs) + 1, "wall_rt": wall_rt,
+                           "mode": rs[0]["mode"], "resumed": all(r["resumed"] for r in rs),
+                           "listener": lst, "n": len(rs), "client": k}
+        self.results["c"] = rows
+
+    # (d) ---------------------------------------------------------------------
+    def phase_big(self):
+        path = os.path.join(self.work, "big.eml")
+        with open(path, "wb") as f:
+            f.write(big_message(self.a.big_bytes))
+        expect = sum_of(self.sink_bin, path)
+        port = self.sink.ports["imp"]
+        n = max(1, min(self.a.rounds, self.a.big_rounds))
+        res, err = self.rounds("d", n, lambda k, r: self.send(
+            k, port, msgfile=path, expect=expect, timeout=self.a.big_timeout), self.names)
+        rows = {}
+        for k in self.names:
+            if k in err or not res[k]:
+                rows[k] = {"error": err.get(k, "no samples")}
+                continue
+            wall = med(res[k], "wall_ms")
+            rows[k] = {"mbps": self.a.big_bytes / 1e6 / (wall / 1000), "wall_ms": wall,
+                       "cpu_ms": med(res[k], "cpu_ms"), "rss_kb": med(res[k], "rss_kb"),
+                       "mode": res[k][0]["mode"], "n": len(res[k]),
+                       "sink_cpu_ms": med(res[k], "sink_cpu_ms"),
+                       "sink_body_ms": med(res[k], "sink_body_ms")}
+        self.results["d"] = rows
+        os.unlink(path)
+
+    # (e) ---------------------------------------------------------------------
+    def phase_many(self):
+        port = self.sink.ports["imp"]
+        nproc, par, nbatch = self.a.procs, self.a.procs_parallel, self.a.batch
+        variants = [(k, k, False) for k in self.names]
+        if self.cl.available["tlsmail-send"] and self.cl.features["session"]:
+            variants.append(("tlsmail-send, session cache", "tlsmail-send", True))
+        cache = os.path.join(self.work, "cache-procs")
+
+        def procs(label, rnd):
+            _, k, use_cache = next(v for v in variants if v[0] == label)
+            if use_cache and os.path.exists(cache):
+                os.unlink(cache)       # every round starts cold: the first ones fill it
+            argv, env = self.cl.cmd(k, port, cache=cache if use_cache else None)
+            self.sink.expect(self.small_sum)
+            mark = self.sink.mark()
+            r = self.sp.run(argv, stdin=self.small, timeout=self.a.phase_cap, env=env,
+                            count=nproc, par=par)
+            if r["failed"]:
+                raise RuntimeError("%d of %d runs failed (%s): %s"
+                                   % (r["failed"], nproc, r["status"], r.get("stderr", "")))
+            ev = self.sink.wait(mark, nproc, timeout=10, closes=nproc)
+            msgs = check_msgs(ev, nproc, self.small_sum, label)
+            r["resumed"] = sum(1 for m in msgs if m["resumed"] == "1")
+            r["msgps"] = nproc / (r["wall_ms"] / 1000)
+            return r
+        res, err = self.rounds("e", self.a.rounds, procs, [v[0] for v in variants])
+        rows = {}
+        for label, k, use_cache in variants:
+            if label in err or not res[label]:
+                rows[label] = {"error": err.get(label, "no samples")}
+                continue
+            rows[label] = {"msgps": med(res[label], "msgps"), "cpu_ms": med(res[label], "cpu_ms") / nproc,
+                           "resumed": med(res[label], "resumed"), "n": len(res[label])}
+        self.results["e_procs"] = rows
+
+        # 1,000 messages on one connection
+        bdir = os.path.join(self.work, "batch")
+        os.makedirs(bdir, exist_ok=True)
+        for i in range(1, nbatch + 1):
+            os.symlink(self.small, os.path.join(bdir, "m%d.eml" % i))
+        batchers = []
+        na = {}
+        for k in self.names:
+            if k == "msmtp":
+                na[k] = "sends one message per connection"
+            elif k == "tlsmail-send" and not self.cl.features["batch"]:
+                na[k] = ("no batch mode in --help" if "batch_unknown" not in self.cl.features
+                         else "batch option not understood: %s" % self.cl.features["batch_unknown"])
+            else:
+                batchers.append(k)
+
+        def batch(k, rnd):
+            argv, env = self.cl.cmd(k, port, count=nbatch, batch_dir=bdir)
+            self.sink.expect(self.small_sum)
+            mark = self.sink.mark()
+            r = self.sp.run(argv, stdin=self.small, timeout=self.a.phase_cap, env=env)
+            if r["failed"]:
+                raise RuntimeError("failed (%s): %s" % (r["status"], r.get("stderr", "")))
+            ev = self.sink.wait(mark, nbatch, timeout=10, closes=1)
+            check_msgs(ev, nbatch, self.small_sum, k)
+            r["conns"] = sum(1 for e in ev if e[0] == "open")
+            r["msgps"] = nbatch / (r["wall_ms"] / 1000)
+            return r
+        res, err = self.rounds("e", self.a.rounds, batch, batchers)
+        rows = {}
+        for k in self.names:
+            if k in na:
+                rows[k] = {"na": na[k]}
+            elif k in err or not res[k]:
+                rows[k] = {"error": err.get(k, "no samples")}
+            else:
+                rows[k] = {"msgps": med(res[k], "msgps"), "cpu_ms": med(res[k], "cpu_ms"),
+                           "rss_kb": med(res[k], "rss_kb"), "conns": max(r["conns"] for r in res[k]),
+                           "n": len(res[k])}
+        self.results["e_batch"] = rows
+        shutil.rmtree(bdir, ignore_errors=True)
+
+    # (f) ---------------------------------------------------------------------
+    def phase_footprint(self):
+        rows = {}
+        bdir = os.path.join(self.work, "footprint")
+        os.makedirs(bdir, exist_ok=True)
+        srcs = sorted(glob.glob(os.path.join(ROOT, "examples", "tlsmail-send", "*.c"))) or \
+            [os.path.join(ROOT, "examples", "tlsmail-send.c")]
+        cflags = ["-O2", "-DTLSMAIL_STARTTLS", "-I" + ROOT]
+        profile = small_profile_macro()
+
+        def measure(label, binary):
+            s = os.path.join(bdir, os.path.basename(binary) + ".stripped")
+            shutil.copy(binary, s)
+            subprocess.run(["strip", s], check=True, timeout=60)
+            row = {"bytes": os.path.getsize(s), "size": size_of(s)}
+            try:
+                saved = self.cl.tlsmail
+                self.cl.tlsmail = s
+                self.send("tlsmail-send", self.sink.ports["imp"])
+                row["sends"] = "yes"
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                row["sends"] = "no: %s" % e
+            finally:
+                self.cl.tlsmail = saved
+            rows[label] = row
+
+        def build(label, cc, extra, out):
+            cmd = [cc] + cflags + extra[0] + srcs + ["-o", out] + extra[1]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if r.returncode:
+                rows[label] = {"error": "build failed: %s" % r.stderr.strip()[-300:]}
+                return False
+            return True
+
+        measure("dynamic (as built by make)", os.path.abspath(self.a.tlsmail_send))
+        cands = glob.glob("/usr/lib/*/libbearssl.a") + glob.glob("/usr/lib/libbearssl.a")
+        static_a = cands[0] if cands else None
+        if static_a:
+            out = os.path.join(bdir, "tlsmail-send-bearssl-static")
+            if build("BearSSL static, glibc dynamic", "cc", ([], [static_a, "-Wl,--gc-sections"]), out):
+                measure("BearSSL static, glibc dynamic", out)
+        else:
+            rows["BearSSL static, glibc dynamic"] = {"na": "no libbearssl.a"}
+        lib = self.musl_bearssl()
+        label = "static, musl (BearSSL built with musl-gcc)"
+        if isinstance(lib, str) and os.path.exists(lib):
+            out = os.path.join(bdir, "tlsmail-send-musl-static")
+            if build(label, "musl-gcc", (["-static", "-I" + self.bearssl_inc], [lib, "-Wl,--gc-sections"]),
+                     out):
+                measure(label, out)
+        else:
+            rows[label] = {"na": lib[0]}
+        if profile:
+            out = os.path.join(bdir, "tlsmail-send-small")
+            lab = "dynamic, -D%s" % profile
+            if build(lab, "cc", (["-D" + profile], ["-lbearssl"]), out):
+                measure(lab, out)
+        elif not uses_full_profile():
+            self.notes.append("(f) small profile: tlsmail.h sets up only the suites and engines it "
+                              "offers (no br_ssl_client_init_full), so every build above is the "
+                              "small profile.")
+        else:
+            rows["small profile"] = {"na": "tlsmail.h calls br_ssl_client_init_full and has no "
+                                           "option for a smaller profile"}
+        self.results["f"] = rows
+        others = {}
+        for name, exe in (("tlsmail-send", os.path.abspath(self.a.tlsmail_send)),
+                          ("curl", shutil.which("curl")), ("msmtp", shutil.which("msmtp")),
+                          ("python smtplib", PYTHON)):
+            if exe:
+                others[name] = closure(exe)
+        self.results["f_closure"] = others
+
+    def musl_bearssl(self):
+        """libbearssl.a for musl: the one `make cross` built into the same
+        build directory (tests/cross), else built here with musl-gcc from
+        $BEARSSL_SRC and cached; a 1-tuple with the reason when neither."""
+        src = os.environ.get("BEARSSL_SRC", "/tmp/bsrc/src/bearssl-0.6")
+        if not shutil.which("musl-gcc"):
+            return ("musl-gcc not installed (musl-tools)",)
+        cross = os.path.join(os.path.dirname(self.a.build_dir), "cross", "musl", "bearssl")
+        if os.path.exists(os.path.join(cross, "libbearssl.a")):
+            self.bearssl_inc = os.path.join(cross, "include")
+            return os.path.join(cross, "libbearssl.a")
+        if not os.path.isdir(os.path.join(src, "src")):
+            return ("no BearSSL for musl: run make cross first, or set BEARSSL_SRC to an "
+                    "unpacked bearssl-0.6",)
+        self.bearssl_inc = os.path.join(src, "inc")
+        out = os.path.join(self.a.build_dir, "bearssl-musl")
+        lib = os.path.join(out, "libbearssl.a")
+        if os.path.exists(lib):
+            return lib
+        os.makedirs(out, exist_ok=True)
+        files = sorted(glob.glob(os.path.join(src, "src", "**", "*.c"), recursive=True))
+        objs = []
+        log("  building BearSSL with musl-gcc (%d files, once)" % len(files))
+        procs = []
+        for f in files:
+            o = os.path.join(out, os.path.relpath(f, os.path.join(src, "src")).replace("/", "_")[:-2] + ".o")
+            objs.append(o)
+            procs.append(subprocess.Popen(["nice", "-n", "10", "musl-gcc", "-O2", "-c",
+                                           "-I" + os.path.join(src, "inc"),
+                                           "-I" + os.path.join(src, "src"), f, "-o", o]))
+            if len(procs) >= 2:
+                if procs.pop(0).wait(300):
+                    return ("BearSSL did not build with musl-gcc",)
+        for p in procs:
+            if p.wait(300):
+                return ("BearSSL did not build with musl-gcc",)
+        subprocess.run(["ar", "rcs", lib + ".tmp"] + objs, check=True, timeout=120)
+        os.rename(lib + ".tmp", lib)
+        return lib
+
+
+def med(rs, key):
+    return statistics.median(r[key] for r in rs)
+
+
+def spread(rs, key):
+    return [min(r[key] for r in rs), max(r[key] for r in rs)]
+
+
+def parse_massif(path):
+    """Peak useful heap over all snapshots: total, and the part allocated by
+    callers in tlsmail.h (top-level entries of each detailed tree)."""
+    total = lib = 0
+    cur_total = cur_lib = 0
+    debug_info = False
+    with open(path) as f:
+        for line in f:
+            if line.startswith("snapshot="):
+                total, lib = max(total, cur_total), max(lib, cur_lib)
+                cur_total = cur_lib = 0
+            elif line.startswith("mem_heap_B="):
+                cur_total = int(line.split("=")[1])
+            elif line.startswith(" n") and not line.startswith("  "):
+                debug_info = debug_info or re.search(r"\(\S+\.[ch]:\d+\)", line) is not None
+                if "(tlsmail.h:" in line:
+                    cur_lib += int(line.split()[1])
+    # without debug information no frame names tlsmail.h: unknown, not 0
+    return {"total": max(total, cur_total), "lib": max(lib, cur_lib) if debug_info else None}
+
+
+def size_of(path):
+    out = run_text(["size", path]).splitlines()
+    if len(out) >= 2:
+        t, d, b = out[1].split()[:3]
+        return {"text": int(t), "data": int(d), "bss": int(b)}
+    return None
+
+
+def closure(exe):
+    """The binary and every shared library it loads (ldd), in bytes."""
+    files = {os.path.realpath(exe)}
+    for line in run_text(["ldd", exe]).splitlines():
+        m = re.search(r"(/\S+) \(0x", line)
+        if m:
+            files.add(os.path.realpath(m.group(1)))
+    return {"files": len(files), "bytes": sum(os.path.getsize(f) for f in files if os.path.exists(f)),
+            "binary": os.path.getsize(os.path.realpath(exe))}
+
+
+def uses_full_profile():
+    """Whether the implementation calls BearSSL's everything-in profile."""
+    with open(os.path.join(ROOT, "tlsmail.h"), errors="replace") as f:
+        return re.search(r"\bbr_ssl_client_init_full\s*\(", f.read()) is not None
+
+
+def small_profile_macro():
+    """A compile-time option for a reduced BearSSL profile, if tlsmail.h's
+    option list documents one."""
+    with open(os.path.join(ROOT, "tlsmail.h"), errors="replace") as f:
+        head = f.read(20000)
+    m = re.search(r"COMPILE-TIME OPTIONS[^\n]*\n(.*?)\n(?=[A-Z])", head, re.S)
+    if m:
+        k = re.search(r"\b(TLSMAIL_\w*(?:SMALL|PROFILE|MINIMAL|TINY)\w*)\b", m.group(1))
+        if k:
+            return k.group(1)
+    return None
+
+
+# ------------------------------------------------------------------- report --
+
+def ratio(x, base):
+    return x / base if base else float("nan")
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def fmt_ratio(x):
+    return "%.2fx" % x
+
+
+METHOD = {
+    "a": "Each client sends the same 2,048-octet message (AUTH PLAIN, implicit TLS, the test CA "
+         "as the only trust) to the sink on 127.0.0.1. Wall: fork to exit; CPU: user + sys of "
+         "the client; peak RSS: ru_maxrss. Heap: one more send under valgrind --tool=massif "
+         "(--peak-inaccuracy=0, every snapshot detailed): the peak of all malloc'd bytes in the "
+         "process; for tlsmail-send also the peak of the bytes allocated straight from "
+         "tlsmail.h's code (the library's own, e.g. trust anchors).",
+    "b": "As (a), with the trust each client finds by default, pointed at the system bundle "
+         "(%s) with the test CA appended: SSL_CERT_FILE for tlsmail-send and Python; "
+         "CURL_CA_BUNDLE for curl (its tool reads that, not SSL_CERT_FILE); msmtp "
+         "--tls-trust-file (GnuTLS reads no variable)." % SYSTEM_BUNDLE,
+    "c": "Each client sends through bench/delayproxy.py, which delays every chunk by half "
+         "the RTT in each direction (this kernel has no netem), and directly, alternately.",
+    "d": "One generated message (60% lines of 998 octets, 30% of 76, the rest short; 5% of the "
+         "lines need dot-stuffing), from a file on stdin. MB/s = 10^6 octets per second of "
+         "wall time.",
+    "e": "The same 2 KiB message: N client processes started by the launcher, a few at a time "
+         "(msg/s = N / wall time from the first fork to the last exit); then one client "
+         "process sending many messages over one connection, where it can.",
+    "f": "tlsmail-send's own sources built three ways and stripped; each build sends one "
+         "message to the sink before it is counted.",
+}
+
+
+class Report:
+    def __init__(self, b, info):
+        self.b, self.info, self.lines = b, info, []
+
+    def p(self, s=""):
+        self.lines.append(s)
+
+    def head(self, key, title):
+        self.p("## " + title)
+        self.p()
+        if key in self.b.phase_load:
+            self.p("Load average at the start: %s. %s" % (self.b.phase_load[key], METHOD[key]))
+        else:
+            self.p(METHOD[key])
+        self.p()
+
+    def table(self, head, rows):
+        self.p("| " + " | ".join(head) + " |")
+        self.p("|" + "|".join("---" for _ in head) + "|")
+        for r in rows:
+            self.p("| " + " | ".join(str(x) for x in r) + " |")
+        self.p()
+
+    def build(self):
+        R, a, info = self.b.results, self.b.a, self.info
+        self.p("# tlsmail-send beside curl, msmtp and Python smtplib")
+        self.p()
+        self.p("Written by `make bench BENCH_FLAGS=--write` (bench/run.py). Medians of %d "
+               "interleaved rounds (after one warm-up round); ratios are tlsmail-send / curl from "
+               "this run. bench/run.py's doc comment says what each phase does." % a.rounds)
+        self.p()
+        self.table(["what", "this run"], [[k, v] for k, v in info.items()])
+        for key, title in (("a", "(a) one 2 KiB send, trust from --cafile"),
+                           ("b", "(b) one 2 KiB send, the default trust path")):
+            if key in R:
+                self.send_table(key, title)
+        if "c" in R:
+            self.rtt_table()
+        if "d" in R:
+            self.big_table()
+        if "e_procs" in R:
+            self.many_tables()
+        if "f" in R:
+            self.footprint_table()
+        if self.b.notes:
+            self.p("## Notes")
+            self.p()
+            for n in self.b.notes:
+                self.p("- " + n)
+            self.p()
+        return "\n".join(self.lines) + "\n"
+
+    def send_table(self, key, title):
+        rows = self.b.results[key]
+        self.head(key, title)
+        base = rows.get(BASE, {})
+        out = []
+        for k, r in rows.items():
+            if "error" in r:
+                out.append([k, "failed: %s" % r["error"][:120], "", "", "", "", "", ""])
+                continue
+            h = r.get("heap")
+            if not h:
+                heap = "n/a: %s" % r.get("heap_error", "")[:80]
+            elif k == "tlsmail-send" and h["lib"] is not None:
+                heap = "{:,} B (tlsmail.h's own: {:,} B)".format(h["total"], h["lib"])
+            else:
+                heap = "{:,} B".format(h["total"])
+            rb = lambda f: fmt_ratio(ratio(r[f], base[f])) if f in base else "n/a"
+            out.append([k, "%.1f (%.0f-%.0f)" % ((r["wall_ms"],) + tuple(r["wall_range"])), rb("wall_ms"),
+                        "%.1f" % r["cpu_ms"], rb("cpu_ms"), "%d" % r["rss_kb"], rb("rss_kb"), heap])
+        self.table(["client", "wall ms (min-max)", "x curl", "CPU ms", "x curl", "peak RSS KiB",
+                    "x curl", "peak heap (massif)"], out)
+        t = rows.get("tlsmail-send", {})
+        if "error" in t or "error" in base or not t or not base:
+            self.p("Targets (%s): n/a, a client failed." % TARGETS[key])
+        elif key == "a":
+            w, c, m = (ratio(t[f], base[f]) for f in ("wall_ms", "cpu_ms", "rss_kb"))
+            self.p("Targets: wall %.3f <= 0.50 %s; CPU %.3f <= 0.45 %s; peak RSS %.3f <= 0.18 %s."
+                   % (w, verdict(w <= 0.50), c, verdict(c <= 0.45), m, verdict(m <= 0.18)))
+        else:
+            w = ratio(t["wall_ms"], base["wall_ms"])
+            h = t.get("heap")
+            hs = ("%d B <= 16 KB (%d B) %s (the library's own allocations: %s B)"
+                  % (h["total"], HEAP_LIMIT, verdict(h["total"] <= HEAP_LIMIT),
+                     "?" if h["lib"] is None else h["lib"]) if h else "n/a")
+            self.p("Targets: wall %.3f <= 0.60 %s; tlsmail-send's heap %s." % (w, verdict(w <= 0.60), hs))
+        self.p()
+
+    def rtt_table(self):
+        rows = self.b.results["c"]
+        self.head("c", "(c) round trips per message, %d ms RTT added by the proxy" % self.b.a.rtt_ms)
+        out = []
+        for k, r in rows.items():
+            if "error" in r:
+                out.append([k, "failed: %s" % r["error"][:120], "", "", ""])
+                continue
+            spread = "" if r["turns_min"] == r["turns_max"] else " (%d-%d)" % (r["turns_min"], r["turns_max"])
+            out.append([k, "%g" % r["after_tcp"], "%g%s" % (r["turns"], spread), "%.1f" % r["wall_rt"],
+                        r["mode"], "yes" if r["resumed"] else "no"])
+        self.table(["client", "waits after TCP connect (proxy)", "round trips with TCP's",
+                    "same, from wall time", "body sent by", "TLS resumed"], out)
+        self.p("The proxy counts a wait each time the client sends after server bytes reached it "
+               "and after a silence of most of a round trip; TCP's handshake, which the kernel "
+               "completes with the proxy at once, adds 1. From wall time: (proxied - direct "
+               "wall) / RTT + 1, medians. The targets count TCP's round trip (7 is the "
+               "minimum for a full TLS 1.2 handshake + AUTH with PIPELINING).")
+        self.p()
+        ref, full = rows.get(REF_RESUMED, {}), rows.get("python smtplib", {})
+        if "turns" in ref and "turns" in full:
+            if ref["turns"] == full["turns"]:
+                self.p("Resumption against this server: Python's smtplib needs %g round trips with a "
+                       "resumed TLS session and %g with a full handshake. In TLS 1.2 the server of a "
+                       "resumed session sends its Finished first and its greeting only once the "
+                       "client's Finished has arrived, so the wait saved in the handshake comes back "
+                       "before the greeting: resumption saves CPU (no ECDHE, no signature, no "
+                       "chain), not a round trip." % (ref["turns"], full["turns"]))
+            else:
+                self.p("Resumption against this server: Python's smtplib needs %g round trips with a "
+                       "resumed TLS session and %g with a full handshake."
+                       % (ref["turns"], full["turns"]))
+            self.p()
+        res = [r for r in rows.values() if "error" not in r and r.get("client") == "tlsmail-send"
+               and r["resumed"]]
+        data = [r for r in res if r["mode"] == "DATA"]
+        bdat = [r for r in res if r["mode"] == "BDAT"]
+        why = ("the resumed sends failed, see above" if self.b.cl.features["session"]
+               else "no session resumption in this tlsmail-send")
+        v1 = ("%g <= 6 %s" % (data[0]["turns"], verdict(data[0]["turns"] <= 6)) if data
+              else "n/a (%s)" % why)
+        v2 = ("%g <= 5 %s" % (bdat[0]["turns"], verdict(bdat[0]["turns"] <= 5)) if bdat
+              else "n/a (%s)" % (why if not res else "the client did not use BDAT"))
+        self.p("Targets: with session resumption %s; with resumption + BDAT %s." % (v1, v2))
+        self.p()
+
+    def big_table(self):
+        rows = self.b.results["d"]
+        self.head("d", "(d) one %g MB message (long lines, dot lines)" % (self.b.a.big_bytes / 1e6))
+        base = rows.get(BASE, {})
+        out = []
+        for k, r in rows.items():
+            if "error" in r:
+                out.append([k, "failed: %s" % r["error"][:120], "", "", "", "", "", ""])
+                continue
+            rb = lambda f: fmt_ratio(ratio(r[f], base[f])) if f in base else "n/a"
+            out.append([k, "%.0f" % r["mbps"], rb("mbps"), "%.0f" % r["cpu_ms"], rb("cpu_ms"),
+                        "%d" % r["rss_kb"], rb("rss_kb"), r["mode"],
+                        "%.0f / %.0f" % (r["sink_cpu_ms"], r["sink_body_ms"])])
+        self.table(["client", "MB/s", "x curl", "CPU ms", "x curl", "peak RSS KiB", "x curl",
+                    "body sent by", "server CPU / wall ms for the body"], out)
+        self.p("The server's columns show whether it kept up: its CPU time (AES-GCM, "
+               "un-dot-stuffing, hashing) from DATA to the final dot against the wall time "
+               "of that stretch.")
+        cpus = [r["sink_cpu_ms"] for r in rows.values() if "sink_cpu_ms" in r]
+        if cpus:
+            self.p("At its least CPU time for one message here (%.0f ms), the sink can take at "
+                   "least %.0f MB/s; a client near that figure would be measuring the sink."
+                   % (min(cpus), self.b.a.big_bytes / 1e6 / (min(cpus) / 1000)))
+        self.p()
+        t = rows.get("tlsmail-send", {})
+        if "error" in t or "error" in base or not t or not base:
+            self.p("Targets (%s): n/a, a client failed." % TARGETS["d"])
+        else:
+            x = ratio(t["mbps"], base["mbps"])
+            self.p("Targets: %.0f MB/s >= 1000 %s; %.2fx curl >= 2 %s; peak RSS %d KiB <= 4096 %s."
+                   % (t["mbps"], verdict(t["mbps"] >= 1000), x, verdict(x >= 2),
+                      t["rss_kb"], verdict(t["rss_kb"] <= RSS_LIMIT_KB)))
+        self.p()
+
+    def many_tables(self):
+        a = self.b.a
+        rows = self.b.results["e_procs"]
+        self.head("e", "(e) many messages")
+        self.p("%d processes, %d at a time, one message each:" % (a.procs, a.procs_parallel))
+        self.p()
+        base = rows.get(BASE, {})
+        out = []
+        for k, r in rows.items():
+            if "error" in r:
+                out.append([k, "failed: %s" % r["error"][:120], "", "", ""])
+                continue
+            out.append([k, "%.0f" % r["msgps"], fmt_ratio(ratio(r["msgps"], base["msgps"]))
+                        if "msgps" in base else "n/a", "%.1f" % r["cpu_ms"],
+                        "%d of %d" % (r["resumed"], a.procs)])
+        self.table(["client", "msg/s", "x curl", "CPU ms per message", "TLS resumed"], out)
+        for k in ("tlsmail-send", "tlsmail-send, session cache"):
+            r = rows.get(k)
+            if r and "msgps" in r and "msgps" in base:
+                x = ratio(r["msgps"], base["msgps"])
+                self.p("Target (%s): %.2fx curl >= 3 %s." % (k, x, verdict(x >= 3)))
+        if "tlsmail-send, session cache" not in rows:
+            self.p("tlsmail-send with its session cache: n/a (no session option in --help).")
+        self.p()
+        rows = self.b.results["e_batch"]
+        self.p("%d messages on one connection:" % a.batch)
+        self.p()
+        base = rows.get(BASE, {})
+        out = []
+        for k, r in rows.items():
+            if "na" in r:
+                out.append([k, "n/a: " + r["na"], "", "", ""])
+            elif "error" in r:
+                out.append([k, "failed: %s" % r["error"][:120], "", "", ""])
+            else:
+                out.append([k, "%.0f" % r["msgps"], fmt_ratio(ratio(r["msgps"], base["msgps"]))
+                            if "msgps" in base else "n/a", "%.0f" % r["cpu_ms"], r["conns"]])
+        self.table(["client", "msg/s", "x curl", "CPU ms (all)", "connections"], out)
+        t = rows.get("tlsmail-send", {})
+        if "msgps" in t and "msgps" in base:
+            x = ratio(t["msgps"], base["msgps"])
+            self.p("Target: %.2fx curl >= 1.5 %s." % (x, verdict(x >= 1.5)))
+        else:
+            self.p("Target (>= 1.5x curl): n/a (%s)." % t.get("na", t.get("error", "")))
+        self.p()
+
+    def footprint_table(self):
+        rows = self.b.results["f"]
+        self.head("f", "(f) footprint of tlsmail-send (stripped)")
+        out = []
+        for k, r in rows.items():
+            if "na" in r or "error" in r:
+                out.append([k, "n/a: " + r.get("na", r.get("error", "")), "", "", "", ""])
+                continue
+            s = r["size"] or {}
+            out.append([k, "{:,}".format(r["bytes"]), "{:,}".format(s.get("text", 0)),
+                        "{:,}".format(s.get("data", 0)), "{:,}".format(s.get("bss", 0)), r["sends"]])
+        self.table(["build", "file bytes", "text", "data", "bss", "sends"], out)
+        cl = self.b.results.get("f_closure", {})
+        if cl:
+            self.p("On disk with the shared libraries each client loads (ldd; unstripped, as installed):")
+            self.p()
+            self.table(["client", "binary bytes", "with its libraries", "files"],
+                       [[k, "{:,}".format(v["binary"]), "{:,}".format(v["bytes"]), v["files"]]
+                        for k, v in cl.items()])
+
+
+def machine_info(a, clients, load_before):
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    flags = open("/proc/cpuinfo").read()
+    deb = run_text(["cat", "/etc/debian_version"])
+
+    def first(cmd):
+        t = run_text(cmd)
+        return t.splitlines()[0] if t else "?"
+
+    def pkg(p):
+        return run_text(["dpkg-query", "-W", "-f=${Version}", p])
+    info = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": "%s, %d CPUs%s" % (cpu, os.cpu_count() or 0, ", AES-NI" if " aes " in flags else ""),
+        "kernel": "%s %s" % (platform.system(), platform.release()),
+        "system": "Debian %s" % deb,
+        "load average before": load_before,
+        "tlsmail-send": first([clients.tlsmail, "--version"]),
+        "BearSSL": "libbearssl-dev %s" % pkg("libbearssl-dev"),
+        "curl": first(["curl", "--version"]),
+        "msmtp": "%s (%s)" % (first(["msmtp", "--version"]), "GnuTLS " + pkg("libgnutls30")),
+        "python smtplib": "Python %s, %s" % (
+            platform.python_version(), run_text([PYTHON, "-c", "import ssl; print(ssl.OPENSSL_VERSION)"])),
+        "compiler": first([os.environ.get("CC", "cc"), "--version"]),
+        "valgrind": first(["valgrind", "--version"]),
+        "server": "bench/sink.c (BearSSL server, ECDSA P-256 certificate, TLS 1.2, "
+                  "AES-128-GCM first, server's order)",
+        "features probed": "session option: %s; batch mode: %s; small profile: %s" % (
+            clients.features["session"][0] if clients.features["session"] else "none",
+            clients.features["batch"] or "none", small_profile_macro() or
+            ("none needed (no br_ssl_client_init_full)" if not uses_full_profile() else "none")),
     }
-    return {k: v for k, v in c.items() if shutil.which(v[0]) or os.access(v[0], os.X_OK)}
+    return info
 
 
-def run_one(cmd, msg, rssfile):
-    """Wall ms, CPU ms and peak RSS KiB of one client process. The RSS comes
-    from GNU time: a child forked straight from this Python process would
-    count Python's own pages, copied before exec, in its high-water mark."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rssfile] + cmd,
-                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    p.stdin.write(msg)
-    p.stdin.close()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = (time.monotonic() - t0) * 1000
-    err = p.stderr.read().decode("utf-8", "replace")
-    p.stderr.close()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (cmd[0], p.returncode, err.strip()[:300]))
-    with open(rssfile) as f:
-        rss = int(f.read().split()[-1])
-    return wall, (ru.ru_utime + ru.ru_stime) * 1000, rss
+def cpu_stat():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return busy / os.sysconf("SC_CLK_TCK"), (busy + v[3] + v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu():
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    global VERBOSE
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tlsmail-send", required=True)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--rtt-ms", type=int, default=100,
-                    help="round-trip time of the delaying proxy for the round-trip count")
-    ap.add_argument("--rtt-rounds", type=int, default=3)
+    ap.add_argument("--build-dir", help="where the sink and launcher are built "
+                    "(default: the directory of --tlsmail-send, /bench)")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--phases", default="abcdef")
+    ap.add_argument("--rtt-ms", type=int, default=50)
+    ap.add_argument("--big-bytes", type=int, default=50_000_000)
+    ap.add_argument("--big-rounds", type=int, default=9)
+    ap.add_argument("--big-timeout", type=float, default=300)
+    ap.add_argument("--procs", type=int, default=100)
+    ap.add_argument("--procs-parallel", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--tlsmail-batch", help="tlsmail-send's batch arguments, {dir} = a directory "
+                    "of messages m1.eml...; default: probed from --help")
+    ap.add_argument("--phase-cap", type=int, default=600, help="seconds per phase")
+    ap.add_argument("--write", action="store_true", help="write bench/RESULTS.md")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
+    VERBOSE = a.verbose
+    # so that the finally below stops the sink and removes the work directory
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not os.access(a.tlsmail_send, os.X_OK):
+        raise SystemExit("bench: %s is not an executable" % a.tlsmail_send)
+    a.build_dir = os.path.abspath(a.build_dir or os.path.join(os.path.dirname(a.tlsmail_send), "bench"))
+    os.makedirs(a.build_dir, exist_ok=True)
+    sink_bin = build_c(os.path.join(HERE, "sink.c"), os.path.join(a.build_dir, "sink"), ["-lbearssl"])
+    spawn_bin = build_c(os.path.join(HERE, "spawn.c"), os.path.join(a.build_dir, "spawn"))
+
+    load_before = open("/proc/loadavg").read().split()[:3]
+    stat0, own0, t0 = cpu_stat(), own_cpu(), time.monotonic()
     work = tempfile.mkdtemp(prefix="tlsmail-bench-")
-    srv = None
+    sink = None
     try:
         pki = os.path.join(work, "pki")
-        subprocess.run(["bash", os.path.join(TESTS, "pki.sh"), pki], check=True, timeout=60,
+        subprocess.run(["bash", os.path.join(LIB, "pki.sh"), pki], check=True, timeout=120,
                        stdout=subprocess.DEVNULL)
-        srv = ti.Server("good", pki, work, [(USER, PASS)])
-        srv.wait_ready(time.monotonic() + ti.READY_TIMEOUT)
-        ca = os.path.join(pki, "ca.crt")
-        cl = clients(os.path.abspath(a.tlsmail_send), srv.port, ca, work)
-        msg = message()
-        rssfile = os.path.join(work, "rss")
-        res = {k: [] for k in cl}
-        for name, cmd in cl.items():        # warm-up: page cache, server's first-use costs
-            run_one(cmd, msg, rssfile)
-        stored = len(srv.emls())
-        for _ in range(a.rounds):
-            for name, cmd in cl.items():
-                res[name].append(run_one(cmd, msg, rssfile))
-                now = len(srv.emls())
-                if now != stored + 1:
-                    raise RuntimeError("%s: the server stored %d messages, not 1" % (name, now - stored))
-                stored = now
-        base = res["tlsmail-send"]
-        bw = statistics.median(r[0] for r in base)
-        bc = statistics.median(r[1] for r in base)
-        bm = max(r[2] for r in base)
-        print("%d sends of a %d-byte message per client, AUTH PLAIN over implicit TLS, "
-              "aiosmtpd on 127.0.0.1\n" % (a.rounds, len(msg)))
-        print("%-16s %10s %8s %10s %8s %12s %8s" % ("client", "wall ms", "ratio", "CPU ms", "ratio",
-                                                   "peak RSS KiB", "ratio"))
-        for name, rs in res.items():
-            w = statistics.median(r[0] for r in rs)
-            c = statistics.median(r[1] for r in rs)
-            m = max(r[2] for r in rs)
-            print("%-16s %10.1f %7.2fx %10.1f %7.2fx %12d %7.2fx" % (name, w, w / bw, c, c / bc if bc else 0,
-                                                                  m, m / bm))
-        # Round trips: the same sends through a proxy that adds rtt/2 each
-        # way. (wall - wall on loopback) / rtt counts the client's waits for
-        # the server after TCP connect (the proxy answers the SYN at once).
-        proxy = DelayProxy(srv.port, a.rtt_ms / 2000.0)
-        try:
-            rcl = clients(os.path.abspath(a.tlsmail_send), proxy.port, ca, work)
-            rtt = {k: [] for k in rcl}
-            for _ in range(a.rtt_rounds):
-                for name, cmd in rcl.items():
-                    rtt[name].append(run_one(cmd, msg, rssfile)[0])
-                    stored += 1
-            if len(srv.emls()) != stored:
-                raise RuntimeError("the server stored %d messages through the proxy, not %d"
-                                   % (len(srv.emls()) - stored + a.rtt_rounds * len(rcl),
-                                      a.rtt_rounds * len(rcl)))
-        finally:
-            proxy.stop()
-        print("\nround trips after TCP connect, through a proxy adding %d ms RTT "
-              "(median of %d; (wall - loopback wall) / RTT):" % (a.rtt_ms, a.rtt_rounds))
-        for name, ws in rtt.items():
-            base_w = statistics.median(r[0] for r in res[name])
-            print("  %-16s %5.1f" % (name, (statistics.median(ws) - base_w) / a.rtt_ms))
-        missing = {"curl", "msmtp", "python smtplib"} - set(cl)
+        sink = Sink(sink_bin, pki, work)
+        clients = Clients(a, work, pki)
+        b = Bench(a, work, sink_bin, Spawner(spawn_bin, work), sink, clients)
+        missing = [k for k in CLIENTS if not clients.available[k]]
         if missing:
-            print("\nnot measured (not installed): %s" % ", ".join(sorted(missing)))
+            b.notes.append("not installed, not measured: " + ", ".join(missing))
+        if not clients.available[BASE]:
+            raise SystemExit("bench: curl is the baseline and is not installed")
+        log("preflight: the sink's own checks, one send per client, STARTTLS through tlsmail-send")
+        try:
+            Checker(sink, os.path.join(pki, "ca.crt"), USER, PASS,
+                    lambda path: sum_of(sink_bin, path), work).run()
+        except (RuntimeError, OSError, ssl.SSLError) as e:
+            raise SystemExit("bench: the sink failed its own check: %s" % e)
+        for k in list(b.names):
+            try:
+                b.send(k, sink.ports["imp"])
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                raise SystemExit("bench: preflight: %s" % e)
+        argv, env = clients.cmd("tlsmail-send", sink.ports["st"])
+        sink.expect(b.small_sum)
+        mark = sink.mark()
+        r = b.sp.run(argv[:1] + ["--starttls"] + argv[1:], stdin=b.small, env=env)
+        if r["failed"]:
+            b.notes.append("preflight: tlsmail-send --starttls failed: %s"
+                           % r.get("stderr", "").strip().splitlines()[-1:])
+        else:
+            check_msgs(sink.wait(mark, 1), 1, b.small_sum, "tlsmail-send --starttls")
+        phases = [("a", "one 2 KiB send, --cafile", lambda: b.phase_send("a", "cafile")),
+                  ("b", "one 2 KiB send, default trust path", lambda: b.phase_send("b", "system")),
+                  ("c", "round trips at +%d ms RTT" % a.rtt_ms, b.phase_rtt),
+                  ("d", "one %g MB message" % (a.big_bytes / 1e6), b.phase_big),
+                  ("e", "%d processes; %d messages on one connection" % (a.procs, a.batch), b.phase_many),
+                  ("f", "footprint", b.phase_footprint)]
+        for key, title, fn in phases:
+            if key not in a.phases:
+                continue
+            if key == "b" and not clients.have_bundle:
+                b.notes.append("(b) n/a: no system bundle at " + SYSTEM_BUNDLE)
+                continue
+            b.phase_load[key] = " ".join(open("/proc/loadavg").read().split()[:3])
+            log("(%s) %s, load %s" % (key, title, b.phase_load[key]))
+            ts = time.monotonic()
+            try:
+                fn()
+            except Exception as e:     # the other phases still run and report
+                import traceback
+                traceback.print_exc()
+                b.notes.append("(%s) failed: %s: %s" % (key, type(e).__name__, e))
+            log("    %.0f s" % (time.monotonic() - ts))
+        sink.stop()
+        sink = None
+        stat1, own1, t1 = cpu_stat(), own_cpu(), time.monotonic()
+        load_after = open("/proc/loadavg").read().split()[:3]
+        info = machine_info(a, clients, " ".join(load_before))
+        info["load average after"] = " ".join(load_after)
+        others = (stat1[0] - stat0[0]) - (own1 - own0)
+        info["others' CPU during the run"] = "%.0f%% of one CPU (machine busy time minus this " \
+            "benchmark's own, over %.0f s)" % (100 * max(others, 0) / (t1 - t0), t1 - t0)
+        rep = Report(b, info).build()
+        print()
+        print(rep)
+        with open(os.path.join(a.build_dir, "report.md"), "w") as f:
+            f.write(rep)
+        with open(os.path.join(a.build_dir, "results.json"), "w") as f:
+            json.dump({"info": info, "results": b.results, "notes": b.notes}, f, indent=1, default=str)
+        if a.write:
+            with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+                f.write(rep)
+            log("wrote bench/RESULTS.md")
     finally:
-        if srv:
-            srv.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if sink:
+            sink.stop()
+        if a.keep:
+            log("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
