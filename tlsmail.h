@@ -55,8 +55,10 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 (and so the system bundle)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
-                                allocator for PEM trust loading, the only
-                                heap user; define both or neither
+                                allocator for trust (PEM in memory, the
+                                sources' names, the anchors a handshake
+                                looks up), the only heap user; define both
+                                or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
    TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
    TLSMAIL_MAX_LINE             longest reply line accepted (default 512,
@@ -118,9 +120,11 @@ CONVENTIONS
      keeps no other pointer past the call that received it.
    - Threads: no global mutable state. One client per thread at a time; one
      loaded tlsmail_trust may be shared read-only by many clients.
-   - Memory: a tlsmail_client (about 27 KB) is allocated by the caller (stack,
+   - Memory: a tlsmail_client (about 29 KB) is allocated by the caller (stack,
      static, pool). Fields of library structs are private: callers SHALL NOT
-     read or write them. Only loading PEM trust anchors uses the heap.
+     read or write them. Only trust uses the heap: none with the caller's
+     anchors or a pin, about 16 KB at most while a handshake searches files
+     and directories.
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
      the system trust store, host name checked, 60 s per wait, 10 minutes
      for the whole session.
@@ -188,6 +192,10 @@ CHANGES
           tlsmail_split_hostport (and tlsmail_auth.host may be the
           "host:port" you dial), tlsmail_format_date, tlsmail_message_id,
           tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG.
+          Trust is looked up, not loaded: files, directories and the
+          system store are searched during each handshake for the names
+          the chain needs (heap at most ~16 KB, none with a pin or the
+          caller's anchors); $SSL_CERT_DIR is read by hash names only.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
@@ -490,19 +498,35 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
 
 /* ---- [trust] where the trust anchors come from --------------------------- */
 
+/* A tlsmail_trust names where anchors come from; a zeroed one (or a NULL
+   cfg.trust) is the system store. Files and directories are only noted
+   (after a check that they hold a usable certificate): each handshake
+   searches them for the names the server's chain needs, so only the one
+   or two anchors used are decoded, on the heap, and freed when
+   tlsmail_dial returns (at most about 16 KB while it runs). A trust may be
+   shared read-only by many clients and threads. Several sources may be
+   added to one trust: they are searched in order. Certificates with RSA
+   keys under 2048 bits never anchor anything (SECURITY).
+
+   The system store: $SSL_CERT_FILE and/or $SSL_CERT_DIR when set (as
+   OpenSSL and Go honour them; they replace the defaults, and
+   $SSL_CERT_DIR is a hashed directory, as OpenSSL reads it), else the first
+   bundle found among the usual places of Debian/Ubuntu, Fedora/RHEL,
+   openSUSE, Alpine, Arch, the BSDs and macOS, else the usual hashed
+   certificate directories. Found afresh at each handshake.
+   A PEM bundle file (CRLF and a missing final newline are fine; text
+   between certificates is skipped). A directory, or several separated by
+   ':': one with OpenSSL hash names (HHHHHHHH.N, as c_rehash and
+   update-ca-certificates make) is searched by name and nothing else in it
+   is read; one without is searched file by file (.pem and .crt).
+   No usable certificate at all: TLSMAIL_ETRUST. */
 #ifndef TLSMAIL_NO_STDIO /* files and directories: not with TLSMAIL_NO_STDIO */
-/* The system bundle: $SSL_CERT_FILE and/or $SSL_CERT_DIR when set (as
-   OpenSSL and Go honour them), else the first bundle found among the usual
-   places of Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine, Arch, the BSDs and
-   macOS, else the usual certificate directories. */
 TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t);
-/* PEM bundle file; PEM directory (files ending .pem or .crt, and OpenSSL
-   hash links); PEM bytes in memory. CRLF and a missing final newline are
-   fine; no certificate at all is TLSMAIL_ETRUST. These may be called more
-   than once on one tlsmail_trust to add sources; anchors are copied. */
 TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path);
 TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path);
 #endif
+/* PEM bytes in memory: decoded now, the anchors copied into t (the bytes
+   are not kept). */
 TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len);
 /* The caller's anchors (e.g. from BearSSL's brssl ta): not copied, no heap;
    they must outlive every client using t. */
@@ -514,7 +538,7 @@ TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anch
    -sha256 -binary | base64` prints); "sha256//" may prefix it. The chain and
    name are not checked: the pin is the trust. */
 TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *base64);
-/* Frees loaded anchors; t becomes a zeroed (system) trust again, keeping
+/* Frees what t holds; t becomes a zeroed (system) trust again, keeping
    only alloc_ctx. */
 TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t);
 
@@ -668,10 +692,19 @@ typedef struct tlsmail__certwalk {
     int done;                               /* the whole certificate was read */
     int dn_over;                            /* a name too long to keep */
     int issuer_done;                        /* issuer[] is complete */
+    int subject_done;                       /* subject[] is complete */
     size_t issuer_len, subject_len;
     unsigned char issuer[TLSMAIL__DN_MAX];  /* the names, whole DER */
     unsigned char subject[TLSMAIL__DN_MAX];
 } tlsmail__certwalk;
+
+typedef struct tlsmail__names {     /* what one trust lookup is for */
+    const unsigned char *ca;        /* an issuer's DN: CA anchors named so */
+    size_t calen;
+    const unsigned char *leaf;      /* a leaf's own DN: the non-CA anchors
+                                       BearSSL trusts directly; or NULL */
+    size_t leaflen;
+} tlsmail__names;
 
 typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
                                        our policy on top */
@@ -681,20 +714,33 @@ typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
     int skip;                       /* BearSSL ignores this certificate:
                                        the chain already reached an anchor */
     int err;                        /* our verdict, a BR_ERR_X509_* */
+    int ncert;                      /* certificates of the chain so far */
+    int asked;                      /* this certificate's lookup is done */
+    /* Anchors are looked up by name while the chain streams; the found
+       ones are what xc.trust_anchors points at. */
+    int (*lookup)(void *ctx, const struct tlsmail__names *want);
+    void *lookup_ctx;
 } tlsmail__x509;
 
-/* Where trust comes from. A zeroed tlsmail_trust means "the system bundle,
-   loaded at dial time". Load one explicitly to reuse it across clients
-   (loading the 140-certificate system bundle costs tens of milliseconds and
-   ~80 KB of heap; a loaded trust is read-only and may be shared). */
+enum { TLSMAIL__FOUND_MAX = 8 };
+typedef struct tlsmail__found {     /* the anchors one handshake needed */
+    br_x509_trust_anchor ta[TLSMAIL__FOUND_MAX];
+    void *mem[TLSMAIL__FOUND_MAX];  /* the heap block behind each, or NULL */
+    size_t n;
+} tlsmail__found;
+
+/* Where trust comes from ([trust] above says how it is used). */
 struct tlsmail_trust {
     void *alloc_ctx; /* yours: handed to TLSMAIL_MALLOC/TLSMAIL_FREE; set it
                         before loading */
     /* private */
-    int kind;
-    br_x509_trust_anchor *anchors;
+    int kind;                         /* TLSMAIL__TRUST_* */
+    br_x509_trust_anchor *anchors;    /* ours (from PEM in memory), or... */
     size_t count, cap;
-    const br_x509_trust_anchor *user_anchors;
+    const br_x509_trust_anchor *user_anchors; /* ...the caller's (count) */
+    char *sources;                    /* files and directories to search:
+                                         kind letter, path, NUL; ... */
+    size_t sources_len;
     unsigned char pin[32];
 };
 
@@ -717,8 +763,9 @@ struct tlsmail_client {
         tlsmail__pin pin;           /* the pinned key */
     } x509;
     br_sslio_context ioc;
-    tlsmail_trust own_trust;        /* the system bundle, when cfg has none */
-    const tlsmail_trust *trust;
+    const tlsmail_trust *trust;     /* cfg's; NULL: the system store */
+    tlsmail__found found;           /* anchors looked up for the handshake */
+    int lookup_err;                 /* a lookup failed (TLSMAIL_ENOMEM) */
     const tlsmail_config *cfg;
     tlsmail_io io;
     int fd;                         /* our socket, or -1 */
@@ -1089,13 +1136,28 @@ TLSMAIL__PRIVATE size_t tlsmail__b64_encode(char *out, size_t cap, const void *i
     return o;
 }
 
+/* The value of a base64 character, -1 for any other octet: a table, since
+   the trust scan decodes every octet of a CA bundle with it. */
 TLSMAIL__PRIVATE int tlsmail__b64_val(int c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    static const signed char v[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    };
+    return v[c & 0xFF];
 }
 
 /* Strict (RFC 4648 3.1, 3.3, 3.5): one encoding per byte string, so a pin or
@@ -1132,6 +1194,365 @@ TLSMAIL__PRIVATE long tlsmail__b64_decode(unsigned char *out, size_t cap, const 
         out[o++] = (unsigned char)(w & 255);
     }
     return (long)o;
+}
+
+/* RFC 3629 4: the length of the UTF-8 character at s[0..n), or 0 if it is
+   not one (overlong forms, surrogates and code points past U+10FFFF are
+   refused, as they must be). */
+TLSMAIL__PRIVATE size_t tlsmail__utf8_char(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t k, i;
+    unsigned long cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { k = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { k = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < k) return 0;
+    for (i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return k;
+}
+
+/* ---- PEM certificates (RFC 7468) -------------------------------------------- */
+
+/* BearSSL's br_pem_decoder runs its T0 interpreter once per input octet:
+   about 2,000 instructions per octet, 310 million for Debian's 160 KB
+   bundle and most of the cost of trusting the system store. This reader
+   does the one job we need, CERTIFICATE blocks to DER, in a few
+   instructions per octet, and skips everything between blocks (bundles
+   carry comments). A block it cannot decode is dropped, never guessed at. */
+/* The PEM reader's state (only ever on the heap, during trust loading). */
+typedef struct tlsmail__pem {
+    int state;                      /* TLSMAIL__PEM_*: where in a line we are */
+    char mark[40];                  /* the start of a line beginning with '-' */
+    size_t mlen;
+    int truncated;                  /* that line was longer than mark[] */
+    int in;                         /* inside a CERTIFICATE block */
+    int bad;                        /* the block is not decodable: dropped */
+    unsigned long acc;              /* base64 sextets not yet written */
+    int nacc, pads;
+    unsigned char *der;             /* the block's DER, at most cap octets */
+    size_t cap, len;
+} tlsmail__pem;
+
+/* Where in a line the reader is: at its start, in a "-----" line, in a
+   line it skips, or in base64. */
+enum { TLSMAIL__PEM_LINE = 0, TLSMAIL__PEM_MARK, TLSMAIL__PEM_SKIP, TLSMAIL__PEM_BODY };
+
+TLSMAIL__PRIVATE void tlsmail__pem_reset(tlsmail__pem *p, unsigned char *der, size_t cap) {
+    memset(p, 0, sizeof *p);
+    p->der = der;
+    p->cap = cap;
+}
+
+/* A line that starts with '-' ended: the block's BEGIN or END, or noise. */
+TLSMAIL__PRIVATE int tlsmail__pem_mark(tlsmail__pem *p) {
+    static const char *const begin[] = { "-----BEGIN CERTIFICATE-----",
+                                         "-----BEGIN X509 CERTIFICATE-----" };
+    size_t n = p->mlen, i;
+    while (n && (p->mark[n - 1] == ' ' || p->mark[n - 1] == '\t' || p->mark[n - 1] == '\r')) n--;
+    if (!p->in) {
+        for (i = 0; i < 2; i++)
+            if (n == strlen(begin[i]) && memcmp(p->mark, begin[i], n) == 0) {
+                p->in = 1;
+                p->bad = p->nacc = p->pads = 0;
+                p->acc = 0;
+                p->len = 0;
+            }
+        return 0;
+    }
+    p->in = 0;
+    /* any "-----" line ends the block; only a proper END with whole base64
+       groups makes it a certificate */
+    if (p->truncated || n < 14 || memcmp(p->mark, "-----END ", 9) != 0 ||
+        memcmp(p->mark + n - 5, "-----", 5) != 0)
+        p->bad = 1;
+    return !p->bad && p->nacc == 0 && p->len > 0;
+}
+
+/* One base64 character of the body, or '=' (RFC 4648 4; whitespace is
+   skipped by the caller). */
+TLSMAIL__PRIVATE void tlsmail__pem_b64(tlsmail__pem *p, int c) {
+    int v = c == '=' ? 0 : tlsmail__b64_val(c);
+    if (v < 0 || (c != '=' && p->pads)) { p->bad = 1; return; }
+    if (c == '=') p->pads++;
+    p->acc = (p->acc << 6) | (unsigned long)v;
+    if (++p->nacc < 4) return;
+    if (p->pads > 2 || p->len + 3 > p->cap) { p->bad = 1; return; }
+    p->der[p->len++] = (unsigned char)(p->acc >> 16);
+    if (p->pads < 2) p->der[p->len++] = (unsigned char)(p->acc >> 8);
+    if (p->pads < 1) p->der[p->len++] = (unsigned char)p->acc;
+    p->nacc = 0;
+    p->acc = 0;
+}
+
+/* Feed PEM text. Returns 1 when a certificate's DER is complete in
+   p->der[0..p->len) (*used: the octets consumed, up to the END line's
+   LF); 0 when all n were consumed without one. Lines outside a block are
+   skipped with memchr, a block's base64 in one tight loop. */
+TLSMAIL__PRIVATE int tlsmail__pem_push(tlsmail__pem *p, const unsigned char *in, size_t n,
+                                       size_t *used) {
+    size_t i = 0;
+    while (i < n) {
+        int c = in[i];
+        if (p->state == TLSMAIL__PEM_SKIP) {
+            const unsigned char *nl = (const unsigned char *)memchr(in + i, '\n', n - i);
+            if (!nl) break;
+            i = (size_t)(nl - in);
+            p->state = TLSMAIL__PEM_LINE;
+            continue;
+        }
+        if (c == '\n') {
+            int got = p->state == TLSMAIL__PEM_MARK && tlsmail__pem_mark(p);
+            p->state = TLSMAIL__PEM_LINE;
+            p->mlen = 0;
+            p->truncated = 0;
+            i++;
+            if (got) {
+                *used = i;
+                return 1;
+            }
+            continue;
+        }
+        if (p->state == TLSMAIL__PEM_LINE)
+            p->state = c == '-' ? TLSMAIL__PEM_MARK : p->in ? TLSMAIL__PEM_BODY : TLSMAIL__PEM_SKIP;
+        if (p->state == TLSMAIL__PEM_MARK) {
+            if (p->mlen < sizeof p->mark) p->mark[p->mlen++] = (char)c;
+            else p->truncated = 1;
+            i++;
+            continue;
+        }
+        if (p->state == TLSMAIL__PEM_SKIP || p->bad) { /* between blocks, or a block we drop */
+            p->state = TLSMAIL__PEM_SKIP;
+            continue;
+        }
+        /* base64, four characters at a time into three octets */
+        while (i < n && !p->bad) {
+            int v;
+            c = in[i];
+            if ((v = tlsmail__b64_val(c)) < 0) break;
+            if (p->pads) { p->bad = 1; break; } /* data after '=' */
+            p->acc = (p->acc << 6) | (unsigned long)v;
+            i++;
+            if (++p->nacc < 4) continue;
+            if (p->len + 3 > p->cap) { p->bad = 1; break; }
+            p->der[p->len++] = (unsigned char)(p->acc >> 16);
+            p->der[p->len++] = (unsigned char)(p->acc >> 8);
+            p->der[p->len++] = (unsigned char)p->acc;
+            p->nacc = 0;
+            p->acc = 0;
+        }
+        if (i < n && !p->bad && c != '\n') {
+            if (c == ' ' || c == '\t' || c == '\r') i++;
+            else if (c == '=') { tlsmail__pem_b64(p, c); i++; }
+            else p->bad = 1;
+        }
+    }
+    *used = n;
+    return 0;
+}
+
+/* The end of the text: a last line without its LF still counts. */
+TLSMAIL__PRIVATE int tlsmail__pem_finish(tlsmail__pem *p) {
+    size_t used;
+    return tlsmail__pem_push(p, (const unsigned char *)"\n", 1, &used);
+}
+
+/* ---- OpenSSL's subject hash (the names in a c_rehash directory) ------------- */
+
+/* OpenSSL finds a CA in a hashed directory by the name HHHHHHHH.N, where
+   HHHHHHHH is the first four octets (little-endian) of the SHA-1 of the
+   subject's canonical encoding (crypto/x509/x_name.c, x509_name_canon):
+   every string attribute (UTF8String, BMPString, UniversalString,
+   PrintableString, T61String, IA5String, VisibleString) becomes a
+   UTF8String with ASCII letters lower-cased, leading and trailing
+   whitespace dropped and inner runs of whitespace made one space; other
+   values stay as they are; each RDN is a DER SET OF (sorted), and the SETs
+   follow each other without the outer SEQUENCE. SHA-1 names a file here,
+   nothing is trusted for it. */
+
+/* A DER TLV at p[0..n): tag, content offset and length; 0 if malformed. */
+TLSMAIL__PRIVATE int tlsmail__der_tlv(const unsigned char *p, size_t n, unsigned *tag, size_t *off,
+                                      size_t *len) {
+    size_t l, k, nb;
+    if (n < 2 || (p[0] & 0x1F) == 0x1F) return 0;
+    *tag = p[0];
+    if (!(p[1] & 0x80)) {
+        l = p[1];
+        k = 2;
+    } else {
+        nb = p[1] & 0x7Fu;
+        if (nb == 0 || nb > 3 || n < 2 + nb) return 0;
+        for (l = 0, k = 0; k < nb; k++) l = l << 8 | p[2 + k];
+        k = 2 + nb;
+    }
+    if (l > n - k) return 0;
+    *off = k;
+    *len = l;
+    return 1;
+}
+
+/* DER length of a TLV body of n octets. */
+TLSMAIL__PRIVATE size_t tlsmail__der_len(unsigned char *out, size_t n) {
+    if (n < 0x80) { out[0] = (unsigned char)n; return 1; }
+    if (n < 0x100) { out[0] = 0x81; out[1] = (unsigned char)n; return 2; }
+    out[0] = 0x82; out[1] = (unsigned char)(n >> 8); out[2] = (unsigned char)n;
+    return 3;
+}
+
+TLSMAIL__PRIVATE size_t tlsmail__der_header(unsigned char *out, unsigned tag, size_t len) {
+    out[0] = (unsigned char)tag;
+    return 1 + tlsmail__der_len(out + 1, len);
+}
+
+/* UTF-8 for one code point (at most 4 octets; OpenSSL keeps even lone
+   surrogates of a BMPString, so do we). */
+TLSMAIL__PRIVATE size_t tlsmail__utf8_put(unsigned char *o, unsigned long cp) {
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | cp >> 6); o[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | cp >> 12);
+        o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | cp >> 18);
+    o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+TLSMAIL__PRIVATE int tlsmail__isspace(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* The canonical form of one attribute value (tag, v[0..n)) into out (cap
+   octets): its TLV. 0 if it can't be made (bad UTF-8, too long). */
+TLSMAIL__PRIVATE size_t tlsmail__canon_value(unsigned tag, const unsigned char *v, size_t n,
+                                             unsigned char *out, size_t cap) {
+    unsigned char u[1024], *o = out;
+    size_t ul = 0, i = 0, width, start, end, k, hl;
+    switch (tag) {
+    case 0x0C: width = 0; break; /* UTF8String */
+    case 0x13: case 0x14: case 0x16: case 0x1A: width = 1; break; /* Printable, T61, IA5, Visible */
+    case 0x1E: width = 2; break; /* BMPString */
+    case 0x1C: width = 4; break; /* UniversalString */
+    default:                     /* not a string OpenSSL canonicalises: as is */
+        if (n + 6 > cap) return 0;
+        hl = tlsmail__der_header(out, tag, n);
+        memcpy(out + hl, v, n);
+        return hl + n;
+    }
+    /* to UTF-8 */
+    while (i < n) {
+        unsigned long cp = 0;
+        if (width == 0) {
+            size_t cl = tlsmail__utf8_char(v + i, n - i);
+            if (cl == 0 || ul + cl > sizeof u) return 0;
+            memcpy(u + ul, v + i, cl);
+            ul += cl;
+            i += cl;
+            continue;
+        }
+        if (n - i < width) return 0;
+        for (k = 0; k < width; k++) cp = cp << 8 | v[i + k];
+        i += width;
+        if (cp > 0x10FFFF || ul + 4 > sizeof u) return 0;
+        ul += tlsmail__utf8_put(u + ul, cp);
+    }
+    /* trim, collapse, lower-case ASCII */
+    for (start = 0; start < ul && tlsmail__isspace(u[start]); start++) {}
+    for (end = ul; end > start && tlsmail__isspace(u[end - 1]); end--) {}
+    k = 0;
+    for (i = start; i < end; i++) {
+        if (tlsmail__isspace(u[i])) {
+            if (k == 0 || u[k - 1] != ' ') u[k++] = ' ';
+            continue;
+        }
+        u[k++] = (unsigned char)tlsmail__lower(u[i]);
+    }
+    if (k + 6 > cap) return 0;
+    hl = tlsmail__der_header(o, 0x0C, k);
+    memcpy(o + hl, u, k);
+    return hl + k;
+}
+
+/* X.690 11.6: a SET OF's elements in the order of their encodings. */
+TLSMAIL__PRIVATE int tlsmail__der_before(const unsigned char *a, size_t an, const unsigned char *b,
+                                         size_t bn) {
+    size_t m = an < bn ? an : bn;
+    int r = memcmp(a, b, m);
+    return r < 0 || (r == 0 && an < bn);
+}
+
+/* The subject hash of the DER name dn[0..n) (the whole Name, SEQUENCE
+   included). 0, or -1 when the name is not one OpenSSL could hash. */
+TLSMAIL__PRIVATE int tlsmail__name_hash(const unsigned char *dn, size_t n, unsigned long *hash) {
+    enum { TLSMAIL__RDN_MAX = 8 };
+    br_sha1_context h;
+    unsigned char md[20];
+    unsigned tag;
+    size_t off, len, pos, end;
+    if (!tlsmail__der_tlv(dn, n, &tag, &off, &len) || tag != 0x30 || off + len != n) return -1;
+    br_sha1_init(&h);
+    for (pos = off, end = off + len; pos < end;) {
+        unsigned char buf[1400], hdr[4];
+        size_t ent[TLSMAIL__RDN_MAX], entn[TLSMAIL__RDN_MAX], ne = 0, used = 0, total = 0, i, j;
+        size_t soff, slen, spos;
+        unsigned stag;
+        if (!tlsmail__der_tlv(dn + pos, end - pos, &stag, &soff, &slen) || stag != 0x31) return -1;
+        for (spos = pos + soff; spos < pos + soff + slen;) {
+            size_t aoff, alen, ooff, olen, voff, vlen, w;
+            unsigned atag, otag, vtag;
+            const unsigned char *a;
+            unsigned char *e;
+            if (!tlsmail__der_tlv(dn + spos, pos + soff + slen - spos, &atag, &aoff, &alen) ||
+                atag != 0x30 || ne == TLSMAIL__RDN_MAX)
+                return -1;
+            a = dn + spos + aoff;
+            if (!tlsmail__der_tlv(a, alen, &otag, &ooff, &olen) || otag != 0x06 ||
+                !tlsmail__der_tlv(a + ooff + olen, alen - ooff - olen, &vtag, &voff, &vlen) ||
+                ooff + olen + voff + vlen != alen)
+                return -1;
+            /* SEQUENCE { OID, canonical value }, its header last */
+            e = buf + used + 4;
+            if (used + 4 + ooff + olen > sizeof buf) return -1;
+            memcpy(e, a, ooff + olen);
+            w = tlsmail__canon_value(vtag, a + ooff + olen + voff, vlen, e + ooff + olen,
+                                     sizeof buf - used - 4 - ooff - olen);
+            if (w == 0) return -1;
+            w += ooff + olen;
+            j = tlsmail__der_header(hdr, 0x30, w);
+            memmove(buf + used + j, e, w);
+            memcpy(buf + used, hdr, j);
+            ent[ne] = used;
+            entn[ne++] = j + w;
+            used += j + w;
+            total += j + w;
+            spos += aoff + alen;
+        }
+        /* insertion sort: an RDN has one or two attributes in practice */
+        for (i = 1; i < ne; i++)
+            for (j = i; j > 0 && tlsmail__der_before(buf + ent[j], entn[j], buf + ent[j - 1], entn[j - 1]); j--) {
+                size_t t = ent[j]; ent[j] = ent[j - 1]; ent[j - 1] = t;
+                t = entn[j]; entn[j] = entn[j - 1]; entn[j - 1] = t;
+            }
+        j = tlsmail__der_header(hdr, 0x31, total);
+        br_sha1_update(&h, hdr, j);
+        for (i = 0; i < ne; i++) br_sha1_update(&h, buf + ent[i], entn[i]);
+        pos += soff + slen;
+    }
+    br_sha1_out(&h, md);
+    *hash = (unsigned long)md[0] | (unsigned long)md[1] << 8 | (unsigned long)md[2] << 16 |
+            (unsigned long)md[3] << 24;
+    return 0;
 }
 
 /* ---- DATA encoder (RFC 5321 4.5.2, 2.3.8) ---------------------------------- */
@@ -1254,6 +1675,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
     static const char eku[] = "\x55\x1d\x25", server[] = "\x2b\x06\x01\x05\x05\x07\x03\x01",
                       any[] = "\x55\x1d\x25\x00";
     if (w->cv == TLSMAIL__CV_ISSUER) w->issuer_done = 1;
+    if (w->cv == TLSMAIL__CV_SUBJECT) w->subject_done = 1;
     if (w->cv != TLSMAIL__CV_OID) return;
     if (w->role[w->depth] == TLSMAIL__CW_EXT) {
         w->in_eku = tlsmail__cw_oid_is(w, eku, 3);
@@ -1768,7 +2190,19 @@ TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned cha
 
 /* ==== [tlsmail:trust] trust anchors from PEM, the caller, or a pinned key ==== */
 
-enum { TLSMAIL__TRUST_SYSTEM = 0, TLSMAIL__TRUST_LOADED, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
+/* A tlsmail_trust names where anchors come from; it loads little. The
+   anchors of PEM in memory and the caller's own are held; files and
+   directories (and the system store) are only noted, and searched during
+   each handshake for the names the server's chain asks for (the policy
+   engine in [x509] asks as the certificates stream past): a bundle is
+   scanned by subject without decoding keys, a hashed directory is opened
+   by OpenSSL's subject-hash names. Only the anchors found are decoded. */
+enum { TLSMAIL__TRUST_DEFAULT = 0, TLSMAIL__TRUST_SOURCES, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
+
+/* Largest certificate a trust source may hold: CA certificates are 1 to 2
+   KB (Mozilla's largest root is 2007 octets); this bounds the one buffer a
+   lookup needs, and a larger one is skipped. */
+enum { TLSMAIL__CERT_MAX = 4096 };
 
 /* br_x509_decoder stops for good at its first error and at the end of the
    certificate, and BearSSL 0.6 then jumps through a NULL pointer on the
@@ -1781,44 +2215,102 @@ TLSMAIL__PRIVATE int tlsmail__x509_push(br_x509_decoder_context *dc, const void 
     return 0;
 }
 
-/* One anchor lives in one allocation: the struct's DN and key point into the
-   bytes that follow it, so freeing is one call per anchor. 0: added (or
-   already there); 1: skipped, a key no chain may rest on; or an error. */
-TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *dn, size_t dnlen,
-                                        const br_x509_pkey *pk, int is_ca) {
-    br_x509_trust_anchor *ta;
-    unsigned char *mem;
-    size_t k1, k2, i;
-    const unsigned char *p1, *p2;
-    if (pk->key_type == BR_KEYTYPE_RSA) {
-        p1 = pk->key.rsa.n; k1 = pk->key.rsa.nlen;
-        p2 = pk->key.rsa.e; k2 = pk->key.rsa.elen;
-    } else if (pk->key_type == BR_KEYTYPE_EC) {
-        p1 = pk->key.ec.q; k1 = pk->key.ec.qlen;
-        p2 = NULL; k2 = 0;
+/* The policy's RSA floor holds for anchors too (BearSSL checks only the
+   chain's keys): a 1024-bit root anchors nothing. Counted in octets
+   without leading zeros, as BearSSL counts. */
+TLSMAIL__PRIVATE int tlsmail__key_usable(const br_x509_pkey *pk) {
+    size_t z = 0;
+    if (pk->key_type == BR_KEYTYPE_EC) return 1;
+    if (pk->key_type != BR_KEYTYPE_RSA) return 0;
+    while (z < pk->key.rsa.nlen && pk->key.rsa.n[z] == 0) z++;
+    return pk->key.rsa.nlen - z >= 256;
+}
+
+TLSMAIL__PRIVATE int tlsmail__same_key(const br_x509_pkey *a, const br_x509_pkey *b) {
+    if (a->key_type != b->key_type) return 0;
+    if (a->key_type == BR_KEYTYPE_RSA)
+        return a->key.rsa.nlen == b->key.rsa.nlen && memcmp(a->key.rsa.n, b->key.rsa.n, a->key.rsa.nlen) == 0 &&
+               a->key.rsa.elen == b->key.rsa.elen && memcmp(a->key.rsa.e, b->key.rsa.e, a->key.rsa.elen) == 0;
+    return a->key.ec.curve == b->key.ec.curve && a->key.ec.qlen == b->key.ec.qlen &&
+           memcmp(a->key.ec.q, b->key.ec.q, a->key.ec.qlen) == 0;
+}
+
+/* An anchor of our own: DN and key copied into one allocation, which *mem
+   gets (one free per anchor). 0, or TLSMAIL_ENOMEM. */
+TLSMAIL__PRIVATE int tlsmail__anchor_make(void *actx, const unsigned char *dn, size_t dnlen,
+                                          const br_x509_pkey *pk, int is_ca, br_x509_trust_anchor *ta,
+                                          void **mem) {
+    int rsa = pk->key_type == BR_KEYTYPE_RSA;
+    size_t k1 = rsa ? pk->key.rsa.nlen : pk->key.ec.qlen, k2 = rsa ? pk->key.rsa.elen : 0;
+    unsigned char *m = (unsigned char *)TLSMAIL_MALLOC(actx, dnlen + k1 + k2 + 1);
+    if (!m) return TLSMAIL_ENOMEM;
+    memset(ta, 0, sizeof *ta);
+    memcpy(m, dn, dnlen);
+    ta->dn.data = m;
+    ta->dn.len = dnlen;
+    ta->flags = is_ca ? BR_X509_TA_CA : 0;
+    ta->pkey.key_type = pk->key_type;
+    if (rsa) {
+        memcpy(m + dnlen, pk->key.rsa.n, k1);
+        memcpy(m + dnlen + k1, pk->key.rsa.e, k2);
+        ta->pkey.key.rsa.n = m + dnlen;
+        ta->pkey.key.rsa.nlen = k1;
+        ta->pkey.key.rsa.e = m + dnlen + k1;
+        ta->pkey.key.rsa.elen = k2;
     } else {
-        return 1; /* a key BearSSL can't use can't anchor anything: skip it */
+        memcpy(m + dnlen, pk->key.ec.q, k1);
+        ta->pkey.key.ec.curve = pk->key.ec.curve;
+        ta->pkey.key.ec.q = m + dnlen;
+        ta->pkey.key.ec.qlen = k1;
     }
-    /* The policy's RSA floor holds for anchors too (BearSSL checks only the
-       chain's keys): a 1024-bit root anchors nothing. Counted in octets
-       without leading zeros, as BearSSL counts. */
-    if (pk->key_type == BR_KEYTYPE_RSA) {
-        size_t z = 0;
-        while (z < k1 && p1[z] == 0) z++;
-        if (k1 - z < 256) return 1;
-    }
-    /* A system directory links each certificate under several names. */
-    for (i = 0; i < t->count; i++) {
-        const br_x509_trust_anchor *o = &t->anchors[i];
-        if (o->dn.len == dnlen && memcmp(o->dn.data, dn, dnlen) == 0 &&
-            o->pkey.key_type == pk->key_type &&
-            (pk->key_type == BR_KEYTYPE_RSA
-                 ? o->pkey.key.rsa.nlen == k1 && memcmp(o->pkey.key.rsa.n, p1, k1) == 0
-                 : o->pkey.key.ec.qlen == k1 && memcmp(o->pkey.key.ec.q, p1, k1) == 0))
+    *mem = m;
+    return 0;
+}
+
+/* One certificate's DER decoded by BearSSL: its key, subject and CA flag. */
+typedef struct tlsmail__certdec {
+    br_x509_decoder_context dc;
+    unsigned char dn[TLSMAIL__DN_MAX];
+    size_t dnlen;
+    int dn_over;
+} tlsmail__certdec;
+
+TLSMAIL__PRIVATE void tlsmail__certdec_dn(void *ctx, const void *buf, size_t len) {
+    tlsmail__certdec *d = (tlsmail__certdec *)ctx;
+    if (len > sizeof d->dn - d->dnlen) { d->dn_over = 1; return; }
+    memcpy(d->dn + d->dnlen, buf, len);
+    d->dnlen += len;
+}
+
+/* The certificate's key if it can anchor a chain (a key BearSSL knows,
+   strong enough, the DER complete), else NULL. */
+TLSMAIL__PRIVATE const br_x509_pkey *tlsmail__cert_decode(tlsmail__certdec *d, const unsigned char *der,
+                                                          size_t len) {
+    const br_x509_pkey *pk;
+    d->dnlen = 0;
+    d->dn_over = 0;
+    br_x509_decoder_init(&d->dc, tlsmail__certdec_dn, d);
+    if (tlsmail__x509_push(&d->dc, der, len) != 0 || br_x509_decoder_last_error(&d->dc) != 0 || d->dn_over)
+        return NULL;
+    pk = br_x509_decoder_get_pkey(&d->dc);
+    return pk && tlsmail__key_usable(pk) ? pk : NULL;
+}
+
+/* ---- anchors held by the trust: PEM in memory ------------------------------ */
+
+/* Add the certificate in d to t's own anchors, unless an equal one is
+   there (a system directory links each certificate under several names). */
+TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, tlsmail__certdec *d) {
+    const br_x509_pkey *pk = br_x509_decoder_get_pkey(&d->dc);
+    size_t i;
+    void *mem;
+    int err;
+    for (i = 0; i < t->count; i++)
+        if (t->anchors[i].dn.len == d->dnlen && memcmp(t->anchors[i].dn.data, d->dn, d->dnlen) == 0 &&
+            tlsmail__same_key(&t->anchors[i].pkey, pk))
             return 0;
-    }
     if (t->count == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 16;
+        size_t ncap = t->cap ? t->cap * 2 : 8;
         br_x509_trust_anchor *na;
         if (ncap > ((size_t)-1) / sizeof *na) return TLSMAIL_ENOMEM;
         na = (br_x509_trust_anchor *)TLSMAIL_MALLOC(t->alloc_ctx, ncap * sizeof *na);
@@ -1828,275 +2320,73 @@ TLSMAIL__PRIVATE int tlsmail__trust_add(tlsmail_trust *t, const unsigned char *d
         t->anchors = na;
         t->cap = ncap;
     }
-    mem = (unsigned char *)TLSMAIL_MALLOC(t->alloc_ctx, dnlen + k1 + k2 + 1);
-    if (!mem) return TLSMAIL_ENOMEM;
-    ta = &t->anchors[t->count];
-    memset(ta, 0, sizeof *ta);
-    memcpy(mem, dn, dnlen);
-    ta->dn.data = mem;
-    ta->dn.len = dnlen;
-    ta->flags = is_ca ? BR_X509_TA_CA : 0;
-    ta->pkey.key_type = pk->key_type;
-    memcpy(mem + dnlen, p1, k1);
-    if (pk->key_type == BR_KEYTYPE_RSA) {
-        memcpy(mem + dnlen + k1, p2, k2);
-        ta->pkey.key.rsa.n = mem + dnlen;
-        ta->pkey.key.rsa.nlen = k1;
-        ta->pkey.key.rsa.e = mem + dnlen + k1;
-        ta->pkey.key.rsa.elen = k2;
-    } else {
-        ta->pkey.key.ec.curve = pk->key.ec.curve;
-        ta->pkey.key.ec.q = mem + dnlen;
-        ta->pkey.key.ec.qlen = k1;
-    }
+    err = tlsmail__anchor_make(t->alloc_ctx, d->dn, d->dnlen, pk, br_x509_decoder_isCA(&d->dc),
+                               &t->anchors[t->count], &mem);
+    if (err) return err;
     t->count++;
-    t->kind = TLSMAIL__TRUST_LOADED;
+    t->kind = TLSMAIL__TRUST_SOURCES;
     return 0;
 }
 
-/* Streaming PEM -> DER -> X.509 decode, so a bundle is never held whole. */
-typedef struct tlsmail__pemload {
-    tlsmail_trust *t;
-    br_pem_decoder_context pc;
-    br_x509_decoder_context dc;
-    int in_cert, err;
-    int overrun;                    /* DER went on after the decoder stopped */
-    size_t certs, dnlen;            /* usable certificates, duplicates too */
-    int dn_overflow;
-    unsigned char dn[1024];
-} tlsmail__pemload;
-
-TLSMAIL__PRIVATE void tlsmail__pem_dn(void *ctx, const void *buf, size_t len) {
-    tlsmail__pemload *l = (tlsmail__pemload *)ctx;
-    if (len > sizeof l->dn - l->dnlen) { l->dn_overflow = 1; return; }
-    memcpy(l->dn + l->dnlen, buf, len);
-    l->dnlen += len;
-}
-
-TLSMAIL__PRIVATE void tlsmail__pem_der(void *ctx, const void *buf, size_t len) {
-    tlsmail__pemload *l = (tlsmail__pemload *)ctx;
-    if (tlsmail__x509_push(&l->dc, buf, len) != 0) l->overrun = 1;
-}
-
-TLSMAIL__PRIVATE void tlsmail__pem_init(tlsmail__pemload *l, tlsmail_trust *t) {
-    memset(l, 0, sizeof *l);
-    l->t = t;
-    br_pem_decoder_init(&l->pc);
-}
-
-/* Feed PEM text. CRs are dropped here so CRLF bundles decode exactly like
-   LF ones, whatever BearSSL's decoder makes of a CR. */
-TLSMAIL__PRIVATE void tlsmail__pem_feed(tlsmail__pemload *l, const unsigned char *p, size_t n) {
-    unsigned char tmp[256];
-    while (n > 0 && !l->err) {
-        size_t k = 0, off = 0;
-        while (n > 0 && k < sizeof tmp) {
-            if (*p != '\r') tmp[k++] = *p;
-            p++;
-            n--;
-        }
-        while (off < k && !l->err) {
-            off += br_pem_decoder_push(&l->pc, tmp + off, k - off);
-            switch (br_pem_decoder_event(&l->pc)) {
-            case BR_PEM_BEGIN_OBJ: {
-                const char *name = br_pem_decoder_name(&l->pc);
-                l->in_cert = strcmp(name, "CERTIFICATE") == 0 ||
-                             strcmp(name, "X509 CERTIFICATE") == 0;
-                if (l->in_cert) {
-                    l->dnlen = 0;
-                    l->dn_overflow = 0;
-                    l->overrun = 0;
-                    br_x509_decoder_init(&l->dc, tlsmail__pem_dn, l);
-                    br_pem_decoder_setdest(&l->pc, tlsmail__pem_der, l);
-                } else {
-                    br_pem_decoder_setdest(&l->pc, NULL, NULL);
-                }
-                break;
-            }
-            case BR_PEM_END_OBJ:
-                if (l->in_cert) {
-                    const br_x509_pkey *pk = br_x509_decoder_get_pkey(&l->dc);
-                    /* A certificate BearSSL can't parse is skipped, as
-                       OpenSSL skips what it can't use in a bundle. */
-                    if (pk && !l->dn_overflow && !l->overrun &&
-                        br_x509_decoder_last_error(&l->dc) == 0) {
-                        int r = tlsmail__trust_add(l->t, l->dn, l->dnlen, pk,
-                                                   br_x509_decoder_isCA(&l->dc));
-                        if (r < 0) l->err = r;
-                        l->certs += r == 0;
-                    }
-                    l->in_cert = 0;
-                }
-                break;
-            case BR_PEM_ERROR:
-                l->err = TLSMAIL_ETRUST;
-                break;
-            default:
-                break;
-            }
-        }
-    }
-}
-
-/* A last "-----END CERTIFICATE-----" without a newline would otherwise stay
-   pending in the decoder and the certificate would be silently dropped. */
-TLSMAIL__PRIVATE int tlsmail__pem_finish(tlsmail__pemload *l) {
-    tlsmail__pem_feed(l, (const unsigned char *)"\n", 1);
-    if (l->err) return l->err;
-    return l->certs ? 0 : TLSMAIL_ETRUST;
-}
+/* What reading PEM needs, on the heap for the length of one call. */
+typedef struct tlsmail__pemwork {
+    tlsmail__pem pem;
+    tlsmail__certdec dec;
+    tlsmail__certwalk cw;
+    unsigned char der[TLSMAIL__CERT_MAX];
+    unsigned char io[1024];
+} tlsmail__pemwork;
 
 TLSMAIL_DEF void tlsmail_trust_free(tlsmail_trust *t) {
     size_t i;
     void *ctx;
     if (!t) return;
     ctx = t->alloc_ctx;
-    if (t->anchors) { /* only loaded anchors live here; the caller's never do */
+    if (t->anchors) { /* only our own anchors live here; the caller's never do */
         for (i = 0; i < t->count; i++) TLSMAIL_FREE(ctx, (void *)t->anchors[i].dn.data);
         TLSMAIL_FREE(ctx, t->anchors);
     }
+    if (t->sources) TLSMAIL_FREE(ctx, t->sources);
     memset(t, 0, sizeof *t);
     t->alloc_ctx = ctx;
 }
 
+TLSMAIL__PRIVATE int tlsmail__trust_is_default(const tlsmail_trust *t) {
+    return !t || t->kind == TLSMAIL__TRUST_DEFAULT;
+}
+
+TLSMAIL__PRIVATE int tlsmail__trust_editable(const tlsmail_trust *t) {
+    return t && (t->kind == TLSMAIL__TRUST_DEFAULT || t->kind == TLSMAIL__TRUST_SOURCES);
+}
+
 TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len) {
-    tlsmail__pemload *l;
-    int err;
-    if (!t || (!pem && len) || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
-        return TLSMAIL_EINVAL;
-    l = (tlsmail__pemload *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *l);
-    if (!l) return TLSMAIL_ENOMEM;
-    tlsmail__pem_init(l, t);
-    tlsmail__pem_feed(l, (const unsigned char *)pem, len);
-    err = tlsmail__pem_finish(l);
-    TLSMAIL_FREE(t->alloc_ctx, l);
-    return err;
-}
-
-#ifndef TLSMAIL_NO_STDIO
-
-TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path) {
-    tlsmail__pemload *l;
-    unsigned char buf[4096];
-    size_t n;
-    int err;
-    FILE *f;
-    if (!t || !path || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
-        return TLSMAIL_EINVAL;
-    f = fopen(path, "rb");
-    if (!f) return TLSMAIL_ETRUST;
-    l = (tlsmail__pemload *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *l);
-    if (!l) { (void)fclose(f); return TLSMAIL_ENOMEM; }
-    tlsmail__pem_init(l, t);
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) tlsmail__pem_feed(l, buf, n);
-    err = ferror(f) ? TLSMAIL_ETRUST : tlsmail__pem_finish(l);
-    (void)fclose(f); /* read-only: nothing to lose */
-    TLSMAIL_FREE(t->alloc_ctx, l);
-    return err;
-}
-
-/* Certificate files by the names people and c_rehash give them. */
-TLSMAIL__PRIVATE int tlsmail__cert_name(const char *name) {
-    size_t n = strlen(name), i;
-    if (n > 4 && (strcmp(name + n - 4, ".pem") == 0 || strcmp(name + n - 4, ".crt") == 0))
-        return 1;
-    if (n < 10 || name[8] != '.') return 0; /* OpenSSL hash link: 8 hex, '.', digits */
-    for (i = 0; i < n; i++) {
-        char ch = name[i];
-        if (i < 8 ? !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))
-                  : i > 8 && !(ch >= '0' && ch <= '9'))
-            return 0;
-    }
-    return 1;
-}
-
-/* One directory, or several separated by ':' as in OpenSSL's SSL_CERT_DIR.
-   A file that doesn't load is skipped; no certificate at all is an error. */
-TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
-    char dir[1024], file[2048];
-    size_t loaded = 0;
-    if (!t || !path || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN)
-        return TLSMAIL_EINVAL;
-    while (*path) {
-        const char *sep = strchr(path, ':');
-        size_t len = sep ? (size_t)(sep - path) : strlen(path);
-        DIR *d;
-        struct dirent *e;
-        if (len > 0 && len < sizeof dir) {
-            memcpy(dir, path, len);
-            dir[len] = 0;
-            if ((d = opendir(dir)) != NULL) {
-                while ((e = readdir(d)) != NULL) {
-                    struct stat st;
-                    int r;
-                    if (!tlsmail__cert_name(e->d_name)) continue;
-                    r = snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
-                    if (r < 0 || (size_t)r >= sizeof file) continue;
-                    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-                    r = tlsmail_trust_file(t, file);
-                    if (r == TLSMAIL_ENOMEM) {
-                        closedir(d);
-                        return TLSMAIL_ENOMEM;
-                    }
-                    loaded += r == 0;
-                }
-                closedir(d);
-            }
+    const unsigned char *p = (const unsigned char *)pem;
+    tlsmail__pemwork *w;
+    size_t certs = 0, used;
+    int err = 0, got;
+    if (!tlsmail__trust_editable(t) || (!pem && len)) return TLSMAIL_EINVAL;
+    w = (tlsmail__pemwork *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *w);
+    if (!w) return TLSMAIL_ENOMEM;
+    tlsmail__pem_reset(&w->pem, w->der, sizeof w->der);
+    for (;;) {
+        got = len ? tlsmail__pem_push(&w->pem, p, len, &used) : tlsmail__pem_finish(&w->pem);
+        if (len) {
+            p += used;
+            len -= used;
         }
-        path += len;
-        if (*path == ':') path++;
+        if (got && tlsmail__cert_decode(&w->dec, w->der, w->pem.len)) {
+            if ((err = tlsmail__trust_add(t, &w->dec)) != 0) break;
+            certs++;
+        }
+        if (!got && !len) break; /* the finish came too */
     }
-    return loaded ? 0 : TLSMAIL_ETRUST;
+    TLSMAIL_FREE(t->alloc_ctx, w);
+    if (err) return err;
+    return certs ? 0 : TLSMAIL_ETRUST;
 }
-
-TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
-    static const char *const files[] = {
-        "/etc/ssl/certs/ca-certificates.crt",               /* Debian, Ubuntu, Arch, Gentoo */
-        "/etc/pki/tls/certs/ca-bundle.crt",                 /* Fedora, RHEL, CentOS */
-        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",/* RHEL 7+ */
-        "/etc/ssl/ca-bundle.pem",                           /* openSUSE */
-        "/etc/ssl/cert.pem",                                /* Alpine, macOS, OpenBSD */
-        "/usr/local/share/certs/ca-root-nss.crt",           /* FreeBSD */
-        "/usr/local/etc/ssl/cert.pem",                      /* FreeBSD, DragonFly */
-        "/etc/openssl/certs/ca-certificates.crt",           /* NetBSD */
-        "/etc/pki/tls/cacert.pem",                          /* OpenELEC */
-    };
-    static const char *const dirs = "/etc/ssl/certs:/etc/pki/tls/certs:/system/etc/security/cacerts";
-    const char *envf, *envd;
-    size_t i;
-    int err = TLSMAIL_ETRUST;
-    if (!t || t->kind == TLSMAIL__TRUST_USER || t->kind == TLSMAIL__TRUST_PIN) return TLSMAIL_EINVAL;
-    envf = getenv("SSL_CERT_FILE");
-    envd = getenv("SSL_CERT_DIR");
-    if ((envf && *envf) || (envd && *envd)) {
-        /* The environment replaces the defaults, as in OpenSSL and Go: a
-           test CA set there is the only trust, never an addition. */
-        int ef = envf && *envf ? tlsmail_trust_file(t, envf) : TLSMAIL_ETRUST;
-        int ed = envd && *envd ? tlsmail_trust_dir(t, envd) : TLSMAIL_ETRUST;
-        if (ef == TLSMAIL_ENOMEM || ed == TLSMAIL_ENOMEM) return TLSMAIL_ENOMEM;
-        return t->count ? 0 : TLSMAIL_ETRUST;
-    }
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        err = tlsmail_trust_file(t, files[i]);
-        if (err != TLSMAIL_ETRUST) return err;
-    }
-    return tlsmail_trust_dir(t, dirs);
-}
-
-/* The trust a zeroed tlsmail_trust stands for. */
-TLSMAIL__PRIVATE int tlsmail__default_trust(tlsmail_trust *t) { return tlsmail_trust_system(t); }
-
-#else /* TLSMAIL_NO_STDIO: no filesystem, so no system store */
-
-TLSMAIL__PRIVATE int tlsmail__default_trust(tlsmail_trust *t) {
-    (void)t;
-    return TLSMAIL_ETRUST; /* pass anchors, PEM or a pin */
-}
-
-#endif /* TLSMAIL_NO_STDIO */
 
 TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anchor *ta, size_t n) {
-    if (!t || !ta || !n || t->kind != TLSMAIL__TRUST_SYSTEM) return TLSMAIL_EINVAL;
+    if (!t || !ta || !n || t->kind != TLSMAIL__TRUST_DEFAULT) return TLSMAIL_EINVAL;
     t->kind = TLSMAIL__TRUST_USER;
     t->user_anchors = ta;
     t->count = n;
@@ -2105,7 +2395,7 @@ TLSMAIL_DEF int tlsmail_trust_anchors(tlsmail_trust *t, const br_x509_trust_anch
 
 TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *b64) {
     unsigned char h[33];
-    if (!t || !b64 || t->kind != TLSMAIL__TRUST_SYSTEM) return TLSMAIL_EINVAL;
+    if (!t || !b64 || t->kind != TLSMAIL__TRUST_DEFAULT) return TLSMAIL_EINVAL;
     if (strncmp(b64, "sha256//", 8) == 0) b64 += 8;
     if (tlsmail__b64_decode(h, sizeof h, b64, strlen(b64)) != 32) return TLSMAIL_EINVAL;
     memcpy(t->pin, h, 32);
@@ -2113,15 +2403,403 @@ TLSMAIL_DEF int tlsmail_trust_pin_sha256(tlsmail_trust *t, const char *b64) {
     return 0;
 }
 
-/* ==== [tlsmail:pin] an X.509 engine that trusts exactly one public key ==== */
+/* ---- the lookup: anchors for one name, during a handshake ------------------ */
 
-/* DER length of a TLV body of n octets. */
-TLSMAIL__PRIVATE size_t tlsmail__der_len(unsigned char *out, size_t n) {
-    if (n < 0x80) { out[0] = (unsigned char)n; return 1; }
-    if (n < 0x100) { out[0] = 0x81; out[1] = (unsigned char)n; return 2; }
-    out[0] = 0x82; out[1] = (unsigned char)(n >> 8); out[2] = (unsigned char)n;
-    return 3;
+/* Add an anchor to what this handshake found, once. mem: the heap block
+   behind it (ours to free), NULL when it lives in the trust or is the
+   caller's. */
+TLSMAIL__PRIVATE void tlsmail__found_add(tlsmail__found *f, const br_x509_trust_anchor *ta, void *mem,
+                                         void *actx) {
+    size_t i;
+    for (i = 0; i < f->n; i++)
+        if (f->ta[i].dn.len == ta->dn.len && memcmp(f->ta[i].dn.data, ta->dn.data, ta->dn.len) == 0 &&
+            f->ta[i].flags == ta->flags && tlsmail__same_key(&f->ta[i].pkey, &ta->pkey))
+            break;
+    if (i < f->n || f->n == TLSMAIL__FOUND_MAX) { /* known, or no room: the chain rarely needs 2 */
+        if (mem) TLSMAIL_FREE(actx, mem);
+        return;
+    }
+    f->ta[f->n] = *ta;
+    f->mem[f->n++] = mem;
 }
+
+TLSMAIL__PRIVATE void tlsmail__found_free(tlsmail__found *f, void *actx) {
+    size_t i;
+    for (i = 0; i < f->n; i++)
+        if (f->mem[i]) TLSMAIL_FREE(actx, f->mem[i]);
+    memset(f, 0, sizeof *f);
+}
+
+/* Is a certificate or anchor with this subject, CA or not, one of want? */
+TLSMAIL__PRIVATE int tlsmail__names_want(const tlsmail__names *want, const unsigned char *dn, size_t len,
+                                         int ca) {
+    return ca ? want->calen == len && memcmp(want->ca, dn, len) == 0
+              : want->leaf && want->leaflen == len && memcmp(want->leaf, dn, len) == 0;
+}
+
+/* Anchors already in memory (the trust's, or the caller's). */
+TLSMAIL__PRIVATE void tlsmail__lookup_held(tlsmail__found *f, const br_x509_trust_anchor *ta, size_t n,
+                                           const tlsmail__names *want) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (tlsmail__names_want(want, ta[i].dn.data, ta[i].dn.len, (ta[i].flags & BR_X509_TA_CA) != 0) &&
+            tlsmail__key_usable(&ta[i].pkey))
+            tlsmail__found_add(f, &ta[i], NULL, NULL);
+}
+
+#ifndef TLSMAIL_NO_STDIO
+
+/* Note a source in t->sources: a kind letter, the path, a NUL ("S" alone
+   is the system store; "F" a file; "H" a directory with OpenSSL hash
+   names; "P" a directory of .pem and .crt files). */
+TLSMAIL__PRIVATE int tlsmail__source_add(tlsmail_trust *t, char kind, const char *path, size_t plen) {
+    char *ns;
+    size_t n = t->sources_len + 1 + plen + 1;
+    if (plen >= 4096) return TLSMAIL_EINVAL;
+    ns = (char *)TLSMAIL_MALLOC(t->alloc_ctx, n);
+    if (!ns) return TLSMAIL_ENOMEM;
+    if (t->sources_len) memcpy(ns, t->sources, t->sources_len);
+    ns[t->sources_len] = kind;
+    memcpy(ns + t->sources_len + 1, path, plen);
+    ns[n - 1] = '\0';
+    if (t->sources) TLSMAIL_FREE(t->alloc_ctx, t->sources);
+    t->sources = ns;
+    t->sources_len = n;
+    t->kind = TLSMAIL__TRUST_SOURCES;
+    return 0;
+}
+
+/* Every certificate in the PEM file at path goes to fn (which returns 1 to
+   stop). Returns the number handed over, or -1 if the file can't be read. */
+typedef int (*tlsmail__cert_fn)(void *ctx, tlsmail__pemwork *w);
+
+TLSMAIL__PRIVATE long tlsmail__scan_file(const char *path, tlsmail__pemwork *w, tlsmail__cert_fn fn,
+                                         void *ctx) {
+    FILE *f = fopen(path, "rb");
+    long certs = 0;
+    size_t n, off, used;
+    int stop = 0;
+    if (!f) return -1;
+    /* w->io is the buffer: stdio's own would be 4 KB more of heap */
+    (void)setvbuf(f, NULL, _IONBF, 0);
+    tlsmail__pem_reset(&w->pem, w->der, sizeof w->der);
+    while (!stop && (n = fread(w->io, 1, sizeof w->io, f)) > 0) {
+        for (off = 0; off < n && !stop; off += used)
+            if (tlsmail__pem_push(&w->pem, w->io + off, n - off, &used)) {
+                certs++;
+                stop = fn(ctx, w);
+            }
+    }
+    if (!stop && !ferror(f) && tlsmail__pem_finish(&w->pem)) {
+        certs++;
+        (void)fn(ctx, w);
+    }
+    if (ferror(f)) certs = -1;
+    (void)fclose(f); /* read-only: nothing to lose */
+    return certs;
+}
+
+/* For checking a source when it is named: the first usable certificate
+   stops the scan. */
+TLSMAIL__PRIVATE int tlsmail__usable_cb(void *ctx, tlsmail__pemwork *w) {
+    int *found = (int *)ctx;
+    *found = tlsmail__cert_decode(&w->dec, w->der, w->pem.len) != NULL;
+    return *found;
+}
+
+TLSMAIL__PRIVATE int tlsmail__file_usable(const char *path, tlsmail__pemwork *w) {
+    int found = 0;
+    return tlsmail__scan_file(path, w, tlsmail__usable_cb, &found) > 0 && found;
+}
+
+/* OpenSSL's c_rehash names: 8 lower-case hex digits, '.', a number. */
+TLSMAIL__PRIVATE int tlsmail__hash_name(const char *name) {
+    size_t i, n = strlen(name);
+    if (n < 10 || name[8] != '.') return 0;
+    for (i = 0; i < n; i++)
+        if (i < 8 ? !(tlsmail__isdigit((unsigned char)name[i]) || (name[i] >= 'a' && name[i] <= 'f'))
+                  : i > 8 && !tlsmail__isdigit((unsigned char)name[i]))
+            return 0;
+    return 1;
+}
+
+TLSMAIL__PRIVATE int tlsmail__pem_name(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && (strcmp(name + n - 4, ".pem") == 0 || strcmp(name + n - 4, ".crt") == 0);
+}
+
+/* What a directory offers: 'H' when it has hash names (then only they
+   are read, by name), else 'P' when it has a .pem or .crt file with a
+   usable certificate, else 0. */
+TLSMAIL__PRIVATE char tlsmail__dir_kind(const char *dir, tlsmail__pemwork *w) {
+    char file[4200];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char kind = 0;
+    if (!d) return 0;
+    while ((e = readdir(d)) != NULL && kind != 'H') {
+        if (tlsmail__hash_name(e->d_name)) kind = 'H';
+        else if (!kind && tlsmail__pem_name(e->d_name) &&
+                 snprintf(file, sizeof file, "%s/%s", dir, e->d_name) < (int)sizeof file &&
+                 tlsmail__file_usable(file, w))
+            kind = 'P';
+    }
+    closedir(d);
+    return kind;
+}
+
+TLSMAIL_DEF int tlsmail_trust_file(tlsmail_trust *t, const char *path) {
+    tlsmail__pemwork *w;
+    int ok;
+    if (!tlsmail__trust_editable(t) || !path || !*path) return TLSMAIL_EINVAL;
+    w = (tlsmail__pemwork *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *w);
+    if (!w) return TLSMAIL_ENOMEM;
+    ok = tlsmail__file_usable(path, w);
+    TLSMAIL_FREE(t->alloc_ctx, w);
+    return ok ? tlsmail__source_add(t, 'F', path, strlen(path)) : TLSMAIL_ETRUST;
+}
+
+/* One directory, or several separated by ':' as in OpenSSL's SSL_CERT_DIR.
+   One without a usable certificate is skipped; none at all is an error. */
+TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
+    tlsmail__pemwork *w;
+    char dir[4096];
+    int err = 0, added = 0;
+    if (!tlsmail__trust_editable(t) || !path) return TLSMAIL_EINVAL;
+    w = (tlsmail__pemwork *)TLSMAIL_MALLOC(t->alloc_ctx, sizeof *w);
+    if (!w) return TLSMAIL_ENOMEM;
+    while (*path && !err) {
+        const char *sep = strchr(path, ':');
+        size_t len = sep ? (size_t)(sep - path) : strlen(path);
+        char kind;
+        if (len > 0 && len < sizeof dir) {
+            memcpy(dir, path, len);
+            dir[len] = '\0';
+            if ((kind = tlsmail__dir_kind(dir, w)) != 0) {
+                err = tlsmail__source_add(t, kind, dir, len);
+                added += !err;
+            }
+        }
+        path += len;
+        if (*path == ':') path++;
+    }
+    TLSMAIL_FREE(t->alloc_ctx, w);
+    return err ? err : added ? 0 : TLSMAIL_ETRUST;
+}
+
+/* The system store, found afresh at each handshake: $SSL_CERT_FILE and/or
+   $SSL_CERT_DIR when set (they replace the defaults, as in OpenSSL and Go:
+   a test CA set there is the only trust, never an addition), else the
+   first bundle found among the usual places, else the usual hashed
+   directories. */
+static const char *const tlsmail__system_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL, CentOS */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* RHEL 7+ */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE */
+    "/etc/ssl/cert.pem",                                 /* Alpine, macOS, OpenBSD */
+    "/usr/local/share/certs/ca-root-nss.crt",            /* FreeBSD */
+    "/usr/local/etc/ssl/cert.pem",                       /* FreeBSD, DragonFly */
+    "/etc/openssl/certs/ca-certificates.crt",            /* NetBSD */
+    "/etc/pki/tls/cacert.pem",                           /* OpenELEC */
+};
+static const char tlsmail__system_dirs[] = "/etc/ssl/certs:/etc/pki/tls/certs:/system/etc/security/cacerts";
+
+/* The system store as sources: *file (or NULL) and *dirs (or NULL). */
+TLSMAIL__PRIVATE void tlsmail__system_sources(const char **file, const char **dirs) {
+    const char *envf = getenv("SSL_CERT_FILE"), *envd = getenv("SSL_CERT_DIR");
+    size_t i;
+    FILE *f;
+    *file = *dirs = NULL;
+    if ((envf && *envf) || (envd && *envd)) {
+        *file = envf && *envf ? envf : NULL;
+        *dirs = envd && *envd ? envd : NULL;
+        return;
+    }
+    for (i = 0; i < sizeof tlsmail__system_files / sizeof tlsmail__system_files[0]; i++)
+        if ((f = fopen(tlsmail__system_files[i], "rb")) != NULL) {
+            (void)fclose(f);
+            *file = tlsmail__system_files[i];
+            return;
+        }
+    *dirs = tlsmail__system_dirs;
+}
+
+/* Is there a system store? Its file with a usable certificate, or one of
+   its directories (not read now: opendir alone costs glibc 32 KB). */
+TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
+    const char *file, *dirs;
+    tlsmail__pemwork *w;
+    int ok = 0;
+    tlsmail__system_sources(&file, &dirs);
+    if (file) {
+        if (!(w = (tlsmail__pemwork *)TLSMAIL_MALLOC(actx, sizeof *w))) return TLSMAIL_ENOMEM;
+        ok = tlsmail__file_usable(file, w);
+        TLSMAIL_FREE(actx, w);
+    }
+    while (!ok && dirs && *dirs) {
+        char dir[4096];
+        struct stat st;
+        const char *sep = strchr(dirs, ':');
+        size_t len = sep ? (size_t)(sep - dirs) : strlen(dirs);
+        if (len > 0 && len < sizeof dir) {
+            memcpy(dir, dirs, len);
+            dir[len] = '\0';
+            ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+        }
+        dirs += len;
+        if (*dirs == ':') dirs++;
+    }
+    return ok ? 0 : TLSMAIL_ETRUST;
+}
+
+TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
+    int err;
+    if (!tlsmail__trust_editable(t)) return TLSMAIL_EINVAL;
+    if ((err = tlsmail__system_ok(t->alloc_ctx)) != 0) return err;
+    return tlsmail__source_add(t, 'S', "", 0);
+}
+
+/* What a zeroed trust stands for must exist before we dial. */
+TLSMAIL__PRIVATE int tlsmail__default_trust_ok(void *actx) { return tlsmail__system_ok(actx); }
+
+/* One lookup in the sources, during a handshake. */
+typedef struct tlsmail__lookup {
+    tlsmail__found *found;
+    void *actx;
+    const tlsmail__names *want;
+    int err;
+    tlsmail__pemwork *w;
+} tlsmail__lookup;
+
+/* One certificate of a source: is it the one? Only its subject is read
+   (the walker), and only a match is decoded. */
+TLSMAIL__PRIVATE int tlsmail__lookup_cb(void *ctx, tlsmail__pemwork *w) {
+    tlsmail__lookup *l = (tlsmail__lookup *)ctx;
+    const br_x509_pkey *pk;
+    br_x509_trust_anchor ta;
+    void *mem;
+    int is_ca;
+    tlsmail__cw_init(&w->cw, w->pem.len);
+    tlsmail__cw_push(&w->cw, w->der, w->pem.len);
+    if (w->cw.err || !w->cw.done || w->cw.dn_over ||
+        (!tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, 1) &&
+         !tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, 0)))
+        return 0;
+    if ((pk = tlsmail__cert_decode(&w->dec, w->der, w->pem.len)) == NULL) return 0;
+    is_ca = br_x509_decoder_isCA(&w->dec.dc);
+    if (!tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, is_ca)) return 0;
+    if ((l->err = tlsmail__anchor_make(l->actx, w->cw.subject, w->cw.subject_len, pk, is_ca, &ta, &mem)) != 0)
+        return 1;
+    tlsmail__found_add(l->found, &ta, mem, l->actx);
+    return 0;
+}
+
+/* A hashed directory: open the names OpenSSL would, HHHHHHHH.0, .1, ...
+   until one is missing; nothing else in the directory is read. */
+TLSMAIL__PRIVATE void tlsmail__lookup_hashed(tlsmail__lookup *l, const char *dir) {
+    char file[4200];
+    unsigned long h[2];
+    int i, k, n = 0;
+    if (tlsmail__name_hash(l->want->ca, l->want->calen, &h[n]) == 0) n++;
+    if (l->want->leaf && tlsmail__name_hash(l->want->leaf, l->want->leaflen, &h[n]) == 0 &&
+        !(n == 1 && h[0] == h[1]))
+        n++;
+    for (k = 0; k < n; k++)
+        for (i = 0; i < 16 && !l->err; i++) {
+            int r = snprintf(file, sizeof file, "%s/%08lx.%d", dir, h[k], i);
+            if (r < 0 || (size_t)r >= sizeof file || tlsmail__scan_file(file, l->w, tlsmail__lookup_cb, l) < 0)
+                break;
+        }
+}
+
+/* A directory without hash names: every .pem and .crt file. */
+TLSMAIL__PRIVATE void tlsmail__lookup_plain(tlsmail__lookup *l, const char *dir) {
+    char file[4200];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (!d) return;
+    while (!l->err && (e = readdir(d)) != NULL)
+        if (tlsmail__pem_name(e->d_name) && snprintf(file, sizeof file, "%s/%s", dir, e->d_name) < (int)sizeof file)
+            (void)tlsmail__scan_file(file, l->w, tlsmail__lookup_cb, l);
+    closedir(d);
+}
+
+TLSMAIL__PRIVATE void tlsmail__lookup_dirs(tlsmail__lookup *l, const char *dirs, int hashed) {
+    char dir[4096];
+    while (*dirs && !l->err) {
+        const char *sep = strchr(dirs, ':');
+        size_t len = sep ? (size_t)(sep - dirs) : strlen(dirs);
+        if (len > 0 && len < sizeof dir) {
+            memcpy(dir, dirs, len);
+            dir[len] = '\0';
+            if (hashed) tlsmail__lookup_hashed(l, dir);
+            else tlsmail__lookup_plain(l, dir);
+        }
+        dirs += len;
+        if (*dirs == ':') dirs++;
+    }
+}
+
+/* Search every source of t (none: the system store), all names at once. */
+TLSMAIL__PRIVATE int tlsmail__lookup_sources(const tlsmail_trust *t, tlsmail__found *found, void *actx,
+                                             const tlsmail__names *want) {
+    tlsmail__lookup l;
+    const char *s = t ? t->sources : NULL, *end = s ? s + t->sources_len : NULL;
+    if (!tlsmail__trust_is_default(t) && !s) return 0; /* PEM in memory only */
+    memset(&l, 0, sizeof l);
+    l.found = found;
+    l.actx = actx;
+    l.want = want;
+    l.w = (tlsmail__pemwork *)TLSMAIL_MALLOC(actx, sizeof *l.w);
+    if (!l.w) return TLSMAIL_ENOMEM;
+    do {
+        char kind = s ? s[0] : 'S';
+        const char *path = s ? s + 1 : "";
+        if (kind == 'S') {
+            const char *file, *dirs;
+            tlsmail__system_sources(&file, &dirs);
+            if (file) (void)tlsmail__scan_file(file, l.w, tlsmail__lookup_cb, &l);
+            if (dirs) tlsmail__lookup_dirs(&l, dirs, 1);
+        } else if (kind == 'F') {
+            (void)tlsmail__scan_file(path, l.w, tlsmail__lookup_cb, &l);
+        } else {
+            tlsmail__lookup_dirs(&l, path, kind == 'H');
+        }
+        if (s) s += strlen(s) + 1;
+    } while (s && s < end && !l.err);
+    TLSMAIL_FREE(actx, l.w);
+    return l.err;
+}
+
+#else /* TLSMAIL_NO_STDIO: no filesystem, so no files, directories or system store */
+
+TLSMAIL__PRIVATE int tlsmail__default_trust_ok(void *actx) {
+    (void)actx;
+    return TLSMAIL_ETRUST; /* pass anchors, PEM or a pin */
+}
+
+TLSMAIL__PRIVATE int tlsmail__lookup_sources(const tlsmail_trust *t, tlsmail__found *found, void *actx,
+                                             const tlsmail__names *want) {
+    (void)t; (void)found; (void)actx; (void)want;
+    return 0;
+}
+
+#endif /* TLSMAIL_NO_STDIO */
+
+/* Anchors for the names the chain needs: found in f, for this handshake.
+   t NULL or zeroed: the system store. */
+TLSMAIL__PRIVATE int tlsmail__trust_lookup(const tlsmail_trust *t, tlsmail__found *f, void *actx,
+                                           const tlsmail__names *want) {
+    if (t && t->kind == TLSMAIL__TRUST_USER) {
+        tlsmail__lookup_held(f, t->user_anchors, t->count, want);
+        return 0;
+    }
+    if (t && t->count) tlsmail__lookup_held(f, t->anchors, t->count, want);
+    return tlsmail__lookup_sources(t, f, actx, want);
+}
+
+/* ==== [tlsmail:pin] an X.509 engine that trusts exactly one public key ==== */
 
 /* Header of a TLV written right before its body, which sits at out[off..]. */
 TLSMAIL__PRIVATE size_t tlsmail__der_wrap(unsigned char *out, size_t off, size_t len, unsigned char tag) {
@@ -2280,6 +2958,7 @@ static const br_x509_class tlsmail__pin_vtable = {
 TLSMAIL__PRIVATE void tlsmail__x509_start_chain(const br_x509_class **ctx, const char *server_name) {
     tlsmail__x509 *x = TLSMAIL__X509(ctx);
     x->err = 0;
+    x->ncert = 0;
     x->xc.vtable->start_chain(TLSMAIL__INNER(x), server_name);
 }
 
@@ -2288,6 +2967,7 @@ TLSMAIL__PRIVATE void tlsmail__x509_start_cert(const br_x509_class **ctx, uint32
     /* Once a certificate reached an anchor BearSSL reads no more of the
        chain: extra certificates a server sends are not judged. */
     x->skip = x->xc.err == BR_ERR_X509_OK;
+    x->asked = 0;
     tlsmail__cw_init(&x->cw, length);
     x->xc.vtable->start_cert(TLSMAIL__INNER(x), length);
 }
@@ -2295,7 +2975,23 @@ TLSMAIL__PRIVATE void tlsmail__x509_start_cert(const br_x509_class **ctx, uint32
 TLSMAIL__PRIVATE void tlsmail__x509_append(const br_x509_class **ctx, const unsigned char *buf,
                                            size_t len) {
     tlsmail__x509 *x = TLSMAIL__X509(ctx);
-    if (!x->skip && !x->err) tlsmail__cw_push(&x->cw, buf, len);
+    if (!x->skip && !x->err) {
+        tlsmail__cw_push(&x->cw, buf, len);
+        /* The names are known before the certificate's end, where BearSSL
+           looks for an anchor, and it sees these octets only after the
+           lookup: a CA anchor named as the issuer, and for the leaf also a
+           non-CA anchor that is the leaf itself ("direct trust"), found
+           in one pass once the subject is read. */
+        if (!x->asked && x->lookup && x->cw.issuer_done && (x->ncert > 0 || x->cw.subject_done)) {
+            tlsmail__names want;
+            want.ca = x->cw.issuer;
+            want.calen = x->cw.issuer_len;
+            want.leaf = x->ncert == 0 && !x->cw.dn_over ? x->cw.subject : NULL;
+            want.leaflen = x->cw.subject_len;
+            x->asked = 1;
+            (void)x->lookup(x->lookup_ctx, &want);
+        }
+    }
     x->xc.vtable->append(TLSMAIL__INNER(x), buf, len);
 }
 
@@ -2305,6 +3001,7 @@ TLSMAIL__PRIVATE void tlsmail__x509_end_cert(const br_x509_class **ctx) {
         if (x->cw.err || !x->cw.done) x->err = BR_ERR_X509_INVALID_VALUE;
         else if (x->cw.eku < 0) x->err = BR_ERR_X509_FORBIDDEN_KEY_USAGE;
     }
+    x->ncert++;
     x->xc.vtable->end_cert(TLSMAIL__INNER(x));
 }
 
@@ -2361,7 +3058,8 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     if (e == BR_ERR_OK || e == BR_ERR_IO) /* the transport failed, or a clean close */
         return c->io_err ? c->io_err : TLSMAIL_ECLOSED;
     c->br_err = e;
-    if (c->trust->kind == TLSMAIL__TRUST_PIN && c->x509.pin.mismatch) return TLSMAIL_ECERT_PIN;
+    if (c->lookup_err) return c->lookup_err;
+    if (c->trust && c->trust->kind == TLSMAIL__TRUST_PIN && c->x509.pin.mismatch) return TLSMAIL_ECERT_PIN;
     switch (e) {
     case BR_ERR_X509_EXPIRED: return TLSMAIL_ECERT_EXPIRED;
     case BR_ERR_X509_BAD_SERVER_NAME: return TLSMAIL_ECERT_NAME;
@@ -2373,6 +3071,20 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
         if (e >= BR_ERR_X509_OK && e < BR_ERR_X509_OK + 32) return TLSMAIL_ECERT_UNTRUSTED;
         return TLSMAIL_ETLS;
     }
+}
+
+/* The allocator context of the caller's trust, for what a handshake
+   allocates on its behalf (NULL for none). */
+TLSMAIL__PRIVATE void *tlsmail__actx(const tlsmail_client *c) { return c->trust ? c->trust->alloc_ctx : NULL; }
+
+/* The policy engine's lookup: anchors for dn into the client's found set,
+   which is what BearSSL's engine reads. */
+TLSMAIL__PRIVATE int tlsmail__found_lookup(void *ctx, const tlsmail__names *want) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    int err = tlsmail__trust_lookup(c->trust, &c->found, tlsmail__actx(c), want);
+    if (err) c->lookup_err = err;
+    c->x509.policy.xc.trust_anchors_num = c->found.n;
+    return err;
 }
 
 TLSMAIL__PRIVATE void tlsmail__tls_suites(br_ssl_engine_context *eng) {
@@ -2440,7 +3152,9 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     char name[256];
     size_t n = strlen(c->host);
     tlsmail__tls_profile(&c->sc, &x->xc);
-    if (t->kind == TLSMAIL__TRUST_PIN) {
+    tlsmail__found_free(&c->found, tlsmail__actx(c));
+    c->lookup_err = 0;
+    if (t && t->kind == TLSMAIL__TRUST_PIN) {
         /* Replaces the policy engine in the union: the SSL engine's only
            pointer to either is the one set_x509 sets here. */
         memset(&c->x509.pin, 0, sizeof c->x509.pin);
@@ -2448,13 +3162,12 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
         c->x509.pin.pin = t->pin;
         br_ssl_engine_set_x509(&c->sc.eng, &c->x509.pin.vtable);
     } else {
-        if (t->kind == TLSMAIL__TRUST_LOADED) {
-            x->xc.trust_anchors = t->anchors;
-            x->xc.trust_anchors_num = t->count;
-        } else if (t->kind == TLSMAIL__TRUST_USER) {
-            x->xc.trust_anchors = t->user_anchors;
-            x->xc.trust_anchors_num = t->count;
-        }
+        /* BearSSL gets the anchors the chain names, looked up as it
+           streams (tlsmail__found_lookup), not the whole store. */
+        x->xc.trust_anchors = c->found.ta;
+        x->xc.trust_anchors_num = 0;
+        x->lookup = tlsmail__found_lookup;
+        x->lookup_ctx = c;
         x->vtable = &tlsmail__x509_vtable;
         br_ssl_engine_set_x509(&c->sc.eng, &x->vtable);
     }
@@ -2468,7 +3181,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     memcpy(name, c->host, n + 1);
     if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
     if (tlsmail__is_ip_literal(c->host)) {
-        TLSMAIL_ASSERT(t->kind == TLSMAIL__TRUST_PIN);
+        TLSMAIL_ASSERT(t && t->kind == TLSMAIL__TRUST_PIN);
         if (!br_ssl_client_reset(&c->sc, NULL, 0)) return tlsmail__tls_error(c);
     } else {
         TLSMAIL_ASSERT(name[0] != 0); /* an empty name would switch the name check off */
@@ -2571,6 +3284,7 @@ TLSMAIL__PRIVATE void tlsmail__disconnect(tlsmail_client *c, int polite) {
     tlsmail__wipe(c->iobuf, sizeof c->iobuf);
     tlsmail__wipe(c->rbuf, sizeof c->rbuf);
     c->rlen = c->rpos = 0;
+    tlsmail__found_free(&c->found, tlsmail__actx(c));
     c->tls = 0;
     c->state = TLSMAIL__CLOSED;
 }
@@ -2862,10 +3576,11 @@ TLSMAIL__PRIVATE int tlsmail__configure(tlsmail_client *c, const tlsmail_config 
         (cfg->helo_name && tlsmail__check_token(cfg->helo_name, 255) != 0))
         return TLSMAIL_EINVAL;
     c->cfg = cfg;
-    c->trust = cfg->trust && cfg->trust->kind != TLSMAIL__TRUST_SYSTEM ? cfg->trust : &c->own_trust;
+    c->trust = cfg->trust; /* NULL or a zeroed one: the system store */
     /* BearSSL matches names only against dNSName entries: an IP literal can
        never pass the check honestly, so it needs a pinned key. */
-    if (tlsmail__is_ip_literal(c->host) && c->trust->kind != TLSMAIL__TRUST_PIN) return TLSMAIL_EINVAL;
+    if (tlsmail__is_ip_literal(c->host) && !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN))
+        return TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     if (cfg->io) {
         if (!cfg->io->read || !cfg->io->write || mode == TLSMAIL_SECURITY_TLS_OR_STARTTLS)
@@ -2883,9 +3598,10 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     c->fd = -1;
     c->stage = TLSMAIL_STAGE_CONNECT;
     if (!cfg || (err = tlsmail__configure(c, cfg, &port)) != 0) return c->err = TLSMAIL_EINVAL;
-    if (c->trust == &c->own_trust && (err = tlsmail__default_trust(&c->own_trust)) != 0) {
+    /* The system store is searched during the handshake; that there is one
+       is checked now, before a byte goes out. */
+    if (tlsmail__trust_is_default(c->trust) && (err = tlsmail__default_trust_ok(tlsmail__actx(c))) != 0) {
         tlsmail__disconnect(c, TLSMAIL__ABRUPT);
-        tlsmail_trust_free(&c->own_trust);
         return c->err = err;
     }
     tlsmail__start_deadline(c, cfg->deadline_ms);
@@ -2907,9 +3623,8 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
             tlsmail__disconnect(c, TLSMAIL__ABRUPT);
         }
     }
-    /* The anchors are needed until the last handshake of this dial, the
-       fallback's included, and by nothing after it. */
-    tlsmail_trust_free(&c->own_trust);
+    /* The anchors found are needed by the handshake, and by nothing after it. */
+    tlsmail__found_free(&c->found, tlsmail__actx(c));
     return err ? (c->err = err) : 0;
 }
 
@@ -3405,29 +4120,6 @@ TLSMAIL__PRIVATE void tlsmail__w_str(tlsmail__w *w, const char *s) { tlsmail__w_
 TLSMAIL__PRIVATE void tlsmail__w_crlf(tlsmail__w *w) {
     tlsmail__w_put(w, "\r\n", 2);
     w->col = 0;
-}
-
-/* RFC 3629 4: the length of the UTF-8 character at s[0..n), or 0 if it is
-   not one (overlong forms, surrogates and code points past U+10FFFF are
-   refused, as they must be). */
-TLSMAIL__PRIVATE size_t tlsmail__utf8_char(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t k, i;
-    unsigned long cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { k = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { k = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { k = 4; cp = c & 0x07; }
-    else return 0;
-    if (n < k) return 0;
-    for (i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return k;
 }
 
 /* A header value: valid UTF-8 with no control character but TAB. *ascii

@@ -33,6 +33,7 @@ suite unit-x509 "$build/unit_x509" "${k[@]}"
 if [ $quick = 0 ]; then
     suite integration /usr/bin/python3 tests/integration/test_integration.py --build "$build" "${k[@]}"
     suite starttls /usr/bin/python3 tests/integration/test_starttls.py --build "$build" "${k[@]}"
+    suite trust /usr/bin/python3 tests/integration/test_trust.py --build "$build" "${k[@]}"
     suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
     suite tls /usr/bin/python3 tests/tls/test_tls.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"

@@ -2,10 +2,12 @@
    (tests/integration/test_integration.py).
 
    itest --addr HOST:PORT [--api send|client|stream|stream2] [--cafile F]
-         [--pin B64] [--auth plain|login] [--user U] [--pass P]
+         [--capath D] [--pin B64] [--auth plain|login] [--user U] [--pass P]
          [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]
          [--timeout-ms N] [--deadline-ms N]
          [--security tls|starttls|fallback] [--starttls-port N]
+   itest --name-hashes FILE
+
 
    send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
             environment (SSL_CERT_FILE).
@@ -17,11 +19,23 @@
    stream2  as stream, then tlsmail_reset and the same message again on the
             same connection.
 
-   The message is --msg FILE or stdin. Prints one line on stdout:
+   The message is --msg FILE or stdin. Prints on stdout
+       heap <peak octets> <allocations> <octets still held>
        result <NAME> <code> <stage> <elapsed_ms>
    then tlsmail_describe() on stderr (client apis). Exit 0 if OK, else 1.
-   ITEST_TRACE=1 prints the SMTP dialogue ("> line", "< line") on stderr. */
+   The heap line counts what the library allocated (TLSMAIL_MALLOC) from
+   the start of the session to its end, trust set-up excepted.
+   ITEST_TRACE=1 prints the SMTP dialogue ("> line", "< line") on stderr.
+
+   --name-hashes FILE prints, for each certificate in the PEM file, the
+   OpenSSL subject hash tlsmail computes for it ("%08lx"), one per line
+   ("-" when it has none). */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
+static void *itest_malloc(size_t n);
+static void itest_free(void *p);
+#define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), itest_malloc(n))
+#define TLSMAIL_FREE(ctx, p) ((void)(ctx), itest_free(p))
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 
@@ -43,6 +57,61 @@ static const char *err_name(int err) {
     return "UNKNOWN_CODE";
 }
 
+/* The library's heap, counted: each block carries its size in front. */
+static size_t heap_live, heap_peak, heap_allocs;
+
+static void *itest_malloc(size_t n) {
+    size_t *p = (size_t *)malloc(n + sizeof(size_t) * 2);
+    if (!p) return NULL;
+    p[0] = n;
+    heap_live += n;
+    heap_allocs++;
+    if (heap_live > heap_peak) heap_peak = heap_live;
+    return p + 2;
+}
+
+static void itest_free(void *q) {
+    size_t *p = (size_t *)q - 2;
+    heap_live -= p[0];
+    free(p);
+}
+
+static void heap_reset(void) {
+    heap_peak = heap_live;
+    heap_allocs = 0;
+}
+
+static void heap_report(size_t base) {
+    printf("heap %lu %lu %lu\n", (unsigned long)(heap_peak - base), (unsigned long)heap_allocs,
+           (unsigned long)(heap_live - base));
+}
+
+/* --name-hashes: the subject hash of every certificate in a PEM file. */
+static int name_hashes(const char *path) {
+    static tlsmail__pemwork w;
+    static unsigned char text[1 << 20];
+    FILE *f = fopen(path, "rb");
+    size_t n, off = 0, used;
+    if (!f) { perror(path); return 2; }
+    n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    tlsmail__pem_reset(&w.pem, w.der, sizeof w.der);
+    for (;;) {
+        int got = off < n ? tlsmail__pem_push(&w.pem, text + off, n - off, &used) : tlsmail__pem_finish(&w.pem);
+        unsigned long h;
+        if (off < n) off += used;
+        if (got) {
+            tlsmail__cw_init(&w.cw, w.pem.len);
+            tlsmail__cw_push(&w.cw, w.der, w.pem.len);
+            if (w.cw.done && !w.cw.err && tlsmail__name_hash(w.cw.subject, w.cw.subject_len, &h) == 0)
+                printf("%08lx\n", h);
+            else
+                printf("-\n");
+        }
+        if (!got && off >= n) return 0;
+    }
+}
+
 static long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -51,7 +120,8 @@ static long long now_ms(void) {
 
 static void usage(void) {
     fputs("usage: itest --addr HOST:PORT [--api send|client|stream|stream2]\n"
-          "  [--cafile F] [--capem F] [--anchors F] [--pin B64] [--auth plain|login] [--user U] [--pass P]\n"
+          "  [--cafile F] [--capath D] [--capem F] [--anchors F] [--pin B64] [--auth plain|login]\n"
+          "  [--user U] [--pass P]\n"
           "  [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]\n"
           "  [--timeout-ms N] [--deadline-ms N] [--security tls|starttls|fallback]\n"
           "  [--starttls-port N]\n", stderr);
@@ -142,10 +212,12 @@ int main(int argc, char **argv) {
     tlsmail_config cfg;
     long long t0;
     const char *security = "tls";
-    const char *capem = NULL, *anchors = NULL;
+    const char *capem = NULL, *anchors = NULL, *capath = NULL;
     tlsmail_trust loaded;
     unsigned starttls_port = 0;
+    size_t base;
 
+    if (argc == 3 && !strcmp(argv[1], "--name-hashes")) return name_hashes(argv[2]);
     to = calloc((size_t)argc, sizeof *to);
     if (!to) return 2;
     for (i = 1; i < argc; i++) {
@@ -154,6 +226,7 @@ int main(int argc, char **argv) {
         if (!strcmp(o, "--addr")) addr = argv[++i];
         else if (!strcmp(o, "--api")) api = argv[++i];
         else if (!strcmp(o, "--cafile")) cafile = argv[++i];
+        else if (!strcmp(o, "--capath")) capath = argv[++i];
         else if (!strcmp(o, "--capem")) capem = argv[++i];
         else if (!strcmp(o, "--anchors")) anchors = argv[++i];
         else if (!strcmp(o, "--pin")) pin = argv[++i];
@@ -209,7 +282,9 @@ int main(int argc, char **argv) {
 
     t0 = now_ms();
     if (!strcmp(api, "send")) {
+        heap_reset();
         err = tlsmail_send(addr, ap, from, to, nto, msg, len);
+        heap_report(0);
         printf("result %s %d - %lld\n", err_name(err), err, now_ms() - t0);
         fflush(stdout);
         free(msg);
@@ -219,6 +294,7 @@ int main(int argc, char **argv) {
 
     memset(&loaded, 0, sizeof loaded);
     if (cafile) err = tlsmail_trust_file(&trust, cafile);
+    if (!err && capath) err = tlsmail_trust_dir(&trust, capath);
     if (!err && capem) { /* the PEM from memory */
         size_t plen;
         FILE *f = fopen(capem, "rb");
@@ -229,8 +305,16 @@ int main(int argc, char **argv) {
         err = tlsmail_trust_pem(&trust, pem, plen);
         free(pem);
     }
-    if (!err && anchors) { /* the caller's own br_x509_trust_anchor array */
-        err = tlsmail_trust_file(&loaded, anchors);
+    if (!err && anchors) { /* the caller's own br_x509_trust_anchor array, made
+                              here from PEM (a trust from memory holds its anchors) */
+        size_t plen;
+        FILE *f = fopen(anchors, "rb");
+        char *pem;
+        if (!f) { perror(anchors); return 2; }
+        pem = read_all(f, &plen);
+        fclose(f);
+        err = tlsmail_trust_pem(&loaded, pem, plen);
+        free(pem);
         if (!err) err = tlsmail_trust_anchors(&trust, loaded.anchors, loaded.count);
     }
     if (!err && pin) err = tlsmail_trust_pin_sha256(&trust, pin);
@@ -246,6 +330,8 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    base = heap_live; /* what the trust set-up holds is not the session's */
+    heap_reset();
     if (!strcmp(api, "client")) {
         err = tlsmail_client_send(&client, &cfg, ap, from, to, nto, msg, len);
         stage = tlsmail_stage(&client);
@@ -267,6 +353,7 @@ int main(int argc, char **argv) {
         tlsmail_close(&client);
         check_wiped(&client);
     }
+    heap_report(base);
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     fflush(stdout);
     fprintf(stderr, "%s\n", desc);
