@@ -350,6 +350,19 @@ struct tlsmail_config {
     /* Every line sent and received, without CRLF; AUTH payloads masked. */
     void (*trace)(void *ud, int dir, const char *line, size_t len);
     void *trace_ud;
+    /* For a system without a random source or a clock (a board), or a
+       caller who prefers its own. entropy fills len octets of true
+       randomness (a hardware RNG, a saved seed that is never reused) and
+       returns 0, or a negative TLSMAIL_E* code; what it gives is mixed into
+       BearSSL's generator, beside the system's when there is one. clock
+       returns the time as milliseconds since 1970-01-01 UTC, or a negative
+       value when it does not know; it dates certificates (notBefore,
+       notAfter) instead of time(), and under TLSMAIL_NO_SOCKETS it also
+       keeps the session deadline, checked before each call into io. */
+    int (*entropy)(void *ctx, unsigned char *buf, size_t len);
+    void *entropy_ctx;
+    long long (*clock)(void *ctx);
+    void *clock_ctx;
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -423,7 +436,11 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c);
     X(ENOEXT,          CONFIG,    "server lacks an SMTP extension the "       \
                                   "message needs (nothing was sent)")         \
     X(ETOOBIG,         CONFIG,    "message larger than the server's SIZE "    \
-                                  "limit (nothing was sent)")
+                                  "limit (nothing was sent)")                 \
+    X(ENORANDOM,       CONFIG,    "no source of randomness for TLS: give "    \
+                                  "tlsmail_config.entropy")                   \
+    X(ENOTIME,         CONFIG,    "no clock to check certificate dates: give "\
+                                  "tlsmail_config.clock")
 
 enum {
 #define TLSMAIL__INDEX(name, cls, text) TLSMAIL__INDEX_##name,
@@ -2135,8 +2152,10 @@ TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) {
 }
 
 /* The session deadline starts now; ms < 0: none, 0: the default. */
-TLSMAIL__PRIVATE void tlsmail__start_deadline(tlsmail_client *c, int ms) {
-    if (ms >= 0) c->deadline = tlsmail__now_ms() + (ms ? ms : TLSMAIL_DEFAULT_DEADLINE_MS);
+/* Milliseconds on a clock that only moves forward. */
+TLSMAIL__PRIVATE long long tlsmail__clock_ms(const tlsmail_client *c) {
+    (void)c;
+    return tlsmail__now_ms();
 }
 
 /* Seconds since 1970 (time() is that on every POSIX system). */
@@ -2154,10 +2173,10 @@ TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
 
 TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) { return cfg->io != NULL; }
 
-/* No clock: a session is bounded by the caller's transport alone. */
-TLSMAIL__PRIVATE void tlsmail__start_deadline(tlsmail_client *c, int ms) {
-    (void)c;
-    (void)ms;
+/* The caller's clock, if it gave one (-1: none; then only the caller's
+   transport bounds a session). */
+TLSMAIL__PRIVATE long long tlsmail__clock_ms(const tlsmail_client *c) {
+    return c->cfg && c->cfg->clock ? c->cfg->clock(c->cfg->clock_ctx) : -1;
 }
 
 TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
@@ -2176,11 +2195,29 @@ TLSMAIL__PRIVATE int tlsmail__io_checked(int n, size_t len) {
     return n;
 }
 
+/* The session deadline starts now; ms < 0: none, 0: the default. */
+TLSMAIL__PRIVATE void tlsmail__start_deadline(tlsmail_client *c, int ms) {
+    long long now = ms >= 0 ? tlsmail__clock_ms(c) : -1;
+    if (now >= 0) c->deadline = now + (ms ? ms : TLSMAIL_DEFAULT_DEADLINE_MS);
+}
+
+/* Every call into the transport: past the deadline, none (our sockets
+   bound their own waits too; a caller's transport only between calls). */
+TLSMAIL__PRIVATE int tlsmail__io_read(tlsmail_client *c, unsigned char *buf, size_t len) {
+    if (c->deadline > 0 && tlsmail__clock_ms(c) >= c->deadline) return TLSMAIL_ETIMEOUT;
+    return tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
+}
+
+TLSMAIL__PRIVATE int tlsmail__io_write(tlsmail_client *c, const unsigned char *buf, size_t len) {
+    if (c->deadline > 0 && tlsmail__clock_ms(c) >= c->deadline) return TLSMAIL_ETIMEOUT;
+    return tlsmail__io_checked(c->io.write(c->io.ctx, buf, len), len);
+}
+
 /* Write all of buf through the transport (plaintext: only the STARTTLS
    prelude and the TLS records themselves go this way). */
 TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned char *buf, size_t len) {
     while (len > 0) {
-        int n = tlsmail__io_checked(c->io.write(c->io.ctx, buf, len), len);
+        int n = tlsmail__io_write(c, buf, len);
         if (n <= 0) return n < 0 ? n : TLSMAIL_EIO;
         buf += n;
         len -= (size_t)n;
@@ -3028,7 +3065,7 @@ static const br_x509_class tlsmail__x509_vtable = {
 
 TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
+    int n = tlsmail__io_read(c, buf, len);
     if (n > 0) {
         size_t k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
         memcpy(c->first + c->nfirst, buf, k);
@@ -3041,7 +3078,7 @@ TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len
 
 TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = tlsmail__io_checked(c->io.write(c->io.ctx, buf, len), len);
+    int n = tlsmail__io_write(c, buf, len);
     if (n > 0) return n;
     c->io_err = n == 0 ? TLSMAIL_EIO : n;
     return -1;
@@ -3065,6 +3102,8 @@ TLSMAIL__PRIVATE int tlsmail__tls_error(tlsmail_client *c) {
     case BR_ERR_X509_BAD_SERVER_NAME: return TLSMAIL_ECERT_NAME;
     /* the certificate's keyUsage forbids what the server does with it */
     case BR_ERR_WRONG_KEY_USAGE: return TLSMAIL_ECERT_UNTRUSTED;
+    case BR_ERR_NO_RANDOM: return TLSMAIL_ENORANDOM;
+    case BR_ERR_X509_TIME_UNKNOWN: return TLSMAIL_ENOTIME;
     default:
         /* Any other verdict of the X.509 engine (unknown issuer, bad
            signature, not a CA, weak key, ...) means: not trusted. */
@@ -3146,8 +3185,35 @@ TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_mi
 /* Handshake over the connected transport. Nothing of SMTP is read or sent
    before this succeeds, so a bad certificate ends the session before the
    server sees a single command. */
+/* The caller's entropy into BearSSL's generator, and its clock into the
+   X.509 engine (days since 0000-01-01 and seconds of the day, as
+   br_x509_minimal_set_time counts: 1970-01-01 is day 719528). */
+TLSMAIL__PRIVATE int tlsmail__board_hooks(tlsmail_client *c) {
+    const tlsmail_config *cfg = c->cfg;
+    if (cfg->entropy) {
+        unsigned char seed[32];
+        int err = cfg->entropy(cfg->entropy_ctx, seed, sizeof seed);
+        if (err != 0) {
+            tlsmail__wipe(seed, sizeof seed);
+            return err < 0 && err >= TLSMAIL__ERROR_LAST ? err : TLSMAIL_ENORANDOM;
+        }
+        br_ssl_engine_inject_entropy(&c->sc.eng, seed, sizeof seed);
+        tlsmail__wipe(seed, sizeof seed);
+    }
+    if (cfg->clock && !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN)) {
+        long long ms = cfg->clock(cfg->clock_ctx);
+        if (ms >= 0) {
+            long long s = ms / 1000;
+            br_x509_minimal_set_time(&c->x509.policy.xc, (uint32_t)(s / 86400 + 719528),
+                                     (uint32_t)(s % 86400));
+        }
+    }
+    return 0;
+}
+
 TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     const tlsmail_trust *t = c->trust;
+    int err;
     tlsmail__x509 *x = &c->x509.policy;
     char name[256];
     size_t n = strlen(c->host);
@@ -3175,6 +3241,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
        read), so one 16 KB buffer serves both directions: BIDI would double
        the client's size for nothing. */
     br_ssl_engine_set_buffer(&c->sc.eng, c->iobuf, sizeof c->iobuf, 0);
+    if ((err = tlsmail__board_hooks(c)) != 0) return err;
     /* The name for SNI and the certificate check: "host." is "host" (RFC
        6066 3: no trailing dot), and an IP literal, which only a pin can
        dial, is no name at all (RFC 6066 3: no IP addresses in SNI). */
@@ -3210,7 +3277,7 @@ TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
 TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf, size_t len) {
     int n;
     if (!c->tls) {
-        n = tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
+        n = tlsmail__io_read(c, buf, len);
         return n > 0 ? n : n == 0 ? TLSMAIL_ECLOSED : n;
     }
     n = br_sslio_read(&c->ioc, buf, len);
@@ -3239,7 +3306,7 @@ TLSMAIL__PRIVATE void tlsmail__tls_close(tlsmail_client *c) {
     for (i = 0; i < 8 && (br_ssl_engine_current_state(eng) & BR_SSL_SENDREC); i++) {
         size_t len;
         unsigned char *rec = br_ssl_engine_sendrec_buf(eng, &len);
-        int n = tlsmail__io_checked(c->io.write(c->io.ctx, rec, len), len);
+        int n = tlsmail__io_write(c, rec, len);
         if (n <= 0) break;
         br_ssl_engine_sendrec_ack(eng, (size_t)n);
     }

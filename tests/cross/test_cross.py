@@ -27,6 +27,7 @@ import argparse
 import glob
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,12 @@ TARGETS = {
                   run=["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"]),
     "mingw": dict(cc="x86_64-w64-mingw32-gcc", ar="x86_64-w64-mingw32-ar",
                   cflags=BEARSSL_CFLAGS),
+    # The host, built as for a board: no system random source and no clock
+    # in BearSSL (tests/cross/board_host.c gives both through tlsmail_config).
+    "board": dict(cc="gcc", ar="ar", machine=None, run=[],
+                  cflags=BEARSSL_CFLAGS + ["-DBR_RDRAND=0", "-DBR_USE_URANDOM=0",
+                                           "-DBR_USE_WIN32_RAND=0", "-DBR_USE_UNIX_TIME=0",
+                                           "-DBR_USE_WIN32_TIME=0"]),
     # No OS: no /dev/urandom and no time(); BR_ARMEL_CORTEXM_GCC is
     # BearSSL's own switch for its Cortex-M assembly.
     "cortex-m4": dict(cc="arm-none-eabi-gcc", ar="arm-none-eabi-ar",
@@ -357,6 +364,30 @@ class Suite:
         check("WS2_32.DLL" in dlls, "win_send.exe imports no Winsock: %s" % dlls)
         return out
 
+    def board_host(self):
+        return self.once("board_host", self._board_host)
+
+    def _board_host(self):
+        b = self.bearssl("board")
+        out = os.path.join(self.root, "board", "board_host")
+        src = os.path.join(HERE, "board_host.c")
+        cmd = (["gcc"] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o", out,
+                                 os.path.join(b, "libbearssl.a")])
+        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")],
+                   cmd, "board_host")
+        return out
+
+    def board_run(self, args, tag, stdin=b"Subject: board\r\n\r\nhi\r\n", timeout=60):
+        """board_host with args; (exit status, stdout, stderr, seconds)."""
+        srv = self.server()
+        cmd = [self.board_host(), str(srv.port), os.path.join(self.pki, "ca.crt"), USER, USER,
+               "rcpt-%s@example.org" % tag] + list(args)
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
+                           env=dict(os.environ, TLSMAIL_PASSWORD=PASS))
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
+
     def m4_image(self):
         return self.once("cortex-m4 image", self._m4_image)
 
@@ -573,6 +604,62 @@ def build_cases(S):
         S.send("mingw", [wine, exe, "localhost", str(srv.port),
                          "Z:" + os.path.join(S.pki, "ca.crt"), USER,
                          "rcpt-mingw@example.org"], env, expect_stdout="sent")
+
+    @case("board: BearSSL has no system random source and no clock")
+    def _():
+        b = S.bearssl("board")
+        syms = run(["nm", os.path.join(b, "libbearssl.a")], 30, "nm")
+        check("seeder_urandom" not in syms and "seeder_rdrand" not in syms,
+              "the board's BearSSL still has a system seeder")
+        check(not re.search(r" U time$", syms, re.M), "the board's BearSSL still calls time()")
+
+    @case("board: a verified send with the caller's entropy and clock, byte-exact")
+    def _():
+        S.send("board", [S.board_host(), str(S.server().port), os.path.join(S.pki, "ca.crt"),
+                         USER, USER, "rcpt-board@example.org"],
+               dict(os.environ, TLSMAIL_PASSWORD=PASS), expect_stdout="sent")
+
+    @case("board: no entropy given: ENORANDOM, nothing sent")
+    def _():
+        mark = S.server().mark()
+        rc, out, err, _s = S.board_run(["--no-entropy"], "noentropy")
+        check(rc == 1 and "result ENORANDOM" in out, "exit %d: %r %r" % (rc, out, err[-200:]))
+        events, new = S.server().since(mark)
+        check(not new and "SNI" not in " ".join(" ".join(e) for e in events),
+              "something reached the server: %s" % events)
+
+    @case("board: no clock given: ENOTIME, no SMTP")
+    def _():
+        mark = S.server().mark()
+        rc, out, err, _s = S.board_run(["--no-clock"], "noclock")
+        check(rc == 1 and "result ENOTIME" in out, "exit %d: %r %r" % (rc, out, err[-200:]))
+        events, new = S.server().since(mark)
+        check(not new and not [e for e in events if len(e) > 1 and e[1] in ("EHLO", "AUTH")],
+              "SMTP reached the server: %s" % events)
+
+    @case("board: the caller's clock dates the certificate (2099: expired)")
+    def _():
+        rc, out, err, _s = S.board_run(["--clock-ms", str(4070908800 * 1000)], "future")
+        check(rc == 1 and "result ECERT_EXPIRED" in out, "exit %d: %r %r" % (rc, out, err[-200:]))
+
+    @case("board: the caller's clock keeps the deadline (a dripping server, 1.5 s)")
+    def _():
+        sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+        import hostile
+        srv = hostile.HostileServer(hostile.SCENARIOS["drip_ehlo"], S.pki)
+        port = srv.start()
+        try:
+            t0 = time.monotonic()
+            p = subprocess.run([S.board_host(), str(port), os.path.join(S.pki, "ca.crt"), USER, USER,
+                                "rcpt-drip@example.org", "--deadline-ms", "1500"],
+                               input=b"Subject: x\r\n\r\nhi\r\n", capture_output=True, timeout=60,
+                               env=dict(os.environ, TLSMAIL_PASSWORD=PASS))
+            took = time.monotonic() - t0
+        finally:
+            srv.stop()
+        out = p.stdout.decode("utf-8", "replace")
+        check(p.returncode == 1 and "result ETIMEOUT" in out, "exit %d: %r" % (p.returncode, out))
+        check(took < 1.5 + 3, "took %.1f s for a 1.5 s deadline" % took)
 
     @case("cortex-m4: image links (newlib nano, m4.ld: 1 MB flash, 128 KB RAM)")
     def _():
