@@ -3,16 +3,22 @@
    Do this:
        #define TLSMAIL_IMPLEMENTATION
    before you include this file in *one* C or C++ file, and link BearSSL
-   (-lbearssl; Debian: apt-get install libbearssl-dev).
+   (-lbearssl; Debian: apt-get install libbearssl-dev). Where the C library
+   keeps threads apart (glibc before 2.34, some BSDs) add -pthread; on
+   Windows add -lws2_32, and with mingw-w64 -ladvapi32 (BearSSL's random
+   seeder; its #pragma comment(lib) is for MSVC only).
 
 SUMMARY
    One header that sends email over SMTP with TLS from the first byte
    ("implicit TLS", RFC 8314, port 465), through BearSSL: real certificate
    chain and host name checks, AUTH PLAIN and LOGIN, a one-call send shaped
    like Go's net/smtp.SendMail, and a caller-allocated client object for
-   step-by-step use. No heap in the dialogue, no global state, every wait on
-   the connection bounded by a timeout and the session by a deadline (name
-   resolution keeps the system resolver's own timeouts).
+   step-by-step use. No heap in the dialogue, no global state, every wait
+   bounded by a timeout and the session by a deadline, name resolution
+   included: the lookup runs in a thread of its own, which a caller that
+   stops waiting leaves to finish (TLSMAIL_NO_THREADS: the system
+   resolver's own timeouts instead). Sockets on POSIX systems and on
+   Windows (Winsock); anything else through a tlsmail_io of your own.
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
@@ -49,14 +55,22 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
    TLSMAIL_STATIC               make every function static (private copy)
    TLSMAIL_STARTTLS             compile the STARTTLS upgrade (port 587);
                                 without it no STARTTLS code is compiled
-   TLSMAIL_NO_SOCKETS           leave out the POSIX socket transport; dial
-                                with a tlsmail_io of your own
+   TLSMAIL_NO_SOCKETS           leave out the socket transport (POSIX or
+                                Winsock) and name resolution; dial with a
+                                tlsmail_io of your own
+   TLSMAIL_NO_THREADS           resolve names in the calling thread, with no
+                                thread library: a lookup is then bounded by
+                                the system resolver's own timeouts
+                                (resolv.conf), not by timeout_ms/deadline_ms
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
                                 (and so the system bundle)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
-                                allocator for PEM trust loading, the only
-                                heap user; define both or neither
+                                allocator for PEM trust loading and for name
+                                lookups (ctx NULL; a lookup's block may be
+                                freed by its own thread, after the call
+                                returned), the only heap users; define both
+                                or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
    TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
    TLSMAIL_MAX_LINE             longest reply line accepted (default 512,
@@ -117,10 +131,19 @@ CONVENTIONS
      and tlsmail_io pointers from tlsmail_dial() until tlsmail_close(); it
      keeps no other pointer past the call that received it.
    - Threads: no global mutable state. One client per thread at a time; one
-     loaded tlsmail_trust may be shared read-only by many clients.
+     loaded tlsmail_trust may be shared read-only by many clients. A name
+     lookup runs in a detached thread with every signal blocked; one that
+     was given up on finishes on its own, touching nothing of the caller's.
    - Memory: a tlsmail_client (about 27 KB) is allocated by the caller (stack,
      static, pool). Fields of library structs are private: callers SHALL NOT
-     read or write them. Only loading PEM trust anchors uses the heap.
+     read or write them. Only loading PEM trust anchors and a name lookup
+     (one block of about 400 octets, freed by the lookup's thread or by the
+     caller, whichever is done last) use the heap.
+   - Windows: the library calls WSAStartup itself. Each of its sockets holds
+     one WSAStartup (Winsock counts them per process) and gives it back with
+     WSACleanup when it closes, so callers need none of their own and a
+     caller's own are not disturbed. Include tlsmail.h before <windows.h>
+     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>.
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
      the system trust store, host name checked, 60 s per wait, 10 minutes
      for the whole session.
@@ -176,6 +199,14 @@ LIMITS
    lines per reply; message lines of at most 998 octets (RFC 5321 4.5.3.1.6);
    addresses of at most 254 octets (local part 64, domain 255); AUTH PLAIN
    fields of at most 255 octets (RFC 4616).
+   Name lookups: a lookup given up on keeps its thread and block until the
+   system resolver gives up too (resolv.conf: 5 s per try by default), so
+   repeated dials to a dead resolver each leave one behind for that long.
+   With timeout_ms < 0 and deadline_ms < 0, with TLSMAIL_NO_THREADS, or
+   when no thread or memory can be had, the lookup runs in the calling
+   thread and only the resolver's own timeouts bound it. Numeric hosts and
+   tlsmail_config.addresses need no lookup.
+   Windows: Vista or later (_WIN32_WINNT >= 0x0600); waits use select().
 
 CHANGES
    0.2.0  (in progress)
@@ -187,7 +218,12 @@ CHANGES
           New: tlsmail_error_class, tlsmail_reply_enhanced,
           tlsmail_split_hostport (and tlsmail_auth.host may be the
           "host:port" you dial), tlsmail_format_date, tlsmail_message_id,
-          tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG.
+          tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG;
+          tlsmail_config.addresses (dial numeric addresses, keep the name
+          for SNI and the certificate check); a Winsock transport, so
+          Windows needs no TLSMAIL_NO_SOCKETS; name resolution bounded by
+          timeout_ms and deadline_ms (a lookup thread), and
+          TLSMAIL_NO_THREADS to do without.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
