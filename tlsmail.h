@@ -3,8 +3,8 @@
    Do this:
        #define TLSMAIL_IMPLEMENTATION
    before you include this file in *one* C or C++ file, and link BearSSL
-   (-lbearssl; Debian: apt-get install libbearssl-dev). Where the C library
-   keeps threads apart (glibc before 2.34, some BSDs) add -pthread; on
+   (-lbearssl; Debian: apt-get install libbearssl-dev). Where threads are a
+   library of their own (glibc before 2.34, some BSDs) add -pthread; on
    Windows add -lws2_32, and with mingw-w64 -ladvapi32 (BearSSL's random
    seeder; its #pragma comment(lib) is for MSVC only).
 
@@ -1670,11 +1670,11 @@ TLSMAIL__PRIVATE int tlsmail__net_start(tlsmail_client *c) {
 
 TLSMAIL__PRIVATE void tlsmail__net_stop(void) { (void)WSACleanup(); }
 
-/* select() until s is readable (write 0) or writable (write 1), or end
-   passes. A failed non-blocking connect shows only in the except set, so
-   writes watch that too. select, not WSAPoll: WSAPoll did not report a
+/* select() until s is readable (writing 0) or writable (writing 1), or
+   end passes. A failed non-blocking connect shows only in the except set,
+   so writes watch that too. select, not WSAPoll: WSAPoll did not report a
    failed connect before Windows 10 2004, and one socket fits any fd_set. */
-TLSMAIL__PRIVATE int tlsmail__wait_socket(SOCKET s, int write, long long end) {
+TLSMAIL__PRIVATE int tlsmail__wait_socket(SOCKET s, int writing, long long end) {
     for (;;) {
         fd_set rd, wr, ex;
         struct timeval tv, *tvp = NULL;
@@ -1682,7 +1682,7 @@ TLSMAIL__PRIVATE int tlsmail__wait_socket(SOCKET s, int write, long long end) {
         FD_ZERO(&rd);
         FD_ZERO(&wr);
         FD_ZERO(&ex);
-        if (write) {
+        if (writing) {
             FD_SET(s, &wr);
             FD_SET(s, &ex);
         } else {
@@ -1732,7 +1732,7 @@ TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, si
         if (err) return err;
         n = send(s, (const char *)buf, want, 0);
         if (n > 0) return n;
-        e = n < 0 ? WSAGetLastError() : WSAEWOULDBLOCK;
+        e = n < 0 ? WSAGetLastError() : 0; /* 0 octets taken: nothing to wait for */
         if (e == WSAEWOULDBLOCK || e == WSAEINTR) continue;
         c->sys_err = e;
         return (e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN) ? TLSMAIL_ECLOSED
