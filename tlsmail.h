@@ -3,16 +3,22 @@
    Do this:
        #define TLSMAIL_IMPLEMENTATION
    before you include this file in *one* C or C++ file, and link BearSSL
-   (-lbearssl; Debian: apt-get install libbearssl-dev).
+   (-lbearssl; Debian: apt-get install libbearssl-dev). Where threads are a
+   library of their own (glibc before 2.34, some BSDs) add -pthread; on
+   Windows add -lws2_32, and with mingw-w64 -ladvapi32 (BearSSL's random
+   seeder; its #pragma comment(lib) is for MSVC only).
 
 SUMMARY
    One header that sends email over SMTP with TLS from the first byte
    ("implicit TLS", RFC 8314, port 465), through BearSSL: real certificate
    chain and host name checks, AUTH PLAIN and LOGIN, a one-call send shaped
    like Go's net/smtp.SendMail, and a caller-allocated client object for
-   step-by-step use. No heap in the dialogue, no global state, every wait on
-   the connection bounded by a timeout and the session by a deadline (name
-   resolution keeps the system resolver's own timeouts).
+   step-by-step use. No heap in the dialogue, no global state, every wait
+   bounded by a timeout and the session by a deadline, name resolution
+   included: the lookup runs in a thread of its own, which a caller that
+   stops waiting leaves to finish (TLSMAIL_NO_THREADS: the system
+   resolver's own timeouts instead). Sockets on POSIX systems and on
+   Windows (Winsock); anything else through a tlsmail_io of your own.
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
@@ -49,15 +55,23 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
    TLSMAIL_STATIC               make every function static (private copy)
    TLSMAIL_STARTTLS             compile the STARTTLS upgrade (port 587);
                                 without it no STARTTLS code is compiled
-   TLSMAIL_NO_SOCKETS           leave out the POSIX socket transport; dial
-                                with a tlsmail_io of your own
+   TLSMAIL_NO_SOCKETS           leave out the socket transport (POSIX or
+                                Winsock) and name resolution; dial with a
+                                tlsmail_io of your own
+   TLSMAIL_NO_THREADS           resolve names in the calling thread, with no
+                                thread library: a lookup is then bounded by
+                                the system resolver's own timeouts
+                                (resolv.conf), not by timeout_ms/deadline_ms
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
                                 (and so the system bundle)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
                                 allocator for trust (PEM in memory, the
                                 sources' names, the anchors a handshake
-                                looks up), the only heap user; define both
+                                looks up) and for name lookups (ctx NULL; a
+                                lookup's block may be freed by its own
+                                thread, after the call returned), the only
+                                heap users; define both
                                 or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
    TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
@@ -119,12 +133,21 @@ CONVENTIONS
      and tlsmail_io pointers from tlsmail_dial() until tlsmail_close(); it
      keeps no other pointer past the call that received it.
    - Threads: no global mutable state. One client per thread at a time; one
-     loaded tlsmail_trust may be shared read-only by many clients.
+     loaded tlsmail_trust may be shared read-only by many clients. A name
+     lookup runs in a detached thread with every signal blocked; one that
+     was given up on finishes on its own, touching nothing of the caller's.
    - Memory: a tlsmail_client (about 29 KB) is allocated by the caller (stack,
      static, pool). Fields of library structs are private: callers SHALL NOT
-     read or write them. Only trust uses the heap: none with the caller's
-     anchors or a pin, about 16 KB at most while a handshake searches files
-     and directories.
+     read or write them. Only trust and name lookups use the heap: trust
+     none with the caller's anchors or a pin, about 16 KB at most while a
+     handshake searches files and directories; a lookup one block of about
+     400 octets, freed by its thread or by the caller, whichever is done
+     last.
+   - Windows: the library calls WSAStartup itself. Each of its sockets holds
+     one WSAStartup (Winsock counts them per process) and gives it back with
+     WSACleanup when it closes, so callers need none of their own and a
+     caller's own are not disturbed. Include tlsmail.h before <windows.h>
+     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>.
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
      the system trust store, host name checked, 60 s per wait, 10 minutes
      for the whole session.
@@ -180,6 +203,14 @@ LIMITS
    lines per reply; message lines of at most 998 octets (RFC 5321 4.5.3.1.6);
    addresses of at most 254 octets (local part 64, domain 255); AUTH PLAIN
    fields of at most 255 octets (RFC 4616).
+   Name lookups: a lookup given up on keeps its thread and block until the
+   system resolver gives up too (resolv.conf: 5 s per try by default), so
+   repeated dials to a dead resolver each leave one behind for that long.
+   With timeout_ms < 0 and deadline_ms < 0, with TLSMAIL_NO_THREADS, or
+   when no thread or memory can be had, the lookup runs in the calling
+   thread and only the resolver's own timeouts bound it. Numeric hosts and
+   tlsmail_config.addresses need no lookup.
+   Windows: Vista or later (_WIN32_WINNT >= 0x0600); waits use select().
 
 CHANGES
    0.2.0  (in progress)
@@ -191,7 +222,12 @@ CHANGES
           New: tlsmail_error_class, tlsmail_reply_enhanced,
           tlsmail_split_hostport (and tlsmail_auth.host may be the
           "host:port" you dial), tlsmail_format_date, tlsmail_message_id,
-          tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG.
+          tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG;
+          tlsmail_config.addresses (dial numeric addresses, keep the name
+          for SNI and the certificate check); a Winsock transport, so
+          Windows needs no TLSMAIL_NO_SOCKETS; name resolution bounded by
+          timeout_ms and deadline_ms (a lookup thread), and
+          TLSMAIL_NO_THREADS to do without.
           Trust is looked up, not loaded: files, directories and the
           system store are searched during each handshake for the names
           the chain needs (heap at most ~16 KB, none with a pin or the
@@ -209,9 +245,10 @@ LICENSE
 /* Feature-test macros must precede the first system header, and <bearssl.h>
    is one: strict -std=c99 hides getaddrinfo otherwise. Only the
    implementation needs them; Apple hides MSG_NOSIGNAL-style extensions under
-   strict POSIX, so it is left alone there. */
+   strict POSIX, so it is left alone there, and Windows has no POSIX to ask
+   for (mingw-w64 would swap its printf for its own instead). */
 #if defined(TLSMAIL_IMPLEMENTATION) && !defined(TLSMAIL_NO_SOCKETS) && \
-    !defined(_POSIX_C_SOURCE) && !defined(__APPLE__)
+    !defined(_POSIX_C_SOURCE) && !defined(__APPLE__) && !defined(_WIN32)
 #if defined(__STRICT_ANSI__) && defined(_FEATURES_H)
 /* glibc and musl fix the feature set at the first system header. */
 #error "tlsmail.h: a system header came first and strict C hid POSIX: include tlsmail.h first in the implementation file, or define _POSIX_C_SOURCE=200809L"
@@ -346,7 +383,8 @@ struct tlsmail_config {
     unsigned starttls_port;    /* TLSMAIL_SECURITY_TLS_OR_STARTTLS fallback; 0: 587 */
     const char *helo_name;     /* EHLO argument; NULL: "localhost" */
     const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
-    const tlsmail_io *io;      /* NULL: POSIX sockets */
+    const tlsmail_io *io;      /* NULL: the library's sockets (POSIX or
+                                  Winsock) */
     /* Every line sent and received, without CRLF; AUTH payloads masked. */
     void (*trace)(void *ud, int dir, const char *line, size_t len);
     void *trace_ud;
@@ -363,6 +401,13 @@ struct tlsmail_config {
     void *entropy_ctx;
     long long (*clock)(void *ctx);
     void *clock_ctx;
+    /* NULL: resolve host. Else the numeric IP addresses to dial instead, in
+       this order, comma-separated ("192.0.2.7, [2001:db8::7]"; brackets
+       optional), for callers with a resolver of their own: no lookup is
+       made, and host still gives the port, the SNI name and the name the
+       certificate must match. A malformed list is TLSMAIL_EINVAL before
+       anything is dialled; with io set it is TLSMAIL_EINVAL too. */
+    const char *addresses;
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -665,6 +710,15 @@ TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t ca
 /* Callers SHALL NOT read or write these fields (tlsmail_trust.alloc_ctx
    excepted): they change between versions. */
 
+/* Our socket, -1 when there is none: a descriptor on POSIX; on Windows a
+   Winsock SOCKET, an unsigned handle the size of a pointer whose
+   INVALID_SOCKET is all ones, so -1 here too. */
+#ifdef _WIN32
+typedef intptr_t tlsmail__socket;
+#else
+typedef int tlsmail__socket;
+#endif
+
 typedef struct tlsmail__reply {     /* streaming reply parser state */
     int code;                       /* code of the reply being read */
     int nlines;                     /* lines of it seen so far */
@@ -785,7 +839,7 @@ struct tlsmail_client {
     int lookup_err;                 /* a lookup failed (TLSMAIL_ENOMEM) */
     const tlsmail_config *cfg;
     tlsmail_io io;
-    int fd;                         /* our socket, or -1 */
+    tlsmail__socket fd;             /* our socket, or -1 */
     int state;                      /* TLSMAIL__CLOSED .. TLSMAIL__DATA */
     int stage;                      /* TLSMAIL_STAGE_* of the last call */
     int err;                        /* its result */
@@ -840,7 +894,19 @@ struct tlsmail_client {
 #include <dirent.h>
 #include <sys/stat.h>
 #endif
-#ifndef TLSMAIL_NO_SOCKETS
+#if !defined(TLSMAIL_NO_SOCKETS) && defined(_WIN32)
+/* winsock2.h before windows.h, which would bring the old winsock.h. */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <time.h>
+#ifndef TLSMAIL_NO_THREADS
+#include <process.h>
+#endif
+#if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0600
+#error "tlsmail.h: the Winsock transport needs _WIN32_WINNT 0x0600 (Vista, for GetTickCount64) or later"
+#endif
+#elif !defined(TLSMAIL_NO_SOCKETS)
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -850,6 +916,10 @@ struct tlsmail_client {
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef TLSMAIL_NO_THREADS
+#include <pthread.h>
+#include <signal.h>
+#endif
 #endif
 
 #ifndef TLSMAIL_ASSERT
@@ -1999,7 +2069,177 @@ TLSMAIL_DEF int tlsmail_check_address(const char *addr) { return tlsmail__check_
 
 /* ==== [tlsmail:transport] sockets with bounded waits, or the caller's I/O ==== */
 
+/* The sockets come in two kinds, each as whole functions: POSIX (poll,
+   errno) and Winsock (select, WSAGetLastError). What they share follows
+   them: the wait bound, resolution in a thread of its own, the address
+   list and the dialling loop. */
+
 #ifndef TLSMAIL_NO_SOCKETS
+/* Shared by both kinds of sockets; defined after them. */
+TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c);
+#endif
+
+#if !defined(TLSMAIL_NO_SOCKETS) && defined(_WIN32)
+
+/* ---- Winsock ------------------------------------------------------------- */
+
+/* GetTickCount64: monotonic milliseconds (the ~16 ms tick is plenty for
+   waits of seconds). */
+TLSMAIL__PRIVATE long long tlsmail__now_ms(void) { return (long long)GetTickCount64(); }
+
+/* Winsock needs a WSAStartup before any other call and counts them per
+   process. Each socket of ours holds one, taken before the lookup and
+   given back when it closes (a lookup still running in its thread holds
+   its own): no state of ours, and a caller's own WSAStartup, if any, is
+   neither needed nor disturbed. */
+TLSMAIL__PRIVATE int tlsmail__net_start(tlsmail_client *c) {
+    WSADATA d;
+    int e = WSAStartup(MAKEWORD(2, 2), &d);
+    if (e != 0) {
+        c->sys_err = e;
+        return TLSMAIL_ECONNECT;
+    }
+    if (LOBYTE(d.wVersion) != 2) {
+        (void)WSACleanup();
+        c->sys_err = WSAVERNOTSUPPORTED;
+        return TLSMAIL_ECONNECT;
+    }
+    return 0;
+}
+
+TLSMAIL__PRIVATE void tlsmail__net_stop(void) { (void)WSACleanup(); }
+
+/* select() until s is readable (writing 0) or writable (writing 1), or
+   end passes. A failed non-blocking connect shows only in the except set,
+   so writes watch that too. select, not WSAPoll: WSAPoll did not report a
+   failed connect before Windows 10 2004, and one socket fits any fd_set. */
+TLSMAIL__PRIVATE int tlsmail__wait_socket(SOCKET s, int writing, long long end) {
+    for (;;) {
+        fd_set rd, wr, ex;
+        struct timeval tv, *tvp = NULL;
+        int r;
+        FD_ZERO(&rd);
+        FD_ZERO(&wr);
+        FD_ZERO(&ex);
+        if (writing) {
+            FD_SET(s, &wr);
+            FD_SET(s, &ex);
+        } else {
+            FD_SET(s, &rd);
+        }
+        if (end >= 0) {
+            long long left = end - tlsmail__now_ms();
+            if (left <= 0) return TLSMAIL_ETIMEOUT;
+            if (left > 86400000) left = 86400000; /* tv_sec is a 32-bit long */
+            tv.tv_sec = (long)(left / 1000);
+            tv.tv_usec = (long)(left % 1000 * 1000);
+            tvp = &tv;
+        }
+        r = select(0, &rd, &wr, &ex, tvp);
+        if (r > 0) return 0;
+        /* r == 0: the clock, checked above, decides (select may wake a
+           tick early, or the wait was capped at a day) */
+        if (r < 0 && WSAGetLastError() != WSAEINTR) return TLSMAIL_EIO;
+    }
+}
+
+TLSMAIL__PRIVATE int tlsmail__sock_read(void *ctx, unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    SOCKET s = (SOCKET)c->fd;
+    long long end = tlsmail__wait_end(c);
+    int want = len > INT_MAX ? INT_MAX : (int)len;
+    for (;;) {
+        int n, e, err = tlsmail__wait_socket(s, 0, end);
+        if (err) return err;
+        n = recv(s, (char *)buf, want, 0);
+        if (n >= 0) return n;
+        e = WSAGetLastError();
+        if (e == WSAEWOULDBLOCK || e == WSAEINTR) continue;
+        c->sys_err = e;
+        return (e == WSAECONNRESET || e == WSAECONNABORTED) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+    }
+}
+
+/* No SIGPIPE on Windows: a closed peer is just an error here. */
+TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, size_t len) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    SOCKET s = (SOCKET)c->fd;
+    long long end = tlsmail__wait_end(c);
+    int want = len > INT_MAX ? INT_MAX : (int)len;
+    for (;;) {
+        int n, e, err = tlsmail__wait_socket(s, 1, end);
+        if (err) return err;
+        n = send(s, (const char *)buf, want, 0);
+        if (n > 0) return n;
+        e = n < 0 ? WSAGetLastError() : 0; /* 0 octets taken: nothing to wait for */
+        if (e == WSAEWOULDBLOCK || e == WSAEINTR) continue;
+        c->sys_err = e;
+        return (e == WSAECONNRESET || e == WSAECONNABORTED || e == WSAESHUTDOWN) ? TLSMAIL_ECLOSED
+                                                                             : TLSMAIL_EIO;
+    }
+}
+
+TLSMAIL__PRIVATE void tlsmail__socket_close(tlsmail__socket fd) { (void)closesocket((SOCKET)fd); }
+
+/* One address: non-blocking connect bounded by the timeout. */
+TLSMAIL__PRIVATE int tlsmail__connect_one(tlsmail_client *c, const struct addrinfo *ai) {
+    SOCKET s;
+    u_long nonblocking = 1;
+    BOOL one = TRUE;
+    int err, soerr = 0, sl = (int)sizeof soerr;
+    s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (s == INVALID_SOCKET) {
+        c->sys_err = WSAGetLastError();
+        return TLSMAIL_ECONNECT;
+    }
+    /* Not inherited by processes the caller starts: FD_CLOEXEC's analogue. */
+    (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+    /* FIONBIO is an unsigned constant past LONG_MAX; the parameter a long */
+    if (ioctlsocket(s, (long)FIONBIO, &nonblocking) != 0) goto fail;
+    /* As on POSIX: no Nagle delay between a flight's records. */
+    (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, (int)sizeof one);
+    if (connect(s, ai->ai_addr, (int)ai->ai_addrlen) == 0) goto done;
+    if (WSAGetLastError() != WSAEWOULDBLOCK) goto fail;
+    err = tlsmail__wait_socket(s, 1, tlsmail__wait_end(c));
+    if (err) {
+        (void)closesocket(s);
+        return err;
+    }
+    if (getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&soerr, &sl) != 0) goto fail;
+    if (soerr) {
+        WSASetLastError(soerr);
+        goto fail;
+    }
+done:
+    c->fd = (tlsmail__socket)s;
+    return 0;
+fail:
+    c->sys_err = WSAGetLastError();
+    (void)closesocket(s);
+    return TLSMAIL_ECONNECT;
+}
+
+/* Nothing listens there: the one connect failure after which
+   TLSMAIL_SECURITY_TLS_OR_STARTTLS may try the STARTTLS port. */
+TLSMAIL__PRIVATE int tlsmail__refused(const tlsmail_client *c) {
+    return c->sys_err == WSAECONNREFUSED;
+}
+
+/* Has the server sent something (or closed) that we have not read? */
+TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
+    fd_set rd;
+    struct timeval tv;
+    if (c->fd == -1) return 0;
+    FD_ZERO(&rd);
+    FD_SET((SOCKET)c->fd, &rd);
+    tv.tv_sec = 0;
+    tv.tv_usec = 0;
+    return select(0, &rd, NULL, NULL, &tv) != 0;
+}
+
+#elif !defined(TLSMAIL_NO_SOCKETS)
+
+/* ---- POSIX sockets --------------------------------------------------------- */
 
 #ifdef MSG_NOSIGNAL
 #define TLSMAIL__SEND_FLAGS MSG_NOSIGNAL
@@ -2013,13 +2253,13 @@ TLSMAIL__PRIVATE long long tlsmail__now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The end of the wait starting now: the per-operation timeout, cut short by
-   the session deadline. -1: no limit. */
-TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c) {
-    long long end = c->timeout_ms < 0 ? -1 : tlsmail__now_ms() + c->timeout_ms;
-    if (c->deadline > 0 && (end < 0 || c->deadline < end)) end = c->deadline;
-    return end;
+/* Nothing to start: the sockets API is always there. */
+TLSMAIL__PRIVATE int tlsmail__net_start(tlsmail_client *c) {
+    (void)c;
+    return 0;
 }
+
+TLSMAIL__PRIVATE void tlsmail__net_stop(void) {}
 
 /* poll() until fd is ready for events or end passes. EINTR does not restart
    the clock: the bound is on wall time, however many signals arrive. */
@@ -2074,11 +2314,7 @@ TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, si
     }
 }
 
-TLSMAIL__PRIVATE void tlsmail__sock_close(void *ctx) {
-    tlsmail_client *c = (tlsmail_client *)ctx;
-    if (c->fd >= 0) close(c->fd);
-    c->fd = -1;
-}
+TLSMAIL__PRIVATE void tlsmail__socket_close(tlsmail__socket fd) { (void)close(fd); }
 
 /* One address: non-blocking connect bounded by the timeout. */
 TLSMAIL__PRIVATE int tlsmail__connect_one(tlsmail_client *c, const struct addrinfo *ai) {
@@ -2110,30 +2346,394 @@ fail:
     return TLSMAIL_ECONNECT;
 }
 
-/* Every address getaddrinfo gives (IPv6 and IPv4, in its order) until one
-   connects. Name resolution itself uses the system resolver and its own
-   timeouts (resolv.conf); it cannot be bounded from here portably. */
-TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsigned port) {
-    struct addrinfo hints, *res = NULL, *ai;
-    char serv[8];
-    int err = TLSMAIL_ECONNECT, gai;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    (void)snprintf(serv, sizeof serv, "%u", port); /* <= 65535: always fits */
-    gai = getaddrinfo(host, serv, &hints, &res);
-    if (gai != 0 || !res) {
-        c->sys_err = gai;
-        return TLSMAIL_ERESOLVE;
+/* Nothing listens there: the one connect failure after which
+   TLSMAIL_SECURITY_TLS_OR_STARTTLS may try the STARTTLS port. */
+TLSMAIL__PRIVATE int tlsmail__refused(const tlsmail_client *c) { return c->sys_err == ECONNREFUSED; }
+
+/* Has the server sent something (or closed) that we have not read? */
+TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
+    struct pollfd p;
+    if (c->fd < 0) return 0;
+    p.fd = c->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) != 0;
+}
+
+#endif /* the two kinds of sockets */
+
+#ifndef TLSMAIL_NO_SOCKETS
+
+/* ---- what both kinds of sockets share -------------------------------------- */
+
+/* The end of the wait starting now: the per-operation timeout, cut short by
+   the session deadline. -1: no limit. */
+TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c) {
+    long long end = c->timeout_ms < 0 ? -1 : tlsmail__now_ms() + c->timeout_ms;
+    if (c->deadline > 0 && (end < 0 || c->deadline < end)) end = c->deadline;
+    return end;
+}
+
+TLSMAIL__PRIVATE void tlsmail__sock_close(void *ctx) {
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    if (c->fd != -1) {
+        tlsmail__socket_close(c->fd);
+        tlsmail__net_stop(); /* the socket's hold on Winsock */
     }
+    c->fd = -1;
+}
+
+/* getaddrinfo in the calling thread: for numeric addresses, which need no
+   network, and wherever no thread can be had. The system resolver's own
+   timeouts (resolv.conf) are then the only bound. */
+TLSMAIL__PRIVATE int tlsmail__resolve_here(tlsmail_client *c, const char *host, const char *serv,
+                                           const struct addrinfo *hints, struct addrinfo **res) {
+    int gai = getaddrinfo(host, serv, hints, res);
+    if (gai == 0 && *res) return 0;
+    if (gai == 0) gai = EAI_NONAME;
+    *res = NULL;
+    c->sys_err = gai;
+    return TLSMAIL_ERESOLVE;
+}
+
+#endif /* !TLSMAIL_NO_SOCKETS */
+
+/* ---- name resolution bounded by the wait: a thread per lookup -------------- */
+
+/* getaddrinfo can't be cancelled or given a timeout portably, so it runs in
+   a thread of its own while the caller waits at most until the end of the
+   wait (the per-wait timeout, cut short by the deadline). A caller that
+   stops waiting leaves the thread to finish on its own: the lookup is a
+   heap block held by both, and whoever lets go last frees it, so the
+   thread never touches the caller's memory or memory already freed.
+   (getaddrinfo_a is glibc's alone and runs a thread the same way.) */
+
+#if !defined(TLSMAIL_NO_SOCKETS) && !defined(TLSMAIL_NO_THREADS) && defined(_WIN32)
+
+typedef struct tlsmail__gai {
+    LONG volatile refs;          /* 2 while both hold it; the last frees it */
+    HANDLE done;                 /* manual-reset event: the answer is in */
+    int gai;                     /* getaddrinfo's result ... */
+    struct addrinfo *res;        /* ... and its list, until the caller takes it */
+    struct addrinfo hints;
+    char serv[8];
+    char host[256];
+} tlsmail__gai;
+
+/* Interlocked operations are full barriers: the last holder sees all the
+   other's writes. The lookup holds a Winsock reference of its own, so a
+   caller that closed everything can't unload Winsock under the thread. */
+TLSMAIL__PRIVATE void tlsmail__gai_release(tlsmail__gai *q) {
+    if (InterlockedDecrement(&q->refs) != 0) return;
+    if (q->res) freeaddrinfo(q->res);
+    (void)CloseHandle(q->done);
+    TLSMAIL_FREE(NULL, q);
+    tlsmail__net_stop();
+}
+
+TLSMAIL__PRIVATE unsigned __stdcall tlsmail__gai_run(void *arg) {
+    tlsmail__gai *q = (tlsmail__gai *)arg;
+    q->gai = getaddrinfo(q->host, q->serv, &q->hints, &q->res);
+    (void)SetEvent(q->done);
+    tlsmail__gai_release(q);
+    return 0;
+}
+
+/* The lookup on its way in its thread, or NULL when there is no memory,
+   event or thread for it. _beginthreadex, not CreateThread: the thread
+   calls the C runtime (free). */
+TLSMAIL__PRIVATE tlsmail__gai *tlsmail__gai_start(tlsmail_client *c, const char *host,
+                                                        const char *serv,
+                                                        const struct addrinfo *hints) {
+    tlsmail__gai *q;
+    uintptr_t t;
+    if (strlen(host) >= sizeof q->host || strlen(serv) >= sizeof q->serv) return NULL;
+    if ((q = (tlsmail__gai *)TLSMAIL_MALLOC(NULL, sizeof *q)) == NULL) return NULL;
+    memset(q, 0, sizeof *q);
+    q->done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    if (!q->done) {
+        TLSMAIL_FREE(NULL, q);
+        return NULL;
+    }
+    if (tlsmail__net_start(c) != 0) {
+        (void)CloseHandle(q->done);
+        TLSMAIL_FREE(NULL, q);
+        return NULL;
+    }
+    q->refs = 2;
+    q->hints = *hints;
+    memcpy(q->host, host, strlen(host) + 1);
+    memcpy(q->serv, serv, strlen(serv) + 1);
+    t = _beginthreadex(NULL, 0, tlsmail__gai_run, q, 0, NULL);
+    if (!t) {
+        q->refs = 1;
+        tlsmail__gai_release(q);
+        return NULL;
+    }
+    (void)CloseHandle((HANDLE)t);
+    return q;
+}
+
+/* Waits for q's answer until end; 1 if it came (q->gai and q->res are
+   then the thread's, seen through the event). */
+TLSMAIL__PRIVATE int tlsmail__gai_wait(tlsmail__gai *q, long long end) {
+    for (;;) {
+        long long left = end - tlsmail__now_ms();
+        DWORD ms = left <= 0 ? 0 : left > 86400000 ? 86400000 : (DWORD)left;
+        if (WaitForSingleObject(q->done, ms) == WAIT_OBJECT_0) return 1;
+        if (left <= 86400000) return 0;
+    }
+}
+
+TLSMAIL__PRIVATE int tlsmail__resolve(tlsmail_client *c, const char *host, const char *serv,
+                                      const struct addrinfo *hints, struct addrinfo **res) {
+    long long end = tlsmail__wait_end(c);
+    tlsmail__gai *q = end < 0 ? NULL : tlsmail__gai_start(c, host, serv, hints);
+    int gai = EAI_AGAIN; /* what the resolver says when it gives up itself */
+    if (!q) return tlsmail__resolve_here(c, host, serv, hints, res);
+    *res = NULL;
+    if (tlsmail__gai_wait(q, end)) {
+        gai = q->gai;
+        *res = q->res;
+        q->res = NULL;
+    }
+    tlsmail__gai_release(q);
+    if (gai == 0 && *res) return 0;
+    if (*res) freeaddrinfo(*res);
+    *res = NULL;
+    c->sys_err = gai ? gai : EAI_NONAME;
+    return TLSMAIL_ERESOLVE;
+}
+
+#elif !defined(TLSMAIL_NO_SOCKETS) && !defined(TLSMAIL_NO_THREADS)
+
+typedef struct tlsmail__gai {
+    pthread_mutex_t mu;          /* guards refs, done, gai and res */
+    int refs;                    /* 2 while both hold it; the last frees it */
+    int done;                    /* the answer is in */
+    int gai;                     /* getaddrinfo's result ... */
+    struct addrinfo *res;        /* ... and its list, until the caller takes it */
+    int wake[2];                 /* a pipe: one byte when done, so the caller
+                                    can wait with poll on the monotonic clock */
+    struct addrinfo hints;
+    char serv[8];
+    char host[256];
+} tlsmail__gai;
+
+TLSMAIL__PRIVATE void tlsmail__gai_free(tlsmail__gai *q) {
+    if (q->res) freeaddrinfo(q->res);
+    (void)close(q->wake[0]);
+    (void)close(q->wake[1]);
+    (void)pthread_mutex_destroy(&q->mu);
+    TLSMAIL_FREE(NULL, q);
+}
+
+TLSMAIL__PRIVATE void tlsmail__gai_release(tlsmail__gai *q) {
+    int last;
+    (void)pthread_mutex_lock(&q->mu);
+    last = --q->refs == 0;
+    (void)pthread_mutex_unlock(&q->mu);
+    if (last) tlsmail__gai_free(q);
+}
+
+TLSMAIL__PRIVATE void *tlsmail__gai_run(void *arg) {
+    tlsmail__gai *q = (tlsmail__gai *)arg;
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(q->host, q->serv, &q->hints, &res);
+    (void)pthread_mutex_lock(&q->mu);
+    q->gai = gai;
+    q->res = gai == 0 ? res : NULL;
+    q->done = 1;
+    (void)pthread_mutex_unlock(&q->mu);
+    /* An empty pipe always takes one byte; if the caller left, nobody reads. */
+    if (write(q->wake[1], "", 1) < 0) {}
+    tlsmail__gai_release(q);
+    return NULL;
+}
+
+/* The thread, detached, with every signal blocked: the caller's signals
+   stay with the caller's threads, where its handlers expect them. */
+TLSMAIL__PRIVATE int tlsmail__gai_thread(tlsmail__gai *q) {
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    int err;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    (void)sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    err = pthread_create(&t, &attr, tlsmail__gai_run, q);
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    (void)pthread_attr_destroy(&attr);
+    return err == 0 ? 0 : -1;
+}
+
+/* The lookup on its way in its thread, or NULL when there is no memory,
+   pipe or thread for it. */
+TLSMAIL__PRIVATE tlsmail__gai *tlsmail__gai_start(tlsmail_client *c, const char *host,
+                                                        const char *serv,
+                                                        const struct addrinfo *hints) {
+    tlsmail__gai *q;
+    (void)c;
+    if (strlen(host) >= sizeof q->host || strlen(serv) >= sizeof q->serv) return NULL;
+    if ((q = (tlsmail__gai *)TLSMAIL_MALLOC(NULL, sizeof *q)) == NULL) return NULL;
+    memset(q, 0, sizeof *q);
+    if (pipe(q->wake) != 0) {
+        TLSMAIL_FREE(NULL, q);
+        return NULL;
+    }
+    (void)fcntl(q->wake[0], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(q->wake[1], F_SETFD, FD_CLOEXEC);
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        (void)close(q->wake[0]);
+        (void)close(q->wake[1]);
+        TLSMAIL_FREE(NULL, q);
+        return NULL;
+    }
+    q->refs = 2;
+    q->hints = *hints;
+    memcpy(q->host, host, strlen(host) + 1);
+    memcpy(q->serv, serv, strlen(serv) + 1);
+    if (tlsmail__gai_thread(q) != 0) {
+        tlsmail__gai_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+TLSMAIL__PRIVATE int tlsmail__resolve(tlsmail_client *c, const char *host, const char *serv,
+                                      const struct addrinfo *hints, struct addrinfo **res) {
+    long long end = tlsmail__wait_end(c);
+    tlsmail__gai *q = end < 0 ? NULL : tlsmail__gai_start(c, host, serv, hints);
+    int gai = EAI_AGAIN; /* what the resolver says when it gives up itself */
+    if (!q) return tlsmail__resolve_here(c, host, serv, hints, res);
+    /* A timeout or a poll failure both end the wait; the answer decides. */
+    (void)tlsmail__poll(q->wake[0], POLLIN, end);
+    (void)pthread_mutex_lock(&q->mu);
+    if (q->done) {
+        gai = q->gai;
+        *res = q->res;
+        q->res = NULL;
+    }
+    (void)pthread_mutex_unlock(&q->mu);
+    tlsmail__gai_release(q);
+    if (gai == 0 && *res) return 0;
+    *res = NULL;
+    c->sys_err = gai ? gai : EAI_NONAME;
+    return TLSMAIL_ERESOLVE;
+}
+
+#elif !defined(TLSMAIL_NO_SOCKETS) /* TLSMAIL_NO_THREADS */
+
+/* No threads: the system resolver's own timeouts are the bound. */
+TLSMAIL__PRIVATE int tlsmail__resolve(tlsmail_client *c, const char *host, const char *serv,
+                                      const struct addrinfo *hints, struct addrinfo **res) {
+    return tlsmail__resolve_here(c, host, serv, hints, res);
+}
+
+#endif /* name resolution */
+
+#ifndef TLSMAIL_NO_SOCKETS
+
+/* ---- dialling: every address until one connects ---------------------------- */
+
+/* Each address of res in its order (getaddrinfo's: IPv6 and IPv4 as the
+   system prefers them) until one connects or the deadline passes. */
+TLSMAIL__PRIVATE int tlsmail__dial_list(tlsmail_client *c, const struct addrinfo *res) {
+    const struct addrinfo *ai;
+    int err = TLSMAIL_ECONNECT;
     for (ai = res; ai; ai = ai->ai_next) {
         err = tlsmail__connect_one(c, ai);
         if (err == 0) break;
         if (c->deadline > 0 && tlsmail__now_ms() >= c->deadline) break;
     }
-    freeaddrinfo(res);
+    return err;
+}
+
+TLSMAIL__PRIVATE void tlsmail__tcp_hints(struct addrinfo *hints, int numeric) {
+    memset(hints, 0, sizeof *hints);
+    hints->ai_family = AF_UNSPEC;
+    hints->ai_socktype = SOCK_STREAM;
+    hints->ai_flags = AI_NUMERICSERV | (numeric ? AI_NUMERICHOST : 0);
+}
+
+/* host by name: resolved within the wait (an IP literal needs no lookup). */
+TLSMAIL__PRIVATE int tlsmail__dial_host(tlsmail_client *c, const char *host, const char *serv) {
+    struct addrinfo hints, *res = NULL;
+    int numeric = tlsmail__is_ip_literal(host), err;
+    tlsmail__tcp_hints(&hints, numeric);
+    err = numeric ? tlsmail__resolve_here(c, host, serv, &hints, &res)
+                  : tlsmail__resolve(c, host, serv, &hints, &res);
     if (err) return err;
+    err = tlsmail__dial_list(c, res);
+    freeaddrinfo(res);
+    return err;
+}
+
+/* The longest entry of an address list: an IPv6 address with a zone. */
+enum { TLSMAIL__ADDR_MAX = 64 };
+
+/* The entry of an address list at *p, into out without blanks or
+   brackets; *p moves past it and its comma. 1: an entry; 0: the end of
+   the list; -1: an empty or overlong entry. */
+TLSMAIL__PRIVATE int tlsmail__address_entry(const char **p, char *out) {
+    const char *s = *p, *e;
+    size_t n;
+    while (*s == ' ' || *s == '\t') s++;
+    if (!*s) return 0;
+    for (e = s; *e && *e != ','; e++) {}
+    *p = *e ? e + 1 : e;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if (e - s >= 2 && *s == '[' && e[-1] == ']') {
+        s++;
+        e--;
+    }
+    n = (size_t)(e - s);
+    if (n == 0 || n >= TLSMAIL__ADDR_MAX) return -1;
+    memcpy(out, s, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* cfg->addresses: every entry must be a numeric address before the first
+   is dialled; then each in turn until one connects. */
+TLSMAIL__PRIVATE int tlsmail__dial_addresses(tlsmail_client *c, const char *list, const char *serv) {
+    char a[TLSMAIL__ADDR_MAX];
+    const char *p = list;
+    struct addrinfo hints, *res;
+    int k, n = 0, err = TLSMAIL_EINVAL;
+    tlsmail__tcp_hints(&hints, 1);
+    while ((k = tlsmail__address_entry(&p, a)) != 0) {
+        if (k < 0 || tlsmail__resolve_here(c, a, serv, &hints, &res) != 0) {
+            c->sys_err = 0;
+            return TLSMAIL_EINVAL;
+        }
+        freeaddrinfo(res);
+        n++;
+    }
+    if (n == 0) return TLSMAIL_EINVAL;
+    for (p = list; tlsmail__address_entry(&p, a) > 0;) {
+        if (tlsmail__resolve_here(c, a, serv, &hints, &res) != 0) return TLSMAIL_ERESOLVE;
+        err = tlsmail__dial_list(c, res);
+        freeaddrinfo(res);
+        if (err == 0 || (c->deadline > 0 && tlsmail__now_ms() >= c->deadline)) break;
+    }
+    return err;
+}
+
+/* A socket of ours to host (or to cfg->addresses), with the I/O callbacks
+   that bound every wait. */
+TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsigned port) {
+    char serv[8];
+    int err = tlsmail__net_start(c);
+    if (err) return err;
+    (void)snprintf(serv, sizeof serv, "%u", port); /* <= 65535: always fits */
+    err = c->cfg->addresses ? tlsmail__dial_addresses(c, c->cfg->addresses, serv)
+                            : tlsmail__dial_host(c, host, serv);
+    if (err) {
+        tlsmail__net_stop();
+        return err;
+    }
     c->io.ctx = c;
     c->io.read = tlsmail__sock_read;
     c->io.write = tlsmail__sock_write;
@@ -2146,9 +2746,9 @@ TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
     return c->cfg->io ? 0 : tlsmail__connect(c, c->host, port);
 }
 
+/* Our sockets, or the caller's transport; addresses are only for ours. */
 TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) {
-    (void)cfg;
-    return 1;
+    return !(cfg->io && cfg->addresses);
 }
 
 /* The session deadline starts now; ms < 0: none, 0: the default. */
@@ -2158,7 +2758,8 @@ TLSMAIL__PRIVATE long long tlsmail__clock_ms(const tlsmail_client *c) {
     return tlsmail__now_ms();
 }
 
-/* Seconds since 1970 (time() is that on every POSIX system). */
+/* Seconds since 1970 (time() is that on every POSIX system and on
+   Windows). */
 TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
     *t = (long long)time(NULL);
     return 0;
@@ -2171,7 +2772,20 @@ TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
     return c->cfg->io ? 0 : TLSMAIL_EINVAL;
 }
 
-TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) { return cfg->io != NULL; }
+/* Nothing dials cfg->addresses here. */
+TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) {
+    return cfg->io != NULL && !cfg->addresses;
+}
+
+TLSMAIL__PRIVATE int tlsmail__refused(const tlsmail_client *c) {
+    (void)c;
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
+    (void)c;
+    return 0;
+}
 
 /* The caller's clock, if it gave one (-1: none; then only the caller's
    transport bounds a session). */
@@ -3519,17 +4133,7 @@ TLSMAIL__PRIVATE int tlsmail__greeting(tlsmail_client *c) {
    by someone on the path or come from a broken server, and either way
    can't be trusted (NO STARTTLS, USENIX Security 2021; CVE-2021-38371). */
 TLSMAIL__PRIVATE int tlsmail__pending(tlsmail_client *c) {
-    if (c->rpos != c->rlen) return 1;
-#ifndef TLSMAIL_NO_SOCKETS
-    if (c->fd >= 0) {
-        struct pollfd p;
-        p.fd = c->fd;
-        p.events = POLLIN;
-        p.revents = 0;
-        return poll(&p, 1, 0) != 0;
-    }
-#endif
-    return 0;
+    return c->rpos != c->rlen || tlsmail__sock_readable(c);
 }
 
 /* Plaintext greeting, EHLO, STARTTLS, 220: the only things ever said in
@@ -3575,7 +4179,7 @@ TLSMAIL__PRIVATE int tlsmail__security_ok(const tlsmail_config *cfg) {
    client made ready for it), or 0. */
 TLSMAIL__PRIVATE unsigned tlsmail__fallback(tlsmail_client *c, int err) {
     if (!err || c->cfg->security != TLSMAIL_SECURITY_TLS_OR_STARTTLS ||
-        !((err == TLSMAIL_ECONNECT && c->sys_err == ECONNREFUSED) ||
+        !((err == TLSMAIL_ECONNECT && tlsmail__refused(c)) ||
           (c->stage == TLSMAIL_STAGE_TLS && tlsmail__plaintext_server(c))))
         return 0;
     tlsmail__disconnect(c, TLSMAIL__ABRUPT);

@@ -7,11 +7,13 @@ set -euo pipefail
 declare -A sets=(
     [demo]="gcc make libc6-dev libbearssl-dev python3-aiosmtpd openssl ca-certificates"
     [quick]="gcc g++ clang make libc6-dev binutils libbearssl-dev openssl ca-certificates"
-    [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf"
+    [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf iproute2 util-linux mount"
     [check]="clang cppcheck clang-tidy"
     # tests/cross: cross compilers and C libraries, qemu-user, wine, and
-    # dpkg-dev for apt-get source bearssl.
-    [cross]="gcc make libc6-dev binutils libbearssl-dev dpkg-dev python3-aiosmtpd openssl musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-mingw-w64-x86-64 wine64"
+    # dpkg-dev for apt-get source bearssl; clang for the C++ build against
+    # mingw's headers; iproute2, util-linux and mount for the namespace of
+    # the dead-resolver cases (tests/resolve/deadns.py).
+    [cross]="gcc make libc6-dev binutils libbearssl-dev dpkg-dev python3-aiosmtpd openssl musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-mingw-w64-x86-64 wine64 clang iproute2 util-linux mount"
     [bench]="curl msmtp valgrind musl-tools binutils openssl ca-certificates"
     # tests/real: Postfix + Dovecot SASL and nodemailer's smtp-server (npm ci
     # of tests/real/package-lock.json happens in the suite, into the build dir)

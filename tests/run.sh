@@ -37,6 +37,10 @@ if [ $quick = 0 ]; then
     suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
     suite tls /usr/bin/python3 tests/tls/test_tls.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
+    # Name lookups bounded by the timeout and the deadline, and
+    # tlsmail_config.addresses, behind a resolver that never answers (a
+    # private mount and network namespace).
+    suite resolve /usr/bin/python3 tests/resolve/test_resolve.py --build "$build" "${k[@]}"
     suite real /usr/bin/python3 tests/real/test_real.py --build "$build" "${k[@]}"
     # tlsmail-send built for musl, aarch64 and armhf (qemu-user), a Winsock
     # program under wine, the Cortex-M4 image within its size budget.

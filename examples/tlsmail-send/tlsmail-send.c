@@ -15,26 +15,44 @@
 
    Build: cc -std=c99 -O2 -DTLSMAIL_STARTTLS -I. \
               examples/tlsmail-send/tlsmail-send.c -o tlsmail-send -lbearssl
-   (also builds as C++: c++ -x c++ -std=c++11 ...) */
+   (also builds as C++: c++ -x c++ -std=c++11 ...). Windows, with mingw-w64:
+          x86_64-w64-mingw32-gcc -std=c99 -O2 -DTLSMAIL_STARTTLS -I. \
+              examples/tlsmail-send/tlsmail-send.c -o tlsmail-send.exe \
+              -lbearssl -lws2_32 -ladvapi32
+   where the settings live in %ProgramData%\tlsmail-send\tlsmail-send.conf
+   and %APPDATA%\tlsmail-send\config, log syslog means the Application
+   event log, and a configuration file holding a password is not checked
+   for others' read access (ACLs are no mode bits). What differs is in
+   whole functions, one per system. */
 #define TLSMAIL_IMPLEMENTATION
 #include "tlsmail.h" /* first: it sets the POSIX feature macros */
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
+#ifdef _WIN32
+#include <io.h>
+#include <process.h>
+#include <windows.h> /* after tlsmail.h, which brings winsock2.h first */
+#ifndef __MINGW32__  /* mingw-w64 has the POSIX names, MSVC only its own */
+#define strcasecmp _stricmp
+#define strncasecmp _strnicmp
+#endif
+#else
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
+#endif
 
 /* sysexits.h values, spelled out: the header is not in C99 or POSIX. */
 enum {
@@ -51,7 +69,11 @@ enum {
 };
 
 #define MAX_MESSAGE (64ul * 1024 * 1024) /* larger input is refused (65) */
+#ifdef _WIN32
+#define SYSTEM_CONFIG "C:\\ProgramData\\tlsmail-send\\tlsmail-send.conf"
+#else
 #define SYSTEM_CONFIG "/etc/tlsmail-send.conf"
+#endif
 /* A stuck or dripping server must not hold a cron job for long; 120 s
    still carries a 10 MB message over a 1 Mbit/s uplink. */
 #define DEFAULT_MAX_TIME "120"
@@ -529,6 +551,57 @@ static char *conf_value(const char *v, const char *where) {
     return out;
 }
 
+#ifdef _WIN32
+static void user_config_path(char *out, size_t cap) {
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *appdata = getenv("APPDATA");
+    if (xdg && *xdg) snprintf(out, cap, "%s\\tlsmail-send\\config", xdg);
+    else if (appdata && *appdata) snprintf(out, cap, "%s\\tlsmail-send\\config", appdata);
+    else out[0] = 0;
+}
+
+/* The login name, for a sender made up from it; "root" when unknown. */
+static const char *login_name(void) {
+    static char name[257];
+    DWORD n = sizeof name;
+    return GetUserNameA(name, &n) && name[0] ? name : "root";
+}
+
+/* Windows guards files with ACLs, not mode bits: nothing to check here. */
+static int others_can_read(FILE *f, unsigned *mode) {
+    (void)f;
+    *mode = 0;
+    return 0;
+}
+#else
+static void user_config_path(char *out, size_t cap) {
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) {
+        snprintf(out, cap, "%s/tlsmail-send/config", xdg);
+        return;
+    }
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(geteuid());
+        home = pw ? pw->pw_dir : NULL;
+    }
+    if (home) snprintf(out, cap, "%s/.config/tlsmail-send/config", home);
+    else out[0] = 0;
+}
+
+/* The login name, for a sender made up from it; "root" when unknown. */
+static const char *login_name(void) {
+    struct passwd *pw = getpwuid(geteuid());
+    return pw && pw->pw_name ? pw->pw_name : "root";
+}
+
+/* Group or others may read the open file f; *mode: its permission bits. */
+static int others_can_read(FILE *f, unsigned *mode) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) return 0;
+    *mode = (unsigned)(st.st_mode & 0777);
+    return (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+}
+#endif
+
 /* Reads one file into clines. A missing file is fine unless required. */
 static void read_config_file(const char *path, int level, int required) {
     FILE *f = fopen(path, "r");
@@ -536,7 +609,7 @@ static void read_config_file(const char *path, int level, int required) {
     const char *account = NULL;
     unsigned long lineno = 0;
     int has_secret = 0;
-    struct stat st;
+    unsigned mode;
     if (!f) {
         if (errno == ENOENT && !required) return;
         die(EX_CONFIG, "cannot read %s: %s", path, strerror(errno));
@@ -583,26 +656,13 @@ static void read_config_file(const char *path, int level, int required) {
     }
     if (ferror(f)) die(EX_CONFIG, "cannot read %s", path);
     /* As ssh does for keys: a secret others can read is no secret. */
-    if (has_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+    if (has_secret && others_can_read(f, &mode))
         die(EX_CONFIG, "%s holds a password but group or others can read it (mode %03o): "
                        "chmod 600 %s",
-            path, (unsigned)(st.st_mode & 0777), path);
+            path, mode, path);
     fclose(f);
 }
 
-static void user_config_path(char *out, size_t cap) {
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg) {
-        snprintf(out, cap, "%s/tlsmail-send/config", xdg);
-        return;
-    }
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(geteuid());
-        home = pw ? pw->pw_dir : NULL;
-    }
-    if (home) snprintf(out, cap, "%s/.config/tlsmail-send/config", home);
-    else out[0] = 0;
-}
 
 static void put(int key, const char *value, int level, const char *source) {
     setting *s = &R.set[key];
@@ -796,8 +856,82 @@ static void read_password_file(const setting *s) {
 
 /* password_command runs without a shell when it is only words (split at
    spaces and tabs, found on PATH); anything a shell would interpret makes
-   it run as /bin/sh -c VALUE. Its stdout is the secret; stderr passes
-   through; it has the per-wait timeout to finish. */
+   it run as /bin/sh -c VALUE (on Windows: cmd.exe /d /s /c "VALUE"). Its
+   stdout is the secret; stderr passes through; it has the per-wait
+   timeout to finish. */
+#ifdef _WIN32
+/* The command's stdout, through a pipe only it inherits; stdin is NUL.
+   PeekNamedPipe tells whether a read would block, so the timeout holds
+   even when the command neither writes nor exits. */
+static void run_password_command(const setting *s) {
+    const char *cmd = s->value;
+    int shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}^\n") != NULL;
+    int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
+    SECURITY_ATTRIBUTES sa;
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    HANDLE rd, wr, nul;
+    DWORD status = 1, avail, got;
+    size_t n = 0, len = strlen(cmd) + 32;
+    long long waited = 0;
+    char *line = (char *)xmalloc(len);
+    BOOL ok;
+    snprintf(line, len, shell ? "cmd.exe /d /s /c \"%s\"" : "%s", cmd);
+    memset(&sa, 0, sizeof sa);
+    sa.nLength = sizeof sa;
+    sa.bInheritHandle = TRUE;
+    if (!CreatePipe(&rd, &wr, &sa, 0)) die(EX_SOFTWARE, "CreatePipe: error %lu", GetLastError());
+    (void)SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+    nul = CreateFileA("NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = nul;
+    si.hStdOutput = wr;
+    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    free(line);
+    CloseHandle(wr);
+    if (nul != INVALID_HANDLE_VALUE) CloseHandle(nul);
+    if (!ok) {
+        CloseHandle(rd);
+        die(EX_CONFIG, "password_command: cannot run %s: error %lu (%s)", cmd, GetLastError(), s->source);
+    }
+    CloseHandle(pi.hThread);
+    for (;;) {
+        if (!PeekNamedPipe(rd, NULL, 0, NULL, &avail, NULL)) break; /* closed: the end */
+        if (avail == 0) {
+            if ((waited += 50) >= timeout_ms) {
+                TerminateProcess(pi.hProcess, 1);
+                WaitForSingleObject(pi.hProcess, 5000);
+                CloseHandle(pi.hProcess);
+                CloseHandle(rd);
+                die(EX_TEMPFAIL, "password_command did not finish within the timeout (%s)", s->source);
+            }
+            Sleep(50);
+            continue;
+        }
+        if (avail > sizeof password - 1 - n) avail = (DWORD)(sizeof password - 1 - n);
+        if (!ReadFile(rd, password + n, avail, &got, NULL) || got == 0) break;
+        n += got;
+        if (n == sizeof password - 1) break;
+    }
+    CloseHandle(rd);
+    if (WaitForSingleObject(pi.hProcess, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, 5000);
+    }
+    if (!GetExitCodeProcess(pi.hProcess, &status)) status = 1;
+    CloseHandle(pi.hProcess);
+    if (status != 0) die(EX_CONFIG, "password_command failed (exit %lu) (%s)", status, s->source);
+    if (n == sizeof password - 1) die(EX_CONFIG, "password_command printed more than 1000 octets");
+    {
+        char *nl = (char *)memchr(password, '\n', n); /* only the first line */
+        if (nl && (size_t)(nl - password) + 1 < n) n = (size_t)(nl - password) + 1;
+    }
+    finish_secret(n, "password_command");
+}
+#else
 static void run_password_command(const setting *s) {
     const char *cmd = s->value;
     int fds[2], status, shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") != NULL;
@@ -859,6 +993,7 @@ static void run_password_command(const setting *s) {
     }
     finish_secret(n, "password_command");
 }
+#endif
 
 /* The secret source with the highest precedence wins; on one level
    password_file, then password_command, then password. */
@@ -1211,8 +1346,7 @@ static void choose_sender(const headers *h) {
         snprintf(what, sizeof what, "the From header");
     } else if (R.set[K_DOMAIN].value) {
         /* No sender anywhere: the login name at the domain, as sendmail. */
-        struct passwd *pw = getpwuid(geteuid());
-        R.from = xstrdup(pw && pw->pw_name ? pw->pw_name : "root");
+        R.from = xstrdup(login_name());
         snprintf(what, sizeof what, "the login name");
     } else {
         usage_error("no sender: set from (or --from ADDR, TLSMAIL_FROM), give -f ADDR, or put a "
@@ -1430,6 +1564,48 @@ static const char *status_name(int rc) {
     }
 }
 
+#ifdef _WIN32
+/* The Application event log is Windows' syslog. */
+static void system_log(int error, const char *line) {
+    HANDLE h = RegisterEventSourceA(NULL, "tlsmail-send");
+    const char *strings[1];
+    strings[0] = line;
+    if (!h || !ReportEventA(h, error ? EVENTLOG_ERROR_TYPE : EVENTLOG_INFORMATION_TYPE, 0, 0, NULL,
+                            1, 0, strings, NULL))
+        fprintf(stderr, "tlsmail-send: log syslog (the event log): error %lu\n", GetLastError());
+    if (h) DeregisterEventSource(h);
+}
+
+/* Local time with its offset, "2026-11-28T19:27:24+0100": the CRT's %z
+   names the zone instead, so the offset is the distance from UTC. */
+static void local_stamp(char *out, size_t cap) {
+    time_t now = time(NULL);
+    struct tm lt, gt;
+    long off;
+    size_t n;
+    if (localtime_s(&lt, &now) != 0 || gmtime_s(&gt, &now) != 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    gt.tm_isdst = lt.tm_isdst;
+    n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &lt);
+    off = (long)difftime(mktime(&lt), mktime(&gt)) / 60;
+    snprintf(out + n, cap - n, "%c%02ld%02ld", off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+}
+#else
+static void system_log(int error, const char *line) {
+    openlog("tlsmail-send", LOG_PID, LOG_MAIL);
+    syslog(error ? LOG_ERR : LOG_INFO, "%s", line);
+    closelog();
+}
+
+static void local_stamp(char *out, size_t cap) {
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&now, &tm));
+}
+#endif
+
 /* One line per message, as msmtp's logfile: never the secret. */
 static void log_result(int rc, const char *result) {
     const setting *lg = &R.set[K_LOG];
@@ -1451,19 +1627,15 @@ static void log_result(int rc, const char *result) {
         snprintf(line + n, sizeof line - n, " size=%lu status=%d (%s) result='%s' reply='%d %s'",
                  (unsigned long)R.len, rc, status_name(rc), result, tlsmail_reply_code(&client), reply);
     if (!strcmp(lg->value, "syslog")) {
-        openlog("tlsmail-send", LOG_PID, LOG_MAIL);
-        syslog(rc ? LOG_ERR : LOG_INFO, "%s", line);
-        closelog();
+        system_log(rc, line);
     } else {
         FILE *f = fopen(lg->value, "a");
         char stamp[40];
-        time_t now = time(NULL);
-        struct tm tm;
         if (!f) {
             fprintf(stderr, "tlsmail-send: log %s: %s (%s)\n", lg->value, strerror(errno), lg->source);
             return;
         }
-        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&now, &tm));
+        local_stamp(stamp, sizeof stamp);
         fprintf(f, "%s %s\n", stamp, line);
         if (fclose(f) != 0) fprintf(stderr, "tlsmail-send: log %s: %s\n", lg->value, strerror(errno));
     }
@@ -1476,8 +1648,27 @@ static tlsmail_auth make_auth(void) {
     return tlsmail_auto_auth(user, password, R.host); /* PLAIN if offered, else LOGIN */
 }
 
-/* Past max_time, even name resolution (the one wait the library can't
-   bound) ends the run: a cron job is never held for longer. */
+/* Past max_time the run ends, whatever it waits for (a lookup where the
+   library has no threads, a server's close, anything unforeseen): a cron
+   job is never held for longer. */
+#ifdef _WIN32
+static unsigned __stdcall on_alarm(void *arg) {
+    static const char text[] = "tlsmail-send: gave up: max_time reached\n";
+    Sleep((DWORD)(size_t)arg);
+    if (_write(2, text, sizeof text - 1) < 0) {}
+    _exit(EX_TEMPFAIL);
+}
+
+static void arm_deadline(void) {
+    size_t ms = ((size_t)R.cfg.deadline_ms / 1000 + 2) * 1000;
+    uintptr_t t = _beginthreadex(NULL, 0, on_alarm, (void *)ms, 0, NULL);
+    if (!t) die(EX_SOFTWARE, "cannot start the max_time watchdog: error %lu", GetLastError());
+    CloseHandle((HANDLE)t);
+}
+
+/* The message is octets: no CRLF translation, no ^Z as end of file. */
+static void platform_init(void) { (void)_setmode(_fileno(stdin), _O_BINARY); }
+#else
 static void on_alarm(int sig) {
     static const char text[] = "tlsmail-send: gave up: max_time reached\n";
     (void)sig;
@@ -1490,6 +1681,9 @@ static void arm_deadline(void) {
     signal(SIGALRM, on_alarm);
     alarm(s);
 }
+
+static void platform_init(void) {}
+#endif
 
 static int send_and_report(void) {
     tlsmail_auth a;
@@ -1564,6 +1758,7 @@ static int check_server(void) {
 
 int main(int argc, char **argv) {
     int rc;
+    platform_init();
     if (argc < 2) usage_error("no recipients (see tlsmail-send --help)");
     parse_command_line(argc, argv);
     read_configuration();

@@ -80,12 +80,23 @@ for sw in "" "-DTLSMAIL_STARTTLS" "-DTLSMAIL_NO_SOCKETS" "-DTLSMAIL_NO_STDIO" \
           "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS" "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_STDIO" \
           "-DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
           "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
-          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO"; do
+          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_NO_THREADS" "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS" \
+          "-DTLSMAIL_NO_THREADS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS -DTLSMAIL_NO_STDIO"; do
     for cc in gcc clang; do
         # shellcheck disable=SC2086 # the switches are a word list
         check "$cc switches: ${sw:-(none)}" $cc -std=c99 $WARN $sw -I. -c "$impl" -o "$out/sw.o"
     done
 done
+# Name lookups run in a thread of their own, unless TLSMAIL_NO_THREADS.
+check "g++ -DTLSMAIL_NO_THREADS" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -DTLSMAIL_NO_THREADS -I. -c "$impl" -o "$out/nt-cxx.o"
+check "by default the lookup runs in a thread (pthread_create in the object)" bash -c \
+    "gcc -std=c99 -O0 -I. -c '$impl' -o '$out/thr.o' && nm -u '$out/thr.o' | grep -qE ' pthread_create(@|$)'"
+check "TLSMAIL_NO_THREADS: no thread calls in the object" bash -c \
+    "gcc -std=c99 -O0 -DTLSMAIL_NO_THREADS -I. -c '$impl' -o '$out/nothr.o' && nm -u '$out/nothr.o' | grep -q getaddrinfo && ! nm -u '$out/nothr.o' | grep -E ' pthread_'"
+check "TLSMAIL_NO_THREADS program links and runs" bash -c \
+    "gcc -std=c99 $WARN -DTLSMAIL_NO_THREADS tests/compile/impl_main.c tests/compile/decl_a.c tests/compile/decl_b.c -o '$out/nothr' -lbearssl && '$out/nothr'"
 check "the API index, the declaration headings and the implementation markers agree" \
     /usr/bin/python3 tests/compile/layout.py tlsmail.h
 check "examples/minimal.c builds" gcc -std=c99 $WARN -I. examples/minimal.c -o "$out/minimal" -lbearssl

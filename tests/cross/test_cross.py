@@ -2,7 +2,11 @@
 """tests/cross/test_cross.py - tlsmail built for other C libraries, CPUs and
 systems, sending real mail: musl (static, run on the host), aarch64 and
 armhf (static glibc, run under qemu-user), Windows (mingw-w64, run under
-wine64) and a Cortex-M4 image (linked and measured, not run).
+wine64: tlsmail-send.exe on the library's Winsock transport, the
+TLSMAIL_NO_SOCKETS program win_send.exe, and the test drivers itest.exe and
+rdial.exe for what only a driver can show: the STARTTLS fallback after a
+refused port, a silent server, a resolver that never answers) and a
+Cortex-M4 image (linked and measured, not run).
 
     /usr/bin/python3 tests/cross/test_cross.py --build DIR [-k SUBSTR]... [--keep] [-v]
     (tests/cross/run.sh DIR [-k SUBSTR]... runs it)
@@ -18,7 +22,9 @@ is reused; delete DIR/cross to start cold.
 The sends go to tests/lib/smtpd.py (aiosmtpd, implicit TLS, AUTH required,
 a certificate of tests/lib/pki.sh) on 127.0.0.1; each case checks that the
 server stored exactly the expected bytes, for the expected envelope and
-login. The Cortex-M4 image must stay within tests/cross/budget.txt.
+login. The dead-resolver cases run wine in the private namespace of
+tests/resolve/deadns.py. The Cortex-M4 image must stay within
+tests/cross/budget.txt.
 
 Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
 "N passed, N failed"; exits 1 if any case failed. Every wait is bounded.
@@ -37,7 +43,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from testlib import (CaseFailure, check, normalise, registry, run_cases,  # noqa: E402
-                     Server, ROOT, PKI_SH, WARN, READY_TIMEOUT)
+                     Server, ROOT, PKI_SH, WARN, READY_TIMEOUT, Result, SilentListener,
+                     free_port)
+
+DEADNS = os.path.join(os.path.dirname(HERE), "resolve", "deadns.py")
+RESOLVER_S = 6            # deadns.py's default: the dead resolver's own timeout
+SLACK_MS = 3000           # wine and a loaded machine
+WIN_SWITCHES = ["", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_NO_THREADS", "-DTLSMAIL_NO_STDIO",
+                "-DTLSMAIL_NO_SOCKETS", "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO",
+                "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS"]
+# Windows programs from the project's sources: (sources, flags, libraries).
+# itest.c reads CLOCK_MONOTONIC, which mingw-w64 keeps in winpthreads.
+WIN_PROGRAMS = {
+    "tlsmail-send.exe": (["examples/tlsmail-send/tlsmail-send.c"], ["-DTLSMAIL_STARTTLS", "-I."], []),
+    "itest.exe": (["tests/integration/itest.c"], ["-DTLSMAIL_STARTTLS"], ["-static", "-lpthread"]),
+    "rdial.exe": (["tests/resolve/rdial.c"], [], []),
+    "rdial-nothreads.exe": (["tests/resolve/rdial.c"], ["-DTLSMAIL_NO_THREADS"], []),
+}
 
 # The sources of tlsmail-send, relative to the repository root.
 TLSMAIL_SEND_SOURCES = ["examples/tlsmail-send/tlsmail-send.c"]
@@ -387,6 +409,53 @@ class Suite:
                            env=dict(os.environ, TLSMAIL_PASSWORD=PASS))
         return (p.returncode, p.stdout.decode("utf-8", "replace"),
                 p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
+    def win_program(self, name):
+        return self.once(name, lambda: self._win_program(name))
+
+    def _win_program(self, name):
+        """One of WIN_PROGRAMS on the library's own Winsock transport."""
+        t = TARGETS["mingw"]
+        b = self.bearssl("mingw")
+        srcs, flags, libs = WIN_PROGRAMS[name]
+        srcs = [os.path.join(ROOT, x) for x in srcs]
+        out = os.path.join(self.root, "mingw", name)
+        cmd = ([t["cc"]] + WARN + ["-O2"] + flags + ["-isystem", os.path.join(b, "include")] +
+               srcs + ["-o", out, os.path.join(b, "libbearssl.a"), "-lws2_32", "-ladvapi32"] +
+               libs)
+        build_file(out, srcs + [os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")],
+                   cmd, name)
+        dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
+        check("file format pei-x86-64" in dump, "%s is not a PE32+ x86-64 image" % out)
+        dlls = sorted(l.split(":", 1)[1].strip().upper() for l in dump.splitlines()
+                      if "DLL Name:" in l)
+        check("WS2_32.DLL" in dlls, "%s imports no Winsock: %s" % (name, dlls))
+        return out
+
+    def wine_run(self, cmd, env, timeout=SEND_TIMEOUT, stdin_data=b"", namespace=False):
+        """cmd under wine (and, with namespace, behind the dead resolver);
+        a testlib Result. Files, not pipes, for the reason send() gives."""
+        wine, _server, wenv = self.wine()
+        full = [wine] + cmd
+        if namespace:
+            full = [sys.executable, DEADNS, "--timeout", str(RESOLVER_S), "--"] + full
+        tag = "run%d" % len(os.listdir(self.work))
+        inp, outp, errp = (os.path.join(self.work, "%s.%s" % (tag, x)) for x in ("in", "out", "err"))
+        with open(inp, "wb") as f:
+            f.write(stdin_data)
+        t0 = time.monotonic()
+        with open(inp, "rb") as i, open(outp, "wb") as o, open(errp, "wb") as e:
+            try:
+                p = subprocess.run(full, stdin=i, stdout=o, stderr=e, timeout=timeout,
+                                   env=dict(wenv, **env))
+            except subprocess.TimeoutExpired:
+                raise CaseFailure("no exit within %d s: %s" % (timeout, " ".join(cmd[:3])))
+        wall = int((time.monotonic() - t0) * 1000)
+        with open(outp, "rb") as o, open(errp, "rb") as e:
+            p.stdout, p.stderr = o.read(), e.read()
+        r = Result(p, wall)
+        if self.verbose:
+            self.say("%s -> %s" % (" ".join(os.path.basename(c) for c in cmd[:2]), r))
+        return r
 
     def m4_image(self):
         return self.once("cortex-m4 image", self._m4_image)
@@ -470,6 +539,20 @@ class Suite:
             s.wait_ready(time.monotonic() + READY_TIMEOUT)
         except RuntimeError as e:
             raise CaseFailure(str(e))
+        return s
+
+    def starttls_server(self):
+        return self.once("starttls server", self._starttls_server)
+
+    def _starttls_server(self):
+        self.server()  # the PKI
+        s = Server("starttls", self.pki, self.work, [(USER, PASS)], mode="starttls", cert="good")
+        try:
+            s.wait_ready(time.monotonic() + READY_TIMEOUT)
+        except RuntimeError as e:
+            s.stop()
+            raise CaseFailure(str(e))
+        self.servers["starttls"] = s
         return s
 
     def send(self, tag, cmd, env, expect_stdout=None):
@@ -660,6 +743,146 @@ def build_cases(S):
         out = p.stdout.decode("utf-8", "replace")
         check(p.returncode == 1 and "result ETIMEOUT" in out, "exit %d: %r" % (p.returncode, out))
         check(took < 1.5 + 3, "took %.1f s for a 1.5 s deadline" % took)
+    @case("mingw: every switch builds warning-free for Windows, as C (gcc) and C++ (clang++)")
+    def _():
+        b = os.path.join(S.bearssl("mingw"), "include")
+        src = os.path.join(S.work, "impl.c")
+        with open(src, "w") as f:
+            f.write('#define TLSMAIL_IMPLEMENTATION\n#include "tlsmail.h"\n'
+                    'int main(void) { return tlsmail_strerror(0)[0] == 0; }\n')
+        for sw in WIN_SWITCHES:
+            for cmd in ([TARGETS["mingw"]["cc"]] + WARN,
+                        ["clang++", "--target=x86_64-w64-mingw32", "-x", "c++", "-std=c++11",
+                         "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow"]):
+                run(cmd + sw.split() + ["-I" + ROOT, "-isystem", b, "-c", src, "-o",
+                                        os.path.join(S.work, "impl.o")], BUILD_TIMEOUT,
+                    "%s %s" % (cmd[0], sw or "(no switch)"))
+
+    @case("mingw: tlsmail-send.exe on the library's Winsock transport")
+    def _():
+        S.win_program("tlsmail-send.exe")
+
+    @case("mingw: tlsmail-send.exe under wine64 stores the message byte-exact (--cafile)")
+    def _():
+        exe = S.win_program("tlsmail-send.exe")
+        wine, _server, env = S.wine()
+        srv = S.server()
+        S.send("mingw-cli", [wine, exe, "--server", "localhost:%d" % srv.port, "--cafile",
+                             "Z:" + os.path.join(S.pki, "ca.crt"), "--user", USER, "--timeout",
+                             "60", "-f", USER, "rcpt-mingw-cli@example.org"],
+               dict(env, TLSMAIL_PASSWORD=PASS))
+
+    @case("mingw: tlsmail-send.exe password_command by CreateProcess, a log line with an offset")
+    def _():
+        exe = S.win_program("tlsmail-send.exe")
+        wine, _server, env = S.wine()
+        srv = S.server()
+        log = os.path.join(S.work, "mingw.log")
+        S.send("mingw-pwcmd", [wine, exe, "--server", "localhost:%d" % srv.port, "--cafile",
+                               "Z:" + os.path.join(S.pki, "ca.crt"), "--user", USER,
+                               "-f", USER, "rcpt-mingw-pwcmd@example.org"],
+               dict(env, TLSMAIL_PASSWORD_COMMAND="cmd /c echo " + PASS, TLSMAIL_LOG="Z:" + log))
+        with open(log) as f:
+            lines = f.read().splitlines()
+        check(len(lines) == 1, "log: %r" % lines)
+        check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} account=- host=localhost "
+                       r"port=%d from=%s recipients=rcpt-mingw-pwcmd@example.org size=\d+ "
+                       r"status=0 \(EX_OK\) result='sent' reply='221 " % (srv.port, re.escape(USER)),
+                       lines[0]), "log line %r" % lines[0])
+
+    @case("mingw: tlsmail-send.exe password_command that never ends: 75 at the 2 s timeout")
+    def _():
+        exe = S.win_program("tlsmail-send.exe")
+        slow = S.win_program("rdial.exe")
+        srv = S.server()
+        mark = srv.mark()
+        # a program that prints at once and then holds its stdout open
+        cmd = "%s --host localhost:%d --linger-ms 60000" % ("Z:" + slow, free_port())
+        r = S.wine_run([exe, "--server", "localhost:%d" % srv.port, "--user", USER, "--timeout",
+                        "2", "-f", USER, "rcpt@example.org"],
+                       {"TLSMAIL_PASSWORD_COMMAND": cmd}, stdin_data=b"Subject: x\r\n\r\nx\r\n")
+        check(r.rc == 75 and "did not finish within the timeout" in r.stderr, "%s" % r)
+        check(r.wall_ms < 2000 + SLACK_MS * 2, "gave up after %d ms" % r.wall_ms)
+        time.sleep(0.25)
+        events, _new = srv.since(mark)
+        check(not events, "the server saw %s" % events[:3])
+
+    @case("mingw: log syslog is the event log (ReportEvent, through wine's eventlog channel)")
+    def _():
+        exe = S.win_program("tlsmail-send.exe")
+        srv = S.server()
+        r = S.wine_run([exe, "--server", "localhost:%d" % srv.port, "--cafile",
+                        "Z:" + os.path.join(S.pki, "ca.crt"), "--user", USER, "-f", USER,
+                        "rcpt-mingw-syslog@example.org"],
+                       {"TLSMAIL_PASSWORD": PASS, "TLSMAIL_LOG": "syslog",
+                        "WINEDEBUG": "-all,trace+eventlog"},
+                       stdin_data=b"Subject: syslog\r\n\r\nx\r\n")
+        check(r.rc == 0, "%s" % r)
+        got = [l for l in r.stderr.splitlines() if "ReportEvent" in l]
+        check(len(got) == 1 and "recipients=rcpt-mingw-syslog@example.org" in got[0] and
+              "status=0 (EX_OK)" in got[0], "event log: %r" % got)
+
+    @case("mingw: itest.exe, implicit-TLS port refused (WSAECONNREFUSED): STARTTLS on the other")
+    def _():
+        exe = S.win_program("itest.exe")
+        srv = S.starttls_server()
+        mark = srv.mark()
+        r = S.wine_run([exe, "--addr", "localhost:%d" % free_port(), "--security", "fallback",
+                        "--starttls-port", str(srv.port), "--api", "client", "--cafile",
+                        "Z:" + os.path.join(S.pki, "ca.crt"), "--auth", "plain", "--user", USER,
+                        "--pass", PASS, "--authhost", "localhost", "--from", USER, "--to",
+                        "rcpt-fallback@example.org"], {},
+                       stdin_data=b"Subject: fallback\r\n\r\nafter a refused port\r\n")
+        check(r.rc == 0 and r.name == "OK", "%s" % r)
+        time.sleep(0.25)
+        events, new = srv.since(mark)
+        check(len(new) == 1, "server stored %d messages" % len(new))
+        body, _meta = srv.stored(new[0])
+        check(body == b"Subject: fallback\r\n\r\nafter a refused port\r\n", "stored %r" % body)
+        flat = [" ".join(e[1:]) for e in events]
+        check("STARTTLS" in flat and "AUTH PLAIN ok" in flat, "events %s" % flat)
+
+    @case("mingw: itest.exe, closed port: ECONNECT, Winsock's error 10061 in the description")
+    def _():
+        exe = S.win_program("itest.exe")
+        r = S.wine_run([exe, "--addr", "localhost:%d" % free_port(), "--api", "client",
+                        "--cafile", "Z:" + os.path.join(S.pki, "ca.crt")], {},
+                       stdin_data=b"Subject: x\r\n\r\nx\r\n")
+        check(r.name == "ECONNECT" and r.stage == "connect" and "10061" in r.stderr, "%s" % r)
+
+    for what, extra, bound in (("the 1.5 s timeout", ["--timeout-ms", "1500"], 1500),
+                               ("the 1.5 s deadline", ["--timeout-ms", "30000", "--deadline-ms",
+                                                       "1500"], 1500)):
+        @case("mingw: itest.exe, a server that never speaks: ETIMEOUT at %s (select)" % what)
+        def _(extra=extra, bound=bound):
+            exe = S.win_program("itest.exe")
+            quiet = SilentListener()
+            try:
+                r = S.wine_run([exe, "--addr", "localhost:%d" % quiet.port, "--api", "client",
+                                "--cafile", "Z:" + os.path.join(S.pki, "ca.crt")] + extra, {},
+                               stdin_data=b"Subject: x\r\n\r\nx\r\n")
+            finally:
+                quiet.close()
+            check(r.name == "ETIMEOUT" and r.stage == "TLS handshake", "%s" % r)
+            check(bound - 100 <= r.elapsed <= bound + SLACK_MS, "gave up after %d ms" % r.elapsed)
+
+    @case("mingw: rdial.exe, a resolver that never answers: ERESOLVE at the 1 s timeout "
+          "(a Win32 lookup thread)")
+    def _():
+        r = S.wine_run([S.win_program("rdial.exe"), "--host", "mail.resolve.test:465",
+                        "--cafile", "Z:" + os.path.join(S.pki, "ca.crt"), "--timeout-ms", "1000"],
+                       {}, namespace=True)
+        check(r.name == "ERESOLVE" and r.stage == "connect", "%s" % r)
+        check(900 <= r.elapsed <= 1000 + SLACK_MS, "gave up after %d ms" % r.elapsed)
+
+    @case("mingw: control: rdial.exe with TLSMAIL_NO_THREADS waits for the dead resolver (%d s)"
+          % RESOLVER_S)
+    def _():
+        r = S.wine_run([S.win_program("rdial-nothreads.exe"), "--host", "mail.resolve.test:465",
+                        "--cafile", "Z:" + os.path.join(S.pki, "ca.crt"), "--timeout-ms", "1000"],
+                       {}, namespace=True)
+        check(r.name == "ERESOLVE" and r.stage == "connect", "%s" % r)
+        check(r.elapsed >= (RESOLVER_S - 1) * 1000, "gave up after %d ms" % r.elapsed)
 
     @case("cortex-m4: image links (newlib nano, m4.ld: 1 MB flash, 128 KB RAM)")
     def _():
