@@ -182,6 +182,45 @@ def registry():
     return cases, case
 
 
+class Cases:
+    """Cases registered at module level, in the order they are added, each a
+    function of the suite object S (not a closure inside one big function):
+
+        CASES = Cases()
+
+        @CASES.case("name")              # runs name(S)
+        def name(S): ...
+
+        CASES.add("name[x]", fn, "x")    # runs fn(S, "x")
+
+    tags (a set of words, e.g. "timed") let a runner pick or skip cases;
+    bind(S) gives the (name, fn) list that run_cases and suite_main take.
+    A name can be registered once only."""
+
+    def __init__(self):
+        self.entries = []             # (name, fn, args, kw, tags)
+        self._names = set()
+
+    def add(self, name, fn, *args, tags=(), **kw):
+        if name in self._names:
+            raise ValueError("case %r registered twice" % name)
+        self._names.add(name)
+        self.entries.append((name, fn, args, kw, frozenset(tags)))
+        return fn
+
+    def case(self, name, *args, tags=(), **kw):
+        def deco(fn):
+            return self.add(name, fn, *args, tags=tags, **kw)
+        return deco
+
+    def names(self, tag=None):
+        return [e[0] for e in self.entries if tag is None or tag in e[4]]
+
+    def bind(self, S):
+        return [(name, (lambda fn=fn, a=args, k=kw: fn(S, *a, **k)))
+                for name, fn, args, kw, _ in self.entries]
+
+
 def free_port():
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
     s = socket.socket()
