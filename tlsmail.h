@@ -1591,7 +1591,8 @@ TLSMAIL__PRIVATE long tlsmail__oauth_challenge(char *out, size_t cap, const char
 /* The "status" member of that JSON object, a string or a number, into st
    (cap octets, NUL-terminated; "" when there is none, or it does not fit).
    A bounded scan, not a JSON parser: the first "status" key at any depth,
-   ':' after it, then the value; a string with escapes is not taken. */
+   ':' after it, then the value; a string with escapes or anything but
+   printable ASCII in it is not taken. */
 TLSMAIL__PRIVATE void tlsmail__oauth_status(const char *j, size_t n, char *st, size_t cap) {
     size_t i, k, v;
     if (!cap) return;
@@ -1602,7 +1603,8 @@ TLSMAIL__PRIVATE void tlsmail__oauth_status(const char *j, size_t n, char *st, s
         if (k >= n || j[k] != ':') continue;
         for (k++; k < n && j[k] == ' '; k++) {}
         if (k < n && j[k] == '"') {
-            for (v = ++k; v < n && j[v] != '"' && j[v] != '\\'; v++) {}
+            for (v = ++k; v < n && j[v] >= 0x20 && j[v] < 0x7F && j[v] != '"' && j[v] != '\\';
+                 v++) {}
             if (v >= n || j[v] != '"') return;
         } else {
             for (v = k; v < n && (tlsmail__isalnum((unsigned char)j[v]) || j[v] == '-'); v++) {}
@@ -4386,6 +4388,22 @@ TLSMAIL_DEF size_t tlsmail_message_size(const void *msg, size_t len) {
     return mi.size;
 }
 
+/* For tlsmail_data_write (RFC 6152 3): message octets over 127 may go out
+   only after MAIL declared BODY=8BITMIME (c->body8). 0, or TLSMAIL_ENOEXT
+   for p[0..n) holding one; the caller then drops the connection without
+   ending the message, so nothing undeclared is delivered. */
+TLSMAIL__PRIVATE int tlsmail__body8_ok(tlsmail_client *c, const void *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i;
+    if (c->body8 || !p) return 0;
+    for (i = 0; i < n; i++)
+        if (s[i] >= 0x80) {
+            c->missing_ext = TLSMAIL__EXT_8BITMIME;
+            return TLSMAIL_ENOEXT;
+        }
+    return 0;
+}
+
 /* The 250 that accepted a message: keep the server's id for it, which the
    replies after it (QUIT's) would otherwise overwrite. */
 TLSMAIL__PRIVATE void tlsmail__accepted(tlsmail_client *c) {
@@ -5478,9 +5496,13 @@ TLSMAIL__PRIVATE void tlsmail__describe_local(const tlsmail_client *c, int err, 
         if (off && *off) tlsmail__adds(buf, cap, n, "the server offers AUTH ", off, ")", NULL);
         else tlsmail__adds(buf, cap, n, "the server offers no AUTH)", NULL, NULL, NULL);
     } else if (err == TLSMAIL_ENOEXT && c->missing_ext) {
-        tlsmail__adds(buf, cap, n, " (the message needs ",
-                      c->missing_ext == TLSMAIL__EXT_8BITMIME ? "8BITMIME" : "SMTPUTF8",
-                      ", which the server does not offer)", NULL);
+        const char *ext = c->missing_ext == TLSMAIL__EXT_8BITMIME ? "8BITMIME" : "SMTPUTF8";
+        if (c->ext.flags & c->missing_ext) /* offered, but MAIL did not declare it */
+            tlsmail__adds(buf, cap, n, " (the message needs ", ext, ", which MAIL did not declare)",
+                          NULL);
+        else
+            tlsmail__adds(buf, cap, n, " (the message needs ", ext,
+                          ", which the server does not offer)", NULL);
     } else if (err == TLSMAIL_ETOOBIG && c->size_declared) {
         (void)tlsmail__utoa(a, c->size_declared);
         (void)tlsmail__utoa(b, c->ext.size_limit);
