@@ -12,9 +12,10 @@ SUMMARY
    EXTERNAL, TLS client certificates, a one-call send shaped like Go's
    net/smtp.SendMail, and a caller-allocated client object for step-by-step
    use. SIZE, 8BITMIME, SMTPUTF8, DSN, PIPELINING and CHUNKING are used when
-   the server offers them and declared only when the message needs them. No heap in the dialogue, no global state, every wait on
-   the connection bounded by a timeout and the session by a deadline (name
-   resolution keeps the system resolver's own timeouts).
+   the server offers them and declared only when the message needs them. No
+   heap in the dialogue, no global state, every wait on the connection
+   bounded by a timeout and the session by a deadline (name resolution keeps
+   the system resolver's own timeouts).
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
@@ -1015,11 +1016,13 @@ struct tlsmail_client_cert {
     br_ec_private_key ec;
     unsigned char *key_mem;         /* wiped before it is freed */
     size_t key_len;
-    /* The signing code, chosen when loading so that a program without
-       client certificates links none of it. */
+    /* The signing code and BearSSL's client-certificate handler, chosen
+       when loading so that a program without client certificates links
+       none of it. */
     br_rsa_pkcs1_sign rsa_sign;
     const br_ec_impl *ec_impl;
     br_ecdsa_sign ec_sign;
+    void (*use)(const tlsmail_client_cert *cc, br_ssl_client_context *sc);
 };
 
 #ifdef __cplusplus
@@ -1699,6 +1702,22 @@ TLSMAIL__PRIVATE size_t tlsmail__queue_id(const char *t, size_t n, char *out, si
 }
 
 /* ---- ESMTP parameters: xtext (RFC 3461 4, RFC 6533 3) --------------------- */
+
+/* Decimal digits of v at out (room for 20 and a NUL): no printf: its size_t
+   format is not in every C library of our targets, and small images would
+   carry all of printf for it. */
+TLSMAIL__PRIVATE size_t tlsmail__utoa(char *out, size_t v) {
+    char tmp[24];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 
 /* xtext: "!" to "~" but "+" and "=" as they are, every other octet "+HH"
    (RFC 3461 4). With utf8 set, RFC 6533's utf-8-addr-xtext instead: octets
@@ -3654,17 +3673,12 @@ TLSMAIL__PRIVATE int tlsmail__sasl_field(const char *s, int controls_ok) {
     return n >= 1 && n <= 255;
 }
 
-/* The OAuth response to this server at its largest (host and port at
-   their longest): does its base64 fit one response line? */
+/* The OAuth response at its largest (OAUTHBEARER, host and port at their
+   longest, 255 and 5 octets): does its base64 fit one response line? */
 TLSMAIL__PRIVATE int tlsmail__oauth_fits(const char *user, const char *token) {
     tlsmail__part pt[12];
-    char host[256], port[6];
-    memset(host, 'h', sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    memcpy(port, "65535", 6);
-    return tlsmail__b64_len(tlsmail__parts_len(
-               pt, tlsmail__oauth_parts(pt, TLSMAIL_AUTH_OAUTHBEARER, user, token, host, port))) <=
-           TLSMAIL__SASL_B64_MAX;
+    size_t n = tlsmail__oauth_parts(pt, TLSMAIL_AUTH_OAUTHBEARER, user, token, "", "");
+    return tlsmail__b64_len(tlsmail__parts_len(pt, n) + 255 + 5) <= TLSMAIL__SASL_B64_MAX;
 }
 
 /* Credentials are checked the same way by the client and the one-call
@@ -3826,13 +3840,15 @@ TLSMAIL__PRIVATE int tlsmail__auth_login(tlsmail_client *c, const tlsmail_auth *
    3.2.3), and take the final reply: a refusal (TLSMAIL_EAUTH for a 5xx),
    never a success. */
 TLSMAIL__PRIVATE int tlsmail__oauth_refused(tlsmail_client *c, int mech) {
-    char json[TLSMAIL_REPLY_TEXT];
-    long n = tlsmail__oauth_challenge(json, sizeof json, c->text, c->textlen);
+    /* Decoded into the free end of the text buffer (the JSON is shorter
+       than its base64), so no second buffer of that size is needed. */
+    char *json = c->text + c->textlen + 1;
+    long n = tlsmail__oauth_challenge(json, sizeof c->text - c->textlen - 1, c->text, c->textlen);
     int err, code;
     if (n > 0) {
-        memcpy(c->text, json, (size_t)n + 1);
+        memmove(c->text, json, (size_t)n + 1);
         c->textlen = (size_t)n;
-        tlsmail__oauth_status(json, (size_t)n, c->auth_status, sizeof c->auth_status);
+        tlsmail__oauth_status(c->text, c->textlen, c->auth_status, sizeof c->auth_status);
     }
     err = tlsmail__put(c, mech == TLSMAIL_AUTH_XOAUTH2 ? "" : "AQ==", NULL, NULL);
     if (!err) err = tlsmail__flush(c);
@@ -3846,10 +3862,10 @@ TLSMAIL__PRIVATE int tlsmail__oauth_refused(tlsmail_client *c, int mech) {
 TLSMAIL__PRIVATE int tlsmail__auth_oauth(tlsmail_client *c, const char *user, const char *token,
                                          int mech) {
     tlsmail__part pt[12];
-    char port[8];
+    char port[24];
     size_t np;
     int code;
-    (void)snprintf(port, sizeof port, "%u", c->port_dialled);
+    (void)tlsmail__utoa(port, c->port_dialled);
     np = tlsmail__oauth_parts(pt, mech, user, token, c->host, port);
     code = tlsmail__sasl_one(c, mech == TLSMAIL_AUTH_XOAUTH2 ? "XOAUTH2" : "OAUTHBEARER", pt, np);
     return code == 334 ? tlsmail__oauth_refused(c, mech) : tlsmail__auth_verdict(code);
@@ -4007,37 +4023,56 @@ TLSMAIL__PRIVATE void tlsmail__cc_pass(tlsmail__ccload *l, const unsigned char *
     tlsmail__wipe(&l->pc, sizeof l->pc); /* it may have held key octets */
 }
 
-/* The decoded key, copied into one allocation of its own. */
-TLSMAIL__PRIVATE int tlsmail__cc_keep_key(tlsmail_client_cert *cc, const br_skey_decoder_context *kd) {
+/* Hand BearSSL the chain and key: it answers a CertificateRequest with
+   them and signs the handshake with the key. */
+TLSMAIL__PRIVATE void tlsmail__cc_use_rsa(const tlsmail_client_cert *cc, br_ssl_client_context *sc) {
+    br_ssl_client_set_single_rsa(sc, cc->chain, cc->chain_len, &cc->rsa, cc->rsa_sign);
+}
+
+TLSMAIL__PRIVATE void tlsmail__cc_use_ec(const tlsmail_client_cert *cc, br_ssl_client_context *sc) {
+    /* signing only (ECDHE suites): no static ECDH with the key */
+    br_ssl_client_set_single_ec(sc, cc->chain, cc->chain_len, &cc->ec, BR_KEYTYPE_SIGN,
+                                BR_KEYTYPE_EC, cc->ec_impl, cc->ec_sign);
+}
+
+/* Copy n octets of a key component to *m and advance *m past them. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__take(unsigned char **m, const unsigned char *src, size_t n) {
+    unsigned char *at = *m;
+    memcpy(at, src, n);
+    *m += n;
+    return at;
+}
+
+/* The decoded key, copied into one allocation of its own (the decoder's
+   copy is wiped by the caller). The signing code is chosen here. */
+TLSMAIL__PRIVATE int tlsmail__cc_keep_key(tlsmail_client_cert *cc,
+                                          const br_skey_decoder_context *kd) {
     const br_rsa_private_key *rk = br_skey_decoder_get_rsa(kd);
     const br_ec_private_key *ek = br_skey_decoder_get_ec(kd);
+    size_t n = rk ? rk->plen + rk->qlen + rk->dplen + rk->dqlen + rk->iqlen : ek ? ek->xlen : 0;
     unsigned char *m;
+    if (n == 0) return TLSMAIL_ECLIENTCERT;
+    if ((m = (unsigned char *)TLSMAIL_MALLOC(cc->alloc_ctx, n)) == NULL) return TLSMAIL_ENOMEM;
+    cc->key_mem = m;
+    cc->key_len = n;
     if (rk) {
-        size_t n = rk->plen + rk->qlen + rk->dplen + rk->dqlen + rk->iqlen;
-        if ((m = (unsigned char *)TLSMAIL_MALLOC(cc->alloc_ctx, n)) == NULL) return TLSMAIL_ENOMEM;
         cc->rsa = *rk;
-        cc->rsa.p = m;                   memcpy(m, rk->p, rk->plen);   m += rk->plen;
-        cc->rsa.q = m;                   memcpy(m, rk->q, rk->qlen);   m += rk->qlen;
-        cc->rsa.dp = m;                  memcpy(m, rk->dp, rk->dplen); m += rk->dplen;
-        cc->rsa.dq = m;                  memcpy(m, rk->dq, rk->dqlen); m += rk->dqlen;
-        cc->rsa.iq = m;                  memcpy(m, rk->iq, rk->iqlen);
-        cc->key_mem = cc->rsa.p;
-        cc->key_len = n;
+        cc->rsa.p = tlsmail__take(&m, rk->p, rk->plen);
+        cc->rsa.q = tlsmail__take(&m, rk->q, rk->qlen);
+        cc->rsa.dp = tlsmail__take(&m, rk->dp, rk->dplen);
+        cc->rsa.dq = tlsmail__take(&m, rk->dq, rk->dqlen);
+        cc->rsa.iq = tlsmail__take(&m, rk->iq, rk->iqlen);
         cc->key_type = BR_KEYTYPE_RSA;
         cc->rsa_sign = br_rsa_pkcs1_sign_get_default();
-        return 0;
+        cc->use = tlsmail__cc_use_rsa;
+    } else {
+        cc->ec = *ek;
+        cc->ec.x = tlsmail__take(&m, ek->x, ek->xlen);
+        cc->key_type = BR_KEYTYPE_EC;
+        cc->ec_impl = br_ec_get_default();
+        cc->ec_sign = br_ecdsa_sign_asn1_get_default();
+        cc->use = tlsmail__cc_use_ec;
     }
-    if (!ek) return TLSMAIL_ECLIENTCERT;
-    if ((m = (unsigned char *)TLSMAIL_MALLOC(cc->alloc_ctx, ek->xlen ? ek->xlen : 1)) == NULL)
-        return TLSMAIL_ENOMEM;
-    memcpy(m, ek->x, ek->xlen);
-    cc->ec = *ek;
-    cc->ec.x = m;
-    cc->key_mem = m;
-    cc->key_len = ek->xlen;
-    cc->key_type = BR_KEYTYPE_EC;
-    cc->ec_impl = br_ec_get_default();
-    cc->ec_sign = br_ecdsa_sign_asn1_get_default();
     return 0;
 }
 
@@ -4111,8 +4146,8 @@ TLSMAIL_DEF int tlsmail_client_cert_pem(tlsmail_client_cert *cc, const void *cer
             break;
         }
         if ((l.err = tlsmail__cc_keep_key(cc, l.kd)) != 0) break;
-        head = l.ncert * sizeof *cc->chain;
         if (l.ncert > ((size_t)-1 - l.der) / sizeof *cc->chain) { l.err = TLSMAIL_ENOMEM; break; }
+        head = l.ncert * sizeof *cc->chain;
         cc->chain = (br_x509_certificate *)TLSMAIL_MALLOC(cc->alloc_ctx, head + l.der);
         if (!cc->chain) { l.err = TLSMAIL_ENOMEM; break; }
         l.arena = (unsigned char *)cc->chain + head;
@@ -4178,33 +4213,14 @@ TLSMAIL_DEF int tlsmail_client_cert_file(tlsmail_client_cert *cc, const char *ce
 #endif /* TLSMAIL_NO_STDIO */
 
 /* Called by tlsmail__tls_start, after the profile and before the
-   handshake: BearSSL answers a CertificateRequest with this chain and
-   signs with this key; without one it sends an empty Certificate. */
+   handshake; without a client certificate BearSSL answers a
+   CertificateRequest with an empty Certificate. */
 TLSMAIL__PRIVATE void tlsmail__client_cert_use(tlsmail_client *c) {
     const tlsmail_client_cert *cc = c->cfg ? c->cfg->client_cert : NULL;
-    if (!cc || !cc->chain_len) return;
-    if (cc->key_type == BR_KEYTYPE_RSA)
-        br_ssl_client_set_single_rsa(&c->sc, cc->chain, cc->chain_len, &cc->rsa, cc->rsa_sign);
-    else
-        br_ssl_client_set_single_ec(&c->sc, cc->chain, cc->chain_len, &cc->ec, BR_KEYTYPE_SIGN,
-                                    BR_KEYTYPE_EC, cc->ec_impl, cc->ec_sign);
+    if (cc && cc->chain_len && cc->use) cc->use(cc, &c->sc);
 }
 
 /* ==== [tlsmail:commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ==== */
-
-/* Decimal digits of v at out (room for 20 and a NUL): no printf, whose
-   size_t format not every C library of our targets knows. */
-TLSMAIL__PRIVATE size_t tlsmail__utoa(char *out, size_t v) {
-    char tmp[24];
-    size_t n = 0, i;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-    out[n] = '\0';
-    return n;
-}
 
 /* Append s to the parameter buffer; 0, or TLSMAIL_EINVAL when full. */
 TLSMAIL__PRIVATE int tlsmail__cat(char *buf, size_t cap, const char *s) {
@@ -4648,14 +4664,13 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     *done = 0;
     c->stage = TLSMAIL_STAGE_MAIL;
     if ((err = tlsmail__plan_mail(c, p->from, &p->mail, &mp)) != 0) return c->err = err;
-    /* Checked by tlsmail_client_send_ex before dialling, with the same
-       SMTPUTF8 decision: the tails cannot fail here. */
-    for (i = 0; i < p->nto; i++)
-        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
-            return c->err = TLSMAIL_EINVAL;
     if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp.tail)) != 0) return err;
     for (i = 0; i < p->nto; i++) {
-        (void)tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail);
+        /* Checked before dialling, with the same SMTPUTF8 decision, so this
+           cannot fail; if it did, the queued commands would be dropped
+           unsent with the connection. */
+        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
+            return tlsmail__fatal(c, TLSMAIL_EINVAL);
         if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
     }
     if (!p->bdat && (err = tlsmail__put(c, "DATA", NULL, NULL)) != 0) return err;

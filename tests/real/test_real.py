@@ -705,6 +705,18 @@ def build_proto_cases(S, case, send_ok):
             check(s.mail_params()[0].get("SMTPUTF8") is True and "BODY" not in s.mail_params()[0],
                   "MAIL parameters %r" % s.mail_params())
 
+        @case("stream_api_size_and_7bit[%s]" % tname)
+        def _(tname=tname):   # tlsmail_mail_ex: SIZE= from tlsmail_message_size, 7BIT: no BODY=
+            d, s, r = send_ok(tname, api="stream", chunk=4096, msg=ascii_msg,
+                              extra=["--size", "auto", "--body", "7bit"])
+            check(s.mail_params() == [{"SIZE": str(len(normalise(ascii_msg)))}],
+                  "MAIL parameters %r" % s.mail_params())
+
+        @case("stream_api_default_body_8bitmime[%s]" % tname)
+        def _(tname=tname):   # tlsmail_mail: the body is unknown, BODY=8BITMIME as offered
+            d, s, r = send_ok(tname, api="stream", chunk=4096, msg=msg8)
+            check(s.mail_params() == [{"BODY": "8BITMIME"}], "MAIL parameters %r" % s.mail_params())
+
         @case("queue_id_is_the_servers[%s]" % tname)
         def _(tname=tname):   # the id tlsmail_queue_id gives is the one the server logged
             d, s, r = send_ok(tname)
