@@ -3668,7 +3668,7 @@ enum { TLSMAIL__AUTH_LINE = 512 };
 TLSMAIL__PRIVATE int tlsmail__sasl_field(const char *s, int controls_ok) {
     size_t n;
     if (!s) return 0;
-    for (n = 0; s[n] && n <= 255; n++)
+    for (n = 0; n <= 255 && s[n]; n++)
         if (!controls_ok && ((unsigned char)s[n] < 0x20 || s[n] == 0x7F)) return 0;
     return n >= 1 && n <= 255;
 }
@@ -3802,8 +3802,8 @@ TLSMAIL__PRIVATE size_t tlsmail__plain_parts(tlsmail__part *pt, const char *iden
 
 TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *a) {
     tlsmail__part pt[5];
-    int code = tlsmail__sasl_one(c, "PLAIN", pt,
-                                 tlsmail__plain_parts(pt, a->identity, a->username, a->secret));
+    size_t np = tlsmail__plain_parts(pt, a->identity, a->username, a->secret);
+    int code = tlsmail__sasl_one(c, "PLAIN", pt, np);
     /* RFC 4616 has no server challenge after the response. */
     return code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
 }

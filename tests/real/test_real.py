@@ -361,6 +361,9 @@ def build_cases(S):
                 r = S.itest(t, auth=mech.lower(), pw=PASS + "x")
                 check(r.name == "EAUTH", "expected EAUTH, got %s" % r)
                 check(r.stage == "AUTH", "stage %r, want AUTH" % r.stage)
+                # RFC 3463 X.7.8, as both servers answer, explained
+                check("(5.7.8: authentication credentials invalid)" in r.stderr,
+                      "describe %r" % r.stderr[-300:])
                 s = S.one_session(t, m)
                 check(any(x.startswith("535") for x in s.replies()),
                       "the server sent no 535: %r" % s.replies())
@@ -832,6 +835,18 @@ def build_proto_cases(S, case, send_ok):
         ev = [e for e in t.capture.events(m) if e["event"] == "auth"]
         check([(e["method"], e["ok"]) for e in ev] == [("XOAUTH2", False)], "auth events %r" % ev)
         S.expect_nothing_delivered(t, m)
+
+    @case("mechanism_not_offered_names_the_offer[nodemailer/implicit]")
+    def _():   # OAUTHBEARER asked for, smtp-server has PLAIN LOGIN XOAUTH2: ENOMECH, nothing sent
+        t = S.targets["nodemailer/implicit"]
+        m = t.capture.mark()
+        r = S.itest(t, auth="oauthbearer", pw="", extra=["--token", "ya29.x"])
+        check(r.name == "ENOMECH", "expected ENOMECH, got %s" % r)
+        check("(OAUTHBEARER asked for; the server offers AUTH PLAIN LOGIN XOAUTH2)" in r.stderr,
+              "describe %r" % r.stderr[-300:])
+        s = S.one_session(t, m)
+        check(not [c for c in s.commands() if c.upper().startswith(("AUTH", "MAIL"))],
+              "the server read %r" % s.commands())
 
     @case("auto_prefers_oauthbearer[postfix/smtps]")
     def _():   # a password and a token: AUTO takes OAUTHBEARER where offered
