@@ -11,14 +11,17 @@
 SUMMARY
    One header that sends email over SMTP with TLS from the first byte
    ("implicit TLS", RFC 8314, port 465), through BearSSL: real certificate
-   chain and host name checks, AUTH PLAIN and LOGIN, a one-call send shaped
-   like Go's net/smtp.SendMail, and a caller-allocated client object for
-   step-by-step use. No heap in the dialogue, no global state, every wait
-   bounded by a timeout and the session by a deadline, name resolution
-   included: the lookup runs in a thread of its own, which a caller that
-   stops waiting leaves to finish (TLSMAIL_NO_THREADS: the system
-   resolver's own timeouts instead). Sockets on POSIX systems and on
-   Windows (Winsock); anything else through a tlsmail_io of your own.
+   chain and host name checks, AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER and
+   EXTERNAL, TLS client certificates, a one-call send shaped like Go's
+   net/smtp.SendMail, and a caller-allocated client object for step-by-step
+   use. SIZE, 8BITMIME, SMTPUTF8, DSN, PIPELINING and CHUNKING are used when
+   the server offers them and declared only when the message needs them. No
+   heap in the dialogue, no global state, every wait bounded by a timeout
+   and the session by a deadline, name resolution included: the lookup runs
+   in a thread of its own, which a caller that stops waiting leaves to
+   finish (TLSMAIL_NO_THREADS: the system resolver's own timeouts instead).
+   Sockets on POSIX systems and on Windows (Winsock); anything else through
+   a tlsmail_io of your own.
 
    It DOES NOT: send anything in plaintext (STARTTLS, port 587, is an upgrade
    that is compiled in only with TLSMAIL_STARTTLS and never continues
@@ -68,10 +71,10 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
                                 allocator for trust (PEM in memory, the
                                 sources' names, the anchors a handshake
-                                looks up) and for name lookups (ctx NULL; a
-                                lookup's block may be freed by its own
-                                thread, after the call returned), the only
-                                heap users; define both
+                                looks up), client certificates and name
+                                lookups (ctx NULL; a lookup's block may be
+                                freed by its own thread, after the call
+                                returned), the only heap users; define both
                                 or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
    TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
@@ -83,24 +86,34 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 overflowed)
    TLSMAIL_EXT_TEXT             room for the EHLO keywords kept for
                                 tlsmail_extension (default 512)
+   TLSMAIL_RCPT_TEXT            room for one recipient's reply text in
+                                tlsmail_rcpt_result (default 160)
+   TLSMAIL_QUEUE_ID             room for tlsmail_queue_id (default 128)
    TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
                                 fuzz builds only: the dialogue runs on the
                                 bare transport, no TLS at all. Never ship it.
 
 API (each [group] is also the heading of its declarations below and the
    [tlsmail:group] marker of its implementation: grep for any name)
-   [send]       tlsmail_send, tlsmail_client_send
+   [send]       tlsmail_send, tlsmail_client_send, tlsmail_client_send_ex,
+                tlsmail_send_opts, tlsmail_rcpt_result
    [auth]       tlsmail_auth, tlsmail_plain_auth, tlsmail_login_auth,
-                tlsmail_auto_auth, tlsmail_authenticate
+                tlsmail_auto_auth, tlsmail_xoauth2_auth,
+                tlsmail_oauthbearer_auth, tlsmail_external_auth,
+                tlsmail_authenticate, tlsmail_client_cert,
+                tlsmail_client_cert_pem, tlsmail_client_cert_file,
+                tlsmail_client_cert_free
    [session]    tlsmail_config, tlsmail_client, tlsmail_dial, tlsmail_hello,
                 tlsmail_extension, tlsmail_close
-   [commands]   tlsmail_mail, tlsmail_rcpt, tlsmail_data_begin,
+   [commands]   tlsmail_mail, tlsmail_rcpt, tlsmail_mail_opts,
+                tlsmail_rcpt_opts, tlsmail_mail_ex, tlsmail_rcpt_ex,
+                tlsmail_message_size, tlsmail_data_begin,
                 tlsmail_data_write, tlsmail_data_end, tlsmail_reset,
                 tlsmail_noop, tlsmail_quit
    [report]     tlsmail_strerror, tlsmail_error_class, tlsmail_describe,
                 tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
                 tlsmail_reply_text, tlsmail_reply_enhanced, tlsmail_reply_tls,
-                tlsmail_tls_error
+                tlsmail_tls_error, tlsmail_queue_id
    [trust]      tlsmail_trust, tlsmail_trust_system, tlsmail_trust_file,
                 tlsmail_trust_dir, tlsmail_trust_pem, tlsmail_trust_anchors,
                 tlsmail_trust_pin_sha256, tlsmail_trust_free
@@ -129,20 +142,21 @@ CONVENTIONS
      reply code or 0, tlsmail_stage() a TLSMAIL_STAGE_*, tlsmail_reply_tls()
      0 or 1, tlsmail_tls_error() BearSSL's error number, and
      tlsmail_error_class() a TLSMAIL_CLASS_*.
-   - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust
-     and tlsmail_io pointers from tlsmail_dial() until tlsmail_close(); it
-     keeps no other pointer past the call that received it.
+   - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust,
+     tlsmail_io and tlsmail_client_cert pointers from tlsmail_dial() until
+     tlsmail_close(); it keeps no other pointer past the call that received
+     it.
    - Threads: no global mutable state. One client per thread at a time; one
      loaded tlsmail_trust may be shared read-only by many clients. A name
      lookup runs in a detached thread with every signal blocked; one that
      was given up on finishes on its own, touching nothing of the caller's.
    - Memory: a tlsmail_client (about 29 KB) is allocated by the caller (stack,
      static, pool). Fields of library structs are private: callers SHALL NOT
-     read or write them. Only trust and name lookups use the heap: trust
-     none with the caller's anchors or a pin, about 16 KB at most while a
-     handshake searches files and directories; a lookup one block of about
-     400 octets, freed by its thread or by the caller, whichever is done
-     last.
+     read or write them. Only trust, client certificates and name lookups
+     use the heap: trust none with the caller's anchors or a pin, about 16
+     KB at most while a handshake searches files and directories; a lookup
+     one block of about 400 octets, freed by its thread or by the caller,
+     whichever is done last.
    - Windows: the library calls WSAStartup itself. Each of its sockets holds
      one WSAStartup (Winsock counts them per process) and gives it back with
      WSACleanup when it closes, so callers need none of their own and a
@@ -181,8 +195,16 @@ SECURITY
    - The message body is normalised on the way out: every bare CR and bare
      LF becomes CRLF and lines starting with "." are dot-stuffed, so
      "<LF>.<LF>" (SMTP smuggling) can never reach a server.
-   - Base64 AUTH buffers are wiped after use; the client is wiped on close;
-     the trace callback sees AUTH payloads masked.
+   - AUTH responses (passwords, OAuth tokens) are base64-encoded on the fly
+     into the TLS engine's buffer through a 64-octet buffer that is wiped;
+     the client is wiped on close; the trace callback sees AUTH payloads
+     masked. A client certificate's key lives only in memory from
+     TLSMAIL_MALLOC and is wiped when freed.
+   - What the server is told matches the message: SIZE= its size (a message
+     over the server's limit is refused before MAIL, TLSMAIL_ETOOBIG),
+     BODY=8BITMIME only for 8-bit content and SMTPUTF8 only for non-ASCII
+     addresses or headers (either one missing on the server is
+     TLSMAIL_ENOEXT before MAIL: 8-bit text never goes to a 7-bit server).
 
 STARTTLS (only with TLSMAIL_STARTTLS)
    security = TLSMAIL_SECURITY_STARTTLS: plaintext greeting, EHLO, STARTTLS,
@@ -202,7 +224,9 @@ LIMITS
    Reply lines of at most TLSMAIL_MAX_LINE octets, TLSMAIL_MAX_REPLY_LINES
    lines per reply; message lines of at most 998 octets (RFC 5321 4.5.3.1.6);
    addresses of at most 254 octets (local part 64, domain 255); AUTH PLAIN
-   fields of at most 255 octets (RFC 4616).
+   fields of at most 255 octets (RFC 4616); an OAuth response of at most
+   12,288 octets of base64 (RFC 4954 4); ENVID of 100 and ORCPT of 500
+   octets encoded (RFC 3461).
    Name lookups: a lookup given up on keeps its thread and block until the
    system resolver gives up too (resolv.conf: 5 s per try by default), so
    repeated dials to a dead resolver each leave one behind for that long.
@@ -232,6 +256,23 @@ CHANGES
           system store are searched during each handshake for the names
           the chain needs (heap at most ~16 KB, none with a pin or the
           caller's anchors); $SSL_CERT_DIR is read by hash names only.
+          New: XOAUTH2 and OAUTHBEARER with a caller's token
+          (tlsmail_xoauth2_auth, tlsmail_oauthbearer_auth, tlsmail_auth.token
+          for AUTO), TLS client certificates (tlsmail_client_cert_pem,
+          _file, _free, tlsmail_config.client_cert) and AUTH EXTERNAL
+          (tlsmail_external_auth), TLSMAIL_ECLIENTCERT; MAIL and RCPT
+          options (tlsmail_mail_ex, tlsmail_rcpt_ex: SIZE, body type,
+          SMTPUTF8, DSN), tlsmail_message_size; tlsmail_client_send_ex with
+          DSN, per-recipient results and delivery to the accepted
+          recipients; BDAT (CHUNKING) in the one-call send; tlsmail_queue_id.
+          Changed: SIZE= declared and checked; BODY=8BITMIME only for 8-bit
+          messages (one call) and an 8-bit message to a server without
+          8BITMIME is TLSMAIL_ENOEXT; SMTPUTF8 only when needed (tlsmail_mail
+          no longer declares it whenever offered); the old "AUTH=" EHLO form
+          is kept as the AUTH entry when there is no other;
+          tlsmail_describe explains enhanced status codes and names what the
+          server offers after a local refusal; tlsmail_error_class counts
+          5.3.4 and 5.6.x as the caller's to fix.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
@@ -301,6 +342,14 @@ LICENSE
 #ifndef TLSMAIL_EXT_TEXT
 #define TLSMAIL_EXT_TEXT 512
 #endif
+/* Room for one recipient's reply text in tlsmail_rcpt_result, and for the
+   server's id of an accepted message (tlsmail_queue_id). */
+#ifndef TLSMAIL_RCPT_TEXT
+#define TLSMAIL_RCPT_TEXT 160
+#endif
+#ifndef TLSMAIL_QUEUE_ID
+#define TLSMAIL_QUEUE_ID 128
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -315,6 +364,10 @@ typedef struct tlsmail_config tlsmail_config;
 typedef struct tlsmail_client tlsmail_client;
 typedef struct tlsmail_trust tlsmail_trust;
 typedef struct tlsmail_io tlsmail_io;
+typedef struct tlsmail_client_cert tlsmail_client_cert;
+typedef struct tlsmail_mail_opts tlsmail_mail_opts;
+typedef struct tlsmail_rcpt_opts tlsmail_rcpt_opts;
+typedef struct tlsmail_send_opts tlsmail_send_opts;
 
 /* ---- [send] one call, shaped like Go's net/smtp.SendMail ----------------- */
 
@@ -329,24 +382,81 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
 
 /* The one-call send on a caller's client and config, so the stage and the
    server's reply stay readable afterwards (closed, but not wiped, on
-   return). */
+   return). What MAIL declares comes from the message itself: SIZE= with
+   its size (TLSMAIL_ETOOBIG before MAIL when over the server's limit),
+   BODY=8BITMIME only when it has an octet over 127 (TLSMAIL_ENOEXT before
+   MAIL when the server lacks 8BITMIME), SMTPUTF8 only when an address or a
+   header field is not ASCII (TLSMAIL_ENOEXT when the server lacks it).
+   When the server offers CHUNKING the message goes by BDAT (RFC 3030):
+   line ends normalised, no dot-stuffing; with PIPELINING too, and one
+   recipient, MAIL, RCPT, BDAT and QUIT leave in one write. */
 TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto,
                                  const void *msg, size_t len);
 
-/* ---- [auth] credentials: AUTH PLAIN and LOGIN ---------------------------- */
+/* One recipient's answer (tlsmail_send_opts.results): its reply code (0: no
+   RCPT was sent for it, or its reply never came), enhanced status ("5.1.1"
+   or "") and text (lines joined by ' ', cut to fit). */
+typedef struct tlsmail_rcpt_result {
+    int code;
+    char enhanced[12];
+    char text[TLSMAIL_RCPT_TEXT];
+} tlsmail_rcpt_result;
 
-/* TLSMAIL_AUTH_AUTO picks by what the server offers: PLAIN, else LOGIN. */
-enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO };
+/* Who gets the message when some recipients are refused
+   (tlsmail_send_opts.deliver). ALL, the default and Go's rule: any refusal
+   fails the send and the message is never sent. ACCEPTED: the message goes
+   to the recipients the server accepted; the send fails only when it
+   accepted none. */
+enum { TLSMAIL_DELIVER_ALL = 0, TLSMAIL_DELIVER_ACCEPTED };
+
+/* Options of tlsmail_client_send_ex. Zero-initialise.
+   mail: RET and ENVID (DSN), and body and smtputf8 to override what the
+     message shows (TLSMAIL_BODY_7BIT with an octet over 127 in it is
+     TLSMAIL_EINVAL; mail->size is ignored: the size is counted); NULL:
+     none.
+   rcpt: nto entries, DSN options of each recipient in to[]; NULL: none.
+   results: nto entries the send fills in, each recipient's answer. With
+     TLSMAIL_DELIVER_ALL the send stops at the first refusal: entries after
+     it keep code 0. Required (non-NULL) with TLSMAIL_DELIVER_ACCEPTED, so a
+     refusal cannot pass unseen.
+   deliver: TLSMAIL_DELIVER_*. */
+struct tlsmail_send_opts {
+    const tlsmail_mail_opts *mail;
+    const tlsmail_rcpt_opts *rcpt;
+    tlsmail_rcpt_result *results;
+    int deliver;               /* TLSMAIL_DELIVER_* */
+};
+
+/* tlsmail_client_send with options (o NULL: none, the same call). */
+TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *cfg,
+                                       const tlsmail_auth *auth, const char *from,
+                                       const char *const *to, size_t nto, const void *msg,
+                                       size_t len, const tlsmail_send_opts *o);
+
+/* ---- [auth] credentials: PLAIN, LOGIN, OAuth 2.0, client certificates ---- */
+
+/* Mechanisms (RFC 4954 AUTH). TLSMAIL_AUTH_AUTO picks one by what the
+   server offers: with a token, OAUTHBEARER, else XOAUTH2; with a password,
+   PLAIN, else LOGIN. */
+enum { TLSMAIL_AUTH_NONE = 0, TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO,
+       TLSMAIL_AUTH_XOAUTH2, TLSMAIL_AUTH_OAUTHBEARER, TLSMAIL_AUTH_EXTERNAL };
 
 /* What Go calls smtp.Auth: plain data, no heap. The strings are the
-   caller's and must stay valid while in use; the library never writes them.
-   host is the server name the credentials are meant for: authenticating to
-   any other server fails with TLSMAIL_EAUTHHOST before a byte is sent. */
+   caller's and must stay valid while in use; the library never writes them
+   and copies none of them (a secret or token goes straight into the TLS
+   engine's buffer, which is wiped when the session ends). host is the
+   server name the credentials are meant for: authenticating to any other
+   server fails with TLSMAIL_EAUTHHOST before a byte is sent. */
 struct tlsmail_auth {
-    int mechanism;
-    const char *identity, *username, *secret, *host;
+    int mechanism;             /* TLSMAIL_AUTH_* */
+    const char *identity;      /* authorisation identity (PLAIN, EXTERNAL); NULL: "" */
+    const char *username;
+    const char *secret;        /* the password (PLAIN, LOGIN, AUTO) */
+    const char *host;
+    const char *token;         /* an OAuth 2.0 access token (XOAUTH2, OAUTHBEARER,
+                                  AUTO); NULL: none */
 };
 
 /* RFC 4616 PLAIN; identity is the authorisation identity, usually "". */
@@ -356,13 +466,67 @@ TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *us
 TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
                                             const char *host);
 /* PLAIN if the server offers it, else LOGIN; either way only over TLS and
-   only to host. The choice is made once from the EHLO reply: a refusal is
-   never followed by another mechanism. */
+   only to host. Set .token as well (or instead of the password) and AUTO
+   prefers OAUTHBEARER, then XOAUTH2, when the server offers them. The
+   choice is made once from the EHLO reply: a refusal is never followed by
+   another mechanism. */
 TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
                                            const char *host);
+/* OAuth 2.0 bearer tokens: XOAUTH2 (Google, Microsoft 365) and OAUTHBEARER
+   (RFC 7628) with an access token the caller obtained; the library runs no
+   OAuth flow and never refreshes a token. token: printable ASCII, no
+   spaces; the whole response may be up to 12,288 octets of base64 (RFC
+   4954 4), which fits tokens of about 9 KB. The response rides on the AUTH
+   line when that line stays within 512 octets (what every server takes);
+   a longer one is sent after the server's empty 334 (Postfix, for one,
+   cuts AUTH lines at 2,048 octets but takes 12,288-octet responses). A
+   refused token draws an error challenge (334 with base64 JSON, RFC 7628
+   3.2.2): it is decoded into tlsmail_reply_text, answered as the mechanism
+   requires, and the result is TLSMAIL_EAUTH; tlsmail_describe shows its
+   "status". OAUTHBEARER sends host and port as dialled. */
+TLSMAIL_DEF tlsmail_auth tlsmail_xoauth2_auth(const char *username, const char *token,
+                                              const char *host);
+TLSMAIL_DEF tlsmail_auth tlsmail_oauthbearer_auth(const char *username, const char *token,
+                                                  const char *host);
+/* AUTH EXTERNAL (RFC 4422 appendix A): the TLS client certificate of
+   tlsmail_config.client_cert is the credential. identity: the authorisation
+   identity to act as, at most 255 octets; "" or NULL: the one the server
+   derives from the certificate. Only ever when asked for: AUTO never picks
+   EXTERNAL. Without a client certificate in the configuration,
+   TLSMAIL_EINVAL. */
+TLSMAIL_DEF tlsmail_auth tlsmail_external_auth(const char *identity, const char *host);
 
-/* AUTH with the given credentials (host must match the dialled host). */
+/* AUTH with the given credentials (host must match the dialled host).
+   TLSMAIL_ENOMECH when the server does not offer the mechanism asked for
+   (tlsmail_describe names what it offers); TLSMAIL_EAUTH when it refuses
+   the credentials. */
 TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a);
+
+/* A TLS client certificate and its private key, for servers that ask for
+   one (RFC 5246 7.4.6) and for AUTH EXTERNAL. Zero-initialise (set
+   alloc_ctx if you use one), load, point tlsmail_config.client_cert at it;
+   it must outlive every client using it and may be shared read-only.
+   cert: PEM with the certificate first, then the intermediates the server
+   needs (they are sent as given); key: PEM "PRIVATE KEY" (PKCS#8), "RSA
+   PRIVATE KEY" or "EC PRIVATE KEY", unencrypted; RSA or EC (P-256, P-384,
+   P-521). key may be NULL (key_len 0) when cert holds the key too. The key
+   must match the first certificate's public key. Copies of the key live
+   only in memory from TLSMAIL_MALLOC, wiped by tlsmail_client_cert_free
+   (the loaders are, with PEM trust loading, the only heap users). 0,
+   TLSMAIL_ECLIENTCERT (no certificate, no key or two keys, an encrypted or
+   unknown key, a key that does not match), TLSMAIL_ENOMEM or
+   TLSMAIL_EINVAL (cc NULL, or already loaded). */
+TLSMAIL_DEF int tlsmail_client_cert_pem(tlsmail_client_cert *cc, const void *cert, size_t cert_len,
+                                        const void *key, size_t key_len);
+#ifndef TLSMAIL_NO_STDIO
+/* The same from files (key_path NULL: the key is in cert_path); a file
+   that cannot be read, or holds more than 1 MiB, is TLSMAIL_ECLIENTCERT. */
+TLSMAIL_DEF int tlsmail_client_cert_file(tlsmail_client_cert *cc, const char *cert_path,
+                                         const char *key_path);
+#endif
+/* Wipes the key, frees everything; cc becomes zeroed again (alloc_ctx
+   kept). Harmless on a zeroed or failed one. */
+TLSMAIL_DEF void tlsmail_client_cert_free(tlsmail_client_cert *cc);
 
 /* ---- [session] a client of your own: dial, EHLO, close ------------------- */
 
@@ -408,6 +572,8 @@ struct tlsmail_config {
        certificate must match. A malformed list is TLSMAIL_EINVAL before
        anything is dialled; with io set it is TLSMAIL_EINVAL too. */
     const char *addresses;
+    const tlsmail_client_cert *client_cert; /* NULL: none; sent when the server
+                                               asks for one */
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -425,13 +591,75 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
 
 /* ---- [commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ----------------------- */
 
-/* MAIL FROM:<from> (from may be "" for the null reverse-path); RCPT TO:<to>. */
+/* MAIL FROM:<from> (from may be "" for the null reverse-path); RCPT TO:<to>.
+   tlsmail_mail is tlsmail_mail_ex with no options: BODY=8BITMIME when the
+   server offers it (the body is not known yet, and 7-bit text is valid
+   8BITMIME content), SMTPUTF8 only when from needs it. A recipient that is
+   not ASCII needs SMTPUTF8 declared at MAIL: TLSMAIL_ENOEXT when the server
+   lacks it, TLSMAIL_EINVAL when MAIL did not declare it. */
 TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from);
 TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to);
+
+/* Body types (tlsmail_mail_opts.body, RFC 6152). */
+enum { TLSMAIL_BODY_AUTO = 0, TLSMAIL_BODY_7BIT, TLSMAIL_BODY_8BITMIME };
+/* DSN (RFC 3461): what a failure notification returns (tlsmail_mail_opts.ret),
+   and when to notify (tlsmail_rcpt_opts.notify, bits; NEVER alone). */
+enum { TLSMAIL_RET_DEFAULT = 0, TLSMAIL_RET_FULL, TLSMAIL_RET_HDRS };
+enum { TLSMAIL_NOTIFY_SUCCESS = 1, TLSMAIL_NOTIFY_FAILURE = 2, TLSMAIL_NOTIFY_DELAY = 4,
+       TLSMAIL_NOTIFY_NEVER = 8 };
+
+/* What MAIL declares about the message. Zero-initialise; zero is
+   tlsmail_mail's behaviour.
+   size: the message's size as RFC 1870 counts it (tlsmail_message_size);
+     sent as SIZE= when the server offers SIZE, and a size over the
+     server's non-zero limit is refused here, before MAIL:
+     TLSMAIL_ETOOBIG. 0: not declared.
+   body: TLSMAIL_BODY_AUTO: BODY=8BITMIME when offered; _7BIT: no BODY=,
+     and tlsmail_data_write refuses an octet over 127; _8BITMIME: BODY=
+     8BITMIME, TLSMAIL_ENOEXT before MAIL when the server lacks 8BITMIME.
+     Without BODY=8BITMIME declared, an octet over 127 in the message is
+     refused by tlsmail_data_write, which then drops the connection without
+     ending the message, so nothing is delivered.
+   smtputf8: nonzero when a recipient or a header will need SMTPUTF8 (RFC
+     6531: any address or header field that is not ASCII); declared, or
+     TLSMAIL_ENOEXT before MAIL when the server lacks it.
+   ret, envid: DSN (RFC 3461 4.3, 4.4): RET=FULL or HDRS, and ENVID, the
+     caller's printable ASCII id of the message, xtext-encoded (at most 100
+     octets encoded). Sent only when the server offers DSN, silently left
+     out otherwise. */
+struct tlsmail_mail_opts {
+    size_t size;
+    int body;                  /* TLSMAIL_BODY_* */
+    int smtputf8;
+    int ret;                   /* TLSMAIL_RET_* */
+    const char *envid;         /* NULL: none */
+};
+
+/* What RCPT declares about a recipient: DSN (RFC 3461 4.1, 4.2), sent only
+   when the server offers DSN. notify: TLSMAIL_NOTIFY_* bits (NEVER only
+   alone), 0: the server's default. orcpt: the original recipient's address,
+   sent xtext-encoded as "rfc822;..." (or "utf-8;..." when not ASCII, RFC
+   6533, which needs SMTPUTF8 declared at MAIL); at most 500 octets
+   encoded. */
+struct tlsmail_rcpt_opts {
+    unsigned notify;           /* TLSMAIL_NOTIFY_* */
+    const char *orcpt;         /* NULL: none */
+};
+
+/* MAIL and RCPT with options (o may be NULL: none). */
+TLSMAIL_DEF int tlsmail_mail_ex(tlsmail_client *c, const char *from, const tlsmail_mail_opts *o);
+TLSMAIL_DEF int tlsmail_rcpt_ex(tlsmail_client *c, const char *to, const tlsmail_rcpt_opts *o);
+/* The size of msg as RFC 1870 counts it and the server stores it: every
+   CRLF, bare CR and bare LF counted as CRLF, plus the CRLF a last line
+   without one gets; not the dots of dot-stuffing. For
+   tlsmail_mail_opts.size. */
+TLSMAIL_DEF size_t tlsmail_message_size(const void *msg, size_t len);
+
 /* DATA, then the message in chunks of any size (line ends normalised,
    dot-stuffed), then the final "." and the server's verdict. A line over 998
    octets fails data_write with TLSMAIL_ELINE and drops the connection without
-   the final ".", so nothing is delivered. */
+   the final ".", so nothing is delivered. After a 250, tlsmail_queue_id()
+   has the server's id for the message. */
 TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c);
 TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n);
 TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c);
@@ -485,7 +713,9 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c);
     X(ENORANDOM,       CONFIG,    "no source of randomness for TLS: give "    \
                                   "tlsmail_config.entropy")                   \
     X(ENOTIME,         CONFIG,    "no clock to check certificate dates: give "\
-                                  "tlsmail_config.clock")
+                                  "tlsmail_config.clock")                     \
+    X(ECLIENTCERT,     CONFIG,    "cannot load the client certificate or its "\
+                                  "key")
 
 enum {
 #define TLSMAIL__INDEX(name, cls, text) TLSMAIL__INDEX_##name,
@@ -551,12 +781,24 @@ TLSMAIL_DEF int tlsmail_tls_error(const tlsmail_client *c);
 TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c);
 /* What to do about err, a code a call on c returned: TLSMAIL_CLASS_*.
    c may be NULL. With c, a permanent refusal whose enhanced status blames
-   the caller's side (5.1.x: an address; 5.7.x: authentication, policy,
-   relaying) is TLSMAIL_CLASS_CONFIG rather than REFUSED. */
+   the caller's side is TLSMAIL_CLASS_CONFIG rather than REFUSED: 5.1.x (an
+   address), 5.7.x (authentication, policy, relaying), 5.3.4 (too big for
+   the server) and 5.6.x (the message's content or encoding). */
 TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err);
-/* One line for humans: "RCPT: server refused (5xx): 550 5.1.1 no such user".
-   Returns buf. */
+/* One line for humans: "RCPT TO: server refused (5xx); server said: 550
+   5.1.1 no such user (5.1.1: bad destination mailbox address)". The
+   enhanced status of the quoted reply is explained (RFC 3463); a local
+   refusal says why: the mechanisms the server really offers (ENOMECH), the
+   extension the message needs (ENOEXT), the size and the limit (ETOOBIG),
+   the OAuth error's status (EAUTH after an error challenge). Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
+/* The server's id of the last message it accepted on c, taken from the 250
+   after the message ("Ok: queued as 4Fh2x1" from Postfix, "id=..." from
+   Exim, the id before "- gsmtp" from Gmail, "<...>" from Exchange, "queued
+   as"/"stored as" and "Message Queued (...)" forms), or "" when the reply
+   holds none we know. It stays readable after QUIT and the close, until
+   the client is wiped or the next MAIL. */
+TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c);
 
 /* ---- [trust] where the trust anchors come from --------------------------- */
 
@@ -732,6 +974,7 @@ typedef struct tlsmail__ext {       /* what EHLO told us */
     unsigned auth;                  /* bit (1 << TLSMAIL_AUTH_x) per mechanism */
     size_t len;
     char text[TLSMAIL_EXT_TEXT];    /* "KEYWORD params\0" entries */
+    size_t size_limit;              /* SIZE's limit in octets; 0: none announced */
 } tlsmail__ext;
 
 typedef struct tlsmail__dot {       /* streaming DATA encoder */
@@ -866,6 +1109,36 @@ struct tlsmail_client {
     size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
     unsigned char rbuf[512];
     unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
+    int body8;                      /* MAIL declared BODY=8BITMIME: message
+                                       octets over 127 may go out */
+    unsigned port_dialled;          /* this connection's port (OAUTHBEARER) */
+    unsigned missing_ext;           /* ENOEXT: the TLSMAIL__EXT_* bit needed */
+    size_t size_declared;           /* ETOOBIG: the message's size */
+    int auth_asked;                 /* ENOMECH: the TLSMAIL_AUTH_* asked for */
+    char auth_status[32];           /* "status" of an OAuth error challenge */
+    char queue_id[TLSMAIL_QUEUE_ID];/* the accepted message's id, or "" */
+};
+
+/* A client certificate chain and key, loaded by tlsmail_client_cert_pem. */
+struct tlsmail_client_cert {
+    void *alloc_ctx; /* yours: handed to TLSMAIL_MALLOC/TLSMAIL_FREE; set it
+                        before loading */
+    /* private */
+    br_x509_certificate *chain;     /* certificates, leaf first; one allocation
+                                       with their DER */
+    size_t chain_len;
+    int key_type;                   /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC; 0: none */
+    br_rsa_private_key rsa;         /* the key, pointing into key_mem */
+    br_ec_private_key ec;
+    unsigned char *key_mem;         /* wiped before it is freed */
+    size_t key_len;
+    /* The signing code and BearSSL's client-certificate handler, chosen
+       when loading so that a program without client certificates links
+       none of it. */
+    br_rsa_pkcs1_sign rsa_sign;
+    const br_ec_impl *ec_impl;
+    br_ecdsa_sign ec_sign;
+    void (*use)(const tlsmail_client_cert *cc, br_ssl_client_context *sc);
 };
 
 #ifdef __cplusplus
@@ -946,7 +1219,10 @@ struct tlsmail_client {
 
 enum { TLSMAIL__EXT_PIPELINING = 1, TLSMAIL__EXT_8BITMIME = 2, TLSMAIL__EXT_SMTPUTF8 = 4,
        TLSMAIL__EXT_STARTTLS = 8, TLSMAIL__EXT_ENHANCEDSTATUSCODES = 16, TLSMAIL__EXT_SIZE = 32,
-       TLSMAIL__EXT_AUTH = 64 };
+       TLSMAIL__EXT_AUTH = 64, TLSMAIL__EXT_DSN = 128, TLSMAIL__EXT_CHUNKING = 256 };
+
+/* [auth] hands [stream] the client certificate for the handshake. */
+TLSMAIL__PRIVATE void tlsmail__client_cert_use(tlsmail_client *c);
 
 /* ==== [tlsmail:codecs] pure functions over buffers: no I/O, no heap ==== */
 
@@ -1115,19 +1391,58 @@ TLSMAIL__PRIVATE void tlsmail__ext_init(tlsmail__ext *e) {
 /* RFC 4954 4: the AUTH parameters are SP-separated mechanism names. Only
    whole words count, so "PLAINX" is not PLAIN. */
 TLSMAIL__PRIVATE unsigned tlsmail__ext_mechs(const char *s, size_t n) {
+    const struct { const char *name; int mech; } known[] = {
+        { "PLAIN", TLSMAIL_AUTH_PLAIN }, { "LOGIN", TLSMAIL_AUTH_LOGIN },
+        { "XOAUTH2", TLSMAIL_AUTH_XOAUTH2 }, { "OAUTHBEARER", TLSMAIL_AUTH_OAUTHBEARER },
+        { "EXTERNAL", TLSMAIL_AUTH_EXTERNAL },
+    };
     unsigned bits = 0;
-    size_t i = 0, j;
+    size_t i = 0, j, k;
     while (i < n) {
         while (i < n && s[i] == ' ') i++;
         for (j = i; j < n && s[j] != ' '; j++) {}
-        if (tlsmail__ieqn(s + i, j - i, "PLAIN"))
-            bits |= 1u << TLSMAIL_AUTH_PLAIN;
-        else if (tlsmail__ieqn(s + i, j - i, "LOGIN"))
-            bits |= 1u << TLSMAIL_AUTH_LOGIN;
+        for (k = 0; k < sizeof known / sizeof known[0]; k++)
+            if (tlsmail__ieqn(s + i, j - i, known[k].name)) bits |= 1u << known[k].mech;
         i = j;
     }
     return bits;
 }
+
+/* RFC 1870 3: "SIZE" [SP max-size], a decimal count of octets; none or 0
+   means no fixed limit. A limit too large for size_t is no limit we can
+   reach. */
+TLSMAIL__PRIVATE size_t tlsmail__ext_size(const char *s, size_t n) {
+    size_t v = 0, i;
+    for (i = 0; i < n && s[i] != ' '; i++) {
+        size_t d;
+        if (!tlsmail__isdigit((unsigned char)s[i])) return 0;
+        d = (size_t)(s[i] - '0');
+        if (v > ((size_t)-1 - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+/* Keep "KEYWORD params" (keyword upper-cased) in the table, when it fits. */
+TLSMAIL__PRIVATE void tlsmail__ext_store(tlsmail__ext *e, const char *kw, size_t k, const char *par,
+                                         size_t plen) {
+    size_t i, need = k + (plen ? 1 + plen : 0) + 1;
+    char *dst;
+    if (need > sizeof e->text - e->len) return;
+    dst = e->text + e->len;
+    for (i = 0; i < k; i++) {
+        int c = (unsigned char)kw[i];
+        dst[i] = (char)(c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c);
+    }
+    if (plen) {
+        dst[k] = ' ';
+        memcpy(dst + k + 1, par, plen);
+    }
+    dst[need - 1] = '\0';
+    e->len += need;
+}
+
+TLSMAIL__PRIVATE const char *tlsmail__ext_find(const tlsmail__ext *e, const char *name);
 
 TLSMAIL__PRIVATE void tlsmail__ext_line(tlsmail__ext *e, const char *text, size_t len) {
     /* A local table, not a static one: the codecs keep no storage of their own. */
@@ -1139,16 +1454,21 @@ TLSMAIL__PRIVATE void tlsmail__ext_line(tlsmail__ext *e, const char *text, size_
         { "ENHANCEDSTATUSCODES", TLSMAIL__EXT_ENHANCEDSTATUSCODES },
         { "SIZE", TLSMAIL__EXT_SIZE },
         { "AUTH", TLSMAIL__EXT_AUTH },
+        { "DSN", TLSMAIL__EXT_DSN },
+        { "CHUNKING", TLSMAIL__EXT_CHUNKING },
     };
-    size_t k, p, i, need;
-    char *dst;
+    size_t k, p, i;
     if (!text || memchr(text, '\0', len)) return;
-    /* Pre-RFC 4954 servers (old Exchange, some appliances) announce
-       "AUTH=PLAIN LOGIN", often beside a proper AUTH line. It counts as an
-       AUTH offer, but is not stored: '=' is not a keyword character. */
+    /* Pre-RFC 4954 servers (old Exchange, some appliances; Postfix with
+       broken_sasl_auth_clients) announce "AUTH=PLAIN LOGIN", often beside
+       a proper AUTH line. It counts as an AUTH offer, and is kept as the
+       AUTH entry when there is none yet, so tlsmail_extension(c, "AUTH")
+       and tlsmail_describe name what such a server offers. */
     if (len >= 5 && tlsmail__ieqn(text, 5, "AUTH=")) {
         e->flags |= TLSMAIL__EXT_AUTH;
         e->auth |= tlsmail__ext_mechs(text + 5, len - 5);
+        for (p = 5; p < len && text[p] == ' '; p++) {}
+        if (!tlsmail__ext_find(e, "AUTH")) tlsmail__ext_store(e, "AUTH", 4, text + p, len - p);
         return;
     }
     /* RFC 5321 4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").
@@ -1158,25 +1478,16 @@ TLSMAIL__PRIVATE void tlsmail__ext_line(tlsmail__ext *e, const char *text, size_
     if (k == 0) return;
     for (p = k; p < len && text[p] == ' '; p++) {}
 
+    if (tlsmail__ieqn(text, k, "SIZE") && !(e->flags & TLSMAIL__EXT_SIZE))
+        e->size_limit = tlsmail__ext_size(text + p, len - p); /* the first SIZE line, as find */
     for (i = 0; i < sizeof known / sizeof known[0]; i++)
         if (tlsmail__ieqn(text, k, known[i].name)) e->flags |= known[i].bit;
     if (tlsmail__ieqn(text, k, "AUTH")) e->auth |= tlsmail__ext_mechs(text + p, len - p);
 
-    /* Flags and mechanisms above are kept even when the text is full: they
-       are what the dialogue decides on; the text only serves lookups. */
-    need = k + (p < len ? 1 + (len - p) : 0) + 1;
-    if (need > sizeof e->text - e->len) return;
-    dst = e->text + e->len;
-    for (i = 0; i < k; i++) {
-        int c = (unsigned char)text[i];
-        dst[i] = (char)(c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c);
-    }
-    if (p < len) {
-        dst[k] = ' ';
-        memcpy(dst + k + 1, text + p, len - p);
-    }
-    dst[need - 1] = '\0';
-    e->len += need;
+    /* Flags, mechanisms and the size limit above are kept even when the
+       text is full: they are what the dialogue decides on; the text only
+       serves lookups. */
+    tlsmail__ext_store(e, text, k, text + p, len - p);
 }
 
 TLSMAIL__PRIVATE const char *tlsmail__ext_find(const tlsmail__ext *e, const char *name) {
@@ -1641,6 +1952,348 @@ TLSMAIL__PRIVATE int tlsmail__name_hash(const unsigned char *dn, size_t n, unsig
             (unsigned long)md[3] << 24;
     return 0;
 }
+
+/* ---- SASL responses, base64 on the fly (RFC 4954 4, 4616, 7628) ------------ */
+
+/* One piece of a SASL response. A gs2 piece is a saslname (RFC 5801 4):
+   its ',' and '=' go out as "=2C" and "=3D". */
+typedef struct tlsmail__part {
+    const char *p;
+    size_t n;
+    int gs2;
+} tlsmail__part;
+
+/* Octets of the response the parts make, escapes counted; (size_t)-1 if
+   that does not fit a size_t. */
+TLSMAIL__PRIVATE size_t tlsmail__parts_len(const tlsmail__part *pt, size_t np) {
+    size_t i, k, total = 0;
+    for (i = 0; i < np; i++) {
+        size_t n = pt[i].n;
+        if (pt[i].gs2)
+            for (k = 0; k < pt[i].n; k++) n += (pt[i].p[k] == ',' || pt[i].p[k] == '=') ? 2 : 0;
+        if (n > (size_t)-1 - 1 - total) return (size_t)-1;
+        total += n;
+    }
+    return total;
+}
+
+/* Characters of the base64 of n octets. */
+TLSMAIL__PRIVATE size_t tlsmail__b64_len(size_t n) { return n / 3 * 4 + (n % 3 ? 4 : 0); }
+
+/* The encoder's state: at most 2 octets of the response and 64 characters
+   of its base64 exist at once, here, and are wiped when done. */
+typedef struct tlsmail__b64w {
+    unsigned char in[3];
+    size_t nin, nout;
+    char out[64 + 1];               /* + the NUL tlsmail__b64_encode writes */
+    int (*emit)(void *ctx, const char *s, size_t n);
+    void *ctx;
+    int err;
+} tlsmail__b64w;
+
+TLSMAIL__PRIVATE void tlsmail__b64w_flush(tlsmail__b64w *w) {
+    if (w->nout && !w->err) w->err = w->emit(w->ctx, w->out, w->nout);
+    w->nout = 0;
+}
+
+/* The pending octets (1 to 3) as one 4-character group. */
+TLSMAIL__PRIVATE void tlsmail__b64w_group(tlsmail__b64w *w) {
+    if (w->nout + 4 > sizeof w->out - 1) tlsmail__b64w_flush(w);
+    w->nout += tlsmail__b64_encode(w->out + w->nout, 5, w->in, w->nin);
+    w->nin = 0;
+}
+
+TLSMAIL__PRIVATE void tlsmail__b64w_byte(tlsmail__b64w *w, unsigned char c) {
+    w->in[w->nin++] = c;
+    if (w->nin == 3) tlsmail__b64w_group(w);
+}
+
+/* Base64 of the concatenated parts, handed to emit in pieces of at most 64
+   characters. Returns emit's first nonzero result, or 0. */
+TLSMAIL__PRIVATE int tlsmail__b64_parts(const tlsmail__part *pt, size_t np,
+                                        int (*emit)(void *ctx, const char *s, size_t n),
+                                        void *ctx) {
+    tlsmail__b64w w;
+    size_t i, k;
+    int err;
+    memset(&w, 0, sizeof w);
+    w.emit = emit;
+    w.ctx = ctx;
+    for (i = 0; i < np; i++) {
+        for (k = 0; k < pt[i].n; k++) {
+            unsigned char c = (unsigned char)pt[i].p[k];
+            if (pt[i].gs2 && (c == ',' || c == '=')) {
+                tlsmail__b64w_byte(&w, '=');
+                tlsmail__b64w_byte(&w, c == ',' ? '2' : '3');
+                c = c == ',' ? 'C' : 'D';
+            }
+            tlsmail__b64w_byte(&w, c);
+        }
+    }
+    if (w.nin) tlsmail__b64w_group(&w);
+    tlsmail__b64w_flush(&w);
+    err = w.err;
+    tlsmail__wipe(&w, sizeof w);
+    return err;
+}
+
+/* The client's first message of XOAUTH2 (Google's and Microsoft's
+   definition) or OAUTHBEARER (RFC 7628 3.1), as parts; ^A is 0x01:
+     XOAUTH2      "user=" user ^A "auth=Bearer " token ^A ^A
+     OAUTHBEARER  "n,a=" saslname(user) "," ^A "host=" host ^A "port=" port ^A
+                  "auth=Bearer " token ^A ^A
+   pt has room for 12 parts; returns how many were used. */
+TLSMAIL__PRIVATE size_t tlsmail__oauth_parts(tlsmail__part *pt, int mech, const char *user,
+                                             const char *token, const char *host,
+                                             const char *port) {
+    static const char a1[] = "\001";
+    size_t n = 0;
+#define TLSMAIL__PART(s, len, esc) (pt[n].p = (s), pt[n].n = (len), pt[n].gs2 = (esc), n++)
+    if (mech == TLSMAIL_AUTH_XOAUTH2) {
+        TLSMAIL__PART("user=", 5, 0);
+        TLSMAIL__PART(user, strlen(user), 0);
+        TLSMAIL__PART(a1, 1, 0);
+    } else {
+        TLSMAIL__PART("n,a=", 4, 0);
+        TLSMAIL__PART(user, strlen(user), 1);
+        TLSMAIL__PART(",\001host=", 7, 0);
+        TLSMAIL__PART(host, strlen(host), 0);
+        TLSMAIL__PART("\001port=", 6, 0);
+        TLSMAIL__PART(port, strlen(port), 0);
+        TLSMAIL__PART(a1, 1, 0);
+    }
+    TLSMAIL__PART("auth=Bearer ", 12, 0);
+    TLSMAIL__PART(token, strlen(token), 0);
+    TLSMAIL__PART("\001\001", 2, 0);
+#undef TLSMAIL__PART
+    return n;
+}
+
+/* RFC 7628 3.2.2: a refused token draws "334 " + base64 of a JSON object
+   ({"status":"401","schemes":"bearer","scope":"..."}). text[0..n) decoded
+   into out (cap octets, NUL-terminated) when it is canonical base64 of
+   printable text; the JSON's CR, LF and TAB become spaces. Returns the
+   length, or -1 (out is then "") for anything else. */
+TLSMAIL__PRIVATE long tlsmail__oauth_challenge(char *out, size_t cap, const char *text, size_t n) {
+    long len, i;
+    if (!cap) return -1;
+    out[0] = '\0';
+    if (n == 0) return -1;
+    len = tlsmail__b64_decode((unsigned char *)out, cap - 1, text, n);
+    if (len <= 0) {
+        out[0] = '\0';
+        return -1;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if (c == '\r' || c == '\n' || c == '\t') out[i] = ' ';
+        else if (c < 0x20 || c == 0x7F) break;
+    }
+    if (i < len) {
+        out[0] = '\0';
+        return -1;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+/* The "status" member of that JSON object, a string or a number, into st
+   (cap octets, NUL-terminated; "" when there is none, or it does not fit).
+   A bounded scan, not a JSON parser: the first "status" key at any depth,
+   ':' after it, then the value; a string with escapes or anything but
+   printable ASCII in it is not taken. */
+TLSMAIL__PRIVATE void tlsmail__oauth_status(const char *j, size_t n, char *st, size_t cap) {
+    size_t i, k, v;
+    if (!cap) return;
+    st[0] = '\0';
+    for (i = 0; i + 8 <= n; i++) {
+        if (memcmp(j + i, "\"status\"", 8) != 0) continue;
+        for (k = i + 8; k < n && j[k] == ' '; k++) {}
+        if (k >= n || j[k] != ':') continue;
+        for (k++; k < n && j[k] == ' '; k++) {}
+        if (k < n && j[k] == '"') {
+            for (v = ++k; v < n && j[v] >= 0x20 && j[v] < 0x7F && j[v] != '"' && j[v] != '\\';
+                 v++) {}
+            if (v >= n || j[v] != '"') return;
+        } else {
+            for (v = k; v < n && (tlsmail__isalnum((unsigned char)j[v]) || j[v] == '-'); v++) {}
+        }
+        if (v == k || v - k >= cap) return;
+        memcpy(st, j + k, v - k);
+        st[v - k] = '\0';
+        return;
+    }
+}
+
+/* ---- the server's id of an accepted message ------------------------------- */
+
+/* Characters a queue id may hold: printable ASCII, none of the brackets
+   and separators that frame it in the replies we know. */
+TLSMAIL__PRIVATE int tlsmail__idchar(int c) {
+    return c > 0x20 && c < 0x7F && !strchr("<>()[],;\"'", c);
+}
+
+/* The id at t[0..n): its characters, then trailing '.' (sentence ends)
+   dropped; 0 when it is empty or cap cannot hold it. */
+TLSMAIL__PRIVATE size_t tlsmail__id_take(const char *t, size_t n, char *out, size_t cap) {
+    size_t k = 0;
+    while (k < n && tlsmail__idchar((unsigned char)t[k])) k++;
+    while (k > 0 && t[k - 1] == '.') k--;
+    if (k == 0 || k >= cap) return 0;
+    memcpy(out, t, k);
+    out[k] = '\0';
+    return k;
+}
+
+/* Where needle (lower case) starts in t[0..n), case-insensitively, at or
+   after from; n when nowhere. */
+TLSMAIL__PRIVATE size_t tlsmail__ifind(const char *t, size_t n, size_t from, const char *needle) {
+    size_t m = strlen(needle), i, k;
+    for (i = from; i + m <= n; i++) {
+        for (k = 0; k < m && tlsmail__lower((unsigned char)t[i + k]) == needle[k]; k++) {}
+        if (k == m) return i;
+    }
+    return n;
+}
+
+/* The queue id in the text of the 250 that accepted a message (its first
+   line; the enhanced status, if any, skipped). The forms, in order:
+     "... queued as ID" (Postfix, SendGrid), "... stored as ID"
+     "... id=ID"                      (Exim: "OK id=1tXYZa-000abc-Cd")
+     "OK 1701234567 ID - gsmtp"       (Gmail: the word before " - gsmtp")
+     "... <ID> ..."                   (Exchange, Microsoft 365: in brackets)
+     "Message Queued (ID)"            (Haraka)
+     "ID Message accepted for delivery" (Sendmail)
+     "Ok ID"                          (Amazon SES: the whole text)
+   Returns the id's length, written NUL-terminated to out; 0 (out "") when
+   none is found or it does not fit in cap. */
+TLSMAIL__PRIVATE size_t tlsmail__queue_id(const char *t, size_t n, char *out, size_t cap) {
+    const char *const as[] = { "queued as ", "stored as " };
+    size_t i, k, r;
+    if (!cap) return 0;
+    out[0] = '\0';
+    for (k = 0; k < n && t[k] != '\n'; k++) {}
+    n = k; /* the first line */
+    /* RFC 3463: "2.0.0 " first */
+    if (n >= 6 && t[0] == '2' && t[1] == '.') {
+        for (k = 2; k < n && t[k] != ' '; k++) {}
+        t += k;
+        n -= k;
+    }
+    while (n && t[0] == ' ') { t++; n--; }
+    for (i = 0; i < sizeof as / sizeof as[0]; i++) {
+        k = tlsmail__ifind(t, n, 0, as[i]);
+        if (k < n) return tlsmail__id_take(t + k + 10, n - k - 10, out, cap);
+    }
+    for (k = tlsmail__ifind(t, n, 0, "id="); k < n; k = tlsmail__ifind(t, n, k + 1, "id="))
+        if (k == 0 || t[k - 1] == ' ') return tlsmail__id_take(t + k + 3, n - k - 3, out, cap);
+    if (n > 8 && tlsmail__ifind(t, n, n - 8, " - gsmtp") == n - 8) {
+        for (k = n - 8; k > 0 && t[k - 1] != ' '; k--) {}
+        return tlsmail__id_take(t + k, n - 8 - k, out, cap);
+    }
+    k = tlsmail__ifind(t, n, 0, "<");
+    if (k < n) {
+        r = tlsmail__id_take(t + k + 1, n - k - 1, out, cap);
+        if (r && k + 1 + r < n && t[k + 1 + r] == '>') return r;
+        out[0] = '\0';
+    }
+    k = tlsmail__ifind(t, n, 0, "queued (");
+    if (k < n) return tlsmail__id_take(t + k + 8, n - k - 8, out, cap);
+    for (k = 0; k < n && t[k] != ' '; k++) {}
+    if (k < n && tlsmail__ifind(t, n, k, " message accepted for delivery") == k)
+        return tlsmail__id_take(t, k, out, cap);
+    if (k == 2 && tlsmail__ieqn(t, 2, "ok") && n > 3 && !memchr(t + 3, ' ', n - 3))
+        return tlsmail__id_take(t + 3, n - 3, out, cap);
+    return 0;
+}
+
+/* ---- ESMTP parameters: xtext (RFC 3461 4, RFC 6533 3) --------------------- */
+
+/* Decimal digits of v at out (room for 20 and a NUL): no printf: its size_t
+   format is not in every C library of our targets, and small images would
+   carry all of printf for it. */
+TLSMAIL__PRIVATE size_t tlsmail__utoa(char *out, size_t v) {
+    char tmp[24];
+    size_t n = 0, i;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+
+/* xtext: "!" to "~" but "+" and "=" as they are, every other octet "+HH"
+   (RFC 3461 4). With utf8 set, RFC 6533's utf-8-addr-xtext instead: octets
+   over 127 as they are, "+", "=", space and controls as "\x{HH}". Writes to
+   out (NUL-terminated); returns the length, or -1 when cap is too small. */
+TLSMAIL__PRIVATE long tlsmail__xtext(char *out, size_t cap, const char *in, size_t n, int utf8) {
+    const char *hex = "0123456789ABCDEF";
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int plain = (c > 0x20 && c < 0x7F && c != '+' && c != '=') || (utf8 && c >= 0x80);
+        size_t need = plain ? 1 : utf8 ? 6 : 3;
+        if (cap - o <= need) return -1;
+        if (plain) {
+            out[o++] = (char)c;
+        } else {
+            if (utf8) { out[o++] = '\\'; out[o++] = 'x'; out[o++] = '{'; }
+            else out[o++] = '+';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+            if (utf8) out[o++] = '}';
+        }
+    }
+    if (cap - o < 1) return -1;
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* ---- what a whole message needs (RFC 1870, 6152, 6532) ---------------------- */
+
+typedef struct tlsmail__msginfo {
+    size_t size;                    /* as RFC 1870 counts it; (size_t)-1: more */
+    int body8;                      /* an octet over 127 anywhere */
+    int head8;                      /* ...in the header section (RFC 6532 3) */
+} tlsmail__msginfo;
+
+/* One pass: the size as it goes out (every CR, LF and CRLF counted as
+   CRLF, plus a CRLF for a last line without one; no dot-stuffing), whether
+   it has 8-bit octets, and whether its header section (up to the first
+   empty line) does. */
+TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__msginfo *mi) {
+    const unsigned char *s = (const unsigned char *)msg;
+    size_t i, size = 0;
+    int bol = 1, in_head = 1, over = 0;
+    memset(mi, 0, sizeof *mi);
+    for (i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (c == '\r' || c == '\n') {
+            if (c == '\r' && i + 1 < len && s[i + 1] == '\n') i++;
+            if (bol) in_head = 0; /* the empty line ends the header */
+            bol = 1;
+            over |= size > (size_t)-1 - 2;
+            size += 2;
+            continue;
+        }
+        if (c >= 0x80) {
+            mi->body8 = 1;
+            if (in_head) mi->head8 = 1;
+        }
+        bol = 0;
+        over |= size == (size_t)-1;
+        size++;
+    }
+    if (!bol) {
+        over |= size > (size_t)-1 - 2;
+        size += 2;
+    }
+    mi->size = over ? (size_t)-1 : size;
+}
+
 
 /* ---- DATA encoder (RFC 5321 4.5.2, 2.3.8) ---------------------------------- */
 
@@ -3834,6 +4487,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     tlsmail__tls_profile(&c->sc, &x->xc);
     tlsmail__found_free(&c->found, tlsmail__actx(c));
     c->lookup_err = 0;
+    tlsmail__client_cert_use(c);
     if (t && t->kind == TLSMAIL__TRUST_PIN) {
         /* Replaces the policy engine in the union: the SSL engine's only
            pointer to either is the one set_x509 sets here. */
@@ -4228,6 +4882,7 @@ TLSMAIL__PRIVATE int tlsmail__security_for(const char *addr) {
 TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttls) {
     int err;
     c->stage = TLSMAIL_STAGE_CONNECT;
+    c->port_dialled = port;
     if ((err = tlsmail__open_transport(c, port)) != 0) return err;
     c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
     c->starttls = starttls;
@@ -4339,67 +4994,96 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
     c->fd = -1;
 }
 
-/* ==== [tlsmail:auth] AUTH PLAIN and LOGIN: RFC 4954, 4616 ==== */
+/* ==== [tlsmail:auth] AUTH: RFC 4954; PLAIN, LOGIN, OAuth 2.0, EXTERNAL ==== */
+
+/* Every constructor starts from this, so a field added later is NULL. */
+TLSMAIL__PRIVATE tlsmail_auth tlsmail__auth_new(int mech, const char *identity,
+                                                const char *username, const char *secret,
+                                                const char *host, const char *token) {
+    tlsmail_auth a;
+    memset(&a, 0, sizeof a);
+    a.mechanism = mech;
+    a.identity = identity;
+    a.username = username;
+    a.secret = secret;
+    a.host = host;
+    a.token = token;
+    return a;
+}
 
 TLSMAIL_DEF tlsmail_auth tlsmail_plain_auth(const char *identity, const char *username,
                                             const char *password, const char *host) {
-    tlsmail_auth a;
-    a.mechanism = TLSMAIL_AUTH_PLAIN;
-    a.identity = identity;
-    a.username = username;
-    a.secret = password;
-    a.host = host;
-    return a;
+    return tlsmail__auth_new(TLSMAIL_AUTH_PLAIN, identity, username, password, host, NULL);
 }
 
 TLSMAIL_DEF tlsmail_auth tlsmail_login_auth(const char *username, const char *password,
                                             const char *host) {
-    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
-    a.mechanism = TLSMAIL_AUTH_LOGIN;
-    return a;
+    return tlsmail__auth_new(TLSMAIL_AUTH_LOGIN, NULL, username, password, host, NULL);
 }
 
 TLSMAIL_DEF tlsmail_auth tlsmail_auto_auth(const char *username, const char *password,
                                            const char *host) {
-    tlsmail_auth a = tlsmail_plain_auth(NULL, username, password, host);
-    a.mechanism = TLSMAIL_AUTH_AUTO;
-    return a;
+    return tlsmail__auth_new(TLSMAIL_AUTH_AUTO, NULL, username, password, host, NULL);
 }
 
-/* ---- AUTH PLAIN (RFC 4616 2) ------------------------------------------------ */
+TLSMAIL_DEF tlsmail_auth tlsmail_xoauth2_auth(const char *username, const char *token,
+                                              const char *host) {
+    return tlsmail__auth_new(TLSMAIL_AUTH_XOAUTH2, NULL, username, NULL, host, token);
+}
 
-TLSMAIL__PRIVATE int tlsmail__plain_response(char *out, size_t cap, const char *identity,
-                                             const char *username, const char *password) {
-    unsigned char buf[3 * 255 + 2];
-    size_t il, ul, pl, n;
-    size_t r;
-    if (!identity) identity = "";
-    if (!out || !username || !password) return TLSMAIL_EINVAL;
-    il = strlen(identity);
-    ul = strlen(username);
-    pl = strlen(password);
-    /* RFC 4616 2: authcid and passwd are 1..255 octets, authzid 0..255. */
-    if (ul == 0 || pl == 0 || il > 255 || ul > 255 || pl > 255) return TLSMAIL_EINVAL;
-    memcpy(buf, identity, il);
-    buf[il] = 0;
-    memcpy(buf + il + 1, username, ul);
-    buf[il + 1 + ul] = 0;
-    memcpy(buf + il + ul + 2, password, pl);
-    n = il + ul + pl + 2;
-    r = tlsmail__b64_encode(out, cap, buf, n);
-    tlsmail__wipe(buf, sizeof buf);
-    return r ? (int)r : TLSMAIL_EINVAL;
+TLSMAIL_DEF tlsmail_auth tlsmail_oauthbearer_auth(const char *username, const char *token,
+                                                  const char *host) {
+    return tlsmail__auth_new(TLSMAIL_AUTH_OAUTHBEARER, NULL, username, NULL, host, token);
+}
+
+TLSMAIL_DEF tlsmail_auth tlsmail_external_auth(const char *identity, const char *host) {
+    return tlsmail__auth_new(TLSMAIL_AUTH_EXTERNAL, identity, NULL, NULL, host, NULL);
+}
+
+/* RFC 4954 4: a response line of at most 12,288 octets, CRLF included. */
+enum { TLSMAIL__SASL_LINE = 12288, TLSMAIL__SASL_B64_MAX = TLSMAIL__SASL_LINE - 2 };
+/* RFC 4954 4: the initial response rides on the AUTH line only if the line
+   keeps RFC 5321's 512 octets, the length every server reads. */
+enum { TLSMAIL__AUTH_LINE = 512 };
+
+/* A field that goes inside a SASL response as it is: 1..255 octets (RFC
+   4616 2 for PLAIN; the same bound for the others), and for the OAuth
+   mechanisms, whose fields are separated by 0x01, no control at all. */
+TLSMAIL__PRIVATE int tlsmail__sasl_field(const char *s, int controls_ok) {
+    size_t n;
+    if (!s) return 0;
+    for (n = 0; n <= 255 && s[n]; n++)
+        if (!controls_ok && ((unsigned char)s[n] < 0x20 || s[n] == 0x7F)) return 0;
+    return n >= 1 && n <= 255;
+}
+
+/* The OAuth response at its largest (OAUTHBEARER, host and port at their
+   longest, 255 and 5 octets): does its base64 fit one response line? */
+TLSMAIL__PRIVATE int tlsmail__oauth_fits(const char *user, const char *token) {
+    tlsmail__part pt[12];
+    size_t n = tlsmail__oauth_parts(pt, TLSMAIL_AUTH_OAUTHBEARER, user, token, "", "");
+    return tlsmail__b64_len(tlsmail__parts_len(pt, n) + 255 + 5) <= TLSMAIL__SASL_B64_MAX;
 }
 
 /* Credentials are checked the same way by the client and the one-call
    send, before anything is sent. */
 TLSMAIL__PRIVATE int tlsmail__check_auth(const tlsmail_auth *a, const char *host) {
-    if (!a || a->mechanism < TLSMAIL_AUTH_PLAIN || a->mechanism > TLSMAIL_AUTH_AUTO)
+    int m, pw, tok;
+    if (!a || a->mechanism < TLSMAIL_AUTH_PLAIN || a->mechanism > TLSMAIL_AUTH_EXTERNAL)
         return TLSMAIL_EINVAL;
-    if (!a->username || !a->secret || !*a->username || !*a->secret ||
-        strlen(a->username) > 255 || strlen(a->secret) > 255 ||
-        (a->identity && strlen(a->identity) > 255))
+    m = a->mechanism;
+    if (a->identity && *a->identity && !tlsmail__sasl_field(a->identity, 1)) return TLSMAIL_EINVAL;
+    pw = a->secret && *a->secret;
+    tok = a->token && *a->token;
+    /* A token: printable, no space (RFC 6750 2.1 b64token is narrower). */
+    if (tok && (tlsmail__check_token(a->token, TLSMAIL__SASL_LINE) != 0 ||
+                !tlsmail__sasl_field(a->username, 0) || !tlsmail__oauth_fits(a->username, a->token)))
         return TLSMAIL_EINVAL;
+    if (pw && (!tlsmail__sasl_field(a->secret, 1) || !tlsmail__sasl_field(a->username, 1)))
+        return TLSMAIL_EINVAL;
+    if ((m == TLSMAIL_AUTH_PLAIN || m == TLSMAIL_AUTH_LOGIN) && !pw) return TLSMAIL_EINVAL;
+    if ((m == TLSMAIL_AUTH_XOAUTH2 || m == TLSMAIL_AUTH_OAUTHBEARER) && !tok) return TLSMAIL_EINVAL;
+    if (m == TLSMAIL_AUTH_AUTO && !pw && !tok) return TLSMAIL_EINVAL;
     /* Like Go's PlainAuth: the credentials name their server, and going to
        another one (a typo, a redirect, a hijacked MX) must not leak them. */
     if (!a->host || !*a->host) return TLSMAIL_EINVAL;
@@ -4425,121 +5109,616 @@ TLSMAIL__PRIVATE int tlsmail__auth_cancel(tlsmail_client *c, int err) {
     return code < 0 ? code : err;
 }
 
-TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *a) {
-    char resp[1040];
-    int n = tlsmail__plain_response(resp, sizeof resp, a->identity ? a->identity : "",
-                                    a->username, a->secret);
+TLSMAIL__PRIVATE int tlsmail__emit_stream(void *ctx, const char *s, size_t n) {
+    return tlsmail__stream_write((tlsmail_client *)ctx, s, n);
+}
+
+/* Queue verb (shown in the trace; "" for a bare response line) and then
+   the base64 of the parts, which the trace shows as "<secret>". Encoded on
+   the fly into the TLS engine's buffer, which is wiped when the session
+   ends: no other copy of the secret is left, and no line buffer of its
+   size is needed. Only ever over TLS. */
+TLSMAIL__PRIVATE int tlsmail__put_sasl(tlsmail_client *c, const char *verb, const tlsmail__part *pt,
+                                       size_t np) {
+    static const char masked[] = "<secret>";
+    char t[40];
+    size_t vl = strlen(verb);
+    int err;
+    TLSMAIL_ASSERT(vl < sizeof t - sizeof masked);
+    TLSMAIL__ASSERT_TLS(c);
+    if ((err = tlsmail__begin_group(c)) != 0) return err;
+    memcpy(t, verb, vl);
+    memcpy(t + vl, masked, sizeof masked - 1);
+    tlsmail__trace(c, TLSMAIL_TRACE_SEND, t, vl + sizeof masked - 1);
+    err = tlsmail__stream_write(c, verb, vl);
+    if (!err) err = tlsmail__b64_parts(pt, np, tlsmail__emit_stream, c);
+    if (!err) err = tlsmail__stream_write(c, "\r\n", 2);
+    return err < 0 ? tlsmail__fatal(c, err) : 0;
+}
+
+/* AUTH <name> with a one-message response (PLAIN, XOAUTH2, OAUTHBEARER):
+   on the AUTH line when that line fits TLSMAIL__AUTH_LINE, else after the
+   server's empty 334 (a 334 with a challenge is cancelled: these
+   mechanisms start with the client). Returns the code of the reply to the
+   response, or a negative code. */
+TLSMAIL__PRIVATE int tlsmail__sasl_one(tlsmail_client *c, const char *name, const tlsmail__part *pt,
+                                       size_t np) {
+    char verb[24];
+    size_t b64 = tlsmail__b64_len(tlsmail__parts_len(pt, np)), nl = strlen(name);
     int err, code;
-    if (n < 0) return n;
-    /* RFC 4954 4: the initial response rides on the command when the line
-       fits in 512 octets; otherwise wait for an empty 334 challenge. */
-    if ((size_t)n + sizeof "AUTH PLAIN \r\n" - 1 <= 512) {
-        err = tlsmail__put_secret(c, "AUTH PLAIN ", resp);
-        if (!err) err = tlsmail__flush(c);
-        if (err) goto done;
-        code = tlsmail__read_reply(c, NULL);
-    } else {
-        err = tlsmail__put(c, "AUTH PLAIN", NULL, NULL);
-        if (!err) err = tlsmail__flush(c);
-        if (err) goto done;
-        code = tlsmail__read_reply(c, NULL);
-        if (code == 334) {
-            /* RFC 4616 has no server challenge: anything but an empty
-               one is a server we don't understand. */
-            if (c->textlen != 0) { err = tlsmail__auth_cancel(c, TLSMAIL_EPROTO); goto done; }
-            err = tlsmail__put_secret(c, "", resp);
-            if (!err) err = tlsmail__flush(c);
-            if (err) goto done;
-            code = tlsmail__read_reply(c, NULL);
-        }
+    TLSMAIL_ASSERT(nl + 7 <= sizeof verb);
+    if (b64 > TLSMAIL__SASL_B64_MAX) return TLSMAIL_EINVAL;
+    memcpy(verb, "AUTH ", 5);
+    memcpy(verb + 5, name, nl);
+    memcpy(verb + 5 + nl, " ", 2);
+    if (5 + nl + 1 + b64 + 2 <= TLSMAIL__AUTH_LINE) {
+        if ((err = tlsmail__put_sasl(c, verb, pt, np)) != 0 || (err = tlsmail__flush(c)) != 0)
+            return err;
+        return tlsmail__read_reply(c, NULL);
     }
-    err = code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
-done:
-    tlsmail__wipe(resp, sizeof resp);
-    return err;
+    if ((err = tlsmail__put(c, "AUTH ", name, NULL)) != 0 || (err = tlsmail__flush(c)) != 0)
+        return err;
+    code = tlsmail__read_reply(c, NULL);
+    if (code != 334) return code;
+    if (c->textlen != 0) return tlsmail__auth_cancel(c, TLSMAIL_EPROTO);
+    if ((err = tlsmail__put_sasl(c, "", pt, np)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
+    return tlsmail__read_reply(c, NULL);
+}
+
+/* ---- PLAIN (RFC 4616 2) and LOGIN --------------------------------------------- */
+
+/* authzid NUL authcid NUL passwd, as parts (5). */
+TLSMAIL__PRIVATE size_t tlsmail__plain_parts(tlsmail__part *pt, const char *identity,
+                                             const char *username, const char *password) {
+    const char *id = identity ? identity : "";
+    pt[0].p = id;
+    pt[0].n = strlen(id);
+    pt[1].p = "";               /* its NUL */
+    pt[1].n = 1;
+    pt[2].p = username;
+    pt[2].n = strlen(username);
+    pt[3] = pt[1];
+    pt[4].p = password;
+    pt[4].n = strlen(password);
+    pt[0].gs2 = pt[1].gs2 = pt[2].gs2 = pt[3].gs2 = pt[4].gs2 = 0;
+    return 5;
+}
+
+TLSMAIL__PRIVATE int tlsmail__auth_plain(tlsmail_client *c, const tlsmail_auth *a) {
+    tlsmail__part pt[5];
+    size_t np = tlsmail__plain_parts(pt, a->identity, a->username, a->secret);
+    int code = tlsmail__sasl_one(c, "PLAIN", pt, np);
+    /* RFC 4616 has no server challenge after the response. */
+    return code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
 }
 
 /* LOGIN: two 334 prompts, answered with the user name and the password
    whatever their wording (servers vary); a third 334 is refused. */
 TLSMAIL__PRIVATE int tlsmail__auth_login(tlsmail_client *c, const tlsmail_auth *a) {
-    char b64[400];
-    const char *field[2];
+    tlsmail__part field[2];
     int err, code, i;
-    field[0] = a->username;
-    field[1] = a->secret;
+    field[0].p = a->username;
+    field[0].n = strlen(a->username);
+    field[1].p = a->secret;
+    field[1].n = strlen(a->secret);
+    field[0].gs2 = field[1].gs2 = 0;
     err = tlsmail__put(c, "AUTH LOGIN", NULL, NULL);
     if (!err) err = tlsmail__flush(c);
     if (err) return err;
     code = tlsmail__read_reply(c, NULL);
     for (i = 0; i < 2 && code == 334; i++) {
-        if (tlsmail__b64_encode(b64, sizeof b64, field[i], strlen(field[i])) == 0) {
-            err = tlsmail__auth_cancel(c, TLSMAIL_EINVAL);
-            goto done;
-        }
-        err = tlsmail__put_secret(c, "", b64);
-        if (!err) err = tlsmail__flush(c);
-        if (err) goto done;
+        if ((err = tlsmail__put_sasl(c, "", &field[i], 1)) != 0 || (err = tlsmail__flush(c)) != 0)
+            return err;
         code = tlsmail__read_reply(c, NULL);
     }
     err = code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
     if (!err && i < 2) err = TLSMAIL_EPROTO; /* 235 before we even sent a password */
-done:
-    tlsmail__wipe(b64, sizeof b64);
     return err;
+}
+
+/* ---- XOAUTH2 and OAUTHBEARER (RFC 7628) ------------------------------------- */
+
+/* The server refused the token with an error challenge: keep its decoded
+   JSON as the reply text and its status for tlsmail_describe, answer as
+   the mechanism wants (XOAUTH2: an empty line; OAUTHBEARER: ^A, RFC 7628
+   3.2.3), and take the final reply: a refusal (TLSMAIL_EAUTH for a 5xx),
+   never a success. */
+TLSMAIL__PRIVATE int tlsmail__oauth_refused(tlsmail_client *c, int mech) {
+    /* Decoded into the free end of the text buffer (the JSON is shorter
+       than its base64), so no second buffer of that size is needed. */
+    char *json = c->text + c->textlen + 1;
+    long n = tlsmail__oauth_challenge(json, sizeof c->text - c->textlen - 1, c->text, c->textlen);
+    int err, code;
+    if (n > 0) {
+        memmove(c->text, json, (size_t)n + 1);
+        c->textlen = (size_t)n;
+        tlsmail__oauth_status(c->text, c->textlen, c->auth_status, sizeof c->auth_status);
+    }
+    err = tlsmail__put(c, mech == TLSMAIL_AUTH_XOAUTH2 ? "" : "AQ==", NULL, NULL);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    code = tlsmail__read_reply(c, NULL);
+    if (code == 334) return tlsmail__auth_cancel(c, TLSMAIL_EPROTO);
+    err = tlsmail__auth_verdict(code);
+    return err == 0 ? TLSMAIL_EPROTO : err; /* 235 after an error: a server we don't understand */
+}
+
+TLSMAIL__PRIVATE int tlsmail__auth_oauth(tlsmail_client *c, const char *user, const char *token,
+                                         int mech) {
+    tlsmail__part pt[12];
+    char port[24];
+    size_t np;
+    int code;
+    (void)tlsmail__utoa(port, c->port_dialled);
+    np = tlsmail__oauth_parts(pt, mech, user, token, c->host, port);
+    code = tlsmail__sasl_one(c, mech == TLSMAIL_AUTH_XOAUTH2 ? "XOAUTH2" : "OAUTHBEARER", pt, np);
+    return code == 334 ? tlsmail__oauth_refused(c, mech) : tlsmail__auth_verdict(code);
+}
+
+/* ---- EXTERNAL (RFC 4422 appendix A) --------------------------------------------- */
+
+/* The authorisation identity, or "=" for none (RFC 4954 4: an empty
+   initial response). Not a secret: the trace shows it. */
+TLSMAIL__PRIVATE int tlsmail__auth_external(tlsmail_client *c, const tlsmail_auth *a) {
+    char b64[4 * 86 + 1];
+    const char *id = a->identity ? a->identity : "";
+    int err, code;
+    if (*id) (void)tlsmail__b64_encode(b64, sizeof b64, id, strlen(id)); /* <= 255: fits */
+    else memcpy(b64, "=", 2);
+    err = tlsmail__put(c, "AUTH EXTERNAL ", b64, NULL);
+    if (!err) err = tlsmail__flush(c);
+    if (err) return err;
+    code = tlsmail__read_reply(c, NULL);
+    return code == 334 ? tlsmail__auth_cancel(c, TLSMAIL_EAUTH) : tlsmail__auth_verdict(code);
+}
+
+/* The mechanism to use: the one asked for, or AUTO's pick from what the
+   server offers; 0 when there is none to use. */
+TLSMAIL__PRIVATE int tlsmail__auth_pick(const tlsmail_client *c, const tlsmail_auth *a) {
+    unsigned off = c->ext.auth;
+    if (a->mechanism != TLSMAIL_AUTH_AUTO) return (off & (1u << a->mechanism)) ? a->mechanism : 0;
+    if (a->token && *a->token) {
+        if (off & (1u << TLSMAIL_AUTH_OAUTHBEARER)) return TLSMAIL_AUTH_OAUTHBEARER;
+        if (off & (1u << TLSMAIL_AUTH_XOAUTH2)) return TLSMAIL_AUTH_XOAUTH2;
+    }
+    if (a->secret && *a->secret) {
+        if (off & (1u << TLSMAIL_AUTH_PLAIN)) return TLSMAIL_AUTH_PLAIN;
+        if (off & (1u << TLSMAIL_AUTH_LOGIN)) return TLSMAIL_AUTH_LOGIN;
+    }
+    return 0;
 }
 
 TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a) {
     int mech, err = tlsmail__enter(c, TLSMAIL_STAGE_AUTH, TLSMAIL__GREETED, TLSMAIL__READY);
     if (err) return err;
     if ((err = tlsmail__check_auth(a, c->host)) != 0) return c->err = err;
+    if (a->mechanism == TLSMAIL_AUTH_EXTERNAL && !c->cfg->client_cert) return c->err = TLSMAIL_EINVAL;
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_AUTH;
-    mech = a->mechanism;
-    if (mech == TLSMAIL_AUTH_AUTO)
-        mech = (c->ext.auth & (1u << TLSMAIL_AUTH_PLAIN)) ? TLSMAIL_AUTH_PLAIN : TLSMAIL_AUTH_LOGIN;
+    c->auth_status[0] = '\0';
+    c->auth_asked = a->mechanism;
     /* Never fall back to another mechanism, and never go on without AUTH:
        the caller asked for this one. */
-    if (!(c->ext.auth & (1u << mech))) return c->err = TLSMAIL_ENOMECH;
-    err = mech == TLSMAIL_AUTH_PLAIN ? tlsmail__auth_plain(c, a) : tlsmail__auth_login(c, a);
+    if ((mech = tlsmail__auth_pick(c, a)) == 0) {
+        c->reply_fresh = 0; /* our decision: the EHLO reply did not refuse us */
+        return c->err = TLSMAIL_ENOMECH;
+    }
+    switch (mech) {
+    case TLSMAIL_AUTH_PLAIN: err = tlsmail__auth_plain(c, a); break;
+    case TLSMAIL_AUTH_LOGIN: err = tlsmail__auth_login(c, a); break;
+    case TLSMAIL_AUTH_EXTERNAL: err = tlsmail__auth_external(c, a); break;
+    default: err = tlsmail__auth_oauth(c, a->username, a->token, mech); break;
+    }
     return c->err = err;
+}
+
+/* ---- client certificates (RFC 5246 7.4.6) and their keys ------------------------ */
+
+/* Reads the PEM objects of a certificate chain and key in two passes over
+   the caller's bytes: the first counts the certificates' DER and decodes
+   the key, the second copies the DER into one allocation. */
+typedef struct tlsmail__ccload {
+    tlsmail_client_cert *cc;
+    br_pem_decoder_context pc;
+    br_skey_decoder_context *kd;    /* heap: it holds the key while decoding */
+    int copy;                       /* second pass: copy the DER */
+    int obj;                        /* the object being read: TLSMAIL__CC_* */
+    int err;
+    size_t ncert, keys, der;        /* certificates, keys, DER octets so far */
+    unsigned char *arena;           /* second pass: where the DER goes */
+    size_t cur;                     /* the DER length of the certificate being read */
+} tlsmail__ccload;
+
+enum { TLSMAIL__CC_NONE = 0, TLSMAIL__CC_CERT, TLSMAIL__CC_KEY };
+
+TLSMAIL__PRIVATE void tlsmail__cc_der(void *ctx, const void *buf, size_t len) {
+    tlsmail__ccload *l = (tlsmail__ccload *)ctx;
+    if (l->obj == TLSMAIL__CC_KEY) {
+        if (!l->copy) br_skey_decoder_push(l->kd, buf, len);
+        return;
+    }
+    if (len > (size_t)-1 / 2 - l->der) { l->err = TLSMAIL_ECLIENTCERT; return; }
+    if (l->copy) memcpy(l->arena + l->der, buf, len);
+    l->der += len;
+    l->cur += len;
+}
+
+TLSMAIL__PRIVATE void tlsmail__cc_begin(tlsmail__ccload *l, const char *name) {
+    l->obj = TLSMAIL__CC_NONE;
+    if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0) {
+        l->obj = TLSMAIL__CC_CERT;
+        if (l->copy) {
+            br_x509_certificate *x = &l->cc->chain[l->ncert];
+            x->data = l->arena + l->der;
+            x->data_len = 0;
+        }
+        l->cur = 0;
+    } else if (strcmp(name, "PRIVATE KEY") == 0 || strcmp(name, "RSA PRIVATE KEY") == 0 ||
+               strcmp(name, "EC PRIVATE KEY") == 0) {
+        l->obj = TLSMAIL__CC_KEY;
+        if (!l->copy && l->keys++ == 0) br_skey_decoder_init(l->kd);
+        if (l->keys > 1) l->err = TLSMAIL_ECLIENTCERT; /* which one? */
+    } else if (strstr(name, "PRIVATE KEY")) {
+        l->err = TLSMAIL_ECLIENTCERT; /* encrypted, or a kind BearSSL can't read */
+    }
+    br_pem_decoder_setdest(&l->pc, l->obj ? tlsmail__cc_der : NULL, l);
+}
+
+TLSMAIL__PRIVATE void tlsmail__cc_end(tlsmail__ccload *l) {
+    if (l->obj == TLSMAIL__CC_CERT) {
+        if (l->cur == 0) l->err = TLSMAIL_ECLIENTCERT;
+        else if (l->copy) l->cc->chain[l->ncert].data_len = l->cur;
+        l->ncert++;
+    }
+    l->obj = TLSMAIL__CC_NONE;
+}
+
+/* One pass over PEM text. CRs are dropped, as in the trust loader, and a
+   newline is added at the end, so a last "-----END ...-----" without one
+   still ends its object. */
+TLSMAIL__PRIVATE void tlsmail__cc_pass(tlsmail__ccload *l, const unsigned char *p, size_t n) {
+    unsigned char tmp[256];
+    int last = 0;
+    br_pem_decoder_init(&l->pc);
+    l->obj = TLSMAIL__CC_NONE;
+    while (!last && !l->err) {
+        size_t k = 0, off = 0;
+        while (n > 0 && k < sizeof tmp) {
+            if (*p != '\r') tmp[k++] = *p;
+            p++;
+            n--;
+        }
+        if (n == 0 && k < sizeof tmp) {
+            tmp[k++] = '\n';
+            last = 1;
+        }
+        while (off < k && !l->err) {
+            off += br_pem_decoder_push(&l->pc, tmp + off, k - off);
+            switch (br_pem_decoder_event(&l->pc)) {
+            case BR_PEM_BEGIN_OBJ: tlsmail__cc_begin(l, br_pem_decoder_name(&l->pc)); break;
+            case BR_PEM_END_OBJ: tlsmail__cc_end(l); break;
+            case BR_PEM_ERROR: l->err = TLSMAIL_ECLIENTCERT; break;
+            default: break;
+            }
+        }
+    }
+    if (l->obj != TLSMAIL__CC_NONE) l->err = TLSMAIL_ECLIENTCERT; /* cut short */
+    tlsmail__wipe(tmp, sizeof tmp);
+    tlsmail__wipe(&l->pc, sizeof l->pc); /* it may have held key octets */
+}
+
+/* Hand BearSSL the chain and key: it answers a CertificateRequest with
+   them and signs the handshake with the key. */
+TLSMAIL__PRIVATE void tlsmail__cc_use_rsa(const tlsmail_client_cert *cc, br_ssl_client_context *sc) {
+    br_ssl_client_set_single_rsa(sc, cc->chain, cc->chain_len, &cc->rsa, cc->rsa_sign);
+}
+
+TLSMAIL__PRIVATE void tlsmail__cc_use_ec(const tlsmail_client_cert *cc, br_ssl_client_context *sc) {
+    /* signing only (ECDHE suites): no static ECDH with the key */
+    br_ssl_client_set_single_ec(sc, cc->chain, cc->chain_len, &cc->ec, BR_KEYTYPE_SIGN,
+                                BR_KEYTYPE_EC, cc->ec_impl, cc->ec_sign);
+}
+
+/* Copy n octets of a key component to *m and advance *m past them. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__take(unsigned char **m, const unsigned char *src, size_t n) {
+    unsigned char *at = *m;
+    memcpy(at, src, n);
+    *m += n;
+    return at;
+}
+
+/* The decoded key, copied into one allocation of its own (the decoder's
+   copy is wiped by the caller). The signing code is chosen here. */
+TLSMAIL__PRIVATE int tlsmail__cc_keep_key(tlsmail_client_cert *cc,
+                                          const br_skey_decoder_context *kd) {
+    const br_rsa_private_key *rk = br_skey_decoder_get_rsa(kd);
+    const br_ec_private_key *ek = br_skey_decoder_get_ec(kd);
+    size_t n = rk ? rk->plen + rk->qlen + rk->dplen + rk->dqlen + rk->iqlen : ek ? ek->xlen : 0;
+    unsigned char *m;
+    if (n == 0) return TLSMAIL_ECLIENTCERT;
+    if ((m = (unsigned char *)TLSMAIL_MALLOC(cc->alloc_ctx, n)) == NULL) return TLSMAIL_ENOMEM;
+    cc->key_mem = m;
+    cc->key_len = n;
+    if (rk) {
+        cc->rsa = *rk;
+        cc->rsa.p = tlsmail__take(&m, rk->p, rk->plen);
+        cc->rsa.q = tlsmail__take(&m, rk->q, rk->qlen);
+        cc->rsa.dp = tlsmail__take(&m, rk->dp, rk->dplen);
+        cc->rsa.dq = tlsmail__take(&m, rk->dq, rk->dqlen);
+        cc->rsa.iq = tlsmail__take(&m, rk->iq, rk->iqlen);
+        cc->key_type = BR_KEYTYPE_RSA;
+        cc->rsa_sign = br_rsa_pkcs1_sign_get_default();
+        cc->use = tlsmail__cc_use_rsa;
+    } else {
+        cc->ec = *ek;
+        cc->ec.x = tlsmail__take(&m, ek->x, ek->xlen);
+        cc->key_type = BR_KEYTYPE_EC;
+        cc->ec_impl = br_ec_get_default();
+        cc->ec_sign = br_ecdsa_sign_asn1_get_default();
+        cc->use = tlsmail__cc_use_ec;
+    }
+    return 0;
+}
+
+/* The two big-endian integers are equal, leading zeros aside. */
+TLSMAIL__PRIVATE int tlsmail__int_eq(const unsigned char *a, size_t an, const unsigned char *b,
+                                     size_t bn) {
+    while (an && *a == 0) { a++; an--; }
+    while (bn && *b == 0) { b++; bn--; }
+    return an == bn && memcmp(a, b, an) == 0;
+}
+
+/* Does the key belong to the first certificate? Checked here, because a
+   mismatch would otherwise surface as the server's bare handshake alert. */
+TLSMAIL__PRIVATE int tlsmail__cc_matches(const tlsmail_client_cert *cc) {
+    br_x509_decoder_context *dc;
+    const br_x509_pkey *pk;
+    unsigned char pub[BR_EC_KBUF_PUB_MAX_SIZE > 512 ? BR_EC_KBUF_PUB_MAX_SIZE : 512];
+    int ok = 0;
+    size_t n;
+    dc = (br_x509_decoder_context *)TLSMAIL_MALLOC(cc->alloc_ctx, sizeof *dc);
+    if (!dc) return TLSMAIL_ENOMEM;
+    br_x509_decoder_init(dc, NULL, NULL);
+    if (tlsmail__x509_push(dc, cc->chain[0].data, cc->chain[0].data_len) == 0 &&
+        br_x509_decoder_last_error(dc) == 0 && (pk = br_x509_decoder_get_pkey(dc)) != NULL) {
+        if (pk->key_type == BR_KEYTYPE_RSA && cc->key_type == BR_KEYTYPE_RSA) {
+            br_rsa_compute_modulus mod = br_rsa_compute_modulus_get_default();
+            n = mod(NULL, &cc->rsa);
+            ok = n > 0 && n <= sizeof pub && mod(pub, &cc->rsa) == n &&
+                 tlsmail__int_eq(pub, n, pk->key.rsa.n, pk->key.rsa.nlen);
+        } else if (pk->key_type == BR_KEYTYPE_EC && cc->key_type == BR_KEYTYPE_EC &&
+                   pk->key.ec.curve == cc->ec.curve) {
+            n = br_ec_compute_pub(cc->ec_impl, NULL, pub, &cc->ec);
+            ok = n > 0 && n == pk->key.ec.qlen && memcmp(pub, pk->key.ec.q, n) == 0;
+        }
+    }
+    TLSMAIL_FREE(cc->alloc_ctx, dc);
+    return ok ? 0 : TLSMAIL_ECLIENTCERT;
+}
+
+TLSMAIL_DEF void tlsmail_client_cert_free(tlsmail_client_cert *cc) {
+    void *ctx;
+    if (!cc) return;
+    ctx = cc->alloc_ctx;
+    if (cc->key_mem) {
+        tlsmail__wipe(cc->key_mem, cc->key_len);
+        TLSMAIL_FREE(ctx, cc->key_mem);
+    }
+    if (cc->chain) TLSMAIL_FREE(ctx, cc->chain);
+    tlsmail__wipe(cc, sizeof *cc);
+    cc->alloc_ctx = ctx;
+}
+
+TLSMAIL_DEF int tlsmail_client_cert_pem(tlsmail_client_cert *cc, const void *cert, size_t cert_len,
+                                        const void *key, size_t key_len) {
+    tlsmail__ccload l;
+    size_t head;
+    int err = 0, pass;
+    if (!cc || cc->chain || cc->key_mem || !cert || (!key && key_len)) return TLSMAIL_EINVAL;
+    memset(&l, 0, sizeof l);
+    l.cc = cc;
+    l.kd = (br_skey_decoder_context *)TLSMAIL_MALLOC(cc->alloc_ctx, sizeof *l.kd);
+    if (!l.kd) return TLSMAIL_ENOMEM;
+    memset(l.kd, 0, sizeof *l.kd);
+    for (pass = 0; pass < 2 && !l.err; pass++) {
+        l.ncert = l.der = 0;
+        tlsmail__cc_pass(&l, (const unsigned char *)cert, cert_len);
+        if (key_len) tlsmail__cc_pass(&l, (const unsigned char *)key, key_len);
+        if (l.err || pass) break;
+        if (l.ncert == 0 || l.keys != 1 || br_skey_decoder_last_error(l.kd) != 0) {
+            l.err = TLSMAIL_ECLIENTCERT;
+            break;
+        }
+        if ((l.err = tlsmail__cc_keep_key(cc, l.kd)) != 0) break;
+        if (l.ncert > ((size_t)-1 - l.der) / sizeof *cc->chain) { l.err = TLSMAIL_ENOMEM; break; }
+        head = l.ncert * sizeof *cc->chain;
+        cc->chain = (br_x509_certificate *)TLSMAIL_MALLOC(cc->alloc_ctx, head + l.der);
+        if (!cc->chain) { l.err = TLSMAIL_ENOMEM; break; }
+        l.arena = (unsigned char *)cc->chain + head;
+        l.copy = 1;
+    }
+    tlsmail__wipe(l.kd, sizeof *l.kd);
+    TLSMAIL_FREE(cc->alloc_ctx, l.kd);
+    err = l.err;
+    if (!err) {
+        cc->chain_len = l.ncert;
+        err = tlsmail__cc_matches(cc);
+    }
+    if (err) tlsmail_client_cert_free(cc);
+    return err;
+}
+
+#ifndef TLSMAIL_NO_STDIO
+
+/* A whole small file in memory from TLSMAIL_MALLOC (a key file: wipe it). */
+TLSMAIL__PRIVATE unsigned char *tlsmail__read_small(void *ctx, const char *path, size_t *len) {
+    unsigned char *buf;
+    struct stat st;
+    size_t n;
+    FILE *f;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) return NULL;
+    if ((f = fopen(path, "rb")) == NULL) return NULL;
+    n = (size_t)st.st_size;
+    if ((buf = (unsigned char *)TLSMAIL_MALLOC(ctx, n + 1)) != NULL) {
+        /* one octet more than stat said: a file that grew is refused */
+        *len = fread(buf, 1, n + 1, f);
+        if (ferror(f) || *len > n) {
+            tlsmail__wipe(buf, n + 1);
+            TLSMAIL_FREE(ctx, buf);
+            buf = NULL;
+        }
+    }
+    (void)fclose(f);
+    return buf;
+}
+
+TLSMAIL_DEF int tlsmail_client_cert_file(tlsmail_client_cert *cc, const char *cert_path,
+                                         const char *key_path) {
+    unsigned char *crt, *key = NULL;
+    size_t clen = 0, klen = 0;
+    int err;
+    if (!cc || !cert_path || cc->chain || cc->key_mem) return TLSMAIL_EINVAL;
+    if ((crt = tlsmail__read_small(cc->alloc_ctx, cert_path, &clen)) == NULL)
+        return TLSMAIL_ECLIENTCERT;
+    if (key_path && (key = tlsmail__read_small(cc->alloc_ctx, key_path, &klen)) == NULL) {
+        err = TLSMAIL_ECLIENTCERT;
+    } else {
+        err = tlsmail_client_cert_pem(cc, crt, clen, key, klen);
+    }
+    tlsmail__wipe(crt, clen);
+    TLSMAIL_FREE(cc->alloc_ctx, crt);
+    if (key) {
+        tlsmail__wipe(key, klen);
+        TLSMAIL_FREE(cc->alloc_ctx, key);
+    }
+    return err;
+}
+
+#endif /* TLSMAIL_NO_STDIO */
+
+/* Called by tlsmail__tls_start, after the profile and before the
+   handshake; without a client certificate BearSSL answers a
+   CertificateRequest with an empty Certificate. */
+TLSMAIL__PRIVATE void tlsmail__client_cert_use(tlsmail_client *c) {
+    const tlsmail_client_cert *cc = c->cfg ? c->cfg->client_cert : NULL;
+    if (cc && cc->chain_len && cc->use) cc->use(cc, &c->sc);
 }
 
 /* ==== [tlsmail:commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ==== */
 
-/* MAIL FROM with the parameters the server allows: BODY=8BITMIME as Go
-   does (a message may carry 8-bit text), SMTPUTF8 when an address needs it. */
-TLSMAIL__PRIVATE int tlsmail__put_mail(tlsmail_client *c, const char *from, int utf8) {
-    char tail[32] = ">";
-    if (c->ext.flags & TLSMAIL__EXT_8BITMIME) strcat(tail, " BODY=8BITMIME");
-    if (utf8) {
-        /* Our refusal, not the server's: nothing was sent (RFC 6531 3.4). */
-        if (!(c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) return c->err = TLSMAIL_ENOEXT;
-        strcat(tail, " SMTPUTF8");
-    }
-    return tlsmail__put(c, "MAIL FROM:<", from, tail);
+/* Append s to the parameter buffer; 0, or TLSMAIL_EINVAL when full. */
+TLSMAIL__PRIVATE int tlsmail__cat(char *buf, size_t cap, const char *s) {
+    size_t a = strlen(buf), b = strlen(s);
+    if (a + b >= cap) return TLSMAIL_EINVAL;
+    memcpy(buf + a, s, b + 1);
+    return 0;
 }
 
-TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, int utf8) {
+/* " KEY=" and the xtext of s (RFC 3461 4), at most max octets encoded. */
+TLSMAIL__PRIVATE int tlsmail__cat_xtext(char *buf, size_t cap, const char *key, const char *s,
+                                        int utf8, size_t max) {
+    char x[512];
+    long n = tlsmail__xtext(x, sizeof x, s, strlen(s), utf8);
+    if (n < 0 || (size_t)n > max) return TLSMAIL_EINVAL;
+    if (tlsmail__cat(buf, cap, key) != 0) return TLSMAIL_EINVAL;
+    return tlsmail__cat(buf, cap, x);
+}
+
+/* RFC 3461 4.4: an ENVID is printable ASCII, at most 100 characters as
+   it goes out (xtext). */
+TLSMAIL__PRIVATE int tlsmail__check_envid(const char *s) {
+    char x[128];
+    size_t i;
+    for (i = 0; s[i]; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E || i > 100) return TLSMAIL_EINVAL;
+    if (i == 0) return TLSMAIL_EINVAL;
+    return tlsmail__xtext(x, 101, s, i, 0) < 0 ? TLSMAIL_EINVAL : 0;
+}
+
+/* The options of a MAIL, valid whatever the server offers. */
+TLSMAIL__PRIVATE int tlsmail__check_mail_opts(const tlsmail_mail_opts *o) {
+    if (!o) return 0;
+    if (o->body < TLSMAIL_BODY_AUTO || o->body > TLSMAIL_BODY_8BITMIME ||
+        o->ret < TLSMAIL_RET_DEFAULT || o->ret > TLSMAIL_RET_HDRS ||
+        (o->envid && tlsmail__check_envid(o->envid) != 0))
+        return TLSMAIL_EINVAL;
+    return 0;
+}
+
+/* What MAIL will declare, decided before a byte goes out, so a local
+   refusal leaves the session as it was. */
+enum { TLSMAIL__MAIL_TAIL = 224 };
+typedef struct tlsmail__mailplan {
+    char tail[TLSMAIL__MAIL_TAIL];  /* ">" and the ESMTP parameters */
+    int body8;                      /* BODY=8BITMIME declared */
+    int utf8;                       /* SMTPUTF8 declared */
+} tlsmail__mailplan;
+
+TLSMAIL__PRIVATE int tlsmail__plan_mail(tlsmail_client *c, const char *from,
+                                        const tlsmail_mail_opts *o, tlsmail__mailplan *mp) {
+    static const tlsmail_mail_opts none = { 0, TLSMAIL_BODY_AUTO, 0, TLSMAIL_RET_DEFAULT, NULL };
+    unsigned ext = c->ext.flags;
+    char num[24];
+    int err = 0;
+    if (!o) o = &none;
+    if (tlsmail__check_mail_opts(o) != 0) return TLSMAIL_EINVAL;
+    mp->utf8 = tlsmail__is_8bit(from) || o->smtputf8;
+    mp->body8 = o->body == TLSMAIL_BODY_8BITMIME ||
+                (o->body == TLSMAIL_BODY_AUTO && (ext & TLSMAIL__EXT_8BITMIME));
+    /* Our refusals, not the server's: nothing is sent (RFC 6152 3, RFC
+       6531 3.4, RFC 1870 6.1). */
+    c->missing_ext = 0;
+    if (mp->body8 && !(ext & TLSMAIL__EXT_8BITMIME)) c->missing_ext = TLSMAIL__EXT_8BITMIME;
+    else if (mp->utf8 && !(ext & TLSMAIL__EXT_SMTPUTF8)) c->missing_ext = TLSMAIL__EXT_SMTPUTF8;
+    if (c->missing_ext) return TLSMAIL_ENOEXT;
+    c->size_declared = o->size;
+    if (o->size && c->ext.size_limit && o->size > c->ext.size_limit) return TLSMAIL_ETOOBIG;
+    memcpy(mp->tail, ">", 2);
+    if (o->size && (ext & TLSMAIL__EXT_SIZE)) {
+        (void)tlsmail__utoa(num, o->size);
+        err |= tlsmail__cat(mp->tail, sizeof mp->tail, " SIZE=");
+        err |= tlsmail__cat(mp->tail, sizeof mp->tail, num);
+    }
+    if (mp->body8) err |= tlsmail__cat(mp->tail, sizeof mp->tail, " BODY=8BITMIME");
+    if (mp->utf8) err |= tlsmail__cat(mp->tail, sizeof mp->tail, " SMTPUTF8");
+    if (ext & TLSMAIL__EXT_DSN) {
+        if (o->ret)
+            err |= tlsmail__cat(mp->tail, sizeof mp->tail,
+                                o->ret == TLSMAIL_RET_FULL ? " RET=FULL" : " RET=HDRS");
+        /* RFC 3461 4.4: at most 100 characters */
+        if (o->envid) err |= tlsmail__cat_xtext(mp->tail, sizeof mp->tail, " ENVID=", o->envid, 0, 100);
+    }
+    return err ? TLSMAIL_EINVAL : 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, const tlsmail_mail_opts *o) {
+    tlsmail__mailplan mp;
     int err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY);
     if (err) return err;
-    if (tlsmail__check_mailbox(from, 1) != 0) return c->err = TLSMAIL_EINVAL;
+    if (tlsmail__check_mailbox(from, 1) != 0 || tlsmail__check_mail_opts(o) != 0)
+        return c->err = TLSMAIL_EINVAL;
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_MAIL;
-    if ((err = tlsmail__put_mail(c, from, utf8)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
+    if ((err = tlsmail__plan_mail(c, from, o, &mp)) != 0) {
+        c->reply_fresh = 0;
+        return c->err = err;
+    }
+    if ((err = tlsmail__put(c, "MAIL FROM:<", from, mp.tail)) != 0 || (err = tlsmail__flush(c)) != 0)
+        return err;
     err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 250);
     if (!err) {
         c->state = TLSMAIL__MAIL;
-        c->utf8 = utf8;
+        c->utf8 = mp.utf8;
+        c->body8 = mp.body8;
+        c->queue_id[0] = '\0';
     }
     return c->err = err;
 }
 
-/* Recipients aren't known yet here, so SMTPUTF8 goes with MAIL whenever
-   the server offers it (as Go does): a non-ASCII recipient may follow. */
-TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from) {
-    int utf8 = from && tlsmail__is_8bit(from);
-    if (c && (c->ext.flags & TLSMAIL__EXT_SMTPUTF8)) utf8 = 1;
-    return tlsmail__mail(c, from, utf8);
+TLSMAIL_DEF int tlsmail_mail(tlsmail_client *c, const char *from) { return tlsmail__mail(c, from, NULL); }
+
+TLSMAIL_DEF int tlsmail_mail_ex(tlsmail_client *c, const char *from, const tlsmail_mail_opts *o) {
+    return tlsmail__mail(c, from, o);
 }
 
 /* A non-ASCII recipient needs the SMTPUTF8 that MAIL declared. */
@@ -4550,13 +5729,90 @@ TLSMAIL__PRIVATE int tlsmail__check_rcpt(const tlsmail_client *c, const char *to
     return 0;
 }
 
-TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to) {
+/* The options of a RCPT, valid whatever the server offers: NOTIFY NEVER
+   only alone (RFC 3461 4.1), an ORCPT that is an address. */
+TLSMAIL__PRIVATE int tlsmail__check_rcpt_opts(const tlsmail_rcpt_opts *o) {
+    if (!o) return 0;
+    if ((o->notify & ~15u) || ((o->notify & TLSMAIL_NOTIFY_NEVER) && o->notify != TLSMAIL_NOTIFY_NEVER))
+        return TLSMAIL_EINVAL;
+    if (o->orcpt && tlsmail__check_mailbox(o->orcpt, 0) != 0) return TLSMAIL_EINVAL;
+    return 0;
+}
+
+/* ">" and the DSN parameters of a RCPT, when the server offers DSN. An
+   ORCPT that is not ASCII is RFC 6533's utf-8 type, which needs SMTPUTF8
+   (utf8: MAIL declared it); RFC 3461 4.2: at most 500 characters. */
+enum { TLSMAIL__RCPT_TAIL = 560 };
+TLSMAIL__PRIVATE int tlsmail__rcpt_tail(const tlsmail_client *c, const tlsmail_rcpt_opts *o,
+                                        int utf8, char *tail, size_t cap) {
+    static const char *const names[] = { "SUCCESS", "FAILURE", "DELAY", "NEVER" };
+    int err = 0, i, first = 1;
+    memcpy(tail, ">", 2);
+    if (!o || !(c->ext.flags & TLSMAIL__EXT_DSN)) return 0;
+    if (o->orcpt && tlsmail__is_8bit(o->orcpt) && !utf8) return TLSMAIL_ENOEXT;
+    if (o->notify) {
+        err |= tlsmail__cat(tail, cap, " NOTIFY=");
+        for (i = 0; i < 4; i++) {
+            if (!(o->notify & (1u << i))) continue;
+            if (!first) err |= tlsmail__cat(tail, cap, ",");
+            err |= tlsmail__cat(tail, cap, names[i]);
+            first = 0;
+        }
+    }
+    if (o->orcpt) {
+        int u = tlsmail__is_8bit(o->orcpt);
+        err |= tlsmail__cat_xtext(tail, cap, u ? " ORCPT=utf-8;" : " ORCPT=rfc822;", o->orcpt, u,
+                                  500 - 6 - (u ? 6 : 7));
+    }
+    return err ? TLSMAIL_EINVAL : 0;
+}
+
+TLSMAIL_DEF int tlsmail_rcpt_ex(tlsmail_client *c, const char *to, const tlsmail_rcpt_opts *o) {
+    char tail[TLSMAIL__RCPT_TAIL];
     int err = tlsmail__enter(c, TLSMAIL_STAGE_RCPT, TLSMAIL__MAIL, TLSMAIL__RCPT);
     if (err) return err;
     if ((err = tlsmail__check_rcpt(c, to)) != 0) return c->err = err;
-    err = tlsmail__command(c, "RCPT TO:<", to, ">", TLSMAIL__WANT_RCPT);
+    if (tlsmail__check_rcpt_opts(o) != 0) return c->err = TLSMAIL_EINVAL;
+    if ((err = tlsmail__rcpt_tail(c, o, c->utf8, tail, sizeof tail)) != 0) return c->err = err;
+    err = tlsmail__command(c, "RCPT TO:<", to, tail, TLSMAIL__WANT_RCPT);
     if (!err) c->state = TLSMAIL__RCPT;
     return c->err = err;
+}
+
+TLSMAIL_DEF int tlsmail_rcpt(tlsmail_client *c, const char *to) { return tlsmail_rcpt_ex(c, to, NULL); }
+
+TLSMAIL_DEF size_t tlsmail_message_size(const void *msg, size_t len) {
+    tlsmail__msginfo mi;
+    if (!msg) return 0;
+    tlsmail__msg_scan(msg, len, &mi);
+    return mi.size;
+}
+
+/* For tlsmail_data_write (RFC 6152 3): message octets over 127 may go out
+   only after MAIL declared BODY=8BITMIME (c->body8). 0, or TLSMAIL_ENOEXT
+   for p[0..n) holding one; the caller then drops the connection without
+   ending the message, so nothing undeclared is delivered. */
+TLSMAIL__PRIVATE int tlsmail__body8_ok(tlsmail_client *c, const void *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i;
+    if (c->body8 || !p) return 0;
+    for (i = 0; i + 8 <= n; i += 8) { /* eight at a time: this runs on every octet */
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080u) break;
+    }
+    for (; i < n; i++)
+        if (s[i] >= 0x80) {
+            c->missing_ext = TLSMAIL__EXT_8BITMIME;
+            return TLSMAIL_ENOEXT;
+        }
+    return 0;
+}
+
+/* The 250 that accepted a message: keep the server's id for it, which the
+   replies after it (QUIT's) would otherwise overwrite. */
+TLSMAIL__PRIVATE void tlsmail__accepted(tlsmail_client *c) {
+    (void)tlsmail__queue_id(c->text, c->textlen, c->queue_id, sizeof c->queue_id);
 }
 
 /* The reply to DATA: only 354 lets the message go. */
@@ -4584,6 +5840,7 @@ TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
     int err = tlsmail__enter(c, TLSMAIL_STAGE_BODY, TLSMAIL__DATA, TLSMAIL__DATA);
     if (err) return err;
     if (!p && n) return c->err = TLSMAIL_EINVAL;
+    if ((err = tlsmail__body8_ok(c, p, n)) != 0) return tlsmail__fatal(c, err);
     while (n > 0) {
         size_t used, written;
         err = tlsmail__dot_encode(&c->dot, in, n, out, sizeof out, &used, &written);
@@ -4620,7 +5877,8 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
         /* ...unless that verdict was a 421: the server said it is closing
            without taking the message (RFC 5321 3.8), so a retry is right. */
         return c->err = code == TLSMAIL_ETRANSIENT && c->code == 421 ? code : TLSMAIL_EUNKNOWN;
-    return c->err = tlsmail__verdict(code, 250);
+    if ((c->err = tlsmail__verdict(code, 250)) == 0) tlsmail__accepted(c);
+    return c->err;
 }
 
 TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c) { return tlsmail__data_end(c, 0); }
@@ -4667,60 +5925,251 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
    side's socket buffers can fill while nobody reads. */
 #define TLSMAIL__PIPE_MAX 64
 
-/* MAIL, every RCPT and DATA. With PIPELINING they leave in one write and the
-   replies are read in order; the first refusal ends the session without a
-   message (the server may already be waiting for one after DATA, so no more
-   commands are sent: only the close). */
-TLSMAIL__PRIVATE int tlsmail__envelope(tlsmail_client *c, const char *from, const char *const *to,
-                                       size_t nto, int utf8) {
-    size_t i;
-    int err, code;
-    if (!(c->ext.flags & TLSMAIL__EXT_PIPELINING) || nto + 2 > TLSMAIL__PIPE_MAX) {
-        if ((err = tlsmail__mail(c, from, utf8)) != 0) return err;
-        for (i = 0; i < nto; i++)
-            if ((err = tlsmail_rcpt(c, to[i])) != 0) return err;
-        return tlsmail_data_begin(c);
-    }
-    c->stage = TLSMAIL_STAGE_MAIL;
-    if ((err = tlsmail__put_mail(c, from, utf8)) != 0) return err;
-    for (i = 0; i < nto; i++)
-        if ((err = tlsmail__put(c, "RCPT TO:<", to[i], ">")) != 0) return err;
-    if ((err = tlsmail__put(c, "DATA", NULL, NULL)) != 0 || (err = tlsmail__flush(c)) != 0)
-        return err;
-    if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 250)) != 0) return c->err = err;
-    c->state = TLSMAIL__MAIL;
-    c->stage = TLSMAIL_STAGE_RCPT;
-    for (i = 0; i < nto; i++)
-        if ((err = tlsmail__verdict(tlsmail__read_reply(c, NULL), TLSMAIL__WANT_RCPT)) != 0)
-            return c->err = err;
-    c->state = TLSMAIL__RCPT;
-    c->stage = TLSMAIL_STAGE_DATA;
-    code = tlsmail__read_reply(c, NULL);
-    return c->err = tlsmail__data_verdict(c, code);
+/* Everything the one call decided before dialling. */
+typedef struct tlsmail__sendplan {
+    const char *from;
+    const char *const *to;
+    size_t nto;
+    const unsigned char *msg;
+    size_t len;
+    tlsmail_mail_opts mail;         /* size, body and SMTPUTF8 from the message */
+    const tlsmail_rcpt_opts *rcpt;  /* nto entries, or NULL */
+    tlsmail_rcpt_result *results;   /* nto entries, or NULL */
+    int partial;                    /* TLSMAIL_DELIVER_ACCEPTED */
+    int bdat;                       /* the server offers CHUNKING */
+} tlsmail__sendplan;
+
+/* The reply just read, as recipient i's result. */
+TLSMAIL__PRIVATE void tlsmail__note_rcpt(const tlsmail_client *c, const tlsmail__sendplan *p,
+                                         size_t i) {
+    tlsmail_rcpt_result *r;
+    size_t k, n = 0;
+    if (!p->results || !c->code || !c->reply_fresh) return;
+    r = &p->results[i];
+    r->code = c->code;
+    memcpy(r->enhanced, c->enhanced, sizeof r->enhanced);
+    for (k = 0; c->text[k] && n + 1 < sizeof r->text; k++)
+        r->text[n++] = c->text[k] == '\n' ? ' ' : c->text[k];
+    r->text[n] = '\0';
 }
 
-TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
-                                 const tlsmail_auth *auth, const char *from,
-                                 const char *const *to, size_t nto, const void *msg, size_t len) {
+/* The message as one BDAT chunk (RFC 3030 2): "BDAT <size> LAST", then its
+   octets with every bare CR and bare LF made CRLF and a CRLF after a last
+   line without one, exactly the size tlsmail__msg_scan counted, and no
+   dot-stuffing. Runs of the caller's bytes go to the TLS engine as they
+   are; only line ends are added. */
+TLSMAIL__PRIVATE int tlsmail__put_bdat(tlsmail_client *c, const tlsmail__sendplan *p) {
+    const unsigned char *s = p->msg;
+    size_t i, start = 0, n = p->len;
+    char num[24];
+    int err;
+    (void)tlsmail__utoa(num, p->mail.size);
+    if ((err = tlsmail__put(c, "BDAT ", num, " LAST")) != 0) return err;
+    for (i = 0; i < n && !err; i++) {
+        int bare = (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n')) ||
+                   (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'));
+        if (!bare) continue;
+        if (i > start) err = tlsmail__stream_write(c, s + start, i - start);
+        if (!err) err = tlsmail__stream_write(c, "\r\n", 2);
+        start = i + 1;
+    }
+    if (!err && n > start) err = tlsmail__stream_write(c, s + start, n - start);
+    if (!err && n && s[n - 1] != '\r' && s[n - 1] != '\n') err = tlsmail__stream_write(c, "\r\n", 2);
+    return err < 0 ? tlsmail__fatal(c, err) : 0;
+}
+
+/* A reply lost after the whole message went out: the server may have
+   taken it (retrying could send it twice), unless it said 421 (RFC 5321
+   3.8: closing, message not taken). */
+TLSMAIL__PRIVATE int tlsmail__lost(const tlsmail_client *c, int code, int message_sent) {
+    if (!message_sent || (code == TLSMAIL_ETRANSIENT && c->code == 421)) return code;
+    return TLSMAIL_EUNKNOWN;
+}
+
+/* The server's verdict on the message, after BDAT LAST. */
+TLSMAIL__PRIVATE int tlsmail__bdat_reply(tlsmail_client *c) {
+    int code;
+    c->stage = TLSMAIL_STAGE_BODY;
+    c->state = TLSMAIL__READY;
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return c->err = tlsmail__lost(c, code, 1);
+    if ((c->err = tlsmail__verdict(code, 250)) == 0) tlsmail__accepted(c);
+    return c->err;
+}
+
+/* The message after an accepted envelope, by BDAT or as DATA's body and
+   "."; with quit set, QUIT rides in the same write (RFC 2920). */
+TLSMAIL__PRIVATE int tlsmail__send_body(tlsmail_client *c, const tlsmail__sendplan *p, int quit) {
+    int err;
+    if (!p->bdat) {
+        if (p->len && (err = tlsmail_data_write(c, p->msg, p->len)) != 0) return err;
+        return tlsmail__data_end(c, quit);
+    }
+    c->stage = TLSMAIL_STAGE_BODY;
+    if ((err = tlsmail__put_bdat(c, p)) != 0) return err;
+    /* As after DATA's ".": QUIT fails to queue only if the engine had to
+       send what it holds, the last chunk included, and then failed. */
+    if (quit && tlsmail__put(c, "QUIT", NULL, NULL) != 0) return c->err = TLSMAIL_EUNKNOWN;
+    if ((err = tlsmail__flush(c)) != 0) return err;
+    return tlsmail__bdat_reply(c);
+}
+
+/* MAIL, RCPT for every recipient, and DATA unless the message goes by
+   BDAT, one command at a time. Without partial delivery the first refusal
+   ends it; with it a refused recipient is noted and the others go on. */
+TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail__sendplan *p) {
+    size_t i, accepted = 0;
+    int err, last = 0;
+    if ((err = tlsmail__mail(c, p->from, &p->mail)) != 0) return err;
+    for (i = 0; i < p->nto; i++) {
+        err = tlsmail_rcpt_ex(c, p->to[i], p->rcpt ? &p->rcpt[i] : NULL);
+        tlsmail__note_rcpt(c, p, i);
+        if (!err) {
+            accepted++;
+            continue;
+        }
+        if (!p->partial || c->state == TLSMAIL__CLOSED) return err;
+        last = err;
+    }
+    if (!accepted) return c->err = last; /* the last refusal is the reply kept */
+    return p->bdat ? 0 : tlsmail_data_begin(c);
+}
+
+/* The same with PIPELINING: MAIL, every RCPT and DATA leave in one write
+   and the replies are read in order. With BDAT and one recipient (or
+   partial delivery) the whole message and QUIT ride in that write too:
+   should the recipient be refused, the server has no one to deliver to
+   and must refuse the chunk (RFC 3030 2). With BDAT and several
+   recipients the message waits for their replies, since a refusal must
+   keep it from the others. Without partial delivery the first refusal ends
+   the session without a message (the server may be waiting for one after
+   DATA, so no more commands are sent: only the close). *done: the message
+   went and its verdict was read. */
+TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmail__sendplan *p,
+                                                 int *done) {
+    tlsmail__mailplan mp;
+    char tail[TLSMAIL__RCPT_TAIL];
+    int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, last = 0;
+    size_t i, accepted = 0;
+    *done = 0;
+    c->stage = TLSMAIL_STAGE_MAIL;
+    if ((err = tlsmail__plan_mail(c, p->from, &p->mail, &mp)) != 0) return c->err = err;
+    if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp.tail)) != 0) return err;
+    for (i = 0; i < p->nto; i++) {
+        /* Checked before dialling, with the same SMTPUTF8 decision, so this
+           cannot fail; if it did, the queued commands would be dropped
+           unsent with the connection. */
+        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
+            return tlsmail__fatal(c, TLSMAIL_EINVAL);
+        if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
+    }
+    if (!p->bdat && (err = tlsmail__put(c, "DATA", NULL, NULL)) != 0) return err;
+    if (inflight && ((err = tlsmail__put_bdat(c, p)) != 0 ||
+                     (err = tlsmail__put(c, "QUIT", NULL, NULL)) != 0))
+        return err;
+    if ((err = tlsmail__flush(c)) != 0) return err;
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
+    if ((err = tlsmail__verdict(code, 250)) != 0) return c->err = err;
+    c->state = TLSMAIL__MAIL;
+    c->utf8 = mp.utf8;
+    c->body8 = mp.body8;
+    c->queue_id[0] = '\0';
+    c->stage = TLSMAIL_STAGE_RCPT;
+    for (i = 0; i < p->nto; i++) {
+        code = tlsmail__read_reply(c, NULL);
+        if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
+        err = tlsmail__verdict(code, TLSMAIL__WANT_RCPT);
+        tlsmail__note_rcpt(c, p, i);
+        if (!err) {
+            accepted++;
+            continue;
+        }
+        if (!p->partial) return c->err = err;
+        last = err;
+    }
+    if (accepted) c->state = TLSMAIL__RCPT;
+    if (inflight) {
+        *done = 1;
+        return tlsmail__bdat_reply(c);
+    }
+    if (p->bdat) return accepted ? 0 : (c->err = last);
+    c->stage = TLSMAIL_STAGE_DATA;
+    code = tlsmail__read_reply(c, NULL);
+    if (accepted || code < 0) return c->err = tlsmail__data_verdict(c, code);
+    /* Nobody accepted: the server's own word on DATA says so ("554 no
+       valid recipients"); a 354 regardless gets no message. */
+    if ((err = tlsmail__verdict(code, 354)) != 0) return c->err = err;
+    c->stage = TLSMAIL_STAGE_RCPT;
+    c->reply_fresh = 0;
+    return c->err = last;
+}
+
+/* Checks of tlsmail_client_send_ex's arguments that need no server, and
+   what the message needs, into *p. */
+TLSMAIL__PRIVATE int tlsmail__plan_send(const tlsmail_config *cfg, const char *from, const char *const *to, size_t nto,
+                                        const void *msg, size_t len, const tlsmail_send_opts *o,
+                                        tlsmail__sendplan *p) {
     char host[256];
     unsigned port;
+    tlsmail__msginfo mi;
     size_t i;
-    int err, utf8;
+    int utf8;
+    memset(p, 0, sizeof *p);
+    if (!cfg || !cfg->host || tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465) ||
+        tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len))
+        return TLSMAIL_EINVAL;
+    if (o && ((o->deliver != TLSMAIL_DELIVER_ALL && o->deliver != TLSMAIL_DELIVER_ACCEPTED) ||
+              (o->deliver == TLSMAIL_DELIVER_ACCEPTED && !o->results) ||
+              tlsmail__check_mail_opts(o->mail) != 0))
+        return TLSMAIL_EINVAL;
+    utf8 = tlsmail__is_8bit(from);
+    for (i = 0; i < nto; i++) {
+        if (tlsmail__check_mailbox(to[i], 0)) return TLSMAIL_EINVAL;
+        utf8 |= tlsmail__is_8bit(to[i]);
+        if (o && o->rcpt) {
+            if (tlsmail__check_rcpt_opts(&o->rcpt[i]) != 0) return TLSMAIL_EINVAL;
+            utf8 |= o->rcpt[i].orcpt && tlsmail__is_8bit(o->rcpt[i].orcpt);
+        }
+    }
+    if (o && o->results) memset(o->results, 0, nto * sizeof *o->results);
+    if (o && o->mail) p->mail = *o->mail;
+    tlsmail__msg_scan(msg, len, &mi);
+    if (p->mail.body == TLSMAIL_BODY_7BIT && mi.body8) return TLSMAIL_EINVAL;
+    if (p->mail.body == TLSMAIL_BODY_AUTO)
+        p->mail.body = mi.body8 ? TLSMAIL_BODY_8BITMIME : TLSMAIL_BODY_7BIT;
+    p->mail.size = mi.size;
+    p->mail.smtputf8 = p->mail.smtputf8 || utf8 || mi.head8;
+    p->from = from;
+    p->to = to;
+    p->nto = nto;
+    p->msg = (const unsigned char *)msg;
+    p->len = len;
+    p->rcpt = o ? o->rcpt : NULL;
+    p->results = o ? o->results : NULL;
+    p->partial = o && o->deliver == TLSMAIL_DELIVER_ACCEPTED;
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *cfg,
+                                       const tlsmail_auth *auth, const char *from,
+                                       const char *const *to, size_t nto, const void *msg,
+                                       size_t len, const tlsmail_send_opts *o) {
+    tlsmail__sendplan p;
+    char host[256];
+    unsigned port;
+    int err, pipe, done = 0;
     if (!c) return TLSMAIL_EINVAL;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     /* Everything the caller gave is checked before a byte goes out. */
-    if (!cfg || !cfg->host || tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465) ||
-        tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len))
-        return c->err = TLSMAIL_EINVAL;
-    utf8 = tlsmail__is_8bit(from);
-    for (i = 0; i < nto; i++) {
-        if (tlsmail__check_mailbox(to[i], 0)) return c->err = TLSMAIL_EINVAL;
-        utf8 |= tlsmail__is_8bit(to[i]);
-    }
-    if (auth && (err = tlsmail__check_auth(auth, host)) != 0) {
-        c->stage = TLSMAIL_STAGE_AUTH;
+    if ((err = tlsmail__plan_send(cfg, from, to, nto, msg, len, o, &p)) != 0)
         return c->err = err;
+    (void)tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465);
+    if (auth && ((err = tlsmail__check_auth(auth, host)) != 0 ||
+                 (auth->mechanism == TLSMAIL_AUTH_EXTERNAL && !cfg->client_cert))) {
+        c->stage = TLSMAIL_STAGE_AUTH;
+        return c->err = err ? err : TLSMAIL_EINVAL;
     }
     if ((err = tlsmail__check_lines(msg, len)) != 0) {
         c->stage = TLSMAIL_STAGE_BODY;
@@ -4731,12 +6180,13 @@ TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg
        (ENOMECH from tlsmail_authenticate), never a reason to send
        unauthenticated. */
     if (auth && (err = tlsmail_authenticate(c, auth)) != 0) goto fail;
-    if ((err = tlsmail__envelope(c, from, to, nto, utf8)) != 0) goto fail;
-    if (len && (err = tlsmail_data_write(c, msg, len)) != 0) goto fail;
-    err = tlsmail__data_end(c, (c->ext.flags & TLSMAIL__EXT_PIPELINING) != 0);
+    p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
+    pipe = (c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 4 <= TLSMAIL__PIPE_MAX;
+    err = pipe ? tlsmail__envelope_pipelined(c, &p, &done) : tlsmail__envelope_stepwise(c, &p);
+    if (!err && !done) err = tlsmail__send_body(c, &p, pipe);
     if (err) goto fail;
     /* Delivered: whatever happens to QUIT now can't undo that. */
-    if (c->ext.flags & TLSMAIL__EXT_PIPELINING) {
+    if (pipe) {
         c->stage = TLSMAIL_STAGE_QUIT;
         (void)tlsmail__quit_reply(c);
     } else {
@@ -4750,6 +6200,12 @@ fail:
     tlsmail__disconnect(c, TLSMAIL__POLITE);
     c->err = err;
     return err;
+}
+
+TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
+                                 const tlsmail_auth *auth, const char *from,
+                                 const char *const *to, size_t nto, const void *msg, size_t len) {
+    return tlsmail_client_send_ex(c, cfg, auth, from, to, nto, msg, len, NULL);
 }
 
 TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
@@ -5334,6 +6790,16 @@ TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c) {
     return c && c->code ? c->enhanced : "";
 }
 
+TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c) { return c ? c->queue_id : ""; }
+
+/* A permanent refusal that blames what the caller sent (RFC 3463 3):
+   an address (X.1.x), authentication or policy (X.7.x), the size (X.3.4),
+   the content or its encoding (X.6.x). */
+TLSMAIL__PRIVATE int tlsmail__blames_caller(const char *e) {
+    return strncmp(e, "5.1.", 4) == 0 || strncmp(e, "5.7.", 4) == 0 || strcmp(e, "5.3.4") == 0 ||
+           strncmp(e, "5.6.", 4) == 0;
+}
+
 TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err) {
     int cls;
     switch (err) {
@@ -5342,8 +6808,7 @@ TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err) {
 #undef TLSMAIL__CLASS_CASE
     default: return TLSMAIL_CLASS_CONFIG; /* not ours: the caller's bug */
     }
-    if (cls == TLSMAIL_CLASS_REFUSED && c && c->code >= 500 &&
-        (strncmp(c->enhanced, "5.1.", 4) == 0 || strncmp(c->enhanced, "5.7.", 4) == 0))
+    if (cls == TLSMAIL_CLASS_REFUSED && c && c->code >= 500 && tlsmail__blames_caller(c->enhanced))
         cls = TLSMAIL_CLASS_CONFIG;
     return cls;
 }
@@ -5357,34 +6822,113 @@ TLSMAIL_DEF const char *tlsmail_stage_name(int stage) {
     }
 }
 
+/* RFC 3463 3 (and the IANA registry of enhanced status codes): what an
+   enhanced status means, by subject and detail; a detail we don't list is
+   explained by its subject alone. */
+TLSMAIL__PRIVATE const char *tlsmail__enhanced_text(const char *e) {
+    static const struct { const char *code, *text; } known[] = {
+        { "1.1", "bad destination mailbox address" }, { "1.2", "bad destination system address" },
+        { "1.3", "bad destination mailbox address syntax" },
+        { "1.6", "destination mailbox has moved" }, { "1.7", "bad sender's mailbox address syntax" },
+        { "1.8", "bad sender's system address" }, { "1.10", "recipient address has null MX" },
+        { "2.1", "mailbox disabled" }, { "2.2", "mailbox full" },
+        { "2.3", "message length exceeds administrative limit" },
+        { "3.1", "mail system full" }, { "3.4", "message too big for system" },
+        { "4.4", "unable to route" }, { "4.7", "delivery time expired" },
+        { "5.1", "invalid command" }, { "5.2", "syntax error" }, { "5.3", "too many recipients" },
+        { "5.4", "invalid command arguments" }, { "6.1", "media not supported" },
+        { "6.7", "non-ASCII addresses not permitted" },
+        { "7.1", "delivery not authorized, message refused" },
+        { "7.8", "authentication credentials invalid" },
+        { "7.9", "authentication mechanism is too weak" }, { "7.11", "encryption required" },
+        { "7.13", "user account disabled" }, { "7.26", "multiple authentication checks failed" },
+    };
+    static const char *const subject[] = {
+        "other or undefined status", "addressing", "mailbox", "mail system", "network or routing",
+        "mail delivery protocol", "message content or media", "security or policy",
+    };
+    size_t i;
+    if (!e[0] || !e[1] || !tlsmail__isdigit((unsigned char)e[2])) return NULL;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(e + 2, known[i].code) == 0) return known[i].text;
+    return e[3] == '.' && e[2] <= '7' ? subject[e[2] - '0'] : NULL;
+}
+
+/* Append the strings (up to a NULL) to buf[*n..cap), cut to fit, keeping
+   buf NUL-terminated. */
+TLSMAIL__PRIVATE void tlsmail__adds(char *buf, size_t cap, size_t *n, const char *a, const char *b,
+                                    const char *d, const char *e) {
+    const char *part[4];
+    size_t i, k;
+    part[0] = a; part[1] = b; part[2] = d; part[3] = e;
+    for (i = 0; i < 4 && part[i]; i++)
+        for (k = 0; part[i][k] && *n + 1 < cap; k++) buf[(*n)++] = part[i][k];
+    if (*n < cap) buf[*n] = '\0';
+}
+
+/* Why we refused on our own, from what the server said it offers. */
+TLSMAIL__PRIVATE void tlsmail__describe_local(const tlsmail_client *c, int err, char *buf, size_t cap,
+                                              size_t *n) {
+    static const char *const mechs[] = { "", "PLAIN", "LOGIN", "AUTO", "XOAUTH2", "OAUTHBEARER",
+                                         "EXTERNAL" };
+    char a[24], b[24];
+    if (err == TLSMAIL_ENOMECH && !c->reply_fresh && c->auth_asked > 0 && c->auth_asked <= 6) {
+        const char *off = tlsmail__ext_find(&c->ext, "AUTH");
+        tlsmail__adds(buf, cap, n, " (", mechs[c->auth_asked], " asked for; ", NULL);
+        if (off && *off) tlsmail__adds(buf, cap, n, "the server offers AUTH ", off, ")", NULL);
+        else tlsmail__adds(buf, cap, n, "the server offers no AUTH)", NULL, NULL, NULL);
+    } else if (err == TLSMAIL_ENOEXT && c->missing_ext) {
+        const char *ext = c->missing_ext == TLSMAIL__EXT_8BITMIME ? "8BITMIME" : "SMTPUTF8";
+        if (c->ext.flags & c->missing_ext) /* offered, but MAIL did not declare it */
+            tlsmail__adds(buf, cap, n, " (the message needs ", ext, ", which MAIL did not declare)",
+                          NULL);
+        else
+            tlsmail__adds(buf, cap, n, " (the message needs ", ext,
+                          ", which the server does not offer)", NULL);
+    } else if (err == TLSMAIL_ETOOBIG && c->size_declared) {
+        (void)tlsmail__utoa(a, c->size_declared);
+        (void)tlsmail__utoa(b, c->ext.size_limit);
+        tlsmail__adds(buf, cap, n, " (", a, " octets; the server's SIZE limit is ", b);
+        tlsmail__adds(buf, cap, n, ")", NULL, NULL, NULL);
+    } else if (err == TLSMAIL_EAUTH && c->auth_status[0]) {
+        tlsmail__adds(buf, cap, n, " (OAuth error status: ", c->auth_status, ")", NULL);
+    }
+}
+
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap) {
-    size_t n;
-    int r;
+    size_t n = 0;
+    char num[24];
     if (!buf || !cap) return buf;
     buf[0] = 0;
-    r = snprintf(buf, cap, "%s: %s", tlsmail_stage_name(tlsmail_stage(c)), tlsmail_strerror(err));
-    n = r < 0 ? 0 : (size_t)r;
+    tlsmail__adds(buf, cap, &n, tlsmail_stage_name(tlsmail_stage(c)), ": ", tlsmail_strerror(err),
+                  NULL);
     /* The reply explains only what the server decided; after our own
        refusal (a bad argument, a timeout) it would be an older, unrelated
        reply. */
-    if (c && c->code && c->reply_fresh && n < cap &&
+    if (c && c->code && c->reply_fresh &&
         (err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT || err == TLSMAIL_EAUTH ||
-         err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO ||
-         err == TLSMAIL_ENOMECH)) {
-        const char *p;
-        r = snprintf(buf + n, cap - n, "; server said%s: %d ",
-                     c->reply_tls ? "" : " (in plaintext, unauthenticated)", c->code);
-        n += r < 0 ? 0 : (size_t)r;
+         err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO || err == TLSMAIL_ENOMECH)) {
+        const char *p, *why = tlsmail__enhanced_text(c->enhanced);
+        (void)tlsmail__utoa(num, (size_t)c->code);
+        tlsmail__adds(buf, cap, &n, "; server said",
+                      c->reply_tls ? ": " : " (in plaintext, unauthenticated): ", num, " ");
         /* Multi-line replies on one line: the caller's log wants one. */
         for (p = c->text; *p && n + 1 < cap; p++) buf[n++] = *p == '\n' ? ' ' : *p;
-        if (n < cap) buf[n] = 0;
+        buf[n] = 0;
+        if (why) {
+            tlsmail__adds(buf, cap, &n, " (", c->enhanced, ": ", why);
+            tlsmail__adds(buf, cap, &n, c->enhanced[0] == '4' ? "; for now)" : ")", NULL, NULL, NULL);
+        }
     }
-    if (c && c->br_err && n < cap) {
-        r = snprintf(buf + n, cap - n, " (BearSSL error %d)", c->br_err);
-        n += r < 0 ? 0 : (size_t)r;
+    if (c) tlsmail__describe_local(c, err, buf, cap, &n);
+    if (c && c->br_err) {
+        (void)snprintf(num, sizeof num, "%d", c->br_err);
+        tlsmail__adds(buf, cap, &n, " (BearSSL error ", num, ")", NULL);
     }
-    if (c && c->sys_err && n < cap && (err == TLSMAIL_ECONNECT || err == TLSMAIL_EIO))
-        (void)snprintf(buf + n, cap - n, " (errno %d)", c->sys_err);
+    if (c && c->sys_err && (err == TLSMAIL_ECONNECT || err == TLSMAIL_EIO)) {
+        (void)snprintf(num, sizeof num, "%d", c->sys_err);
+        tlsmail__adds(buf, cap, &n, " (errno ", num, ")", NULL);
+    }
     return buf;
 }
 

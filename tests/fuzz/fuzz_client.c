@@ -18,8 +18,10 @@
    are 0 or a TLSMAIL_E* code; every line written ends in CRLF and holds no
    other CR or LF; MAIL is written only right after a 235 reply has been
    read; message text is written only when the last complete reply the
-   client has read is 354; a result of 0 from sendmail / data_end means the
-   reply read after the final "." was 2xx; the trace never shows the
+   client has read is 354 (or, with BDAT, follows "BDAT <n> LAST" and is
+   exactly the message with its line ends made CRLF and no dot-stuffing, n
+   octets); a result of 0 from sendmail / data_end means a reply read after
+   the final "." (or the last chunk) was 2xx; the trace never shows the
    password or its base64; no crash, UB or leak (ASan, UBSan, LSan). */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
@@ -42,7 +44,31 @@ typedef struct {
     int dot_written;      /* the final "." line went out */
     size_t dot_consumed;  /* server octets the client had parsed then */
     int saw_auth;
+    size_t bdat_left;     /* octets of a BDAT chunk still to come */
+    size_t bdat_pos;      /* of the chunk, octets seen (checked against MSG) */
+    char ref[256];        /* MSG as a BDAT chunk must carry it */
+    size_t reflen;
 } harness;
+
+static const char MSG[] = "From: fuzz@example.org\r\nTo: a@example.org\r\nSubject: fuzz\r\n\r\n"
+                          ".leading dot\r\n.\r\nbare LF\n.\nbare CR\r.\rlast line, no end";
+
+/* MSG as BDAT must send it: every line end CRLF, a CRLF at the end. */
+static size_t bdat_ref(char *out) {
+    size_t i, n = 0;
+    for (i = 0; i < sizeof MSG - 1; i++) {
+        if (MSG[i] == '\r' || MSG[i] == '\n') {
+            if (MSG[i] == '\r' && MSG[i + 1] == '\n') i++;
+            out[n++] = '\r';
+            out[n++] = '\n';
+        } else {
+            out[n++] = MSG[i];
+        }
+    }
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
 
 /* Server octets the client has parsed: read so far, minus what still waits
    in its receive buffer. */
@@ -102,6 +128,12 @@ static void line_done(harness *h) {
         FUZZ_CHECK(last_reply(h, 0, consumed(h), 0) == 235);
     } else if (n == 6 && memcmp(l, "DATA\r\n", 6) == 0) {
         h->in_data = 1;
+    } else if (n >= 5 && memcmp(l, "BDAT ", 5) == 0) {
+        /* one chunk, the whole message: "BDAT <size> LAST" */
+        FUZZ_CHECK(n > 12 && memcmp(l + n - 7, " LAST\r\n", 7) == 0);
+        h->bdat_left = (size_t)strtoul(l + 5, NULL, 10);
+        FUZZ_CHECK(h->bdat_left == h->reflen);
+        h->bdat_pos = 0;
     } else if (n >= 4 && memcmp(l, "AUTH", 4) == 0) {
         h->saw_auth = 1;
     }
@@ -123,6 +155,15 @@ static int h_write(void *ctx, const unsigned char *buf, size_t len) {
         h->in_data = 0;
     }
     for (i = 0; i < n; i++) {
+        if (h->bdat_left) { /* chunk octets, not a line */
+            FUZZ_CHECK(buf[i] == (unsigned char)h->ref[h->bdat_pos]);
+            h->bdat_pos++;
+            if (--h->bdat_left == 0) {
+                h->dot_written = 1;
+                h->dot_consumed = consumed(h);
+            }
+            continue;
+        }
         FUZZ_CHECK(h->linelen < sizeof h->line);
         h->line[h->linelen++] = (char)buf[i];
         if (buf[i] == '\n') line_done(h);
@@ -170,9 +211,6 @@ static int verbose(void) {
     return v;
 }
 
-static const char MSG[] = "From: fuzz@example.org\r\nTo: a@example.org\r\nSubject: fuzz\r\n\r\n"
-                          ".leading dot\r\n.\r\nbare LF\n.\nbare CR\r.\rlast line, no end";
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const to[] = { "a@example.org", "b@example.org" };
     tlsmail_client *c;
@@ -187,6 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(c != NULL);
     memset(c, 0xA5, sizeof *c); /* the library must not rely on a zeroed client */
     memset(&h, 0, sizeof h);
+    h.reflen = bdat_ref(h.ref);
     h.c = c;
     h.in = data + 1;
     h.inlen = size - 1;

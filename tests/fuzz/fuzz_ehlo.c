@@ -4,7 +4,7 @@
    reply line's text. After each: e->len <= sizeof e->text, every stored
    entry is NUL-terminated inside e->len, keywords are stored upper-case and
    made of ALPHA / DIGIT / '-', only known flag and mechanism bits are set,
-   and a stored known keyword has its flag. Then lookups: fixed names, every
+   a size limit only with SIZE, and a stored known keyword has its flag. Then lookups: fixed names, every
    line's first word, NULL; a hit is a NUL-terminated string inside the
    table. */
 #define TLSMAIL_IMPLEMENTATION
@@ -15,8 +15,11 @@ static void check_table(const tlsmail__ext *e) {
     size_t off = 0;
     FUZZ_CHECK(e->len <= sizeof e->text);
     FUZZ_CHECK(e->len == 0 || e->text[e->len - 1] == '\0');
-    FUZZ_CHECK((e->flags & ~127u) == 0);
-    FUZZ_CHECK((e->auth & ~((1u << TLSMAIL_AUTH_PLAIN) | (1u << TLSMAIL_AUTH_LOGIN))) == 0);
+    FUZZ_CHECK((e->flags & ~511u) == 0);
+    FUZZ_CHECK((e->auth & ~((1u << TLSMAIL_AUTH_PLAIN) | (1u << TLSMAIL_AUTH_LOGIN) |
+                            (1u << TLSMAIL_AUTH_XOAUTH2) | (1u << TLSMAIL_AUTH_OAUTHBEARER) |
+                            (1u << TLSMAIL_AUTH_EXTERNAL))) == 0);
+    FUZZ_CHECK(e->size_limit == 0 || (e->flags & TLSMAIL__EXT_SIZE));
     FUZZ_CHECK(e->auth == 0 || (e->flags & TLSMAIL__EXT_AUTH));
     while (off < e->len) {
         const char *ent = e->text + off;
@@ -46,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         { "SMTPUTF8", TLSMAIL__EXT_SMTPUTF8 },     { "STARTTLS", TLSMAIL__EXT_STARTTLS },
         { "ENHANCEDSTATUSCODES", TLSMAIL__EXT_ENHANCEDSTATUSCODES },
         { "SIZE", TLSMAIL__EXT_SIZE },             { "AUTH", TLSMAIL__EXT_AUTH },
+        { "DSN", TLSMAIL__EXT_DSN },               { "CHUNKING", TLSMAIL__EXT_CHUNKING },
     };
     static const char *const others[] = { "auth", "Pipelining", "DSN", "CHUNKING", "X", "",
                                           "AUTH=PLAIN", "SIZE 10", "8bitmime" };

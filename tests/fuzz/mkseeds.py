@@ -77,6 +77,21 @@ def client_seeds():
     out["send_long_line"] = bytes([30]) + crlf("220 " + "x" * 600)
     out["send_ctrl_in_reply"] = bytes([30]) + b"220 hi\x1b[31m\r\n"
     out["send_pipelined_in_one_read"] = bytes([30]) + good
+    # BDAT (CHUNKING): two recipients, the chunk after their replies; one
+    # recipient, MAIL RCPT BDAT QUIT in one flight; a refusal of each. Read
+    # one octet at a time: a larger read would take the next reply with the
+    # greeting, which the client rightly refuses as spoken out of turn.
+    bdat = GREET + EHLO["postfix"] + ["235 2.7.0 ok"]
+    out["send_bdat_2rcpt"] = bytes([0]) + crlf(*(bdat + ["250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.1.5 Ok",
+                                                  "250 2.0.0 Ok: 163 bytes queued as 4ABC123",
+                                                  "221 2.0.0 Bye"]))
+    out["send_bdat_1rcpt_inflight"] = bytes([32]) + crlf(*(bdat + [
+        "250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.0.0 Ok: 163 bytes queued as 4ABC124", "221 2.0.0 Bye"]))
+    out["send_bdat_1rcpt_refused"] = bytes([32]) + crlf(*(bdat + [
+        "250 2.1.0 Ok", "550 5.1.1 no such user", "554 5.5.1 Error: no valid recipients", "221 Bye"]))
+    out["send_bdat_552"] = bytes([32]) + crlf(*(bdat + [
+        "250 2.1.0 Ok", "250 2.1.5 Ok", "552 5.3.4 too big", "221 Bye"]))
+    out["send_bdat_eof"] = bytes([32 | 64]) + crlf(*(bdat + ["250 2.1.0 Ok", "250 2.1.5 Ok"]))
     return out
 
 def reply_seeds():
@@ -141,7 +156,49 @@ def write(target, seeds):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
 
+def challenge_seeds():
+    # byte 0: bits 0-5 output capacity - 1 (63: the whole buffer), bit 6 a gs2 piece
+    js = lambda j: bytes([63]) + base64.b64encode(j)
+    return {
+        "google_401": js(b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'),
+        "dovecot_401": js(b'{"status":"401","schemes":"bearer","scope":"mail"}'),
+        "rfc7628_invalid_token": js(b'{"status":"invalid_token","scope":"example_scope",'
+                                    b'"openid-configuration":"https://example.com/.well-known/openid-configuration"}'),
+        "small_cap": bytes([10]) + base64.b64encode(b'{"status":"401"}'),
+        "number": js(b'{"status" : 400 ,"x":1}'),
+        "escape": js(b'{"status":"4\\"01"}'),
+        "newlines": js(b'{\n\t"status":"401"\r\n}'),
+        "control": js(b'{"status":"\x1b[31m"}'),
+        "not_b64": bytes([63]) + b"334 not base64 at all",
+        "noncanon": bytes([63]) + b"Zm9=",
+        "gs2_user": bytes([64 | 63]) + b"n,a=a,b=c,\x01host=h\x01port=465\x01auth=Bearer t\x01\x01",
+        "empty": bytes([0]),
+    }
+
+def queue_id_seeds():
+    # byte 0: the output capacity
+    return {k: bytes([c]) + v.encode() for k, (c, v) in {
+        "postfix": (128, "2.0.0 Ok: queued as 4Fh2x1XYZ"),
+        "postfix_bdat": (128, "2.0.0 Ok: 214 bytes queued as DFA44A783F5"),
+        "exim": (128, "OK id=1tXYZa-000abc-Cd"),
+        "gmail": (128, "2.0.0 OK  1701234567 e12sm1234567wrx.45 - gsmtp"),
+        "m365": (200, "2.0.0 OK <DB9PR01MB1234@DB9PR01MB1234.eurprd01.prod.exchangelabs.com> "
+                      "[Hostname=DB9PR01MB1234.eurprd01.prod.exchangelabs.com]"),
+        "exchange": (128, "2.6.0 <a1@mail.example.org> [InternalId=123, Hostname=EX1] Queued mail for delivery"),
+        "haraka": (128, "Message Queued (4E1F1B2C-ABCD.1)"),
+        "sendmail": (128, "2.0.0 4B1Hx0Ab012345 Message accepted for delivery"),
+        "ses": (128, "Ok 0100018c7c1e2f3a-1b2c3d4e-000000"),
+        "stored": (128, "2.0.0 OK: stored as 12"),
+        "none": (128, "2.0.0 Ok"),
+        "small": (4, "Ok: queued as ABCDEF"),
+        "multiline": (128, "2.0.0 Ok\nqueued as X"),
+        "dots": (128, "queued as ..."),
+        "brackets": (128, "<<<>>> <a<b> id= - gsmtp"),
+    }.items()}
+
 write("fuzz_client", client_seeds())
+write("fuzz_challenge", challenge_seeds())
+write("fuzz_queue_id", queue_id_seeds())
 write("fuzz_reply", reply_seeds())
 write("fuzz_ehlo", ehlo_seeds())
 write("fuzz_base64", base64_seeds())

@@ -33,7 +33,8 @@ declare -A extra=(
 declare -A dict=(
     [fuzz_client]=tests/fuzz/smtp.dict [fuzz_reply]=tests/fuzz/smtp.dict
     [fuzz_ehlo]=tests/fuzz/smtp.dict [fuzz_base64]=tests/fuzz/base64.dict
-    [fuzz_dot]=tests/fuzz/dot.dict
+    [fuzz_dot]=tests/fuzz/dot.dict [fuzz_challenge]=tests/fuzz/base64.dict
+    [fuzz_queue_id]=tests/fuzz/smtp.dict
 )
 
 pass=0 fail=0

@@ -17,6 +17,7 @@ Prints "PASS name" or "FAIL name: why" per case, then exactly
 """
 import argparse
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -221,6 +222,109 @@ def b64(s):
     return base64.b64encode(s.encode() if isinstance(s, str) else s)
 
 
+# ---- OAuth, client certificates, SIZE, 8BITMIME, SMTPUTF8, DSN, BDAT
+
+USER = "user@example.org"
+TOKEN_SHORT = "ya29.a0AfB_byC-short-token_0123456789"
+# A token the size of Microsoft's (a JWT of several KB): its response can
+# only go after the 334, never on a 512-octet AUTH line.
+TOKEN_LONG = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + "".join(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[(i * 7 + 3) % 64]
+    for i in range(6000)) + ".c2lnbmF0dXJl"
+MSG8 = MARKER + b"\r\nSubject: hostile\r\n\r\ncaf\xc3\xa9\r\n.dot line\r\n"
+MSG_UTF8_HEADER = MARKER + b"\r\nSubject: caf\xc3\xa9\r\n\r\nplain ascii\r\n"
+# bare LF and CR, dots: what BDAT must normalise but never dot-stuff
+MSG_BDAT = MARKER + b"\r\nSubject: bdat\r\n\r\nbare LF\n.dot line\rlast line"
+MSG_BIG = MARKER + b"\r\nSubject: big\r\n\r\n" + b"x" * 78 + b"\r\n"
+
+
+def xoauth2(user, token):
+    return b64("user=%s\x01auth=Bearer %s\x01\x01" % (user, token))
+
+
+def oauthbearer(user, token, port):
+    return b64("n,a=%s,\x01host=localhost\x01port=%d\x01auth=Bearer %s\x01\x01" % (user, port, token))
+
+
+def raw_lines(srv):
+    """Every line the client sent over TLS, blank ones included."""
+    return srv.tls.split(b"\r\n")
+
+
+def has_line(want):
+    """The client sent exactly this line (want may be a function of srv)."""
+    def check(srv, res):
+        w = want(srv) if callable(want) else want
+        if w not in raw_lines(srv):
+            got = [l[:100] for l in raw_lines(srv) if l[:4].upper() in (w[:4].upper(),)]
+            return "no line %r; similar: %r" % (w[:120], got)
+    return check
+
+
+def raw_line_after(prefix, want):
+    prefix = prefix.encode() if isinstance(prefix, str) else prefix
+
+    def check(srv, res):
+        lines = raw_lines(srv)
+        for i, l in enumerate(lines):
+            if l.upper().startswith(prefix.upper()):
+                got = lines[i + 1] if i + 1 < len(lines) else None
+                return None if got == want else "after %r: %r, wanted %r" % (l[:60], got, want)
+        return "no %r line" % prefix
+    return check
+
+
+def stdout_has(*wants):
+    def check(srv, res):
+        out = res.get("stdout", "")
+        for w in wants:
+            if w not in out.splitlines():
+                return "driver output has no line %r: %r" % (w, out)
+    return check
+
+
+def describes(text):
+    def check(srv, res):
+        if text not in res.get("stderr", ""):
+            return "describe does not say %r: %r" % (text, res.get("stderr", "")[-300:])
+    return check
+
+
+def stored(msg):
+    def check(srv, res):
+        if srv.messages != [msg]:
+            return "message received %r, wanted %r" % (srv.messages, msg)
+    return check
+
+
+def bdat_chunks(*want):
+    def check(srv, res):
+        if srv.bdat_chunks != list(want):
+            return "BDAT chunks %r, wanted %r" % (srv.bdat_chunks, list(want))
+    return check
+
+
+def first_after(mark, prefix):
+    def check(srv, res):
+        rest = srv.bytes_after(mark)
+        if rest is None or not rest.startswith(prefix):
+            return "after %s the client sent %r, wanted %r first" % (mark, (rest or b"")[:40], prefix)
+    return check
+
+
+def peer_cn(cn):
+    def check(srv, res):
+        if not srv.peer_subject or srv.peer_subject.get("commonName") != cn:
+            return "client certificate subject %r, wanted CN %r" % (srv.peer_subject, cn)
+    return check
+
+
+def normalised(msg):
+    """msg with every CRLF, bare CR and bare LF as CRLF, and a final CRLF."""
+    out = msg.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    return out if out.endswith(b"\r\n") else out + b"\r\n"
+
+
 def cases():
     C = []
 
@@ -390,7 +494,168 @@ def cases():
     add("STARTTLS: offered again after TLS", "st_starttls_again", "OK",
         checks=st_ok + [verbs_are("EHLO", "STARTTLS", layer="plain"),
                         verbs_are("EHLO", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")], **S)
+    proto_cases(add, ok)
     return C
+
+
+def proto_cases(add, ok):
+    T_SHORT = ["--auth", "xoauth2", "--user", USER, "--token", TOKEN_SHORT]
+    T_LONG = ["--auth", "xoauth2", "--user", USER, "--token", TOKEN_LONG]
+    B_SHORT = ["--auth", "oauthbearer", "--user", USER, "--token", TOKEN_SHORT]
+    B_LONG = ["--auth", "oauthbearer", "--user", USER, "--token", TOKEN_LONG]
+    queue = stdout_has("queue H0ST1LE")
+    # -- OAuth 2.0: the initial response on the AUTH line only when it fits 512 octets
+    add("XOAUTH2: short token on the AUTH line", "xoauth2_ir", "OK", args=T_SHORT,
+        checks=ok + [queue, has_line(b"AUTH XOAUTH2 " + xoauth2(USER, TOKEN_SHORT))])
+    add("XOAUTH2: 6 KB token after an empty 334", "xoauth2_334", "OK", args=T_LONG,
+        checks=ok + [queue, has_line(b"AUTH XOAUTH2"),
+                     raw_line_after("AUTH XOAUTH2", xoauth2(USER, TOKEN_LONG))])
+    add("OAUTHBEARER: short token on the AUTH line, host and port", "oauthbearer_ir", "OK",
+        args=B_SHORT, checks=ok + [has_line(
+            lambda srv: b"AUTH OAUTHBEARER " + oauthbearer(USER, TOKEN_SHORT, srv.port))])
+    add("OAUTHBEARER: 6 KB token after an empty 334", "oauthbearer_334", "OK", args=B_LONG,
+        checks=ok + [has_line(b"AUTH OAUTHBEARER"), lambda srv, res: raw_line_after(
+            "AUTH OAUTHBEARER", oauthbearer(USER, TOKEN_LONG, srv.port))(srv, res)])
+    def no_token_shown(srv, res):
+        if TOKEN_SHORT in res["stderr"] + res["stdout"] or TOKEN_LONG in res["stderr"] + res["stdout"]:
+            return "the token shows in the driver's output"
+    refused = [nothing_after(), describes("(OAuth error status: 401)"), no_token_shown,
+               describes("server said: 535 5.7.8 Username and Password not accepted")]
+    for mech, answer, args in (("XOAUTH2", b"", T_SHORT), ("OAUTHBEARER", b"AQ==", B_SHORT)):
+        add("%s: error challenge answered %r, then EAUTH" % (mech, answer), mech.lower() + "_error",
+            "EAUTH", args=args, checks=FAILURE[1:] + refused + [raw_line_after("AUTH " + mech, answer)])
+    add("XOAUTH2: 6 KB token after the 334, error challenge answered, then EAUTH",
+        "xoauth2_334_error", "EAUTH", args=T_LONG,
+        checks=FAILURE[1:] + refused + [raw_line_after("AUTH XOAUTH2", xoauth2(USER, TOKEN_LONG)),
+                                        raw_line_after(xoauth2(USER, TOKEN_LONG).decode(), b"")])
+    add("XOAUTH2: 235 after the error challenge", "xoauth2_error_then_235", "EPROTO", args=T_SHORT,
+        checks=FAILURE[1:] + [nothing_after()])
+    add("AUTO with a password and a token: OAUTHBEARER", "oauth_auto", "OK",
+        args=["--auth", "auto", "--user", USER, "--pass", "pw", "--token", TOKEN_SHORT],
+        checks=ok + [has_line(lambda srv: b"AUTH OAUTHBEARER " + oauthbearer(USER, TOKEN_SHORT, srv.port))])
+    add("XOAUTH2 asked, server offers PLAIN LOGIN: ENOMECH names the offer", "auth_login_only",
+        "ENOMECH", args=T_SHORT,
+        checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply,
+                          describes("(XOAUTH2 asked for; the server offers AUTH LOGIN CRAM-MD5)")])
+    add("PLAIN asked, server offers LOGIN: the hint names LOGIN", "auth_login_only", "ENOMECH",
+        args=AUTH_PLAIN, checks=FAILURE + [verbs_are("EHLO"),
+                                           describes("(PLAIN asked for; the server offers AUTH LOGIN CRAM-MD5)")])
+    add("AUTH only in the old AUTH= form", "auth_eq_form_only", "OK", args=AUTH_PLAIN,
+        checks=ok + [verbs_are("EHLO", "AUTH", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    # -- client certificates (the server requires one from the test CA)
+    for kind in ("ec", "rsa", "ec-sec1", "combined"):
+        add("client certificate (%s) and AUTH PLAIN" % kind, "ccert_plain", "OK",
+            args=AUTH_PLAIN + ["--cert", "{client-%s.crt}" % kind] +
+            ([] if kind == "combined" else ["--key", "{client-%s.key}" % kind]),
+            checks=ok + [peer_cn("tlsmail hostile client " + kind.split("-")[0]
+                                 if kind != "combined" else "tlsmail hostile client ec")])
+    add("client certificate and AUTH EXTERNAL", "ccert_external", "OK",
+        args=["--auth", "external", "--cert", "{client-rsa.crt}", "--key", "{client-rsa.key}"],
+        checks=ok + [has_line(b"AUTH EXTERNAL ="), peer_cn("tlsmail hostile client rsa")])
+    add("AUTH EXTERNAL with an authorisation identity", "ccert_external", "OK",
+        args=["--auth", "external", "--identity", "ops@example.org", "--cert", "{client-ec.crt}",
+              "--key", "{client-ec.key}"],
+        checks=ok + [has_line(b"AUTH EXTERNAL " + b64("ops@example.org"))])
+    # the server's alert (ETLS), or its reset arriving first (ECLOSED)
+    add("client certificate required, none given: the handshake fails", "ccert_required_none",
+        ("ETLS", "ECLOSED"), checks=[no_smtp, one_connection])
+    for name, files, want in (("a key of another certificate", ("client-ec.crt", "client-rsa.key"),
+                               "ECLIENTCERT"),
+                              ("an encrypted key", ("client-ec.crt", "client-enc.key"), "ECLIENTCERT"),
+                              ("no key", ("client-ec.crt", "client-ec.crt"), "ECLIENTCERT"),
+                              ("no certificate", ("client-ec.key", "client-ec.key"), "ECLIENTCERT"),
+                              ("a missing file", ("client-none.crt", "client-ec.key"), "ECLIENTCERT")):
+        add("client certificate: %s is refused before dialling" % name, "ok", want,
+            args=["--cert", "{%s}" % files[0], "--key", "{%s}" % files[1]],
+            checks=[lambda srv, res: None if srv.connections == 0 else "the client connected"])
+    # -- SIZE, 8BITMIME, SMTPUTF8: declared when needed, refused here when missing
+    add("SIZE 100, a larger message: ETOOBIG, no MAIL", "size_100", "ETOOBIG", msg=MSG_BIG,
+        checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply,
+                          describes("(%d octets; the server's SIZE limit is 100)" % len(normalised(MSG_BIG)))])
+    add("SIZE= is the normalised size, not the dot-stuffed one", "size_ok", "OK",
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org> SIZE=%d" % len(normalised(MSG)))])
+    add("SIZE= from tlsmail_message_size, step by step", "size_ok", "OK",
+        args=["--api", "stream", "--chunk", "5", "--size", "auto", "--body", "7bit"],
+        checks=[one_connection, message_received,
+                has_line(b"MAIL FROM:<sender@example.org> SIZE=%d" % len(normalised(MSG)))])
+    add("8-bit body, no 8BITMIME: ENOEXT, no MAIL", "no_8bitmime", "ENOEXT", msg=MSG8,
+        checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply,
+                          describes("(the message needs 8BITMIME, which the server does not offer)")])
+    add("ASCII body, no 8BITMIME: sent, no BODY=", "no_8bitmime_ok", "OK",
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org> SIZE=%d" % len(normalised(MSG)))])
+    add("ASCII body to an 8BITMIME server: no BODY=", "8bitmime_ok", "OK",
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org>")])
+    add("8-bit body to an 8BITMIME server: BODY=8BITMIME", "8bitmime_ok", "OK", msg=MSG8,
+        checks=[one_connection, stored(MSG8.replace(b"\n.dot", b"\n..dot")),
+                has_line(b"MAIL FROM:<sender@example.org> BODY=8BITMIME")])
+    add("ASCII message, SMTPUTF8 offered: not declared", "smtputf8_ok", "OK",
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org>")])
+    add("8-bit Subject: SMTPUTF8 declared", "smtputf8_ok", "OK", msg=MSG_UTF8_HEADER,
+        checks=[one_connection,
+                has_line(b"MAIL FROM:<sender@example.org> BODY=8BITMIME SMTPUTF8")])
+    add("8-bit recipient: SMTPUTF8 declared", "smtputf8_ok", "OK",
+        args=["--to", "j\u00fcrgen@example.org"],
+        checks=[one_connection, has_line(b"MAIL FROM:<sender@example.org> SMTPUTF8"),
+                has_line("RCPT TO:<j\u00fcrgen@example.org>".encode())])
+    add("8-bit Subject, no SMTPUTF8: ENOEXT, no MAIL", "no_smtputf8", "ENOEXT", msg=MSG_UTF8_HEADER,
+        checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply, describes("needs SMTPUTF8")])
+    add("stream API, server without 8BITMIME: data_write refuses 8-bit, no final dot",
+        "stream_no_8bitmime", "ENOEXT", msg=MSG8, args=["--api", "stream", "--chunk", "4096"],
+        checks=[no_final_dot, one_connection,
+                lambda srv, res: None if b"caf\xc3" not in srv.tls else "the 8-bit octets went out"])
+    # -- DSN
+    dsn = ["--api", "sendex", "--ret", "hdrs", "--envid", "QQ 314+x=y", "--notify",
+           "success,failure", "--orcpt", "a+b@example.org"]
+    add("DSN: RET, ENVID, NOTIFY, ORCPT, xtext-encoded", "dsn_ok", "OK", args=dsn,
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org> RET=HDRS ENVID=QQ+20314+2Bx+3Dy"),
+                     has_line(b"RCPT TO:<rcpt@example.org> NOTIFY=SUCCESS,FAILURE "
+                              b"ORCPT=rfc822;a+2Bb@example.org")])
+    add("DSN options, server without DSN: left out", "8bitmime_ok", "OK", args=dsn,
+        checks=ok + [has_line(b"MAIL FROM:<sender@example.org>"),
+                     has_line(b"RCPT TO:<rcpt@example.org>")])
+    add("DSN: NOTIFY=NEVER with another value is refused here", "dsn_ok", "EINVAL",
+        args=["--api", "sendex", "--notify", "never,failure"],
+        checks=[lambda srv, res: None if srv.connections == 0 else "the client connected"])
+    # -- BDAT (CHUNKING)
+    add("BDAT: MAIL, RCPT, BDAT LAST and QUIT in one flight", "bdat_inflight", "OK", msg=MSG_BDAT,
+        checks=[one_connection, script_completed, stored(normalised(MSG_BDAT)),
+                bdat_chunks((len(normalised(MSG_BDAT)), True)), no_verbs("DATA"),
+                stdout_has("queue B0AT1"),
+                has_line(b"BDAT %d LAST" % len(normalised(MSG_BDAT)))])
+    add("BDAT without PIPELINING: each reply awaited", "bdat_stepwise", "OK", msg=MSG_BDAT,
+        checks=[one_connection, script_completed, stored(normalised(MSG_BDAT)),
+                stdout_has("queue B0AT2"), no_verbs("DATA")])
+    add("BDAT, three recipients: the message waits for their replies", "bdat_three_rcpt", "OK",
+        args=THREE, checks=[one_connection, script_completed, stored(normalised(MSG)),
+                            first_after("replied", b"BDAT "), stdout_has("queue B0AT3")])
+    add("BDAT, one of three recipients refused: no BDAT at all", "bdat_three_rcpt_one_refused",
+        "EPERMANENT", args=THREE, checks=[no_verbs("BDAT", "DATA"), no_message, nothing_after()])
+    add("BDAT in the flight, the one recipient refused", "bdat_inflight_refused", "EPERMANENT",
+        checks=[one_connection, lambda srv, res: None if res.get("stage") == "RCPT TO"
+                else "stage %r" % res.get("stage")])
+    add("BDAT in the flight, connection lost: maybe delivered", "bdat_inflight_lost", "EUNKNOWN",
+        checks=[one_connection, stored(normalised(MSG))])
+    add("BDAT, connection lost after the chunk: maybe delivered", "bdat_stepwise_lost", "EUNKNOWN",
+        checks=[one_connection, stored(normalised(MSG))])
+    # -- per-recipient results, delivery to the accepted ones
+    sendex = ["--api", "sendex"]
+    add("results: one of three refused (PIPELINING), the send stops there",
+        "rcpt_one_of_three_550_pipelining", "EPERMANENT", args=sendex + THREE,
+        checks=[no_message, nothing_after(), stdout_has(
+            "rcpt 0 250 - ok", "rcpt 1 550 5.1.1 5.1.1 no such user", "rcpt 2 0 - ")])
+    add("partial: one of three refused, the others get it", "partial_pipelined", "OK",
+        args=sendex + THREE + ["--partial"],
+        checks=[message_stored, one_connection, stdout_has(
+            "rcpt 0 250 2.1.5 2.1.5 ok", "rcpt 1 550 5.1.1 5.1.1 no such user here",
+            "rcpt 2 250 2.1.5 2.1.5 ok", "queue H0ST1LE")])
+    add("partial: all refused, DATA refused: EPERMANENT, no message", "partial_pipelined_none",
+        "EPERMANENT", args=sendex + ["--to", "a@example.org", "--to", "b@example.org", "--partial"],
+        checks=[no_message, nothing_after(), quotes_reply("554 5.5.1 no valid recipients"),
+                stdout_has("rcpt 0 550 5.1.1 5.1.1 no", "rcpt 1 450 4.2.1 4.2.1 later")])
+    add("partial, one command at a time: a 450 noted, the others get it", "partial_stepwise",
+        "OK", args=sendex + THREE + ["--partial"],
+        checks=[message_stored, one_connection, stdout_has(
+            "rcpt 1 450 4.2.2 4.2.2 mailbox full", "rcpt 2 250 2.1.5 2.1.5 ok")])
 
 
 # ---- running -----------------------------------------------------------------
@@ -398,13 +663,29 @@ def cases():
 RESULT_RE = re.compile(r"^result (\S+) (-?\d+) (.+) (\d+)$", re.M)
 
 
+def case_msgfile(case, msgfile, bigfile):
+    """The message file of a case: the default one, the big one, or its own bytes."""
+    if case.msg is None:
+        return msgfile
+    if case.msg == "big":
+        return bigfile
+    path = os.path.join(os.path.dirname(msgfile), "msg-%s.eml" % hashlib.sha1(case.msg).hexdigest()[:12])
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(case.msg)
+    return path
+
+
 def run_case(case, driver, pki, msgfile, bigfile, verbose):
     sc = SCENARIOS[case.scenario]
     srv = hostile.HostileServer(sc, pki)
     port = srv.start()
+    # "{name}": a file of the test PKI (client certificates and keys)
+    args = [os.path.join(pki, a[1:-1]) if a.startswith("{") and a.endswith("}") else a
+            for a in case.args]
     cmd = [driver, "--addr", "localhost:%d" % port, "--api", "client",
            "--cafile", os.path.join(pki, "ca.crt"), "--timeout-ms", str(case.timeout_ms),
-           "--msg", bigfile if case.msg == "big" else msgfile] + case.args
+           "--msg", case_msgfile(case, msgfile, bigfile)] + args
     if case.group == "starttls":
         cmd += ["--security", "starttls"]
     env = dict(os.environ, ITEST_TRACE="1" if verbose else "0")
@@ -424,6 +705,7 @@ def run_case(case, driver, pki, msgfile, bigfile, verbose):
     srv.wait_done(1.0)
     stopped = srv.stop()
     res["stderr"] = err
+    res["stdout"] = out
     why = []
     m = RESULT_RE.search(out)
     if rc is None:
@@ -452,6 +734,42 @@ def run_case(case, driver, pki, msgfile, bigfile, verbose):
     if not stopped:
         why.append("server thread did not stop")
     return why, out, err, srv
+
+
+def client_certs(pki):
+    """Client certificates from the test CA (clientAuth), made with the
+    openssl CLI: EC in PKCS#8 and in SEC 1 form, RSA in PKCS#1 form, EC
+    with its key in the same file, and an encrypted key. None, or why not."""
+    ext = os.path.join(pki, "client.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\n")
+
+    def run(*a):
+        p = subprocess.run(a, capture_output=True, timeout=60, cwd=pki)
+        if p.returncode != 0:
+            raise RuntimeError("%s: %s" % (" ".join(a), p.stderr.decode()[-300:]))
+    try:
+        run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-out", "client-ec.key")
+        run("openssl", "genrsa", "-traditional", "-out", "client-rsa.key", "2048")
+        for kind in ("ec", "rsa"):
+            run("openssl", "req", "-new", "-key", "client-%s.key" % kind, "-subj",
+                "/O=tlsmail test/CN=tlsmail hostile client %s" % kind, "-out", "client-%s.csr" % kind)
+            run("openssl", "x509", "-req", "-in", "client-%s.csr" % kind, "-CA", "ca.crt",
+                "-CAkey", "ca.key", "-set_serial", "0x%x" % (0x1000 + len(kind)), "-days", "30",
+                "-sha256", "-extfile", ext, "-out", "client-%s.crt" % kind)
+        run("openssl", "ec", "-in", "client-ec.key", "-out", "client-ec-sec1.key")
+        shutil.copy(os.path.join(pki, "client-ec.crt"), os.path.join(pki, "client-ec-sec1.crt"))
+        run("openssl", "pkey", "-in", "client-ec.key", "-aes256", "-passout", "pass:x",
+            "-out", "client-enc.key")
+        with open(os.path.join(pki, "client-combined.crt"), "wb") as out:
+            for n in ("client-ec.crt", "client-ec.key"):
+                with open(os.path.join(pki, n), "rb") as f:
+                    out.write(f.read())
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None
 
 
 def srv_result(_why, out):
@@ -501,6 +819,11 @@ def run_all(a, tmp):
                        text=True, timeout=120)
     if p.returncode != 0:
         print("FAIL pki: %s" % p.stderr[-500:])
+        print("0 passed, 1 failed")
+        return 1
+    e = client_certs(pki)
+    if e:
+        print("FAIL client certificates: %s" % e)
         print("0 passed, 1 failed")
         return 1
     msgfile = os.path.join(tmp, "msg.eml")

@@ -1,13 +1,16 @@
 /* tests/integration/itest.c - drives tlsmail.h for the integration tests
    (tests/integration/test_integration.py).
 
-   itest --addr HOST:PORT [--api send|client|stream|stream2] [--cafile F]
-         [--capath D] [--pin B64] [--auth plain|login] [--user U] [--pass P]
-         [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]
-         [--timeout-ms N] [--deadline-ms N]
+   itest --addr HOST:PORT [--api send|client|sendex|stream|stream2] [--cafile F]
+         [--pin B64] [--auth plain|login|auto|xoauth2|oauthbearer|external]
+         [--user U] [--pass P] [--token T | --token-file F] [--identity I]
+         [--cert F [--key F]] [--authhost H] [--from A] [--to A]... [--msg FILE]
+         [--chunk N] [--timeout-ms N] [--deadline-ms N]
          [--security tls|starttls|fallback] [--starttls-port N]
+         [--size N|auto] [--body auto|7bit|8bitmime] [--smtputf8]
+         [--ret full|hdrs] [--envid ID] [--notify success,failure,delay|never]
+         [--orcpt A]... [--partial] [--capath D] [--addresses A,...]
    itest --name-hashes FILE
-
 
    send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
             environment (SSL_CERT_FILE).
@@ -18,11 +21,20 @@
             close.
    stream2  as stream, then tlsmail_reset and the same message again on the
             same connection.
+   sendex   tlsmail_client_send_ex() with the MAIL options (--body,
+            --smtputf8, --ret, --envid), the RCPT options (--notify for every
+            recipient, --orcpt for each in turn), results for every
+            recipient, and --partial for TLSMAIL_DELIVER_ACCEPTED.
+   The stream apis use tlsmail_mail_ex and tlsmail_rcpt_ex with the same
+   options (--size: SIZE=, "auto" for tlsmail_message_size).
 
    The message is --msg FILE or stdin. Prints on stdout
        heap <peak octets> <allocations> <octets still held>
        result <NAME> <code> <stage> <elapsed_ms>
-   then tlsmail_describe() on stderr (client apis). Exit 0 if OK, else 1.
+   and, for the client apis, "class <CLASS>" (tlsmail_error_class),
+   "queue <id>" (tlsmail_queue_id, "-" for none) and for sendex one line
+   per recipient, "rcpt <i> <code> <enhanced or -> <text>"; then
+   tlsmail_describe() on stderr. Exit 0 if OK, else 1.
    The heap line counts what the library allocated (TLSMAIL_MALLOC) from
    the start of the session to its end, trust set-up excepted.
    ITEST_TRACE=1 prints the SMTP dialogue ("> line", "< line") on stderr.
@@ -119,12 +131,15 @@ static long long now_ms(void) {
 }
 
 static void usage(void) {
-    fputs("usage: itest --addr HOST:PORT [--api send|client|stream|stream2]\n"
-          "  [--cafile F] [--capath D] [--capem F] [--anchors F] [--pin B64] [--auth plain|login]\n"
-          "  [--user U] [--pass P]\n"
+    fputs("usage: itest --addr HOST:PORT [--api send|client|sendex|stream|stream2]\n"
+          "  [--cafile F] [--capath D] [--capem F] [--anchors F] [--pin B64]\n"
+          "  [--auth plain|login|auto|xoauth2|oauthbearer|external] [--user U] [--pass P]\n"
+          "  [--token T|--token-file F] [--identity I] [--cert F [--key F]]\n"
           "  [--authhost H] [--from A] [--to A]... [--msg FILE] [--chunk N]\n"
           "  [--timeout-ms N] [--deadline-ms N] [--security tls|starttls|fallback]\n"
-          "  [--starttls-port N]\n", stderr);
+          "  [--starttls-port N] [--size N|auto] [--body auto|7bit|8bitmime] [--smtputf8]\n"
+          "  [--ret full|hdrs] [--envid ID] [--notify LIST] [--orcpt A]... [--partial]\n"
+          "  [--addresses A,...]\n", stderr);
     exit(2);
 }
 
@@ -170,12 +185,42 @@ static int write_chunks(tlsmail_client *c, const char *msg, size_t len, size_t c
     return err;
 }
 
+static const char *class_name(int cls) {
+    switch (cls) {
+    case TLSMAIL_CLASS_NONE: return "NONE";
+    case TLSMAIL_CLASS_CONFIG: return "CONFIG";
+    case TLSMAIL_CLASS_RETRY: return "RETRY";
+    case TLSMAIL_CLASS_REFUSED: return "REFUSED";
+    case TLSMAIL_CLASS_TAMPERING: return "TAMPERING";
+    case TLSMAIL_CLASS_MAYBE_DELIVERED: return "MAYBE_DELIVERED";
+    default: return "?";
+    }
+}
+
+static unsigned parse_notify(const char *s) {
+    unsigned bits = 0;
+    char buf[64], *tok;
+    snprintf(buf, sizeof buf, "%s", s);
+    for (tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "success")) bits |= TLSMAIL_NOTIFY_SUCCESS;
+        else if (!strcmp(tok, "failure")) bits |= TLSMAIL_NOTIFY_FAILURE;
+        else if (!strcmp(tok, "delay")) bits |= TLSMAIL_NOTIFY_DELAY;
+        else if (!strcmp(tok, "never")) bits |= TLSMAIL_NOTIFY_NEVER;
+        else bits |= 1u << 8; /* the library must refuse it */
+    }
+    return bits;
+}
+
+/* What MAIL and RCPT declare, from the command line. */
+static tlsmail_mail_opts mail_opts;
+static tlsmail_rcpt_opts *rcpt_opts;
+
 /* One message on an open session: MAIL, RCPT..., DATA, body, end. */
 static int one_message(tlsmail_client *c, const char *from, const char **to, size_t nto,
                        const char *msg, size_t len, size_t chunk) {
     size_t i;
-    int err = tlsmail_mail(c, from);
-    for (i = 0; i < nto && !err; i++) err = tlsmail_rcpt(c, to[i]);
+    int err = tlsmail_mail_ex(c, from, &mail_opts);
+    for (i = 0; i < nto && !err; i++) err = tlsmail_rcpt_ex(c, to[i], &rcpt_opts[i]);
     if (!err) err = tlsmail_data_begin(c);
     if (!err) err = write_chunks(c, msg, len, chunk);
     if (!err) err = tlsmail_data_end(c);
@@ -183,6 +228,21 @@ static int one_message(tlsmail_client *c, const char *from, const char **to, siz
 }
 
 static tlsmail_client client; /* about 27 KB: not on the stack */
+
+/* Everything main allocates, freed on every way out (the sanitizer and
+   valgrind runs count a leak as a failure). */
+static void *owned[8];
+static size_t nowned;
+
+static void *own(void *p) {
+    if (!p) { perror("calloc"); exit(2); }
+    owned[nowned++] = p;
+    return p;
+}
+
+static void free_owned(void) {
+    while (nowned) free(owned[--nowned]);
+}
 
 /* tlsmail_close promises a wiped client (keys, buffers, replies): every byte
    zero but the fd, which it sets to -1. A miss is an exit the suites catch. */
@@ -204,7 +264,8 @@ int main(int argc, char **argv) {
     size_t nto = 0, len = 0, chunk = 1;
     int timeout_ms = 0, deadline_ms = 0, have_timeout = 0, i, err = 0;
     int stage = -1;
-    char desc[1024];
+    char desc[1024], queue[TLSMAIL_QUEUE_ID];
+    int cls = 0;
     char *msg;
     tlsmail_auth auth;
     const tlsmail_auth *ap = NULL;
@@ -213,15 +274,28 @@ int main(int argc, char **argv) {
     long long t0;
     const char *security = "tls";
     const char *capem = NULL, *anchors = NULL, *capath = NULL;
+    size_t base;
     tlsmail_trust loaded;
     unsigned starttls_port = 0;
-    size_t base;
+    const char *addresses = NULL;
+    const char *token = NULL, *token_file = NULL, *identity = NULL, *certfile = NULL;
+    const char *keyfile = NULL, *size = NULL, *notify = NULL;
+    const char **orcpt;
+    size_t norcpt = 0;
+    int partial = 0;
+    char *token_buf = NULL;
+    tlsmail_client_cert cert;
+    tlsmail_rcpt_result *results = NULL;
+    tlsmail_send_opts send_opts;
 
     if (argc == 3 && !strcmp(argv[1], "--name-hashes")) return name_hashes(argv[2]);
-    to = calloc((size_t)argc, sizeof *to);
-    if (!to) return 2;
+    to = own(calloc((size_t)argc, sizeof *to));
+    orcpt = own(calloc((size_t)argc, sizeof *orcpt));
+    memset(&mail_opts, 0, sizeof mail_opts);
     for (i = 1; i < argc; i++) {
         const char *o = argv[i];
+        if (!strcmp(o, "--smtputf8")) { mail_opts.smtputf8 = 1; continue; }
+        if (!strcmp(o, "--partial")) { partial = 1; continue; }
         if (i + 1 >= argc) usage();
         if (!strcmp(o, "--addr")) addr = argv[++i];
         else if (!strcmp(o, "--api")) api = argv[++i];
@@ -242,27 +316,68 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--deadline-ms")) deadline_ms = atoi(argv[++i]);
         else if (!strcmp(o, "--security")) security = argv[++i];
         else if (!strcmp(o, "--starttls-port")) starttls_port = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(o, "--addresses")) addresses = argv[++i];
+        else if (!strcmp(o, "--token")) token = argv[++i];
+        else if (!strcmp(o, "--token-file")) token_file = argv[++i];
+        else if (!strcmp(o, "--identity")) identity = argv[++i];
+        else if (!strcmp(o, "--cert")) certfile = argv[++i];
+        else if (!strcmp(o, "--key")) keyfile = argv[++i];
+        else if (!strcmp(o, "--size")) size = argv[++i];
+        else if (!strcmp(o, "--body")) {
+            const char *b = argv[++i];
+            mail_opts.body = !strcmp(b, "7bit") ? TLSMAIL_BODY_7BIT :
+                             !strcmp(b, "8bitmime") ? TLSMAIL_BODY_8BITMIME :
+                             !strcmp(b, "auto") ? TLSMAIL_BODY_AUTO : (usage(), 0);
+        } else if (!strcmp(o, "--ret")) {
+            const char *r = argv[++i];
+            mail_opts.ret = !strcmp(r, "full") ? TLSMAIL_RET_FULL :
+                            !strcmp(r, "hdrs") ? TLSMAIL_RET_HDRS : (usage(), 0);
+        } else if (!strcmp(o, "--envid")) mail_opts.envid = argv[++i];
+        else if (!strcmp(o, "--notify")) notify = argv[++i];
+        else if (!strcmp(o, "--orcpt")) orcpt[norcpt++] = argv[++i];
         else usage();
     }
     if (!addr) usage();
     if (strcmp(api, "send") && strcmp(api, "client") && strcmp(api, "stream") &&
-        strcmp(api, "stream2")) usage();
+        strcmp(api, "stream2") && strcmp(api, "sendex")) usage();
     if (nto == 0) to[nto++] = "rcpt@example.org";
+    rcpt_opts = own(calloc(nto, sizeof *rcpt_opts));
+    results = own(calloc(nto, sizeof *results));
+    for (i = 0; (size_t)i < nto; i++) {
+        rcpt_opts[i].notify = notify ? parse_notify(notify) : 0;
+        rcpt_opts[i].orcpt = (size_t)i < norcpt ? orcpt[i] : NULL;
+    }
+    if (token_file) { /* multi-KB tokens: not on the command line */
+        size_t tl;
+        FILE *f = fopen(token_file, "rb");
+        if (!f) { perror(token_file); return 2; }
+        token_buf = own(read_all(f, &tl));
+        fclose(f);
+        while (tl && (token_buf[tl - 1] == '\n' || token_buf[tl - 1] == '\r')) tl--;
+        token_buf[tl] = '\0';
+        token = token_buf;
+    }
 
     if (msgfile) {
         FILE *f = fopen(msgfile, "rb");
         if (!f) { perror(msgfile); return 2; }
-        msg = read_all(f, &len);
+        msg = own(read_all(f, &len));
         fclose(f);
     } else {
-        msg = read_all(stdin, &len);
+        msg = own(read_all(stdin, &len));
     }
 
     /* the credentials name the server as dialled ("host:port" will do) */
     if (mech) {
         const char *ah = authhost ? authhost : addr;
-        if (!strcmp(mech, "plain")) auth = tlsmail_plain_auth("", user, pass, ah);
+        if (!strcmp(mech, "plain")) auth = tlsmail_plain_auth(identity ? identity : "", user, pass, ah);
         else if (!strcmp(mech, "login")) auth = tlsmail_login_auth(user, pass, ah);
+        else if (!strcmp(mech, "auto")) {
+            auth = tlsmail_auto_auth(user, *pass ? pass : NULL, ah);
+            auth.token = token;
+        } else if (!strcmp(mech, "xoauth2")) auth = tlsmail_xoauth2_auth(user, token, ah);
+        else if (!strcmp(mech, "oauthbearer")) auth = tlsmail_oauthbearer_auth(user, token, ah);
+        else if (!strcmp(mech, "external")) auth = tlsmail_external_auth(identity, ah);
         else usage();
         ap = &auth;
     }
@@ -275,6 +390,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(security, "fallback")) cfg.security = TLSMAIL_SECURITY_TLS_OR_STARTTLS;
     else usage();
     cfg.starttls_port = starttls_port;
+    cfg.addresses = addresses;
     cfg.timeout_ms = have_timeout ? timeout_ms : 0;
     cfg.deadline_ms = deadline_ms;
     cfg.trust = &trust;
@@ -287,12 +403,25 @@ int main(int argc, char **argv) {
         heap_report(0);
         printf("result %s %d - %lld\n", err_name(err), err, now_ms() - t0);
         fflush(stdout);
-        free(msg);
-        free(to);
+        free_owned();
         return err ? 1 : 0;
     }
 
     memset(&loaded, 0, sizeof loaded);
+    memset(&cert, 0, sizeof cert);
+    if (certfile) {
+        err = tlsmail_client_cert_file(&cert, certfile, keyfile);
+        if (err) {
+            printf("result %s %d %s %lld\n", err_name(err), err, stage_str(TLSMAIL_STAGE_NONE),
+                   now_ms() - t0);
+            fprintf(stderr, "client certificate: %s\n", tlsmail_strerror(err));
+            free_owned();
+            return 1;
+        }
+        cfg.client_cert = &cert;
+    }
+    if (size) mail_opts.size = !strcmp(size, "auto") ? tlsmail_message_size(msg, len)
+                                                     : (size_t)strtoull(size, NULL, 10);
     if (cafile) err = tlsmail_trust_file(&trust, cafile);
     if (!err && capath) err = tlsmail_trust_dir(&trust, capath);
     if (!err && capem) { /* the PEM from memory */
@@ -325,17 +454,27 @@ int main(int argc, char **argv) {
         fflush(stdout);
         fprintf(stderr, "trust: %s\n", tlsmail_strerror(err));
         tlsmail_trust_free(&trust);
-        free(msg);
-        free(to);
+        free_owned();
         return 1;
     }
 
     base = heap_live; /* what the trust set-up holds is not the session's */
     heap_reset();
-    if (!strcmp(api, "client")) {
-        err = tlsmail_client_send(&client, &cfg, ap, from, to, nto, msg, len);
+    memset(&send_opts, 0, sizeof send_opts);
+    if (!strcmp(api, "client") || !strcmp(api, "sendex")) {
+        if (!strcmp(api, "client")) {
+            err = tlsmail_client_send(&client, &cfg, ap, from, to, nto, msg, len);
+        } else {
+            send_opts.mail = &mail_opts;
+            send_opts.rcpt = rcpt_opts;
+            send_opts.results = results;
+            send_opts.deliver = partial ? TLSMAIL_DELIVER_ACCEPTED : TLSMAIL_DELIVER_ALL;
+            err = tlsmail_client_send_ex(&client, &cfg, ap, from, to, nto, msg, len, &send_opts);
+        }
         stage = tlsmail_stage(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
+        snprintf(queue, sizeof queue, "%s", tlsmail_queue_id(&client));
+        cls = tlsmail_error_class(&client, err);
         tlsmail_close(&client);
         check_wiped(&client);
     } else {
@@ -350,16 +489,23 @@ int main(int argc, char **argv) {
         /* read the stage and reply before tlsmail_close wipes the client */
         stage = tlsmail_stage(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
+        snprintf(queue, sizeof queue, "%s", tlsmail_queue_id(&client));
+        cls = tlsmail_error_class(&client, err);
         tlsmail_close(&client);
         check_wiped(&client);
     }
     heap_report(base);
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
+    printf("class %s\nqueue %s\n", class_name(cls), queue[0] ? queue : "-");
+    if (!strcmp(api, "sendex"))
+        for (i = 0; (size_t)i < nto; i++)
+            printf("rcpt %d %d %s %s\n", i, results[i].code,
+                   results[i].enhanced[0] ? results[i].enhanced : "-", results[i].text);
     fflush(stdout);
     fprintf(stderr, "%s\n", desc);
     tlsmail_trust_free(&trust);
     tlsmail_trust_free(&loaded);
-    free(msg);
-    free(to);
+    tlsmail_client_cert_free(&cert);
+    free_owned();
     return err ? 1 : 0;
 }

@@ -17,8 +17,10 @@ Manual use:
 
 A scenario is a mode ("implicit": TLS from the first byte; "starttls":
 plaintext until a starttls() step; "raw": no TLS at all, the script sees the
-client's bytes as they are), TLS parameters (tls_max_version, ciphers, cert),
-and a script: a list of steps run in order on one accepted connection.
+client's bytes as they are), TLS parameters (tls_max_version, ciphers, cert;
+client_ca: a client certificate from the test CA is required, and its
+subject recorded as srv.peer_subject), and a script: a list of steps run in
+order on one accepted connection.
 
 Steps (functions below build them):
     send(b)              write b (one TLS record / one TCP write)
@@ -28,6 +30,8 @@ Steps (functions below build them):
     expect_line(prefix)  read one line (to LF); record it; a line not
                          starting with prefix (case-insensitive) ends the script
     expect_data()        read the message up to and including CRLF.CRLF
+    expect_bdat()        read "BDAT <n> [LAST]" and the n octets after it; a
+                         LAST chunk ends a message (its chunks joined)
     stall(s)             send and read nothing for s seconds (ends at stop())
     sleep(s)             same as stall, for short pauses
     close()              TCP close, no TLS close_notify (FIN)
@@ -76,6 +80,7 @@ def send_bytewise(b): return ("send_bytewise", bytes(b))
 def send_segments(*bs): return ("send_segments", [bytes(b) for b in bs])
 def expect_line(prefix=b""): return ("expect_line", prefix.encode() if isinstance(prefix, str) else prefix)
 def expect_data(): return ("expect_data",)
+def expect_bdat(): return ("expect_bdat",)
 def stall(seconds): return ("stall", float(seconds))
 def sleep(seconds): return ("stall", float(seconds))
 def close(): return ("close",)
@@ -91,11 +96,12 @@ def drain(seconds=DRAIN_TIMEOUT): return ("drain", float(seconds))
 
 class Scenario:
     def __init__(self, name, steps, mode="implicit", cert="good", tls_max_version=None,
-                 ciphers=None, rcvbuf=None, doc=""):
+                 ciphers=None, rcvbuf=None, doc="", client_ca=False):
         assert mode in ("implicit", "starttls", "raw")
         self.name, self.steps, self.mode, self.cert = name, steps, mode, cert
         self.tls_max_version, self.ciphers, self.rcvbuf, self.doc = \
             tls_max_version, ciphers, rcvbuf, doc
+        self.client_ca = client_ca
 
 
 # ---- the server --------------------------------------------------------------
@@ -106,6 +112,9 @@ class HostileServer:
         self.sc = scenario
         self.cert = cert or os.path.join(pki_dir, scenario.cert + ".crt")
         self.key = key or os.path.join(pki_dir, scenario.cert + ".key")
+        self.ca = os.path.join(pki_dir or os.path.dirname(self.cert), "ca.crt")
+        self.peer_subject = None      # the client certificate's subject (client_ca)
+        self.bdat_chunks = []         # (size, last) of every BDAT read
         self.host, self.req_port, self.max_conns = host, port, connections
         self.port = None
         self.stop_ev = threading.Event()
@@ -209,6 +218,9 @@ class HostileServer:
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
             ctx.set_ciphers(self.sc.ciphers + ":@SECLEVEL=0")
         ctx.load_cert_chain(self.cert, self.key)
+        if self.sc.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(self.ca)
         return ctx
 
     def stop(self, timeout=5.0):
@@ -369,6 +381,9 @@ class HostileServer:
                 raise ScriptEnd("TLS handshake failed: %s" % e)
         self._flush_tls()
         self.handshake_done = True
+        if self.sc.client_ca:
+            cert = self.obj.getpeercert() or {}
+            self.peer_subject = dict(x[0] for x in cert.get("subject", ()))
         self._ev("handshake done %s %s" % (self.obj.version(), self.obj.cipher()[0]))
 
     def _recv_some(self, end):
@@ -441,6 +456,7 @@ class HostileServer:
                 raise ScriptEnd("client closed while we waited for %r" % prefix)
         line, self.buf = self.buf.split(b"\n", 1)
         line = line.rstrip(b"\r")
+        self.last_line = line
         self._ev("line %r" % line[:80])
         if not line.upper().startswith(prefix.upper()):
             raise ScriptEnd("expected %r, got %r" % (prefix, line[:80]))
@@ -463,6 +479,27 @@ class HostileServer:
         self.messages.append(self.buf[:idx])
         self.buf = self.buf[idx + 3:]
         self._ev("message %d bytes" % idx)
+
+    def _do_expect_bdat(self):
+        self._do_expect_line(b"BDAT ")
+        line = self.last_line.split()
+        if len(line) not in (2, 3) or not line[1].isdigit() or \
+                (len(line) == 3 and line[2].upper() != b"LAST"):
+            raise ScriptEnd("bad BDAT line %r" % self.last_line[:80])
+        n, last = int(line[1]), len(line) == 3
+        end = time.monotonic() + IO_TIMEOUT
+        while len(self.buf) < n:
+            if n > MAX_DATA:
+                raise ScriptEnd("BDAT chunk too long")
+            if not self._recv_some(end):
+                raise ScriptEnd("client closed during a BDAT chunk")
+        self.bdat_chunks.append((n, last))
+        self.chunk_data = getattr(self, "chunk_data", b"") + self.buf[:n]
+        self.buf = self.buf[n:]
+        self._ev("bdat %d%s" % (n, " last" if last else ""))
+        if last:
+            self.messages.append(self.chunk_data)
+            self.chunk_data = b""
 
     def _do_stall(self, seconds):
         self.stop_ev.wait(seconds)
@@ -796,7 +833,105 @@ def _build():
         stls_ok_after(ehlo_reply("AUTH PLAIN"), auth=AUTH_PLAIN_OK), **st)
     add("st_starttls_again", stls_pre() +
         stls_ok_after(ehlo_reply("STARTTLS", "8BITMIME")), **st)
+    _build_proto(add)
     return S
+
+
+# ---- OAuth, client certificates, SIZE, 8BITMIME, SMTPUTF8, DSN, BDAT ---------
+
+OAUTH_ERROR = b"eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="
+EHLO_OAUTH = ehlo_reply("8BITMIME", "AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER")
+EHLO_BDAT = ehlo_reply("PIPELINING", "CHUNKING", "8BITMIME", "SIZE 10240000")
+RCPT_OK = b"250 2.1.5 ok\r\n"
+
+
+def _build_proto(add):
+    tail = envelope(1) + message_ok() + quit_ok()
+    # OAuth 2.0 (RFC 7628): the response on the AUTH line, or after an empty 334
+    for mech in ("XOAUTH2", "OAUTHBEARER"):
+        m = mech.lower()
+        add(m + "_ir", greet_ehlo(EHLO_OAUTH) +
+            [expect_line("AUTH %s " % mech), send(b"235 2.7.0 ok\r\n")] + tail)
+        add(m + "_334", greet_ehlo(EHLO_OAUTH) +
+            [expect_line("AUTH %s" % mech), send(b"334 \r\n"), expect_line(""),
+             send(b"235 2.7.0 ok\r\n")] + tail)
+        # refused: the error challenge answered, then the final 535
+        add(m + "_error", greet_ehlo(EHLO_OAUTH) +
+            [expect_line("AUTH %s" % mech), send(b"334 " + OAUTH_ERROR + b"\r\n"),
+             expect_line(b"" if mech == "XOAUTH2" else b"AQ=="),
+             send(b"535 5.7.8 Username and Password not accepted\r\n"), mark("refused"), drain()])
+    add("xoauth2_334_error", greet_ehlo(EHLO_OAUTH) +
+        [expect_line("AUTH XOAUTH2"), send(b"334 \r\n"), expect_line(""),
+         send(b"334 " + OAUTH_ERROR + b"\r\n"), expect_line(""),
+         send(b"535 5.7.8 Username and Password not accepted\r\n"), mark("refused"), drain()])
+    add("xoauth2_error_then_235", greet_ehlo(EHLO_OAUTH) +
+        [expect_line("AUTH XOAUTH2"), send(b"334 " + OAUTH_ERROR + b"\r\n"), expect_line(""),
+         send(b"235 2.7.0 ok anyway\r\n"), mark("refused"), drain()])
+    add("oauth_auto", greet_ehlo(EHLO_OAUTH) +
+        [expect_line("AUTH OAUTHBEARER "), send(b"235 2.7.0 ok\r\n")] + tail)
+    add("auth_login_only", greet_ehlo(ehlo_reply("8BITMIME", "AUTH LOGIN CRAM-MD5")) + [drain()])
+    add("auth_eq_form_only", greet_ehlo(ehlo_reply("8BITMIME", "AUTH=LOGIN PLAIN")) +
+        AUTH_PLAIN_OK + tail)
+    # a client certificate from the test CA required (and AUTH EXTERNAL)
+    cc = dict(client_ca=True)
+    add("ccert_plain", greet_ehlo(EHLO_AUTH) + AUTH_PLAIN_OK + tail, **cc)
+    add("ccert_external", greet_ehlo(ehlo_reply("8BITMIME", "AUTH PLAIN EXTERNAL")) +
+        [expect_line("AUTH EXTERNAL "), send(b"235 2.7.0 ok\r\n")] + tail, **cc)
+    add("ccert_required_none", full_ok(), **cc)
+    # SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531)
+    add("size_100", greet_ehlo(ehlo_reply("8BITMIME", "SIZE 100")) + [drain()])
+    add("size_ok", full_ok(ehlo_reply("8BITMIME", "SIZE 10240000")))
+    add("no_8bitmime", greet_ehlo(ehlo_reply("SIZE 10240000")) + [drain()])
+    add("no_8bitmime_ok", full_ok(ehlo_reply("SIZE 10240000")))
+    add("8bitmime_ok", full_ok(ehlo_reply("8BITMIME")))
+    add("smtputf8_ok", full_ok(ehlo_reply("8BITMIME", "SMTPUTF8")))
+    add("no_smtputf8", greet_ehlo(ehlo_reply("8BITMIME")) + [drain()])
+    # the stream API without BODY=8BITMIME: data_write must not send 8-bit
+    add("stream_no_8bitmime", greet_ehlo(ehlo_reply("SIZE 10240000")) + envelope(1) +
+        [expect_line("DATA"), send(b"354 go\r\n"), drain()])
+    # DSN (RFC 3461)
+    add("dsn_ok", full_ok(ehlo_reply("8BITMIME", "DSN")))
+    # CHUNKING (RFC 3030): with PIPELINING and one recipient, one flight
+    add("bdat_inflight", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
+         send(b"250 2.1.0 ok\r\n" + RCPT_OK + b"250 2.0.0 Ok: 1234 bytes queued as B0AT1\r\n"
+              b"221 2.0.0 bye\r\n"), drain(), close()])
+    add("bdat_stepwise", greet_ehlo(ehlo_reply("CHUNKING", "8BITMIME")) + envelope(1) +
+        [expect_bdat(), send(b"250 2.0.0 Ok: 1234 bytes queued as B0AT2\r\n")] + quit_ok())
+    # several recipients: the message waits for their replies
+    add("bdat_three_rcpt", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK * 3), mark("replied"), expect_bdat(), expect_line("QUIT"),
+         send(b"250 2.0.0 Ok: queued as B0AT3\r\n221 bye\r\n"), drain(), close()])
+    add("bdat_three_rcpt_one_refused", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK + b"550 5.1.1 no such user\r\n" + RCPT_OK),
+         mark("refused"), drain()])
+    add("bdat_inflight_refused", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
+         send(b"250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n"
+              b"221 bye\r\n"), drain(), close()])
+    add("bdat_inflight_lost", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
+         close()])
+    add("bdat_stepwise_lost", greet_ehlo(ehlo_reply("CHUNKING")) + envelope(1) +
+        [expect_bdat(), close()])
+    # partial delivery: the accepted recipients get the message
+    add("partial_pipelined", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [expect_line("DATA"),
+         send(b"250 ok\r\n" + RCPT_OK + b"550 5.1.1 no such user here\r\n" + RCPT_OK +
+              b"354 go\r\n"), expect_data(), expect_line("QUIT"), send(MSG_OK + b"221 bye\r\n"),
+         drain(), close()])
+    add("partial_pipelined_none", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 2 +
+        [expect_line("DATA"),
+         send(b"250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n554 5.5.1 no valid recipients\r\n"),
+         mark("refused"), drain()])
+    add("partial_stepwise", greet_ehlo() +
+        [expect_line("MAIL FROM:"), send(b"250 ok\r\n"), expect_line("RCPT TO:"), send(RCPT_OK),
+         expect_line("RCPT TO:"), send(b"450 4.2.2 mailbox full\r\n"), expect_line("RCPT TO:"),
+         send(RCPT_OK)] + message_ok() + quit_ok())
 
 
 SCENARIOS = _build()

@@ -748,7 +748,8 @@ class PostfixCapture:
     def queue_ids(self, session):
         out = []
         for r in session.replies():
-            m = re.match(r"250 2\.0\.0 Ok: queued as (\w+)", r)
+            # after DATA "Ok: queued as ID", after BDAT "Ok: N bytes queued as ID"
+            m = re.match(r"250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)", r)
             if m:
                 out.append(m.group(1))
         return out
@@ -757,7 +758,7 @@ class PostfixCapture:
         """queue_id was accepted before mark: its delivery may land later."""
         with open(self.pf.maillog, "rb") as f:
             head = f.read(mark[0])
-        return (b"Ok: queued as " + queue_id.encode()) in head
+        return re.search(rb"Ok: (?:\d+ bytes )?queued as " + queue_id.encode() + rb"\b", head) is not None
 
     def new_deliveries(self, mark):
         """Every capture.py delivery since mark, one Delivery per queue id

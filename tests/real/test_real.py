@@ -45,8 +45,12 @@ from servers import (Postfix, Nodemailer, PostfixCapture, NodeCapture,  # noqa: 
 USER, PASS = "alice@example.org", "s3cret-Pw"
 USER2, PASS2 = "bob", "hunter2 with spaces"
 USERS = [(USER, PASS), (USER2, PASS2)]
-# XOAUTH2 (nodemailer): the token onAuth accepts for USER.
-TOKENS = [(USER, "ya29.tlsmail-real-token")]
+# XOAUTH2 (nodemailer): the token onAuth accepts for each user; USER2's is
+# the size of Microsoft's (several KB), so its response must go after the 334.
+LONG_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + "".join(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[(i * 11 + 5) % 64]
+    for i in range(5000)) + ".sig"
+TOKENS = [(USER, "ya29.tlsmail-real-token"), (USER2, LONG_TOKEN)]
 # XOAUTH2 and OAUTHBEARER (Postfix through Dovecot): JWTs signed with this key.
 OAUTH_KEY = b"tlsmail real-server suite HS256 key"
 FROM, TO = "sender@example.org", "rcpt@example.org"
@@ -210,6 +214,29 @@ class Suite:
         check((r.rc == 0) == (r.name == "OK"), "exit status %s with result %s" % (r.rc, r.name))
         return r
 
+    def token_file(self, token):
+        """A file holding token: multi-KB tokens stay off the command line."""
+        self.nmsg += 1
+        path = os.path.join(self.work, "token-%04d" % self.nmsg)
+        with open(path, "w") as f:
+            f.write(token)
+        return path
+
+    def results(self, r):
+        """The "rcpt I CODE ENHANCED TEXT" lines of itest --api sendex."""
+        out = []
+        for l in r.stdout.splitlines():
+            f = l.split(" ", 4)
+            if f[0] == "rcpt":
+                out.append((int(f[2]), f[3], f[4] if len(f) > 4 else ""))
+        return out
+
+    def queue(self, r):
+        return next((l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("queue ")), None)
+
+    def klass(self, r):
+        return next((l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("class ")), None)
+
     def tlsmail_send(self, target, msg, rcpts, user=USER, pw=PASS, extra=()):
         cmd = [self.send_bin, "--server", target.addr(), "--cafile", self.p("ca.crt"),
                "--timeout", "10", "--from", FROM, "--user", user] + list(extra)
@@ -334,6 +361,9 @@ def build_cases(S):
                 r = S.itest(t, auth=mech.lower(), pw=PASS + "x")
                 check(r.name == "EAUTH", "expected EAUTH, got %s" % r)
                 check(r.stage == "AUTH", "stage %r, want AUTH" % r.stage)
+                # RFC 3463 X.7.8, as both servers answer, explained
+                check("(5.7.8: authentication credentials invalid)" in r.stderr,
+                      "describe %r" % r.stderr[-300:])
                 s = S.one_session(t, m)
                 check(any(x.startswith("535") for x in s.replies()),
                       "the server sent no 535: %r" % s.replies())
@@ -440,35 +470,47 @@ def build_cases(S):
             check(len(got) == 1 and {"PLAIN", "LOGIN"} <= set(got[0][5:].upper().split()),
                   "no '%sPLAIN LOGIN ...' line in the EHLO reply %r" % (form, lines))
 
-    # -- the pipelined path, seen from the client's trace, for contrast
+    # -- the pipelined path, seen from the client's trace, for contrast: with
+    #    CHUNKING (Postfix) the message waits for the replies of the two
+    #    recipients, then goes as one BDAT; without it, DATA rides along
     for tname in IMPLICIT:
         @case("pipelined_envelope[%s]" % tname)
         def _(tname=tname):
             d, s, r = send_ok(tname, to=("one@example.org", "two@example.org"))
-            check("PIPELINING" in s.ehlo_keywords(), "no PIPELINING: %r" % s.ehlo_keywords())
+            kw = s.ehlo_keywords()
+            check("PIPELINING" in kw, "no PIPELINING: %r" % kw)
             trace = [l for l in r.stderr.splitlines() if l[:2] in ("> ", "< ")]
             i = next(k for k, l in enumerate(trace) if l.startswith("> MAIL FROM:"))
-            check([l.split(":")[0].split(" ")[1] for l in trace[i:i + 4]] ==
-                  ["MAIL", "RCPT", "RCPT", "DATA"],
-                  "MAIL, RCPT, RCPT, DATA not in one group: %r" % trace[i:i + 4])
+            verbs = [l[2:].split(":")[0].split(" ")[0] for l in trace[i:i + 7]]
+            want = (["MAIL", "RCPT", "RCPT", "250", "250", "250", "BDAT"] if "CHUNKING" in kw else
+                    ["MAIL", "RCPT", "RCPT", "DATA", "250", "250", "250"])
+            check(verbs == want, "the client's groups %r, want %r" % (trace[i:i + 7], want))
 
-    # -- the size limit: whatever the client does about SIZE, no delivery
+    # -- the size limit (RFC 1870): refused here, before MAIL, nothing uploaded
     for tname in LIMITS:
-        @case("over_size_limit_not_delivered[%s]" % tname)
+        @case("over_size_limit_refused_before_mail[%s]" % tname)
         def _(tname=tname):
             t = S.targets[tname]
             m = t.capture.mark()
             msg = big_message(LIMIT_SIZE + 65536, seed=1870)
             r = S.itest(t, msg=msg)
-            check(r.name in ("EPERMANENT", "ETOOBIG"), "expected a permanent refusal, got %s" % r)
+            check(r.name == "ETOOBIG" and r.stage == "MAIL FROM", "expected ETOOBIG at MAIL, got %s" % r)
+            check("(%d octets; the server's SIZE limit is %d)" % (len(normalise(msg)), LIMIT_SIZE)
+                  in r.stderr, "describe: %r" % r.stderr[-300:])
             s = S.one_session(t, m)
             check("SIZE" in s.ehlo_keywords(), "no SIZE announced: %r" % s.ehlo_keywords())
-            check(not t.capture.queue_ids(s), "the server accepted it: %r" % s.replies()[-4:])
+            verbs = [c.split(" ")[0].split(":")[0].upper() for c in s.commands()]
+            check(not {"MAIL", "RCPT", "DATA", "BDAT"} & set(verbs), "the server read %r" % verbs)
             S.expect_nothing_delivered(t, m)
 
         @case("under_size_limit[%s]" % tname)
         def _(tname=tname):
-            send_ok(tname, msg=big_message(LIMIT_SIZE - 65536, seed=1871))
+            msg = big_message(LIMIT_SIZE - 65536, seed=1871)
+            d, s, r = send_ok(tname, msg=msg)
+            check(s.mail_params()[0].get("SIZE") == str(len(normalise(msg))),
+                  "SIZE= %r, the message is %d octets" % (s.mail_params(), len(normalise(msg))))
+
+    build_proto_cases(S, case, send_ok)
 
     # -- a client certificate required (Postfix): none given, none delivered
     @case("client_certificate_required_none_given[postfix/ccert]")
@@ -622,6 +664,221 @@ def build_cases(S):
               "Received: header %r" % rec)
 
     return cases
+
+
+def build_proto_cases(S, case, send_ok):
+    """What MAIL and RCPT declare (SIZE, BODY, SMTPUTF8, DSN), the queue id,
+    OAuth through Dovecot and smtp-server, client certificates, per-recipient
+    results and BDAT, as the real servers saw them."""
+    ascii_msg = SIMPLE.replace(b"\r\n", b"\n")          # LF line ends: counted as CRLF
+    msg8 = HDR + "Gr\u00fc\u00dfe, caf\u00e9\r\n.a dot line\r\n".encode()
+    msg_utf8_subject = HDR.replace(b"Subject: real-server test",
+                                   "Subject: caf\u00e9 \u2615".encode()) + b"body\r\n"
+
+    for tname in IMPLICIT:
+        @case("size_and_no_body_for_ascii[%s]" % tname)
+        def _(tname=tname):   # SIZE= the stored size; no BODY=, no SMTPUTF8 for ASCII
+            d, s, r = send_ok(tname, msg=ascii_msg)
+            check(s.mail_params() == [{"SIZE": str(len(normalise(ascii_msg)))}],
+                  "MAIL parameters %r, want only SIZE=%d" % (s.mail_params(), len(normalise(ascii_msg))))
+            if d.server == "nodemailer":
+                check(d.meta["envelope"]["bodyType"] == "7bit" and not d.meta["envelope"]["smtpUtf8"],
+                      "smtp-server's envelope %r" % d.meta["envelope"])
+
+        @case("body_8bitmime_only_for_8bit[%s]" % tname)
+        def _(tname=tname):
+            d, s, r = send_ok(tname, msg=msg8)
+            check(s.mail_params() == [{"SIZE": str(len(normalise(msg8))), "BODY": "8BITMIME"}],
+                  "MAIL parameters %r" % s.mail_params())
+            if d.server == "nodemailer":
+                check(d.meta["envelope"]["bodyType"] == "8bitmime", "envelope %r" % d.meta["envelope"])
+
+        @case("smtputf8_for_a_utf8_subject[%s]" % tname)
+        def _(tname=tname):
+            d, s, r = send_ok(tname, msg=msg_utf8_subject)
+            check(s.mail_params()[0].get("SMTPUTF8") is True and
+                  s.mail_params()[0].get("BODY") == "8BITMIME", "MAIL parameters %r" % s.mail_params())
+            if d.server == "nodemailer":
+                check(d.meta["envelope"]["smtpUtf8"] is True, "envelope %r" % d.meta["envelope"])
+
+        @case("smtputf8_for_a_utf8_recipient[%s]" % tname)
+        def _(tname=tname):
+            to = ("j\u00fcrgen@example.org",)
+            d, s, r = send_ok(tname, to=to)
+            check(s.mail_params()[0].get("SMTPUTF8") is True and "BODY" not in s.mail_params()[0],
+                  "MAIL parameters %r" % s.mail_params())
+
+        @case("stream_api_size_and_7bit[%s]" % tname)
+        def _(tname=tname):   # tlsmail_mail_ex: SIZE= from tlsmail_message_size, 7BIT: no BODY=
+            d, s, r = send_ok(tname, api="stream", chunk=4096, msg=ascii_msg,
+                              extra=["--size", "auto", "--body", "7bit"])
+            check(s.mail_params() == [{"SIZE": str(len(normalise(ascii_msg)))}],
+                  "MAIL parameters %r" % s.mail_params())
+
+        @case("stream_api_default_body_8bitmime[%s]" % tname)
+        def _(tname=tname):   # tlsmail_mail: the body is unknown, BODY=8BITMIME as offered
+            d, s, r = send_ok(tname, api="stream", chunk=4096, msg=msg8)
+            check(s.mail_params() == [{"BODY": "8BITMIME"}], "MAIL parameters %r" % s.mail_params())
+
+        @case("queue_id_is_the_servers[%s]" % tname)
+        def _(tname=tname):   # the id tlsmail_queue_id gives is the one the server logged
+            d, s, r = send_ok(tname)
+            check(S.queue(r) == d.queue_id, "tlsmail_queue_id %r, the server's %r" % (S.queue(r), d.queue_id))
+
+        @case("dsn_parameters[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            envid = "tlsmail+dsn=%d" % random.randrange(1 << 30)
+            to = ("one@example.org", "two@example.org")
+            r = S.itest(t, api="sendex", to=to, extra=[
+                "--ret", "hdrs", "--envid", envid, "--notify", "success,failure",
+                "--orcpt", "first+orig@example.org", "--orcpt", "second@example.org"])
+            check(r.name == "OK", "expected OK, got %s" % r)
+            d, s = S.expect_delivered(t, m, SIMPLE, to=to)
+            xt = envid.replace("+", "+2B").replace("=", "+3D")
+            check(s.mail_params() == [{"SIZE": str(len(normalise(SIMPLE))), "RET": "HDRS",
+                                       "ENVID": xt}], "MAIL parameters %r" % s.mail_params())
+            check(s.rcpt_params() == [
+                ("one@example.org", {"NOTIFY": "SUCCESS,FAILURE", "ORCPT": "rfc822;first+2Borig@example.org"}),
+                ("two@example.org", {"NOTIFY": "SUCCESS,FAILURE", "ORCPT": "rfc822;second@example.org"})],
+                "RCPT parameters %r" % s.rcpt_params())
+            if d.server == "postfix":     # Postfix's own notification, in its words
+                rep = t.capture.wait_report(m, envid)
+                check(rep is not None, "no success notification from Postfix for %s" % envid)
+                text = rep.body.decode("utf-8", "replace")
+                for want in ("Original-Envelope-Id: " + envid,
+                             "Original-Recipient: rfc822;first+orig@example.org",
+                             "Original-Recipient: rfc822;second@example.org", "Action: relayed"):
+                    check(want in text, "the notification has no %r" % want)
+                check(rep.rcpts == [FROM], "notification sent to %r" % rep.rcpts)
+            else:                         # smtp-server's parse of the same parameters
+                env = d.meta["envelope"]
+                check(env["dsn"] == {"ret": "HDRS", "envid": envid}, "envelope DSN %r" % env["dsn"])
+                check([x["dsn"] for x in env["rcptTo"]] == [
+                    {"notify": ["SUCCESS", "FAILURE"], "orcpt": "rfc822;first+orig@example.org"},
+                    {"notify": ["SUCCESS", "FAILURE"], "orcpt": "rfc822;second@example.org"}],
+                    "RCPT DSN %r" % [x["dsn"] for x in env["rcptTo"]])
+
+        @case("results_default_mode_rejected_recipient[%s]" % tname)
+        def _(tname=tname):   # Go's rule: one refusal and nothing is sent
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.itest(t, api="sendex", to=("one@example.org", REJECTED, "two@example.org"))
+            check(r.name == "EPERMANENT" and r.stage == "RCPT TO", "got %s" % r)
+            res = S.results(r)
+            check(res[0][0] == 250 and res[1][:2] == (550, "5.1.1") and "no such user" in res[1][2]
+                  and res[2][0] == 0, "results %r" % res)
+            check(S.klass(r) == "CONFIG", "class %r, want CONFIG (5.1.1: the address)" % S.klass(r))
+            check("(5.1.1: bad destination mailbox address)" in r.stderr, "describe %r" % r.stderr[-300:])
+            S.expect_nothing_delivered(t, m)
+
+        @case("results_partial_delivery[%s]" % tname)
+        def _(tname=tname):   # TLSMAIL_DELIVER_ACCEPTED: the others get it
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.itest(t, api="sendex", to=("one@example.org", REJECTED, "two@example.org"),
+                        extra=["--partial"])
+            check(r.name == "OK", "expected OK, got %s" % r)
+            res = S.results(r)
+            check([x[0] for x in res] == [250, 550, 250] and res[1][1] == "5.1.1", "results %r" % res)
+            d, s = S.expect_delivered(t, m, SIMPLE, to=("one@example.org", "two@example.org"))
+            check(S.queue(r) == d.queue_id, "queue id %r, the server's %r" % (S.queue(r), d.queue_id))
+
+    # -- OAuth 2.0 bearer tokens: short ones on the AUTH line, multi-KB ones
+    #    after the 334 (Postfix cuts AUTH lines at line_length_limit, 2048)
+    def jwt(sub, pad, key=OAUTH_KEY):
+        now = int(time.time())
+        return servers.jwt_hs256(key, {"sub": sub, "iat": now - 5, "exp": now + 3600, "pad": "p" * pad})
+
+    for mech in ("XOAUTH2", "OAUTHBEARER"):
+        for size, pad in (("short", 10), ("4kb", 3000)):
+            @case("%s_%s_token[postfix/smtps]" % (mech.lower(), size))
+            def _(mech=mech, pad=pad):
+                token = jwt(USER, pad)
+                d, s, r = send_ok("postfix/smtps", mech=mech, pw="",
+                                  extra=["--token-file", S.token_file(token)])
+                auths = [c for c in s.commands() if c.upper().startswith("AUTH")]
+                on_line = len(token) < 300
+                check(len(auths) == 1 and auths[0].upper().startswith("AUTH " + mech) and
+                      (len(auths[0]) > 100) == on_line,
+                      "AUTH line %r (the response on it: %s)" % ([a[:40] for a in auths], on_line))
+
+        @case("%s_refused_token_error_challenge[postfix/smtps]" % mech.lower())
+        def _(mech=mech):
+            t = S.targets["postfix/smtps"]
+            m = t.capture.mark()
+            token = jwt(USER, 10, key=b"not the key Dovecot knows")
+            r = S.itest(t, auth=mech.lower(), pw="", extra=["--token-file", S.token_file(token)])
+            check(r.name == "EAUTH" and r.stage == "AUTH", "expected EAUTH, got %s" % r)
+            check("(OAuth error status: " in r.stderr, "no OAuth status in %r" % r.stderr[-300:])
+            check(token not in r.stderr + r.stdout, "the token shows in the output")
+            s = S.one_session(t, m)
+            check(any(x.startswith("334 ") for x in s.replies()) and
+                  any(x.startswith("535") for x in s.replies()), "replies %r" % s.replies())
+            S.expect_nothing_delivered(t, m)
+
+    for user, size in ((USER, "short"), (USER2, "5kb")):
+        @case("xoauth2_%s_token[nodemailer/implicit]" % size)
+        def _(user=user):
+            send_ok("nodemailer/implicit", mech="XOAUTH2", user=user, pw="",
+                    extra=["--token-file", S.token_file(dict(TOKENS)[user])])
+
+    @case("xoauth2_refused_token_error_challenge[nodemailer/implicit]")
+    def _():   # smtp-server's 334 {"status":"401",...}, answered, then 535
+        t = S.targets["nodemailer/implicit"]
+        m = t.capture.mark()
+        r = S.itest(t, auth="xoauth2", pw="", extra=["--token", "ya29.not-the-token"])
+        check(r.name == "EAUTH", "expected EAUTH, got %s" % r)
+        check("(OAuth error status: 401)" in r.stderr, "describe %r" % r.stderr[-300:])
+        t.capture.wait_sessions(m, 1)
+        ev = [e for e in t.capture.events(m) if e["event"] == "auth"]
+        check([(e["method"], e["ok"]) for e in ev] == [("XOAUTH2", False)], "auth events %r" % ev)
+        S.expect_nothing_delivered(t, m)
+
+    @case("mechanism_not_offered_names_the_offer[nodemailer/implicit]")
+    def _():   # OAUTHBEARER asked for, smtp-server has PLAIN LOGIN XOAUTH2: ENOMECH, nothing sent
+        t = S.targets["nodemailer/implicit"]
+        m = t.capture.mark()
+        r = S.itest(t, auth="oauthbearer", pw="", extra=["--token", "ya29.x"])
+        check(r.name == "ENOMECH", "expected ENOMECH, got %s" % r)
+        check("(OAUTHBEARER asked for; the server offers AUTH PLAIN LOGIN XOAUTH2)" in r.stderr,
+              "describe %r" % r.stderr[-300:])
+        s = S.one_session(t, m)
+        check(not [c for c in s.commands() if c.upper().startswith(("AUTH", "MAIL"))],
+              "the server read %r" % s.commands())
+
+    @case("auto_prefers_oauthbearer[postfix/smtps]")
+    def _():   # a password and a token: AUTO takes OAUTHBEARER where offered
+        d, s, r = send_ok("postfix/smtps", mech="OAUTHBEARER", pw=PASS,
+                          extra=["--auth", "auto", "--token-file", S.token_file(jwt(USER, 10))])
+
+    # -- a client certificate on the listener that requires one
+    @case("client_certificate_login[postfix/ccert]")
+    def _():
+        crt, key = client_cert(S)
+        d, s, r = send_ok("postfix/ccert", extra=["--cert", crt, "--key", key])
+        check(any(x.startswith("Trusted TLS connection established") for k, x in s.items
+                  if k == "TLS"), "Postfix did not verify the client certificate: %r"
+              % [x for k, x in s.items if k == "TLS"])
+        rec = d.meta["received"].decode()
+        check('Client CN "tlsmail test client"' in rec and "verified OK" in rec,
+              "Received: header %r" % rec)
+
+    # -- BDAT where offered (Postfix): byte for byte, in one flight with MAIL
+    big = []
+    for api in ("client", "sendex"):
+        @case("bdat_5mb_byte_exact[postfix/smtps,%s]" % api)
+        def _(api=api):
+            big[:] = big or [big_message(seed=3030)]
+            d, s, r = send_ok("postfix/smtps", msg=big[0], api=api)
+            cmds = [c.upper() for c in s.commands()]
+            check("BDAT %d LAST" % len(normalise(big[0])) in cmds and "DATA" not in cmds,
+                  "commands %r" % [c[:30] for c in cmds])
+            trace = [l for l in r.stderr.splitlines() if l[:2] in ("> ", "< ")]
+            i = next(k for k, l in enumerate(trace) if l.startswith("> MAIL FROM:"))
+            check([l.split(" ")[1].split(":")[0] for l in trace[i:i + 4]] == ["MAIL", "RCPT", "BDAT", "QUIT"],
+                  "not one flight: %r" % trace[i:i + 4])
 
 
 def smtp_ssl(S, t, certfile=None, keyfile=None):

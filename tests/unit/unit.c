@@ -268,8 +268,9 @@ TEST(ext_gmail) {
     ext_lines(&e, lines, sizeof lines / sizeof lines[0]);
     CHECK_EQ_INT(e.flags, TLSMAIL__EXT_SIZE | TLSMAIL__EXT_8BITMIME | TLSMAIL__EXT_AUTH |
                               TLSMAIL__EXT_ENHANCEDSTATUSCODES | TLSMAIL__EXT_PIPELINING |
-                              TLSMAIL__EXT_SMTPUTF8);
-    CHECK_EQ_INT(e.auth, AUTHBIT(PLAIN) | AUTHBIT(LOGIN));
+                              TLSMAIL__EXT_SMTPUTF8 | TLSMAIL__EXT_CHUNKING);
+    CHECK_EQ_INT(e.auth, AUTHBIT(PLAIN) | AUTHBIT(LOGIN) | AUTHBIT(XOAUTH2) | AUTHBIT(OAUTHBEARER));
+    CHECK_EQ_INT(e.size_limit, 35882577);
     CHECK_STR(tlsmail__ext_find(&e, "size"), "35882577");
     CHECK_STR(tlsmail__ext_find(&e, "SIZE"), "35882577");
     CHECK_STR(tlsmail__ext_find(&e, "Chunking"), "");
@@ -292,7 +293,9 @@ TEST(ext_postfix) {
     ext_lines(&e, lines, sizeof lines / sizeof lines[0]);
     CHECK_EQ_INT(e.flags, TLSMAIL__EXT_PIPELINING | TLSMAIL__EXT_SIZE | TLSMAIL__EXT_STARTTLS |
                               TLSMAIL__EXT_AUTH | TLSMAIL__EXT_ENHANCEDSTATUSCODES |
-                              TLSMAIL__EXT_8BITMIME | TLSMAIL__EXT_SMTPUTF8);
+                              TLSMAIL__EXT_8BITMIME | TLSMAIL__EXT_SMTPUTF8 | TLSMAIL__EXT_DSN |
+                              TLSMAIL__EXT_CHUNKING);
+    CHECK_EQ_INT(e.size_limit, 10240000);
     CHECK_EQ_INT(e.auth, AUTHBIT(PLAIN) | AUTHBIT(LOGIN));
     CHECK_STR(tlsmail__ext_find(&e, "auth"), "PLAIN LOGIN");
     CHECK_STR(tlsmail__ext_find(&e, "dsn"), "");
@@ -302,14 +305,39 @@ TEST(ext_postfix) {
 
 TEST(ext_auth_forms) {
     tlsmail__ext e;
-    /* old "AUTH=" form alone: an AUTH offer, but no AUTH entry */
+    /* old "AUTH=" form alone: an AUTH offer, kept as the AUTH entry (what
+       the server offers must be nameable), the first one only */
     tlsmail__ext_init(&e);
     tlsmail__ext_line(&e, "AUTH=LOGIN", 10);
     CHECK_EQ_INT(e.flags, TLSMAIL__EXT_AUTH);
     CHECK_EQ_INT(e.auth, AUTHBIT(LOGIN));
-    CHECK(tlsmail__ext_find(&e, "AUTH") == NULL);
+    CHECK_STR(tlsmail__ext_find(&e, "AUTH"), "LOGIN");
     tlsmail__ext_line(&e, "auth=plain", 10);
     CHECK_EQ_INT(e.auth, AUTHBIT(PLAIN) | AUTHBIT(LOGIN));
+    CHECK_STR(tlsmail__ext_find(&e, "AUTH"), "LOGIN");
+    CHECK(tlsmail__ext_find(&e, "AUTH=LOGIN") == NULL);
+    /* Postfix's broken_sasl_auth_clients: the proper line first, then AUTH= */
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "AUTH PLAIN LOGIN", 16);
+    tlsmail__ext_line(&e, "AUTH=PLAIN LOGIN", 16);
+    CHECK_STR(tlsmail__ext_find(&e, "AUTH"), "PLAIN LOGIN");
+    CHECK_EQ_INT(e.len, sizeof "AUTH PLAIN LOGIN");
+    /* AUTH= first (old Exchange): kept; the proper line is kept as well */
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "AUTH=  LOGIN", 12);
+    tlsmail__ext_line(&e, "AUTH LOGIN NTLM", 15);
+    CHECK_STR(tlsmail__ext_find(&e, "AUTH"), "LOGIN");
+    CHECK_EQ_INT(e.auth, AUTHBIT(LOGIN));
+    /* the OAuth mechanisms and EXTERNAL, whole words only */
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "AUTH XOAUTH2 OAUTHBEARER EXTERNAL XOAUTH", 40);
+    CHECK_EQ_INT(e.auth, AUTHBIT(XOAUTH2) | AUTHBIT(OAUTHBEARER) | AUTHBIT(EXTERNAL));
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "AUTH=xoauth2", 12);
+    CHECK_EQ_INT(e.auth, AUTHBIT(XOAUTH2));
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "AUTH XOAUTH2X OAUTHBEARE EXTERNAL-X", 35);
+    CHECK_EQ_INT(e.auth, 0);
 
     /* case-insensitive keyword and mechanisms; keyword stored upper-case */
     tlsmail__ext_init(&e);
@@ -340,6 +368,46 @@ TEST(ext_auth_forms) {
     tlsmail__ext_line(&e, "AUT PLAIN", 9);
     CHECK_EQ_INT(e.auth, 0);
     CHECK_EQ_INT(e.flags, 0);
+}
+
+/* RFC 1870 3: "SIZE" [SP max-size]; none or 0: no fixed limit. */
+TEST(ext_size) {
+    tlsmail__ext e;
+#define SIZE_OF(line) (tlsmail__ext_init(&e), tlsmail__ext_line(&e, line, sizeof(line) - 1), e.size_limit)
+    CHECK_EQ_INT(SIZE_OF("SIZE 15000000"), 15000000);
+    CHECK(e.flags & TLSMAIL__EXT_SIZE);
+    CHECK_EQ_INT(SIZE_OF("SIZE"), 0);
+    CHECK(e.flags & TLSMAIL__EXT_SIZE);
+    CHECK_EQ_INT(SIZE_OF("SIZE 0"), 0);
+    CHECK_EQ_INT(SIZE_OF("size   1024"), 1024);
+    CHECK_EQ_INT(SIZE_OF("SIZE 12x"), 0);
+    CHECK_EQ_INT(SIZE_OF("SIZE -1"), 0);
+    CHECK_EQ_INT(SIZE_OF("SIZE 10 20"), 10);
+    CHECK_EQ_INT(SIZE_OF("SIZE 99999999999999999999999999"), 0);   /* past size_t: no limit */
+    CHECK_EQ_INT(SIZE_OF("SIZEX 100"), 0);
+    CHECK_EQ_INT(e.flags, 0);
+#undef SIZE_OF
+    /* the first SIZE line counts, as tlsmail_extension's lookup */
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "SIZE 100", 8);
+    tlsmail__ext_line(&e, "SIZE 200", 8);
+    CHECK_EQ_INT(e.size_limit, 100);
+    /* kept when the text is full */
+    {
+        char line[TLSMAIL_EXT_TEXT + 8];
+        memset(line, 'x', sizeof line);
+        memcpy(line, "X-FILL ", 7);
+        tlsmail__ext_init(&e);
+        tlsmail__ext_line(&e, line, TLSMAIL_EXT_TEXT - 1);
+        tlsmail__ext_line(&e, "SIZE 4096", 9);
+        CHECK(tlsmail__ext_find(&e, "SIZE") == NULL);
+        CHECK_EQ_INT(e.size_limit, 4096);
+    }
+    /* DSN and CHUNKING are known flags */
+    tlsmail__ext_init(&e);
+    tlsmail__ext_line(&e, "DSN", 3);
+    tlsmail__ext_line(&e, "chunking", 8);
+    CHECK_EQ_INT(e.flags, TLSMAIL__EXT_DSN | TLSMAIL__EXT_CHUNKING);
 }
 
 TEST(ext_params_and_junk) {
@@ -493,42 +561,507 @@ TEST(b64_round_trip) {
     }
 }
 
-/* ---- AUTH PLAIN -------------------------------------------------------------- */
+/* ---- SASL responses: PLAIN, XOAUTH2, OAUTHBEARER, base64 on the fly ---------- */
 
-TEST(plain_rfc4616) {
-    char out[128];
-    unsigned char dec[128];
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", "tim", "tanstaaftanstaaf"), 28);
-    CHECK_STR(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, NULL, "tim", "tanstaaftanstaaf"), 28);
-    CHECK_STR(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "Ursel", "Kurt", "xipj3plmq"), 28);
-    CHECK_STR(out, "VXJzZWwAS3VydAB4aXBqM3BsbXE=");
-    CHECK_EQ_INT(tlsmail__b64_decode(dec, sizeof dec, out, strlen(out)), 20);
-    CHECK_MEM(dec, 20, "Ursel\0Kurt\0xipj3plmq", 20);
-    /* exact capacity and one short */
-    CHECK_EQ_INT(tlsmail__plain_response(out, 29, "", "tim", "tanstaaftanstaaf"), 28);
-    CHECK_EQ_INT(tlsmail__plain_response(out, 28, "", "tim", "tanstaaftanstaaf"), TLSMAIL_EINVAL);
+typedef struct {
+    char buf[16384];
+    size_t n;
+    size_t calls, longest;
+    int fail_at;  /* nonzero: the call of that number fails with TLSMAIL_EIO */
+} sink;
+
+static int sink_emit(void *ctx, const char *s, size_t n) {
+    sink *k = (sink *)ctx;
+    k->calls++;
+    if (k->fail_at && (int)k->calls == k->fail_at) return TLSMAIL_EIO;
+    if (n > k->longest) k->longest = n;
+    if (k->n + n < sizeof k->buf) memcpy(k->buf + k->n, s, n);
+    k->n += n;
+    k->buf[k->n < sizeof k->buf ? k->n : sizeof k->buf - 1] = '\0';
+    return 0;
 }
 
-TEST(plain_invalid) {
-    char out[1200], f255[256], f256[257];
+/* The base64 the parts stream out, and its length as announced. */
+static const char *parts_b64(const tlsmail__part *pt, size_t np, sink *k) {
+    memset(k, 0, sizeof *k);
+    CHECK_EQ_INT(tlsmail__b64_parts(pt, np, sink_emit, k), 0);
+    CHECK_EQ_INT(k->n, tlsmail__b64_len(tlsmail__parts_len(pt, np)));
+    CHECK(k->longest <= 64);
+    return k->buf;
+}
+
+TEST(plain_rfc4616) {
+    tlsmail__part pt[5];
+    sink k;
+    unsigned char dec[128];
+    /* RFC 4616 4 examples */
+    CHECK_STR(parts_b64(pt, tlsmail__plain_parts(pt, "", "tim", "tanstaaftanstaaf"), &k),
+              "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+    CHECK_STR(parts_b64(pt, tlsmail__plain_parts(pt, NULL, "tim", "tanstaaftanstaaf"), &k),
+              "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+    CHECK_STR(parts_b64(pt, tlsmail__plain_parts(pt, "Ursel", "Kurt", "xipj3plmq"), &k),
+              "VXJzZWwAS3VydAB4aXBqM3BsbXE=");
+    CHECK_EQ_INT(tlsmail__b64_decode(dec, sizeof dec, k.buf, k.n), 20);
+    CHECK_MEM(dec, 20, "Ursel\0Kurt\0xipj3plmq", 20);
+}
+
+/* The credentials' checks, before anything is sent. */
+TEST(auth_check_fields) {
+    char f255[256], f256[257];
+    tlsmail_auth a;
     memset(f255, 'u', 255);
     f255[255] = '\0';
     memset(f256, 'u', 256);
     f256[256] = '\0';
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", NULL, "pw"), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", "", "pw"), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", "u", NULL), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", "u", ""), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, f256, "u", "p"), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", f256, "p"), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, "", "u", f256), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__plain_response(out, 0, "", "u", "p"), TLSMAIL_EINVAL);
-    /* 255 everywhere is the maximum: 767 octets, 1024 base64 chars */
-    CHECK_EQ_INT(tlsmail__plain_response(out, sizeof out, f255, f255, f255), 1024);
-    CHECK_EQ_INT(tlsmail__plain_response(out, 1025, f255, f255, f255), 1024);
-    CHECK_EQ_INT(tlsmail__plain_response(out, 1024, f255, f255, f255), TLSMAIL_EINVAL);
+#define AUTH_RC(expr) (a = (expr), tlsmail__check_auth(&a, "mx.example.org"))
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", "p", "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", NULL, "pw", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "", "pw", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", NULL, "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", "", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth(f256, "u", "p", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", f256, "p", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", f256, "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth(f255, f255, f255, "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", "p", "other.example.org")), TLSMAIL_EAUTHHOST);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", "p", "mx.example.org:465")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_plain_auth("", "u", "p", NULL)), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_login_auth("u", "p", "MX.example.org.")), 0);
+    /* OAuth: a token, printable and without spaces; a user without controls */
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u@example.org", "ya29.a-b_c~d+e/f=", "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_oauthbearer_auth("u@example.org", "t", "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u@example.org", NULL, "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u@example.org", "", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u@example.org", "a b", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u@example.org", "a\001b", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("u\001x", "t", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_xoauth2_auth("", "t", "mx.example.org")), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_oauthbearer_auth("u", "t", "evil.example.org")), TLSMAIL_EAUTHHOST);
+    /* AUTO: a password, a token or both */
+    a = tlsmail_auto_auth("u", NULL, "mx.example.org");
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), TLSMAIL_EINVAL);
+    a.token = "tok";
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), 0);
+    a.secret = "pw";
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), 0);
+    a.token = "bad token";
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), TLSMAIL_EINVAL);
+    /* EXTERNAL: only an identity of at most 255 octets */
+    CHECK_EQ_INT(AUTH_RC(tlsmail_external_auth(NULL, "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_external_auth("", "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_external_auth(f255, "mx.example.org")), 0);
+    CHECK_EQ_INT(AUTH_RC(tlsmail_external_auth(f256, "mx.example.org")), TLSMAIL_EINVAL);
+    a = tlsmail_plain_auth("", "u", "p", "mx.example.org");
+    a.mechanism = TLSMAIL_AUTH_EXTERNAL + 1;
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), TLSMAIL_EINVAL);
+    a.mechanism = TLSMAIL_AUTH_NONE;
+    CHECK_EQ_INT(tlsmail__check_auth(&a, "mx.example.org"), TLSMAIL_EINVAL);
+#undef AUTH_RC
+}
+
+/* The constructors fill every field, the new token included. */
+TEST(auth_constructors) {
+    tlsmail_auth a = tlsmail_xoauth2_auth("u", "t", "h");
+    CHECK_EQ_INT(a.mechanism, TLSMAIL_AUTH_XOAUTH2);
+    CHECK(a.secret == NULL && a.identity == NULL);
+    CHECK_STR(a.token, "t");
+    a = tlsmail_oauthbearer_auth("u", "t", "h");
+    CHECK_EQ_INT(a.mechanism, TLSMAIL_AUTH_OAUTHBEARER);
+    a = tlsmail_plain_auth("i", "u", "p", "h");
+    CHECK(a.token == NULL);
+    CHECK_STR(a.identity, "i");
+    a = tlsmail_external_auth("id", "h");
+    CHECK_EQ_INT(a.mechanism, TLSMAIL_AUTH_EXTERNAL);
+    CHECK(a.username == NULL && a.secret == NULL && a.token == NULL);
+    CHECK_STR(a.identity, "id");
+}
+
+/* Google's and RFC 7628's published examples. */
+TEST(oauth_payloads) {
+    tlsmail__part pt[12];
+    sink k;
+    size_t np = tlsmail__oauth_parts(pt, TLSMAIL_AUTH_XOAUTH2, "someuser@example.com",
+                                     "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg", "h", "1");
+    CHECK_STR(parts_b64(pt, np, &k),
+              "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNS"
+              "bGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==");
+    /* RFC 7628 4.1 */
+    np = tlsmail__oauth_parts(pt, TLSMAIL_AUTH_OAUTHBEARER, "user@example.com",
+                              "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==", "server.example.com",
+                              "143");
+    CHECK_STR(parts_b64(pt, np, &k),
+              "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9"
+              "QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB");
+    /* RFC 5801 4: ',' and '=' in the saslname are escaped, not in the token */
+    np = tlsmail__oauth_parts(pt, TLSMAIL_AUTH_OAUTHBEARER, "a,b=c", "t=,", "h", "465");
+    {
+        unsigned char dec[128];
+        const char *b64 = parts_b64(pt, np, &k);
+        long n = tlsmail__b64_decode(dec, sizeof dec, b64, k.n);
+        static const char want[] = "n,a=a=2Cb=3Dc,\001host=h\001port=465\001auth=Bearer t=,\001\001";
+        CHECK_MEM(dec, (size_t)n, want, sizeof want - 1);
+        CHECK_EQ_INT(tlsmail__parts_len(pt, np), sizeof want - 1);
+    }
+}
+
+/* The streaming encoder against the one-shot one, for every length that
+   crosses its 64-character pieces, split into parts anywhere. */
+TEST(b64_parts_streaming) {
+    unsigned char in[400];
+    char want[600];
+    tlsmail__part pt[3];
+    sink k;
+    size_t n, cut;
+    for (n = 0; n < sizeof in; n++) in[n] = (unsigned char)(n * 131 + 7);
+    for (n = 0; n <= 200; n++) {
+        for (cut = 0; cut <= n; cut += 17) {
+            pt[0].p = (const char *)in; pt[0].n = cut; pt[0].gs2 = 0;
+            pt[1].p = (const char *)in + cut; pt[1].n = n - cut; pt[1].gs2 = 0;
+            pt[2].p = ""; pt[2].n = 0; pt[2].gs2 = 0;
+            (void)tlsmail__b64_encode(want, sizeof want, in, n);
+            CHECK_STR(parts_b64(pt, 3, &k), n ? want : "");
+            CHECK_EQ_INT(k.calls, (tlsmail__b64_len(n) + 63) / 64);
+        }
+    }
+    /* the emitter's error stops it and comes back */
+    pt[0].p = (const char *)in; pt[0].n = sizeof in; pt[0].gs2 = 0;
+    memset(&k, 0, sizeof k);
+    k.fail_at = 2;
+    CHECK_EQ_INT(tlsmail__b64_parts(pt, 1, sink_emit, &k), TLSMAIL_EIO);
+    CHECK_EQ_INT(k.calls, 2);
+    CHECK_EQ_INT(k.n, 64);
+}
+
+/* RFC 7628 3.2.2 error challenges: decoded when they are base64 JSON. */
+TEST(oauth_challenge) {
+    char out[512], st[32];
+    static const char google[] =
+        "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xl"
+        "LmNvbS8ifQ==";
+    static const char rfc[] =
+        "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZp"
+        "Z3VyYXRpb24iOiJodHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9u"
+        "In0=";
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, google, sizeof google - 1), 70);
+    CHECK_STR(out, "{\"status\":\"401\",\"schemes\":\"bearer\",\"scope\":\"https://mail.google.com/\"}");
+    tlsmail__oauth_status(out, strlen(out), st, sizeof st);
+    CHECK_STR(st, "401");
+    CHECK(tlsmail__oauth_challenge(out, sizeof out, rfc, sizeof rfc - 1) > 0);
+    tlsmail__oauth_status(out, strlen(out), st, sizeof st);
+    CHECK_STR(st, "invalid_token");
+    /* too small an output, not base64, non-canonical, empty, controls */
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, 70, google, sizeof google - 1), -1);
+    CHECK_STR(out, "");
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, 71, google, sizeof google - 1), 70);
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "not base64!", 11), -1);
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "Zm9=", 4), -1);
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "", 0), -1);
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "ewAb", 4), -1);   /* "{\0\x1b" */
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "ewobfQ==", 8), -1); /* "{\n\x1b}" */
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, sizeof out, "ewoJfQ==", 8), 4); /* "{\n\t}" */
+    CHECK_STR(out, "{  }");
+    CHECK_EQ_INT(tlsmail__oauth_challenge(out, 0, google, sizeof google - 1), -1);
+}
+
+TEST(oauth_status) {
+    char st[8];
+#define STATUS(json) (tlsmail__oauth_status(json, sizeof(json) - 1, st, sizeof st), st)
+    CHECK_STR(STATUS("{\"status\":\"401\"}"), "401");
+    CHECK_STR(STATUS("{\"status\" : 400, \"scope\":\"x\"}"), "400");
+    CHECK_STR(STATUS("{\"scope\":\"s\",\"status\":\"bad\"}"), "bad");
+    CHECK_STR(STATUS("{\"Status\":\"401\"}"), "");            /* keys are case-sensitive */
+    CHECK_STR(STATUS("{\"status\":\"40\\\"1\"}"), "");        /* escapes: not taken */
+    CHECK_STR(STATUS("{\"status\":\"12345678\"}"), "");       /* does not fit */
+    CHECK_STR(STATUS("{\"status\":\"1234567\"}"), "1234567");
+    CHECK_STR(STATUS("{\"status\":\"401"), "");               /* cut short */
+    CHECK_STR(STATUS("{\"status\""), "");
+    CHECK_STR(STATUS("{\"status\":}"), "");
+    CHECK_STR(STATUS("{\"statusx\":\"1\",\"status\":\"2\"}"), "2");
+    CHECK_STR(STATUS(""), "");
+#undef STATUS
+}
+
+/* ---- the queue id in the 250 after the message -------------------------------- */
+
+TEST(queue_id_forms) {
+    char id[TLSMAIL_QUEUE_ID];
+#define QID(t) (tlsmail__queue_id(t, sizeof(t) - 1, id, sizeof id), id)
+    CHECK_STR(QID("2.0.0 Ok: queued as 4Fh2x1XYZ"), "4Fh2x1XYZ");               /* Postfix */
+    CHECK_STR(QID("Ok: queued as 4Fh2x1XYZ"), "4Fh2x1XYZ");
+    CHECK_STR(QID("2.0.0 OK: queued as 5Zh8yXqZT0eF-1a2b3c"), "5Zh8yXqZT0eF-1a2b3c");
+    CHECK_STR(QID("2.0.0 OK: stored as 12"), "12");                          /* nodemailer suite */
+    CHECK_STR(QID("OK id=1tXYZa-000abc-Cd"), "1tXYZa-000abc-Cd");              /* Exim */
+    CHECK_STR(QID("2.0.0 OK  1701234567 e12sm1234567wrx.45 - gsmtp"), "e12sm1234567wrx.45"); /* Gmail */
+    CHECK_STR(QID("2.0.0 OK <DB9PR01MB1234A1B2C3D4E5F6@DB9PR01MB1234.eurprd01.prod.exchangelabs.com>"
+                  " [Hostname=DB9PR01MB1234.eurprd01.prod.exchangelabs.com]"),
+              "DB9PR01MB1234A1B2C3D4E5F6@DB9PR01MB1234.eurprd01.prod.exchangelabs.com"); /* M365 */
+    CHECK_STR(QID("2.6.0 <a1@mail.example.org> [InternalId=123, Hostname=EX1] Queued mail for delivery"),
+              "a1@mail.example.org");                                          /* Exchange */
+    CHECK_STR(QID("Message Queued (4E1F1B2C-ABCD.1)"), "4E1F1B2C-ABCD.1");     /* Haraka */
+    CHECK_STR(QID("2.0.0 4B1Hx0Ab012345 Message accepted for delivery"), "4B1Hx0Ab012345"); /* Sendmail */
+    CHECK_STR(QID("Ok 0100018c7c1e2f3a-1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901-000000"),
+              "0100018c7c1e2f3a-1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901-000000"); /* Amazon SES */
+    CHECK_STR(QID("2.0.0 Ok: queued as ABC123.\nsecond line"), "ABC123");      /* first line; '.' */
+}
+
+TEST(queue_id_none) {
+    char id[16];
+    CHECK_EQ_INT(tlsmail__queue_id("2.0.0 Ok", 8, id, sizeof id), 0);
+    CHECK_STR(id, "");
+    CHECK_STR(QID("OK"), "");
+    CHECK_STR(QID("OK: message queued"), "");                 /* smtp-server's default */
+    CHECK_STR(QID("Ok: queued as "), "");
+    CHECK_STR(QID("Ok: queued as 0123456789ABCDEF"), "");     /* 16 octets: no room for the NUL */
+    CHECK_STR(QID("Ok: queued as 0123456789ABCDE"), "0123456789ABCDE");
+    CHECK_STR(QID("2.0.0 ok 1701234567 qp 12345"), "");       /* qmail: nothing we can tell */
+    CHECK_STR(QID("<unterminated"), "");
+    CHECK_STR(QID("Ok <a b>"), "");
+    CHECK_STR(QID("bid=x"), "");                               /* "id=" inside a word */
+    CHECK_STR(QID("- gsmtp"), "");
+    CHECK_STR(QID(""), "");
+    CHECK_EQ_INT(tlsmail__queue_id("Ok: queued as X", 15, id, 0), 0);
+#undef QID
+}
+
+/* ---- ESMTP parameters ------------------------------------------------------------ */
+
+TEST(xtext) {
+    char out[64];
+    CHECK_EQ_INT(tlsmail__xtext(out, sizeof out, "a+b=c d", 7, 0), 13);
+    CHECK_STR(out, "a+2Bb+3Dc+20d");
+    CHECK_EQ_INT(tlsmail__xtext(out, sizeof out, "rcpt@example.org", 16, 0), 16);
+    CHECK_STR(out, "rcpt@example.org");
+    CHECK_EQ_INT(tlsmail__xtext(out, sizeof out, "\x01~\x7f\xc3\xa9", 5, 0), 13);
+    CHECK_STR(out, "+01~+7F+C3+A9");
+    /* RFC 6533 utf-8-addr-xtext */
+    CHECK_EQ_INT(tlsmail__xtext(out, sizeof out, "j\xc3\xbcrgen+x=y@ex", 14, 1), 24);
+    CHECK_STR(out, "j\xc3\xbcrgen\\x{2B}x\\x{3D}y@ex");
+    /* exact capacity, one short */
+    CHECK_EQ_INT(tlsmail__xtext(out, 4, "a+", 2, 0), -1);
+    CHECK_EQ_INT(tlsmail__xtext(out, 5, "a+", 2, 0), 4);
+    CHECK_EQ_INT(tlsmail__xtext(out, 1, "", 0, 0), 0);
+    CHECK_EQ_INT(tlsmail__xtext(out, 0, "", 0, 0), -1);
+}
+
+/* RFC 1870's size, and what the message needs. */
+TEST(message_size_and_8bit) {
+    tlsmail__msginfo mi;
+#define SCAN(lit) (tlsmail__msg_scan(lit, sizeof(lit) - 1, &mi), mi.size)
+    CHECK_EQ_INT(SCAN(""), 0);
+    CHECK_EQ_INT(SCAN("a\r\n"), 3);
+    CHECK_EQ_INT(SCAN("a"), 3);                     /* the CRLF a last line gets */
+    CHECK_EQ_INT(SCAN("a\n"), 3);
+    CHECK_EQ_INT(SCAN("a\r"), 3);
+    CHECK_EQ_INT(SCAN("a\r\r\n"), 5);               /* CR, then CRLF */
+    CHECK_EQ_INT(SCAN("a\n\r"), 5);                 /* LF, then CR */
+    CHECK_EQ_INT(SCAN(".\r\n..\r\n"), 7);           /* no dot-stuffing counted */
+    CHECK_EQ_INT(SCAN("\r\n\r\n"), 4);
+    CHECK_EQ_INT(mi.body8 + mi.head8, 0);
+    CHECK_EQ_INT(tlsmail_message_size("Subject: x\nbody", 15), 18);
+    CHECK_EQ_INT(tlsmail_message_size(NULL, 5), 0);
+    /* 8-bit octets: the body alone, or the header section too */
+    (void)SCAN("Subject: x\r\n\r\ncaf\xc3\xa9\r\n");
+    CHECK(mi.body8 && !mi.head8);
+    (void)SCAN("Subject: caf\xc3\xa9\r\n\r\nx\r\n");
+    CHECK(mi.body8 && mi.head8);
+    (void)SCAN("Subject: x\n\nb\xff");
+    CHECK(mi.body8 && !mi.head8);
+    (void)SCAN("\r\nSubject: caf\xc3\xa9\r\n");    /* an empty first line: no header at all */
+    CHECK(mi.body8 && !mi.head8);
+    (void)SCAN("A: b\rC: \xc3\xa9\r\rbody");       /* bare CRs end lines too */
+    CHECK(mi.head8);
+    CHECK_EQ_INT(mi.size, 4 + 2 + 5 + 2 + 2 + 4 + 2);
+#undef SCAN
+}
+
+/* A client with the given EHLO lines, as if hello had run. */
+static void fake_client(tlsmail_client *c, const char *const *lines, size_t n) {
+    size_t i;
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    tlsmail__ext_init(&c->ext);
+    for (i = 0; i < n; i++) tlsmail__ext_line(&c->ext, lines[i], strlen(lines[i]));
+}
+
+static tlsmail_client fake;
+
+TEST(mail_params) {
+    static const char *const full[] = { "SIZE 1000", "8BITMIME", "SMTPUTF8", "DSN", "PIPELINING" };
+    static const char *const bare[] = { "PIPELINING" };
+    tlsmail_mail_opts o;
+    tlsmail__mailplan mp;
+    memset(&o, 0, sizeof o);
+    fake_client(&fake, full, 5);
+    /* no options: BODY=8BITMIME when offered, nothing else */
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", NULL, &mp), 0);
+    CHECK_STR(mp.tail, "> BODY=8BITMIME");
+    CHECK(mp.body8 && !mp.utf8);
+    o.body = TLSMAIL_BODY_7BIT;
+    o.size = 1000;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), 0);
+    CHECK_STR(mp.tail, "> SIZE=1000");
+    CHECK(!mp.body8);
+    o.size = 1001;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_ETOOBIG);
+    o.size = 12;
+    o.body = TLSMAIL_BODY_8BITMIME;
+    o.smtputf8 = 1;
+    o.ret = TLSMAIL_RET_HDRS;
+    o.envid = "QQ+314=x y";
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), 0);
+    CHECK_STR(mp.tail, "> SIZE=12 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B314+3Dx+20y");
+    CHECK(mp.body8 && mp.utf8);
+    /* a sender that is not ASCII needs SMTPUTF8 by itself */
+    memset(&o, 0, sizeof o);
+    o.body = TLSMAIL_BODY_7BIT;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "j\xc3\xbcrgen@b.example", &o, &mp), 0);
+    CHECK_STR(mp.tail, "> SMTPUTF8");
+    /* a server with none of them: parameters left out, local refusals */
+    fake_client(&fake, bare, 1);
+    o.size = 99999999;
+    o.ret = TLSMAIL_RET_FULL;
+    o.envid = "id";
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), 0);
+    CHECK_STR(mp.tail, ">");
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", NULL, &mp), 0);
+    CHECK_STR(mp.tail, ">");
+    CHECK(!mp.body8);
+    o.body = TLSMAIL_BODY_8BITMIME;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_ENOEXT);
+    CHECK_EQ_INT(fake.missing_ext, TLSMAIL__EXT_8BITMIME);
+    o.body = TLSMAIL_BODY_AUTO;
+    o.smtputf8 = 1;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_ENOEXT);
+    CHECK_EQ_INT(fake.missing_ext, TLSMAIL__EXT_SMTPUTF8);
+    /* bad options, whatever the server offers */
+    memset(&o, 0, sizeof o);
+    o.envid = "";
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_EINVAL);
+    o.envid = "tab\there";
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_EINVAL);
+    o.envid = "++++++++++++++++++++++++++++++++++"; /* 34: 102 encoded */
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_EINVAL);
+    o.envid = "+++++++++++++++++++++++++++++++++";  /* 33: 99 encoded */
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), 0);
+    o.envid = NULL;
+    o.ret = 3;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_EINVAL);
+    o.ret = 0;
+    o.body = 3;
+    CHECK_EQ_INT(tlsmail__plan_mail(&fake, "a@b.example", &o, &mp), TLSMAIL_EINVAL);
+}
+
+TEST(rcpt_params) {
+    static const char *const dsn[] = { "DSN", "SMTPUTF8" };
+    static const char *const none[] = { "SMTPUTF8" };
+    tlsmail_rcpt_opts o;
+    char tail[TLSMAIL__RCPT_TAIL];
+    fake_client(&fake, dsn, 2);
+    memset(&o, 0, sizeof o);
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, NULL, 0, tail, sizeof tail), 0);
+    CHECK_STR(tail, ">");
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, &o, 0, tail, sizeof tail), 0);
+    CHECK_STR(tail, ">");
+    o.notify = TLSMAIL_NOTIFY_SUCCESS | TLSMAIL_NOTIFY_FAILURE | TLSMAIL_NOTIFY_DELAY;
+    o.orcpt = "one+x@example.org";
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, &o, 0, tail, sizeof tail), 0);
+    CHECK_STR(tail, "> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;one+2Bx@example.org");
+    o.notify = TLSMAIL_NOTIFY_NEVER;
+    o.orcpt = "j\xc3\xbcrgen@example.org";
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, &o, 0, tail, sizeof tail), TLSMAIL_ENOEXT);
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, &o, 1, tail, sizeof tail), 0);
+    CHECK_STR(tail, "> NOTIFY=NEVER ORCPT=utf-8;j\xc3\xbcrgen@example.org");
+    /* checked whatever the server offers */
+    o.notify = TLSMAIL_NOTIFY_NEVER | TLSMAIL_NOTIFY_FAILURE;
+    CHECK_EQ_INT(tlsmail__check_rcpt_opts(&o), TLSMAIL_EINVAL);
+    o.notify = 16;
+    CHECK_EQ_INT(tlsmail__check_rcpt_opts(&o), TLSMAIL_EINVAL);
+    o.notify = TLSMAIL_NOTIFY_FAILURE;
+    o.orcpt = "a@b>c";
+    CHECK_EQ_INT(tlsmail__check_rcpt_opts(&o), TLSMAIL_EINVAL);
+    o.orcpt = "a@b.example";
+    CHECK_EQ_INT(tlsmail__check_rcpt_opts(&o), 0);
+    /* no DSN on the server: nothing declared */
+    fake_client(&fake, none, 1);
+    CHECK_EQ_INT(tlsmail__rcpt_tail(&fake, &o, 0, tail, sizeof tail), 0);
+    CHECK_STR(tail, ">");
+}
+
+/* Describe names what a local refusal was about, and explains the
+   enhanced status of a quoted reply. */
+TEST(describe_local_and_enhanced) {
+    static const char *const ehlo[] = { "AUTH LOGIN CRAM-MD5", "SIZE 100" };
+    char d[400];
+    fake_client(&fake, ehlo, 2);
+    fake.stage = TLSMAIL_STAGE_AUTH;
+    fake.auth_asked = TLSMAIL_AUTH_PLAIN;
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_ENOMECH, d, sizeof d),
+              "AUTH: server offers no usable AUTH mechanism (PLAIN asked for; the server offers "
+              "AUTH LOGIN CRAM-MD5)");
+    fake.stage = TLSMAIL_STAGE_MAIL;
+    fake.size_declared = 1870;
+    fake.ext.size_limit = 100;
+    CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ETOOBIG, d, sizeof d),
+                 "(1870 octets; the server's SIZE limit is 100)") != NULL);
+    fake.missing_ext = TLSMAIL__EXT_8BITMIME;
+    CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d),
+                 "(the message needs 8BITMIME, which the server does not offer)") != NULL);
+    fake.missing_ext = TLSMAIL__EXT_SMTPUTF8;
+    CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d), "needs SMTPUTF8") != NULL);
+    /* a quoted reply with its enhanced status explained */
+    fake.stage = TLSMAIL_STAGE_RCPT;
+    fake.code = 550;
+    fake.reply_fresh = 1;
+    fake.reply_tls = 1;
+    strcpy(fake.text, "5.1.1 no such user here");
+    strcpy(fake.enhanced, "5.1.1");
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_EPERMANENT, d, sizeof d),
+              "RCPT TO: server refused (5xx); server said: 550 5.1.1 no such user here "
+              "(5.1.1: bad destination mailbox address)");
+    fake.code = 452;
+    strcpy(fake.text, "4.2.2 mailbox full");
+    strcpy(fake.enhanced, "4.2.2");
+    CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ETRANSIENT, d, sizeof d),
+                 "(4.2.2: mailbox full; for now)") != NULL);
+    strcpy(fake.enhanced, "4.2.9");   /* a detail we don't list: its subject */
+    CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ETRANSIENT, d, sizeof d), "(4.2.9: mailbox; for now)"));
+    /* the OAuth error's status */
+    fake.stage = TLSMAIL_STAGE_AUTH;
+    fake.code = 535;
+    strcpy(fake.text, "5.7.8 Username and Password not accepted");
+    strcpy(fake.enhanced, "5.7.8");
+    strcpy(fake.auth_status, "401");
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_EAUTH, d, sizeof d),
+              "AUTH: authentication failed; server said: 535 5.7.8 Username and Password not "
+              "accepted (5.7.8: authentication credentials invalid) (OAuth error status: 401)");
+    /* cut to fit, always terminated */
+    CHECK_EQ_INT(strlen(tlsmail_describe(&fake, TLSMAIL_EAUTH, d, 20)), 19);
+    CHECK_EQ_INT(strlen(tlsmail_describe(&fake, TLSMAIL_EAUTH, d, 1)), 0);
+}
+
+TEST(error_class_enhanced) {
+    fake_client(&fake, NULL, 0);
+    fake.code = 550;
+    strcpy(fake.enhanced, "5.1.1");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_CONFIG);
+    strcpy(fake.enhanced, "5.7.1");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_CONFIG);
+    fake.code = 552;
+    strcpy(fake.enhanced, "5.3.4");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_CONFIG);
+    fake.code = 554;
+    strcpy(fake.enhanced, "5.6.7");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_CONFIG);
+    fake.code = 552;
+    strcpy(fake.enhanced, "5.2.2");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_REFUSED);
+    fake.enhanced[0] = '\0';
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_REFUSED);
+    CHECK_EQ_INT(tlsmail_error_class(NULL, TLSMAIL_EPERMANENT), TLSMAIL_CLASS_REFUSED);
+    fake.code = 451;
+    strcpy(fake.enhanced, "4.7.1");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_ETRANSIENT), TLSMAIL_CLASS_RETRY);
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_ECLIENTCERT), TLSMAIL_CLASS_CONFIG);
 }
 
 TEST(wipe) {
@@ -1055,6 +1588,7 @@ int main(int argc, char **argv) {
     RUN(ext_gmail);
     RUN(ext_postfix);
     RUN(ext_auth_forms);
+    RUN(ext_size);
     RUN(ext_params_and_junk);
     RUN(ext_overflow);
     RUN(b64_rfc4648_vectors);
@@ -1062,7 +1596,20 @@ int main(int argc, char **argv) {
     RUN(b64_decode_bad);
     RUN(b64_round_trip);
     RUN(plain_rfc4616);
-    RUN(plain_invalid);
+    RUN(auth_check_fields);
+    RUN(auth_constructors);
+    RUN(oauth_payloads);
+    RUN(b64_parts_streaming);
+    RUN(oauth_challenge);
+    RUN(oauth_status);
+    RUN(queue_id_forms);
+    RUN(queue_id_none);
+    RUN(xtext);
+    RUN(message_size_and_8bit);
+    RUN(mail_params);
+    RUN(rcpt_params);
+    RUN(describe_local_and_enhanced);
+    RUN(error_class_enhanced);
     RUN(wipe);
     RUN(dot_line_ends);
     RUN(dot_stuffing);
