@@ -1259,8 +1259,8 @@ enum { TLSMAIL__ADDR_RCPT = 0, TLSMAIL__ADDR_MAIL = 1, TLSMAIL__ADDR_MAILBOX = 2
    with RFC 6531 3.3's UTF-8, within the limits of RFC 5321 4.5.3.1. MAIL
    also takes "", the null reverse-path (4.5.5), and RCPT "Postmaster"
    alone, in any case (4.1.1.3, 4.5.1). Nothing that passes can break out
-   of "MAIL FROM:<...>": no control character passes, and '<', '>' and
-   spaces only inside a quoted local part. */
+   of "MAIL FROM:<...>": no control character passes, a space only inside
+   a quoted local part, '<' and '>' only there or in an address literal. */
 TLSMAIL__PRIVATE int tlsmail__check_mailbox(const char *addr, int kind) {
     const unsigned char *s = (const unsigned char *)addr;
     size_t len, at;
