@@ -3050,7 +3050,7 @@ TLSMAIL__PRIVATE int tlsmail__w_words(tlsmail__w *w, const char *s, size_t n, in
 
 /* RFC 2047 B-encoded words: "=?UTF-8?B?" + base64 + "?=", at most 75
    characters each (RFC 2047 2) and sized to what is left of the line, so a
-   line stays within 78; whole UTF-8 characters only (RFC 2047 5: each word
+   line stays within 76 (RFC 2047 2); whole UTF-8 characters only (5: each word
    must be decodable on its own). Adjacent encoded words are separated by a
    space, which decoders drop (RFC 2047 6.2), so the text round-trips. */
 TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {

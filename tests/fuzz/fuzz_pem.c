@@ -113,6 +113,7 @@ static const char *const labels[] = { "CERTIFICATE", "X509 CERTIFICATE", "TRUSTE
 typedef struct { unsigned char *p; size_t n, cap; } text;
 
 static void add(text *t, const void *s, size_t n) {
+    if (n == 0) return;
     if (t->n + n > t->cap) {
         t->cap = (t->n + n) * 2 + 64;
         t->p = (unsigned char *)realloc(t->p, t->cap);
