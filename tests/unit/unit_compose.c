@@ -713,10 +713,15 @@ static int header_lines(int (*f)(const char *line, size_t n)) {
     return bad;
 }
 
+/* A line with an encoded word (a token "=?...?=") over 76 characters. */
 static int over_76_with_word(const char *l, size_t n) {
-    const char *w = l, *end = l + n;
-    for (; w + 1 < end; w++)
-        if (w[0] == '=' && w[1] == '?') return n > 76;
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && l[e] != ' ' && l[e] != '\t') e++;
+        if (e - i >= 4 && !memcmp(l + i, "=?", 2) && !memcmp(l + e - 2, "?=", 2)) return n > 76;
+        i = e + 1;
+    }
     return 0;
 }
 
