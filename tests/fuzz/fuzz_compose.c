@@ -581,9 +581,15 @@ static void check_output(const input *in, const tlsmail_message *m, const char *
         /* "<32 hex@domain>": the From domain when it is an ASCII host name */
         const char *dom = "localhost";
         char d[256];
-        size_t at = mfrom->alen;
-        while (at > 0 && mfrom->addr[at - 1] != '@') at--;
-        if (at > 0) {
+        size_t at = 0;
+        /* the '@' after the local part: a quoted one may hold '@', and so
+           may a General-address-literal */
+        if (mfrom->addr[0] == '"')
+            for (at = 1; mfrom->addr[at] != '"'; at++)
+                if (mfrom->addr[at] == '\\') at++;
+        while (at < mfrom->alen && mfrom->addr[at] != '@') at++;
+        at++;
+        if (at < mfrom->alen) {
             size_t dl = mfrom->alen - at, z;
             int ascii = 1;
             memcpy(d, mfrom->addr + at, dl);
