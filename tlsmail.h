@@ -3014,38 +3014,46 @@ TLSMAIL__PRIVATE int tlsmail__check_hvalue(const char *s, size_t n, int *ascii) 
     return 0;
 }
 
-/* Emit s[0..n) as one unbreakable piece, after the white space sep (0:
-   none), which is a fold point (RFC 5322 2.2.3: folding inserts CRLF
-   before a WSP). Folds when the line would pass its limit and already
-   holds something; after: octets that must follow on this line (a comma).
-   Never before an empty piece, so no line is white space only. */
-TLSMAIL__PRIVATE int tlsmail__w_piece(tlsmail__w *w, int sep, const char *s, size_t n, size_t start,
-                                      size_t after) {
-    if (sep) {
-        char c = (char)sep;
-        if (n > 0 && w->col + 1 + n + after > tlsmail__w_limit(w) && w->col > start)
-            tlsmail__w_crlf(w);
-        tlsmail__w_put(w, &c, 1);
+/* One unit of header text: a run of white space (run[0..k), after one
+   space more if sp) and the word that follows it (n octets; none at the
+   end). RFC 5322 2.2.3 folds by putting CRLF before a WSP: the fold goes
+   inside the run, after as much of it as the line holds, so the run is
+   kept whole, a line passes its limit only for a word no line holds, and
+   no line is white space only. after: octets that must follow on this
+   line (a comma). */
+TLSMAIL__PRIVATE int tlsmail__w_unit(tlsmail__w *w, int sp, const char *run, size_t k, const char *word,
+                                     size_t n, size_t start, size_t after) {
+    size_t total = k + (sp ? 1u : 0u), keep = total, limit = tlsmail__w_limit(w), j;
+    if (n > 0 && total > 0 && w->col + total + n + after > limit && w->col > start) {
+        keep = w->col < limit ? limit - w->col : 0;
+        if (keep > total - 1) keep = total - 1; /* a WSP must follow the CRLF */
     }
-    tlsmail__w_put(w, s, n);
-    /* RFC 5322 2.1.1: 998 is a MUST; an unbreakable piece this long fails. */
+    for (j = 0; j < total; j++) {
+        if (j == keep) tlsmail__w_crlf(w);
+        tlsmail__w_put(w, sp && j == 0 ? " " : run + j - (sp ? 1u : 0u), 1);
+    }
+    tlsmail__w_put(w, word, n);
+    /* RFC 5322 2.1.1: 998 is a MUST; a unit this long fails. */
     return w->col + after > 998 ? TLSMAIL_EINVAL : 0;
 }
 
+TLSMAIL__PRIVATE int tlsmail__is_wsp(int c) { return c == ' ' || c == '\t'; }
+
 /* Text whose white space is where it may fold, e.g. an ASCII subject or a
-   quoted string: every space and tab stays as it is, and a fold goes only
-   before one that text follows. */
+   quoted string, unit by unit; every space and tab stays as it is. sp: a
+   space goes first. */
 TLSMAIL__PRIVATE int tlsmail__w_words(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
     size_t i = 0;
-    int err, sep = sp ? ' ' : 0;
-    for (;;) {
-        size_t j = i;
-        while (j < n && s[j] != ' ' && s[j] != '\t') j++;
-        if ((err = tlsmail__w_piece(w, sep, s + i, j - i, start, 0)) != 0) return err;
-        if (j >= n) return 0;
-        sep = (unsigned char)s[j];
-        i = j + 1;
+    while (i < n || sp) {
+        size_t ws = i, we;
+        int err;
+        while (i < n && tlsmail__is_wsp((unsigned char)s[i])) i++;
+        we = i;
+        while (i < n && !tlsmail__is_wsp((unsigned char)s[i])) i++;
+        if ((err = tlsmail__w_unit(w, sp, s + ws, we - ws, s + we, i - we, start, 0)) != 0) return err;
+        sp = 0;
     }
+    return 0;
 }
 
 /* RFC 2047 B-encoded words: "=?UTF-8?B?" + base64 + "?=", at most 75
@@ -3101,10 +3109,12 @@ TLSMAIL__PRIVATE int tlsmail__w_text(tlsmail__w *w, const char *s, size_t start)
     int ascii, enc;
     if (tlsmail__check_hvalue(s, n, &ascii)) return TLSMAIL_EINVAL;
     enc = !ascii || tlsmail__has_pair(s, n, '=', '?');
-    /* A word too long for a line (998 with the header name) is encoded,
-       which can be split; shorter long words (URLs) stay readable. */
+    /* A unit (white space and the word after it, which no fold splits) too
+       long for a line, 998 with the header name, is encoded, which can be
+       split; shorter long words (URLs) stay readable. */
     for (i = 0; i < n && !enc; i++) {
-        run = s[i] == ' ' || s[i] == '\t' ? 0 : run + 1;
+        int wsp = tlsmail__is_wsp((unsigned char)s[i]);
+        run = wsp && i > 0 && !tlsmail__is_wsp((unsigned char)s[i - 1]) ? 1 : run + 1;
         if (run > 900) enc = 1;
     }
     if (n == 0) return 0;
@@ -3157,7 +3167,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
         nlen = o;
     }
     if (nlen > sizeof nbuf) return TLSMAIL_EINVAL;
-    if (nlen == 0) return tlsmail__w_piece(w, sp ? ' ' : 0, abuf, alen, start, after);
+    if (nlen == 0) return tlsmail__w_unit(w, sp, NULL, 0, abuf, alen, start, after);
     if (tlsmail__check_hvalue(name, nlen, &ascii)) return TLSMAIL_EINVAL;
     for (i = 0; i < nlen; i++)
         if (!tlsmail__is_atext((unsigned char)name[i])) plain = 0;
@@ -3186,7 +3196,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
         br[0] = '<';
         memcpy(br + 1, abuf, alen);
         br[alen + 1] = '>';
-        return tlsmail__w_piece(w, ' ', br, alen + 2, start, after);
+        return tlsmail__w_unit(w, 1, NULL, 0, br, alen + 2, start, after);
     }
 }
 

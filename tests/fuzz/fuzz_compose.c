@@ -91,7 +91,8 @@ typedef struct {
 /* What the composer's doc says of one mailbox: "addr" or "Display Name
    <addr>", surrounding white space trimmed, a name in quotes taken as its
    content. Fills mb; returns BAD, GOOD, or EITHER when a word of the name
-   is so long that the 998-octet line may not hold it. */
+   (with the white space before it) is so long that the 998-octet line may
+   not hold it. */
 static int model_mailbox(const char *in, mailbox *mb) {
     size_t n = strlen(in), b = 0, e = n, i, lt = (size_t)-1, run = 0, maxrun = 0;
     const char *name = NULL;
@@ -130,10 +131,12 @@ static int model_mailbox(const char *in, mailbox *mb) {
         if (nlen) memcpy(mb->name, name, nlen);
         mb->nlen = nlen;
     }
-    /* Encoded names never fail; others are written as words, at worst
-       doubled by quoting. */
+    /* Encoded names never fail; others are written unit by unit (white
+       space and the word after it: no fold splits one), at worst doubled
+       by quoting. */
     for (i = 0; i < mb->nlen; i++) {
-        run = is_wsp(mb->name[i]) ? 0 : run + 1;
+        int wsp = is_wsp(mb->name[i]);
+        run = wsp && i > 0 && !is_wsp(mb->name[i - 1]) ? 1 : run + 1;
         if (run > maxrun) maxrun = run;
     }
     if (2 * maxrun + 2 >= 900) {

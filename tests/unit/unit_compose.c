@@ -790,6 +790,58 @@ TEST(folding_rules) {
     CHECK_STR(v + i, subj);
 }
 
+/* A run of spaces is folded inside, after what the line holds of it: it
+   once went out whole on one line, past the line's limit (76 after an
+   encoded word), and a long one failed a valid name or subject at 998. */
+TEST(white_space_runs_fold) {
+    static char subj[2100], name[1100], v[8192], dec[4096];
+    static const char *to[2];
+    tlsmail_message m = base_msg();
+    int bare;
+    size_t i;
+    /* words far apart */
+    memset(subj, ' ', 102);
+    subj[0] = 'a';
+    strcpy(subj + 101, "b");
+    m.subject = subj;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 78);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK_STR(v, subj);
+    /* a gap no line holds: encoded, and it round-trips */
+    memset(subj, ' ', 2002);
+    subj[0] = 'a';
+    strcpy(subj + 2001, "b");
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 78);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK(decode_2047(v, dec, sizeof dec) >= 0);
+    CHECK_STR(dec, subj);
+    /* after an encoded name, a quoted one with a long gap */
+    m = base_msg();
+    snprintf(name, sizeof name, "\"x%60sy\" <b@example.org>", "");
+    to[0] = "Jöhn Dœ mit einem längeren Namen <a@example.org>";
+    to[1] = name;
+    m.to = to;
+    m.nto = 2;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_76_with_word), 0);
+    CHECK_EQ_INT(header_lines(over_78), 0);
+    CHECK(header(out, "To", v, sizeof v) != NULL);
+    CHECK(strstr(v, name) != NULL);
+    /* a 1000-space gap in a name of 1002 octets: valid, and kept */
+    name[0] = '"';
+    name[1] = 'x';
+    for (i = 2; i < 1002; i++) name[i] = ' ';
+    strcpy(name + 1002, "y\" <b@example.org>");
+    to[0] = name;
+    m.nto = 1;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 998);
+    CHECK(header(out, "To", v, sizeof v) != NULL);
+    CHECK_STR(v, name);
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(exact_ascii_message);
@@ -810,5 +862,6 @@ int main(int argc, char **argv) {
     RUN(mailbox_encoding_independent_of_the_previous);
     RUN(size_query_matches_the_write);
     RUN(folding_rules);
+    RUN(white_space_runs_fold);
     return runner_finish();
 }
