@@ -863,9 +863,16 @@ struct tlsmail_io {
 
 /* ---- [checks] what the library checks, for tools to check first ---------- */
 
-/* 0 if tlsmail_mail/tlsmail_rcpt would accept addr ("" is refused: pass
-   the null reverse-path to tlsmail_mail directly), else TLSMAIL_EINVAL.
-   For tools that check their configuration before the first send. */
+/* 0 if addr is what tlsmail_rcpt accepts, else TLSMAIL_EINVAL: an RFC 5321
+   4.1.2 Mailbox, "local@domain" (the local part a dot-string such as
+   "first.last" or a quoted string such as "\"a b\"", at most 64 octets;
+   the domain a host name or an address literal, "[192.0.2.1]",
+   "[IPv6:2001:db8::1]"), UTF-8 allowed as RFC 6531 3.3 allows it, at most
+   254 octets in all; or "Postmaster" alone, in any case. tlsmail_mail
+   accepts the same but "Postmaster", and "" (the null reverse-path: pass
+   it to tlsmail_mail directly). Lists ("a@b,c@d"), groups, comments,
+   display names and angle brackets are not addresses. For tools that
+   check their configuration before the first send. */
 TLSMAIL_DEF int tlsmail_check_address(const char *addr);
 
 /* "host", "host:port", "[v6]:port" or a bare IPv6 address, split as Go's
@@ -911,17 +918,19 @@ typedef struct tlsmail_message {
    Content-Type text/plain; charset=UTF-8, and Content-Transfer-Encoding
    7bit when the body is ASCII without NUL and no line exceeds 998 octets,
    else quoted-printable (RFC 2045 6.7). Header lines are folded at 78
-   characters where a fold point exists and never exceed 998; non-ASCII
-   subjects and names become RFC 2047 "=?UTF-8?B?...?=" words of at most
-   75 characters that never split a UTF-8 character. Body line ends (CRLF,
+   characters where a fold point exists (76 on a line with an encoded
+   word, RFC 2047 2) and never exceed 998; non-ASCII subjects and names
+   become RFC 2047 "=?UTF-8?B?...?=" words of at most 75 characters that
+   never split a UTF-8 character. Body line ends (CRLF,
    LF, CR) become CRLF; the last line always gets one.
 
    TLSMAIL_EINVAL: m, from or len NULL; a CR, LF or other control character
    (TAB excepted) in any header value or display name (no header
-   injection); an address that tlsmail_mail/tlsmail_rcpt would refuse or
-   that has no '@'; a subject, name or body that is not UTF-8; a date or
-   message_id that is not printable ASCII; a display name over 1023
-   octets or with a word no 998-octet line can hold; date NULL under
+   injection); an address that is not a Mailbox (tlsmail_check_address;
+   "Postmaster" alone is no header address); a subject, name or body that
+   is not UTF-8; a date or message_id that is not printable ASCII; a
+   display name over 1023 octets, with a word no 998-octet line can hold,
+   or in quotes with a '"' inside that no backslash escapes; date NULL under
    TLSMAIL_NO_SOCKETS; message_id NULL and no system random source. */
 TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap, size_t *len);
 
@@ -2560,43 +2569,149 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
 
 /* ---- argument checks (RFC 5321 4.1.2, 4.5.3.1) ------------------------------ */
 
-/* Not a full RFC 5321 Mailbox grammar: the server judges syntax. This only
-   guarantees the argument cannot break out of "MAIL FROM:<...>" (no CR, LF,
-   NUL, '<' or '>', no bare space) and respects the size limits. */
-TLSMAIL__PRIVATE int tlsmail__check_mailbox(const char *addr, int allow_empty) {
-    size_t len, i, at = (size_t)-1;
-    int q = 0;
+/* RFC 5322 3.2.3 atext, which RFC 5321 4.1.2 builds Atom from, and RFC
+   6531 3.3's UTF8-non-ascii: the length of the atext character at s[0..n),
+   or 0. */
+TLSMAIL__PRIVATE size_t tlsmail__atext(const unsigned char *s, size_t n) {
+    if (s[0] >= 0x80) return tlsmail__utf8_char(s, n);
+    return tlsmail__isalnum(s[0]) || (s[0] && strchr("!#$%&'*+-/=?^_`{|}~", s[0])) ? 1 : 0;
+}
+
+/* The length of the RFC 5321 4.1.2 Local-part (Dot-string / Quoted-string)
+   at the start of s[0..n), or 0 when there is none. */
+TLSMAIL__PRIVATE size_t tlsmail__local_part(const unsigned char *s, size_t n) {
+    size_t i = 0, k;
+    if (n > 0 && s[0] == '"') {
+        /* Quoted-string = DQUOTE *(qtextSMTP / quoted-pairSMTP) DQUOTE:
+           qtextSMTP is %d32-33 / %d35-91 / %d93-126, or UTF8-non-ascii (RFC
+           6531 3.3); quoted-pairSMTP is "\" %d32-126. */
+        for (i = 1; i < n && s[i] != '"'; i += k) {
+            if (s[i] == '\\') k = i + 1 < n && s[i + 1] >= 32 && s[i + 1] <= 126 ? 2 : 0;
+            else if (s[i] >= 0x80) k = tlsmail__utf8_char(s + i, n - i);
+            else k = s[i] >= 32 && s[i] <= 126 ? 1 : 0;
+            if (k == 0) return 0;
+        }
+        return i < n ? i + 1 : 0;
+    }
+    for (;;) { /* Dot-string = Atom *("." Atom), Atom = 1*atext */
+        size_t start = i;
+        while (i < n && (k = tlsmail__atext(s + i, n - i)) > 0) i += k;
+        if (i == start) return 0;
+        if (i == n || s[i] != '.') return i;
+        i++;
+    }
+}
+
+/* RFC 5321 4.1.2 Domain = sub-domain *("." sub-domain), sub-domain =
+   Let-dig [Ldh-str]: letters, digits and hyphens, a hyphen neither first
+   nor last. RFC 6531 3.3 adds U-labels: the same with UTF-8 characters
+   among the letters. Whether those are IDNA2008-valid (RFC 5892) is for
+   the DNS to say; only valid UTF-8 gets through here. */
+TLSMAIL__PRIVATE int tlsmail__domain(const unsigned char *s, size_t n) {
+    size_t i = 0, k;
+    for (;;) {
+        size_t start = i;
+        for (; i < n && s[i] != '.'; i += k) {
+            if (s[i] >= 0x80) k = tlsmail__utf8_char(s + i, n - i);
+            else k = tlsmail__isalnum(s[i]) || s[i] == '-' ? 1 : 0;
+            if (k == 0) return 0;
+        }
+        if (i == start || s[start] == '-' || s[i - 1] == '-') return 0;
+        if (i == n) return 1;
+        i++;
+    }
+}
+
+/* RFC 5321 4.1.3 IPv4-address-literal = Snum 3("." Snum), Snum = 1*3DIGIT
+   of value 0 to 255. */
+TLSMAIL__PRIVATE int tlsmail__ipv4(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    int part;
+    for (part = 0; part < 4; part++) {
+        unsigned v = 0, d = 0;
+        if (part > 0 && (i >= n || s[i++] != '.')) return 0;
+        for (; i < n && d < 3 && tlsmail__isdigit(s[i]); i++, d++) v = v * 10 + (unsigned)(s[i] - '0');
+        if (d == 0 || v > 255) return 0;
+    }
+    return i == n;
+}
+
+/* RFC 5321 4.1.3 IPv6-addr: eight groups of 1*4HEXDIG, or at most six
+   around one "::"; or the last 32 bits as an IPv4 address, after six
+   groups, or at most four around the "::". */
+TLSMAIL__PRIVATE int tlsmail__ipv6(const unsigned char *s, size_t n) {
+    size_t i = 0, groups = 0;
+    int gap = 0;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') { gap = 1; i = 2; }
+    while (i < n) {
+        size_t k = 0;
+        if (memchr(s + i, '.', n - i) && !memchr(s + i, ':', n - i))
+            return tlsmail__ipv4(s + i, n - i) && (gap ? groups <= 4 : groups == 6);
+        while (i + k < n && k < 4 && tlsmail__isxdigit(s[i + k])) k++;
+        if (k == 0) return 0;
+        i += k;
+        groups++;
+        if (i == n) break;
+        if (s[i++] != ':' || i == n) return 0; /* a fifth digit, a final ':' */
+        if (s[i] == ':') {
+            if (gap) return 0;
+            gap = 1;
+            i++;
+        }
+    }
+    return gap ? groups <= 6 : groups == 8;
+}
+
+/* RFC 5321 4.1.3 address-literal = "[" ( IPv4-address-literal /
+   IPv6-address-literal / General-address-literal ) "]". */
+TLSMAIL__PRIVATE int tlsmail__address_literal(const unsigned char *s, size_t n) {
+    size_t tag, i;
+    if (n < 2 || s[0] != '[' || s[n - 1] != ']') return 0;
+    s++;
+    n -= 2;
+    if (tlsmail__ipv4(s, n)) return 1;
+    for (tag = 0; tag < n && s[tag] != ':'; tag++) {}
+    if (tag == 0 || tag + 1 >= n) return 0;
+    /* "IPv6:" IPv6-addr. The tag is the registered one, so it never passes
+       as a General-address-literal with any content. */
+    if (tag == 4 && tlsmail__ieqn((const char *)s, 4, "IPv6")) return tlsmail__ipv6(s + 5, n - 5);
+    /* General-address-literal = Standardized-tag ":" 1*dcontent; the tag is
+       an Ldh-str, dcontent is %d33-90 / %d94-126. */
+    if (s[tag - 1] == '-') return 0;
+    for (i = 0; i < tag; i++)
+        if (!tlsmail__isalnum(s[i]) && s[i] != '-') return 0;
+    for (i = tag + 1; i < n; i++)
+        if (s[i] < 33 || s[i] > 126 || (s[i] >= 91 && s[i] <= 93)) return 0;
+    return 1;
+}
+
+/* What an address is checked as. Callers of the dialogue pass 1 for MAIL
+   and 0 for RCPT, hence these values. */
+enum { TLSMAIL__ADDR_RCPT = 0, TLSMAIL__ADDR_MAIL = 1, TLSMAIL__ADDR_MAILBOX = 2 };
+
+/* RFC 5321 4.1.2 Mailbox = Local-part "@" ( Domain / address-literal ),
+   with RFC 6531 3.3's UTF-8, within the limits of RFC 5321 4.5.3.1. MAIL
+   also takes "", the null reverse-path (4.5.5), and RCPT "Postmaster"
+   alone, in any case (4.1.1.3, 4.5.1). Nothing that passes can break out
+   of "MAIL FROM:<...>": no control character passes, a space only inside
+   a quoted local part, '<' and '>' only there or in an address literal. */
+TLSMAIL__PRIVATE int tlsmail__check_mailbox(const char *addr, int kind) {
+    const unsigned char *s = (const unsigned char *)addr;
+    size_t len, at;
     if (!addr) return TLSMAIL_EINVAL;
     for (len = 0; len <= 254 && addr[len]; len++) {}
-    /* RFC 5321 4.5.5: "<>" is the null reverse-path, for bounces only. */
-    if (len == 0) return allow_empty ? 0 : TLSMAIL_EINVAL;
-    if (len > 254) return TLSMAIL_EINVAL; /* RFC 5321 4.5.3.1.3 path limit, less "<>" */
-    for (i = 0; i < len; i++)
-        if (addr[i] == '@') at = i;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)addr[i];
-        if (c < 0x20 || c == 0x7F || c == '<' || c == '>') return TLSMAIL_EINVAL;
-        if (q && c == '\\') { /* RFC 5321 4.1.2 quoted-pairSMTP */
-            if (++i >= len) return TLSMAIL_EINVAL;
-            c = (unsigned char)addr[i];
-            if (c < 0x20 || c == 0x7F || c == '<' || c == '>') return TLSMAIL_EINVAL;
-            continue;
-        }
-        if (c == '"') {
-            q = !q;
-            continue;
-        }
-        /* A space would end the path on the command line; only a
-           Quoted-string local part may hold one. */
-        if (c == ' ' && !(q && i < at)) return TLSMAIL_EINVAL;
-    }
-    if (q) return TLSMAIL_EINVAL;
-    if (at != (size_t)-1) {
-        size_t dl = len - at - 1;
-        /* RFC 5321 4.5.3.1.1 and 4.5.3.1.2 */
-        if (at == 0 || at > 64 || dl == 0 || dl > 255) return TLSMAIL_EINVAL;
-    }
-    return 0;
+    if (len == 0) return kind == TLSMAIL__ADDR_MAIL ? 0 : TLSMAIL_EINVAL;
+    /* 4.5.3.1.3: a path of at most 256 octets, "<>" included. So the domain
+       is always within its 255 (4.5.3.1.2). */
+    if (len > 254) return TLSMAIL_EINVAL;
+    if (kind == TLSMAIL__ADDR_RCPT && tlsmail__ieq(addr, "Postmaster")) return 0;
+    at = tlsmail__local_part(s, len);
+    /* 4.5.3.1.1: a local part of at most 64 octets */
+    if (at == 0 || at > 64 || at == len || s[at] != '@') return TLSMAIL_EINVAL;
+    s += at + 1;
+    len -= at + 1;
+    if (len > 0 && s[0] == '[') return tlsmail__address_literal(s, len) ? 0 : TLSMAIL_EINVAL;
+    return tlsmail__domain(s, len) ? 0 : TLSMAIL_EINVAL;
 }
 
 TLSMAIL__PRIVATE int tlsmail__check_token(const char *s, size_t maxlen) {
@@ -6229,6 +6344,7 @@ typedef struct tlsmail__w {
     char *buf;
     size_t cap, n;    /* n: bytes produced so far, written or not */
     size_t col;       /* octets on the current header line */
+    int enc;          /* the current line holds an encoded word */
     int overflow;     /* n wrapped around size_t */
 } tlsmail__w;
 
@@ -6247,6 +6363,20 @@ TLSMAIL__PRIVATE void tlsmail__w_str(tlsmail__w *w, const char *s) { tlsmail__w_
 TLSMAIL__PRIVATE void tlsmail__w_crlf(tlsmail__w *w) {
     tlsmail__w_put(w, "\r\n", 2);
     w->col = 0;
+    w->enc = 0;
+}
+
+/* RFC 5322 2.1.1: lines of at most 78 characters; RFC 2047 2: at most 76
+   on a line that holds an encoded word. */
+TLSMAIL__PRIVATE size_t tlsmail__w_limit(const tlsmail__w *w) { return w->enc ? 76 : 78; }
+
+/* Whether s[0..n) holds the octets a, b in a row. Bounded: names are
+   slices of the caller's string, not strings of their own. */
+TLSMAIL__PRIVATE int tlsmail__has_pair(const char *s, size_t n, char a, char b) {
+    size_t i;
+    for (i = 0; i + 1 < n; i++)
+        if (s[i] == a && s[i + 1] == b) return 1;
+    return 0;
 }
 
 /* A header value: valid UTF-8 with no control character but TAB. *ascii
@@ -6267,38 +6397,51 @@ TLSMAIL__PRIVATE int tlsmail__check_hvalue(const char *s, size_t n, int *ascii) 
     return 0;
 }
 
-/* Emit s[0..n) as one unbreakable piece; a space before it (sp) is a fold
-   point (RFC 5322 2.2.3: folding inserts CRLF before a WSP). Folds when the
-   line would pass 78 characters and the line already holds something. */
-TLSMAIL__PRIVATE int tlsmail__w_piece(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
-    if (sp) {
-        if (n > 0 && w->col + 1 + n > 78 && w->col > start) tlsmail__w_crlf(w);
-        tlsmail__w_put(w, " ", 1);
+/* One unit of header text: a run of white space (run[0..k), after one
+   space more if sp) and the word that follows it (n octets; none at the
+   end). RFC 5322 2.2.3 folds by putting CRLF before a WSP: the fold goes
+   inside the run, after as much of it as the line holds, so the run is
+   kept whole, a line passes its limit only for a word no line holds, and
+   no line is white space only. after: octets that must follow on this
+   line (a comma). */
+TLSMAIL__PRIVATE int tlsmail__w_unit(tlsmail__w *w, int sp, const char *run, size_t k, const char *word,
+                                     size_t n, size_t start, size_t after) {
+    size_t total = k + (sp ? 1u : 0u), keep = total, limit = tlsmail__w_limit(w), j;
+    if (n > 0 && total > 0 && w->col + total + n + after > limit && w->col > start) {
+        keep = w->col < limit ? limit - w->col : 0;
+        if (keep > total - 1) keep = total - 1; /* a WSP must follow the CRLF */
     }
-    tlsmail__w_put(w, s, n);
-    /* RFC 5322 2.1.1: 998 is a MUST; an unbreakable piece this long fails. */
-    return w->col > 998 ? TLSMAIL_EINVAL : 0;
+    for (j = 0; j < total; j++) {
+        if (j == keep) tlsmail__w_crlf(w);
+        tlsmail__w_put(w, sp && j == 0 ? " " : run + j - (sp ? 1u : 0u), 1);
+    }
+    tlsmail__w_put(w, word, n);
+    /* RFC 5322 2.1.1: 998 is a MUST; a unit this long fails. */
+    return w->col + after > 998 ? TLSMAIL_EINVAL : 0;
 }
 
-/* Text whose spaces are fold points, e.g. an ASCII subject or a quoted
-   string: runs of spaces stay as they are, folding happens only before a
-   space that is followed by text (no whitespace-only lines). */
+TLSMAIL__PRIVATE int tlsmail__is_wsp(int c) { return c == ' ' || c == '\t'; }
+
+/* Text whose white space is where it may fold, e.g. an ASCII subject or a
+   quoted string, unit by unit; every space and tab stays as it is. sp: a
+   space goes first. */
 TLSMAIL__PRIVATE int tlsmail__w_words(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
     size_t i = 0;
-    int err;
-    for (;;) {
-        size_t j = i;
-        while (j < n && s[j] != ' ') j++;
-        if ((err = tlsmail__w_piece(w, s + i, j - i, sp, start)) != 0) return err;
-        if (j >= n) return 0;
-        sp = 1;
-        i = j + 1;
+    while (i < n || sp) {
+        size_t ws = i, we;
+        int err;
+        while (i < n && tlsmail__is_wsp((unsigned char)s[i])) i++;
+        we = i;
+        while (i < n && !tlsmail__is_wsp((unsigned char)s[i])) i++;
+        if ((err = tlsmail__w_unit(w, sp, s + ws, we - ws, s + we, i - we, start, 0)) != 0) return err;
+        sp = 0;
     }
+    return 0;
 }
 
 /* RFC 2047 B-encoded words: "=?UTF-8?B?" + base64 + "?=", at most 75
    characters each (RFC 2047 2) and sized to what is left of the line, so a
-   line stays within 78; whole UTF-8 characters only (RFC 2047 5: each word
+   line stays within 76 (RFC 2047 2); whole UTF-8 characters only (5: each word
    must be decodable on its own). Adjacent encoded words are separated by a
    space, which decoders drop (RFC 2047 6.2), so the text round-trips. */
 TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, int sp, size_t start) {
@@ -6311,7 +6454,7 @@ TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, 
         /* After the optional space: 12 characters of frame, then base64,
            at most 60 of it (75 - 12, in whole 4-character groups). */
         size_t col = w->col + (sp ? 1u : 0u);
-        room = col + 12 < 78 ? 78 - col - 12 : 0;
+        room = col + 12 < 76 ? 76 - col - 12 : 0;
         if (room > 60) room = 60;
         maxraw = room / 4 * 3;
         k = tlsmail__utf8_char(u + i, n - i);
@@ -6334,6 +6477,7 @@ TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, 
         tlsmail__w_str(w, "=?UTF-8?B?");
         tlsmail__w_put(w, b64, blen);
         tlsmail__w_str(w, "?=");
+        w->enc = 1;
         if (w->col > 998) return TLSMAIL_EINVAL;
         i += take;
         sp = 1;
@@ -6347,11 +6491,13 @@ TLSMAIL__PRIVATE int tlsmail__w_text(tlsmail__w *w, const char *s, size_t start)
     size_t n = strlen(s), i, run = 0;
     int ascii, enc;
     if (tlsmail__check_hvalue(s, n, &ascii)) return TLSMAIL_EINVAL;
-    enc = !ascii || strstr(s, "=?") != NULL;
-    /* A word too long for a line (998 with the header name) is encoded,
-       which can be split; shorter long words (URLs) stay readable. */
+    enc = !ascii || tlsmail__has_pair(s, n, '=', '?');
+    /* A unit (white space and the word after it, which no fold splits) too
+       long for a line, 998 with the header name, is encoded, which can be
+       split; shorter long words (URLs) stay readable. */
     for (i = 0; i < n && !enc; i++) {
-        run = s[i] == ' ' ? 0 : run + 1;
+        int wsp = tlsmail__is_wsp((unsigned char)s[i]);
+        run = wsp && i > 0 && !tlsmail__is_wsp((unsigned char)s[i - 1]) ? 1 : run + 1;
         if (run > 900) enc = 1;
     }
     if (n == 0) return 0;
@@ -6365,12 +6511,14 @@ TLSMAIL__PRIVATE int tlsmail__is_atext(int c) {
 }
 
 /* One mailbox: "addr", or a display name and "<addr>". The name is written
-   as atoms, a quoted string, or encoded words, whichever it needs. sp: a
-   space (fold point) goes first. */
-TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, size_t start) {
+   as atoms, a quoted string, or encoded words, whichever it needs; that
+   depends on this mailbox alone. sp: a space (fold point) goes first;
+   after: octets that will follow it on its line. */
+TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, size_t start,
+                                        size_t after) {
     const char *lt, *name = NULL, *addr = in;
     size_t nlen = 0, alen = strlen(in), i;
-    char abuf[256], nbuf[1024];
+    char abuf[256], nbuf[1023];
     int ascii, err, plain = 1;
     if (tlsmail__check_hvalue(in, alen, &ascii)) return TLSMAIL_EINVAL;
     /* Trim the surrounding whitespace. */
@@ -6386,32 +6534,29 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
     if (alen == 0 || alen >= sizeof abuf) return TLSMAIL_EINVAL;
     memcpy(abuf, addr, alen);
     abuf[alen] = 0;
-    if (tlsmail__check_mailbox(abuf, 0) || !strchr(abuf, '@')) return TLSMAIL_EINVAL;
-    /* A name already in quotes is taken as its content (quoted-pairs
-       undone); it is re-quoted below as needed. */
+    if (tlsmail__check_mailbox(abuf, TLSMAIL__ADDR_MAILBOX)) return TLSMAIL_EINVAL;
+    /* A name already in quotes is taken as its content (RFC 5322 3.2.4:
+       quoted-pairs undone); it is re-quoted below as needed. */
     if (nlen >= 2 && name[0] == '"' && name[nlen - 1] == '"') {
         size_t o = 0;
         for (i = 1; i + 1 < nlen; i++) {
-            if (name[i] == '\\' && i + 2 < nlen) i++;
-            else if (name[i] == '"') return TLSMAIL_EINVAL;
+            if (name[i] == '"') return TLSMAIL_EINVAL;
+            /* a backslash before the last quote escapes it: unterminated */
+            if (name[i] == '\\' && ++i + 1 >= nlen) return TLSMAIL_EINVAL;
             if (o >= sizeof nbuf) return TLSMAIL_EINVAL;
             nbuf[o++] = name[i];
         }
         name = nbuf;
         nlen = o;
-    } else if (nlen >= sizeof nbuf) {
-        return TLSMAIL_EINVAL;
-    } else if (nlen) {
-        memcpy(nbuf, name, nlen);
-        name = nbuf;
     }
-    if (nlen == 0) return tlsmail__w_piece(w, abuf, alen, sp, start);
+    if (nlen > sizeof nbuf) return TLSMAIL_EINVAL;
+    if (nlen == 0) return tlsmail__w_unit(w, sp, NULL, 0, abuf, alen, start, after);
     if (tlsmail__check_hvalue(name, nlen, &ascii)) return TLSMAIL_EINVAL;
     for (i = 0; i < nlen; i++)
         if (!tlsmail__is_atext((unsigned char)name[i])) plain = 0;
     /* Leading, trailing or doubled spaces would be lost as bare atoms. */
-    if (name[0] == ' ' || name[nlen - 1] == ' ' || (nlen >= 2 && strstr(name, "  "))) plain = 0;
-    if (!ascii || strstr(name, "=?")) {
+    if (name[0] == ' ' || name[nlen - 1] == ' ' || tlsmail__has_pair(name, nlen, ' ', ' ')) plain = 0;
+    if (!ascii || tlsmail__has_pair(name, nlen, '=', '?')) {
         /* Not ASCII, or would be read as encoded words: encode it. */
         err = tlsmail__w_encoded(w, name, nlen, sp, start);
     } else if (plain) {
@@ -6434,7 +6579,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
         br[0] = '<';
         memcpy(br + 1, abuf, alen);
         br[alen + 1] = '>';
-        return tlsmail__w_piece(w, br, alen + 2, 1, start);
+        return tlsmail__w_unit(w, 1, NULL, 0, br, alen + 2, start, after);
     }
 }
 
@@ -6448,7 +6593,7 @@ TLSMAIL__PRIVATE int tlsmail__w_list(tlsmail__w *w, const char *hdr, const char 
     for (i = 0; i < n; i++) {
         if (!v[i]) return TLSMAIL_EINVAL;
         if (i) tlsmail__w_put(w, ",", 1);
-        if ((err = tlsmail__w_mailbox(w, v[i], 1, start)) != 0) return err;
+        if ((err = tlsmail__w_mailbox(w, v[i], 1, start, i + 1 < n ? 1 : 0)) != 0) return err;
     }
     tlsmail__w_crlf(w);
     return 0;
@@ -6539,7 +6684,8 @@ TLSMAIL__PRIVATE void tlsmail__msgid_domain(const char *from, char *out, size_t 
     n = (size_t)(end - at);
     if (at == from || n == 0 || n >= cap) goto fallback;
     for (p = at; p < end; p++)
-        if (!(tlsmail__isalnum((unsigned char)*p) || *p == '-' || *p == '.')) goto fallback;
+        if ((unsigned char)*p >= 0x80) goto fallback;
+    if (!tlsmail__domain((const unsigned char *)at, n)) goto fallback;
     memcpy(out, at, n);
     out[n] = 0;
     return;
@@ -6662,7 +6808,7 @@ TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t ca
     w.buf = buf;
     w.cap = buf ? cap : 0;
     w.col = sizeof "From:" - 1;
-    if ((err = tlsmail__w_mailbox(&w, mailbox, 1, w.col)) != 0) return err;
+    if ((err = tlsmail__w_mailbox(&w, mailbox, 1, w.col, 0)) != 0) return err;
     if (w.overflow) return TLSMAIL_ENOMEM;
     *len = w.n;
     if (!buf) return 0;
@@ -6712,19 +6858,14 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
         tlsmail__date(date, now);
     }
     if (!m->message_id) {
+        /* Made for the size query too: one path, so both runs agree, and
+           the id has a fixed width. */
         tlsmail__msgid_domain(m->from, domain, sizeof domain);
-        if (buf) {
-            if ((err = tlsmail__msgid_random(hex)) != 0) return err;
-        } else {
-            /* Same width as the real one; the seeder must exist either way. */
-            if (!br_prng_seeder_system(NULL)) return TLSMAIL_EINVAL;
-            memset(hex, '0', sizeof hex - 1);
-            hex[sizeof hex - 1] = 0;
-        }
+        if ((err = tlsmail__msgid_random(hex)) != 0) return err;
     }
 
     tlsmail__w_str(&w, "From:");
-    if ((err = tlsmail__w_mailbox(&w, m->from, 1, w.col)) != 0) return err;
+    if ((err = tlsmail__w_mailbox(&w, m->from, 1, w.col, 0)) != 0) return err;
     tlsmail__w_crlf(&w);
     if (m->nto && (err = tlsmail__w_list(&w, "To:", m->to, m->nto)) != 0) return err;
     if (m->ncc && (err = tlsmail__w_list(&w, "Cc:", m->cc, m->ncc)) != 0) return err;

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""Regenerates the committed seed corpora: tests/fuzz/corpus/<target>/.
-Run from anywhere: /usr/bin/python3 tests/fuzz/mkseeds.py"""
-import base64, hashlib, os, shutil
+"""Regenerates the committed seed corpora: tests/fuzz/corpus/<target>/, and
+the regression inputs made from the audit's reproducers
+(tests/fuzz/regress/<target>/audit_*). Certificates are made here with the
+openssl CLI (fresh keys each run). Run from anywhere:
+/usr/bin/python3 tests/fuzz/mkseeds.py [AUDIT_DIR]   (default /work/shared/audit)"""
+import base64, hashlib, os, shutil, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -147,10 +150,187 @@ def dot_seeds():
         out[k] = bytes([((i * 5) % 32) << 3 | n]) + bytes([(i * 37 + j * 11) % 256 for j in range(n)]) + v
     return out
 
-def write(target, seeds):
-    d = os.path.join(HERE, "corpus", target)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+# -- fuzz_address: every rule of RFC 5321 4.1.2 / 4.1.3 and RFC 6531 3.3
+ADDRESSES = [
+    "a@example.org", "first.last@example.org", "!#$%&'*+-/=?^_`{|}~@example.org",
+    '"a b"@example.org', '""@example.org', '"\\"\\\\"@example.org', '"a@b"@x', '"a<b>"@x',
+    "a@b-c.example", "a@123", "a@[192.0.2.1]", "a@[255.255.255.255]", "a@[256.0.0.1]",
+    "a@[IPv6:2001:db8::1]", "a@[IPv6:::]", "a@[IPv6:1:2:3:4:5:6:7:8]", "a@[IPv6:1:2:3:4:5:6::]",
+    "a@[IPv6:::ffff:192.0.2.1]", "a@[IPv6:1:2:3:4:5:6:192.0.2.1]", "a@[ipv6:1::2]",
+    "a@[IPv6:1:2:3:4:5:6:7::]", "a@[IPv6:zz]", "a@[x-tag:any!thing]", "a@[x:<>]",
+    "j\u00f6rg@example.org", "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a", '"\u00e9 \u00e9"@x',
+    "a@b\u00fccher.example", "\U0001f600@x",
+    "a@b,c@d", "g:a@b;", "a@b(x)", ".a@b", "a..b@c", "a.@b", "a@-b", "a@b-", "a@b..c", "a@b.",
+    "a b@c", '"a\\"@c', "a@", "@b", "Postmaster", "postmaster", "", "a@b\r\nRCPT TO:<x@y>",
+    "l" * 64 + "@example.org", "l" * 65 + "@example.org", "l@" + "d" * 252, "l@" + "d" * 253,
+]
+
+def address_seeds():
+    out = {}
+    for i, a in enumerate(ADDRESSES):
+        raw = a.encode("utf-8", "surrogatepass")
+        out["addr_%02d" % i] = raw
+    out["bad_utf8"] = b"a\xc3@x"
+    out["overlong"] = b"\xc0\xaf@x"
+    out["surrogate"] = b"\xed\xa0\x80@x"
+    out["nul_inside"] = b"a@b\x00c"
+    return out
+
+# -- fuzz_compose: byte 0 flags (bits 0-1 To, 2-3 Cc, 4 generated Date, 5 a
+# Message-ID field, 6 Subject NULL, 7 small buffers), NUL-separated fields
+# from, to..., cc..., subject, [message_id], then the body.
+def compose_input(flags, fields, body):
+    return bytes([flags]) + b"".join(f.encode() + b"\0" for f in fields) + body
+
+def compose_seeds():
+    u = "J\u00f6hn D\u0153 <john@example.org>"
+    return {
+        "plain": compose_input(1, ["sender@example.org", "rcpt@example.org", "Hello"], b"body\n"),
+        "names": compose_input(3 | 1 << 2, ["\u00c5lice <alice@example.org>", u,
+                                            "Doe, Jane <jane@example.org>",
+                                            '"Quote \\" Back\\\\slash" <q@example.org>',
+                                            "Plain Name <plain@example.org>",
+                                            "Gr\u00fc\u00dfe aus K\u00f6ln \u2713"],
+                               "h\u00e9llo = w\u00f6rld  \ntrailing\t\r\nx".encode()),
+        "generated": compose_input(1 | 16 | 128, ["Sender <s@Mail.Example.org>", "r@[IPv6:::1]",
+                                                  "A plain ASCII subject that is long enough to be folded onto "
+                                                  "a second line and maybe a third"], b"a" * 1200),
+        "msgid": compose_input(2 | 32 | 128, ["a@b.c", "c@d.e", "\"x y\"@[192.0.2.1]", "",
+                                             "<id@host>"], b""),
+        "encoded_word_lookalike": compose_input(1, ["a@b.c", "=?UTF-8?B?Zm9v?= <x@y.z>",
+                                                    "looks like =?UTF-8?B?Zm9v?= a word"], b".\r\n..\r\n"),
+        "long_word": compose_input(1, ["a@b.c", "Name " + "w" * 500 + " <x@y.z>", "s" * 950], b"\0NUL"),
+        "tabs": compose_input(1 | 4, ["\"a\tb\" <a@b.c>", "x@y.z", "t@u.v",
+                                      "a" * 60 + "\t" + "b" * 20 + " \t"], b"tab\t\n"),
+        "many": compose_input(3 | 12, ["Person One <one@example.org>"] +
+                              ["Person Number %d With A Long Name <person%d@example.org>" % (i, i) for i in range(6)] +
+                              ["Subject"], "\u00e9".encode() * 600),
+        "invalid": compose_input(1, ["a@b,c@d", "g:a@b;", "x\r\nBcc: y@z"], b"\xff"),
+    }
+
+# -- fuzz_starttls: byte 0 (bit 0 step session, bits 1-4 read size - 1, bit
+# 5 partial writes), then the server's side
+def starttls_seeds():
+    greet = ["220 mail.example.org ESMTP"]
+    plain_ehlo = ["250-mail.example.org", "250-PIPELINING", "250-STARTTLS", "250-AUTH PLAIN LOGIN",
+                  "250 8BITMIME"]
+    tls_ehlo = ["250-mail.example.org", "250-PIPELINING", "250-AUTH PLAIN LOGIN", "250 8BITMIME"]
+    go = ["220 2.0.0 Ready to start TLS"]
+    after = tls_ehlo + ["235 2.7.0 ok", "250 ok", "250 ok", "354 go", "250 queued", "221 bye"]
+    out = {}
+    # bit 6: a NUL is where the server waits for the client's next line
+    # (after the 220 to STARTTLS, for the handshake)
+    def add(name, before, after_go=(), flags=30 | 64):
+        out[name] = bytes([flags]) + crlf(*before) + (b"\0" + crlf(*after_go) if after_go else b"")
+    add("ok_send", greet + plain_ehlo + go, after)
+    add("ok_step", greet + plain_ehlo + go, after, 31 | 64)
+    add("ok_small_reads", greet + plain_ehlo + go, after, 64)
+    add("ok_partial_writes", greet + plain_ehlo + go, after, 32 | 64 | 6)
+    add("ok_no_turns_byte_reads", greet + plain_ehlo + go + after, (), 0)
+    add("no_starttls", greet + tls_ehlo)
+    add("starttls_first_line_only", greet + ["250 STARTTLS"])
+    add("starttls_454", greet + plain_ehlo + ["454 4.7.0 TLS not available"])
+    add("starttls_250", greet + plain_ehlo + ["250 ok"])
+    add("injected_after_220", greet + plain_ehlo + go + ["250 injected"], after)
+    add("injected_one_read", greet + plain_ehlo + go + ["250 injected"], (), 30)
+    add("greeting_554", ["554 no service"])
+    add("greeting_multiline", ["220-mail.example.org", "220 ESMTP"] + plain_ehlo + go, after)
+    add("ehlo_502", greet + ["502 5.5.1 unknown"])
+    add("auth_only_in_plaintext", greet + plain_ehlo + go,
+        ["250-mail.example.org", "250 8BITMIME", "250 ok", "250 ok", "354 go", "250 queued"])
+    add("step_auth_only_in_plaintext", greet + plain_ehlo + go,
+        ["250-mail.example.org", "250 8BITMIME", "250 ok", "250 ok", "354 go", "250 queued"], 31 | 64)
+    add("multiline_220", greet + plain_ehlo + ["220-go", "220 ahead"], after)
+    out["lf_only"] = out["ok_send"].replace(b"\r\n", b"\n")
+    return out
+
+# -- certificates for fuzz_pem and fuzz_pin, made with the openssl CLI
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def make_certs(tmp):
+    """DER certificates: an RSA CA, leaves of each key type it signs, and
+    self-signed EC certificates on each curve BearSSL knows."""
+    ext = os.path.join(tmp, "leaf.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=DNS:mail.example.org\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "3650", "-subj", "/O=tlsmail fuzz/CN=fuzz root CA", cwd=tmp)
+    certs = {"ca_rsa2048": "ca.pem"}
+    keys = {"leaf_p256": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            "leaf_rsa1024": ["-newkey", "rsa:1024"]}
+    for name, kargs in keys.items():
+        openssl("req", "-new", "-nodes", *kargs, "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=mail.example.org", cwd=tmp)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "365", "-extfile", ext, "-out", name + ".pem", cwd=tmp)
+        certs[name] = name + ".pem"
+    for curve in ("P-256", "P-384", "P-521"):
+        name = "self_" + curve.replace("-", "").lower()
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:" + curve, "-nodes",
+                "-keyout", name + ".key", "-out", name + ".pem", "-days", "365",
+                "-subj", "/CN=" + name + ".example", cwd=tmp)
+        certs[name] = name + ".pem"
+    out = {}
+    for name, pem in certs.items():
+        openssl("x509", "-in", pem, "-outform", "DER", "-out", name + ".der", cwd=tmp)
+        with open(os.path.join(tmp, name + ".der"), "rb") as f:
+            out[name] = f.read()
+    return out
+
+def pem_block(der, label="CERTIFICATE", nl="\n"):
+    b = base64.b64encode(der).decode()
+    return ("-----BEGIN %s-----%s" % (label, nl) + "".join(b[i:i + 64] + nl for i in range(0, len(b), 64))
+            + "-----END %s-----%s" % (label, nl)).encode()
+
+def entries(*ders):
+    return b"".join(len(d).to_bytes(2, "big") + d for d in ders)
+
+# -- fuzz_pem: byte 0 (bit 0 wrapped DER entries, bits 1-3 failing
+# allocation, bit 4 CRLF, bit 5 no final newline, bits 6-7 label)
+def pem_seeds(c):
+    out = {
+        "one_rsa": bytes([0]) + pem_block(c["ca_rsa2048"]),
+        "bundle": bytes([0]) + b"junk before\n" + pem_block(c["ca_rsa2048"]) + b"# between\n"
+                  + pem_block(c["leaf_p256"]) + pem_block(c["self_p384"]),
+        "crlf_no_final_newline": bytes([0]) + pem_block(c["self_p521"], nl="\r\n")[:-2],
+        "duplicate": bytes([0]) + pem_block(c["leaf_p256"]) * 2,
+        "x509_label": bytes([0]) + pem_block(c["self_p256"], "X509 CERTIFICATE"),
+        "private_key_only": bytes([0]) + pem_block(b"\x30\x03\x02\x01\x00", "PRIVATE KEY"),
+        "bad_base64": bytes([0]) + b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        "unterminated": bytes([0]) + pem_block(c["ca_rsa2048"])[:300],
+        "trailing_der": bytes([0]) + pem_block(c["leaf_p256"] + b"\0" * 9),
+        "wrapped_chain": bytes([1]) + entries(c["leaf_p256"], c["ca_rsa2048"]),
+        "wrapped_all": bytes([1 | 16]) + entries(c["self_p256"], c["self_p384"], c["self_p521"]),
+        "wrapped_truncated": bytes([1 | 32]) + entries(c["leaf_rsa1024"][:200]),
+        "wrapped_trusted_label": bytes([1 | 2 << 6]) + entries(c["self_p256"]),
+        "alloc_fail_1": bytes([1 << 1]) + pem_block(c["self_p256"]) * 2,
+        "alloc_fail_3": bytes([1 | 3 << 1]) + entries(c["self_p256"], c["self_p384"], c["leaf_p256"]),
+    }
+    return out
+
+# -- fuzz_pin: byte 0 (bit 0 right pin, else 32 pin octets follow; bits 1-7
+# largest fragment - 1), then entries
+def pin_seeds(c):
+    return {
+        "p256_leaf_chain": bytes([1 | 15 << 1]) + entries(c["leaf_p256"], c["ca_rsa2048"]),
+        "rsa1024_leaf": bytes([1 | 0 << 1]) + entries(c["leaf_rsa1024"]),
+        "rsa2048": bytes([1 | 63 << 1]) + entries(c["ca_rsa2048"]),
+        "p384": bytes([1 | 7 << 1]) + entries(c["self_p384"]),
+        "p521": bytes([1 | 127 << 1]) + entries(c["self_p521"]),
+        "wrong_pin": bytes([30]) + b"\x5a" * 32 + entries(c["self_p256"]),
+        "trailing_bytes": bytes([1 | 2 << 1]) + entries(c["self_p256"] + b"\0" * 9),
+        "truncated": bytes([1 | 3 << 1]) + entries(c["self_p256"][:150]),
+        "empty_chain": bytes([30]) + b"\x00" * 32,
+        "empty_cert": bytes([30]) + b"\x00" * 32 + entries(b"", c["self_p256"]),
+    }
+
+def write(target, seeds, kind="corpus", clear=True):
+    d = os.path.join(HERE, kind, target)
+    if clear:
+        shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():
         assert len(data) < 4096, (target, name, len(data))
         with open(os.path.join(d, name), "wb") as f:
@@ -195,6 +375,28 @@ def queue_id_seeds():
         "dots": (128, "queued as ..."),
         "brackets": (128, "<<<>>> <a<b> id= - gsmtp"),
     }.items()}
+def pem_to_der(pem):
+    body = b"".join(l for l in pem.splitlines() if l and not l.startswith(b"-----"))
+    return base64.b64decode(body)
+
+def audit_regressions(audit):
+    """The audit's crash inputs, in each target's input format."""
+    with open(os.path.join(audit, "pem_crash.pem"), "rb") as f:
+        crash_pem = f.read()
+    der = pem_to_der(crash_pem)
+    # the reproducer fed the pin engine 16-octet fragments, with a wrong pin
+    write("fuzz_pem", {"audit_pem_crash": bytes([0]) + crash_pem,
+                       "audit_pem_crash_wrapped": bytes([1]) + entries(der)}, "regress", False)
+    write("fuzz_pin", {"audit_pem_crash_der": bytes([15 << 1]) + b"0123456789abcdef" * 2 + entries(der),
+                       "audit_pem_crash_der_right_pin": bytes([1 | 15 << 1]) + entries(der)},
+          "regress", False)
+    # compose_size_input.bin: from, to1, to2, subject, body (message id "x@y")
+    with open(os.path.join(audit, "compose_size_input.bin"), "rb") as f:
+        raw = f.read()
+    parts = raw.split(b"\0", 4)
+    body = parts[4] if len(parts) > 4 else b""
+    reshaped = bytes([2 | 32]) + b"".join(p + b"\0" for p in parts[:4]) + b"x@y\0" + body
+    write("fuzz_compose", {"audit_compose_size": reshaped}, "regress", False)
 
 write("fuzz_client", client_seeds())
 write("fuzz_challenge", challenge_seeds())
@@ -203,3 +405,13 @@ write("fuzz_reply", reply_seeds())
 write("fuzz_ehlo", ehlo_seeds())
 write("fuzz_base64", base64_seeds())
 write("fuzz_dot", dot_seeds())
+write("fuzz_address", address_seeds())
+write("fuzz_compose", compose_seeds())
+write("fuzz_starttls", starttls_seeds())
+with tempfile.TemporaryDirectory() as tmp:
+    certs = make_certs(tmp)
+write("fuzz_pem", pem_seeds(certs))
+write("fuzz_pin", pin_seeds(certs))
+audit = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/audit"
+if os.path.isdir(audit):
+    audit_regressions(audit)

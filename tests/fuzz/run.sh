@@ -27,14 +27,20 @@ mkdir -p "$out/artifacts" || exit 2
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# Per target: extra compiler flags and a dictionary. A target added later
+# (e.g. the CLI's argument and header parsing) adds its lines here.
 declare -A extra=(
     [fuzz_client]="-DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
+    [fuzz_starttls]="-DTLSMAIL_STARTTLS -DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
 )
 declare -A dict=(
     [fuzz_client]=tests/fuzz/smtp.dict [fuzz_reply]=tests/fuzz/smtp.dict
     [fuzz_ehlo]=tests/fuzz/smtp.dict [fuzz_base64]=tests/fuzz/base64.dict
     [fuzz_dot]=tests/fuzz/dot.dict [fuzz_challenge]=tests/fuzz/base64.dict
     [fuzz_queue_id]=tests/fuzz/smtp.dict
+    [fuzz_dot]=tests/fuzz/dot.dict [fuzz_address]=tests/fuzz/address.dict
+    [fuzz_compose]=tests/fuzz/compose.dict [fuzz_pem]=tests/fuzz/pem.dict
+    [fuzz_pin]=tests/fuzz/pem.dict [fuzz_starttls]=tests/fuzz/starttls.dict
 )
 
 pass=0 fail=0

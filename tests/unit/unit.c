@@ -1360,11 +1360,10 @@ TEST(dot_chunking_eline) {
 
 TEST(check_mailbox) {
     char buf[300];
-    CHECK_EQ_INT(tlsmail__check_mailbox("user@example.org", 0), 0);
-    CHECK_EQ_INT(tlsmail__check_mailbox("postmaster", 0), 0);
-    CHECK_EQ_INT(tlsmail__check_mailbox("", 1), 0);
-    CHECK_EQ_INT(tlsmail__check_mailbox("", 0), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__check_mailbox(NULL, 1), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("user@example.org", TLSMAIL__ADDR_RCPT), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("user@example.org", TLSMAIL__ADDR_MAIL), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("user@example.org", TLSMAIL__ADDR_MAILBOX), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox(NULL, TLSMAIL__ADDR_MAIL), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("a\r\n@x", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("a@x>\r\nRCPT TO:<b@y", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("a@x\nDATA", 0), TLSMAIL_EINVAL);
@@ -1380,13 +1379,13 @@ TEST(check_mailbox) {
     CHECK_EQ_INT(tlsmail__check_mailbox("\"a b\"@x", 0), 0);
     CHECK_EQ_INT(tlsmail__check_mailbox("\"a\\\"b\"@x", 0), 0);
     CHECK_EQ_INT(tlsmail__check_mailbox("\"a b@x", 0), TLSMAIL_EINVAL);  /* unterminated */
-    CHECK_EQ_INT(tlsmail__check_mailbox("\"a<b\"@x", 0), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("\"a<b\"@x", 0), 0);  /* quoted: cannot end the path */
     CHECK_EQ_INT(tlsmail__check_mailbox("\"a\\\r\"@x", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("a@\"b c\"", 0), TLSMAIL_EINVAL); /* space in domain */
     CHECK_EQ_INT(tlsmail__check_mailbox("@x", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("a@", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("@", 0), TLSMAIL_EINVAL);
-    CHECK_EQ_INT(tlsmail__check_mailbox("\"a@b\"@x", 0), 0);  /* the last '@' splits */
+    CHECK_EQ_INT(tlsmail__check_mailbox("\"a@b\"@x", 0), 0);  /* '@' inside the quotes */
     CHECK_EQ_INT(tlsmail__check_mailbox("a@b@", 0), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail__check_mailbox("\xce\xb4\xce\xbf\xce\xba@\xcf\x80\xce\xb1.gr", 0), 0);
     /* local part 64 ok, 65 not */
@@ -1396,7 +1395,15 @@ TEST(check_mailbox) {
     memset(buf, 'l', 65);
     strcpy(buf + 65, "@example.org");
     CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
-    /* 254 in all ok, 255 not */
+    /* a quoted local part counts its quotes: 62 octets inside is 64 */
+    buf[0] = '"';
+    memset(buf + 1, 'q', 62);
+    strcpy(buf + 63, "\"@example.org");
+    CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), 0);
+    buf[63] = 'q';
+    strcpy(buf + 64, "\"@example.org");
+    CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
+    /* 254 in all ok, 255 not (the path is 256 with "<>") */
     memset(buf, 'd', sizeof buf);
     memcpy(buf, "l@", 2);
     buf[254] = '\0';
@@ -1406,6 +1413,98 @@ TEST(check_mailbox) {
     CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
     buf[299] = '\0';
     CHECK_EQ_INT(tlsmail__check_mailbox(buf, 0), TLSMAIL_EINVAL);
+}
+
+/* RFC 5321 4.1.2 and 4.1.3 rule by rule, with RFC 6531 3.3's UTF-8: each
+   accepted form once, and each way to break it. */
+TEST(check_mailbox_grammar) {
+    static const char *const good[] = {
+        /* Dot-string: atoms of atext joined by single dots */
+        "a@example.org", "first.last@example.org", "a.b.c.d@example.org",
+        "!#$%&'*+-/=?^_`{|}~@example.org", "0@example.org", "x@y",
+        /* Quoted-string: qtextSMTP (space too) and quoted-pairSMTP */
+        "\"\"@example.org", "\"a b\"@example.org", "\" \"@example.org", "\"a..b\"@example.org",
+        "\".a\"@example.org", "\"a,b;c:d(e)[f]<g>\"@example.org", "\"@\"@example.org",
+        "\"\\\"\"@example.org", "\"\\\\\"@example.org", "\"\\a\\ \"@example.org",
+        "\"~!\"@example.org",
+        /* sub-domains: letters, digits, inner hyphens; any number of labels */
+        "a@b-c.org", "a@b--c.org", "a@1.2.3.4.example", "a@123", "a@x-1.y-2.z",
+        "a@EXAMPLE.ORG", "a@a.b.c.d.e.f.g.h",
+        /* address literals */
+        "a@[192.0.2.1]", "a@[0.0.0.0]", "a@[255.255.255.255]", "a@[001.02.3.004]",
+        "a@[IPv6:2001:db8::1]", "a@[IPv6:::]", "a@[IPv6:::1]", "a@[IPv6:1::]",
+        "a@[IPv6:1:2:3:4:5:6:7:8]", "a@[IPv6:1:2:3:4:5:6::]", "a@[IPv6:1::2:3:4:5:6]",
+        "a@[IPv6:ABCD:ef01::FFFF]", "a@[ipv6:::1]", "a@[IPv6:::ffff:192.0.2.1]",
+        "a@[IPv6:1:2:3:4:5:6:192.0.2.1]", "a@[IPv6:1:2::3:4:192.0.2.1]",
+        "a@[IPv6:::1.2.3.4]", "a@[IPv6:1:2:3:4::1.2.3.4]",
+        "a@[x-tag:anything!\"#goes~]", "a@[a:b]", "a@[-a:b]", "a@[Tag:@@]",
+        /* RFC 6531 3.3: UTF-8 in atext, qtextSMTP and U-labels */
+        "j\xc3\xb6rg@example.org", "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
+        "\"\xc3\xa9 \xc3\xa9\"@example.org", "a@b\xc3\xbc\x63her.example", "a@\xc3\xbc",
+        "a@x-\xc3\xbc-y.example", "\xf0\x9f\x98\x80@example.org",
+    };
+    static const char *const bad[] = {
+        /* the audit's five: lists, groups, comments, stray dots */
+        "a@b,c@d", "g:a@b;", "a@b(x)", ".a@b", "a..b@c",
+        /* Dot-string */
+        "a.@b", ".@b", "a@@b", "a(b)@c", "a,b@c", "a:b@c", "a;b@c", "a[b]@c", "a\\b@c",
+        "a\"b\"@c", "\"a\"b@c", "a\"b@c", "a b@c", "a\xc3@c", "a\xc0\xaf@c", "a\xed\xa0\x80@c",
+        "a\x80@c", "a\xf4\x90\x80\x80@c",
+        /* Quoted-string */
+        "\"a\"\"b\"@c", "\"a\\\"@c", "\"a\".b@c", "a.\"b\"@c", "\"a\tb\"@c", "\"a\\\tb\"@c",
+        "\"a\x7f\"@c", "\"a\\\x7f\"@c", "\"a\\\xc3\xa9\"@c", "\"\xc3\"@c", "\"a",
+        /* Domain */
+        "a@-b", "a@b-", "a@b.-c", "a@b.c-", "a@b..c", "a@.b", "a@b.", "a@b_c", "a@b c", "a@b!",
+        "a@-\xc3\xbc", "a@\xc3\xbc-", "a@\xc3", "a@b\xc3\xbc\xc3.c", "a@\"b\"", "a@b@c",
+        /* address literals */
+        "a@[]", "a@[1.2.3]", "a@[1.2.3.4.5]", "a@[256.1.1.1]", "a@[1.2.3.1000]", "a@[1..2.3]",
+        "a@[1.2.3.4", "a@1.2.3.4]", "a@[1.2.3.4]x", "a@x[1.2.3.4]", "a@[ 1.2.3.4]",
+        "a@[IPv6:1:2:3:4:5:6:7]", "a@[IPv6:1:2:3:4:5:6:7:8:9]", "a@[IPv6:1:2:3:4:5:6:7::]",
+        "a@[IPv6::1:2:3:4:5:6:7]", "a@[IPv6:1::2::3]", "a@[IPv6:12345::]", "a@[IPv6:g::]",
+        "a@[IPv6::1]", "a@[IPv6:1:]", "a@[IPv6:1:::2]", "a@[IPv6:]", "a@[IPv6]", "a@[IPv6:zz]",
+        "a@[IPv6:1:2:3:4:5:192.0.2.1]", "a@[IPv6:1:2:3:4:5::192.0.2.1]", "a@[IPv6:::1.2.3]",
+        "a@[IPv6:1.2.3.4]", "a@[:b]", "a@[a-:b]", "a@[a_b:c]", "a@[a:]", "a@[a:b c]",
+        "a@[a:b[c]", "a@[a:b\\c]", "a@[a:b]c]", "a@[a:\xc3\xa9]",
+        /* neither Postmaster nor "" is a Mailbox */
+        "Postmaster", "",
+    };
+    size_t i;
+    for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int kind;
+        for (kind = TLSMAIL__ADDR_RCPT; kind <= TLSMAIL__ADDR_MAILBOX; kind++) {
+            if (tlsmail__check_mailbox(good[i], kind) != 0) {
+                printf("    refused \"%s\" (kind %d)\n", good[i], kind);
+                CHECK(0);
+            }
+        }
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (tlsmail__check_mailbox(bad[i], TLSMAIL__ADDR_MAILBOX) != TLSMAIL_EINVAL) {
+            printf("    accepted \"%s\"\n", bad[i]);
+            CHECK(0);
+        }
+    }
+}
+
+/* RFC 5321 4.1.1.3 and 4.5.1: RCPT TO:<Postmaster>, any case, alone;
+   4.5.5: MAIL FROM:<>. Each only where it belongs. */
+TEST(check_mailbox_postmaster_and_null_path) {
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmaster", TLSMAIL__ADDR_RCPT), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("postmaster", TLSMAIL__ADDR_RCPT), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("POSTMASTER", TLSMAIL__ADDR_RCPT), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmaster", TLSMAIL__ADDR_MAIL), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmaster", TLSMAIL__ADDR_MAILBOX), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmaster.", TLSMAIL__ADDR_RCPT), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmasterx", TLSMAIL__ADDR_RCPT), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("Postmaster@example.org", TLSMAIL__ADDR_MAIL), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("", TLSMAIL__ADDR_MAIL), 0);
+    CHECK_EQ_INT(tlsmail__check_mailbox("", TLSMAIL__ADDR_RCPT), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("", TLSMAIL__ADDR_MAILBOX), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("<>", TLSMAIL__ADDR_MAIL), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail__check_mailbox("\"\"", TLSMAIL__ADDR_MAIL), TLSMAIL_EINVAL);
+    /* the public check answers as RCPT does */
+    CHECK_EQ_INT(tlsmail_check_address("postmaster"), 0);
+    CHECK_EQ_INT(tlsmail_check_address(""), TLSMAIL_EINVAL);
 }
 
 /* What the ClientHello offers: TLS 1.2 only, ECDHE + AEAD only, AES-GCM
@@ -1448,7 +1547,8 @@ TEST(tls_offer) {
 TEST(check_address_public) {
     static const char *const addrs[] = { "user@example.org", "\"a b\"@example.org", "postmaster",
                                          "", "a b@example.org", "a@b\r\nRCPT TO:<x@y>",
-                                         "<a@b>", "j\xc3\xb6rg@example.org" };
+                                         "<a@b>", "j\xc3\xb6rg@example.org", "a@b,c@d",
+                                         "a@[IPv6:::1]" };
     size_t i;
     for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
         CHECK_EQ_INT(tlsmail_check_address(addrs[i]), tlsmail__check_mailbox(addrs[i], 0));
@@ -1618,6 +1718,8 @@ int main(int argc, char **argv) {
     RUN(dot_chunking_invariance);
     RUN(dot_chunking_eline);
     RUN(check_mailbox);
+    RUN(check_mailbox_grammar);
+    RUN(check_mailbox_postmaster_and_null_path);
     RUN(tls_offer);
     RUN(check_address_public);
     RUN(check_token);

@@ -620,6 +620,228 @@ TEST(public_format_mailbox) {
     CHECK_EQ_INT(tlsmail_format_mailbox("not an address", b, sizeof b, &n), TLSMAIL_EINVAL);
 }
 
+/* ---- defects of 0.1 -------------------------------------------------------- */
+
+/* The display name is a slice of the caller's string; every search on it
+   must stop at its end. A quoted name of 1024 octets filled the 1024-octet
+   buffer it was copied to, and strstr() then read on past the buffer (a
+   stack overflow under ASan). The documented limit is 1023. */
+TEST(display_name_limit_1023) {
+    static char a[1200];
+    const char *to[2];
+    tlsmail_message m = base_msg();
+    size_t len, i;
+    for (i = 1023; i <= 1024; i++) {
+        size_t k;
+        a[0] = '"';
+        for (k = 1; k <= i; k++) a[k] = (k % 10 == 9) ? ' ' : 'a';
+        strcpy(a + i + 1, "\" <r@example.org>");
+        to[0] = a;
+        to[1] = "x@example.org";
+        m.to = to;
+        m.nto = 2;
+        CHECK_EQ_INT(tlsmail_compose(&m, NULL, 0, &len), i == 1023 ? 0 : TLSMAIL_EINVAL);
+        CHECK_EQ_INT(tlsmail_compose(&m, out, sizeof out, &len), i == 1023 ? 0 : TLSMAIL_EINVAL);
+        /* the same name unquoted */
+        memmove(a, a + 1, i);
+        strcpy(a + i, " <r@example.org>");
+        CHECK_EQ_INT(tlsmail_compose(&m, out, sizeof out, &len), i == 1023 ? 0 : TLSMAIL_EINVAL);
+    }
+}
+
+/* How a mailbox is written depends on that mailbox alone: the bytes of the
+   one before it (a name with "=?" or a double space, left in the copy
+   buffer) once decided whether "Bob" was an atom, a quoted string or an
+   encoded word. */
+TEST(mailbox_encoding_independent_of_the_previous) {
+    static const char *const firsts[] = { "Alice <a@example.org>", "Alicexxxxx =?q <a@example.org>",
+                                          "Alicexxxxx  q <a@example.org>", "a@example.org",
+                                          "\"Alicexxxxx  q\" <a@example.org>" };
+    size_t i;
+    for (i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        tlsmail_message m = base_msg();
+        const char *to[2];
+        char v[2048];
+        const char *comma;
+        to[0] = firsts[i];
+        to[1] = "Bob <b@example.org>";
+        m.to = to;
+        m.nto = 2;
+        CHECK_EQ_INT(compose(&m), 0);
+        CHECK(header(out, "To", v, sizeof v) != NULL);
+        comma = strstr(v, ">, ");
+        if (!comma) comma = strstr(v, "org, ");
+        CHECK(comma != NULL);
+        if (comma) CHECK_STR(strchr(comma, ',') + 2, "Bob <b@example.org>");
+    }
+}
+
+/* The size query and the real run once disagreed (438 against 454 octets,
+   then ENOMEM with a buffer of the queried size) on this message, which
+   the fuzzer found: the same stale bytes read differently in both runs. */
+TEST(size_query_matches_the_write) {
+    static const char to2[] = "=======e.org>=<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<===============oe,"
+                              "\"J\" <d@e<<<<<<<<<<<<<<<<<<=============?=oe,\"J\" <d@e.f>";
+    static const char *const to[] = { "a@b.c", to2 };
+    tlsmail_message m = base_msg();
+    size_t need = 0, got = 0;
+    char *buf;
+    m.from = "Jane <j@exorg>";
+    m.to = to;
+    m.nto = 2;
+    m.subject = "HeJ4ne0 ex.f>";
+    CHECK_EQ_INT(tlsmail_compose(&m, NULL, 0, &need), 0);
+    buf = (char *)malloc(need + 1);
+    CHECK(buf != NULL);
+    if (!buf) return;
+    CHECK_EQ_INT(tlsmail_compose(&m, buf, need + 1, &got), 0);
+    CHECK_EQ_INT(got, need);
+    free(buf);
+}
+
+/* Header lines of the message: every one must end in CRLF. Calls f on each
+   line of the header section (CRLF excluded). */
+static int header_lines(int (*f)(const char *line, size_t n)) {
+    const char *p = out;
+    int bad = 0;
+    for (;;) {
+        const char *e = strstr(p, "\r\n");
+        if (!e || e == p) break;
+        bad += f(p, (size_t)(e - p));
+        p = e + 2;
+    }
+    return bad;
+}
+
+/* A line with an encoded word (a token "=?...?=") over 76 characters. */
+static int over_76_with_word(const char *l, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && l[e] != ' ' && l[e] != '\t') e++;
+        if (e - i >= 4 && !memcmp(l + i, "=?", 2) && !memcmp(l + e - 2, "?=", 2)) return n > 76;
+        i = e + 1;
+    }
+    return 0;
+}
+
+static int over_78(const char *l, size_t n) { (void)l; return n > 78; }
+
+static int blank_line(const char *l, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (l[i] != ' ' && l[i] != '\t') return 0;
+    return 1;
+}
+
+/* RFC 2047 2: a line that holds an encoded word is at most 76 characters
+   (not RFC 5322's 78). RFC 5322 2.2.3: a fold goes before a space or a tab,
+   and (3.2.2) no folded line is white space only. A comma after a mailbox
+   stays within the line's limit too. */
+TEST(folding_rules) {
+    static char subj[400], a2[80];
+    static const char *to[3];
+    tlsmail_message m = base_msg();
+    char v[2048];
+    size_t i;
+    /* encoded words: subjects and names */
+    m.subject = "Grüße aus Köln — ein ziemlich langer Betreff, der gefaltet werden muss, damit keine "
+                "Zeile zu lang wird ✓ und noch ein bisschen mehr Text";
+    to[0] = "Jöhn Dœ mit einem sehr langen Namen, der nicht auf eine Zeile passt <john@example.org>";
+    to[1] = "Ålice Ångström <alice.with.a.longer.address@example.org>";
+    m.to = to;
+    m.nto = 2;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_76_with_word), 0);
+    /* the comma after a mailbox that fills the line */
+    m = base_msg();
+    memset(a2, 'c', 67 - 12);
+    strcpy(a2 + 67 - 12, "@example.org");
+    CHECK_EQ_INT(strlen(a2), 67);
+    to[0] = "a@b.c";
+    to[1] = a2;
+    to[2] = "d@e.f";
+    m.to = to;
+    m.nto = 3;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_78), 0);
+    /* a tab is a fold point */
+    m = base_msg();
+    memset(subj, 'a', 60);
+    subj[60] = '\t';
+    memset(subj + 61, 'b', 10);
+    subj[71] = 0;
+    m.subject = subj;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_78), 0);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK_STR(v, subj);
+    /* white space at the end of a full line: no line of only white space */
+    m = base_msg();
+    memset(subj, 'a', 60);
+    subj[60] = ' ';
+    memset(subj + 61, 'b', 76);
+    memcpy(subj + 137, " \t", 3);
+    m.subject = subj;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(blank_line), 0);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    for (i = 0; v[i] == ' '; i++) {}
+    CHECK_STR(v + i, subj);
+}
+
+/* A run of spaces is folded inside, after what the line holds of it: it
+   once went out whole on one line, past the line's limit (76 after an
+   encoded word), and a long one failed a valid name or subject at 998. */
+TEST(white_space_runs_fold) {
+    static char subj[2100], name[1100], v[8192], dec[4096];
+    static const char *to[2];
+    tlsmail_message m = base_msg();
+    int bare;
+    size_t i;
+    /* words far apart */
+    memset(subj, ' ', 102);
+    subj[0] = 'a';
+    strcpy(subj + 101, "b");
+    m.subject = subj;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 78);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK_STR(v, subj);
+    /* a gap no line holds: encoded, and it round-trips */
+    memset(subj, ' ', 2002);
+    subj[0] = 'a';
+    strcpy(subj + 2001, "b");
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 78);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK(decode_2047(v, dec, sizeof dec) >= 0);
+    CHECK_STR(dec, subj);
+    /* after an encoded name, a quoted one with a long gap */
+    m = base_msg();
+    snprintf(name, sizeof name, "\"x%60sy\" <b@example.org>", "");
+    to[0] = "Jöhn Dœ mit einem längeren Namen <a@example.org>";
+    to[1] = name;
+    m.to = to;
+    m.nto = 2;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_76_with_word), 0);
+    CHECK_EQ_INT(header_lines(over_78), 0);
+    CHECK(header(out, "To", v, sizeof v) != NULL);
+    CHECK(strstr(v, name) != NULL);
+    /* a 1000-space gap in a name of 1002 octets: valid, and kept */
+    name[0] = '"';
+    name[1] = 'x';
+    for (i = 2; i < 1002; i++) name[i] = ' ';
+    strcpy(name + 1002, "y\" <b@example.org>");
+    to[0] = name;
+    m.nto = 1;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK(longest_line(out, outlen, &bare) <= 998);
+    CHECK(header(out, "To", v, sizeof v) != NULL);
+    CHECK_STR(v, name);
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(exact_ascii_message);
@@ -636,5 +858,10 @@ int main(int argc, char **argv) {
     RUN(generated_date_and_message_id);
     RUN(public_date_and_message_id);
     RUN(public_format_mailbox);
+    RUN(display_name_limit_1023);
+    RUN(mailbox_encoding_independent_of_the_previous);
+    RUN(size_query_matches_the_write);
+    RUN(folding_rules);
+    RUN(white_space_runs_fold);
     return runner_finish();
 }
