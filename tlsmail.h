@@ -1148,12 +1148,15 @@ TLSMAIL__PRIVATE void tlsmail__dot_init(tlsmail__dot *d) {
 TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *in, size_t n,
                                          unsigned char *out, size_t cap, size_t *used,
                                          size_t *written) {
-    size_t i, w = 0;
+    size_t i = 0, w = 0;
     int rc = 0;
-    for (i = 0; i < n; i++) {
+    while (i < n) {
         unsigned char c = in[i];
+        size_t k, more;
+        const unsigned char *e;
         if (d->cr && c == '\n') { /* LF of a CRLF whose CR already sent CRLF */
             d->cr = 0;
+            i++;
             continue;
         }
         if (cap - w < 2) break;
@@ -1163,19 +1166,36 @@ TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *i
             d->cr = c == '\r';
             d->bol = 1;
             d->linelen = 0;
-        } else {
-            /* RFC 5321 4.5.3.1.6: 998 octets of text per line. Refused, not
-               folded: folding would change the message. */
-            if (d->linelen >= TLSMAIL__DATA_LINE_MAX) {
-                rc = TLSMAIL_ELINE;
-                break;
-            }
-            if (d->bol && c == '.') out[w++] = '.'; /* RFC 5321 4.5.2 */
-            out[w++] = c;
-            d->bol = 0;
-            d->cr = 0;
-            d->linelen++;
+            i++;
+            continue;
         }
+        /* RFC 5321 4.5.3.1.6: 998 octets of text per line. Refused, not
+           folded: folding would change the message. */
+        if (d->linelen >= TLSMAIL__DATA_LINE_MAX) {
+            rc = TLSMAIL_ELINE;
+            break;
+        }
+        if (d->bol && c == '.') out[w++] = '.'; /* RFC 5321 4.5.2 */
+        out[w++] = c;
+        i++;
+        d->bol = 0;
+        d->cr = 0;
+        d->linelen++;
+        /* The rest of the line's text in one copy, found by memchr rather
+           than byte by byte: up to the next CR or LF, the line limit, and
+           as far as one byte at a time would go (each byte taken with two
+           octets of room), so any chunking gives the same bytes. */
+        more = cap - w > 1 ? cap - w - 1 : 0;
+        k = n - i;
+        if (k > more) k = more;
+        if (k > TLSMAIL__DATA_LINE_MAX - d->linelen) k = TLSMAIL__DATA_LINE_MAX - d->linelen;
+        if (k == 0) continue;
+        if ((e = (const unsigned char *)memchr(in + i, '\n', k)) != NULL) k = (size_t)(e - (in + i));
+        if ((e = (const unsigned char *)memchr(in + i, '\r', k)) != NULL) k = (size_t)(e - (in + i));
+        memcpy(out + w, in + i, k);
+        w += k;
+        i += k;
+        d->linelen += k;
     }
     *used = i;
     *written = w;
@@ -1197,14 +1217,19 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
     return k;
 }
 
+/* The same line limit over a whole message, a line at a time: memchr
+   finds each line end within the limit, so the cost is the C library's
+   vectorised scan, not a loop per byte. */
 TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
-    const unsigned char *s = (const unsigned char *)msg;
-    size_t i, ll = 0;
-    for (i = 0; i < len; i++) {
-        if (s[i] == '\r' || s[i] == '\n')
-            ll = 0;
-        else if (++ll > TLSMAIL__DATA_LINE_MAX)
-            return TLSMAIL_ELINE;
+    const unsigned char *s = (const unsigned char *)msg, *end;
+    if (len == 0) return 0; /* msg may be NULL then */
+    for (end = s + len; s < end;) {
+        size_t k = (size_t)(end - s), lim = k > TLSMAIL__DATA_LINE_MAX ? TLSMAIL__DATA_LINE_MAX + 1 : k;
+        const unsigned char *e = (const unsigned char *)memchr(s, '\n', lim);
+        const unsigned char *r = (const unsigned char *)memchr(s, '\r', e ? (size_t)(e - s) : lim);
+        if (r) e = r;
+        if (!e) return lim > TLSMAIL__DATA_LINE_MAX ? TLSMAIL_ELINE : 0;
+        s = e + 1;
     }
     return 0;
 }
@@ -1619,19 +1644,23 @@ TLSMAIL__PRIVATE int tlsmail__sock_read(void *ctx, unsigned char *buf, size_t le
     }
 }
 
+/* The socket is non-blocking: send first and wait only when the kernel's
+   buffer is full. A poll() before every record would double the system
+   calls of a large message, which mostly finds room at once. */
 TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    long long end = tlsmail__wait_end(c);
+    long long end = -2; /* the wait's end, fixed when a wait first starts */
     if (len > INT_MAX) len = INT_MAX;
     for (;;) {
-        ssize_t n;
-        int err = tlsmail__poll(c->fd, POLLOUT, end);
-        if (err) return err;
-        n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        ssize_t n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        int err;
         if (n > 0) return (int)n;
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        c->sys_err = errno;
-        return (errno == EPIPE || errno == ECONNRESET) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            c->sys_err = n == 0 ? 0 : errno;
+            return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+        }
+        if (end == -2) end = tlsmail__wait_end(c);
+        if ((err = tlsmail__poll(c->fd, POLLOUT, end)) != 0) return err;
     }
 }
 
@@ -2514,6 +2543,37 @@ TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
     return br_sslio_flush(&c->ioc) == 0 ? 0 : tlsmail__tls_error(c);
 }
 
+/* Where the next octets of the message go: straight into the TLS engine's
+   buffer, so DATA costs no copy of our own (br_sslio_write would copy).
+   When the buffer is full (the engine has made a record of it), the record
+   goes out first. At least 2 octets of room, as the DATA encoder needs; 0
+   and *err set when the stream has failed. Without TLS (fuzz builds only)
+   the idle I/O buffer is the room and tlsmail__stream_commit writes it. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__stream_room(tlsmail_client *c, size_t *room, int *err) {
+    unsigned char *p;
+    if (!c->tls) {
+        *room = sizeof c->iobuf;
+        return c->iobuf;
+    }
+    p = br_ssl_engine_sendapp_buf(&c->sc.eng, room);
+    if (p && *room >= 2) return p;
+    /* A full buffer is a record already: this sends it. One octet of room
+       left (never in practice) makes a record of what is there. */
+    if (br_sslio_flush(&c->ioc) == 0 && (p = br_ssl_engine_sendapp_buf(&c->sc.eng, room)) != NULL &&
+        *room >= 2)
+        return p;
+    *err = tlsmail__tls_error(c);
+    return NULL;
+}
+
+/* The first n octets of the room are the message's: the engine seals a
+   record when its buffer is full and sends it at the next room or flush. */
+TLSMAIL__PRIVATE int tlsmail__stream_commit(tlsmail_client *c, size_t n) {
+    if (!c->tls) return tlsmail__io_write_all(c, c->iobuf, n);
+    br_ssl_engine_sendapp_ack(&c->sc.eng, n);
+    return 0;
+}
+
 /* Send our close_notify but never wait for the server's: a server that
    doesn't answer must not hold the caller (br_sslio_close would wait). The
    wait for the write itself is capped at one second. */
@@ -3194,17 +3254,19 @@ TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c) {
 
 TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
     const unsigned char *in = (const unsigned char *)p;
-    unsigned char out[2048];
     int err = tlsmail__enter(c, TLSMAIL_STAGE_BODY, TLSMAIL__DATA, TLSMAIL__DATA);
     if (err) return err;
     if (!p && n) return c->err = TLSMAIL_EINVAL;
     while (n > 0) {
-        size_t used, written;
-        err = tlsmail__dot_encode(&c->dot, in, n, out, sizeof out, &used, &written);
+        size_t room = 0, used, written;
+        unsigned char *out = tlsmail__stream_room(c, &room, &err);
+        if (!out) return tlsmail__fatal(c, err);
+        err = tlsmail__dot_encode(&c->dot, in, n, out, room, &used, &written);
         /* A line too long after part of the message went out: drop the
-           connection without the final "." so nothing is delivered. */
+           connection without the final "." so nothing is delivered (what
+           this call encoded is never committed). */
         if (err) return tlsmail__fatal(c, err);
-        if (written && (err = tlsmail__stream_write(c, out, written)) != 0) return tlsmail__fatal(c, err);
+        if (written && (err = tlsmail__stream_commit(c, written)) != 0) return tlsmail__fatal(c, err);
         in += used;
         n -= used;
     }
