@@ -67,6 +67,9 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 overflowed)
    TLSMAIL_EXT_TEXT             room for the EHLO keywords kept for
                                 tlsmail_extension (default 512)
+   TLSMAIL_SESSION_LIFETIME     seconds a TLS session may be resumed after
+                                the full handshake that made it (default
+                                3600)
    TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
                                 fuzz builds only: the dialogue runs on the
                                 bare transport, no TLS at all. Never ship it.
@@ -77,7 +80,9 @@ API (each [group] is also the heading of its declarations below and the
    [auth]       tlsmail_auth, tlsmail_plain_auth, tlsmail_login_auth,
                 tlsmail_auto_auth, tlsmail_authenticate
    [session]    tlsmail_config, tlsmail_client, tlsmail_dial, tlsmail_hello,
-                tlsmail_extension, tlsmail_close
+                tlsmail_extension, tlsmail_close, tlsmail_session,
+                tlsmail_session_resumed, tlsmail_session_clear,
+                tlsmail_session_export, tlsmail_session_import
    [commands]   tlsmail_mail, tlsmail_rcpt, tlsmail_data_begin,
                 tlsmail_data_write, tlsmail_data_end, tlsmail_reset,
                 tlsmail_noop, tlsmail_quit
@@ -113,9 +118,10 @@ CONVENTIONS
      reply code or 0, tlsmail_stage() a TLSMAIL_STAGE_*, tlsmail_reply_tls()
      0 or 1, tlsmail_tls_error() BearSSL's error number, and
      tlsmail_error_class() a TLSMAIL_CLASS_*.
-   - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust
-     and tlsmail_io pointers from tlsmail_dial() until tlsmail_close(); it
-     keeps no other pointer past the call that received it.
+   - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust,
+     tlsmail_io and tlsmail_session pointers from tlsmail_dial() until
+     tlsmail_close(); it keeps no other pointer past the call that received
+     it.
    - Threads: no global mutable state. One client per thread at a time; one
      loaded tlsmail_trust may be shared read-only by many clients.
    - Memory: a tlsmail_client (about 27 KB) is allocated by the caller (stack,
@@ -188,6 +194,12 @@ CHANGES
           tlsmail_split_hostport (and tlsmail_auth.host may be the
           "host:port" you dial), tlsmail_format_date, tlsmail_message_id,
           tlsmail_format_mailbox; TLSMAIL_ENOEXT, TLSMAIL_ETOOBIG.
+          TLS session resumption: tlsmail_config.session, tlsmail_session,
+          tlsmail_session_resumed, tlsmail_session_clear,
+          tlsmail_session_export, tlsmail_session_import,
+          TLSMAIL_SESSION_LIFETIME.
+          Faster DATA: the message is encoded a line at a time (memchr)
+          straight into the TLS engine's buffer.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
@@ -256,6 +268,12 @@ LICENSE
 #ifndef TLSMAIL_EXT_TEXT
 #define TLSMAIL_EXT_TEXT 512
 #endif
+/* A resumed session skips the certificate check: it lives this long after
+   the full handshake that checked it, resumed or not in between (RFC 5246
+   F.1.4 suggests at most 24 hours). */
+#ifndef TLSMAIL_SESSION_LIFETIME
+#define TLSMAIL_SESSION_LIFETIME 3600
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -270,6 +288,7 @@ typedef struct tlsmail_config tlsmail_config;
 typedef struct tlsmail_client tlsmail_client;
 typedef struct tlsmail_trust tlsmail_trust;
 typedef struct tlsmail_io tlsmail_io;
+typedef struct tlsmail_session tlsmail_session;
 
 /* ---- [send] one call, shaped like Go's net/smtp.SendMail ----------------- */
 
@@ -342,6 +361,9 @@ struct tlsmail_config {
     /* Every line sent and received, without CRLF; AUTH payloads masked. */
     void (*trace)(void *ud, int dir, const char *line, size_t len);
     void *trace_ud;
+    tlsmail_session *session;  /* NULL: every handshake is a full one; else
+                                  offered when it fits, saved after each
+                                  good handshake (see tlsmail_session) */
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -356,6 +378,40 @@ TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *n
 
 /* Close the connection (TLS close_notify, bounded) and wipe the client. */
 TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
+
+/* TLS session resumption (RFC 5246 7.3, session IDs). A tlsmail_session
+   holds one server's session: zero-initialise it (no heap), point
+   tlsmail_config.session at it, and keep it between dials. After every
+   good handshake the session is saved in it; a dial offers it only to the
+   same host name and port, under the same trust (the anchors or the pin
+   that verified the chain), and only within TLSMAIL_SESSION_LIFETIME
+   seconds of the full handshake that verified it: anything else gets a
+   full handshake with every check. A handshake that offered it and failed
+   clears it. A resumed handshake skips the key exchange and the chain (CPU
+   on both sides, and the certificates on the wire); in SMTP, where the
+   server speaks first, it saves no round trip. One client at a time may
+   use a session. It holds the session's master secret, as secret as a
+   password for as long as it lives: tlsmail_session_clear() wipes it.
+   Without a clock (TLSMAIL_NO_SOCKETS) nothing expires: clear it yourself.
+
+   tlsmail_session_resumed: 1 if c's last handshake resumed a session, else 0. */
+TLSMAIL_DEF int tlsmail_session_resumed(const tlsmail_client *c);
+/* Forget the session, wiping its secret. */
+TLSMAIL_DEF void tlsmail_session_clear(tlsmail_session *s);
+/* The session as one line of text, for a cache of your own across
+   processes (keep it where only you can read and write it: whoever can
+   write it can make you skip the certificate check; whoever can read it
+   can read and forge the sessions it resumes). buf gets at most
+   TLSMAIL_SESSION_TEXT octets with the NUL; *len the length without it.
+   0; TLSMAIL_EINVAL when s holds no session or it has expired;
+   TLSMAIL_ENOMEM when cap is too small. */
+#define TLSMAIL_SESSION_TEXT 512
+TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size_t cap, size_t *len);
+/* Back from that text (len octets, a final LF or CRLF allowed). 0, or
+   TLSMAIL_EINVAL for text that is not an export (s is then cleared): a
+   malformed field, a TLS version other than 1.2, or a session that has
+   expired. */
+TLSMAIL_DEF int tlsmail_session_import(tlsmail_session *s, const char *text, size_t len);
 
 /* ---- [commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ----------------------- */
 
@@ -709,6 +765,18 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
     unsigned char key[520];
 } tlsmail__pin;
 
+struct tlsmail_session {
+    /* private: callers SHALL NOT access these fields */
+    int valid;                      /* holds a session */
+    char host[256];                 /* the server name it was verified for */
+    unsigned port;                  /* and the port */
+    unsigned char trust[32];        /* SHA-256 of the trust that verified it */
+    long long created;              /* its full handshake, seconds since 1970
+                                       (0: no clock) */
+    br_ssl_session_parameters params; /* BearSSL's: ID, version, suite and
+                                       master secret */
+};
+
 struct tlsmail_client {
     /* private: callers SHALL NOT access these fields */
     br_ssl_client_context sc;
@@ -748,6 +816,10 @@ struct tlsmail_client {
     size_t rlen, rpos;              /* received, not yet parsed: rbuf[rpos..rlen) */
     unsigned char rbuf[512];
     unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
+    unsigned port;                  /* the port dialled, for the session's key */
+    int session_offered;            /* cfg->session went into the ClientHello */
+    int session_resumed;            /* ...and the server resumed it */
+    unsigned char trust_digest[32]; /* of the trust of this handshake */
 };
 
 #ifdef __cplusplus
@@ -1733,6 +1805,7 @@ TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsig
 
 /* The connection: the caller's transport, or a socket of ours. */
 TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
+    c->port = port;
     return c->cfg->io ? 0 : tlsmail__connect(c, c->host, port);
 }
 
@@ -1755,7 +1828,7 @@ TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
 #else /* TLSMAIL_NO_SOCKETS: the caller's transport is the only one */
 
 TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
-    (void)port;
+    c->port = port;
     return c->cfg->io ? 0 : TLSMAIL_EINVAL;
 }
 
@@ -2460,6 +2533,110 @@ TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_mi
     br_ssl_engine_set_default_chapol(eng);
 }
 
+/* ---- session resumption: what may be resumed, and when ------------------- */
+
+/* A resumed handshake skips the certificate check, so a session may only
+   be offered under the trust that checked it. The trust is named by a
+   digest of everything in it that decides what is accepted: its kind, the
+   pin, and every anchor's name, flags and key, in order (the same bytes in
+   another process give the same digest, so an exported session keeps its
+   binding). A change to what tlsmail_trust can hold must be added here. */
+TLSMAIL__PRIVATE void tlsmail__digest_num(br_sha256_context *h, size_t v) {
+    unsigned char b[4];
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+    br_sha256_update(h, b, 4);
+}
+
+/* Length-prefixed, so no two sequences of fields hash alike. */
+TLSMAIL__PRIVATE void tlsmail__digest_blob(br_sha256_context *h, const void *p, size_t n) {
+    tlsmail__digest_num(h, n);
+    if (n) br_sha256_update(h, p, n);
+}
+
+TLSMAIL__PRIVATE void tlsmail__trust_digest(const tlsmail_trust *t, unsigned char out[32]) {
+    br_sha256_context h;
+    const br_x509_trust_anchor *ta = t->kind == TLSMAIL__TRUST_USER ? t->user_anchors : t->anchors;
+    size_t i, n = t->kind == TLSMAIL__TRUST_PIN ? 0 : t->count;
+    br_sha256_init(&h);
+    tlsmail__digest_num(&h, (size_t)t->kind);
+    if (t->kind == TLSMAIL__TRUST_PIN) tlsmail__digest_blob(&h, t->pin, sizeof t->pin);
+    tlsmail__digest_num(&h, n);
+    for (i = 0; i < n; i++) {
+        const br_x509_pkey *k = &ta[i].pkey;
+        tlsmail__digest_blob(&h, ta[i].dn.data, ta[i].dn.len);
+        tlsmail__digest_num(&h, ta[i].flags);
+        tlsmail__digest_num(&h, k->key_type);
+        if (k->key_type == BR_KEYTYPE_RSA) {
+            tlsmail__digest_blob(&h, k->key.rsa.n, k->key.rsa.nlen);
+            tlsmail__digest_blob(&h, k->key.rsa.e, k->key.rsa.elen);
+        } else {
+            tlsmail__digest_num(&h, (size_t)k->key.ec.curve);
+            tlsmail__digest_blob(&h, k->key.ec.q, k->key.ec.qlen);
+        }
+    }
+    br_sha256_out(&h, out);
+}
+
+/* Within TLSMAIL_SESSION_LIFETIME of its full handshake, by the clock. No
+   clock: nothing to measure with, so the caller's clearing is the limit;
+   a session made with a clock but read without one (created 0) is old. */
+TLSMAIL__PRIVATE int tlsmail__session_fresh(const tlsmail_session *s) {
+    long long now;
+    if (tlsmail__unix_time(&now) != 0) return 1;
+    return s->created > 0 && now >= s->created && now - s->created < TLSMAIL_SESSION_LIFETIME;
+}
+
+/* For br_ssl_client_reset's resume flag: 1 after the configured session
+   went into the engine, for the ClientHello to offer. Only a session
+   verified for this host name, port and trust, and still fresh. */
+TLSMAIL__PRIVATE int tlsmail__session_offer(tlsmail_client *c) {
+    tlsmail_session *s = c->cfg ? c->cfg->session : NULL;
+    c->session_offered = c->session_resumed = 0;
+    if (!s) return 0;
+    tlsmail__trust_digest(c->trust, c->trust_digest);
+    if (!s->valid || !tlsmail__session_fresh(s) || s->port != c->port ||
+        !tlsmail__host_eq(s->host, c->host) || memcmp(s->trust, c->trust_digest, 32) != 0)
+        return 0;
+    br_ssl_engine_set_session_parameters(&c->sc.eng, &s->params);
+    c->session_offered = 1;
+    return 1;
+}
+
+/* After the handshake (err its result): a good one is saved, a failed
+   one that offered the session clears it, so a session the server
+   chokes on is not offered again. Resumed, the session keeps the time of
+   its full handshake: resuming never extends its life. A server that
+   gives no session ID keeps none: nothing to save. */
+TLSMAIL__PRIVATE void tlsmail__session_done(tlsmail_client *c, int err) {
+    tlsmail_session *s = c->cfg ? c->cfg->session : NULL;
+    br_ssl_session_parameters p;
+    long long now = 0;
+    if (!s) return;
+    if (err) {
+        if (c->session_offered) tlsmail_session_clear(s);
+        return;
+    }
+    br_ssl_engine_get_session_parameters(&c->sc.eng, &p);
+    c->session_resumed = c->session_offered && p.session_id_len == s->params.session_id_len &&
+                         memcmp(p.session_id, s->params.session_id, p.session_id_len) == 0;
+    if (!c->session_resumed) {
+        tlsmail_session_clear(s);
+        if (p.session_id_len > 0 && p.session_id_len <= sizeof p.session_id) {
+            (void)tlsmail__unix_time(&now);
+            memcpy(s->host, c->host, strlen(c->host) + 1);
+            s->port = c->port;
+            memcpy(s->trust, c->trust_digest, 32);
+            s->created = now;
+            s->params = p;
+            s->valid = 1;
+        }
+    }
+    tlsmail__wipe(&p, sizeof p);
+}
+
 /* Handshake over the connected transport. Nothing of SMTP is read or sent
    before this succeeds, so a bad certificate ends the session before the
    server sees a single command. */
@@ -2498,10 +2675,10 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
     if (tlsmail__is_ip_literal(c->host)) {
         TLSMAIL_ASSERT(t->kind == TLSMAIL__TRUST_PIN);
-        if (!br_ssl_client_reset(&c->sc, NULL, 0)) return tlsmail__tls_error(c);
+        if (!br_ssl_client_reset(&c->sc, NULL, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     } else {
         TLSMAIL_ASSERT(name[0] != 0); /* an empty name would switch the name check off */
-        if (!br_ssl_client_reset(&c->sc, name, 0)) return tlsmail__tls_error(c);
+        if (!br_ssl_client_reset(&c->sc, name, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     }
     br_sslio_init(&c->ioc, &c->sc.eng, tlsmail__low_read, c, tlsmail__low_write, c);
     c->tls = 1;
@@ -2511,7 +2688,11 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
 }
 
 #ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
-TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) { return tlsmail__tls_start(c); }
+TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
+    int err = tlsmail__tls_start(c);
+    tlsmail__session_done(c, err);
+    return err;
+}
 #else
 /* Fuzz builds only: the dialogue on a bare stream, so a fuzzer's bytes
    reach the parser without a TLS engine in between. Never ship this. */
@@ -3011,6 +3192,139 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
     tlsmail__disconnect(c, TLSMAIL__POLITE);
     tlsmail__wipe(c, sizeof *c);
     c->fd = -1;
+}
+
+/* ---- TLS sessions: the caller's side ------------------------------------- */
+
+TLSMAIL_DEF int tlsmail_session_resumed(const tlsmail_client *c) { return c && c->session_resumed; }
+
+TLSMAIL_DEF void tlsmail_session_clear(tlsmail_session *s) {
+    if (s) tlsmail__wipe(s, sizeof *s);
+}
+
+TLSMAIL__PRIVATE size_t tlsmail__hex_put(char *out, const unsigned char *p, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    return 2 * n;
+}
+
+/* One space-separated field of t[*pos..n) as bytes from hex: exactly want
+   octets, or (want 0) 1 to cap of them. Returns the count, or 0. */
+TLSMAIL__PRIVATE size_t tlsmail__hex_get(const char *t, size_t n, size_t *pos, unsigned char *out,
+                                         size_t want, size_t cap) {
+    size_t i = *pos, k = 0;
+    while (i + 1 < n && tlsmail__isxdigit((unsigned char)t[i]) &&
+           tlsmail__isxdigit((unsigned char)t[i + 1]) && k < cap) {
+        int hi = tlsmail__lower((unsigned char)t[i]), lo = tlsmail__lower((unsigned char)t[i + 1]);
+        hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
+        lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
+        out[k++] = (unsigned char)(hi << 4 | lo);
+        i += 2;
+    }
+    if (k == 0 || (want && k != want) || (i < n && t[i] != ' ')) return 0;
+    *pos = i < n ? i + 1 : i;
+    return k;
+}
+
+/* A decimal field of at most digits digits. */
+TLSMAIL__PRIVATE int tlsmail__dec_get(const char *t, size_t n, size_t *pos, long long *v, int digits) {
+    size_t i = *pos;
+    int d = 0;
+    *v = 0;
+    while (i < n && tlsmail__isdigit((unsigned char)t[i]) && d < digits) {
+        *v = *v * 10 + (t[i++] - '0');
+        d++;
+    }
+    if (d == 0 || (i < n && t[i] != ' ')) return -1;
+    *pos = i < n ? i + 1 : i;
+    return 0;
+}
+
+/* "tlsmail-session-1 HOST PORT CREATED TRUST VERSION SUITE ID SECRET", the
+   binary fields in hex: one line a shell can grep and a cache can key. */
+#define TLSMAIL__SESSION_MAGIC "tlsmail-session-1 "
+
+TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size_t cap, size_t *len) {
+    char out[TLSMAIL_SESSION_TEXT];
+    unsigned char vs[4];
+    size_t n, hl;
+    if (!s || !buf || !len || !s->valid || !tlsmail__session_fresh(s)) return TLSMAIL_EINVAL;
+    hl = strlen(s->host);
+    /* magic, host, 5 + 20 digits, then 32 + 2 + 2 + 32 + 48 octets in hex,
+       8 separators: under 500 */
+    memcpy(out, TLSMAIL__SESSION_MAGIC, sizeof TLSMAIL__SESSION_MAGIC - 1);
+    n = sizeof TLSMAIL__SESSION_MAGIC - 1;
+    memcpy(out + n, s->host, hl);
+    n += hl;
+    n += (size_t)sprintf(out + n, " %u %lld ", s->port, s->created);
+    n += tlsmail__hex_put(out + n, s->trust, 32);
+    vs[0] = (unsigned char)(s->params.version >> 8);
+    vs[1] = (unsigned char)s->params.version;
+    vs[2] = (unsigned char)(s->params.cipher_suite >> 8);
+    vs[3] = (unsigned char)s->params.cipher_suite;
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, vs, 2);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, vs + 2, 2);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, s->params.session_id, s->params.session_id_len);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, s->params.master_secret, 48);
+    out[n] = '\0';
+    *len = n;
+    if (cap <= n) {
+        tlsmail__wipe(out, sizeof out);
+        return TLSMAIL_ENOMEM;
+    }
+    memcpy(buf, out, n + 1);
+    tlsmail__wipe(out, sizeof out);
+    return 0;
+}
+
+/* Only what a handshake of ours can have made: TLS 1.2, an ID of 1 to 32
+   octets, a host name as tlsmail_dial keeps it. The suite is BearSSL's to
+   check: it refuses a resumption whose suite is not one we offer. */
+TLSMAIL_DEF int tlsmail_session_import(tlsmail_session *s, const char *text, size_t len) {
+    tlsmail_session t;
+    unsigned char vs[2];
+    size_t pos = sizeof TLSMAIL__SESSION_MAGIC - 1, h;
+    long long v;
+    int ok = 0;
+    if (!s) return TLSMAIL_EINVAL;
+    tlsmail_session_clear(s);
+    if (!text) return TLSMAIL_EINVAL;
+    if (len && text[len - 1] == '\n') len--;
+    if (len && text[len - 1] == '\r') len--;
+    memset(&t, 0, sizeof t);
+    if (len <= pos || memcmp(text, TLSMAIL__SESSION_MAGIC, pos) != 0) return TLSMAIL_EINVAL;
+    for (h = 0; pos + h < len && text[pos + h] > ' ' && text[pos + h] < 0x7F; h++) {}
+    if (h == 0 || h >= sizeof t.host || pos + h >= len || text[pos + h] != ' ') return TLSMAIL_EINVAL;
+    memcpy(t.host, text + pos, h);
+    pos += h + 1;
+    if (tlsmail__dec_get(text, len, &pos, &v, 5) != 0 || v < 1 || v > 65535) goto done;
+    t.port = (unsigned)v;
+    if (tlsmail__dec_get(text, len, &pos, &v, 19) != 0) goto done;
+    t.created = v;
+    if (!tlsmail__hex_get(text, len, &pos, t.trust, 32, 32)) goto done;
+    if (!tlsmail__hex_get(text, len, &pos, vs, 2, 2)) goto done;
+    t.params.version = (uint16_t)(vs[0] << 8 | vs[1]);
+    if (!tlsmail__hex_get(text, len, &pos, vs, 2, 2)) goto done;
+    t.params.cipher_suite = (uint16_t)(vs[0] << 8 | vs[1]);
+    t.params.session_id_len = (unsigned char)tlsmail__hex_get(text, len, &pos, t.params.session_id, 0,
+                                                              sizeof t.params.session_id);
+    if (t.params.session_id_len == 0) goto done;
+    if (!tlsmail__hex_get(text, len, &pos, t.params.master_secret, 48, 48) || pos != len) goto done;
+    if (t.params.version != BR_TLS12 || t.params.cipher_suite == 0) goto done;
+    t.valid = 1;
+    ok = tlsmail__session_fresh(&t);
+done:
+    if (ok) *s = t;
+    tlsmail__wipe(&t, sizeof t);
+    return ok ? 0 : TLSMAIL_EINVAL;
 }
 
 /* ==== [tlsmail:auth] AUTH PLAIN and LOGIN: RFC 4954, 4616 ==== */

@@ -36,6 +36,9 @@ if [ $quick = 0 ]; then
     suite hostile /usr/bin/python3 tests/hostile/test_hostile.py --build "$build" "${k[@]}"
     suite tls /usr/bin/python3 tests/tls/test_tls.py --build "$build" "${k[@]}"
     suite cli /usr/bin/python3 tests/cli/test_cli.py --build "$build" "${k[@]}"
+    # TLS session resumption, tlsmail-send's session cache, streaming and
+    # --batch, bench/many.c: what the speed features must still get right.
+    suite perf /usr/bin/python3 tests/perf/test_perf.py --build "$build" "${k[@]}"
     suite real /usr/bin/python3 tests/real/test_real.py --build "$build" "${k[@]}"
     # tlsmail-send built for musl, aarch64 and armhf (qemu-user), a Winsock
     # program under wine, the Cortex-M4 image within its size budget.
