@@ -24,6 +24,7 @@ Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
 """
 import logging
 import os
+import random
 import select
 import socket
 import ssl
@@ -40,6 +41,32 @@ from testlib import (CaseFailure, check, normalise, registry, suite_main,  # noq
                      spki_pin, ROOT, PKI_SH, WARN)
 
 FROM, TO = "sender@example.org", "rcpt@example.org"
+DATE_ID = b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <perf-test@example.org>\r\n"
+HEAD = b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n" + DATE_ID + b"Subject: perf\r\n\r\n"
+WINDOW = 256 * 1024   # what tlsmail-send reads before connecting
+
+
+def body(size, seed):
+    """About size octets of lines of every kind the encoder treats apart:
+    up to 998 octets, dot lines, empty lines, and CRLF, LF and bare CR
+    line ends, deterministic."""
+    rng = random.Random(seed)
+    table = bytes(33 + i % 94 for i in range(256))
+    out, total = [], 0
+    while total < size:
+        r = rng.random()
+        if r < 0.3:
+            line = rng.randbytes(rng.randrange(900, 999)).translate(table)
+        elif r < 0.4:
+            line = b"." + rng.randbytes(rng.randrange(0, 200)).translate(table)
+        elif r < 0.45:
+            line = rng.choice([b".", b"..", b""])
+        else:
+            line = rng.randbytes(rng.randrange(0, 80)).translate(table)
+        line += rng.choice([b"\r\n", b"\r\n", b"\n", b"\r"])
+        out.append(line)
+        total += len(line)
+    return b"".join(out)
 RUN_TIMEOUT = 60.0
 READY_TIMEOUT = 10.0
 
@@ -55,15 +82,21 @@ class TLSServer:
 
         self.lock = threading.Lock()
         self.handshakes = []      # (port, resumed) per TLS connection
-        self.messages = []        # (port, mail_from, rcpt_tos, content)
+        self.messages = []        # (port, mail_from, rcpt_tos, content, connection)
         outer = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address.startswith("reject"):
+                    return "550 5.1.1 <%s>: no such user here" % address
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 port = server.transport.get_extra_info("sockname")[1]
                 with outer.lock:
                     outer.messages.append((port, envelope.mail_from, list(envelope.rcpt_tos),
-                                           envelope.original_content))
+                                           envelope.original_content, id(server)))
                 return "250 2.0.0 OK"
 
         class Smtp(SMTP):
@@ -90,7 +123,8 @@ class TLSServer:
         for _ in range(nports):
             c = Ctl(Handler(), hostname="127.0.0.1", port=0, ssl_context=ctx,
                     server_hostname="localhost", ready_timeout=READY_TIMEOUT,
-                    auth_require_tls=False, auth_exclude_mechanism=["PLAIN", "LOGIN"])
+                    auth_require_tls=False, auth_exclude_mechanism=["PLAIN", "LOGIN"],
+                    data_size_limit=80 * 1024 * 1024)
             c.start()
             self.ctls.append(c)
         self.ports = [c.server.sockets[0].getsockname()[1] for c in self.ctls]
@@ -294,6 +328,49 @@ class Suite:
             print("    $ %s\n    %s" % (" ".join(cmd), r))
         return r
 
+    def env(self, **extra):
+        """No tlsmail-send setting from outside: HOME is an empty directory,
+        the system file one that does not exist."""
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith("TLSMAIL_") and not k.startswith("SSL_CERT_")
+             and k != "XDG_CONFIG_HOME"}
+        e["HOME"] = os.path.join(self.work, "home")
+        os.makedirs(e["HOME"], exist_ok=True)
+        e["TLSMAIL_SYSCONFIG"] = os.path.join(self.work, "no-such-system.conf")
+        e.update(extra)
+        return e
+
+    def cli(self, args, stdin=b"", port=None, to=(TO,), cafile="ca.crt", stdin_file=None,
+            timeout=RUN_TIMEOUT, measure=False):
+        """tlsmail-send to localhost:port (the good server's), no AUTH; with
+        measure, through GNU time for the peak RSS (Result.rss, KiB)."""
+        cmd = [self.bins["tlsmail-send"], "--server", "localhost:%d" % (port or self.servers["good"].port),
+               "--timeout", "10", "--from", FROM]
+        if cafile:
+            cmd += ["--cafile", self.p(cafile)]
+        cmd += list(args) + list(to)
+        rssf = self.path("rss")
+        if measure:
+            cmd = ["/usr/bin/time", "-f", "%M", "-o", rssf] + cmd
+        t0 = time.monotonic()
+        try:
+            if stdin_file:
+                with open(stdin_file, "rb") as f:
+                    proc = subprocess.run(cmd, stdin=f, capture_output=True, env=self.env(),
+                                          timeout=timeout)
+            else:
+                proc = subprocess.run(cmd, input=stdin, capture_output=True, env=self.env(),
+                                      timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure("did not finish within %.0f s: %r" % (timeout, cmd))
+        r = Result(proc, time.monotonic() - t0)
+        if measure:
+            with open(rssf) as f:
+                r.rss = int(f.read().split()[-1])
+        if self.verbose:
+            print("    $ %s\n    %s" % (" ".join(cmd), r))
+        return r
+
     def sessdial(self, host, tap, *args, binary="sessdial", cafile="ca.crt"):
         cmd = [self.bins[binary], "--server", host, "--connect", str(tap.port)]
         if cafile:
@@ -326,7 +403,7 @@ def build_cases(S):
         offers = t.since(0)
         check(len(offers) == 3 and offers[0] == "" and offers[1] and offers[1] == offers[2],
               "offered session IDs %s: none, then the one the server gave" % offers)
-        subjects = sorted(c.split(b"Subject: ")[1].split(b"\r\n")[0] for _, _, _, c in msgs)
+        subjects = sorted(x[3].split(b"Subject: ")[1].split(b"\r\n")[0] for x in msgs)
         check(subjects == [b"sessdial 1", b"sessdial 2", b"sessdial 3"], "stored %s" % subjects)
 
     @case("no_session_configured_every_handshake_full")
@@ -475,6 +552,320 @@ def build_cases(S):
             check(r.lines("import") == [["import", "EINVAL"]], "accepted %r: %s" % (line[:80], r))
             expect_dials(r, [("OK", 0)])
         check(all(o == "" for o in t.since(1)), "offered %s" % t.since(1))
+
+    # ---- tlsmail-send: messages larger than what it reads first
+    def one_stored(m, server=None):
+        hs, msgs = (server or good()).since(m)
+        check(len(msgs) == 1, "stored %d messages, want 1 (handshakes %s)" % (len(msgs), hs))
+        return msgs[0]
+
+    @case("cli_streams_a_large_message_byte_exact")
+    def _():
+        msg = HEAD + body(3 * 1024 * 1024, 1)
+        m = good().mark()
+        r = S.cli(["-v"], stdin=msg)
+        check(r.rc == 0, "rc: %s" % r)
+        check("(streamed)" in r.stderr, "not streamed: %s" % r.stderr[-300:])
+        _, frm, rcpts, content, _ = one_stored(m)
+        check(frm == FROM and rcpts == [TO], "envelope %s %s" % (frm, rcpts))
+        want = normalise(msg)
+        check(content == want, "stored %d octets, want %d; first difference at %s" % (
+            len(content), len(want), next((i for i in range(min(len(content), len(want)))
+                                           if content[i] != want[i]), None)))
+
+    @case("cli_streams_with_t_bcc_removed_headers_added")
+    def _():
+        head = (b"From: Sender <sender@example.org>\r\nTo: a@example.org\r\n"
+                b"Bcc: hidden@example.org,\r\n Other <hidden2@example.org>\r\nSubject: t\r\n\r\n")
+        msg = head + body(1024 * 1024, 2)
+        m = good().mark()
+        r = S.cli(["-t"], stdin=msg, to=())
+        check(r.rc == 0, "rc: %s" % r)
+        _, frm, rcpts, content, _ = one_stored(m)
+        check(sorted(rcpts) == ["a@example.org", "hidden2@example.org", "hidden@example.org"],
+              "recipients %s" % rcpts)
+        check(b"hidden" not in content.split(b"\r\n\r\n")[0], "Bcc reached the server")
+        added, _, rest = content.partition(b"From: Sender")
+        check(added.startswith(b"Date: ") and b"\r\nMessage-ID: <" in added, "added %r" % added[:200])
+        want = normalise(msg.replace(b"Bcc: hidden@example.org,\r\n Other <hidden2@example.org>\r\n", b""))
+        check(b"From: Sender" + rest == want, "the message is not kept byte for byte")
+
+    @case("cli_stream_long_line_late_65_nothing_delivered")
+    def _():
+        b = body(600 * 1024, 3).replace(b"\r", b"\n")
+        cut = b.index(b"\n", 500 * 1024) + 1
+        msg = HEAD + b[:cut] + b"z" * 999 + b"\n" + b[cut:]
+        line = (HEAD + b[:cut]).replace(b"\r\n", b"\n").count(b"\n") + 1
+        m = good().mark()
+        r = S.cli([], stdin=msg)
+        check(r.rc == 65, "rc %s, want 65: %s" % (r.rc, r))
+        check(("line %d " % line) in r.stderr and "nothing was delivered" in r.stderr,
+              "want line %d in: %s" % (line, r.stderr))
+        hs, msgs = good().since(m)
+        check(len(hs) == 1 and not msgs, "handshakes %s, %d messages stored" % (hs, len(msgs)))
+
+    @case("cli_header_section_longer_than_the_window_65_before_connecting")
+    def _():
+        head = b"From: sender@example.org\r\nTo: rcpt@example.org\r\n" + DATE_ID
+        head += b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 900) for i in range(300))
+        t = S.tap()
+        r = S.cli(["-t"], stdin=head + b"\r\nbody\r\n", port=t.port, to=())
+        check(r.rc == 65 and "header section" in r.stderr, "rc %s: %s" % (r.rc, r))
+        check(t.since(0) == [], "it connected: %s" % t.since(0))
+
+    @case("cli_stream_constant_memory")
+    def _():
+        f = S.path("big.eml")
+        with open(f, "wb") as fh:
+            fh.write(HEAD)
+            chunk = body(1024 * 1024, 4)
+            for _ in range(40):
+                fh.write(chunk)
+        size = os.path.getsize(f)
+        m = good().mark()
+        # through a pipe (cat), as from a cron job: the file's size is not known
+        cat = subprocess.Popen(["cat", f], stdout=subprocess.PIPE)
+        try:
+            proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f + ".rss", S.bins["tlsmail-send"],
+                                   "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"),
+                                   "--from", FROM, TO], stdin=cat.stdout, capture_output=True,
+                                  env=S.env(), timeout=RUN_TIMEOUT)
+        finally:
+            cat.stdout.close()
+            cat.wait(30)
+        cmd_r = Result(proc, 0)
+        check(cmd_r.rc == 0, "rc: %s" % cmd_r)
+        with open(f + ".rss") as fh:
+            rss = int(fh.read().split()[-1])
+        _, _, _, content, _ = one_stored(m)
+        check(len(content) == len(normalise(open(f, "rb").read())), "stored %d octets" % len(content))
+        # 0.1 held the whole message: > 40 MB. Streamed, a few MiB at most.
+        check(rss < 8 * 1024, "peak RSS %d KiB for a %d-octet message" % (rss, size))
+        os.unlink(f)
+
+    # ---- tlsmail-send --session-cache
+    SIMPLE = HEAD + b"Hello,\r\nthis is a test.\r\n"
+
+    def cache_entries(path):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        return [l for l in lines if l.startswith("entry ")]
+
+    def rewrite_cache(path, fix):
+        """Change the cache's lines with fix, then make its checksum right
+        again (what only the file's owner could do)."""
+        import hashlib
+        with open(path) as f:
+            lines = f.read().splitlines()[:-1]
+        lines = fix(lines)
+        text = "".join(l + "\n" for l in lines)
+        text += "sha256 %s\n" % hashlib.sha256(text.encode()).hexdigest()
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+
+    @case("cache_second_run_resumes")
+    def _():
+        cache = S.path("cache")
+        t = S.tap()
+        m = good().mark()
+        r1 = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t.port)
+        check(r1.rc == 0 and "session not resumed" in r1.stderr, "run 1: %s" % r1)
+        st = os.stat(cache)
+        check(stat.S_IMODE(st.st_mode) == 0o600, "mode %o" % stat.S_IMODE(st.st_mode))
+        ent = cache_entries(cache)
+        check(len(ent) == 1 and ent[0].startswith("entry localhost %d tlsmail-session-1 " % t.port),
+              "entries %s" % ent)
+        r2 = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t.port)
+        check(r2.rc == 0 and "session resumed" in r2.stderr, "run 2: %s" % r2)
+        hs, msgs = good().since(m)
+        check([x[1] for x in hs] == [False, True], "server handshakes %s" % hs)
+        check(len(msgs) == 2 and all(c == normalise(SIMPLE) for _, _, _, c, _ in msgs), "stored %s" % msgs)
+        offers = t.since(0)
+        check(offers[0] == "" and offers[1] == ent[0].split()[10], "offered %s" % offers)
+
+    def primed():
+        cache = S.path("cache")
+        t = S.tap()
+        r = S.cli(["--session-cache", cache], stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and len(cache_entries(cache)) == 1, "priming: %s" % r)
+        return cache, t
+
+    @case("cache_damaged_ignored_then_rewritten")
+    def _():
+        cache, t = primed()
+        with open(cache) as f:
+            text = f.read()
+        i = text.index(" ", text.index("tlsmail-session-1")) + 1  # inside the entry
+        j = len(text) - 80                                        # the secret, near the end
+        flipped = text[:j] + ("0" if text[j] != "0" else "1") + text[j + 1:]
+        for label, bad in (("flipped", flipped), ("cut", text[:i + 40]), ("empty", "")):
+            with open(cache, "w") as f:
+                f.write(bad)
+            os.chmod(cache, 0o600)
+            mk = t.mark()
+            r = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t.port)
+            check(r.rc == 0 and "damaged" in r.stderr, "%s: %s" % (label, r))
+            check(t.since(mk) == [""], "%s: offered %s" % (label, t.since(mk)))
+            check(len(cache_entries(cache)) == 1, "%s: not rewritten" % label)
+        mk = t.mark()
+        r = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and "session resumed" in r.stderr, "after the rewrite: %s" % r)
+
+    @case("cache_readable_by_others_ignored_warned_rewritten_0600")
+    def _():
+        cache, t = primed()
+        os.chmod(cache, 0o644)
+        mk = t.mark()
+        r = S.cli(["--session-cache", cache], stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and "mode 600" in r.stderr and "not used" in r.stderr, "%s" % r)
+        check(t.since(mk) == [""], "offered %s" % t.since(mk))
+        check(stat.S_IMODE(os.stat(cache).st_mode) == 0o600, "mode not 600 after the rewrite")
+
+    @case("cache_symlink_ignored_not_written")
+    def _():
+        cache, t = primed()
+        link = S.path("link")
+        os.symlink(cache, link)
+        before = open(cache).read()
+        mk = t.mark()
+        r = S.cli(["--session-cache", link], stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and "symbolic link" in r.stderr, "%s" % r)
+        check(t.since(mk) == [""], "offered %s" % t.since(mk))
+        check(os.path.islink(link) and open(cache).read() == before, "the link or its target changed")
+
+    @case("cache_from_another_machine_ignored")
+    def _():
+        cache, t = primed()
+        rewrite_cache(cache, lambda ls: [ls[0].rsplit(" ", 1)[0] + " another-machine"] + ls[1:])
+        mk = t.mark()
+        r = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and "another machine" in r.stderr, "%s" % r)
+        check(t.since(mk) == [""], "offered %s" % t.since(mk))
+
+    @case("cache_entry_for_another_server_not_offered_both_kept")
+    def _():
+        cache, t = primed()
+        t2 = S.tap()   # another port, the same server (and session cache)
+        r = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t2.port)
+        check(r.rc == 0 and "session not resumed" in r.stderr, "%s" % r)
+        check(t2.since(0) == [""], "offered %s on the other port" % t2.since(0))
+        ent = cache_entries(cache)
+        check(sorted(e.split()[2] for e in ent) == sorted([str(t.port), str(t2.port)]), "entries %s" % ent)
+        # an entry renamed for another host (the file's checksum made right):
+        # the library's own binding still refuses it
+        rewrite_cache(cache, lambda ls: [l.replace("entry localhost %d" % t.port, "entry localhost %d"
+                                                   % t2.port) if "localhost %d tlsmail" % t.port in l
+                                         else l for l in ls if "localhost %d tlsmail" % t2.port not in l])
+        mk = t2.mark()
+        r = S.cli(["--session-cache", cache, "-v"], stdin=SIMPLE, port=t2.port)
+        check(r.rc == 0 and "session not resumed" in r.stderr, "%s" % r)
+        check(t2.since(mk) == [""], "offered %s" % t2.since(mk))
+
+    @case("cache_other_trust_not_offered")
+    def _():
+        cache, t = primed()
+        mk = t.mark()
+        r = S.cli(["--session-cache", cache, "--pin-sha256", spki_pin(S.p("good.crt"))], cafile=None,
+                  stdin=SIMPLE, port=t.port)
+        check(r.rc == 0 and t.since(mk) == [""], "offered %s: %s" % (t.since(mk), r))
+        mk = t.mark()
+        r = S.cli(["--session-cache", cache], cafile="rogue-ca.crt", stdin=SIMPLE, port=t.port)
+        check(r.rc == 69 and "not trusted" in r.stderr, "rogue CA: %s" % r)
+        check(t.since(mk) == [""], "offered %s" % t.since(mk))
+
+    # ---- tlsmail-send --batch
+    def msgfile(name, to=b"a@example.org", extra=b"", body_=b"body\r\n", d=None):
+        path = os.path.join(d, name) if d else S.path(name)
+        with open(path, "wb") as f:
+            f.write(b"From: Sender <sender@example.org>\r\nTo: " + to + b"\r\n" + extra +
+                    b"Subject: " + name.encode() + b"\r\n\r\n" + body_)
+        return path
+
+    def conns(msgs):
+        return len(set(x[4] for x in msgs))
+
+    @case("batch_files_over_one_connection")
+    def _():
+        f1 = msgfile("one", extra=DATE_ID)
+        f2 = msgfile("two", to=b"b@example.org, c@example.org", extra=b"Bcc: d@example.org\r\n")
+        f3 = msgfile("three", body_=body(700 * 1024, 5))
+        t = S.tap()
+        m = good().mark()
+        r = S.cli(["--batch", f1, "--batch", f2, "--batch", f3], port=t.port, to=())
+        check(r.rc == 0, "rc: %s" % r)
+        check(r.stdout.splitlines() == ["sent " + f for f in (f1, f2, f3)], "stdout %r" % r.stdout)
+        hs, msgs = good().since(m)
+        check(len(hs) == 1 and conns(msgs) == 1 and len(msgs) == 3, "handshakes %s, %d connections, %d "
+              "messages" % (hs, conns(msgs), len(msgs)))
+        check([sorted(x[2]) for x in msgs] == [["a@example.org"], ["b@example.org", "c@example.org",
+              "d@example.org"], ["a@example.org"]], "recipients %s" % [x[2] for x in msgs])
+        check(msgs[0][3] == normalise(open(f1, "rb").read()), "message one changed")
+        check(b"Bcc" not in msgs[1][3] and msgs[1][3].startswith(b"Date: "), "two: %r" % msgs[1][3][:200])
+        check(msgs[2][3].endswith(normalise(open(f3, "rb").read())), "three is not byte for byte")
+
+    @case("batch_directory_in_name_order_with_argv_recipients")
+    def _():
+        d = S.path("spool")
+        os.makedirs(os.path.join(d, "sub"))
+        for n in ("m3", "m1", "m2"):
+            msgfile(n, d=d)
+        msgfile(".hidden", d=d)
+        m = good().mark()
+        r = S.cli(["--batch", d], to=("archive@example.org",))
+        check(r.rc == 0, "rc: %s" % r)
+        _, msgs = good().since(m)
+        subj = [x[3].split(b"Subject: ")[1].split(b"\r\n")[0] for x in msgs]
+        check(subj == [b"m1", b"m2", b"m3"], "sent %s" % subj)
+        check(all(sorted(x[2]) == ["a@example.org", "archive@example.org"] for x in msgs),
+              "recipients %s" % [x[2] for x in msgs])
+
+    @case("batch_refused_message_reported_next_one_sent")
+    def _():
+        f1 = msgfile("ok1")
+        f2 = msgfile("refused", to=b"reject-me@example.org")
+        f3 = msgfile("ok2")
+        m = good().mark()
+        r = S.cli(["--batch", f1, "--batch", f2, "--batch", f3], to=())
+        check(r.rc == 69, "rc %s, want 69: %s" % (r.rc, r))
+        check(r.stdout.splitlines() == ["sent " + f1, "sent " + f3], "stdout %r" % r.stdout)
+        check(f2 in r.stderr and "550" in r.stderr, "stderr %r" % r.stderr)
+        _, msgs = good().since(m)
+        check(len(msgs) == 2 and conns(msgs) == 1, "%d messages on %d connections" % (len(msgs), conns(msgs)))
+
+    @case("batch_bad_file_stops_it_before_connecting")
+    def _():
+        good_f = msgfile("fine")
+        for label, bad, rc in (("no_recipients", msgfile("norcpt", to=b"undisclosed-recipients:;"), 64),
+                               ("long_line", msgfile("long", body_=body(400 * 1024, 6) + b"q" * 999 + b"\r\n"), 65),
+                               ("missing", S.path("missing"), 66)):
+            t = S.tap()
+            r = S.cli(["--batch", good_f, "--batch", bad], port=t.port, to=())
+            check(r.rc == rc and bad in r.stderr, "%s: rc %s, want %d: %s" % (label, r.rc, rc, r))
+            check(t.since(0) == [] and r.stdout == "", "%s: connected or sent: %s" % (label, r))
+
+    @case("batch_with_session_cache_resumes_next_batch")
+    def _():
+        cache = S.path("cache")
+        f1, f2 = msgfile("b1"), msgfile("b2")
+        m = good().mark()
+        for _ in range(2):
+            r = S.cli(["--session-cache", cache, "--batch", f1, "--batch", f2], to=())
+            check(r.rc == 0, "rc: %s" % r)
+        hs, msgs = good().since(m)
+        check([x[1] for x in hs] == [False, True] and len(msgs) == 4, "handshakes %s, %d messages"
+              % (hs, len(msgs)))
+
+    @case("many_one_connection_every_message_arrives_once")
+    def _():
+        m = good().mark()
+        r = S.run([S.bins["many"], "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"),
+                   "--count", "50", "--number", "--from", FROM, "--to", TO])
+        check(r.rc == 0 and r.stdout.startswith("many messages=50 "), "%s" % r)
+        hs, msgs = good().since(m)
+        seqs = sorted(int(x[3].split(b"X-Many-Seq: ")[1].split(b"\r\n")[0]) for x in msgs)
+        check(len(hs) == 1 and conns(msgs) == 1 and seqs == list(range(1, 51)),
+              "handshakes %s, %d connections, sequence %s" % (hs, conns(msgs), seqs[:60]))
 
     return cases
 
