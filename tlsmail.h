@@ -405,7 +405,7 @@ TLSMAIL_DEF void tlsmail_session_clear(tlsmail_session *s);
    TLSMAIL_SESSION_TEXT octets with the NUL; *len the length without it.
    0; TLSMAIL_EINVAL when s holds no session or it has expired;
    TLSMAIL_ENOMEM when cap is too small. */
-#define TLSMAIL_SESSION_TEXT 512
+#define TLSMAIL_SESSION_TEXT 600
 TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size_t cap, size_t *len);
 /* Back from that text (len octets, a final LF or CRLF allowed). 0, or
    TLSMAIL_EINVAL for text that is not an export (s is then cleared): a
@@ -3230,7 +3230,8 @@ TLSMAIL__PRIVATE size_t tlsmail__hex_get(const char *t, size_t n, size_t *pos, u
     return k;
 }
 
-/* A decimal field of at most digits digits. */
+/* A decimal field of at most digits digits (18 at most: a long long holds
+   them all). */
 TLSMAIL__PRIVATE int tlsmail__dec_get(const char *t, size_t n, size_t *pos, long long *v, int digits) {
     size_t i = *pos;
     int d = 0;
@@ -3254,8 +3255,9 @@ TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size
     size_t n, hl;
     if (!s || !buf || !len || !s->valid || !tlsmail__session_fresh(s)) return TLSMAIL_EINVAL;
     hl = strlen(s->host);
-    /* magic, host, 5 + 20 digits, then 32 + 2 + 2 + 32 + 48 octets in hex,
-       8 separators: under 500 */
+    /* 18 of magic, 255 of host, 5 + 18 digits (created: from time(), or an
+       import's at most 18), 32 + 2 + 2 + 32 + 48 octets in hex, 8
+       separators and the NUL: 537 at most */
     memcpy(out, TLSMAIL__SESSION_MAGIC, sizeof TLSMAIL__SESSION_MAGIC - 1);
     n = sizeof TLSMAIL__SESSION_MAGIC - 1;
     memcpy(out + n, s->host, hl);
@@ -3307,7 +3309,7 @@ TLSMAIL_DEF int tlsmail_session_import(tlsmail_session *s, const char *text, siz
     pos += h + 1;
     if (tlsmail__dec_get(text, len, &pos, &v, 5) != 0 || v < 1 || v > 65535) goto done;
     t.port = (unsigned)v;
-    if (tlsmail__dec_get(text, len, &pos, &v, 19) != 0) goto done;
+    if (tlsmail__dec_get(text, len, &pos, &v, 18) != 0) goto done; /* 18 digits: no overflow */
     t.created = v;
     if (!tlsmail__hex_get(text, len, &pos, t.trust, 32, 32)) goto done;
     if (!tlsmail__hex_get(text, len, &pos, vs, 2, 2)) goto done;

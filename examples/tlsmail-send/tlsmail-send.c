@@ -183,6 +183,7 @@ static void die(int code, const char *fmt, ...) {
     va_list ap;
     wipe(password, sizeof password);
     fputs("tlsmail-send: ", stderr);
+    if (R.msgfiles.n && R.msg_name) fprintf(stderr, "%s: ", R.msg_name); /* --batch: which file */
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -1415,7 +1416,7 @@ static void check_size_first(void) {
     off_t at = lseek(R.msg_fd, 0, SEEK_CUR);
     if (fstat(R.msg_fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 &&
         (unsigned long long)(st.st_size - at) + R.len > MAX_MESSAGE)
-        die(EX_DATAERR, "the message (%s) is larger than 64 MiB", R.msg_name);
+        die(EX_DATAERR, "the message is larger than 64 MiB");
 }
 
 /* Where the header section ends must be known before sending: at the end
@@ -1453,11 +1454,10 @@ static void prepare_message(void) {
         unsigned long line;
         memset(&message_lines, 0, sizeof message_lines);
         if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
-            die(EX_DATAERR, "%s%smessage line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
-                R.msgfiles.n ? R.msg_name : "", R.msgfiles.n ? ": " : "", line);
+            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
         scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag || R.msgfiles.n, &h);
         if (!headers_complete(&h))
-            die(EX_DATAERR, "%s: the header section is longer than %u KiB", R.msg_name, WINDOW / 1024);
+            die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
         choose_sender(&h);
         if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
         free(h.from_addr);
@@ -1472,12 +1472,13 @@ static void prepare_message(void) {
     }
     list_free(&all);
     if (!R.rcpts.n) {
-        if (R.msgfiles.n) usage_error("%s: no recipients in To, Cc, Bcc or on the command line", R.msg_name);
+        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
         usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
     }
     for (i = 0; i < R.rcpts.n; i++)
         if (tlsmail_check_address(R.rcpts.v[i]) != 0)
             die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
+    R.sent = R.addlen + R.len; /* the size as far as known: a streamed message grows */
 }
 
 /* ---- sending and reporting ---------------------------------------------- */
@@ -1713,7 +1714,7 @@ static void cache_load(void) {
         unsigned port;
         int at = 0;
         tlsmail_session probe;
-        next = strchr(line, '\n') + 1; /* end[-1] is '\n': there is one */
+        next = (char *)memchr(line, '\n', (size_t)(end - line)) + 1; /* end[-1] is '\n' */
         next[-1] = 0;
         if (sscanf(line, "entry %255s %u %n", host, &port, &at) != 2 || at == 0) continue;
         text = line + at;
@@ -1743,9 +1744,10 @@ static void cache_store(void) {
         wipe(text, sizeof text);
         return; /* resumed: nothing new */
     }
-    cap = (cache_nkeep + 1) * 640 + 400;
-    out = (char *)xmalloc(cap);
     cache_first_line(first, sizeof first);
+    cap = strlen(first) + strlen(R.host) + len + 100;
+    for (i = 0; i < cache_nkeep; i++) cap += strlen(cache_keep[i]) + 1;
+    out = (char *)xmalloc(cap);
     n = (size_t)snprintf(out, cap, "%s", first);
     if (have) n += (size_t)snprintf(out + n, cap - n, "entry %s %u %s\n", R.host, R.port, text);
     for (i = 0; i < cache_nkeep; i++) n += (size_t)snprintf(out + n, cap - n, "%s\n", cache_keep[i]);
@@ -1805,9 +1807,9 @@ static int report(int err) {
 
 static void say_sending(void) {
     if (!R.verbose) return;
-    fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu%s octets\n", R.host, R.port,
+    fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu%s octets%s\n", R.host, R.port,
             R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n,
-            (unsigned long)(R.addlen + R.len), R.msg_eof ? "" : "+ (streamed)");
+            (unsigned long)(R.addlen + R.len), R.msg_eof ? "" : "+", R.msg_eof ? "" : " (streamed)");
     if (R.dsn_notify || R.dsn_ret || R.dsn_envid)
         fprintf(stderr, "* -N/-R/-V (DSN) accepted but not sent: not supported yet\n");
 }
@@ -1829,7 +1831,6 @@ static int send_whole(const tlsmail_auth *a) {
         memcpy(m + R.addlen, R.msg, R.len);
         n = R.addlen + R.len;
     }
-    R.sent = n;
     err = tlsmail_client_send(&client, &R.cfg, a, R.from, (const char *const *)R.rcpts.v, R.rcpts.n,
                               m, n);
     if (m != R.msg) free(m);
@@ -1852,7 +1853,8 @@ static void abandon(int code, const char *fmt, ...) {
 }
 
 /* The rest of the input after the window, a piece at a time: counted and
-   its lines checked before the piece is sent (to = NULL: only checked). */
+   its lines checked before the piece is sent (to = NULL: only checked).
+   R.sent grows with it. */
 static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
@@ -1860,7 +1862,7 @@ static int stream_rest(tlsmail_client *to) {
         ssize_t r = read(R.msg_fd, R.msg, WINDOW);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            if (!to) die(EX_NOINPUT, "cannot read %s: %s", R.msg_name, strerror(errno));
+            if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
             abandon(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
         }
         if (r == 0) {
@@ -1869,12 +1871,11 @@ static int stream_rest(tlsmail_client *to) {
         }
         R.input += (unsigned long long)r;
         if (R.input > MAX_MESSAGE) {
-            if (!to) die(EX_DATAERR, "the message (%s) is larger than 64 MiB", R.msg_name);
-            abandon(EX_DATAERR, "the message (%s) is larger than 64 MiB", R.msg_name);
+            if (!to) die(EX_DATAERR, "the message is larger than 64 MiB");
+            abandon(EX_DATAERR, "the message is larger than 64 MiB");
         }
         if ((line = linecheck_feed(&message_lines, R.msg, (size_t)r)) != 0) {
-            if (!to) die(EX_DATAERR, "%s: message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
-                         R.msg_name, line);
+            if (!to) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
             abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
         }
         if (to && (err = tlsmail_data_write(to, R.msg, (size_t)r)) != 0) return err;
@@ -1892,10 +1893,8 @@ static int transact(void) {
     for (i = 0; i < R.rcpts.n; i++)
         if ((err = tlsmail_rcpt(&client, R.rcpts.v[i])) != 0) return err;
     if ((err = tlsmail_data_begin(&client)) != 0) return err;
-    R.sent = 0;
     if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
     if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
-    R.sent = R.addlen + R.len;
     if ((err = stream_rest(&client)) != 0) return err;
     return tlsmail_data_end(&client);
 }
@@ -1965,14 +1964,14 @@ static void collect_files(void) {
 
 static void open_message(const char *path) {
     R.msg_name = path;
-    if ((R.msg_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        die(EX_NOINPUT, "--batch %s: %s", path, strerror(errno));
+    if ((R.msg_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
 }
 
 /* What one message of a batch left behind, for the next one. */
 static void close_message(void) {
     if (R.msg_fd > 0) close(R.msg_fd);
     R.msg_fd = 0;
+    R.msg_name = NULL;
     free(R.from);
     free(R.display);
     free(R.added);
