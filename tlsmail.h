@@ -820,6 +820,8 @@ struct tlsmail_client {
     int session_offered;            /* cfg->session went into the ClientHello */
     int session_resumed;            /* ...and the server resumed it */
     unsigned char trust_digest[32]; /* of the trust of this handshake */
+    size_t ra_pos, ra_len;          /* read ahead, not yet taken: ra[ra_pos..ra_len) */
+    unsigned char ra[512];          /* TLS records read ahead of BearSSL */
 };
 
 #ifdef __cplusplus
@@ -2431,17 +2433,37 @@ static const br_x509_class tlsmail__x509_vtable = {
 
 /* ==== [tlsmail:stream] the byte stream the dialogue speaks over: TLS ==== */
 
+/* BearSSL asks for a record's 5-octet header, then for the rest: two reads
+   of the transport for every reply. Small requests are served from a
+   read-ahead of sizeof c->ra instead, which holds a whole SMTP reply's
+   record, so a reply costs one read (and one wait). Large ones (the
+   certificates) go straight into BearSSL's buffer once it is empty. */
 TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = tlsmail__io_checked(c->io.read(c->io.ctx, buf, len), len);
-    if (n > 0) {
-        size_t k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
-        memcpy(c->first + c->nfirst, buf, k);
+    unsigned char *to = buf;
+    size_t cap = len, k;
+    int n;
+    if (c->ra_pos == c->ra_len) {
+        if (len < sizeof c->ra) {
+            to = c->ra;
+            cap = sizeof c->ra;
+        }
+        n = tlsmail__io_checked(c->io.read(c->io.ctx, to, cap), cap);
+        if (n <= 0) {
+            c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
+            return -1;
+        }
+        k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
+        memcpy(c->first + c->nfirst, to, k);
         c->nfirst += k;
-        return n;
+        if (to == buf) return n;
+        c->ra_pos = 0;
+        c->ra_len = (size_t)n;
     }
-    c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
-    return -1;
+    k = c->ra_len - c->ra_pos < len ? c->ra_len - c->ra_pos : len;
+    memcpy(buf, c->ra + c->ra_pos, k);
+    c->ra_pos += k;
+    return (int)k;
 }
 
 TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, size_t len) {
@@ -2689,7 +2711,9 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
 
 #ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
 TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
-    int err = tlsmail__tls_start(c);
+    int err;
+    c->ra_pos = c->ra_len = 0; /* nothing read ahead from an earlier connection */
+    err = tlsmail__tls_start(c);
     tlsmail__session_done(c, err);
     return err;
 }
