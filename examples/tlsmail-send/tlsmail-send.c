@@ -1634,6 +1634,9 @@ static void arm_deadline(void) {
 static char *cache_keep[CACHE_ENTRIES]; /* other servers' lines, newest first */
 static size_t cache_nkeep;
 static int cache_writable;              /* ours to replace */
+static int cache_stale;                 /* the file needs writing whatever the
+                                           session: unusable, or held an entry
+                                           now dropped */
 
 static void cache_warn(const char *why) {
     fprintf(stderr, "tlsmail-send: session cache %s: %s: not used\n", R.set[K_SESSION_CACHE].value, why);
@@ -1681,6 +1684,7 @@ static void cache_load(void) {
         close(fd);
         return;
     }
+    cache_stale = 1; /* until it proves sound */
     if (st.st_mode & 077) {
         cache_warn("group or others may read or write it (want mode 600)");
         close(fd);
@@ -1709,6 +1713,7 @@ static void cache_load(void) {
         if (R.verbose) cache_warn("written on another machine");
         return;
     }
+    cache_stale = 0;
     for (line = buf + strlen(first); line < end; line = next) {
         char host[256], *text;
         unsigned port;
@@ -1721,11 +1726,15 @@ static void cache_load(void) {
         if (strcasecmp(host, R.host) == 0 && port == R.port) {
             if (!R.cache_text && tlsmail_session_import(&R.session, text, strlen(text)) == 0)
                 R.cache_text = xstrdup(text);
+            else
+                cache_stale = 1;
             continue;
         }
         memset(&probe, 0, sizeof probe);
         if (tlsmail_session_import(&probe, text, strlen(text)) == 0 && cache_nkeep < CACHE_ENTRIES - 1)
             cache_keep[cache_nkeep++] = xstrdup(line);
+        else
+            cache_stale = 1; /* expired, or one too many */
         tlsmail_session_clear(&probe);
     }
     wipe(buf, sizeof buf);
@@ -1740,9 +1749,9 @@ static void cache_store(void) {
     int fd, have;
     if (!path || !cache_writable) return;
     have = tlsmail_session_export(&R.session, text, sizeof text, &len) == 0;
-    if (have && R.cache_text && strcmp(text, R.cache_text) == 0) {
+    if (!cache_stale && (have ? R.cache_text && strcmp(text, R.cache_text) == 0 : !R.cache_text)) {
         wipe(text, sizeof text);
-        return; /* resumed: nothing new */
+        return; /* nothing new: resumed, or no session either way */
     }
     cache_first_line(first, sizeof first);
     cap = strlen(first) + strlen(R.host) + len + 100;
