@@ -2602,9 +2602,10 @@ TLSMAIL__PRIVATE void tlsmail__trust_digest(const tlsmail_trust *t, unsigned cha
     br_sha256_out(&h, out);
 }
 
-/* Within TLSMAIL_SESSION_LIFETIME of its full handshake, by the clock. No
-   clock: nothing to measure with, so the caller's clearing is the limit;
-   a session made with a clock but read without one (created 0) is old. */
+/* Within TLSMAIL_SESSION_LIFETIME of its full handshake, by the clock.
+   Without a clock there is nothing to measure: the caller's clearing is
+   the limit. With one, a session of unknown age (created 0: made without
+   a clock, or imported so) counts as too old. */
 TLSMAIL__PRIVATE int tlsmail__session_fresh(const tlsmail_session *s) {
     long long now;
     if (tlsmail__unix_time(&now) != 0) return 1;

@@ -89,7 +89,7 @@ enum {
     X(DOMAIN, "domain", 0, "domain for local names no alias maps")                    \
     X(ADD_MISSING_HEADERS, "add_missing_headers", 0, "on (default) or off")           \
     X(LOG, "log", 0, "a file to append one line per message to, or syslog")           \
-    X(SESSION_CACHE, "session_cache", 0, "a file (mode 0600) to keep TLS sessions in, to resume them")
+    X(SESSION_CACHE, "session_cache", 0, "a file to keep TLS sessions in, to resume them")
 
 enum {
 #define KEY_ENUM(id, name, secret, help) K_##id,
@@ -1622,9 +1622,9 @@ static void arm_deadline(void) {
        sha256 HEX
 
    What can go wrong with a file only its owner can write is damage, not
-   forgery: whoever can write it as its owner can as well change the
-   configuration or the program, so a MAC keyed by anything the owner can
-   read would add nothing. The protection is the file's ownership and mode
+   forgery: whoever can write it as its owner can as well rewrite that
+   user's configuration (trust, server, password command), and would read
+   any MAC key the program can read, so a MAC would add nothing. The protection is the file's ownership and mode
    (ours, 0600, not a link), checked before it is read; the checksum catches
    what ownership can't: a file cut short or mangled, whose damaged secret
    would make the server's resumption fail the send. The machine's name
