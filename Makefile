@@ -25,7 +25,7 @@ B       := build
 PY      := /usr/bin/python3
 
 PROGS := $(B)/tlsmail-send $(B)/minimal $(B)/custom_io $(B)/pinned \
-         $(B)/unit $(B)/unit_compose $(B)/unit_x509 $(B)/itest $(B)/gosend
+         $(B)/unit $(B)/unit_compose $(B)/unit_x509 $(B)/itest $(B)/gosend $(B)/many
 
 all: $(PROGS)
 
@@ -47,6 +47,10 @@ $(B)/itest: tests/integration/itest.c tlsmail.h | $(B)
 
 $(B)/gosend: tests/integration/gosend.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+# Many messages on one connection, for make bench (and tests/perf).
+$(B)/many: bench/many.c tlsmail.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 # Each target first installs the Debian packages it needs, when missing.
 quick:

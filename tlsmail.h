@@ -89,6 +89,9 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
    TLSMAIL_RCPT_TEXT            room for one recipient's reply text in
                                 tlsmail_rcpt_result (default 160)
    TLSMAIL_QUEUE_ID             room for tlsmail_queue_id (default 128)
+   TLSMAIL_SESSION_LIFETIME     seconds a TLS session may be resumed after
+                                the full handshake that made it (default
+                                3600)
    TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
                                 fuzz builds only: the dialogue runs on the
                                 bare transport, no TLS at all. Never ship it.
@@ -104,7 +107,9 @@ API (each [group] is also the heading of its declarations below and the
                 tlsmail_client_cert_pem, tlsmail_client_cert_file,
                 tlsmail_client_cert_free
    [session]    tlsmail_config, tlsmail_client, tlsmail_dial, tlsmail_hello,
-                tlsmail_extension, tlsmail_close
+                tlsmail_extension, tlsmail_close, tlsmail_session,
+                tlsmail_session_resumed, tlsmail_session_clear,
+                tlsmail_session_export, tlsmail_session_import
    [commands]   tlsmail_mail, tlsmail_rcpt, tlsmail_mail_opts,
                 tlsmail_rcpt_opts, tlsmail_mail_ex, tlsmail_rcpt_ex,
                 tlsmail_message_size, tlsmail_data_begin,
@@ -143,9 +148,9 @@ CONVENTIONS
      0 or 1, tlsmail_tls_error() BearSSL's error number, and
      tlsmail_error_class() a TLSMAIL_CLASS_*.
    - Pointers: the library keeps the caller's tlsmail_config, tlsmail_trust,
-     tlsmail_io and tlsmail_client_cert pointers from tlsmail_dial() until
-     tlsmail_close(); it keeps no other pointer past the call that received
-     it.
+     tlsmail_io, tlsmail_client_cert and tlsmail_session pointers from
+     tlsmail_dial() until tlsmail_close(); it keeps no other pointer past
+     the call that received it.
    - Threads: no global mutable state. One client per thread at a time; one
      loaded tlsmail_trust may be shared read-only by many clients. A name
      lookup runs in a detached thread with every signal blocked; one that
@@ -273,6 +278,12 @@ CHANGES
           tlsmail_describe explains enhanced status codes and names what the
           server offers after a local refusal; tlsmail_error_class counts
           5.3.4 and 5.6.x as the caller's to fix.
+          TLS session resumption: tlsmail_config.session, tlsmail_session,
+          tlsmail_session_resumed, tlsmail_session_clear,
+          tlsmail_session_export, tlsmail_session_import,
+          TLSMAIL_SESSION_LIFETIME.
+          Faster DATA: the message is encoded a line at a time (memchr)
+          straight into the TLS engine's buffer.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
@@ -350,6 +361,12 @@ LICENSE
 #ifndef TLSMAIL_QUEUE_ID
 #define TLSMAIL_QUEUE_ID 128
 #endif
+/* A resumed session skips the certificate check: it lives this long after
+   the full handshake that checked it, resumed or not in between (RFC 5246
+   F.1.4 suggests at most 24 hours). */
+#ifndef TLSMAIL_SESSION_LIFETIME
+#define TLSMAIL_SESSION_LIFETIME 3600
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -368,6 +385,7 @@ typedef struct tlsmail_client_cert tlsmail_client_cert;
 typedef struct tlsmail_mail_opts tlsmail_mail_opts;
 typedef struct tlsmail_rcpt_opts tlsmail_rcpt_opts;
 typedef struct tlsmail_send_opts tlsmail_send_opts;
+typedef struct tlsmail_session tlsmail_session;
 
 /* ---- [send] one call, shaped like Go's net/smtp.SendMail ----------------- */
 
@@ -574,6 +592,9 @@ struct tlsmail_config {
     const char *addresses;
     const tlsmail_client_cert *client_cert; /* NULL: none; sent when the server
                                                asks for one */
+    tlsmail_session *session;  /* NULL: every handshake is a full one; else
+                                  offered when it fits, saved after each
+                                  good handshake (see tlsmail_session) */
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -588,6 +609,40 @@ TLSMAIL_DEF const char *tlsmail_extension(const tlsmail_client *c, const char *n
 
 /* Close the connection (TLS close_notify, bounded) and wipe the client. */
 TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
+
+/* TLS session resumption (RFC 5246 7.3, session IDs). A tlsmail_session
+   holds one server's session: zero-initialise it (no heap), point
+   tlsmail_config.session at it, and keep it between dials. After every
+   good handshake the session is saved in it; a dial offers it only to the
+   same host name and port, under the same trust (the anchors or the pin
+   that verified the chain), and only within TLSMAIL_SESSION_LIFETIME
+   seconds of the full handshake that verified it: anything else gets a
+   full handshake with every check. A handshake that offered it and failed
+   clears it. A resumed handshake skips the key exchange and the chain (CPU
+   on both sides, and the certificates on the wire); in SMTP, where the
+   server speaks first, it saves no round trip. One client at a time may
+   use a session. It holds the session's master secret, as secret as a
+   password for as long as it lives: tlsmail_session_clear() wipes it.
+   Without a clock (TLSMAIL_NO_SOCKETS) nothing expires: clear it yourself.
+
+   tlsmail_session_resumed: 1 if c's last handshake resumed a session, else 0. */
+TLSMAIL_DEF int tlsmail_session_resumed(const tlsmail_client *c);
+/* Forget the session, wiping its secret. */
+TLSMAIL_DEF void tlsmail_session_clear(tlsmail_session *s);
+/* The session as one line of text, for a cache of your own across
+   processes (keep it where only you can read and write it: whoever can
+   write it can make you skip the certificate check; whoever can read it
+   can read and forge the sessions it resumes). buf gets at most
+   TLSMAIL_SESSION_TEXT octets with the NUL; *len the length without it.
+   0; TLSMAIL_EINVAL when s holds no session or it has expired;
+   TLSMAIL_ENOMEM when cap is too small. */
+#define TLSMAIL_SESSION_TEXT 600
+TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size_t cap, size_t *len);
+/* Back from that text (len octets, a final LF or CRLF allowed). 0, or
+   TLSMAIL_EINVAL for text that is not an export (s is then cleared): a
+   malformed field, a TLS version other than 1.2, or a session that has
+   expired. */
+TLSMAIL_DEF int tlsmail_session_import(tlsmail_session *s, const char *text, size_t len);
 
 /* ---- [commands] MAIL, RCPT, DATA, RSET, NOOP, QUIT ----------------------- */
 
@@ -1078,6 +1133,18 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
     unsigned char key[520];
 } tlsmail__pin;
 
+struct tlsmail_session {
+    /* private: callers SHALL NOT access these fields */
+    int valid;                      /* holds a session */
+    char host[256];                 /* the server name it was verified for */
+    unsigned port;                  /* and the port */
+    unsigned char trust[32];        /* SHA-256 of the trust that verified it */
+    long long created;              /* its full handshake, seconds since 1970
+                                       (0: no clock) */
+    br_ssl_session_parameters params; /* BearSSL's: ID, version, suite and
+                                       master secret */
+};
+
 struct tlsmail_client {
     /* private: callers SHALL NOT access these fields */
     br_ssl_client_context sc;
@@ -1120,12 +1187,17 @@ struct tlsmail_client {
     unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
     int body8;                      /* MAIL declared BODY=8BITMIME: message
                                        octets over 127 may go out */
-    unsigned port_dialled;          /* this connection's port (OAUTHBEARER) */
     unsigned missing_ext;           /* ENOEXT: the TLSMAIL__EXT_* bit needed */
     size_t size_declared;           /* ETOOBIG: the message's size */
     int auth_asked;                 /* ENOMECH: the TLSMAIL_AUTH_* asked for */
     char auth_status[32];           /* "status" of an OAuth error challenge */
     char queue_id[TLSMAIL_QUEUE_ID];/* the accepted message's id, or "" */
+    unsigned port;                  /* the port dialled (the session's key, OAUTHBEARER) */
+    int session_offered;            /* cfg->session went into the ClientHello */
+    int session_resumed;            /* ...and the server resumed it */
+    unsigned char trust_digest[32]; /* of the trust of this handshake */
+    size_t ra_pos, ra_len;          /* read ahead, not yet taken: ra[ra_pos..ra_len) */
+    unsigned char ra[512];          /* TLS records read ahead of BearSSL */
 };
 
 /* A client certificate chain and key, loaded by tlsmail_client_cert_pem. */
@@ -2318,12 +2390,15 @@ TLSMAIL__PRIVATE void tlsmail__dot_init(tlsmail__dot *d) {
 TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *in, size_t n,
                                          unsigned char *out, size_t cap, size_t *used,
                                          size_t *written) {
-    size_t i, w = 0;
+    size_t i = 0, w = 0;
     int rc = 0;
-    for (i = 0; i < n; i++) {
+    while (i < n) {
         unsigned char c = in[i];
+        size_t k, more;
+        const unsigned char *e;
         if (d->cr && c == '\n') { /* LF of a CRLF whose CR already sent CRLF */
             d->cr = 0;
+            i++;
             continue;
         }
         if (cap - w < 2) break;
@@ -2333,19 +2408,36 @@ TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *i
             d->cr = c == '\r';
             d->bol = 1;
             d->linelen = 0;
-        } else {
-            /* RFC 5321 4.5.3.1.6: 998 octets of text per line. Refused, not
-               folded: folding would change the message. */
-            if (d->linelen >= TLSMAIL__DATA_LINE_MAX) {
-                rc = TLSMAIL_ELINE;
-                break;
-            }
-            if (d->bol && c == '.') out[w++] = '.'; /* RFC 5321 4.5.2 */
-            out[w++] = c;
-            d->bol = 0;
-            d->cr = 0;
-            d->linelen++;
+            i++;
+            continue;
         }
+        /* RFC 5321 4.5.3.1.6: 998 octets of text per line. Refused, not
+           folded: folding would change the message. */
+        if (d->linelen >= TLSMAIL__DATA_LINE_MAX) {
+            rc = TLSMAIL_ELINE;
+            break;
+        }
+        if (d->bol && c == '.') out[w++] = '.'; /* RFC 5321 4.5.2 */
+        out[w++] = c;
+        i++;
+        d->bol = 0;
+        d->cr = 0;
+        d->linelen++;
+        /* The rest of the line's text in one copy, found by memchr rather
+           than byte by byte: up to the next CR or LF, the line limit, and
+           as far as one byte at a time would go (each byte taken with two
+           octets of room), so any chunking gives the same bytes. */
+        more = cap - w > 1 ? cap - w - 1 : 0;
+        k = n - i;
+        if (k > more) k = more;
+        if (k > TLSMAIL__DATA_LINE_MAX - d->linelen) k = TLSMAIL__DATA_LINE_MAX - d->linelen;
+        if (k == 0) continue;
+        if ((e = (const unsigned char *)memchr(in + i, '\n', k)) != NULL) k = (size_t)(e - (in + i));
+        if ((e = (const unsigned char *)memchr(in + i, '\r', k)) != NULL) k = (size_t)(e - (in + i));
+        memcpy(out + w, in + i, k);
+        w += k;
+        i += k;
+        d->linelen += k;
     }
     *used = i;
     *written = w;
@@ -2367,14 +2459,19 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
     return k;
 }
 
+/* The same line limit over a whole message, a line at a time: memchr
+   finds each line end within the limit, so the cost is the C library's
+   vectorised scan, not a loop per byte. */
 TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
-    const unsigned char *s = (const unsigned char *)msg;
-    size_t i, ll = 0;
-    for (i = 0; i < len; i++) {
-        if (s[i] == '\r' || s[i] == '\n')
-            ll = 0;
-        else if (++ll > TLSMAIL__DATA_LINE_MAX)
-            return TLSMAIL_ELINE;
+    const unsigned char *s = (const unsigned char *)msg, *end;
+    if (len == 0) return 0; /* msg may be NULL then */
+    for (end = s + len; s < end;) {
+        size_t k = (size_t)(end - s), lim = k > TLSMAIL__DATA_LINE_MAX ? TLSMAIL__DATA_LINE_MAX + 1 : k;
+        const unsigned char *e = (const unsigned char *)memchr(s, '\n', lim);
+        const unsigned char *r = (const unsigned char *)memchr(s, '\r', e ? (size_t)(e - s) : lim);
+        if (r) e = r;
+        if (!e) return lim > TLSMAIL__DATA_LINE_MAX ? TLSMAIL_ELINE : 0;
+        s = e + 1;
     }
     return 0;
 }
@@ -3066,19 +3163,23 @@ TLSMAIL__PRIVATE int tlsmail__sock_read(void *ctx, unsigned char *buf, size_t le
     }
 }
 
+/* The socket is non-blocking: send first and wait only when the kernel's
+   buffer is full. A poll() before every record would double the system
+   calls of a large message, which mostly finds room at once. */
 TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    long long end = tlsmail__wait_end(c);
+    long long end = -2; /* the wait's end, fixed when a wait first starts */
     if (len > INT_MAX) len = INT_MAX;
     for (;;) {
-        ssize_t n;
-        int err = tlsmail__poll(c->fd, POLLOUT, end);
-        if (err) return err;
-        n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        ssize_t n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        int err;
         if (n > 0) return (int)n;
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        c->sys_err = errno;
-        return (errno == EPIPE || errno == ECONNRESET) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            c->sys_err = n == 0 ? 0 : errno;
+            return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
+        }
+        if (end == -2) end = tlsmail__wait_end(c);
+        if ((err = tlsmail__poll(c->fd, POLLOUT, end)) != 0) return err;
     }
 }
 
@@ -3511,6 +3612,7 @@ TLSMAIL__PRIVATE int tlsmail__connect(tlsmail_client *c, const char *host, unsig
 
 /* The connection: the caller's transport, or a socket of ours. */
 TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
+    c->port = port;
     return c->cfg->io ? 0 : tlsmail__connect(c, c->host, port);
 }
 
@@ -3536,7 +3638,7 @@ TLSMAIL__PRIVATE int tlsmail__unix_time(long long *t) {
 #else /* TLSMAIL_NO_SOCKETS: the caller's transport is the only one */
 
 TLSMAIL__PRIVATE int tlsmail__open_transport(tlsmail_client *c, unsigned port) {
-    (void)port;
+    c->port = port;
     return c->cfg->io ? 0 : TLSMAIL_EINVAL;
 }
 
@@ -4445,17 +4547,37 @@ static const br_x509_class tlsmail__x509_vtable = {
 
 /* ==== [tlsmail:stream] the byte stream the dialogue speaks over: TLS ==== */
 
+/* BearSSL asks for a record's 5-octet header, then for the rest: two reads
+   of the transport for every reply. Small requests are served from a
+   read-ahead of sizeof c->ra instead, which holds a whole SMTP reply's
+   record, so a reply costs one read (and one wait). Large ones (the
+   certificates) go straight into BearSSL's buffer once it is empty. */
 TLSMAIL__PRIVATE int tlsmail__low_read(void *ctx, unsigned char *buf, size_t len) {
     tlsmail_client *c = (tlsmail_client *)ctx;
-    int n = tlsmail__io_read(c, buf, len);
-    if (n > 0) {
-        size_t k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
-        memcpy(c->first + c->nfirst, buf, k);
+    unsigned char *to = buf;
+    size_t cap = len, k;
+    int n;
+    if (c->ra_pos == c->ra_len) {
+        if (len < sizeof c->ra) {
+            to = c->ra;
+            cap = sizeof c->ra;
+        }
+        n = tlsmail__io_read(c, to, cap);
+        if (n <= 0) {
+            c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
+            return -1;
+        }
+        k = (size_t)n < sizeof c->first - c->nfirst ? (size_t)n : sizeof c->first - c->nfirst;
+        memcpy(c->first + c->nfirst, to, k);
         c->nfirst += k;
-        return n;
+        if (to == buf) return n;
+        c->ra_pos = 0;
+        c->ra_len = (size_t)n;
     }
-    c->io_err = n == 0 ? TLSMAIL_ECLOSED : n;
-    return -1;
+    k = c->ra_len - c->ra_pos < len ? c->ra_len - c->ra_pos : len;
+    memcpy(buf, c->ra + c->ra_pos, k);
+    c->ra_pos += k;
+    return (int)k;
 }
 
 TLSMAIL__PRIVATE int tlsmail__low_write(void *ctx, const unsigned char *buf, size_t len) {
@@ -4564,6 +4686,120 @@ TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_mi
     br_ssl_engine_set_default_chapol(eng);
 }
 
+/* ---- session resumption: what may be resumed, and when ------------------- */
+
+/* A resumed handshake skips the certificate check, so a session may only
+   be offered under the trust that checked it. The trust is named by a
+   digest of everything in it that decides what is accepted: its kind, the
+   pin, and every anchor's name, flags and key, in order (the same bytes in
+   another process give the same digest, so an exported session keeps its
+   binding). A change to what tlsmail_trust can hold must be added here. */
+TLSMAIL__PRIVATE void tlsmail__digest_num(br_sha256_context *h, size_t v) {
+    unsigned char b[4];
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+    br_sha256_update(h, b, 4);
+}
+
+/* Length-prefixed, so no two sequences of fields hash alike. */
+TLSMAIL__PRIVATE void tlsmail__digest_blob(br_sha256_context *h, const void *p, size_t n) {
+    tlsmail__digest_num(h, n);
+    if (n) br_sha256_update(h, p, n);
+}
+
+TLSMAIL__PRIVATE void tlsmail__trust_digest(const tlsmail_trust *t, unsigned char out[32]) {
+    tlsmail_trust none; /* NULL: the system store, as a zeroed trust */
+    br_sha256_context h;
+    const br_x509_trust_anchor *ta;
+    size_t i, n;
+    memset(&none, 0, sizeof none);
+    if (!t) t = &none;
+    ta = t->kind == TLSMAIL__TRUST_USER ? t->user_anchors : t->anchors;
+    n = t->kind == TLSMAIL__TRUST_PIN ? 0 : t->count;
+    br_sha256_init(&h);
+    tlsmail__digest_num(&h, (size_t)t->kind);
+    if (t->kind == TLSMAIL__TRUST_PIN) tlsmail__digest_blob(&h, t->pin, sizeof t->pin);
+    /* files and directories by name: what they hold is read at each full
+       handshake, and TLSMAIL_SESSION_LIFETIME bounds how long a resumed
+       session may outlive a change to them */
+    tlsmail__digest_blob(&h, t->sources ? t->sources : "", t->sources ? t->sources_len : 0);
+    tlsmail__digest_num(&h, n);
+    for (i = 0; i < n; i++) {
+        const br_x509_pkey *k = &ta[i].pkey;
+        tlsmail__digest_blob(&h, ta[i].dn.data, ta[i].dn.len);
+        tlsmail__digest_num(&h, ta[i].flags);
+        tlsmail__digest_num(&h, k->key_type);
+        if (k->key_type == BR_KEYTYPE_RSA) {
+            tlsmail__digest_blob(&h, k->key.rsa.n, k->key.rsa.nlen);
+            tlsmail__digest_blob(&h, k->key.rsa.e, k->key.rsa.elen);
+        } else {
+            tlsmail__digest_num(&h, (size_t)k->key.ec.curve);
+            tlsmail__digest_blob(&h, k->key.ec.q, k->key.ec.qlen);
+        }
+    }
+    br_sha256_out(&h, out);
+}
+
+/* Within TLSMAIL_SESSION_LIFETIME of its full handshake, by the clock.
+   Without a clock there is nothing to measure: the caller's clearing is
+   the limit. With one, a session of unknown age (created 0: made without
+   a clock, or imported so) counts as too old. */
+TLSMAIL__PRIVATE int tlsmail__session_fresh(const tlsmail_session *s) {
+    long long now;
+    if (tlsmail__unix_time(&now) != 0) return 1;
+    return s->created > 0 && now >= s->created && now - s->created < TLSMAIL_SESSION_LIFETIME;
+}
+
+/* For br_ssl_client_reset's resume flag: 1 after the configured session
+   went into the engine, for the ClientHello to offer. Only a session
+   verified for this host name, port and trust, and still fresh. */
+TLSMAIL__PRIVATE int tlsmail__session_offer(tlsmail_client *c) {
+    tlsmail_session *s = c->cfg ? c->cfg->session : NULL;
+    c->session_offered = c->session_resumed = 0;
+    if (!s) return 0;
+    tlsmail__trust_digest(c->trust, c->trust_digest);
+    if (!s->valid || !tlsmail__session_fresh(s) || s->port != c->port ||
+        !tlsmail__host_eq(s->host, c->host) || memcmp(s->trust, c->trust_digest, 32) != 0)
+        return 0;
+    br_ssl_engine_set_session_parameters(&c->sc.eng, &s->params);
+    c->session_offered = 1;
+    return 1;
+}
+
+/* After the handshake (err its result): a good one is saved, a failed
+   one that offered the session clears it, so a session the server
+   chokes on is not offered again. Resumed, the session keeps the time of
+   its full handshake: resuming never extends its life. A server that
+   gives no session ID keeps none: nothing to save. */
+TLSMAIL__PRIVATE void tlsmail__session_done(tlsmail_client *c, int err) {
+    tlsmail_session *s = c->cfg ? c->cfg->session : NULL;
+    br_ssl_session_parameters p;
+    long long now = 0;
+    if (!s) return;
+    if (err) {
+        if (c->session_offered) tlsmail_session_clear(s);
+        return;
+    }
+    br_ssl_engine_get_session_parameters(&c->sc.eng, &p);
+    c->session_resumed = c->session_offered && p.session_id_len == s->params.session_id_len &&
+                         memcmp(p.session_id, s->params.session_id, p.session_id_len) == 0;
+    if (!c->session_resumed) {
+        tlsmail_session_clear(s);
+        if (p.session_id_len > 0 && p.session_id_len <= sizeof p.session_id) {
+            (void)tlsmail__unix_time(&now);
+            memcpy(s->host, c->host, strlen(c->host) + 1);
+            s->port = c->port;
+            memcpy(s->trust, c->trust_digest, 32);
+            s->created = now;
+            s->params = p;
+            s->valid = 1;
+        }
+    }
+    tlsmail__wipe(&p, sizeof p);
+}
+
 /* Handshake over the connected transport. Nothing of SMTP is read or sent
    before this succeeds, so a bad certificate ends the session before the
    server sees a single command. */
@@ -4632,10 +4868,10 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
     if (tlsmail__is_ip_literal(c->host)) {
         TLSMAIL_ASSERT(t && t->kind == TLSMAIL__TRUST_PIN);
-        if (!br_ssl_client_reset(&c->sc, NULL, 0)) return tlsmail__tls_error(c);
+        if (!br_ssl_client_reset(&c->sc, NULL, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     } else {
         TLSMAIL_ASSERT(name[0] != 0); /* an empty name would switch the name check off */
-        if (!br_ssl_client_reset(&c->sc, name, 0)) return tlsmail__tls_error(c);
+        if (!br_ssl_client_reset(&c->sc, name, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     }
     br_sslio_init(&c->ioc, &c->sc.eng, tlsmail__low_read, c, tlsmail__low_write, c);
     c->tls = 1;
@@ -4645,7 +4881,13 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
 }
 
 #ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
-TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) { return tlsmail__tls_start(c); }
+TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
+    int err;
+    c->ra_pos = c->ra_len = 0; /* nothing read ahead from an earlier connection */
+    err = tlsmail__tls_start(c);
+    tlsmail__session_done(c, err);
+    return err;
+}
 #else
 /* Fuzz builds only: the dialogue on a bare stream, so a fuzzer's bytes
    reach the parser without a TLS engine in between. Never ship this. */
@@ -4675,6 +4917,37 @@ TLSMAIL__PRIVATE int tlsmail__stream_write(tlsmail_client *c, const void *buf, s
 TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
     if (!c->tls) return 0;
     return br_sslio_flush(&c->ioc) == 0 ? 0 : tlsmail__tls_error(c);
+}
+
+/* Where the next octets of the message go: straight into the TLS engine's
+   buffer, so DATA costs no copy of our own (br_sslio_write would copy).
+   When the buffer is full (the engine has made a record of it), the record
+   goes out first. At least 2 octets of room, as the DATA encoder needs; 0
+   and *err set when the stream has failed. Without TLS (fuzz builds only)
+   the idle I/O buffer is the room and tlsmail__stream_commit writes it. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__stream_room(tlsmail_client *c, size_t *room, int *err) {
+    unsigned char *p;
+    if (!c->tls) {
+        *room = sizeof c->iobuf;
+        return c->iobuf;
+    }
+    p = br_ssl_engine_sendapp_buf(&c->sc.eng, room);
+    if (p && *room >= 2) return p;
+    /* A full buffer is a record already: this sends it. One octet of room
+       left (never in practice) makes a record of what is there. */
+    if (br_sslio_flush(&c->ioc) == 0 && (p = br_ssl_engine_sendapp_buf(&c->sc.eng, room)) != NULL &&
+        *room >= 2)
+        return p;
+    *err = tlsmail__tls_error(c);
+    return NULL;
+}
+
+/* The first n octets of the room are the message's: the engine seals a
+   record when its buffer is full and sends it at the next room or flush. */
+TLSMAIL__PRIVATE int tlsmail__stream_commit(tlsmail_client *c, size_t n) {
+    if (!c->tls) return tlsmail__io_write_all(c, c->iobuf, n);
+    br_ssl_engine_sendapp_ack(&c->sc.eng, n);
+    return 0;
 }
 
 /* Send our close_notify but never wait for the server's: a server that
@@ -4997,7 +5270,6 @@ TLSMAIL__PRIVATE int tlsmail__security_for(const char *addr) {
 TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttls) {
     int err;
     c->stage = TLSMAIL_STAGE_CONNECT;
-    c->port_dialled = port;
     if ((err = tlsmail__open_transport(c, port)) != 0) return err;
     c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
     c->starttls = starttls;
@@ -5107,6 +5379,141 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c) {
     tlsmail__disconnect(c, TLSMAIL__POLITE);
     tlsmail__wipe(c, sizeof *c);
     c->fd = -1;
+}
+
+/* ---- TLS sessions: the caller's side ------------------------------------- */
+
+TLSMAIL_DEF int tlsmail_session_resumed(const tlsmail_client *c) { return c && c->session_resumed; }
+
+TLSMAIL_DEF void tlsmail_session_clear(tlsmail_session *s) {
+    if (s) tlsmail__wipe(s, sizeof *s);
+}
+
+TLSMAIL__PRIVATE size_t tlsmail__hex_put(char *out, const unsigned char *p, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    return 2 * n;
+}
+
+/* One space-separated field of t[*pos..n) as bytes from hex: exactly want
+   octets, or (want 0) 1 to cap of them. Returns the count, or 0. */
+TLSMAIL__PRIVATE size_t tlsmail__hex_get(const char *t, size_t n, size_t *pos, unsigned char *out,
+                                         size_t want, size_t cap) {
+    size_t i = *pos, k = 0;
+    while (i + 1 < n && tlsmail__isxdigit((unsigned char)t[i]) &&
+           tlsmail__isxdigit((unsigned char)t[i + 1]) && k < cap) {
+        int hi = tlsmail__lower((unsigned char)t[i]), lo = tlsmail__lower((unsigned char)t[i + 1]);
+        hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
+        lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
+        out[k++] = (unsigned char)(hi << 4 | lo);
+        i += 2;
+    }
+    if (k == 0 || (want && k != want) || (i < n && t[i] != ' ')) return 0;
+    *pos = i < n ? i + 1 : i;
+    return k;
+}
+
+/* A decimal field of at most digits digits (18 at most: a long long holds
+   them all). */
+TLSMAIL__PRIVATE int tlsmail__dec_get(const char *t, size_t n, size_t *pos, long long *v, int digits) {
+    size_t i = *pos;
+    int d = 0;
+    *v = 0;
+    while (i < n && tlsmail__isdigit((unsigned char)t[i]) && d < digits) {
+        *v = *v * 10 + (t[i++] - '0');
+        d++;
+    }
+    if (d == 0 || (i < n && t[i] != ' ')) return -1;
+    *pos = i < n ? i + 1 : i;
+    return 0;
+}
+
+/* "tlsmail-session-1 HOST PORT CREATED TRUST VERSION SUITE ID SECRET", the
+   binary fields in hex: one line a shell can grep and a cache can key. */
+#define TLSMAIL__SESSION_MAGIC "tlsmail-session-1 "
+
+TLSMAIL_DEF int tlsmail_session_export(const tlsmail_session *s, char *buf, size_t cap, size_t *len) {
+    char out[TLSMAIL_SESSION_TEXT];
+    unsigned char vs[4];
+    size_t n, hl;
+    if (!s || !buf || !len || !s->valid || !tlsmail__session_fresh(s)) return TLSMAIL_EINVAL;
+    hl = strlen(s->host);
+    /* 18 of magic, 255 of host, 5 + 18 digits (created: from time(), or an
+       import's at most 18), 32 + 2 + 2 + 32 + 48 octets in hex, 8
+       separators and the NUL: 537 at most */
+    memcpy(out, TLSMAIL__SESSION_MAGIC, sizeof TLSMAIL__SESSION_MAGIC - 1);
+    n = sizeof TLSMAIL__SESSION_MAGIC - 1;
+    memcpy(out + n, s->host, hl);
+    n += hl;
+    n += (size_t)sprintf(out + n, " %u %lld ", s->port, s->created);
+    n += tlsmail__hex_put(out + n, s->trust, 32);
+    vs[0] = (unsigned char)(s->params.version >> 8);
+    vs[1] = (unsigned char)s->params.version;
+    vs[2] = (unsigned char)(s->params.cipher_suite >> 8);
+    vs[3] = (unsigned char)s->params.cipher_suite;
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, vs, 2);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, vs + 2, 2);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, s->params.session_id, s->params.session_id_len);
+    out[n++] = ' ';
+    n += tlsmail__hex_put(out + n, s->params.master_secret, 48);
+    out[n] = '\0';
+    *len = n;
+    if (cap <= n) {
+        tlsmail__wipe(out, sizeof out);
+        return TLSMAIL_ENOMEM;
+    }
+    memcpy(buf, out, n + 1);
+    tlsmail__wipe(out, sizeof out);
+    return 0;
+}
+
+/* Only what a handshake of ours can have made: TLS 1.2, an ID of 1 to 32
+   octets, a host name as tlsmail_dial keeps it. The suite is BearSSL's to
+   check: it refuses a resumption whose suite is not one we offer. */
+TLSMAIL_DEF int tlsmail_session_import(tlsmail_session *s, const char *text, size_t len) {
+    tlsmail_session t;
+    unsigned char vs[2];
+    size_t pos = sizeof TLSMAIL__SESSION_MAGIC - 1, h;
+    long long v;
+    int ok = 0;
+    if (!s) return TLSMAIL_EINVAL;
+    tlsmail_session_clear(s);
+    if (!text) return TLSMAIL_EINVAL;
+    if (len && text[len - 1] == '\n') len--;
+    if (len && text[len - 1] == '\r') len--;
+    memset(&t, 0, sizeof t);
+    if (len <= pos || memcmp(text, TLSMAIL__SESSION_MAGIC, pos) != 0) return TLSMAIL_EINVAL;
+    for (h = 0; pos + h < len && text[pos + h] > ' ' && text[pos + h] < 0x7F; h++) {}
+    if (h == 0 || h >= sizeof t.host || pos + h >= len || text[pos + h] != ' ') return TLSMAIL_EINVAL;
+    memcpy(t.host, text + pos, h);
+    pos += h + 1;
+    if (tlsmail__dec_get(text, len, &pos, &v, 5) != 0 || v < 1 || v > 65535) goto done;
+    t.port = (unsigned)v;
+    if (tlsmail__dec_get(text, len, &pos, &v, 18) != 0) goto done; /* 18 digits: no overflow */
+    t.created = v;
+    if (!tlsmail__hex_get(text, len, &pos, t.trust, 32, 32)) goto done;
+    if (!tlsmail__hex_get(text, len, &pos, vs, 2, 2)) goto done;
+    t.params.version = (uint16_t)(vs[0] << 8 | vs[1]);
+    if (!tlsmail__hex_get(text, len, &pos, vs, 2, 2)) goto done;
+    t.params.cipher_suite = (uint16_t)(vs[0] << 8 | vs[1]);
+    t.params.session_id_len = (unsigned char)tlsmail__hex_get(text, len, &pos, t.params.session_id, 0,
+                                                              sizeof t.params.session_id);
+    if (t.params.session_id_len == 0) goto done;
+    if (!tlsmail__hex_get(text, len, &pos, t.params.master_secret, 48, 48) || pos != len) goto done;
+    if (t.params.version != BR_TLS12 || t.params.cipher_suite == 0) goto done;
+    t.valid = 1;
+    ok = tlsmail__session_fresh(&t);
+done:
+    if (ok) *s = t;
+    tlsmail__wipe(&t, sizeof t);
+    return ok ? 0 : TLSMAIL_EINVAL;
 }
 
 /* ==== [tlsmail:auth] AUTH: RFC 4954; PLAIN, LOGIN, OAuth 2.0, EXTERNAL ==== */
@@ -5364,7 +5771,7 @@ TLSMAIL__PRIVATE int tlsmail__auth_oauth(tlsmail_client *c, const char *user, co
     char port[24];
     size_t np;
     int code;
-    (void)tlsmail__utoa(port, c->port_dialled);
+    (void)tlsmail__utoa(port, c->port);
     np = tlsmail__oauth_parts(pt, mech, user, token, c->host, port);
     code = tlsmail__sasl_one(c, mech == TLSMAIL_AUTH_XOAUTH2 ? "XOAUTH2" : "OAUTHBEARER", pt, np);
     return code == 334 ? tlsmail__oauth_refused(c, mech) : tlsmail__auth_verdict(code);
@@ -5951,18 +6358,20 @@ TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c) {
 
 TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
     const unsigned char *in = (const unsigned char *)p;
-    unsigned char out[2048];
     int err = tlsmail__enter(c, TLSMAIL_STAGE_BODY, TLSMAIL__DATA, TLSMAIL__DATA);
     if (err) return err;
     if (!p && n) return c->err = TLSMAIL_EINVAL;
     if ((err = tlsmail__body8_ok(c, p, n)) != 0) return tlsmail__fatal(c, err);
     while (n > 0) {
-        size_t used, written;
-        err = tlsmail__dot_encode(&c->dot, in, n, out, sizeof out, &used, &written);
+        size_t room = 0, used, written;
+        unsigned char *out = tlsmail__stream_room(c, &room, &err);
+        if (!out) return tlsmail__fatal(c, err);
+        err = tlsmail__dot_encode(&c->dot, in, n, out, room, &used, &written);
         /* A line too long after part of the message went out: drop the
-           connection without the final "." so nothing is delivered. */
+           connection without the final "." so nothing is delivered (what
+           this call encoded is never committed). */
         if (err) return tlsmail__fatal(c, err);
-        if (written && (err = tlsmail__stream_write(c, out, written)) != 0) return tlsmail__fatal(c, err);
+        if (written && (err = tlsmail__stream_commit(c, written)) != 0) return tlsmail__fatal(c, err);
         in += used;
         n -= used;
     }

@@ -41,6 +41,9 @@ if [ $quick = 0 ]; then
     # tlsmail_config.addresses, behind a resolver that never answers (a
     # private mount and network namespace).
     suite resolve /usr/bin/python3 tests/resolve/test_resolve.py --build "$build" "${k[@]}"
+    # TLS session resumption, tlsmail-send's session cache, streaming and
+    # --batch, bench/many.c: what the speed features must still get right.
+    suite perf /usr/bin/python3 tests/perf/test_perf.py --build "$build" "${k[@]}"
     suite real /usr/bin/python3 tests/real/test_real.py --build "$build" "${k[@]}"
     # tlsmail-send built for musl, aarch64 and armhf (qemu-user), a Winsock
     # program under wine, the Cortex-M4 image within its size budget.

@@ -27,6 +27,7 @@
 #define TLSMAIL_IMPLEMENTATION
 #include "tlsmail.h" /* first: it sets the POSIX feature macros */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -69,6 +70,14 @@ enum {
 };
 
 #define MAX_MESSAGE (64ul * 1024 * 1024) /* larger input is refused (65) */
+/* What is read before connecting: a message that fits is checked whole
+   first and sent in one pipelined exchange; a larger one is streamed in
+   pieces of this size, so memory stays constant whatever its size. Its
+   header section must fit (recipients, Bcc and the added headers are
+   decided before the first octet goes out). */
+#define WINDOW (256u * 1024)
+/* TLS sessions kept in a session cache file, one per server. */
+#define CACHE_ENTRIES 16
 #ifdef _WIN32
 #define SYSTEM_CONFIG "C:\\ProgramData\\tlsmail-send\\tlsmail-send.conf"
 #else
@@ -101,7 +110,8 @@ enum {
     X(ALIASES, "aliases", 0, "aliases(5) file for recipients without a domain")       \
     X(DOMAIN, "domain", 0, "domain for local names no alias maps")                    \
     X(ADD_MISSING_HEADERS, "add_missing_headers", 0, "on (default) or off")           \
-    X(LOG, "log", 0, "a file to append one line per message to, or syslog")
+    X(LOG, "log", 0, "a file to append one line per message to, or syslog")           \
+    X(SESSION_CACHE, "session_cache", 0, "a file to keep TLS sessions in, to resume them")
 
 enum {
 #define KEY_ENUM(id, name, secret, help) K_##id,
@@ -146,6 +156,7 @@ typedef struct run {
     const char *opt_fname;   /* sendmail -F */
     const char *subject;     /* --subject */
     const char *dsn_notify, *dsn_ret, *dsn_envid; /* -N, -R, -V: kept, not sent */
+    strlist batch;           /* --batch FILE|DIR, as given */
     int tflag, verbose, check, config_check;
     char files[2][1024];     /* the files read, for messages */
     int nfiles;
@@ -160,6 +171,19 @@ typedef struct run {
     char *from;              /* envelope sender */
     char *display;           /* display name for an added From */
     strlist rcpts;           /* envelope recipients */
+    /* the message being sent: R.msg holds its first WINDOW octets, or all
+       of it when msg_eof; the rest is read from msg_fd while it is sent */
+    const char *msg_name;    /* "stdin" or the file's path */
+    int msg_fd;
+    int msg_eof;
+    unsigned long long input;/* octets read of it */
+    unsigned long long sent; /* octets handed to the library, added ones too */
+    char *added;             /* header fields to put first, or NULL */
+    size_t addlen;
+    int aliases_loaded;
+    strlist msgfiles;        /* --batch: the message files, in order */
+    tlsmail_session session; /* --session-cache: the one for this server */
+    char *cache_text;        /* the entry it was loaded from, or NULL */
 } run;
 
 static run R;
@@ -181,6 +205,7 @@ static void die(int code, const char *fmt, ...) {
     va_list ap;
     wipe(password, sizeof password);
     fputs("tlsmail-send: ", stderr);
+    if (R.msgfiles.n && R.msg_name) fprintf(stderr, "%s: ", R.msg_name); /* --batch: which file */
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -264,7 +289,7 @@ static int parse_bool(const char *s) {
 enum {
     A_HEAD, A_KEY, A_FLAG_T, A_SENDER, A_FULLNAME, A_IGNORE, A_BODYTYPE, A_DSN_N, A_DSN_R,
     A_DSN_V, A_VERBOSE, A_HELP, A_VERSION, A_CHECK, A_CONFIG_CHECK, A_ACCOUNT, A_SUBJECT,
-    A_STARTTLS, A_PASSWORD
+    A_STARTTLS, A_PASSWORD, A_BATCH
 };
 enum { ATTACHED = 1 }; /* the value may follow the letter: -fADDR */
 
@@ -308,6 +333,12 @@ static const option options[] = {
       "add the recipients of the To, Cc and Bcc\nheaders (a Bcc header is always removed)" },
     { "--subject", "TEXT", A_SUBJECT, 0, 0,
       "compose the message: stdin is plain UTF-8\ntext, From is the sender, To the recipients" },
+    { "--batch", "FILE", A_BATCH, 0, 0,
+      "send FILE instead of stdin, over one connection\nwith the other --batch FILEs (repeatable; a\n"
+      "directory: each file in it); recipients from\neach one's To, Cc and Bcc, and the RECIPIENTs" },
+    { "--session-cache", "FILE", A_KEY, K_SESSION_CACHE, 0,
+      "keep the TLS session in FILE and resume it\nnext time (a handshake without the\n"
+      "certificates); FILE is made mode 0600" },
     { "sendmail compatibility (accepted; see tlsmail-send(1)):", NULL, A_HEAD, 0, 0, NULL },
     { "-i|-oi", NULL, A_IGNORE, 0, 0, "a lone dot never ends the message anyway" },
     { "-oem|-oee|-oep|-oeq|-oew", NULL, A_IGNORE, 0, 0, "errors are always reported by exit status and stderr" },
@@ -333,6 +364,7 @@ static const char help_head[] =
     "usage: tlsmail-send [options] [--] RECIPIENT... < message\n"
     "       tlsmail-send -t [options] [RECIPIENT...] < message\n"
     "       tlsmail-send --subject TEXT [options] RECIPIENT... < text\n"
+    "       tlsmail-send --batch FILE [--batch FILE]... [options] [RECIPIENT...]\n"
     "       tlsmail-send --check | --config-check [--account NAME]\n"
     "\n"
     "Sends one message over SMTP with TLS: implicit TLS (port 465) by default,\n"
@@ -474,6 +506,7 @@ static void parse_command_line(int argc, char **argv) {
         case A_FULLNAME: R.opt_fname = val; break;
         case A_FLAG_T: R.tflag = 1; break;
         case A_SUBJECT: R.subject = val; break;
+        case A_BATCH: list_push(&R.batch, xstrdup(val)); break;
         case A_IGNORE: break;
         case A_BODYTYPE: check_choice(spelling, val, body_types, 0); break;
         case A_DSN_N:
@@ -779,6 +812,8 @@ static void check_settings(void) {
         die(config_status(s), "add_missing_headers %s: want on or off (%s)", s->value, s->source);
     if (R.tflag && R.subject)
         usage_error("-t reads recipients from headers, --subject writes the headers: use one");
+    if (R.batch.n && (R.subject || R.check))
+        usage_error("--batch sends message files: not with %s", R.subject ? "--subject" : "--check");
 }
 
 /* ---- --config-check ----------------------------------------------------- */
@@ -1050,19 +1085,54 @@ static char *read_all(FILE *f, size_t max, size_t *len) {
     return buf;
 }
 
-/* RFC 5321 4.5.3.1.6: checked before connecting, with the line number. */
-static size_t long_line(const char *m, size_t n) {
-    size_t i, ll = 0, line = 1;
-    for (i = 0; i < n; i++) {
-        if (m[i] == '\r' || m[i] == '\n') {
-            if (!(m[i] == '\n' && i > 0 && m[i - 1] == '\r')) line++;
-            ll = 0;
-        } else if (++ll > 998) {
-            return line;
+/* RFC 5321 4.5.3.1.6, with the line number, over a message fed in pieces:
+   line ends as the library reads them (CRLF, LF, a bare CR), each line
+   found with memchr within the 998 octets it may have. */
+typedef struct linecheck {
+    unsigned long line; /* the current line, from 1 */
+    size_t len;         /* its octets so far */
+    int cr;             /* the last octet was a CR */
+} linecheck;
+
+/* The number of the first line over 998 octets in what was fed so far
+   (this piece included), or 0. */
+static unsigned long linecheck_feed(linecheck *lc, const char *p, size_t n) {
+    const char *end = p + n;
+    if (!lc->line) lc->line = 1;
+    while (p < end) {
+        const char *lf, *cr;
+        size_t k, room;
+        if (*p == '\n' && lc->cr) { /* the LF of a CRLF: that line end was counted */
+            lc->cr = 0;
+            p++;
+            continue;
         }
+        lc->cr = 0;
+        if (*p == '\r' || *p == '\n') {
+            lc->cr = *p == '\r';
+            lc->line++;
+            lc->len = 0;
+            p++;
+            continue;
+        }
+        room = 999 - lc->len; /* a 999th octet is one too many */
+        k = (size_t)(end - p) < room ? (size_t)(end - p) : room;
+        lf = (const char *)memchr(p, '\n', k);
+        cr = (const char *)memchr(p, '\r', lf ? (size_t)(lf - p) : k);
+        if (cr) lf = cr;
+        if (!lf) {
+            if (k == room) return lc->line;
+            lc->len += k;
+            p += k;
+            continue;
+        }
+        lc->len += (size_t)(lf - p);
+        p = lf;
     }
     return 0;
 }
+
+static linecheck message_lines; /* the message being read */
 
 /* An RFC 5322 address list (To: "A" <a@x>, b@y (comment), grp: c@z;) to
    bare addresses: display names, comments and group names dropped, quoted
@@ -1365,8 +1435,9 @@ static void choose_sender(const headers *h) {
     free(name);
 }
 
-/* From, Date and Message-ID when the message has none, ahead of the
-   existing fields; an empty line too when it had no header section. */
+/* From, Date and Message-ID when the message has none, to go ahead of the
+   existing fields (R.added); an empty line too when it had no header
+   section. */
 static void add_missing_headers(const headers *h) {
     char date[32], id[300], *mailbox = NULL, *out, *p;
     size_t need = 0, flen = 0, n;
@@ -1398,7 +1469,7 @@ static void add_missing_headers(const headers *h) {
         need += 12 + strlen(id) + 2;
     }
     if (blank) need += 2;
-    out = p = (char *)xmalloc(need + R.len + 1);
+    out = p = (char *)xmalloc(need + 1);
     if (!h->from) {
         memcpy(p, "From:", 5);
         p += 5;
@@ -1413,13 +1484,10 @@ static void add_missing_headers(const headers *h) {
         memcpy(p, "\r\n", 2);
         p += 2;
     }
-    memcpy(p, R.msg, R.len);
-    p += R.len;
     *p = 0;
-    free(R.msg);
     free(mailbox);
-    R.msg = out;
-    R.len = (size_t)(p - out);
+    R.added = out;
+    R.addlen = (size_t)(p - out);
 }
 
 static void compose_message(void) {
@@ -1459,22 +1527,71 @@ static void compose_message(void) {
     R.len = n;
 }
 
+/* The first WINDOW octets of the message (all of it, when it is no
+   longer) into R.msg, and whether that is all. */
+static void read_window(void) {
+    ssize_t r = 1;
+    if (!R.msg) R.msg = (char *)xmalloc(WINDOW + 1);
+    R.len = 0;
+    while (R.len < WINDOW && (r = read(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
+        R.len += (size_t)r;
+    }
+    R.msg_eof = r == 0; /* a message of exactly WINDOW octets streams: no harm */
+    R.msg[R.len] = 0;
+    R.input = R.len;
+}
+
+/* A file on stdin (or in a batch) tells its size: too large is refused
+   before connecting. A pipe is counted while it is sent. */
+static void check_size_first(void) {
+    struct stat st;
+    off_t at = lseek(R.msg_fd, 0, SEEK_CUR);
+    if (fstat(R.msg_fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 &&
+        (unsigned long long)(st.st_size - at) + R.len > MAX_MESSAGE)
+        die(EX_DATAERR, "the message is larger than 64 MiB");
+}
+
+/* Where the header section ends must be known before sending: at the end
+   of the message, or at a line that is whole inside the window. */
+static int headers_complete(const headers *h) {
+    size_t i;
+    if (R.msg_eof) return 1;
+    for (i = h->end; i < R.len; i++)
+        if (R.msg[i] == '\n' || (R.msg[i] == '\r' && i + 1 < R.len)) return 1;
+    return 0;
+}
+
 static void prepare_message(void) {
     strlist hdr_rcpts = { NULL, 0, 0 }, all = { NULL, 0, 0 };
     headers h;
     size_t i;
     const setting *add = &R.set[K_ADD_MISSING_HEADERS];
-    R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
-    if (!R.msg) die(EX_DATAERR, "the message is larger than 64 MiB");
-    if (R.set[K_ALIASES].value) load_aliases(&R.set[K_ALIASES]);
+    if (R.subject) { /* the composer needs the whole text */
+        R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
+        if (!R.msg) die(EX_DATAERR, "the message is larger than 64 MiB");
+        R.msg_eof = 1;
+        R.input = R.len;
+    } else {
+        read_window();
+        if (!R.msg_eof) check_size_first();
+    }
+    if (R.set[K_ALIASES].value && !R.aliases_loaded) {
+        load_aliases(&R.set[K_ALIASES]);
+        R.aliases_loaded = 1;
+    }
     if (R.subject) {
         choose_sender(NULL);
         compose_message();
     } else {
-        size_t line = long_line(R.msg, R.len);
-        if (line) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
-                      (unsigned long)line);
-        scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag, &h);
+        unsigned long line;
+        memset(&message_lines, 0, sizeof message_lines);
+        if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
+            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+        scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag || R.msgfiles.n, &h);
+        if (!headers_complete(&h))
+            die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
         choose_sender(&h);
         if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
         free(h.from_addr);
@@ -1488,11 +1605,14 @@ static void prepare_message(void) {
         else expand_local(all.v[i], &R.rcpts, 0);
     }
     list_free(&all);
-    if (!R.rcpts.n)
+    if (!R.rcpts.n) {
+        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
         usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
+    }
     for (i = 0; i < R.rcpts.n; i++)
         if (tlsmail_check_address(R.rcpts.v[i]) != 0)
             die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
+    R.sent = R.addlen + R.len; /* the size as far as known: a streamed message grows */
 }
 
 /* ---- sending and reporting ---------------------------------------------- */
@@ -1624,8 +1744,8 @@ static void log_result(int rc, const char *result) {
         n += r > 0 ? (size_t)r : 0;
     }
     if (n < sizeof line)
-        snprintf(line + n, sizeof line - n, " size=%lu status=%d (%s) result='%s' reply='%d %s'",
-                 (unsigned long)R.len, rc, status_name(rc), result, tlsmail_reply_code(&client), reply);
+        snprintf(line + n, sizeof line - n, " size=%llu status=%d (%s) result='%s' reply='%d %s'",
+                 R.sent, rc, status_name(rc), result, tlsmail_reply_code(&client), reply);
     if (!strcmp(lg->value, "syslog")) {
         system_log(rc, line);
     } else {
@@ -1685,30 +1805,427 @@ static void arm_deadline(void) {
 static void platform_init(void) {}
 #endif
 
-static int send_and_report(void) {
-    tlsmail_auth a;
-    char desc[1400];
-    int err, rc;
-    if (R.verbose) {
-        fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu octets\n", R.host, R.port,
-                R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n, (unsigned long)R.len);
-        if (R.dsn_notify || R.dsn_ret || R.dsn_envid)
-            fprintf(stderr, "* -N/-R/-V (DSN) accepted but not sent: not supported yet\n");
+/* ---- the session cache: TLS sessions across runs ------------------------- */
+
+/* One line per server, the library's export after "entry HOST PORT ", under
+   a first line naming this machine and above a last line with the SHA-256
+   of everything before it:
+
+       tlsmail-send-cache 1 HOSTNAME
+       entry smtp.example.org 465 tlsmail-session-1 smtp.example.org 465 ...
+       sha256 HEX
+
+   What can go wrong with a file only its owner can write is damage, not
+   forgery: whoever can write it as its owner can as well rewrite that
+   user's configuration (trust, server, password command), and would read
+   any MAC key the program can read, so a MAC would add nothing. The protection is the file's ownership and mode
+   (ours, 0600, not a link), checked before it is read; the checksum catches
+   what ownership can't: a file cut short or mangled, whose damaged secret
+   would make the server's resumption fail the send. The machine's name
+   keeps a cache copied with a home directory or an image from being used
+   elsewhere, sharing one session's secret between machines. Anything
+   wrong: the file is not used (a full handshake), and rewritten. */
+static char *cache_keep[CACHE_ENTRIES]; /* other servers' lines, newest first */
+static size_t cache_nkeep;
+static int cache_writable;              /* ours to replace */
+static int cache_stale;                 /* the file needs writing whatever the
+                                           session: unusable, or held an entry
+                                           now dropped */
+
+static void cache_warn(const char *why) {
+    fprintf(stderr, "tlsmail-send: session cache %s: %s: not used\n", R.set[K_SESSION_CACHE].value, why);
+}
+
+static void sha256_hex(const void *p, size_t n, char out[65]) {
+    br_sha256_context h;
+    unsigned char d[32];
+    size_t i;
+    br_sha256_init(&h);
+    br_sha256_update(&h, p, n);
+    br_sha256_out(&h, d);
+    for (i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void cache_first_line(char *out, size_t cap) {
+    char host[256];
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "-");
+    host[sizeof host - 1] = 0;
+    snprintf(out, cap, "tlsmail-send-cache 1 %s\n", host);
+}
+
+/* The entry for this server into R.session; the others kept for the
+   rewrite, those that have expired dropped. */
+static void cache_load(void) {
+    const char *path = R.set[K_SESSION_CACHE].value;
+    char buf[CACHE_ENTRIES * 640 + 512], first[300], sum[65], *line, *end, *next;
+    struct stat st;
+    ssize_t r;
+    size_t n = 0;
+    int fd;
+    if (!path) return;
+    R.cfg.session = &R.session;
+    cache_writable = 1;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return;
+        cache_writable = errno != ELOOP;
+        cache_warn(errno == ELOOP ? "a symbolic link" : strerror(errno));
+        return;
     }
-    a = make_auth();
-    arm_deadline();
-    err = tlsmail_client_send(&client, &R.cfg, R.set[K_USER].value ? &a : NULL, R.from,
-                              (const char *const *)R.rcpts.v, R.rcpts.n, R.msg, R.len);
-    wipe(password, sizeof password);
-    rc = exit_status(err);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        cache_writable = 0;
+        cache_warn("not a file of this user's");
+        close(fd);
+        return;
+    }
+    cache_stale = 1; /* until it proves sound */
+    if (st.st_mode & 077) {
+        cache_warn("group or others may read or write it (want mode 600)");
+        close(fd);
+        return;
+    }
+    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = 0;
+    cache_first_line(first, sizeof first);
+    /* the checksum line: "sha256 HEX\n", last */
+    end = n >= 72 ? buf + n - 72 : NULL;
+    if (!end || strncmp(end, "sha256 ", 7) != 0 || buf[n - 1] != '\n' || (end > buf && end[-1] != '\n')) {
+        if (R.verbose) cache_warn("damaged (no checksum line)");
+        return;
+    }
+    sha256_hex(buf, (size_t)(end - buf), sum);
+    if (memcmp(end + 7, sum, 64) != 0) {
+        if (R.verbose) cache_warn("damaged (checksum mismatch)");
+        return;
+    }
+    if (strncmp(buf, first, strlen(first)) != 0) {
+        if (R.verbose) cache_warn("written on another machine");
+        return;
+    }
+    cache_stale = 0;
+    for (line = buf + strlen(first); line < end; line = next) {
+        char host[256], *text;
+        unsigned port;
+        int at = 0;
+        tlsmail_session probe;
+        next = (char *)memchr(line, '\n', (size_t)(end - line)) + 1; /* end[-1] is '\n' */
+        next[-1] = 0;
+        if (sscanf(line, "entry %255s %u %n", host, &port, &at) != 2 || at == 0) continue;
+        text = line + at;
+        if (strcasecmp(host, R.host) == 0 && port == R.port) {
+            if (!R.cache_text && tlsmail_session_import(&R.session, text, strlen(text)) == 0)
+                R.cache_text = xstrdup(text);
+            else
+                cache_stale = 1;
+            continue;
+        }
+        memset(&probe, 0, sizeof probe);
+        if (tlsmail_session_import(&probe, text, strlen(text)) == 0 && cache_nkeep < CACHE_ENTRIES - 1)
+            cache_keep[cache_nkeep++] = xstrdup(line);
+        else
+            cache_stale = 1; /* expired, or one too many */
+        tlsmail_session_clear(&probe);
+    }
+    wipe(buf, sizeof buf);
+}
+
+/* The file again, this server's session first, when it changed: written
+   beside it (mode 0600 from the start) and renamed over it. */
+static void cache_store(void) {
+    const char *path = R.set[K_SESSION_CACHE].value;
+    char text[TLSMAIL_SESSION_TEXT], first[300], sum[65], *out, *tmp;
+    size_t len = 0, n, i, cap;
+    int fd, have;
+    if (!path || !cache_writable) return;
+    have = tlsmail_session_export(&R.session, text, sizeof text, &len) == 0;
+    if (!cache_stale && (have ? R.cache_text && strcmp(text, R.cache_text) == 0 : !R.cache_text)) {
+        wipe(text, sizeof text);
+        return; /* nothing new: resumed, or no session either way */
+    }
+    cache_first_line(first, sizeof first);
+    cap = strlen(first) + strlen(R.host) + len + 100;
+    for (i = 0; i < cache_nkeep; i++) cap += strlen(cache_keep[i]) + 1;
+    out = (char *)xmalloc(cap);
+    n = (size_t)snprintf(out, cap, "%s", first);
+    if (have) n += (size_t)snprintf(out + n, cap - n, "entry %s %u %s\n", R.host, R.port, text);
+    for (i = 0; i < cache_nkeep; i++) n += (size_t)snprintf(out + n, cap - n, "%s\n", cache_keep[i]);
+    sha256_hex(out, n, sum);
+    n += (size_t)snprintf(out + n, cap - n, "sha256 %s\n", sum);
+    tmp = (char *)xmalloc(strlen(path) + 8);
+    sprintf(tmp, "%s.XXXXXX", path);
+    if ((fd = mkstemp(tmp)) < 0) {
+        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
+    } else {
+        size_t off = 0;
+        ssize_t w = 0;
+        while (off < n && ((w = write(fd, out + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
+            if (w > 0) off += (size_t)w;
+        if (fchmod(fd, 0600) != 0 || off != n || close(fd) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "tlsmail-send: session cache %s: not written: %s\n", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    wipe(out, cap);
+    wipe(text, sizeof text);
+    free(out);
+    free(tmp);
+}
+
+static void cache_free(void) {
+    size_t i;
+    for (i = 0; i < cache_nkeep; i++) {
+        wipe(cache_keep[i], strlen(cache_keep[i]));
+        free(cache_keep[i]);
+    }
+    if (R.cache_text) {
+        wipe(R.cache_text, strlen(R.cache_text));
+        free(R.cache_text);
+    }
+    tlsmail_session_clear(&R.session);
+}
+
+/* ---- sending: a message whole, streamed, or a batch ---------------------- */
+
+/* The library's error on stderr (after the message file's name in a
+   batch), in the log, and as the exit status. */
+static int report(int err) {
+    char desc[1400];
+    int rc = exit_status(err);
     if (err) {
         tlsmail_describe(&client, err, desc, sizeof desc);
-        fprintf(stderr, "tlsmail-send: %s%s\n", desc, hint(err));
+        fprintf(stderr, "tlsmail-send: %s%s%s%s\n", R.msgfiles.n ? R.msg_name : "", R.msgfiles.n ? ": " : "",
+                desc, hint(err));
     } else {
         snprintf(desc, sizeof desc, "sent");
-        if (R.verbose) fprintf(stderr, "* sent\n");
+        if (R.verbose) fprintf(stderr, "* sent%s%s\n", R.msgfiles.n ? " " : "", R.msgfiles.n ? R.msg_name : "");
     }
     log_result(rc, desc);
+    return rc;
+}
+
+static void say_sending(void) {
+    if (!R.verbose) return;
+    fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu%s octets%s\n", R.host, R.port,
+            R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n,
+            (unsigned long)(R.addlen + R.len), R.msg_eof ? "" : "+", R.msg_eof ? "" : " (streamed)");
+    if (R.dsn_notify || R.dsn_ret || R.dsn_envid)
+        fprintf(stderr, "* -N/-R/-V (DSN) accepted but not sent: not supported yet\n");
+}
+
+static void say_handshake(void) {
+    if (R.verbose && R.cfg.session)
+        fprintf(stderr, "* TLS session %s\n", tlsmail_session_resumed(&client) ? "resumed" : "not resumed");
+}
+
+/* A message that fitted in the window: the one call, which checks it all
+   before connecting and pipelines MAIL, RCPT and DATA. */
+static int send_whole(const tlsmail_auth *a) {
+    char *m = R.msg;
+    size_t n = R.len;
+    int err;
+    if (R.added) {
+        m = (char *)xmalloc(R.addlen + R.len + 1);
+        memcpy(m, R.added, R.addlen);
+        memcpy(m + R.addlen, R.msg, R.len);
+        n = R.addlen + R.len;
+    }
+    err = tlsmail_client_send(&client, &R.cfg, a, R.from, (const char *const *)R.rcpts.v, R.rcpts.n,
+                              m, n);
+    if (m != R.msg) free(m);
+    return err;
+}
+
+/* Leave in the middle of DATA: without the final "." the server
+   delivers nothing. */
+#if defined(__GNUC__) || defined(__clang__)
+static void abandon(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+#endif
+static void abandon(int code, const char *fmt, ...) {
+    char what[600];
+    va_list ap;
+    tlsmail_close(&client);
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    die(code, "%s: nothing was delivered", what);
+}
+
+/* The rest of the input after the window, a piece at a time: counted and
+   its lines checked before the piece is sent (to = NULL: only checked).
+   R.sent grows with it. */
+static int stream_rest(tlsmail_client *to) {
+    unsigned long line;
+    int err;
+    while (!R.msg_eof) {
+        ssize_t r = read(R.msg_fd, R.msg, WINDOW);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
+            abandon(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
+        }
+        if (r == 0) {
+            R.msg_eof = 1;
+            break;
+        }
+        R.input += (unsigned long long)r;
+        if (R.input > MAX_MESSAGE) {
+            if (!to) die(EX_DATAERR, "the message is larger than 64 MiB");
+            abandon(EX_DATAERR, "the message is larger than 64 MiB");
+        }
+        if ((line = linecheck_feed(&message_lines, R.msg, (size_t)r)) != 0) {
+            if (!to) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+            abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+        }
+        if (to && (err = tlsmail_data_write(to, R.msg, (size_t)r)) != 0) return err;
+        R.sent += (unsigned long long)r;
+    }
+    return 0;
+}
+
+/* One message on a connected client, step by step: MAIL, RCPT, DATA, the
+   added headers, the window, the rest as it is read, ".". */
+static int transact(void) {
+    size_t i;
+    int err;
+    if ((err = tlsmail_mail(&client, R.from)) != 0) return err;
+    for (i = 0; i < R.rcpts.n; i++)
+        if ((err = tlsmail_rcpt(&client, R.rcpts.v[i])) != 0) return err;
+    if ((err = tlsmail_data_begin(&client)) != 0) return err;
+    if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
+    if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
+    if ((err = stream_rest(&client)) != 0) return err;
+    return tlsmail_data_end(&client);
+}
+
+/* Connect, EHLO, AUTH; the password is wiped once it has been used. */
+static int open_session(const tlsmail_auth *a) {
+    int err = tlsmail_dial(&client, &R.cfg);
+    say_handshake();
+    if (!err) err = tlsmail_hello(&client);
+    if (!err && a) err = tlsmail_authenticate(&client, a);
+    wipe(password, sizeof password);
+    return err;
+}
+
+static int send_and_report(void) {
+    tlsmail_auth a = make_auth();
+    const tlsmail_auth *ap = R.set[K_USER].value ? &a : NULL;
+    int err, rc;
+    say_sending();
+    arm_deadline();
+    if (R.msg_eof) {
+        err = send_whole(ap);
+        say_handshake();
+    } else if ((err = open_session(ap)) == 0 && (err = transact()) == 0) {
+        (void)tlsmail_quit(&client); /* delivered: QUIT's fate changes nothing */
+    }
+    wipe(password, sizeof password);
+    rc = report(err);
+    tlsmail_close(&client);
+    return rc;
+}
+
+/* ---- --batch: message files over one connection --------------------------- */
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* --batch FILE or DIR (its files, not those starting with '.', by name). */
+static void collect_files(void) {
+    size_t i;
+    for (i = 0; i < R.batch.n; i++) {
+        const char *p = R.batch.v[i];
+        struct stat st;
+        if (stat(p, &st) != 0) die(EX_NOINPUT, "--batch %s: %s", p, strerror(errno));
+        if (S_ISDIR(st.st_mode)) {
+            DIR *d = opendir(p);
+            struct dirent *e;
+            size_t first = R.msgfiles.n;
+            if (!d) die(EX_NOINPUT, "--batch %s: %s", p, strerror(errno));
+            while ((e = readdir(d)) != NULL) {
+                char *f;
+                if (e->d_name[0] == '.') continue;
+                f = (char *)xmalloc(strlen(p) + strlen(e->d_name) + 2);
+                sprintf(f, "%s/%s", p, e->d_name);
+                if (stat(f, &st) == 0 && S_ISREG(st.st_mode)) list_push(&R.msgfiles, f);
+                else free(f);
+            }
+            closedir(d);
+            qsort(R.msgfiles.v + first, R.msgfiles.n - first, sizeof *R.msgfiles.v, name_cmp);
+        } else {
+            list_push(&R.msgfiles, xstrdup(p));
+        }
+    }
+    if (!R.msgfiles.n) usage_error("--batch: no message files");
+}
+
+static void open_message(const char *path) {
+    R.msg_name = path;
+    if ((R.msg_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
+}
+
+/* What one message of a batch left behind, for the next one. */
+static void close_message(void) {
+    if (R.msg_fd > 0) close(R.msg_fd);
+    R.msg_fd = 0;
+    R.msg_name = NULL;
+    free(R.from);
+    free(R.display);
+    free(R.added);
+    R.from = R.display = R.added = NULL;
+    R.addlen = 0;
+    list_free(&R.rcpts);
+}
+
+/* Every file is checked whole first (headers, recipients, lines, size):
+   a bad one stops the batch before anything is sent. Then one connection;
+   a message the server refuses is reported and the next one goes after
+   RSET; a lost connection ends the batch. Each message sent is named on
+   stdout ("sent FILE"); the exit status is the first failure's. */
+static int send_batch(void) {
+    tlsmail_auth a = make_auth();
+    size_t i;
+    int err, rc = EX_OK;
+    for (i = 0; i < R.msgfiles.n; i++) {
+        open_message(R.msgfiles.v[i]);
+        prepare_message();
+        (void)stream_rest(NULL);
+        close_message();
+    }
+    arm_deadline();
+    if (R.verbose) fprintf(stderr, "* %s port %u, %s, %lu messages\n", R.host, R.port,
+                           R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.msgfiles.n);
+    if ((err = open_session(R.set[K_USER].value ? &a : NULL)) != 0) {
+        R.msg_name = "(connection)";
+        rc = report(err);
+        fprintf(stderr, "tlsmail-send: none of the %lu messages was sent\n", (unsigned long)R.msgfiles.n);
+        tlsmail_close(&client);
+        return rc;
+    }
+    for (i = 0; i < R.msgfiles.n; i++) {
+        int r;
+        open_message(R.msgfiles.v[i]);
+        prepare_message();
+        err = transact();
+        r = report(err);
+        if (!err) printf("sent %s\n", R.msg_name);
+        else if (rc == EX_OK) rc = r;
+        close_message();
+        if (err && tlsmail_reset(&client) != 0) {
+            if (i + 1 < R.msgfiles.n)
+                fprintf(stderr, "tlsmail-send: the connection is lost: %lu more message(s) not sent\n",
+                        (unsigned long)(R.msgfiles.n - i - 1));
+            break;
+        }
+    }
+    fflush(stdout);
+    (void)tlsmail_quit(&client);
     tlsmail_close(&client);
     return rc;
 }
@@ -1772,19 +2289,30 @@ int main(int argc, char **argv) {
                     "HOST[:PORT]");
     if (R.verbose) R.cfg.trace = trace;
     configure_trust();
+    if (R.batch.n) collect_files();
+    cache_load();
     if (R.check) {
         read_secret();
         rc = check_server();
+    } else if (R.msgfiles.n) {
+        read_secret();
+        rc = send_batch();
     } else {
+        R.msg_name = "stdin";
         prepare_message();
         read_secret();
         rc = send_and_report();
     }
+    cache_store();
+    cache_free();
     tlsmail_trust_free(&R.trust);
     list_free(&R.rcpts);
     list_free(&R.recipients);
+    list_free(&R.batch);
+    list_free(&R.msgfiles);
     free(R.msg);
     free(R.from);
     free(R.display);
+    free(R.added);
     return rc;
 }

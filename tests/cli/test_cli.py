@@ -55,9 +55,9 @@ SETTLE = 0.25
 OPTIONS = ["--server", "--starttls", "--timeout", "--max-time", "--account", "--from",
            "-f, -r", "-F", "-t", "-i, -oi", "-oem", "-odi", "-bm", "-B", "-N", "-R", "-V",
            "--subject", "--user", "--password-file", "--auth", "--cafile", "--capath",
-           "--pin-sha256", "--check", "--config-check", "-v, --verbose", "-h, --help",
-           "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM", "TLSMAIL_PASSWORD", "TLSMAIL_ACCOUNT",
-           "TLSMAIL_CONFIG", "SSL_CERT_FILE"]
+           "--pin-sha256", "--batch", "--session-cache", "--check", "--config-check",
+           "-v, --verbose", "-h, --help", "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM",
+           "TLSMAIL_PASSWORD", "TLSMAIL_ACCOUNT", "TLSMAIL_CONFIG", "SSL_CERT_FILE"]
 MAN1 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.1")
 MAN5 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.conf.5")
 
@@ -701,12 +701,31 @@ def build_cases(S):
         S.expect_rc(r, 0)
         S.expect_stored("good", m, msg)
 
+    # A message on a pipe is streamed: the limit is met while it is sent,
+    # and the connection ends before the final "." (nothing delivered). On
+    # a file its size is known first: refused before connecting.
+    BIG = SIMPLE + (b"z" * 900 + b"\r\n") * (64 * 1024 * 1024 // 902 + 10)
+
     @case("message_over_64MiB_65")
     def _():
         m = S.servers["good"].mark()
-        big = SIMPLE + (b"z" * 900 + b"\r\n") * (64 * 1024 * 1024 // 902 + 10)
-        r = S.cli(["--from", FROM], stdin=big, timeout=60)
+        r = S.cli(["--from", FROM], stdin=BIG, timeout=60)
         S.expect_rc(r, 65)
+        check("64 MiB" in r.stderr and "nothing was delivered" in r.stderr, "stderr: %s" % r)
+        S.expect_nothing("good", m, ("STORED",))
+
+    @case("message_over_64MiB_in_a_file_65_before_connecting")
+    def _():
+        path = os.path.join(S.work, "big.eml")
+        with open(path, "wb") as f:
+            f.write(BIG)
+        m = S.servers["good"].mark()
+        with open(path, "rb") as f:
+            p = subprocess.run([S.bins["tlsmail-send"], "--server", S.addr("good"), "--cafile",
+                                S.p("ca.crt"), "--user", USER, "--from", FROM, TO], stdin=f,
+                               capture_output=True, env=S.env(TLSMAIL_PASSWORD=PASS), timeout=60)
+        os.unlink(path)
+        check(p.returncode == 65 and b"64 MiB" in p.stderr, "rc %d: %r" % (p.returncode, p.stderr))
         S.expect_nothing("good", m, NO_CONNECTION)
 
     for label, bad in (("space", "bad address@example.org"), ("angle", "a<b@example.org"),

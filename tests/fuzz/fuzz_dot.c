@@ -12,7 +12,10 @@
      stop at the lone '.') gives back the normalised message (final CRLF
      added if missing), the output has no lone CR or LF, and "<CRLF>.<CRLF>"
      occurs only as the final terminator (counting the CRLF that ended the
-     DATA command before the body). */
+     DATA command before the body);
+   - every call, whole or chunked, takes and gives exactly what the 0.1
+     encoder (one byte at a time, step_ref below) takes and gives from the
+     same state: used, written, result and bytes. */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
@@ -81,30 +84,72 @@ static void decode(const unsigned char *w, size_t n, buf *out) {
     FUZZ_CHECK(ended);
 }
 
+/* The encoder as 0.1 wrote it, one byte at a time. */
+static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned char *out,
+                    size_t cap, size_t *used, size_t *written) {
+    size_t i, w = 0;
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (d->cr && c == '\n') {
+            d->cr = 0;
+            continue;
+        }
+        if (cap - w < 2) break;
+        if (c == '\r' || c == '\n') {
+            out[w++] = '\r';
+            out[w++] = '\n';
+            d->cr = c == '\r';
+            d->bol = 1;
+            d->linelen = 0;
+        } else {
+            if (d->linelen >= 998) {
+                rc = TLSMAIL_ELINE;
+                break;
+            }
+            if (d->bol && c == '.') out[w++] = '.';
+            out[w++] = c;
+            d->bol = 0;
+            d->cr = 0;
+            d->linelen++;
+        }
+    }
+    *used = i;
+    *written = w;
+    return rc;
+}
+
 /* Encode msg; chunks NULL: one call with a big buffer. Returns rc and sets
    *eline_at to the input offset of the ELINE. */
 static int encode(const unsigned char *msg, size_t n, const unsigned char *chunks, size_t nchunks,
                   size_t outcap, buf *wire, size_t *eline_at) {
     tlsmail__dot d;
     size_t pos = 0, ci = 0;
-    unsigned char *out, *fin;
+    unsigned char *out, *ref, *fin;
     tlsmail__dot_init(&d);
     if (!chunks) outcap = 2 * n + 2;
     out = (unsigned char *)malloc(outcap);
-    FUZZ_CHECK(out != NULL);
+    ref = (unsigned char *)malloc(outcap);
+    FUZZ_CHECK(out != NULL && ref != NULL);
     while (pos < n) {
         size_t want = chunks && nchunks ? 1 + (size_t)chunks[ci++ % nchunks] : n - pos;
         size_t end = pos + want > n ? n : pos + want;
         while (pos < end) {
-            size_t used = (size_t)-1, written = (size_t)-1;
+            size_t used = (size_t)-1, written = (size_t)-1, rused, rwritten;
+            tlsmail__dot rd = d;
             int rc = tlsmail__dot_encode(&d, msg + pos, end - pos, out, outcap, &used, &written);
+            int rrc = step_ref(&rd, msg + pos, end - pos, ref, outcap, &rused, &rwritten);
             FUZZ_CHECK(used <= end - pos && written <= outcap);
+            FUZZ_CHECK(rc == rrc && used == rused && written == rwritten);
+            FUZZ_CHECK(written == 0 || memcmp(out, ref, written) == 0);
+            FUZZ_CHECK(d.bol == rd.bol && d.cr == rd.cr && d.linelen == rd.linelen);
             put(wire, out, written);
             pos += used;
             if (rc) {
                 FUZZ_CHECK(rc == TLSMAIL_ELINE);
                 *eline_at = pos;
                 free(out);
+                free(ref);
                 return rc;
             }
             if (!chunks) FUZZ_CHECK(pos == end);
@@ -112,6 +157,7 @@ static int encode(const unsigned char *msg, size_t n, const unsigned char *chunk
         }
     }
     free(out);
+    free(ref);
     fin = (unsigned char *)malloc(5); /* the documented worst case: CRLF . CRLF */
     FUZZ_CHECK(fin != NULL);
     put(wire, fin, tlsmail__dot_finish(&d, fin));

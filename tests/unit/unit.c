@@ -1276,6 +1276,43 @@ TEST(dot_small_buffers) {
     CHECK_MEM(out, 3, ".\r\n", 3);
 }
 
+/* The encoder as 0.1 wrote it, one byte at a time: the memchr version
+   must take and give exactly what this takes and gives on every call
+   (used, written, result, bytes), for any state, input and room. */
+static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned char *out,
+                    size_t cap, size_t *used, size_t *written) {
+    size_t i, w = 0;
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (d->cr && c == '\n') {
+            d->cr = 0;
+            continue;
+        }
+        if (cap - w < 2) break;
+        if (c == '\r' || c == '\n') {
+            out[w++] = '\r';
+            out[w++] = '\n';
+            d->cr = c == '\r';
+            d->bol = 1;
+            d->linelen = 0;
+        } else {
+            if (d->linelen >= 998) {
+                rc = TLSMAIL_ELINE;
+                break;
+            }
+            if (d->bol && c == '.') out[w++] = '.';
+            out[w++] = c;
+            d->bol = 0;
+            d->cr = 0;
+            d->linelen++;
+        }
+    }
+    *used = i;
+    *written = w;
+    return rc;
+}
+
 static unsigned rng_next(unsigned *s) { /* xorshift32: same sequence everywhere */
     unsigned x = *s;
     x ^= x << 13;
@@ -1354,6 +1391,55 @@ TEST(dot_chunking_eline) {
         }
     }
     CHECK(elines > 5 && oks > 5); /* both outcomes were exercised */
+}
+
+/* Every call of the encoder against step_ref, from the same state: random
+   text with long and short lines, bare CRs and LFs, dots, at random cuts
+   and rooms (0 to 40 octets and large), through lines near 998 octets. */
+TEST(dot_per_call_reference) {
+    static unsigned char in[6000], o1[9000], o2[9000];
+    unsigned seed = 0x1234567u;
+    int k, calls = 0, elines = 0;
+    for (k = 0; k < 400; k++) {
+        size_t n = 1 + rng_next(&seed) % sizeof in, i, pos = 0;
+        unsigned long_lines = rng_next(&seed) % 3; /* 0: short lines, 2: mostly very long */
+        tlsmail__dot a, b;
+        for (i = 0; i < n; i++) {
+            unsigned r = rng_next(&seed) % (long_lines == 2 ? 1100 : long_lines ? 200 : 12);
+            in[i] = (unsigned char)(r == 0 ? '\n' : r == 1 ? '\r' : r == 2 ? '.' : 'a' + r % 26);
+        }
+        tlsmail__dot_init(&a);
+        tlsmail__dot_init(&b);
+        while (pos < n) {
+            size_t len = 1 + rng_next(&seed) % (rng_next(&seed) % 2 ? 64 : n - pos);
+            size_t cap = rng_next(&seed) % 4 ? rng_next(&seed) % 41 : 1 + rng_next(&seed) % 9000;
+            size_t u1 = 7, w1 = 7, u2 = 9, w2 = 9;
+            int r1, r2;
+            if (len > n - pos) len = n - pos;
+            if (cap > sizeof o1) cap = sizeof o1;
+            r1 = tlsmail__dot_encode(&a, in + pos, len, o1, cap, &u1, &w1);
+            r2 = step_ref(&b, in + pos, len, o2, cap, &u2, &w2);
+            calls++;
+            if (r1 != r2 || u1 != u2 || w1 != w2 || memcmp(o1, o2, w1) != 0 || a.bol != b.bol ||
+                a.cr != b.cr || a.linelen != b.linelen) {
+                printf("    input #%d at %lu, len %lu, cap %lu: rc %d/%d used %lu/%lu written %lu/%lu\n",
+                       k, (unsigned long)pos, (unsigned long)len, (unsigned long)cap, r1, r2,
+                       (unsigned long)u1, (unsigned long)u2, (unsigned long)w1, (unsigned long)w2);
+                CHECK(0);
+                return;
+            }
+            if (r1) {
+                elines++;
+                break;
+            }
+            pos += u1;
+            if (u1 == 0 && cap >= 2) { /* room for progress must make progress */
+                CHECK(u1 > 0);
+                return;
+            }
+        }
+    }
+    CHECK(calls > 5000 && elines > 20);
 }
 
 /* ---- argument checks -------------------------------------------------------------- */
@@ -1717,6 +1803,7 @@ int main(int argc, char **argv) {
     RUN(dot_small_buffers);
     RUN(dot_chunking_invariance);
     RUN(dot_chunking_eline);
+    RUN(dot_per_call_reference);
     RUN(check_mailbox);
     RUN(check_mailbox_grammar);
     RUN(check_mailbox_postmaster_and_null_path);
