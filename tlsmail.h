@@ -555,7 +555,12 @@ enum { TLSMAIL_TRACE_SEND = 0, TLSMAIL_TRACE_RECV = 1, TLSMAIL_TRACE_PLAINTEXT =
 
 /* Zero-initialise, then set what you need. */
 struct tlsmail_config {
-    const char *host;          /* server name: dialled, sent as SNI, checked */
+    const char *host;          /* server name: dialled, sent as SNI, checked;
+                                  "host" or "host:port" (tlsmail_split_hostport).
+                                  A DNS name (LDH labels, A-labels for
+                                  international names, a trailing '.' allowed)
+                                  or, with a pinned key only, an IP address;
+                                  anything else is TLSMAIL_EINVAL */
     unsigned port;             /* 0: 465 */
     int security;              /* TLSMAIL_SECURITY_TLS (default); STARTTLS modes need
                                   TLSMAIL_STARTTLS */
@@ -2921,6 +2926,30 @@ TLSMAIL__PRIVATE int tlsmail__is_ip_literal(const char *host) {
         if (*s != '.') return 0;
         s++;
     }
+}
+
+/* A name to dial and to check the certificate against: labels of 1 to 63
+   letters, digits, '-' or '_' (RFC 1123 2.1; '_' for the internal names
+   resolvers return anyway), 253 octets at most, one trailing '.' allowed
+   (RFC 1034 3.1's absolute form). An empty label ("a..b", ".a") would only
+   fail later, after the name went out in the ClientHello. International
+   names go as their A-labels ("xn--..."). */
+TLSMAIL__PRIVATE int tlsmail__host_name_ok(const char *host) {
+    size_t i, label = 0, n = strlen(host);
+    if (n && host[n - 1] == '.') n--;
+    if (n == 0 || n > 253) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)host[i];
+        if (ch == '.') {
+            if (label == 0) return 0;
+            label = 0;
+        } else if (tlsmail__isalnum(ch) || ch == '-' || ch == '_') {
+            if (++label > 63) return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0;
 }
 
 /* Has a byte outside ASCII: the address needs SMTPUTF8 (RFC 6531). */
@@ -5292,7 +5321,8 @@ TLSMAIL__PRIVATE int tlsmail__configure(tlsmail_client *c, const tlsmail_config 
     c->trust = cfg->trust; /* NULL or a zeroed one: the system store */
     /* BearSSL matches names only against dNSName entries: an IP literal can
        never pass the check honestly, so it needs a pinned key. */
-    if (tlsmail__is_ip_literal(c->host) && !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN))
+    if (tlsmail__is_ip_literal(c->host) ? !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN)
+                                        : !tlsmail__host_name_ok(c->host))
         return TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     if (cfg->io) {

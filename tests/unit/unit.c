@@ -1677,6 +1677,41 @@ static int hp_bad(const char *addr) {
     return p == 7 && h[0] == '#'; /* nothing written on failure */
 }
 
+/* What tlsmail_dial takes as a host name; anything else is EINVAL before a
+   byte goes out (an empty label would leave in the ClientHello first). */
+TEST(host_name_ok) {
+    char long_label[80], long_name[300];
+    size_t i;
+    CHECK(tlsmail__host_name_ok("localhost"));
+    CHECK(tlsmail__host_name_ok("localhost."));
+    CHECK(tlsmail__host_name_ok("smtp.example.org"));
+    CHECK(tlsmail__host_name_ok("xn--bcher-kva.example"));
+    CHECK(tlsmail__host_name_ok("mail_1.internal"));
+    CHECK(!tlsmail__host_name_ok(""));
+    CHECK(!tlsmail__host_name_ok("."));
+    CHECK(!tlsmail__host_name_ok("localhost.."));
+    CHECK(!tlsmail__host_name_ok(".localhost"));
+    CHECK(!tlsmail__host_name_ok("a..b"));
+    CHECK(!tlsmail__host_name_ok("a b"));
+    CHECK(!tlsmail__host_name_ok("b\xc3\xbc" "cher.example"));
+    CHECK(!tlsmail__host_name_ok("a/b"));
+    memset(long_label, 'a', 64);
+    long_label[64] = 0;
+    CHECK(!tlsmail__host_name_ok(long_label));
+    long_label[63] = 0;
+    CHECK(tlsmail__host_name_ok(long_label));
+    for (i = 0; i < 254; i++) long_name[i] = (char)(i % 2 ? '.' : 'a');
+    long_name[253] = 0; /* a.a. ... a: 253 octets */
+    CHECK(tlsmail__host_name_ok(long_name));
+    long_name[253] = '.';
+    long_name[254] = 0; /* the same, absolute */
+    CHECK(tlsmail__host_name_ok(long_name));
+    long_name[253] = 'a';
+    long_name[254] = 'a';
+    long_name[255] = 0; /* 255 octets */
+    CHECK(!tlsmail__host_name_ok(long_name));
+}
+
 TEST(split_hostport) {
     char h[8];
     unsigned p = 0;
@@ -1810,6 +1845,7 @@ int main(int argc, char **argv) {
     RUN(tls_offer);
     RUN(check_address_public);
     RUN(check_token);
+    RUN(host_name_ok);
     RUN(split_hostport);
     RUN(is_ip_literal);
     RUN(ieq);
