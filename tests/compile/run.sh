@@ -107,5 +107,10 @@ a = h.index('QUICK START'); a = h.index('\n\n', a) + 2; b = h.index('COMPILE-TIM
 doc = [l[7:] for l in h[a:b].rstrip().split('\n')]
 body = ex.split('\n', 1)[1].rstrip().split('\n')
 sys.exit(0 if doc == body else 1)"
+check "examples/minimal.c is the README's quick start" /usr/bin/python3 -c "
+import sys
+r = open('README.md').read(); ex = open('examples/minimal.c').read()
+a = r.index('## Quick start'); a = r.index('\\x60\\x60\\x60c\\n', a) + 5; b = r.index('\\x60\\x60\\x60', a)
+sys.exit(0 if r[a:b].rstrip() == ex.split('\\n', 1)[1].rstrip() else 1)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
