@@ -5340,7 +5340,7 @@ TLSMAIL_DEF int tlsmail_dial(tlsmail_client *c, const tlsmail_config *cfg) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     c->stage = TLSMAIL_STAGE_CONNECT;
-    if (!cfg || (err = tlsmail__configure(c, cfg, &port)) != 0) return c->err = TLSMAIL_EINVAL;
+    if (!cfg || tlsmail__configure(c, cfg, &port) != 0) return c->err = TLSMAIL_EINVAL;
     /* The system store is searched during the handshake; that there is one
        is checked now, before a byte goes out. */
     if (tlsmail__trust_is_default(c->trust) && (err = tlsmail__default_trust_ok(tlsmail__actx(c))) != 0) {
@@ -6989,7 +6989,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
         nlen = o;
     }
     if (nlen > sizeof nbuf) return TLSMAIL_EINVAL;
-    if (nlen == 0) return tlsmail__w_unit(w, sp, NULL, 0, abuf, alen, start, after);
+    if (nlen == 0) return tlsmail__w_unit(w, sp, "", 0, abuf, alen, start, after);
     if (tlsmail__check_hvalue(name, nlen, &ascii)) return TLSMAIL_EINVAL;
     for (i = 0; i < nlen; i++)
         if (!tlsmail__is_atext((unsigned char)name[i])) plain = 0;
@@ -7018,7 +7018,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
         br[0] = '<';
         memcpy(br + 1, abuf, alen);
         br[alen + 1] = '>';
-        return tlsmail__w_unit(w, 1, NULL, 0, br, alen + 2, start, after);
+        return tlsmail__w_unit(w, 1, "", 0, br, alen + 2, start, after);
     }
 }
 
@@ -7381,13 +7381,15 @@ TLSMAIL__PRIVATE int tlsmail__blames_caller(const char *e) {
 }
 
 TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err) {
+    /* codes are 0, -1, -2, ... in the list's order: -err is the index */
+    static const unsigned char classes[] = {
+#define TLSMAIL__CLASS_OF(name, klass, text) TLSMAIL_CLASS_##klass,
+        TLSMAIL__ERRORS(TLSMAIL__CLASS_OF)
+#undef TLSMAIL__CLASS_OF
+    };
     int cls;
-    switch (err) {
-#define TLSMAIL__CLASS_CASE(name, klass, text) case TLSMAIL_##name: cls = TLSMAIL_CLASS_##klass; break;
-        TLSMAIL__ERRORS(TLSMAIL__CLASS_CASE)
-#undef TLSMAIL__CLASS_CASE
-    default: return TLSMAIL_CLASS_CONFIG; /* not ours: the caller's bug */
-    }
+    if (err > 0 || err < 1 - (int)sizeof classes) return TLSMAIL_CLASS_CONFIG; /* not ours */
+    cls = classes[-err];
     if (cls == TLSMAIL_CLASS_REFUSED && c && c->code >= 500 && tlsmail__blames_caller(c->enhanced))
         cls = TLSMAIL_CLASS_CONFIG;
     return cls;
