@@ -5,7 +5,8 @@
    before you include this file in *one* C or C++ file, and link BearSSL
    (-lbearssl; Debian: apt-get install libbearssl-dev). Where threads are a
    library of their own (glibc before 2.34, some BSDs) add -pthread; on
-   Windows add -lws2_32, and with mingw-w64 -ladvapi32 (BearSSL's random
+   Windows add -lws2_32 and -lcrypt32 (the system trust store; not needed
+   with TLSMAIL_NO_STDIO), and with mingw-w64 -ladvapi32 (BearSSL's random
    seeder; its #pragma comment(lib) is for MSVC only).
 
 SUMMARY
@@ -66,7 +67,10 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 the system resolver's own timeouts
                                 (resolv.conf), not by timeout_ms/deadline_ms
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
-                                (and so the system bundle)
+                                and so the system store (on Windows the
+                                ROOT store too, and crypt32 with it:
+                                without files $SSL_CERT_FILE could not
+                                replace it)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
                                 allocator for trust (PEM in memory, the
@@ -159,14 +163,19 @@ CONVENTIONS
      static, pool). Fields of library structs are private: callers SHALL NOT
      read or write them. Only trust, client certificates and name lookups
      use the heap: trust none with the caller's anchors or a pin, about 16
-     KB at most while a handshake searches files and directories; a lookup
-     one block of about 400 octets, freed by its thread or by the caller,
-     whichever is done last.
+     KB at most while a handshake searches files and directories (about
+     10 KB for the Windows ROOT store, beside what crypt32 allocates for
+     itself); a lookup one block of about 400 octets, freed by its thread
+     or by the caller, whichever is done last.
    - Windows: the library calls WSAStartup itself. Each of its sockets holds
      one WSAStartup (Winsock counts them per process) and gives it back with
      WSACleanup when it closes, so callers need none of their own and a
      caller's own are not disturbed. Include tlsmail.h before <windows.h>
-     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>.
+     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>: the
+     implementation includes <winsock2.h>, <windows.h> and <wincrypt.h>
+     (with TLSMAIL_NO_SOCKETS too, unless <windows.h> came first; with
+     both TLSMAIL_NO_SOCKETS and TLSMAIL_NO_STDIO none of them). The
+     system trust store is the current user's ROOT store ([trust]).
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
      the system trust store, host name checked, 60 s per wait, 10 minutes
      for the whole session.
@@ -261,6 +270,10 @@ CHANGES
           system store are searched during each handshake for the names
           the chain needs (heap at most ~16 KB, none with a pin or the
           caller's anchors); $SSL_CERT_DIR is read by hash names only.
+          On Windows the system store (a zeroed trust, tlsmail_trust_system)
+          is the current user's ROOT store, read with crypt32 (-lcrypt32)
+          and searched the same way; it was the POSIX bundle paths, so a
+          default send failed there. Not with TLSMAIL_NO_STDIO.
           New: XOAUTH2 and OAUTHBEARER with a caller's token
           (tlsmail_xoauth2_auth, tlsmail_oauthbearer_auth, tlsmail_auth.token
           for AUTO), TLS client certificates (tlsmail_client_cert_pem,
@@ -873,6 +886,13 @@ TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c);
    bundle found among the usual places of Debian/Ubuntu, Fedora/RHEL,
    openSUSE, Alpine, Arch, the BSDs and macOS, else the usual hashed
    certificate directories. Found afresh at each handshake.
+   On Windows, unless $SSL_CERT_FILE or $SSL_CERT_DIR is set, it is the
+   current user's ROOT store (which shows the local machine's roots too),
+   enumerated with crypt32 at each lookup of a handshake; a root that is
+   also in the Disallowed store, or whose purposes in the store leave out
+   server authentication, anchors nothing. Windows adds the roots of its
+   automatic update to that store only once it needed them itself: a root
+   Windows never used may be missing (then install it, or name a file).
    A PEM bundle file (CRLF and a missing final newline are fine; text
    between certificates is skipped). A directory, or several separated by
    ':': one with OpenSSL hash names (HHHHHHHH.N, as c_rehash and
@@ -3725,9 +3745,10 @@ TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned cha
    anchors of PEM in memory and the caller's own are held; files and
    directories (and the system store) are only noted, and searched during
    each handshake for the names the server's chain asks for (the policy
-   engine in [x509] asks as the certificates stream past): a bundle is
-   scanned by subject without decoding keys, a hashed directory is opened
-   by OpenSSL's subject-hash names. Only the anchors found are decoded. */
+   engine in [x509] asks as the certificates stream past): a bundle, and
+   on Windows the ROOT store, is scanned by subject without decoding keys,
+   a hashed directory is opened by OpenSSL's subject-hash names. Only the
+   anchors found are decoded. */
 enum { TLSMAIL__TRUST_DEFAULT = 0, TLSMAIL__TRUST_SOURCES, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
 
 /* Largest certificate a trust source may hold: CA certificates are 1 to 2
