@@ -4328,9 +4328,8 @@ TLSMAIL__PRIVATE void tlsmail__lookup_system(tlsmail__lookup *l) {
    building sees them; Windows' automatic root update adds a root there
    only once Windows itself needed it. */
 TLSMAIL__PRIVATE HCERTSTORE tlsmail__store_open(const wchar_t *name) {
-    return CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
-                         CERT_SYSTEM_STORE_CURRENT_USER | CERT_STORE_READONLY_FLAG | CERT_STORE_OPEN_EXISTING_FLAG,
-                         name);
+    DWORD flags = CERT_SYSTEM_STORE_CURRENT_USER | CERT_STORE_READONLY_FLAG | CERT_STORE_OPEN_EXISTING_FLAG;
+    return CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, flags, name);
 }
 
 /* Is there a system store? The environment's, else a ROOT store with a
@@ -4362,7 +4361,8 @@ TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
    roots it trusts for other uses only), leave out server authentication.
    *bad: the Disallowed store, opened at the first root asked about (NULL
    when there is none; *tried says it was). */
-TLSMAIL__PRIVATE int tlsmail__store_allows(tlsmail__lookup *l, PCCERT_CONTEXT cc, HCERTSTORE *bad, int *tried) {
+TLSMAIL__PRIVATE int tlsmail__store_allows(tlsmail__lookup *l, PCCERT_CONTEXT cc, HCERTSTORE *bad,
+                                           int *tried) {
     BYTE sha1[20];
     DWORD n = sizeof sha1, i;
     CRYPT_HASH_BLOB h;
@@ -4377,7 +4377,8 @@ TLSMAIL__PRIVATE int tlsmail__store_allows(tlsmail__lookup *l, PCCERT_CONTEXT cc
     if (!CertGetCertificateContextProperty(cc, CERT_SHA1_HASH_PROP_ID, sha1, &n)) return 0;
     h.cbData = n;
     h.pbData = sha1;
-    if (*bad && (hit = CertFindCertificateInStore(*bad, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &h, NULL)) != NULL) {
+    hit = *bad ? CertFindCertificateInStore(*bad, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &h, NULL) : NULL;
+    if (hit) {
         (void)CertFreeCertificateContext(hit);
         return 0;
     }
@@ -4406,7 +4407,8 @@ TLSMAIL__PRIVATE void tlsmail__lookup_store(tlsmail__lookup *l) {
     if (!root) return;
     while (!l->err && (cc = CertEnumCertificatesInStore(root, cc)) != NULL)
         if ((cc->dwCertEncodingType & X509_ASN_ENCODING) &&
-            tlsmail__lookup_named(l, cc->pbCertEncoded, cc->cbCertEncoded) && tlsmail__store_allows(l, cc, &bad, &tried))
+            tlsmail__lookup_named(l, cc->pbCertEncoded, cc->cbCertEncoded) &&
+            tlsmail__store_allows(l, cc, &bad, &tried))
             (void)tlsmail__lookup_take(l, cc->pbCertEncoded, cc->cbCertEncoded);
     if (cc) (void)CertFreeCertificateContext(cc); /* the enumeration stopped early */
     if (bad) (void)CertCloseStore(bad, 0);

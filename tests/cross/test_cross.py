@@ -1069,6 +1069,43 @@ def build_cases(S):
         finally:
             S.store("remove", "ROOT", None)
 
+    def cli_default(tag):
+        """tlsmail-send.exe with no trust option: the system store."""
+        return [S.win_program("tlsmail-send.exe"), "--server", "localhost:%d" % S.server().port,
+                "--user", USER, "--timeout", "60", "-f", USER, "rcpt-%s@example.org" % tag]
+
+    @case("mingw: tlsmail-send.exe without --cafile uses the ROOT store: byte-exact")
+    def _():
+        wine, _server, env = S.wine()
+        exe = cli_default("mingw-cli-store")
+        try:
+            S.store("add", "ROOT", None)
+            S.send("mingw-cli-store", [wine] + exe, dict(env, TLSMAIL_PASSWORD=PASS))
+        finally:
+            S.store("remove", "ROOT", None)
+
+    @case("mingw: control: tlsmail-send.exe without --cafile, the CA not in the ROOT store: "
+          "69, not trusted")
+    def _():
+        exe = cli_default("mingw-cli-nostore")
+        S.store("remove", "ROOT", None)
+        srv = S.server()
+        mark = srv.mark()
+        r = S.wine_run(exe, {"TLSMAIL_PASSWORD": PASS}, stdin_data=b"Subject: x\r\n\r\nx\r\n")
+        check(r.rc == 69 and "not trusted" in r.stderr, "%s" % r)
+        time.sleep(0.25)
+        events, new = srv.since(mark)
+        check(not new and not [e for e in events if len(e) > 1 and e[1] in NO_SMTP],
+              "SMTP reached the server: %s" % events)
+
+    @case("mingw: tlsmail-send.exe with SSL_CERT_FILE, the CA not in the ROOT store: byte-exact")
+    def _():
+        wine, _server, env = S.wine()
+        exe = cli_default("mingw-cli-envfile")
+        S.store("remove", "ROOT", None)
+        S.send("mingw-cli-envfile", [wine] + exe,
+               dict(env, TLSMAIL_PASSWORD=PASS, SSL_CERT_FILE="Z:" + os.path.join(S.pki, "ca.crt")))
+
     @case("mingw: the ROOT store lookup finds the CA by its subject alone, within 16 KB of heap")
     def _():
         try:

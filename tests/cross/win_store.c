@@ -15,6 +15,11 @@
                                         the handshake asks for the issuer
                                         of a certificate it signed
 
+   add, remove, has and purposes work on the user's own registry store
+   (HKCU, the prefix's user.reg): wine persists neither a deletion made
+   through the system store, which also shows the machine's roots, nor a
+   property set on a copy already in a store, so purposes takes the entry
+   out and adds it back with the property on it.
    CAFILE holds one PEM certificate. lookup prints
        store <certificates in ROOT>
        found <anchors> <1 if the first has the CA's key, else 0>
@@ -81,7 +86,7 @@ static const wchar_t *store_name(const char *s) {
     return NULL;
 }
 
-/* The current user's store, for writing. */
+/* The current user's registry store, for writing. */
 static HCERTSTORE open_store(const wchar_t *name) {
     return CertOpenStore(CERT_STORE_PROV_SYSTEM_REGISTRY_W, 0, 0, CERT_SYSTEM_STORE_CURRENT_USER, name);
 }
@@ -121,9 +126,7 @@ static int cmd_has(HCERTSTORE s) {
     return 0;
 }
 
-/* The ROOT entry again, with the purposes property set on it first: a
-   property set on a store's copy is not written back under wine, one that
-   comes with an added certificate is. */
+/* The ROOT entry again, with the purposes property set on it first. */
 static int cmd_purposes(HCERTSTORE s, int argc, char **argv) {
     PCCERT_CONTEXT c;
     CERT_ENHKEY_USAGE u;
@@ -170,7 +173,8 @@ static int cmd_lookup(int n) {
     size_t nfound = 0;
     tlsmail__cw_init(&cw, derlen);
     tlsmail__cw_push(&cw, der, derlen);
-    if (cw.err || !cw.done || !(key = tlsmail__cert_decode(&dec, der, derlen))) return fail("not a usable certificate");
+    if (cw.err || !cw.done || !(key = tlsmail__cert_decode(&dec, der, derlen)))
+        return fail("not a usable certificate");
     want.ca = cw.subject;
     want.calen = cw.subject_len;
     want.leaf = NULL;
@@ -186,8 +190,8 @@ static int cmd_lookup(int n) {
         else rest += t0;
         if (err) return fail(tlsmail_strerror(err));
         nfound = found.n;
-        same = found.n > 0 && tlsmail__same_key(&found.ta[0].pkey, key) &&
-               found.ta[0].dn.len == cw.subject_len && !memcmp(found.ta[0].dn.data, cw.subject, cw.subject_len);
+        same = found.n > 0 && tlsmail__same_key(&found.ta[0].pkey, key) && found.ta[0].dn.len == cw.subject_len &&
+               !memcmp(found.ta[0].dn.data, cw.subject, cw.subject_len);
         tlsmail__found_free(&found, NULL);
     }
     /* counted after the lookups: the first one opens the store first */
