@@ -5,7 +5,8 @@
    before you include this file in *one* C or C++ file, and link BearSSL
    (-lbearssl; Debian: apt-get install libbearssl-dev). Where threads are a
    library of their own (glibc before 2.34, some BSDs) add -pthread; on
-   Windows add -lws2_32, and with mingw-w64 -ladvapi32 (BearSSL's random
+   Windows add -lws2_32 and -lcrypt32 (the system trust store; not needed
+   with TLSMAIL_NO_STDIO), and with mingw-w64 -ladvapi32 (BearSSL's random
    seeder; its #pragma comment(lib) is for MSVC only).
 
 SUMMARY
@@ -66,7 +67,10 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 the system resolver's own timeouts
                                 (resolv.conf), not by timeout_ms/deadline_ms
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
-                                (and so the system bundle)
+                                and so the system store (on Windows the
+                                ROOT store too, and crypt32 with it:
+                                without files $SSL_CERT_FILE could not
+                                replace it)
    TLSMAIL_ASSERT(x)            internal invariant check (default: assert)
    TLSMAIL_MALLOC(ctx,n), TLSMAIL_FREE(ctx,p)
                                 allocator for trust (PEM in memory, the
@@ -159,14 +163,19 @@ CONVENTIONS
      static, pool). Fields of library structs are private: callers SHALL NOT
      read or write them. Only trust, client certificates and name lookups
      use the heap: trust none with the caller's anchors or a pin, about 16
-     KB at most while a handshake searches files and directories; a lookup
-     one block of about 400 octets, freed by its thread or by the caller,
-     whichever is done last.
+     KB at most while a handshake searches files and directories (about
+     10 KB for the Windows ROOT store, beside what crypt32 allocates for
+     itself); a lookup one block of about 400 octets, freed by its thread
+     or by the caller, whichever is done last.
    - Windows: the library calls WSAStartup itself. Each of its sockets holds
      one WSAStartup (Winsock counts them per process) and gives it back with
      WSACleanup when it closes, so callers need none of their own and a
      caller's own are not disturbed. Include tlsmail.h before <windows.h>
-     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>.
+     (or define WIN32_LEAN_AND_MEAN), as for any user of <winsock2.h>: the
+     implementation includes <winsock2.h>, <windows.h> and <wincrypt.h>
+     (with TLSMAIL_NO_SOCKETS too, unless <windows.h> came first; with
+     both TLSMAIL_NO_SOCKETS and TLSMAIL_NO_STDIO none of them). The
+     system trust store is the current user's ROOT store ([trust]).
    - A zero-initialised tlsmail_config gives safe defaults: implicit TLS,
      the system trust store, host name checked, 60 s per wait, 10 minutes
      for the whole session.
@@ -261,6 +270,10 @@ CHANGES
           system store are searched during each handshake for the names
           the chain needs (heap at most ~16 KB, none with a pin or the
           caller's anchors); $SSL_CERT_DIR is read by hash names only.
+          On Windows the system store (a zeroed trust, tlsmail_trust_system)
+          is the current user's ROOT store, read with crypt32 (-lcrypt32)
+          and searched the same way; it was the POSIX bundle paths, so a
+          default send failed there. Not with TLSMAIL_NO_STDIO.
           New: XOAUTH2 and OAUTHBEARER with a caller's token
           (tlsmail_xoauth2_auth, tlsmail_oauthbearer_auth, tlsmail_auth.token
           for AUTO), TLS client certificates (tlsmail_client_cert_pem,
@@ -878,6 +891,13 @@ TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c);
    bundle found among the usual places of Debian/Ubuntu, Fedora/RHEL,
    openSUSE, Alpine, Arch, the BSDs and macOS, else the usual hashed
    certificate directories. Found afresh at each handshake.
+   On Windows, unless $SSL_CERT_FILE or $SSL_CERT_DIR is set, it is the
+   current user's ROOT store (which shows the local machine's roots too),
+   enumerated with crypt32 at each lookup of a handshake; a root that is
+   also in the Disallowed store, or whose purposes in the store leave out
+   server authentication, anchors nothing. Windows adds the roots of its
+   automatic update to that store only once it needed them itself: a root
+   Windows never used may be missing (then install it, or name a file).
    A PEM bundle file (CRLF and a missing final newline are fine; text
    between certificates is skipped). A directory, or several separated by
    ':': one with OpenSSL hash names (HHHHHHHH.N, as c_rehash and
@@ -1279,6 +1299,16 @@ struct tlsmail_client_cert {
 #include <pthread.h>
 #include <signal.h>
 #endif
+#endif
+#if !defined(TLSMAIL_NO_STDIO) && defined(_WIN32)
+/* crypt32, for the system's ROOT store. Without our sockets winsock2.h
+   still comes before windows.h (unless the caller's windows.h came
+   first), so that a program may include it after us. */
+#if defined(TLSMAIL_NO_SOCKETS) && !defined(_WINDOWS_) && !defined(_INC_WINDOWS)
+#include <winsock2.h>
+#include <windows.h>
+#endif
+#include <wincrypt.h>
 #endif
 
 #ifndef TLSMAIL_ASSERT
@@ -3744,9 +3774,10 @@ TLSMAIL__PRIVATE int tlsmail__io_write_all(tlsmail_client *c, const unsigned cha
    anchors of PEM in memory and the caller's own are held; files and
    directories (and the system store) are only noted, and searched during
    each handshake for the names the server's chain asks for (the policy
-   engine in [x509] asks as the certificates stream past): a bundle is
-   scanned by subject without decoding keys, a hashed directory is opened
-   by OpenSSL's subject-hash names. Only the anchors found are decoded. */
+   engine in [x509] asks as the certificates stream past): a bundle, and
+   on Windows the ROOT store, is scanned by subject without decoding keys,
+   a hashed directory is opened by OpenSSL's subject-hash names. Only the
+   anchors found are decoded. */
 enum { TLSMAIL__TRUST_DEFAULT = 0, TLSMAIL__TRUST_SOURCES, TLSMAIL__TRUST_USER, TLSMAIL__TRUST_PIN };
 
 /* Largest certificate a trust source may hold: CA certificates are 1 to 2
@@ -4137,51 +4168,22 @@ TLSMAIL_DEF int tlsmail_trust_dir(tlsmail_trust *t, const char *path) {
     return err ? err : added ? 0 : TLSMAIL_ETRUST;
 }
 
-/* The system store, found afresh at each handshake: $SSL_CERT_FILE and/or
-   $SSL_CERT_DIR when set (they replace the defaults, as in OpenSSL and Go:
-   a test CA set there is the only trust, never an addition), else the
-   first bundle found among the usual places, else the usual hashed
-   directories. */
-static const char *const tlsmail__system_files[] = {
-    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo */
-    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL, CentOS */
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* RHEL 7+ */
-    "/etc/ssl/ca-bundle.pem",                            /* openSUSE */
-    "/etc/ssl/cert.pem",                                 /* Alpine, macOS, OpenBSD */
-    "/usr/local/share/certs/ca-root-nss.crt",            /* FreeBSD */
-    "/usr/local/etc/ssl/cert.pem",                       /* FreeBSD, DragonFly */
-    "/etc/openssl/certs/ca-certificates.crt",            /* NetBSD */
-    "/etc/pki/tls/cacert.pem",                           /* OpenELEC */
-};
-static const char tlsmail__system_dirs[] = "/etc/ssl/certs:/etc/pki/tls/certs:/system/etc/security/cacerts";
-
-/* The system store as sources: *file (or NULL) and *dirs (or NULL). */
-TLSMAIL__PRIVATE void tlsmail__system_sources(const char **file, const char **dirs) {
+/* $SSL_CERT_FILE and/or $SSL_CERT_DIR: when either is set they are the
+   system store, replacing the defaults as in OpenSSL and Go (a test CA
+   set there is the only trust, never an addition). 1 when set. */
+TLSMAIL__PRIVATE int tlsmail__env_sources(const char **file, const char **dirs) {
     const char *envf = getenv("SSL_CERT_FILE"), *envd = getenv("SSL_CERT_DIR");
-    size_t i;
-    FILE *f;
-    *file = *dirs = NULL;
-    if ((envf && *envf) || (envd && *envd)) {
-        *file = envf && *envf ? envf : NULL;
-        *dirs = envd && *envd ? envd : NULL;
-        return;
-    }
-    for (i = 0; i < sizeof tlsmail__system_files / sizeof tlsmail__system_files[0]; i++)
-        if ((f = fopen(tlsmail__system_files[i], "rb")) != NULL) {
-            (void)fclose(f);
-            *file = tlsmail__system_files[i];
-            return;
-        }
-    *dirs = tlsmail__system_dirs;
+    *file = envf && *envf ? envf : NULL;
+    *dirs = envd && *envd ? envd : NULL;
+    return *file || *dirs;
 }
 
-/* Is there a system store? Its file with a usable certificate, or one of
-   its directories (not read now: opendir alone costs glibc 32 KB). */
-TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
-    const char *file, *dirs;
+/* Is there a system store in this file (or NULL) and these directories
+   (or NULL)? The file with a usable certificate, or one of the
+   directories (not read now: opendir alone costs glibc 32 KB). */
+TLSMAIL__PRIVATE int tlsmail__files_ok(void *actx, const char *file, const char *dirs) {
     tlsmail__pemwork *w;
     int ok = 0;
-    tlsmail__system_sources(&file, &dirs);
     if (file) {
         if (!(w = (tlsmail__pemwork *)TLSMAIL_MALLOC(actx, sizeof *w))) return TLSMAIL_ENOMEM;
         ok = tlsmail__file_usable(file, w);
@@ -4203,16 +4205,6 @@ TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
     return ok ? 0 : TLSMAIL_ETRUST;
 }
 
-TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
-    int err;
-    if (!tlsmail__trust_editable(t)) return TLSMAIL_EINVAL;
-    if ((err = tlsmail__system_ok(t->alloc_ctx)) != 0) return err;
-    return tlsmail__source_add(t, 'S', "", 0);
-}
-
-/* What a zeroed trust stands for must exist before we dial. */
-TLSMAIL__PRIVATE int tlsmail__default_trust_ok(void *actx) { return tlsmail__system_ok(actx); }
-
 /* One lookup in the sources, during a handshake. */
 typedef struct tlsmail__lookup {
     tlsmail__found *found;
@@ -4222,27 +4214,41 @@ typedef struct tlsmail__lookup {
     tlsmail__pemwork *w;
 } tlsmail__lookup;
 
-/* One certificate of a source: is it the one? Only its subject is read
-   (the walker), and only a match is decoded. */
-TLSMAIL__PRIVATE int tlsmail__lookup_cb(void *ctx, tlsmail__pemwork *w) {
-    tlsmail__lookup *l = (tlsmail__lookup *)ctx;
+/* Does this certificate's subject name one the lookup wants? Only the
+   walker reads it (into l->w->cw, for tlsmail__lookup_take): no key is
+   decoded. */
+TLSMAIL__PRIVATE int tlsmail__lookup_named(tlsmail__lookup *l, const unsigned char *der, size_t len) {
+    tlsmail__certwalk *cw = &l->w->cw;
+    tlsmail__cw_init(cw, len);
+    tlsmail__cw_push(cw, der, len);
+    return !cw->err && cw->done && !cw->dn_over &&
+           (tlsmail__names_want(l->want, cw->subject, cw->subject_len, 1) ||
+            tlsmail__names_want(l->want, cw->subject, cw->subject_len, 0));
+}
+
+/* A certificate tlsmail__lookup_named just said yes to, decoded: an
+   anchor for this handshake when it is wanted as what it is (a CA by the
+   issuer's name, or the leaf itself) and its key is usable. 1: stop (no
+   memory, in l->err). */
+TLSMAIL__PRIVATE int tlsmail__lookup_take(tlsmail__lookup *l, const unsigned char *der, size_t len) {
+    tlsmail__certwalk *cw = &l->w->cw;
     const br_x509_pkey *pk;
     br_x509_trust_anchor ta;
     void *mem;
     int is_ca;
-    tlsmail__cw_init(&w->cw, w->pem.len);
-    tlsmail__cw_push(&w->cw, w->der, w->pem.len);
-    if (w->cw.err || !w->cw.done || w->cw.dn_over ||
-        (!tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, 1) &&
-         !tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, 0)))
-        return 0;
-    if ((pk = tlsmail__cert_decode(&w->dec, w->der, w->pem.len)) == NULL) return 0;
-    is_ca = br_x509_decoder_isCA(&w->dec.dc);
-    if (!tlsmail__names_want(l->want, w->cw.subject, w->cw.subject_len, is_ca)) return 0;
-    if ((l->err = tlsmail__anchor_make(l->actx, w->cw.subject, w->cw.subject_len, pk, is_ca, &ta, &mem)) != 0)
+    if ((pk = tlsmail__cert_decode(&l->w->dec, der, len)) == NULL) return 0;
+    is_ca = br_x509_decoder_isCA(&l->w->dec.dc);
+    if (!tlsmail__names_want(l->want, cw->subject, cw->subject_len, is_ca)) return 0;
+    if ((l->err = tlsmail__anchor_make(l->actx, cw->subject, cw->subject_len, pk, is_ca, &ta, &mem)) != 0)
         return 1;
     tlsmail__found_add(l->found, &ta, mem, l->actx);
     return 0;
+}
+
+/* One certificate of a file: is it the one? */
+TLSMAIL__PRIVATE int tlsmail__lookup_cb(void *ctx, tlsmail__pemwork *w) {
+    tlsmail__lookup *l = (tlsmail__lookup *)ctx;
+    return tlsmail__lookup_named(l, w->der, w->pem.len) ? tlsmail__lookup_take(l, w->der, w->pem.len) : 0;
 }
 
 /* A hashed directory: open the names OpenSSL would, HHHHHHHH.0, .1, ...
@@ -4291,6 +4297,172 @@ TLSMAIL__PRIVATE void tlsmail__lookup_dirs(tlsmail__lookup *l, const char *dirs,
     }
 }
 
+/* A system store of files: a bundle (or NULL) and hashed directories (or
+   NULL). */
+TLSMAIL__PRIVATE void tlsmail__lookup_files(tlsmail__lookup *l, const char *file, const char *dirs) {
+    if (file) (void)tlsmail__scan_file(file, l->w, tlsmail__lookup_cb, l);
+    if (dirs && !l->err) tlsmail__lookup_dirs(l, dirs, 1);
+}
+
+#ifndef _WIN32
+
+/* The system store, found afresh at each handshake: the environment's
+   (tlsmail__env_sources), else the first bundle found among the usual
+   places, else the usual hashed directories. */
+static const char *const tlsmail__system_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL, CentOS */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* RHEL 7+ */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE */
+    "/etc/ssl/cert.pem",                                 /* Alpine, macOS, OpenBSD */
+    "/usr/local/share/certs/ca-root-nss.crt",            /* FreeBSD */
+    "/usr/local/etc/ssl/cert.pem",                       /* FreeBSD, DragonFly */
+    "/etc/openssl/certs/ca-certificates.crt",            /* NetBSD */
+    "/etc/pki/tls/cacert.pem",                           /* OpenELEC */
+};
+static const char tlsmail__system_dirs[] = "/etc/ssl/certs:/etc/pki/tls/certs:/system/etc/security/cacerts";
+
+/* The system store as sources: *file (or NULL) and *dirs (or NULL). */
+TLSMAIL__PRIVATE void tlsmail__system_sources(const char **file, const char **dirs) {
+    size_t i;
+    FILE *f;
+    if (tlsmail__env_sources(file, dirs)) return;
+    for (i = 0; i < sizeof tlsmail__system_files / sizeof tlsmail__system_files[0]; i++)
+        if ((f = fopen(tlsmail__system_files[i], "rb")) != NULL) {
+            (void)fclose(f);
+            *file = tlsmail__system_files[i];
+            return;
+        }
+    *dirs = tlsmail__system_dirs;
+}
+
+/* Is there a system store? */
+TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
+    const char *file, *dirs;
+    tlsmail__system_sources(&file, &dirs);
+    return tlsmail__files_ok(actx, file, dirs);
+}
+
+TLSMAIL__PRIVATE void tlsmail__lookup_system(tlsmail__lookup *l) {
+    const char *file, *dirs;
+    tlsmail__system_sources(&file, &dirs);
+    tlsmail__lookup_files(l, file, dirs);
+}
+
+#else /* _WIN32: the system's own store, through crypt32 */
+
+/* A system store of the current user, read-only, as CertOpenSystemStore
+   names them; NULL when there is none. The user's "ROOT" shows the local
+   machine's roots too (and under wine the host's), as Windows' own chain
+   building sees them; Windows' automatic root update adds a root there
+   only once Windows itself needed it. */
+TLSMAIL__PRIVATE HCERTSTORE tlsmail__store_open(const wchar_t *name) {
+    DWORD flags = CERT_SYSTEM_STORE_CURRENT_USER | CERT_STORE_READONLY_FLAG | CERT_STORE_OPEN_EXISTING_FLAG;
+    return CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, flags, name);
+}
+
+/* Is there a system store? The environment's, else a ROOT store with a
+   usable certificate. */
+TLSMAIL__PRIVATE int tlsmail__system_ok(void *actx) {
+    const char *file, *dirs;
+    HCERTSTORE root;
+    PCCERT_CONTEXT cc = NULL;
+    tlsmail__certdec *d;
+    int ok = 0;
+    if (tlsmail__env_sources(&file, &dirs)) return tlsmail__files_ok(actx, file, dirs);
+    if ((root = tlsmail__store_open(L"ROOT")) == NULL) return TLSMAIL_ETRUST;
+    if ((d = (tlsmail__certdec *)TLSMAIL_MALLOC(actx, sizeof *d)) == NULL) {
+        (void)CertCloseStore(root, 0);
+        return TLSMAIL_ENOMEM;
+    }
+    while (!ok && (cc = CertEnumCertificatesInStore(root, cc)) != NULL)
+        ok = tlsmail__cert_decode(d, cc->pbCertEncoded, cc->cbCertEncoded) != NULL;
+    if (cc) (void)CertFreeCertificateContext(cc); /* the enumeration stopped early */
+    TLSMAIL_FREE(actx, d);
+    (void)CertCloseStore(root, 0);
+    return ok ? 0 : TLSMAIL_ETRUST;
+}
+
+/* Windows' own word on a root the lookup found: none that is also in the
+   "Disallowed" store (found by its SHA-1 thumbprint, as Windows finds it)
+   or whose purposes, a property the store keeps beside the certificate
+   (what "Disable all purposes" sets, and Microsoft's root program for
+   roots it trusts for other uses only), leave out server authentication.
+   *bad: the Disallowed store, opened at the first root asked about (NULL
+   when there is none; *tried says it was). */
+TLSMAIL__PRIVATE int tlsmail__store_allows(tlsmail__lookup *l, PCCERT_CONTEXT cc, HCERTSTORE *bad,
+                                           int *tried) {
+    BYTE sha1[20];
+    DWORD n = sizeof sha1, i;
+    CRYPT_HASH_BLOB h;
+    PCCERT_CONTEXT hit;
+    CERT_ENHKEY_USAGE *u;
+    int ok = 0;
+    if (!*tried) {
+        *bad = tlsmail__store_open(L"Disallowed");
+        *tried = 1;
+    }
+    /* no thumbprint, nothing to check it by: not trusted */
+    if (!CertGetCertificateContextProperty(cc, CERT_SHA1_HASH_PROP_ID, sha1, &n)) return 0;
+    h.cbData = n;
+    h.pbData = sha1;
+    hit = *bad ? CertFindCertificateInStore(*bad, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &h, NULL) : NULL;
+    if (hit) {
+        (void)CertFreeCertificateContext(hit);
+        return 0;
+    }
+    n = 0;
+    if (!CertGetCertificateContextProperty(cc, CERT_ENHKEY_USAGE_PROP_ID, NULL, &n)) return 1; /* no limit */
+    if (!CertGetEnhancedKeyUsage(cc, CERT_FIND_PROP_ONLY_ENHKEY_USAGE_FLAG, NULL, &n) || n < sizeof *u) return 0;
+    if ((u = (CERT_ENHKEY_USAGE *)TLSMAIL_MALLOC(l->actx, n)) == NULL) {
+        l->err = TLSMAIL_ENOMEM;
+        return 0;
+    }
+    if (CertGetEnhancedKeyUsage(cc, CERT_FIND_PROP_ONLY_ENHKEY_USAGE_FLAG, u, &n))
+        for (i = 0; i < u->cUsageIdentifier && !ok; i++)
+            ok = strcmp(u->rgpszUsageIdentifier[i], szOID_PKIX_KP_SERVER_AUTH) == 0 ||
+                 strcmp(u->rgpszUsageIdentifier[i], szOID_ANY_ENHANCED_KEY_USAGE) == 0;
+    TLSMAIL_FREE(l->actx, u);
+    return ok;
+}
+
+/* The ROOT store, enumerated afresh for each lookup: every certificate's
+   subject is read by the walker, and only the ones named are checked
+   with Windows and decoded. */
+TLSMAIL__PRIVATE void tlsmail__lookup_store(tlsmail__lookup *l) {
+    HCERTSTORE root = tlsmail__store_open(L"ROOT"), bad = NULL;
+    PCCERT_CONTEXT cc = NULL;
+    int tried = 0;
+    if (!root) return;
+    while (!l->err && (cc = CertEnumCertificatesInStore(root, cc)) != NULL)
+        if ((cc->dwCertEncodingType & X509_ASN_ENCODING) &&
+            tlsmail__lookup_named(l, cc->pbCertEncoded, cc->cbCertEncoded) &&
+            tlsmail__store_allows(l, cc, &bad, &tried))
+            (void)tlsmail__lookup_take(l, cc->pbCertEncoded, cc->cbCertEncoded);
+    if (cc) (void)CertFreeCertificateContext(cc); /* the enumeration stopped early */
+    if (bad) (void)CertCloseStore(bad, 0);
+    (void)CertCloseStore(root, 0);
+}
+
+/* The environment's files when set, else the ROOT store. */
+TLSMAIL__PRIVATE void tlsmail__lookup_system(tlsmail__lookup *l) {
+    const char *file, *dirs;
+    if (tlsmail__env_sources(&file, &dirs)) tlsmail__lookup_files(l, file, dirs);
+    else tlsmail__lookup_store(l);
+}
+
+#endif /* _WIN32 */
+
+TLSMAIL_DEF int tlsmail_trust_system(tlsmail_trust *t) {
+    int err;
+    if (!tlsmail__trust_editable(t)) return TLSMAIL_EINVAL;
+    if ((err = tlsmail__system_ok(t->alloc_ctx)) != 0) return err;
+    return tlsmail__source_add(t, 'S', "", 0);
+}
+
+/* What a zeroed trust stands for must exist before we dial. */
+TLSMAIL__PRIVATE int tlsmail__default_trust_ok(void *actx) { return tlsmail__system_ok(actx); }
+
 /* Search every source of t (none: the system store), all names at once. */
 TLSMAIL__PRIVATE int tlsmail__lookup_sources(const tlsmail_trust *t, tlsmail__found *found, void *actx,
                                              const tlsmail__names *want) {
@@ -4306,16 +4478,9 @@ TLSMAIL__PRIVATE int tlsmail__lookup_sources(const tlsmail_trust *t, tlsmail__fo
     do {
         char kind = s ? s[0] : 'S';
         const char *path = s ? s + 1 : "";
-        if (kind == 'S') {
-            const char *file, *dirs;
-            tlsmail__system_sources(&file, &dirs);
-            if (file) (void)tlsmail__scan_file(file, l.w, tlsmail__lookup_cb, &l);
-            if (dirs) tlsmail__lookup_dirs(&l, dirs, 1);
-        } else if (kind == 'F') {
-            (void)tlsmail__scan_file(path, l.w, tlsmail__lookup_cb, &l);
-        } else {
-            tlsmail__lookup_dirs(&l, path, kind == 'H');
-        }
+        if (kind == 'S') tlsmail__lookup_system(&l);
+        else if (kind == 'F') (void)tlsmail__scan_file(path, l.w, tlsmail__lookup_cb, &l);
+        else tlsmail__lookup_dirs(&l, path, kind == 'H');
         if (s) s += strlen(s) + 1;
     } while (s && s < end && !l.err);
     TLSMAIL_FREE(actx, l.w);

@@ -5,8 +5,10 @@ armhf (static glibc, run under qemu-user), Windows (mingw-w64, run under
 wine64: tlsmail-send.exe on the library's Winsock transport, the
 TLSMAIL_NO_SOCKETS program win_send.exe, and the test drivers itest.exe and
 rdial.exe for what only a driver can show: the STARTTLS fallback after a
-refused port, a silent server, a resolver that never answers) and a
-Cortex-M4 image (linked and measured, not run).
+refused port, a silent server, a resolver that never answers; and the
+system trust store, the current user's ROOT store, which win_store.exe
+fills and empties inside the suite's own prefix) and a Cortex-M4 image
+(linked and measured, not run).
 
     /usr/bin/python3 tests/cross/test_cross.py --build DIR [-k SUBSTR]... [--keep] [-v]
     (tests/cross/run.sh DIR [-k SUBSTR]... runs it)
@@ -31,10 +33,12 @@ Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
 """
 import argparse
 import glob
+import hashlib
 import math
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,7 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from testlib import (CaseFailure, check, normalise, registry, run_cases,  # noqa: E402
                      Server, ROOT, PKI_SH, WARN, READY_TIMEOUT, Result, SilentListener,
-                     free_port)
+                     free_port, NO_SMTP)
 
 DEADNS = os.path.join(os.path.dirname(HERE), "resolve", "deadns.py")
 RESOLVER_S = 6            # deadns.py's default: the dead resolver's own timeout
@@ -373,10 +377,10 @@ class Suite:
         out = os.path.join(self.root, "mingw", "win_send.exe")
         src = os.path.join(HERE, "win_send.c")
         # advapi32: BearSSL seeds from the Win32 RNG, and its "#pragma
-        # comment(lib)" is MSVC's alone.
+        # comment(lib)" is MSVC's alone; crypt32: the system trust store.
         cmd = ([t["cc"]] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o",
                                    out, os.path.join(b, "libbearssl.a"), "-lws2_32",
-                                   "-ladvapi32"])
+                                   "-lcrypt32", "-ladvapi32"])
         build_file(out, [src, os.path.join(ROOT, "tlsmail.h"),
                          os.path.join(b, "libbearssl.a")], cmd, "win_send.exe")
         dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
@@ -420,8 +424,8 @@ class Suite:
         srcs = [os.path.join(ROOT, x) for x in srcs]
         out = os.path.join(self.root, "mingw", name)
         cmd = ([t["cc"]] + WARN + ["-O2"] + flags + ["-isystem", os.path.join(b, "include")] +
-               srcs + ["-o", out, os.path.join(b, "libbearssl.a"), "-lws2_32", "-ladvapi32"] +
-               libs)
+               srcs + ["-o", out, os.path.join(b, "libbearssl.a"), "-lws2_32", "-lcrypt32",
+                       "-ladvapi32"] + libs)
         build_file(out, srcs + [os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")],
                    cmd, name)
         dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
@@ -456,6 +460,64 @@ class Suite:
         if self.verbose:
             self.say("%s -> %s" % (" ".join(os.path.basename(c) for c in cmd[:2]), r))
         return r
+
+    def win_store(self):
+        return self.once("win_store", self._win_store)
+
+    def _win_store(self):
+        """tests/cross/win_store.c: the current user's certificate stores."""
+        t = TARGETS["mingw"]
+        b = self.bearssl("mingw")
+        out = os.path.join(self.root, "mingw", "win_store.exe")
+        src = os.path.join(HERE, "win_store.c")
+        cmd = ([t["cc"]] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o",
+                                   out, os.path.join(b, "libbearssl.a"), "-lcrypt32",
+                                   "-ladvapi32"])
+        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"),
+                         os.path.join(b, "libbearssl.a")], cmd, "win_store.exe")
+        dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
+        dlls = sorted(l.split(":", 1)[1].strip().upper() for l in dump.splitlines()
+                      if "DLL Name:" in l)
+        check("CRYPT32.DLL" in dlls, "win_store.exe imports no crypt32: %s" % dlls)
+        return out
+
+    def store(self, *args, **kw):
+        """win_store.exe ARGS under wine (the test CA as Z:CAFILE where an
+        argument is None); its stdout. CaseFailure unless it exits 0."""
+        ca = kw.get("ca", "ca.crt")
+        args = ["Z:" + os.path.join(self.pki, ca) if a is None else a for a in args]
+        self.server()  # the PKI
+        r = self.wine_run([self.win_store()] + args, {}, timeout=60)
+        check(r.rc == 0, "win_store %s: %s" % (" ".join(args[:2]), r))
+        return r.stdout
+
+    def ca_sha1(self):
+        """The test CA's SHA-1 thumbprint, as Windows names store entries."""
+        self.server()
+        with open(os.path.join(self.pki, "ca.crt")) as f:
+            return hashlib.sha1(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest().upper()
+
+    def itest_default(self, tag):
+        """itest.exe with no trust of its own (a zeroed tlsmail_trust: the
+        system store), AUTH PLAIN, to rcpt-TAG; only the trust's heap is
+        counted (the address is given, so no name lookup block)."""
+        srv = self.server()
+        return [self.win_program("itest.exe"), "--addr", "localhost:%d" % srv.port,
+                "--addresses", "127.0.0.1", "--api", "client", "--auth", "plain", "--user", USER,
+                "--pass", PASS, "--authhost", "localhost", "--from", USER, "--to",
+                "rcpt-%s@example.org" % tag, "--timeout-ms", "60000"]
+
+    def expect_untrusted(self, tag, env=None):
+        """itest_default fails in the handshake, ECERT_UNTRUSTED, and the
+        server hears no SMTP."""
+        srv = self.server()
+        mark = srv.mark()
+        r = self.wine_run(self.itest_default(tag), env or {}, stdin_data=b"Subject: x\r\n\r\nx\r\n")
+        check(r.name == "ECERT_UNTRUSTED" and r.stage == "TLS handshake", "%s" % r)
+        time.sleep(0.25)
+        events, new = srv.since(mark)
+        check(not new and not [e for e in events if len(e) > 1 and e[1] in NO_SMTP],
+              "SMTP reached the server: %s" % events)
 
     def m4_image(self):
         return self.once("cortex-m4 image", self._m4_image)
@@ -507,6 +569,10 @@ class Suite:
         # under $HOME: wine keeps to the build directory.
         env.update(WINEPREFIX=os.path.join(base, "prefix"), WINEDEBUG="-all",
                    WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d")
+        # Wine hands the environment on: the host's SSL_CERT_FILE would
+        # replace the Windows store the store cases are about.
+        for k in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            env.pop(k, None)
         self.wine_env = (server, env)
         version = first_line([exe, "--version"])
         ready = os.path.join(base, "ready")
@@ -597,6 +663,7 @@ class Suite:
         check("AUTH PLAIN ok" in flat, "no AUTH PLAIN ok in %s" % flat)
         if self.verbose:
             self.say("%s: %d octets stored in %.2f s" % (tag, len(body), wall))
+        return out
 
     def teardown(self):
         for s in self.servers.values():
@@ -758,6 +825,24 @@ def build_cases(S):
                                         os.path.join(S.work, "impl.o")], BUILD_TIMEOUT,
                     "%s %s" % (cmd[0], sw or "(no switch)"))
 
+    @case("mingw: TLSMAIL_NO_SOCKETS after the caller's <windows.h>, or before its "
+          "<winsock2.h>, builds warning-free (C and C++)")
+    def _():
+        b = os.path.join(S.bearssl("mingw"), "include")
+        for name, before, after in (("winfirst", "#include <windows.h>\n", ""),
+                                    ("ws2after", "", "#include <winsock2.h>\n")):
+            src = os.path.join(S.work, name + ".c")
+            with open(src, "w") as f:
+                f.write(before + '#define TLSMAIL_NO_SOCKETS\n#define TLSMAIL_IMPLEMENTATION\n'
+                        '#include "tlsmail.h"\n' + after +
+                        'int main(void) { return tlsmail_strerror(0)[0] == 0; }\n')
+            for cmd in ([TARGETS["mingw"]["cc"]] + WARN,
+                        ["clang++", "--target=x86_64-w64-mingw32", "-x", "c++", "-std=c++11",
+                         "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow"]):
+                run(cmd + ["-I" + ROOT, "-isystem", b, "-c", src, "-o",
+                           os.path.join(S.work, name + ".o")], BUILD_TIMEOUT,
+                    "%s %s" % (cmd[0], name))
+
     @case("mingw: tlsmail-send.exe on the library's Winsock transport")
     def _():
         S.win_program("tlsmail-send.exe")
@@ -883,6 +968,193 @@ def build_cases(S):
                        {}, namespace=True)
         check(r.name == "ERESOLVE" and r.stage == "connect", "%s" % r)
         check(r.elapsed >= (RESOLVER_S - 1) * 1000, "gave up after %d ms" % r.elapsed)
+
+    # -- the system trust store on Windows: the current user's ROOT store --
+    # Every case puts the test CA where it needs it and takes it out again,
+    # so the cached prefix never keeps it.
+
+    @case("mingw: win_store.exe puts the test CA in the user's ROOT store: no dialog, "
+          "only in the suite's prefix")
+    def _():
+        _wine, server, env = S.wine()
+        prefix = env["WINEPREFIX"]
+        check(os.path.realpath(prefix).startswith(os.path.realpath(S.root) + os.sep),
+              "WINEPREFIX %s is not under %s" % (prefix, S.root))
+        home_reg = os.path.join(os.path.expanduser("~"), ".wine", "user.reg")
+        home_before = open(home_reg, "rb").read() if os.path.exists(home_reg) else None
+        key = "SystemCertificates\\\\ROOT\\\\Certificates\\\\" + S.ca_sha1()
+        try:
+            S.store("remove", "ROOT", None)
+            check(S.store("has", "ROOT", None).strip() == "absent", "the CA is still in ROOT")
+            # On Windows itself adding a root asks the user; here nobody can
+            # answer (no display): the call must return on its own.
+            t0 = time.monotonic()
+            out = S.store("add", "ROOT", None)
+            took = time.monotonic() - t0
+            check(out.strip() == "added", "win_store add: %r" % out)
+            check(took < 30, "adding took %.0f s: waiting for a dialog?" % took)
+            check(S.store("has", "ROOT", None).strip() == "present", "the CA is not in ROOT")
+            # the registry reaches the disk once the prefix's wineserver is done
+            run([server, "-w"], 120, "wineserver -w", env=env)
+            with open(os.path.join(prefix, "user.reg"), encoding="utf-8", errors="replace") as f:
+                check(key in f.read(), "no %s in %s/user.reg" % (key, prefix))
+            home_after = open(home_reg, "rb").read() if os.path.exists(home_reg) else None
+            check(home_after == home_before, "%s changed" % home_reg)
+        finally:
+            S.store("remove", "ROOT", None)
+
+    @case("mingw: itest.exe with no trust given uses the ROOT store: byte-exact, "
+          "heap within 16 KB, all freed")
+    def _():
+        wine, _server, env = S.wine()
+        try:
+            S.store("add", "ROOT", None)
+            out = S.send("mingw-store", [wine] + S.itest_default("mingw-store"), env)
+        finally:
+            S.store("remove", "ROOT", None)
+        m = re.search(r"^heap (\d+) (\d+) (\d+)\r?$", out, re.M)
+        check(m, "no heap line in %r" % out[:300])
+        peak, allocs, live = (int(x) for x in m.groups())
+        check(allocs > 0 and peak <= 16 * 1024, "heap peak %d in %d blocks" % (peak, allocs))
+        check(live == 0, "%d octets of heap still held after the session" % live)
+        S.say("ROOT store send: heap peak %d octets in %d blocks" % (peak, allocs))
+
+    @case("mingw: control: the test CA not in the ROOT store: ECERT_UNTRUSTED, no SMTP")
+    def _():
+        S.store("remove", "ROOT", None)
+        S.expect_untrusted("mingw-nostore")
+
+    @case("mingw: SSL_CERT_FILE replaces the ROOT store: the CA file alone, byte-exact")
+    def _():
+        wine, _server, env = S.wine()
+        S.store("remove", "ROOT", None)
+        S.send("mingw-envfile", [wine] + S.itest_default("mingw-envfile"),
+               dict(env, SSL_CERT_FILE="Z:" + os.path.join(S.pki, "ca.crt")))
+
+    @case("mingw: SSL_CERT_FILE replaces the ROOT store: the CA in the store, "
+          "another CA in the file: ECERT_UNTRUSTED")
+    def _():
+        try:
+            S.store("add", "ROOT", None)
+            S.expect_untrusted("mingw-envother",
+                               {"SSL_CERT_FILE": "Z:" + os.path.join(S.pki, "rogue-ca.crt")})
+        finally:
+            S.store("remove", "ROOT", None)
+
+    @case("mingw: a root that is in the Disallowed store too anchors nothing")
+    def _():
+        wine, _server, env = S.wine()
+        try:
+            S.store("add", "ROOT", None)
+            S.store("add", "Disallowed", None)
+            S.expect_untrusted("mingw-disallowed")
+            S.store("remove", "Disallowed", None)
+            S.send("mingw-allowed", [wine] + S.itest_default("mingw-allowed"), env)
+        finally:
+            S.store("remove", "Disallowed", None)
+            S.store("remove", "ROOT", None)
+
+    @case("mingw: a root whose purposes in the store leave out serverAuth anchors nothing")
+    def _():
+        wine, _server, env = S.wine()
+        code_signing, server_auth = "1.3.6.1.5.5.7.3.3", "1.3.6.1.5.5.7.3.1"
+        try:
+            S.store("add", "ROOT", None)
+            S.store("purposes", None, code_signing)
+            S.expect_untrusted("mingw-codesigning")
+            S.store("purposes", None, "none")   # "Disable all purposes"
+            S.expect_untrusted("mingw-nopurpose")
+            S.store("purposes", None, code_signing, server_auth)
+            S.send("mingw-serverauth", [wine] + S.itest_default("mingw-serverauth"), env)
+        finally:
+            S.store("remove", "ROOT", None)
+
+    def cli_default(tag):
+        """tlsmail-send.exe with no trust option: the system store."""
+        return [S.win_program("tlsmail-send.exe"), "--server", "localhost:%d" % S.server().port,
+                "--user", USER, "--timeout", "60", "-f", USER, "rcpt-%s@example.org" % tag]
+
+    @case("mingw: tlsmail-send.exe without --cafile uses the ROOT store: byte-exact")
+    def _():
+        wine, _server, env = S.wine()
+        exe = cli_default("mingw-cli-store")
+        try:
+            S.store("add", "ROOT", None)
+            S.send("mingw-cli-store", [wine] + exe, dict(env, TLSMAIL_PASSWORD=PASS))
+        finally:
+            S.store("remove", "ROOT", None)
+
+    @case("mingw: control: tlsmail-send.exe without --cafile, the CA not in the ROOT store: "
+          "69, not trusted")
+    def _():
+        exe = cli_default("mingw-cli-nostore")
+        S.store("remove", "ROOT", None)
+        srv = S.server()
+        mark = srv.mark()
+        r = S.wine_run(exe, {"TLSMAIL_PASSWORD": PASS}, stdin_data=b"Subject: x\r\n\r\nx\r\n")
+        check(r.rc == 69 and "not trusted" in r.stderr, "%s" % r)
+        time.sleep(0.25)
+        events, new = srv.since(mark)
+        check(not new and not [e for e in events if len(e) > 1 and e[1] in NO_SMTP],
+              "SMTP reached the server: %s" % events)
+
+    @case("mingw: tlsmail-send.exe with SSL_CERT_FILE, the CA not in the ROOT store: byte-exact")
+    def _():
+        wine, _server, env = S.wine()
+        exe = cli_default("mingw-cli-envfile")
+        S.store("remove", "ROOT", None)
+        S.send("mingw-cli-envfile", [wine] + exe,
+               dict(env, TLSMAIL_PASSWORD=PASS, SSL_CERT_FILE="Z:" + os.path.join(S.pki, "ca.crt")))
+
+    @case("mingw: the ROOT store lookup finds the CA by its subject alone, within 16 KB of heap")
+    def _():
+        try:
+            S.store("add", "ROOT", None)
+            out = S.store("lookup", None, "20")
+            S.store("remove", "ROOT", None)
+            without = S.store("lookup", None, "1")
+        finally:
+            S.store("remove", "ROOT", None)
+        got = dict((l.split()[0], [int(x) for x in l.split()[1:]]) for l in out.splitlines()
+                   if l.strip())
+        check(got.get("found") == [1, 1], "found %s, wanted the CA once: %r" % (got.get("found"), out))
+        peak, allocs, live = got["heap"]
+        check(peak <= 16 * 1024 and live == 0, "heap peak %d, %d held after" % (peak, live))
+        check(re.search(r"^found 0 0\r?$", without, re.M), "without the CA: %r" % without)
+        S.say("ROOT store: %d certificates; a lookup %.1f ms (the first in a process %.1f ms, "
+              "wine loading its store), heap peak %d octets"
+              % (got["store"][0], got["us"][1] / 1000.0, got["us"][0] / 1000.0, peak))
+
+    @case("mingw: TLSMAIL_NO_STDIO has no store and needs no crypt32: a zeroed trust is ETRUST")
+    def _():
+        t = TARGETS["mingw"]
+        b = S.bearssl("mingw")
+        src = os.path.join(S.work, "nostdio.c")
+        exe = os.path.join(S.work, "nostdio.exe")
+        with open(src, "w") as f:
+            f.write('#define TLSMAIL_NO_STDIO\n#define TLSMAIL_IMPLEMENTATION\n'
+                    '#include "tlsmail.h"\n#include <stdio.h>\n#include <string.h>\n'
+                    'static tlsmail_client c;\n'
+                    'int main(int argc, char **argv) {\n'
+                    '    tlsmail_config cfg;\n    int err;\n'
+                    '    memset(&cfg, 0, sizeof cfg);\n'
+                    '    cfg.host = argc > 1 ? argv[1] : "localhost";\n'
+                    '    err = tlsmail_dial(&c, &cfg);\n'
+                    '    printf("%s\\n", err == TLSMAIL_ETRUST ? "ETRUST" : tlsmail_strerror(err));\n'
+                    '    tlsmail_close(&c);\n    return 0;\n}\n')
+        # no -lcrypt32: the link fails if anything still wants it
+        run([t["cc"]] + WARN + ["-O2", "-I" + ROOT, "-isystem", os.path.join(b, "include"), src,
+                                "-o", exe, os.path.join(b, "libbearssl.a"), "-lws2_32",
+                                "-ladvapi32"], BUILD_TIMEOUT, "TLSMAIL_NO_STDIO program")
+        dump = run(["x86_64-w64-mingw32-objdump", "-p", exe], 30, "objdump")
+        check("CRYPT32" not in dump.upper(), "a TLSMAIL_NO_STDIO program imports crypt32")
+        srv = S.server()
+        mark = srv.mark()
+        r = S.wine_run([exe, "localhost:%d" % srv.port], {})
+        check(r.rc == 0 and r.stdout.strip() == "ETRUST", "%s" % r)
+        time.sleep(0.25)
+        events, _new = srv.since(mark)
+        check(not events, "the server saw %s" % events[:3])
 
     @case("cortex-m4: image links (newlib nano, m4.ld: 1 MB flash, 128 KB RAM)")
     def _():
