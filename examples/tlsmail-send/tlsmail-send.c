@@ -605,6 +605,16 @@ static int others_can_read(FILE *f, unsigned *mode) {
     *mode = 0;
     return 0;
 }
+
+/* The CRT's read takes an unsigned count; a short read is fine here. */
+static long read_fd(int fd, void *buf, size_t n) {
+    return (long)_read(fd, buf, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
+}
+
+/* A message file, octets as they are, not inherited by password_command. */
+static int open_input(const char *path) { return _open(path, _O_RDONLY | _O_BINARY | _O_NOINHERIT); }
+
+static void close_fd(int fd) { (void)_close(fd); }
 #else
 static void user_config_path(char *out, size_t cap) {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
@@ -633,6 +643,13 @@ static int others_can_read(FILE *f, unsigned *mode) {
     *mode = (unsigned)(st.st_mode & 0777);
     return (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
 }
+
+static long read_fd(int fd, void *buf, size_t n) { return (long)read(fd, buf, n); }
+
+/* A message file, not inherited by password_command. */
+static int open_input(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
+
+static void close_fd(int fd) { (void)close(fd); }
 #endif
 
 /* Reads one file into clines. A missing file is fine unless required. */
@@ -1530,10 +1547,10 @@ static void compose_message(void) {
 /* The first WINDOW octets of the message (all of it, when it is no
    longer) into R.msg, and whether that is all. */
 static void read_window(void) {
-    ssize_t r = 1;
+    long r = 1;
     if (!R.msg) R.msg = (char *)xmalloc(WINDOW + 1);
     R.len = 0;
-    while (R.len < WINDOW && (r = read(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
+    while (R.len < WINDOW && (r = read_fd(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
         R.len += (size_t)r;
@@ -1846,10 +1863,139 @@ static void sha256_hex(const void *p, size_t n, char out[65]) {
     for (i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+#ifdef _WIN32
+static void machine_name(char *out, size_t cap) {
+    DWORD n = (DWORD)cap;
+    if (!GetComputerNameA(out, &n) || !out[0]) snprintf(out, cap, "-");
+}
+
+/* Windows keeps who may read a file in its ACL, which is not inspected:
+   the file is read when it is a file and no link (a reparse point), and
+   a file under the user's own profile (%LOCALAPPDATA%) is only theirs.
+   The cache file into buf: 1, 0 when there is none, -1 when it is not to
+   be used (said why; cache_writable says whether it may be replaced). */
+static int cache_read_file(const char *path, char *buf, size_t cap, size_t *len) {
+    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                           FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+    BY_HANDLE_FILE_INFORMATION fi;
+    DWORD got;
+    *len = 0;
+    if (h == INVALID_HANDLE_VALUE) {
+        DWORD e = GetLastError();
+        char why[40];
+        if (e == ERROR_FILE_NOT_FOUND) return 0;
+        snprintf(why, sizeof why, "cannot open it: error %lu", e);
+        cache_warn(why);
+        return -1;
+    }
+    if (!GetFileInformationByHandle(h, &fi) ||
+        (fi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY))) {
+        cache_writable = 0;
+        cache_warn("a link or not a file");
+        CloseHandle(h);
+        return -1;
+    }
+    while (*len < cap - 1 && ReadFile(h, buf + *len, (DWORD)(cap - 1 - *len), &got, NULL) && got)
+        *len += got;
+    CloseHandle(h);
+    buf[*len] = 0;
+    return 1;
+}
+
+/* data into a new file beside path (CREATE_NEW: never one that exists),
+   then moved over path in one step. */
+static void cache_write_file(const char *path, const char *data, size_t n) {
+    char *tmp = (char *)xmalloc(strlen(path) + 40);
+    HANDLE h;
+    DWORD put = 0;
+    size_t off = 0;
+    int ok;
+    sprintf(tmp, "%s.%lu.%llu", path, (unsigned long)GetCurrentProcessId(),
+            (unsigned long long)GetTickCount64());
+    h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: error %lu\n", path,
+                GetLastError());
+        free(tmp);
+        return;
+    }
+    while (off < n && WriteFile(h, data + off, (DWORD)(n - off), &put, NULL) && put) off += put;
+    ok = CloseHandle(h) && off == n &&
+         MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+    if (!ok) {
+        fprintf(stderr, "tlsmail-send: session cache %s: not written: error %lu\n", path, GetLastError());
+        DeleteFileA(tmp);
+    }
+    free(tmp);
+}
+#else
+static void machine_name(char *out, size_t cap) {
+    if (gethostname(out, cap) != 0) snprintf(out, cap, "-");
+    out[cap - 1] = 0;
+}
+
+/* The cache file into buf: 1, 0 when there is none, -1 when it is not to
+   be used (said why; cache_writable says whether it may be replaced). It
+   must be a regular file of this user's that nobody else may read or
+   write, opened without following a link. */
+static int cache_read_file(const char *path, char *buf, size_t cap, size_t *len) {
+    struct stat st;
+    long r;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    *len = 0;
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        cache_writable = errno != ELOOP;
+        cache_warn(errno == ELOOP ? "a symbolic link" : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        cache_writable = 0;
+        cache_warn("not a file of this user's");
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        cache_stale = 1; /* ours: rewritten, mode 0600 */
+        cache_warn("group or others may read or write it (want mode 600)");
+        close(fd);
+        return -1;
+    }
+    while (*len < cap - 1 && (r = read_fd(fd, buf + *len, cap - 1 - *len)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        *len += (size_t)r;
+    }
+    close(fd);
+    buf[*len] = 0;
+    return 1;
+}
+
+/* data into a new file beside path, mode 0600 from the start (mkstemp),
+   then renamed over path. */
+static void cache_write_file(const char *path, const char *data, size_t n) {
+    char *tmp = (char *)xmalloc(strlen(path) + 8);
+    int fd;
+    sprintf(tmp, "%s.XXXXXX", path);
+    if ((fd = mkstemp(tmp)) < 0) {
+        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
+    } else {
+        size_t off = 0;
+        ssize_t w = 0;
+        while (off < n && ((w = write(fd, data + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
+            if (w > 0) off += (size_t)w;
+        if (fchmod(fd, 0600) != 0 || off != n || close(fd) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "tlsmail-send: session cache %s: not written: %s\n", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+}
+#endif
+
 static void cache_first_line(char *out, size_t cap) {
     char host[256];
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "-");
-    host[sizeof host - 1] = 0;
+    machine_name(host, sizeof host);
     snprintf(out, cap, "tlsmail-send-cache 1 %s\n", host);
 }
 
@@ -1858,54 +2004,28 @@ static void cache_first_line(char *out, size_t cap) {
 static void cache_load(void) {
     const char *path = R.set[K_SESSION_CACHE].value;
     char buf[CACHE_ENTRIES * 640 + 512], first[300], sum[65], *line, *end, *next;
-    struct stat st;
-    ssize_t r;
     size_t n = 0;
-    int fd;
+    int got;
     if (!path) return;
     R.cfg.session = &R.session;
     cache_writable = 1;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return;
-        cache_writable = errno != ELOOP;
-        cache_warn(errno == ELOOP ? "a symbolic link" : strerror(errno));
-        return;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
-        cache_writable = 0;
-        cache_warn("not a file of this user's");
-        close(fd);
-        return;
-    }
+    if ((got = cache_read_file(path, buf, sizeof buf, &n)) <= 0) return;
     cache_stale = 1; /* until it proves sound */
-    if (st.st_mode & 077) {
-        cache_warn("group or others may read or write it (want mode 600)");
-        close(fd);
-        return;
-    }
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) != 0) {
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = 0;
     cache_first_line(first, sizeof first);
     /* the checksum line: "sha256 HEX\n", last */
     end = n >= 72 ? buf + n - 72 : NULL;
     if (!end || strncmp(end, "sha256 ", 7) != 0 || buf[n - 1] != '\n' || (end > buf && end[-1] != '\n')) {
         if (R.verbose) cache_warn("damaged (no checksum line)");
-        return;
+        goto out;
     }
     sha256_hex(buf, (size_t)(end - buf), sum);
     if (memcmp(end + 7, sum, 64) != 0) {
         if (R.verbose) cache_warn("damaged (checksum mismatch)");
-        return;
+        goto out;
     }
     if (strncmp(buf, first, strlen(first)) != 0) {
         if (R.verbose) cache_warn("written on another machine");
-        return;
+        goto out;
     }
     cache_stale = 0;
     for (line = buf + strlen(first); line < end; line = next) {
@@ -1931,6 +2051,7 @@ static void cache_load(void) {
             cache_stale = 1; /* expired, or one too many */
         tlsmail_session_clear(&probe);
     }
+out:
     wipe(buf, sizeof buf);
 }
 
@@ -1938,9 +2059,9 @@ static void cache_load(void) {
    beside it (mode 0600 from the start) and renamed over it. */
 static void cache_store(void) {
     const char *path = R.set[K_SESSION_CACHE].value;
-    char text[TLSMAIL_SESSION_TEXT], first[300], sum[65], *out, *tmp;
+    char text[TLSMAIL_SESSION_TEXT], first[300], sum[65], *out;
     size_t len = 0, n, i, cap;
-    int fd, have;
+    int have;
     if (!path || !cache_writable) return;
     have = tlsmail_session_export(&R.session, text, sizeof text, &len) == 0;
     if (!cache_stale && (have ? R.cache_text && strcmp(text, R.cache_text) == 0 : !R.cache_text)) {
@@ -1956,24 +2077,10 @@ static void cache_store(void) {
     for (i = 0; i < cache_nkeep; i++) n += (size_t)snprintf(out + n, cap - n, "%s\n", cache_keep[i]);
     sha256_hex(out, n, sum);
     n += (size_t)snprintf(out + n, cap - n, "sha256 %s\n", sum);
-    tmp = (char *)xmalloc(strlen(path) + 8);
-    sprintf(tmp, "%s.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0) {
-        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
-    } else {
-        size_t off = 0;
-        ssize_t w = 0;
-        while (off < n && ((w = write(fd, out + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
-            if (w > 0) off += (size_t)w;
-        if (fchmod(fd, 0600) != 0 || off != n || close(fd) != 0 || rename(tmp, path) != 0) {
-            fprintf(stderr, "tlsmail-send: session cache %s: not written: %s\n", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
+    cache_write_file(path, out, n);
     wipe(out, cap);
     wipe(text, sizeof text);
     free(out);
-    free(tmp);
 }
 
 static void cache_free(void) {
@@ -2062,7 +2169,7 @@ static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
     while (!R.msg_eof) {
-        ssize_t r = read(R.msg_fd, R.msg, WINDOW);
+        long r = read_fd(R.msg_fd, R.msg, WINDOW);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
@@ -2167,12 +2274,12 @@ static void collect_files(void) {
 
 static void open_message(const char *path) {
     R.msg_name = path;
-    if ((R.msg_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
+    if ((R.msg_fd = open_input(path)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
 }
 
 /* What one message of a batch left behind, for the next one. */
 static void close_message(void) {
-    if (R.msg_fd > 0) close(R.msg_fd);
+    if (R.msg_fd > 0) close_fd(R.msg_fd);
     R.msg_fd = 0;
     R.msg_name = NULL;
     free(R.from);
