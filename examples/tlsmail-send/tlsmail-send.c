@@ -2878,6 +2878,81 @@ static int send_batch(void) {
     return rc;
 }
 
+/* ---- --check -------------------------------------------------------------- */
+
+/* y-m-d of day d after 1970-01-01 (the inverse of the library's count). */
+static void civil_from_days(long long d, long long *y, unsigned *m, unsigned *dd) {
+    long long era, z = d + 719468;
+    unsigned doe, yoe, doy, mp;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *dd = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+/* Seconds since 1970 as "2027-12-01 10:00:00 UTC". */
+static void utc_text(long long t, char *out, size_t cap) {
+    long long days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400), y;
+    unsigned sec = (unsigned)(t - days * 86400), m, d; /* 0..86399 */
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, cap, "%04lld-%02u-%02u %02u:%02u:%02u UTC", y % 100000, m % 100, d % 100, sec / 3600 % 100,
+             sec / 60 % 60, sec % 60);
+}
+
+/* The pin of a key as --pin-sha256 takes it: "sha256//" and the base64 of
+   its SHA-256 (RFC 4648 4, padded). */
+static void pin_text(const unsigned char h[32], char out[54]) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 8;
+    memcpy(out, "sha256//", 8);
+    for (i = 0; i < 32; i += 3) {
+        unsigned long v = (unsigned long)h[i] << 16 | (i + 1 < 32 ? (unsigned long)h[i + 1] << 8 : 0) |
+                          (i + 2 < 32 ? h[i + 2] : 0);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < 32 ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < 32 ? b64[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* The server's words on stdout, kept to printable text. */
+static void print_server_text(const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n && s[i]; i++)
+        putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i]);
+}
+
+/* What the handshake settled and the certificate the server showed. */
+static void print_tls(void) {
+    tlsmail_tls_details ti;
+    char from[40], until[40], pin[54];
+    if (tlsmail_tls_info(&client, &ti) != 0) return;
+    printf("tls:        TLS %u.%u, %s, %s\n", (ti.version >> 8) - 2, (ti.version & 0xFF) - 1,
+           ti.suite_name[0] ? ti.suite_name : "(unknown suite)",
+           ti.resumed ? "session resumed" : "full handshake");
+    if (!ti.have_cert) {
+        printf("certificate: not sent (the session was resumed; run without session_cache for it)\n");
+        return;
+    }
+    printf("subject:    %s\n", ti.subject[0] ? ti.subject : "(unreadable)");
+    printf("issuer:     %s\n", ti.issuer[0] ? ti.issuer : "(unreadable)");
+    if (ti.not_after) {
+        long long now = (long long)time(NULL), left = ti.not_after - now;
+        utc_text(ti.not_before, from, sizeof from);
+        utc_text(ti.not_after, until, sizeof until);
+        printf("valid:      %s to %s (", from, until);
+        if (left >= 0) printf("%lld days left)\n", left / 86400);
+        else printf("expired %lld days ago)\n", -left / 86400);
+    }
+    pin_text(ti.spki_sha256, pin);
+    printf("pin:        %s\n", pin);
+}
+
 /* --check: connect, verify, log in, QUIT, and say what the server offers. */
 static int check_server(void) {
     char ehlo[TLSMAIL_REPLY_TEXT + 1], desc[1400];
@@ -2888,22 +2963,26 @@ static int check_server(void) {
         snprintf(ehlo, sizeof ehlo, "%s", tlsmail_reply_text(&client));
         auth = tlsmail_extension(&client, "AUTH");
         printf("server:     %s port %u, %s\n", R.host, R.port, R.starttls ? "STARTTLS" : "implicit TLS");
-        printf("trust:      %s, certificate verified\n",
-               R.set[K_PIN_SHA256].value ? "pinned key" :
-               R.set[K_CAFILE].value || R.set[K_CAPATH].value ? "cafile/capath" : "system store");
-        /* The TLS version, cipher suite, and the certificate's subject and
-           expiry belong here; tlsmail.h has no call that reports them yet. */
-        printf("tls:        (version, suite, certificate subject and expiry: not reported by "
-               "tlsmail.h yet)\n");
+        printf("trust:      %s\n", R.set[K_PIN_SHA256].value ? "pinned key, the server's key matched"
+                                   : R.set[K_CAFILE].value || R.set[K_CAPATH].value
+                                       ? "cafile/capath, certificate verified"
+                                       : "system store, certificate verified");
+        print_tls();
         p = strchr(ehlo, '\n');
-        printf("name:       %.*s\n", (int)(p ? (size_t)(p - ehlo) : strlen(ehlo)), ehlo);
-        printf("extensions:");
+        printf("name:       ");
+        print_server_text(ehlo, p ? (size_t)(p - ehlo) : strlen(ehlo));
+        printf("\nextensions:");
         while (p) {
             const char *q = strchr(p + 1, '\n');
-            printf(" %.*s%s", (int)(q ? (size_t)(q - p - 1) : strlen(p + 1)), p + 1, q ? "," : "");
+            putchar(' ');
+            print_server_text(p + 1, q ? (size_t)(q - p - 1) : strlen(p + 1));
+            if (q) putchar(',');
             p = q;
         }
-        printf("\nauth:       %s\n", auth ? (*auth ? auth : "(none listed)") : "(not offered)");
+        printf("\nauth:       ");
+        if (auth && *auth) print_server_text(auth, strlen(auth));
+        else printf("%s", auth ? "(none listed)" : "(not offered)");
+        putchar('\n');
         if (want_auth()) {
             tlsmail_auth a = make_auth();
             err = tlsmail_authenticate(&client, &a);
