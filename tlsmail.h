@@ -2920,18 +2920,26 @@ TLSMAIL__PRIVATE void tlsmail__dn_text(const unsigned char *rdns, size_t n, int 
     t.full = 0;
     while (pos < n && !bad && !t.full) {
         unsigned tag;
-        size_t soff, slen, apos;
+        size_t soff, slen, apos, at[16], na = 0, j;
         if (!tlsmail__der_tlv(rdns + pos, n - pos, &tag, &soff, &slen) || tag != 0x31) break;
-        if (pos) tlsmail__text_put(&t, ",", 1);
-        for (apos = pos + soff; apos < pos + soff + slen && !bad;) {
-            const unsigned char *a;
-            size_t aoff, alen, ooff, olen, voff, vlen, i, k;
-            unsigned otag, vtag;
-            if (!tlsmail__der_tlv(rdns + apos, pos + soff + slen - apos, &tag, &aoff, &alen) ||
+        /* a multi-valued RDN's values last first too, as OpenSSL prints them */
+        for (apos = pos + soff; apos < pos + soff + slen; apos += at[na++]) {
+            size_t aoff, alen;
+            if (na == sizeof at / sizeof at[0] ||
+                !tlsmail__der_tlv(rdns + apos, pos + soff + slen - apos, &tag, &aoff, &alen) ||
                 tag != 0x30) {
                 bad = 1;
                 break;
             }
+            at[na] = aoff + alen;
+        }
+        if (bad) break;
+        for (j = na, apos = pos + soff + slen; j-- > 0 && !bad;) {
+            const unsigned char *a;
+            size_t aoff = 0, alen = 0, ooff, olen, voff, vlen, i, k;
+            unsigned otag, vtag;
+            apos -= at[j];
+            (void)tlsmail__der_tlv(rdns + apos, at[j], &tag, &aoff, &alen);
             a = rdns + apos + aoff;
             if (!tlsmail__der_tlv(a, alen, &otag, &ooff, &olen) || otag != 0x06 ||
                 !tlsmail__der_tlv(a + ooff + olen, alen - ooff - olen, &vtag, &voff, &vlen) ||
@@ -2939,7 +2947,8 @@ TLSMAIL__PRIVATE void tlsmail__dn_text(const unsigned char *rdns, size_t n, int 
                 bad = 1;
                 break;
             }
-            if (apos > pos + soff) tlsmail__text_put(&t, "+", 1);
+            if (j + 1 < na) tlsmail__text_put(&t, "+", 1);
+            else if (pos) tlsmail__text_put(&t, ",", 1);
             for (k = 0; k < sizeof types / sizeof types[0]; k++)
                 if (olen == types[k].len && memcmp(a + ooff, types[k].der, olen) == 0) break;
             if (k < sizeof types / sizeof types[0]) {
@@ -2963,7 +2972,6 @@ TLSMAIL__PRIVATE void tlsmail__dn_text(const unsigned char *rdns, size_t n, int 
                     tlsmail__text_put(&t, h, 2);
                 }
             }
-            apos += aoff + alen;
         }
         pos += soff + slen;
     }
