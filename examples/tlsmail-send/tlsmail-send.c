@@ -188,6 +188,8 @@ typedef struct run {
     char *from;              /* envelope sender */
     char *display;           /* display name for an added From */
     strlist rcpts;           /* envelope recipients */
+    strlist found;           /* ...as found in the headers and argv, before aliases */
+    char *from_header;       /* the first From address of the message, or NULL */
     /* the message being sent: R.msg holds its first WINDOW octets, or all
        of it when msg_eof; the rest is read from msg_fd while it is sent */
     const char *msg_name;    /* "stdin" or the file's path */
@@ -1817,10 +1819,9 @@ static char *qualify_sender(char *addr, const char *what) {
 
 static void choose_sender(const headers *h) {
     const setting *from = &R.set[K_FROM];
-    char *name = NULL;
     char what[360];
     if (from->value) {
-        R.from = split_mailbox(from->value, &name);
+        R.from = split_mailbox(from->value, &R.display); /* its name, unless -F or from_name */
         snprintf(what, sizeof what, "from, %s", from->source);
         if (R.verbose && R.opt_f && strcasecmp(R.opt_f, R.from))
             fprintf(stderr, "* -f %s not used: from is %s (%s)\n", R.opt_f, R.from, from->source);
@@ -1842,13 +1843,10 @@ static void choose_sender(const headers *h) {
     if (*R.from && tlsmail_check_address(R.from) != 0)
         die(EX_DATAERR, "invalid sender address '%s' (%s)", R.from, what);
     /* The display name of an added From: -F, from_name, the name in from. */
-    if (R.opt_fname && *R.opt_fname) R.display = xstrdup(R.opt_fname);
-    else if (R.set[K_FROM_NAME].value) R.display = xstrdup(R.set[K_FROM_NAME].value);
-    else {
-        R.display = name;
-        name = NULL;
+    if ((R.opt_fname && *R.opt_fname) || R.set[K_FROM_NAME].value) {
+        free(R.display);
+        R.display = xstrdup(R.opt_fname && *R.opt_fname ? R.opt_fname : R.set[K_FROM_NAME].value);
     }
-    free(name);
 }
 
 /* From, Date and Message-ID when the message has none, to go ahead of the
@@ -1871,8 +1869,10 @@ static void add_missing_headers(const headers *h) {
             }
         }
         if (!mailbox) mailbox = xstrdup(R.from);
-        if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0)
-            die(EX_DATAERR, "cannot write a From header for '%s'", mailbox);
+        if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0) {
+            free(mailbox);
+            die(EX_DATAERR, "cannot write a From header for '%s'", R.from);
+        }
         need += 5 + flen + 2;
     }
     if (!h->date) {
@@ -1979,11 +1979,48 @@ static int headers_complete(const headers *h) {
     return 0;
 }
 
-static void prepare_message(void) {
-    strlist hdr_rcpts = { NULL, 0, 0 }, all = { NULL, 0, 0 };
-    headers h;
+/* The recipients: the headers' (R.found, -t or --batch), then argv's,
+   "Name <addr>" taken as addr, local names expanded; each one checked. */
+static void collect_recipients(void) {
     size_t i;
+    for (i = 0; i < R.recipients.n; i++) list_push(&R.found, split_mailbox(R.recipients.v[i], NULL));
+    for (i = 0; i < R.found.n; i++) {
+        if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
+        else expand_local(R.found.v[i], &R.rcpts);
+    }
+    list_free(&R.found);
+    if (!R.rcpts.n) {
+        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
+        usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
+    }
+    for (i = 0; i < R.rcpts.n; i++)
+        if (tlsmail_check_address(R.rcpts.v[i]) != 0)
+            die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
+}
+
+/* The message's first window (R.msg, R.len) read: its lines and header
+   checked, Bcc cut out, the sender chosen, the missing headers made, the
+   recipients found. */
+static void process_window(void) {
     const setting *add = &R.set[K_ADD_MISSING_HEADERS];
+    unsigned long line;
+    headers h;
+    memset(&message_lines, 0, sizeof message_lines);
+    if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
+        die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+    scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, &h);
+    R.from_header = h.from_addr;
+    if (!headers_complete(&h))
+        die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
+    R.head8 = find_8bit(R.msg, h.end) != NULL;
+    R.body8 = find_8bit(R.msg, R.len) != NULL;
+    if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
+    choose_sender(&h);
+    if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
+    collect_recipients();
+}
+
+static void prepare_message(void) {
     if (R.subject) { /* the composer needs the whole text */
         R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
         if (!R.msg) die(EX_DATAERR, "the message is larger than 64 MiB");
@@ -2000,37 +2037,10 @@ static void prepare_message(void) {
     if (R.subject) {
         choose_sender(NULL);
         compose_message();
+        collect_recipients();
     } else {
-        unsigned long line;
-        memset(&message_lines, 0, sizeof message_lines);
-        if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
-            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
-        scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag || R.msgfiles.n, &h);
-        if (!headers_complete(&h))
-            die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
-        R.head8 = find_8bit(R.msg, h.end) != NULL;
-        R.body8 = find_8bit(R.msg, R.len) != NULL;
-        if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
-        choose_sender(&h);
-        if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
-        free(h.from_addr);
+        process_window();
     }
-    /* The headers' recipients, then argv's; "Name <addr>" takes addr. */
-    for (i = 0; i < hdr_rcpts.n; i++) list_push(&all, xstrdup(hdr_rcpts.v[i]));
-    for (i = 0; i < R.recipients.n; i++) list_push(&all, split_mailbox(R.recipients.v[i], NULL));
-    list_free(&hdr_rcpts);
-    for (i = 0; i < all.n; i++) {
-        if (strchr(all.v[i], '@') || !*all.v[i]) list_add_unique(&R.rcpts, xstrdup(all.v[i]));
-        else expand_local(all.v[i], &R.rcpts);
-    }
-    list_free(&all);
-    if (!R.rcpts.n) {
-        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
-        usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
-    }
-    for (i = 0; i < R.rcpts.n; i++)
-        if (tlsmail_check_address(R.rcpts.v[i]) != 0)
-            die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
     R.sent = R.addlen + R.len; /* the size as far as known: a streamed message grows */
 }
 
@@ -2826,9 +2836,11 @@ static void close_message(void) {
     free(R.from);
     free(R.display);
     free(R.added);
-    R.from = R.display = R.added = NULL;
+    free(R.from_header);
+    R.from = R.display = R.added = R.from_header = NULL;
     R.addlen = 0;
     list_free(&R.rcpts);
+    list_free(&R.found);
 }
 
 /* Every file is checked whole first (headers, recipients, lines, size):
@@ -3010,6 +3022,7 @@ static void forget_run(void) {
     tlsmail_trust_free(&R.trust);
     tlsmail_client_cert_free(&R.cc);
     list_free(&R.rcpts);
+    list_free(&R.found);
     list_free(&R.recipients);
     list_free(&R.batch);
     list_free(&R.msgfiles);
@@ -3017,6 +3030,7 @@ static void forget_run(void) {
     free(R.from);
     free(R.display);
     free(R.added);
+    free(R.from_header);
     memset(&R, 0, sizeof R);
     for (i = 0; i < nclines; i++) free(clines[i].value);
     free(clines);

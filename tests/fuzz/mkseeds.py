@@ -375,6 +375,65 @@ def queue_id_seeds():
         "dots": (128, "queued as ..."),
         "brackets": (128, "<<<>>> <a<b> id= - gsmtp"),
     }.items()}
+# -- fuzz_tlsinfo: byte 0 the part (0 Name, 1 Time, 2 Validity), byte 1 the
+# small text buffer (Name) or the Time's tag, then the DER or the content
+def der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        h = bytes([n])
+    elif n < 0x100:
+        h = bytes([0x81, n])
+    else:
+        h = bytes([0x82, n >> 8, n & 255])
+    return bytes([tag]) + h + body
+
+def tbs_parts(cert):
+    """issuer, validity and subject of a DER certificate, as DER."""
+    def tlv(b, i):
+        l = b[i + 1]
+        k = 2
+        if l & 0x80:
+            nb = l & 0x7F
+            l = int.from_bytes(b[i + 2:i + 2 + nb], "big")
+            k = 2 + nb
+        return i + k, l
+    o, _ = tlv(cert, 0)              # Certificate
+    o, _ = tlv(cert, o)              # tbsCertificate
+    parts = []
+    while len(parts) < 6:
+        c, l = tlv(cert, o)
+        parts.append(cert[o:c + l])
+        o = c + l
+    # [0] version, serial, signature, issuer, validity, subject
+    return parts[3], parts[4], parts[5]
+
+def tlsinfo_seeds(c):
+    CN, O, OU = b"\x06\x03\x55\x04\x03", b"\x06\x03\x55\x04\x0a", b"\x06\x03\x55\x04\x0b"
+    ava = lambda oid, tag, v: der(0x30, oid + der(tag, v))
+    rdn = lambda *avas: der(0x31, b"".join(avas))
+    name = lambda *rdns: der(0x30, b"".join(rdns))
+    out = {}
+    for k, d in c.items():
+        iss, val, sub = tbs_parts(d)
+        out["name_" + k] = bytes([0, 40]) + sub
+        out["issuer_" + k] = bytes([0, 255]) + iss
+        out["validity_" + k] = bytes([2, 0]) + val
+    out["name_escapes"] = bytes([0, 20]) + name(rdn(ava(O, 0x0C, b'a,b+c"d\\e<f>g;h')), rdn(ava(CN, 0x0C, b"#1 x ")))
+    out["name_bmp_t61_univ"] = bytes([0, 64]) + name(rdn(ava(O, 0x1E, "Mü日".encode("utf-16-be"))),
+                                                     rdn(ava(OU, 0x14, b"caf\xe9")),
+                                                     rdn(ava(CN, 0x1C, "x\U0001f600".encode("utf-32-be"))))
+    out["name_multivalued"] = bytes([0, 9]) + name(rdn(ava(CN, 0x0C, b"a"), ava(OU, 0x0C, b"b")))
+    out["name_unknown_oid"] = bytes([0, 99]) + name(rdn(ava(b"\x06\x04\x2a\x03\x04\x05", 0x0C, b"abc")),
+                                                    rdn(ava(b"\x06\x03\x88\x37\x01", 0x02, b"\x05")))
+    out["name_controls"] = bytes([0, 30]) + name(rdn(ava(CN, 0x0C, b"a\x1b[31mb\x7f\x00")))
+    out["name_long"] = bytes([0, 100]) + name(*[rdn(ava(OU, 0x0C, b"unit %d of a long name" % i))
+                                                for i in range(12)])
+    for t, v in (("utc", b"261201101500Z"), ("utc_1950", b"500101000000Z"), ("gen", b"20500101000000Z"),
+                 ("gen_leap", b"20000229235960Z"), ("frac", b"20500101000000.5Z"), ("offset", b"261201101500+0100"),
+                 ("bad_day", b"260231000000Z")):
+        out["time_" + t] = bytes([1, 0x18 if len(v) > 13 else 0x17]) + v
+    return out
+
 def pem_to_der(pem):
     body = b"".join(l for l in pem.splitlines() if l and not l.startswith(b"-----"))
     return base64.b64decode(body)
@@ -411,6 +470,7 @@ write("fuzz_starttls", starttls_seeds())
 with tempfile.TemporaryDirectory() as tmp:
     certs = make_certs(tmp)
 write("fuzz_pem", pem_seeds(certs))
+write("fuzz_tlsinfo", tlsinfo_seeds(certs))
 write("fuzz_pin", pin_seeds(certs))
 audit = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/audit"
 if os.path.isdir(audit):
