@@ -122,7 +122,8 @@ API (each [group] is also the heading of its declarations below and the
    [report]     tlsmail_strerror, tlsmail_error_class, tlsmail_describe,
                 tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
                 tlsmail_reply_text, tlsmail_reply_enhanced, tlsmail_reply_tls,
-                tlsmail_tls_error, tlsmail_queue_id
+                tlsmail_tls_error, tlsmail_queue_id, tlsmail_tls_info,
+                tlsmail_tls_details
    [trust]      tlsmail_trust, tlsmail_trust_system, tlsmail_trust_file,
                 tlsmail_trust_dir, tlsmail_trust_pem, tlsmail_trust_anchors,
                 tlsmail_trust_pin_sha256, tlsmail_trust_free
@@ -282,7 +283,10 @@ CHANGES
           options (tlsmail_mail_ex, tlsmail_rcpt_ex: SIZE, body type,
           SMTPUTF8, DSN), tlsmail_message_size; tlsmail_client_send_ex with
           DSN, per-recipient results and delivery to the accepted
-          recipients; BDAT (CHUNKING) in the one-call send; tlsmail_queue_id.
+          recipients; BDAT (CHUNKING) in the one-call send; tlsmail_queue_id;
+          tlsmail_tls_info and tlsmail_tls_details (TLS version, cipher
+          suite, resumption, the server certificate's subject, issuer,
+          validity and key pin).
           Changed: SIZE= declared and checked; BODY=8BITMIME only for 8-bit
           messages (one call) and an 8-bit message to a server without
           8BITMIME is TLSMAIL_ENOEXT; SMTPUTF8 only when needed (tlsmail_mail
@@ -873,6 +877,44 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
    the client is wiped or the next MAIL. */
 TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c);
 
+/* What the TLS handshake of c settled and which certificate the server
+   showed (tlsmail_tls_info), for tools that print what they connected to
+   (tlsmail-send --check). */
+enum { TLSMAIL_TLS_NAME = 256 };
+typedef struct tlsmail_tls_details {
+    unsigned version;          /* 0x0303: TLS 1.2, the only one spoken */
+    unsigned suite;            /* the cipher suite's IANA number, 0xC02F */
+    const char *suite_name;    /* its IANA name, static:
+                                  "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" */
+    int resumed;               /* 1: a tlsmail_session was resumed, and the
+                                  server sent no certificate this time */
+    int have_cert;             /* 1: the fields below are the server's own
+                                  (leaf) certificate's; 0 when resumed */
+    char subject[TLSMAIL_TLS_NAME]; /* RFC 4514 text, the last RDN first:
+                                  "CN=mail.example.org,O=Example,C=DE";
+                                  "" when unreadable */
+    char issuer[TLSMAIL_TLS_NAME];
+    long long not_before;      /* validity, seconds since 1970 UTC; 0 when */
+    long long not_after;       /*   unreadable */
+    unsigned char spki_sha256[32]; /* SHA-256 of its SubjectPublicKeyInfo: the
+                                  key tlsmail_trust_pin_sha256 pins (its base64) */
+} tlsmail_tls_details;
+/* Fills *out for the last handshake of c: valid from a tlsmail_dial that
+   succeeded (and after the one-call send, which closes without wiping)
+   until tlsmail_close. The certificate is described as it was received,
+   checked or pinned. Names: CN, O, OU, C, L, ST, STREET, DC, UID,
+   serialNumber and emailAddress by name, other types dotted with the
+   value as '#' and its DER in hex (RFC 4514 2.4); multi-valued RDNs
+   joined by '+'; ",+\"\\<>;", a leading '#' or space and a trailing
+   space escaped by a backslash, and every octet outside printable ASCII
+   as \XX (UTF-8 for BMP and Universal strings, T61 read as Latin-1), so
+   the text is printable ASCII whatever the certificate holds; a name
+   that does not fit ends in "...". Times: RFC 5280 4.1.2.5, UTCTime
+   (years 1950-2049) or GeneralizedTime, "Z", no fractions. 0;
+   TLSMAIL_ESTATE when no handshake completed on c (none yet, or it
+   failed); TLSMAIL_EINVAL for a NULL argument. */
+TLSMAIL_DEF int tlsmail_tls_info(const tlsmail_client *c, tlsmail_tls_details *out);
+
 /* ---- [trust] where the trust anchors come from --------------------------- */
 
 /* A tlsmail_trust names where anchors come from; a zeroed one (or a NULL
@@ -1096,10 +1138,35 @@ typedef struct tlsmail__certwalk {
     int dn_over;                            /* a name too long to keep */
     int issuer_done;                        /* issuer[] is complete */
     int subject_done;                       /* subject[] is complete */
-    size_t issuer_len, subject_len;
+    int validity_done;                      /* validity[] is complete */
+    size_t issuer_len, subject_len, validity_len;
     unsigned char issuer[TLSMAIL__DN_MAX];  /* the names, whole DER */
     unsigned char subject[TLSMAIL__DN_MAX];
+    unsigned char validity[36];             /* the Validity, whole DER (two
+                                               times take at most 34) */
 } tlsmail__certwalk;
+
+/* What tlsmail_tls_info reports of the handshake and of the server's own
+   certificate: 400 octets in the client, since the X.509 engines reuse
+   the walker's buffers for the next certificate and are wiped with the
+   connection. The names are kept as whole RDNs, the last first (as RFC
+   4514 writes them, so what is cut is the least specific part), and made
+   text only when asked for. */
+enum { TLSMAIL__LEAF_DN = 160 };
+typedef struct tlsmail__leaf {
+    unsigned short version;                 /* the handshake's TLS version */
+    unsigned short suite;                   /* and cipher suite */
+    unsigned char done;                     /* a handshake completed */
+    unsigned char cert;                     /* ...with the server's certificate
+                                               (not resumed): spki[] is set */
+    unsigned char names;                    /* subject, issuer, validity read */
+    unsigned char subject_cut, issuer_cut;  /* RDNs that did not fit */
+    unsigned char subject_len, issuer_len, validity_len;
+    unsigned char subject[TLSMAIL__LEAF_DN];/* RDN SETs, the last first */
+    unsigned char issuer[TLSMAIL__LEAF_DN];
+    unsigned char validity[36];             /* the Validity SEQUENCE */
+    unsigned char spki[32];                 /* SHA-256 of its SubjectPublicKeyInfo */
+} tlsmail__leaf;
 
 typedef struct tlsmail__names {     /* what one trust lookup is for */
     const unsigned char *ca;        /* an issuer's DN: CA anchors named so */
@@ -1123,6 +1190,8 @@ typedef struct tlsmail__x509 {      /* BearSSL's chain and name checks, with
        ones are what xc.trust_anchors points at. */
     int (*lookup)(void *ctx, const struct tlsmail__names *want);
     void *lookup_ctx;
+    tlsmail__leaf *leaf;            /* the client's: the first certificate's
+                                       names and validity go there */
 } tlsmail__x509;
 
 enum { TLSMAIL__FOUND_MAX = 8 };
@@ -1156,6 +1225,9 @@ typedef struct tlsmail__pin {       /* x509 engine that checks a pinned key */
                                        after its end or an error */
     br_x509_pkey pkey;
     unsigned char key[520];
+    tlsmail__certwalk cw;           /* reads the names and validity of the
+                                       first certificate, for its report */
+    tlsmail__leaf *leaf;            /* the client's */
 } tlsmail__pin;
 
 struct tlsmail_session {
@@ -1223,6 +1295,7 @@ struct tlsmail_client {
     unsigned char trust_digest[32]; /* of the trust of this handshake */
     size_t ra_pos, ra_len;          /* read ahead, not yet taken: ra[ra_pos..ra_len) */
     unsigned char ra[512];          /* TLS records read ahead of BearSSL */
+    tlsmail__leaf leaf;             /* for tlsmail_tls_info */
 };
 
 /* A client certificate chain and key, loaded by tlsmail_client_cert_pem. */
@@ -2525,15 +2598,17 @@ TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
 enum { TLSMAIL__CW_ROOT = 0, TLSMAIL__CW_CERT, TLSMAIL__CW_TBS, TLSMAIL__CW_EXTS_WRAP,
        TLSMAIL__CW_EXTS, TLSMAIL__CW_EXT, TLSMAIL__CW_EKU_OCTETS, TLSMAIL__CW_EKU_LIST };
 /* Where the octets of the value being read go. */
-enum { TLSMAIL__CV_SKIP = 0, TLSMAIL__CV_ISSUER, TLSMAIL__CV_SUBJECT, TLSMAIL__CV_OID };
+enum { TLSMAIL__CV_SKIP = 0, TLSMAIL__CV_ISSUER, TLSMAIL__CV_SUBJECT, TLSMAIL__CV_OID,
+       TLSMAIL__CV_VALIDITY };
 
-/* The buffer the value being read is kept in, and its length; NULL when
-   it is skipped. */
-TLSMAIL__PRIVATE unsigned char *tlsmail__cw_dest(tlsmail__certwalk *w, size_t **len) {
+/* The buffer the value being read is kept in, its length and its size;
+   NULL when it is skipped. */
+TLSMAIL__PRIVATE unsigned char *tlsmail__cw_dest(tlsmail__certwalk *w, size_t **len, size_t *cap) {
     switch (w->cv) {
-    case TLSMAIL__CV_ISSUER: *len = &w->issuer_len; return w->issuer;
-    case TLSMAIL__CV_SUBJECT: *len = &w->subject_len; return w->subject;
-    case TLSMAIL__CV_OID: *len = &w->oidlen; return w->oid;
+    case TLSMAIL__CV_ISSUER: *len = &w->issuer_len; *cap = TLSMAIL__DN_MAX; return w->issuer;
+    case TLSMAIL__CV_SUBJECT: *len = &w->subject_len; *cap = TLSMAIL__DN_MAX; return w->subject;
+    case TLSMAIL__CV_OID: *len = &w->oidlen; *cap = sizeof w->oid; return w->oid;
+    case TLSMAIL__CV_VALIDITY: *len = &w->validity_len; *cap = sizeof w->validity; return w->validity;
     default: return NULL;
     }
 }
@@ -2557,6 +2632,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
                       any[] = "\x55\x1d\x25\x00";
     if (w->cv == TLSMAIL__CV_ISSUER) w->issuer_done = 1;
     if (w->cv == TLSMAIL__CV_SUBJECT) w->subject_done = 1;
+    if (w->cv == TLSMAIL__CV_VALIDITY) w->validity_done = 1;
     if (w->cv != TLSMAIL__CV_OID) return;
     if (w->role[w->depth] == TLSMAIL__CW_EXT) {
         w->in_eku = tlsmail__cw_oid_is(w, eku, 3);
@@ -2594,6 +2670,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size
         if (tag == 0x30) {
             w->seqs++;
             if (w->seqs == 2) w->cv = TLSMAIL__CV_ISSUER;
+            if (w->seqs == 3) w->cv = TLSMAIL__CV_VALIDITY;
             if (w->seqs == 4) w->cv = TLSMAIL__CV_SUBJECT;
         } else if (tag == 0xA3) {
             into = TLSMAIL__CW_EXTS_WRAP;
@@ -2629,13 +2706,13 @@ TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size
         w->oidlen = 0;
         if (len > sizeof w->oid) w->cv = TLSMAIL__CV_SKIP; /* no OID of ours is that long */
     } else if (w->cv != TLSMAIL__CV_SKIP) {
-        size_t *dl = NULL;
-        unsigned char *dn = tlsmail__cw_dest(w, &dl);
-        if (len > TLSMAIL__DN_MAX - w->hlen) { /* can't be kept, so can't be looked up */
-            w->dn_over = 1;
+        size_t *dl = NULL, cap = 0;
+        unsigned char *dn = tlsmail__cw_dest(w, &dl, &cap);
+        if (len > cap - w->hlen) { /* a name: can't be kept, so can't be looked up */
+            if (w->cv != TLSMAIL__CV_VALIDITY) w->dn_over = 1;
             w->cv = TLSMAIL__CV_SKIP;
         } else {
-            memcpy(dn, w->hdr, w->hlen); /* the name's header is part of its DER */
+            memcpy(dn, w->hdr, w->hlen); /* the header is part of its DER */
             *dl = w->hlen;
         }
     }
@@ -2659,8 +2736,8 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
     while (i < n && !w->err) {
         if (w->done) { w->err = 1; return; } /* octets after the certificate */
         if (w->reading) {
-            size_t k = n - i < w->vleft ? n - i : w->vleft, *dl = NULL;
-            unsigned char *dst = tlsmail__cw_dest(w, &dl);
+            size_t k = n - i < w->vleft ? n - i : w->vleft, *dl = NULL, cap = 0;
+            unsigned char *dst = tlsmail__cw_dest(w, &dl, &cap);
             if (dst) { /* fits: checked against the value's length */
                 memcpy(dst + *dl, p + i, k);
                 *dl += k;
@@ -2695,6 +2772,287 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
         w->hlen = 0;
         if (!w->err) tlsmail__cw_close(w);
     }
+}
+
+/* ---- a certificate's names and times, for tlsmail_tls_info ----------------- */
+
+/* dn[0..n), a DER Name (SEQUENCE OF SET), into out[0..cap) as its RDNs
+   (whole SETs) the last first, as many of the last ones as fit; *cut when
+   some did not. The octets written; 0 for anything but a SEQUENCE of
+   SETs. Nothing is read past n. */
+TLSMAIL__PRIVATE size_t tlsmail__rdns_reversed(unsigned char *out, size_t cap, const unsigned char *dn,
+                                               size_t n, int *cut) {
+    unsigned tag;
+    size_t off, len, pos, used = 0;
+    *cut = 0;
+    if (!tlsmail__der_tlv(dn, n, &tag, &off, &len) || tag != 0x30 || off + len != n) return 0;
+    for (pos = off; pos < n;) {
+        size_t soff, slen, size;
+        if (!tlsmail__der_tlv(dn + pos, n - pos, &tag, &soff, &slen) || tag != 0x31) return 0;
+        size = soff + slen;
+        /* Each RDN goes in front; the earliest ones, at the back, make
+           room (whole RDNs only: the next one starts where one ends). */
+        while (used && used + size > cap) {
+            size_t at = 0, last = 0;
+            while (at < used) { /* the RDNs copied in: well-formed */
+                unsigned t2;
+                size_t o2 = 0, l2 = 0;
+                if (!tlsmail__der_tlv(out + at, used - at, &t2, &o2, &l2)) break;
+                last = at;
+                at += o2 + l2;
+            }
+            used = last;
+            *cut = 1;
+        }
+        if (size > cap) {
+            *cut = 1; /* too big to keep: what came before it goes too */
+        } else {
+            memmove(out + size, out, used);
+            memcpy(out, dn + pos, size);
+            used += size;
+        }
+        pos += size;
+    }
+    return used;
+}
+
+/* Text into out[0..cap) a unit at a time (a character, an escape, a
+   type): a unit that does not fit ends it, with "..." after the last
+   unit that leaves room for it. */
+typedef struct tlsmail__textout {
+    char *out;
+    size_t cap, len, safe;
+    int full;
+} tlsmail__textout;
+
+TLSMAIL__PRIVATE void tlsmail__text_put(tlsmail__textout *t, const char *s, size_t k) {
+    if (t->full) return;
+    if (t->len + k + 1 > t->cap) {
+        t->full = 1;
+        return;
+    }
+    memcpy(t->out + t->len, s, k);
+    t->len += k;
+    if (t->len + 4 <= t->cap) t->safe = t->len;
+}
+
+/* The end: NUL, and "..." when something was left out (more) or did not fit. */
+TLSMAIL__PRIVATE void tlsmail__text_end(tlsmail__textout *t, int more) {
+    if (t->full || more) {
+        if (t->len + 4 > t->cap) t->len = t->safe;
+        if (t->len + 4 <= t->cap) {
+            memcpy(t->out + t->len, "...", 3);
+            t->len += 3;
+        }
+    }
+    if (t->cap) t->out[t->len < t->cap ? t->len : t->cap - 1] = '\0';
+}
+
+/* One octet of a value's UTF-8 (RFC 4514 2.4): printable ASCII as it is,
+   ",+\"\\<>;" escaped by a backslash, as are '#' or a space first and a
+   space last; anything else as \XX. */
+TLSMAIL__PRIVATE void tlsmail__text_value_octet(tlsmail__textout *t, unsigned c, int first, int last) {
+    static const char hex[] = "0123456789ABCDEF";
+    char e[3];
+    if (c < 0x20 || c >= 0x7F) {
+        e[0] = '\\';
+        e[1] = hex[c >> 4];
+        e[2] = hex[c & 15];
+        tlsmail__text_put(t, e, 3);
+        return;
+    }
+    e[0] = '\\';
+    e[1] = (char)c;
+    if (strchr(",+\"\\<>;", (int)c) || ((c == '#' || c == ' ') && first) || (c == ' ' && last))
+        tlsmail__text_put(t, e, 2);
+    else
+        tlsmail__text_put(t, e + 1, 1);
+}
+
+/* A dotted OID from its DER content; 0 when malformed (empty, a first
+   octet 0x80 in an arc, an arc over 2^32). */
+TLSMAIL__PRIVATE int tlsmail__text_oid(tlsmail__textout *t, const unsigned char *v, size_t n) {
+    size_t arc = 0, i, start = 0;
+    char num[24];
+    int first = 1;
+    if (n == 0 || (v[n - 1] & 0x80)) return 0;
+    for (i = 0; i < n; i++) {
+        if (i == start && v[i] == 0x80) return 0; /* X.690 8.19.2: no leading 0x80 */
+        if (arc > 0x1FFFFFFu) return 0;
+        arc = arc << 7 | (v[i] & 0x7Fu);
+        if (v[i] & 0x80) continue;
+        if (first) { /* the first two arcs share one number (X.690 8.19.4) */
+            size_t x = arc < 80 ? arc / 40 : 2;
+            (void)tlsmail__utoa(num, x);
+            tlsmail__text_put(t, num, strlen(num));
+            tlsmail__text_put(t, ".", 1);
+            arc -= x * 40;
+            first = 0;
+        } else {
+            tlsmail__text_put(t, ".", 1);
+        }
+        (void)tlsmail__utoa(num, arc);
+        tlsmail__text_put(t, num, strlen(num));
+        arc = 0;
+        start = i + 1;
+    }
+    return 1;
+}
+
+/* An attribute value of a string type as UTF-8, escaped; 0 (nothing
+   written) for a type that is no string, or octets its type can't hold. */
+TLSMAIL__PRIVATE int tlsmail__text_string(tlsmail__textout *t, unsigned tag, const unsigned char *v,
+                                          size_t n) {
+    size_t width, step, i, k;
+    int pass;
+    switch (tag) {
+    case 0x0C: case 0x13: case 0x16: case 0x1A: width = 0; break; /* UTF8, Printable, IA5, Visible */
+    case 0x14: width = 1; break;                                  /* T61, as OpenSSL: Latin-1 */
+    case 0x1E: width = 2; break;                                  /* BMPString */
+    case 0x1C: width = 4; break;                                  /* UniversalString */
+    default: return 0;
+    }
+    step = width ? width : 1;
+    if (n % step) return 0;
+    for (pass = 0; pass < 2; pass++) /* check every code point, then write */
+        for (i = 0; i < n; i += step) {
+            unsigned char u[4];
+            unsigned long cp = 0;
+            size_t ul = 1;
+            u[0] = v[i];
+            if (width) {
+                for (k = 0; k < width; k++) cp = cp << 8 | v[i + k];
+                if (cp > 0x10FFFF) return 0;
+                ul = tlsmail__utf8_put(u, cp);
+            }
+            for (k = 0; pass && k < ul; k++)
+                tlsmail__text_value_octet(t, u[k], i == 0 && k == 0, i + step >= n && k + 1 == ul);
+        }
+    return 1;
+}
+
+/* rdns[0..n), RDN SETs in the order given (tlsmail__rdns_reversed's), as
+   RFC 4514 text into out[0..cap), NUL-terminated; more: RDNs were left
+   out. tlsmail_tls_info says what the text holds. Nothing is read past
+   n: a value that is not DER ends the text with "...". */
+TLSMAIL__PRIVATE void tlsmail__dn_text(const unsigned char *rdns, size_t n, int more, char *out,
+                                       size_t cap) {
+    static const struct { unsigned char len; const char *der, *name; } types[] = {
+        { 3, "\x55\x04\x03", "CN" }, { 3, "\x55\x04\x0a", "O" }, { 3, "\x55\x04\x0b", "OU" },
+        { 3, "\x55\x04\x06", "C" }, { 3, "\x55\x04\x07", "L" }, { 3, "\x55\x04\x08", "ST" },
+        { 3, "\x55\x04\x09", "street" }, { 3, "\x55\x04\x05", "serialNumber" },
+        { 10, "\x09\x92\x26\x89\x93\xf2\x2c\x64\x01\x19", "DC" },
+        { 10, "\x09\x92\x26\x89\x93\xf2\x2c\x64\x01\x01", "UID" },
+        { 9, "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x01", "emailAddress" },
+    };
+    static const char hex[] = "0123456789ABCDEF";
+    tlsmail__textout t;
+    size_t pos = 0;
+    int bad = 0;
+    t.out = out;
+    t.cap = cap;
+    t.len = t.safe = 0;
+    t.full = 0;
+    while (pos < n && !bad && !t.full) {
+        unsigned tag;
+        size_t soff, slen, apos, at[16], na = 0, j;
+        if (!tlsmail__der_tlv(rdns + pos, n - pos, &tag, &soff, &slen) || tag != 0x31) break;
+        /* a multi-valued RDN's values last first too, as OpenSSL prints them */
+        for (apos = pos + soff; apos < pos + soff + slen; apos += at[na++]) {
+            size_t aoff, alen;
+            if (na == sizeof at / sizeof at[0] ||
+                !tlsmail__der_tlv(rdns + apos, pos + soff + slen - apos, &tag, &aoff, &alen) ||
+                tag != 0x30) {
+                bad = 1;
+                break;
+            }
+            at[na] = aoff + alen;
+        }
+        if (bad) break;
+        for (j = na, apos = pos + soff + slen; j-- > 0 && !bad;) {
+            const unsigned char *a;
+            size_t aoff = 0, alen = 0, ooff, olen, voff, vlen, i, k;
+            unsigned otag, vtag;
+            apos -= at[j];
+            (void)tlsmail__der_tlv(rdns + apos, at[j], &tag, &aoff, &alen);
+            a = rdns + apos + aoff;
+            if (!tlsmail__der_tlv(a, alen, &otag, &ooff, &olen) || otag != 0x06 ||
+                !tlsmail__der_tlv(a + ooff + olen, alen - ooff - olen, &vtag, &voff, &vlen) ||
+                ooff + olen + voff + vlen != alen) {
+                bad = 1;
+                break;
+            }
+            if (j + 1 < na) tlsmail__text_put(&t, "+", 1);
+            else if (pos) tlsmail__text_put(&t, ",", 1);
+            for (k = 0; k < sizeof types / sizeof types[0]; k++)
+                if (olen == types[k].len && memcmp(a + ooff, types[k].der, olen) == 0) break;
+            if (k < sizeof types / sizeof types[0]) {
+                tlsmail__text_put(&t, types[k].name, strlen(types[k].name));
+                tlsmail__text_put(&t, "=", 1);
+            } else if (!tlsmail__text_oid(&t, a + ooff, olen)) {
+                bad = 1;
+                break;
+            } else {
+                tlsmail__text_put(&t, "=", 1);
+            }
+            if (k == sizeof types / sizeof types[0] ||
+                !tlsmail__text_string(&t, vtag, a + ooff + olen + voff, vlen)) {
+                /* a dotted type, or a value of no string type: its DER */
+                const unsigned char *d = a + ooff + olen;
+                tlsmail__text_put(&t, "#", 1);
+                for (i = 0; i < voff + vlen; i++) {
+                    char h[2];
+                    h[0] = hex[d[i] >> 4];
+                    h[1] = hex[d[i] & 15];
+                    tlsmail__text_put(&t, h, 2);
+                }
+            }
+        }
+        pos += soff + slen;
+    }
+    tlsmail__text_end(&t, more || bad || pos < n);
+}
+
+/* Two decimal digits at p; -1 if they are not. */
+TLSMAIL__PRIVATE int tlsmail__dec2(const unsigned char *p) {
+    if (!tlsmail__isdigit(p[0]) || !tlsmail__isdigit(p[1])) return -1;
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+TLSMAIL__PRIVATE long long tlsmail__days_from_civil(long long y, unsigned m, unsigned d) {
+    long long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+/* A certificate's Time (RFC 5280 4.1.2.5): tag 0x17 UTCTime
+   YYMMDDHHMMSSZ (YY under 50: 20YY, else 19YY) or 0x18 GeneralizedTime
+   YYYYMMDDHHMMSSZ, v[0..n) its content, every field in range (a 60th
+   second, which BearSSL takes for a leap second, too); no fractions, no
+   offsets. 0 and *t in seconds since 1970, or -1. */
+TLSMAIL__PRIVATE int tlsmail__der_time(unsigned tag, const unsigned char *v, size_t n, long long *t) {
+    static const unsigned char mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int f[6], i, yd = tag == 0x18 ? 4 : 2;
+    long long y;
+    if ((tag != 0x17 && tag != 0x18) || n != (size_t)yd + 11 || v[n - 1] != 'Z') return -1;
+    for (i = 0; i < yd / 2; i++)
+        if ((f[i] = tlsmail__dec2(v + 2 * i)) < 0) return -1;
+    y = yd == 4 ? f[0] * 100 + f[1] : f[0] < 50 ? 2000 + f[0] : 1900 + f[0];
+    for (i = 1; i < 6; i++)
+        if ((f[i] = tlsmail__dec2(v + yd + 2 * (i - 1))) < 0) return -1;
+    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > mdays[f[1] - 1] || f[3] > 23 || f[4] > 59 ||
+        f[5] > 60)
+        return -1;
+    if (f[1] == 2 && f[2] == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) return -1;
+    *t = tlsmail__days_from_civil(y, (unsigned)f[1], (unsigned)f[2]) * 86400 + f[3] * 3600 + f[4] * 60 +
+         f[5];
+    return 0;
 }
 
 /* ==== [tlsmail:checks] what callers give us, checked before a byte goes out ==== */
@@ -4516,6 +4874,25 @@ TLSMAIL__PRIVATE int tlsmail__trust_lookup(const tlsmail_trust *t, tlsmail__foun
 
 /* ==== [tlsmail:pin] an X.509 engine that trusts exactly one public key ==== */
 
+/* The first certificate's names and validity into the client's report
+   (tlsmail_tls_info), from the walker that read it whole: whichever
+   engine checks the chain, pinned or not. */
+TLSMAIL__PRIVATE void tlsmail__leaf_keep(tlsmail__leaf *l, const tlsmail__certwalk *w) {
+    int cut;
+    if (!l || !w->done || w->err || w->dn_over || !w->subject_done || !w->issuer_done) return;
+    l->subject_len = (unsigned char)tlsmail__rdns_reversed(l->subject, sizeof l->subject, w->subject,
+                                                           w->subject_len, &cut);
+    l->subject_cut = (unsigned char)cut;
+    l->issuer_len = (unsigned char)tlsmail__rdns_reversed(l->issuer, sizeof l->issuer, w->issuer,
+                                                          w->issuer_len, &cut);
+    l->issuer_cut = (unsigned char)cut;
+    if (w->validity_done) {
+        memcpy(l->validity, w->validity, w->validity_len);
+        l->validity_len = (unsigned char)w->validity_len;
+    }
+    l->names = 1;
+}
+
 /* Header of a TLV written right before its body, which sits at out[off..]. */
 TLSMAIL__PRIVATE size_t tlsmail__der_wrap(unsigned char *out, size_t off, size_t len, unsigned char tag) {
     unsigned char h[4];
@@ -4604,13 +4981,19 @@ TLSMAIL__PRIVATE void tlsmail__pin_start_chain(const br_x509_class **ctx, const 
 
 TLSMAIL__PRIVATE void tlsmail__pin_start_cert(const br_x509_class **ctx, uint32_t length) {
     tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
-    (void)length;
-    if (p->ncert == 0) br_x509_decoder_init(&p->dc, tlsmail__pin_dn, NULL);
+    if (p->ncert == 0) {
+        br_x509_decoder_init(&p->dc, tlsmail__pin_dn, NULL);
+        tlsmail__cw_init(&p->cw, length);
+    }
 }
 
+/* The walker only reads the names for the report: the pin, not the
+   policy, is the trust here. */
 TLSMAIL__PRIVATE void tlsmail__pin_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
     tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
-    if (p->ncert == 0 && tlsmail__x509_push(&p->dc, buf, len) != 0) p->overrun = 1;
+    if (p->ncert != 0) return;
+    if (tlsmail__x509_push(&p->dc, buf, len) != 0) p->overrun = 1;
+    tlsmail__cw_push(&p->cw, buf, len);
 }
 
 /* Only the server's own certificate matters: the rest of the chain is not
@@ -4619,6 +5002,7 @@ TLSMAIL__PRIVATE void tlsmail__pin_end_cert(const br_x509_class **ctx) {
     tlsmail__pin *p = (tlsmail__pin *)(void *)ctx;
     if (p->ncert++ == 0) {
         const br_x509_pkey *k = br_x509_decoder_get_pkey(&p->dc);
+        tlsmail__leaf_keep(p->leaf, &p->cw);
         unsigned char h[32];
         int derr = br_x509_decoder_last_error(&p->dc);
         if (!derr && p->overrun) derr = BR_ERR_X509_EXTRA_ELEMENT;
@@ -4716,6 +5100,7 @@ TLSMAIL__PRIVATE void tlsmail__x509_end_cert(const br_x509_class **ctx) {
         if (x->cw.err || !x->cw.done) x->err = BR_ERR_X509_INVALID_VALUE;
         else if (x->cw.eku < 0) x->err = BR_ERR_X509_FORBIDDEN_KEY_USAGE;
     }
+    if (x->ncert == 0) tlsmail__leaf_keep(x->leaf, &x->cw);
     x->ncert++;
     x->xc.vtable->end_cert(TLSMAIL__INNER(x));
 }
@@ -5029,6 +5414,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
     tlsmail__x509 *x = &c->x509.policy;
     char name[256];
     size_t n = strlen(c->host);
+    memset(&c->leaf, 0, sizeof c->leaf);
     tlsmail__tls_profile(&c->sc, &x->xc);
     tlsmail__found_free(&c->found, tlsmail__actx(c));
     c->lookup_err = 0;
@@ -5039,6 +5425,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
         memset(&c->x509.pin, 0, sizeof c->x509.pin);
         c->x509.pin.vtable = &tlsmail__pin_vtable;
         c->x509.pin.pin = t->pin;
+        c->x509.pin.leaf = &c->leaf;
         br_ssl_engine_set_x509(&c->sc.eng, &c->x509.pin.vtable);
     } else {
         /* BearSSL gets the anchors the chain names, looked up as it
@@ -5047,6 +5434,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
         x->xc.trust_anchors_num = 0;
         x->lookup = tlsmail__found_lookup;
         x->lookup_ctx = c;
+        x->leaf = &c->leaf;
         x->vtable = &tlsmail__x509_vtable;
         br_ssl_engine_set_x509(&c->sc.eng, &x->vtable);
     }
@@ -5075,11 +5463,32 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
 }
 
 #ifndef TLSMAIL_INSECURE_NO_TLS_FOR_FUZZING
+/* What tlsmail_tls_info reports of a completed handshake, taken from
+   BearSSL's engine before the connection's end wipes it; the key's pin is
+   what the pin engine matched, or the SHA-256 of the key BearSSL's engine
+   verified (rebuilt as the pin engine rebuilds it). */
+TLSMAIL__PRIVATE void tlsmail__leaf_done(tlsmail_client *c) {
+    tlsmail__leaf *l = &c->leaf;
+    l->version = (unsigned short)br_ssl_engine_get_version(&c->sc.eng);
+    l->suite = c->sc.eng.session.cipher_suite;
+    l->done = 1;
+    if (c->session_resumed) return; /* no certificate came */
+    if (c->trust && c->trust->kind == TLSMAIL__TRUST_PIN) {
+        memcpy(l->spki, c->trust->pin, sizeof l->spki);
+        l->cert = 1;
+    } else {
+        const br_x509_class *const *xc = &c->x509.policy.xc.vtable;
+        const br_x509_pkey *k = (*xc)->get_pkey(xc, NULL);
+        l->cert = k && tlsmail__spki_sha256(k, l->spki) == 0;
+    }
+}
+
 TLSMAIL__PRIVATE int tlsmail__secure(tlsmail_client *c) {
     int err;
     c->ra_pos = c->ra_len = 0; /* nothing read ahead from an earlier connection */
     err = tlsmail__tls_start(c);
     tlsmail__session_done(c, err);
+    if (!err) tlsmail__leaf_done(c);
     return err;
 }
 #else
@@ -7536,6 +7945,58 @@ TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c) {
 }
 
 TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c) { return c ? c->queue_id : ""; }
+
+/* The IANA names of the suites tlsmail__tls_suites offers. */
+TLSMAIL__PRIVATE const char *tlsmail__suite_name(unsigned suite) {
+    switch (suite) {
+    case BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: return "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+    case BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: return "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+    case BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384";
+    case BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384";
+    case BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
+        return "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256";
+    case BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
+        return "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+    default: return "";
+    }
+}
+
+/* A Validity (SEQUENCE of two Times) into *nb and *na; -1 if it is not one. */
+TLSMAIL__PRIVATE int tlsmail__validity(const unsigned char *v, size_t n, long long *nb, long long *na) {
+    unsigned tag, t1, t2;
+    size_t off, len, o1, l1, o2, l2;
+    if (!tlsmail__der_tlv(v, n, &tag, &off, &len) || tag != 0x30 || off + len != n ||
+        !tlsmail__der_tlv(v + off, len, &t1, &o1, &l1) ||
+        !tlsmail__der_tlv(v + off + o1 + l1, len - o1 - l1, &t2, &o2, &l2) || o1 + l1 + o2 + l2 != len ||
+        tlsmail__der_time(t1, v + off + o1, l1, nb) != 0 ||
+        tlsmail__der_time(t2, v + off + o1 + l1 + o2, l2, na) != 0)
+        return -1;
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_tls_info(const tlsmail_client *c, tlsmail_tls_details *out) {
+    const tlsmail__leaf *l;
+    if (!out) return TLSMAIL_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->suite_name = "";
+    if (!c) return TLSMAIL_EINVAL;
+    l = &c->leaf;
+    if (!l->done) return TLSMAIL_ESTATE;
+    out->version = l->version;
+    out->suite = l->suite;
+    out->suite_name = tlsmail__suite_name(l->suite);
+    out->resumed = c->session_resumed;
+    if (!l->cert) return 0;
+    out->have_cert = 1;
+    memcpy(out->spki_sha256, l->spki, sizeof out->spki_sha256);
+    if (l->names) {
+        tlsmail__dn_text(l->subject, l->subject_len, l->subject_cut, out->subject, sizeof out->subject);
+        tlsmail__dn_text(l->issuer, l->issuer_len, l->issuer_cut, out->issuer, sizeof out->issuer);
+        if (tlsmail__validity(l->validity, l->validity_len, &out->not_before, &out->not_after) != 0)
+            out->not_before = out->not_after = 0;
+    }
+    return 0;
+}
 
 /* A permanent refusal that blames what the caller sent (RFC 3463 3):
    an address (X.1.x), authentication or policy (X.7.x), the size (X.3.4),

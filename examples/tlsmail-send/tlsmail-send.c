@@ -48,11 +48,15 @@
 #else
 #include <poll.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #endif
 
 /* sysexits.h values, spelled out: the header is not in C99 or POSIX. */
@@ -98,7 +102,12 @@ enum {
     X(PASSWORD, "password", 1, "the secret itself")                                   \
     X(PASSWORD_FILE, "password_file", 0, "a file whose first line is the secret")     \
     X(PASSWORD_COMMAND, "password_command", 0, "a command that prints the secret")    \
-    X(AUTH, "auth", 0, "plain, login or auto (default: PLAIN if offered, else LOGIN)")\
+    X(AUTH, "auth", 0, "plain, login, xoauth2, oauthbearer, external or auto (default)") \
+    X(TOKEN, "token", 1, "an OAuth 2.0 access token itself")                          \
+    X(TOKEN_FILE, "token_file", 0, "a file whose first line is the OAuth token")       \
+    X(TOKEN_COMMAND, "token_command", 0, "a command that prints the OAuth token")      \
+    X(TLS_CERT_FILE, "tls_cert_file", 0, "a client certificate (PEM), sent when asked") \
+    X(TLS_KEY_FILE, "tls_key_file", 0, "its private key (PEM), for no one else to read") \
     X(FROM, "from", 0, "envelope sender and the address of an added From")            \
     X(FROM_NAME, "from_name", 0, "display name of an added From")                     \
     X(CAFILE, "cafile", 0, "trust the CA certificates in this PEM file")              \
@@ -155,7 +164,15 @@ typedef struct run {
     const char *opt_f;       /* sendmail -f/-r */
     const char *opt_fname;   /* sendmail -F */
     const char *subject;     /* --subject */
-    const char *dsn_notify, *dsn_ret, *dsn_envid; /* -N, -R, -V: kept, not sent */
+    tlsmail_mail_opts mopts; /* -R, -V (DSN) and -B 7BIT; the rest per message */
+    unsigned notify;         /* -N: TLSMAIL_NOTIFY_* for every recipient */
+    int dsn;                 /* -N, -R or -V was given */
+    int server_dsn;          /* -v: the EHLO reply (over TLS) offered DSN */
+    int body8, head8;        /* the message (its window) has 8-bit octets; its header */
+    size_t refused;          /* recipients refused (envelope) */
+    int refused_rc;          /* ...the exit status they make */
+    char result[1600];       /* ...and what the log says */
+    char refused_reply[1100];/* ...the last refusal */
     strlist batch;           /* --batch FILE|DIR, as given */
     int tflag, verbose, check, config_check;
     char files[2][1024];     /* the files read, for messages */
@@ -171,6 +188,8 @@ typedef struct run {
     char *from;              /* envelope sender */
     char *display;           /* display name for an added From */
     strlist rcpts;           /* envelope recipients */
+    strlist found;           /* ...as found in the headers and argv, before aliases */
+    char *from_header;       /* the first From address of the message, or NULL */
     /* the message being sent: R.msg holds its first WINDOW octets, or all
        of it when msg_eof; the rest is read from msg_fd while it is sent */
     const char *msg_name;    /* "stdin" or the file's path */
@@ -183,35 +202,72 @@ typedef struct run {
     int aliases_loaded;
     strlist msgfiles;        /* --batch: the message files, in order */
     tlsmail_session session; /* --session-cache: the one for this server */
+    tlsmail_client_cert cc;  /* --cert: the client certificate, or zeroed */
     char *cache_text;        /* the entry it was loaded from, or NULL */
 } run;
 
 static run R;
-static tlsmail_client client; /* ~27 KB: static, not on the stack */
+static tlsmail_client client; /* ~30 KB: static, not on the stack */
+/* The secrets, in static buffers that are wiped on every way out. An
+   OAuth access token from Microsoft runs to a few KB; the library takes
+   responses of up to 12,288 octets of base64 (tokens of about 9 KB). */
 static char password[1024];
+static char token[12288];
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* The library's wipe is private; this one is only for the secret. */
+/* The library's wipe is private; this one is only for the secrets. */
 static void wipe(void *p, size_t n) {
     volatile unsigned char *v = (volatile unsigned char *)p;
     while (n--) *v++ = 0;
 }
 
+static void wipe_secrets(void) {
+    wipe(password, sizeof password);
+    wipe(token, sizeof token);
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void leave(int code) __attribute__((noreturn));
 #endif
+#ifdef TLSMAIL_SEND_FUZZ
+/* tests/fuzz/fuzz_cli.c runs the parsers over and over in one process: the
+   end of a run, which is exit() here otherwise, returns to its setjmp,
+   with the status and the message kept for its checks. */
+#include <setjmp.h>
+static jmp_buf fuzz_end;
+static int fuzz_status;
+static char fuzz_said[2048];
+
+static void leave(int code) {
+    fuzz_status = code;
+    longjmp(fuzz_end, 1);
+}
+
 static void die(int code, const char *fmt, ...) {
     va_list ap;
-    wipe(password, sizeof password);
+    wipe_secrets();
+    va_start(ap, fmt);
+    vsnprintf(fuzz_said, sizeof fuzz_said, fmt, ap);
+    va_end(ap);
+    leave(code);
+}
+#else
+static void leave(int code) { exit(code); }
+
+static void die(int code, const char *fmt, ...) {
+    va_list ap;
+    wipe_secrets();
     fputs("tlsmail-send: ", stderr);
     if (R.msgfiles.n && R.msg_name) fprintf(stderr, "%s: ", R.msg_name); /* --batch: which file */
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(code);
+    leave(code);
 }
+#endif
 
 #define usage_error(...) die(EX_USAGE, __VA_ARGS__)
 
@@ -289,7 +345,7 @@ static int parse_bool(const char *s) {
 enum {
     A_HEAD, A_KEY, A_FLAG_T, A_SENDER, A_FULLNAME, A_IGNORE, A_BODYTYPE, A_DSN_N, A_DSN_R,
     A_DSN_V, A_VERBOSE, A_HELP, A_VERSION, A_CHECK, A_CONFIG_CHECK, A_ACCOUNT, A_SUBJECT,
-    A_STARTTLS, A_PASSWORD, A_BATCH
+    A_STARTTLS, A_PASSWORD, A_TOKEN, A_BATCH
 };
 enum { ATTACHED = 1 }; /* the value may follow the letter: -fADDR */
 
@@ -316,8 +372,16 @@ static const option options[] = {
     { "--password-file", "FILE", A_KEY, K_PASSWORD_FILE, 0,
       "read the password from FILE (one trailing\nnewline, LF or CRLF, is stripped)" },
     { "--password|--pass|-p", NULL, A_PASSWORD, 0, 0, "refused: others could read it in the process list" },
-    { "--auth", "plain|login|auto", A_KEY, K_AUTH, 0,
-      "mechanism (default auto: PLAIN if the server\noffers it, else LOGIN)" },
+    { "--auth", "plain|login|xoauth2|oauthbearer|external|auto", A_KEY, K_AUTH, 0,
+      "mechanism (default auto: OAUTHBEARER or XOAUTH2\nwith a token, PLAIN or LOGIN with a password,\n"
+      "as the server offers; external: the --cert)" },
+    { "--token-file", "FILE", A_KEY, K_TOKEN_FILE, 0,
+      "read the OAuth 2.0 access token from FILE (or\nenv TLSMAIL_TOKEN, token_command), never argv" },
+    { "--token", NULL, A_TOKEN, 0, 0, "refused: others could read it in the process list" },
+    { "--cert", "FILE", A_KEY, K_TLS_CERT_FILE, 0,
+      "client certificate (PEM, with its chain and,\nwithout --key, its key), sent when asked for" },
+    { "--key", "FILE", A_KEY, K_TLS_KEY_FILE, 0,
+      "the certificate's private key (PEM), a file\nnobody but its owner may read" },
     { "Trust (default: the system store; SSL_CERT_FILE, SSL_CERT_DIR honoured):", NULL, A_HEAD, 0, 0, NULL },
     { "--cafile", "FILE", A_KEY, K_CAFILE, 0, "trust the CA certificates in this PEM file" },
     { "--capath", "DIR", A_KEY, K_CAPATH, 0, "trust the CA certificates in this directory" },
@@ -345,10 +409,11 @@ static const option options[] = {
     { "-odi|-odb|-odq", NULL, A_IGNORE, 0, 0, "delivery is always at once (there is no queue)" },
     { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
     { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
-      "body type (also -BTYPE); BODY=8BITMIME goes\nout whenever the server offers it" },
-    { "-N", "DSN", A_DSN_N, 0, ATTACHED, "never, or success,failure,delay: kept, not sent yet" },
-    { "-R", "full|hdrs", A_DSN_R, 0, ATTACHED, "DSN return: kept, not sent yet" },
-    { "-V", "ENVID", A_DSN_V, 0, ATTACHED, "DSN envelope id: kept, not sent yet" },
+      "body type (also -BTYPE): 7BIT refuses 8-bit\noctets; BODY=8BITMIME goes with 8-bit ones" },
+    { "-N", "DSN", A_DSN_N, 0, ATTACHED,
+      "never, or success,failure,delay: NOTIFY= for\nevery recipient, when the server offers DSN" },
+    { "-R", "full|hdrs", A_DSN_R, 0, ATTACHED, "DSN return (RET=), when the server offers DSN" },
+    { "-V", "ENVID", A_DSN_V, 0, ATTACHED, "DSN envelope id (ENVID=), when the server offers DSN" },
     { "Other:", NULL, A_HEAD, 0, 0, NULL },
     { "--check", NULL, A_CHECK, 0, 0,
       "connect, verify TLS, log in, QUIT; print\nwhat the server offers" },
@@ -428,7 +493,8 @@ static size_t option_match(const option *o, const char *arg) {
         if (strncmp(arg, p, n) == 0) {
             char next = arg[n];
             if (next == 0) return n;
-            if ((o->arg || o->act == A_PASSWORD) && next == '=' && p[1] == '-') return n;
+            if ((o->arg || o->act == A_PASSWORD || o->act == A_TOKEN) && next == '=' && p[1] == '-')
+                return n;
             if (o->arg && (o->flags & ATTACHED) && n == 2) return n;
         }
         p += n;
@@ -487,6 +553,10 @@ static void parse_command_line(int argc, char **argv) {
             usage_error("%s: a password is never taken from the command line (other users can "
                         "read it); use env TLSMAIL_PASSWORD, password_file or --password-file",
                         spelling);
+        if (o->act == A_TOKEN)
+            usage_error("%s: a token is never taken from the command line (other users can read "
+                        "it); use env TLSMAIL_TOKEN, token_file, --token-file or token_command",
+                        spelling);
         if (o->arg) {
             if (a[n] == '=') val = a + n + 1;
             else if (a[n]) val = a + n;
@@ -508,22 +578,52 @@ static void parse_command_line(int argc, char **argv) {
         case A_SUBJECT: R.subject = val; break;
         case A_BATCH: list_push(&R.batch, xstrdup(val)); break;
         case A_IGNORE: break;
-        case A_BODYTYPE: check_choice(spelling, val, body_types, 0); break;
-        case A_DSN_N:
+        case A_BODYTYPE:
+            check_choice(spelling, val, body_types, 0);
+            /* 7BIT holds the message to it; 8BITMIME is what the library
+               declares by itself for a message with 8-bit octets */
+            R.mopts.body = strcasecmp(val, "7BIT") ? TLSMAIL_BODY_AUTO : TLSMAIL_BODY_7BIT;
+            break;
+        case A_DSN_N: {
+            const char *p = val;
             check_choice(spelling, val, strcasecmp(val, "never") ? notify : never, 1);
-            R.dsn_notify = val;
+            R.notify = 0;
+            while (*p) {
+                size_t w = strcspn(p, ",");
+                R.notify |= name_eq(p, w, "never") ? TLSMAIL_NOTIFY_NEVER
+                            : name_eq(p, w, "success") ? TLSMAIL_NOTIFY_SUCCESS
+                            : name_eq(p, w, "failure") ? TLSMAIL_NOTIFY_FAILURE
+                                                       : TLSMAIL_NOTIFY_DELAY;
+                p += w + (p[w] == ',');
+            }
+            R.dsn = 1;
             break;
-        case A_DSN_R: check_choice(spelling, val, ret, 0); R.dsn_ret = val; break;
-        case A_DSN_V:
-            if (!*val || strlen(val) > 100 || strpbrk(val, " +=\t\r\n"))
-                usage_error("%s %s: want up to 100 printable characters without space, + or =",
-                            spelling, val);
-            R.dsn_envid = val;
+        }
+        case A_DSN_R:
+            check_choice(spelling, val, ret, 0);
+            R.mopts.ret = strcasecmp(val, "full") ? TLSMAIL_RET_HDRS : TLSMAIL_RET_FULL;
+            R.dsn = 1;
             break;
+        case A_DSN_V: {
+            /* RFC 3461 4.4: printable ASCII, at most 100 octets as xtext
+               (where '+', '=' and a space take three) */
+            size_t j, x = 0;
+            for (j = 0; val[j]; j++) {
+                unsigned char c = (unsigned char)val[j];
+                if (c < 0x20 || c > 0x7E) x = 1000;
+                x += c <= 0x20 || c == '+' || c == '=' ? 3 : 1;
+            }
+            if (!*val || x > 100)
+                usage_error("%s %s: want printable ASCII, at most 100 octets once '+', '=' and "
+                            "spaces are written as +XX (RFC 3461 4.4)", spelling, val);
+            R.mopts.envid = val;
+            R.dsn = 1;
+            break;
+        }
         case A_VERBOSE: R.verbose = 1; break;
         case A_CHECK: R.check = 1; break;
         case A_CONFIG_CHECK: R.config_check = 1; break;
-        case A_HELP: print_help(); exit(EX_OK);
+        case A_HELP: print_help(); leave(EX_OK);
         case A_VERSION:
             printf("tlsmail-send %s (tlsmail.h, %s)\n", TLSMAIL_VERSION_STRING,
 #ifdef TLSMAIL_STARTTLS
@@ -532,7 +632,7 @@ static void parse_command_line(int argc, char **argv) {
                    "implicit TLS only"
 #endif
             );
-            exit(EX_OK);
+            leave(EX_OK);
         default: break;
         }
     }
@@ -552,6 +652,7 @@ static size_t nclines, capclines;
 static strlist accounts;            /* declared names */
 static const char *accounts_first;  /* the first one declared */
 static setting default_account;
+static char *default_name;          /* its value, ours */
 
 static void cline_add(const char *account, int key, int level, char *value, const char *src) {
     if (nclines == capclines) {
@@ -573,15 +674,39 @@ static void cline_add(const char *account, int key, int level, char *value, cons
 static char *conf_value(const char *v, const char *where) {
     size_t n = strlen(v), i, o = 0;
     char *out;
+    for (i = 0; i < n; i++) /* a line's text: TAB, and no other control character */
+        if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7F)
+            die(EX_CONFIG, "%s: a control character in the value", where);
     if (n < 2 || v[0] != '"' || v[n - 1] != '"') return xstrdup(v);
-    out = (char *)xmalloc(n);
     for (i = 1; i + 1 < n; i++) {
         if (v[i] == '\\' && i + 2 < n && (v[i + 1] == '"' || v[i + 1] == '\\')) i++;
         else if (v[i] == '"') die(EX_CONFIG, "%s: a quote inside a quoted value (write \\\")", where);
+    }
+    out = (char *)xmalloc(n);
+    for (i = 1; i + 1 < n; i++) {
+        if (v[i] == '\\' && i + 2 < n && (v[i + 1] == '"' || v[i + 1] == '\\')) i++;
         out[o++] = v[i];
     }
     out[o] = 0;
     return out;
+}
+
+/* The value as a configuration file would need it to read back the
+   same: as it is, or quoted when blanks at either end or quotes around it
+   would otherwise be lost. For --config-check, which prints every setting
+   in the file's syntax; a control character, which no file value holds
+   (one from the environment or argv), is shown as '?'. */
+static void conf_print_value(FILE *out, const char *v) {
+    size_t n = strlen(v), i;
+    int quote = n == 0 || v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t' ||
+                (n >= 2 && v[0] == '"' && v[n - 1] == '"');
+    if (quote) fputc('"', out);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (quote && (c == '"' || c == '\\')) fputc('\\', out);
+        fputc((c < 0x20 && c != '\t') || c == 0x7F ? '?' : c, out);
+    }
+    if (quote) fputc('"', out);
 }
 
 #ifdef _WIN32
@@ -605,6 +730,16 @@ static int others_can_read(FILE *f, unsigned *mode) {
     *mode = 0;
     return 0;
 }
+
+/* The CRT's read takes an unsigned count; a short read is fine here. */
+static long read_fd(int fd, void *buf, size_t n) {
+    return (long)_read(fd, buf, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
+}
+
+/* A message file, octets as they are, not inherited by password_command. */
+static int open_input(const char *path) { return _open(path, _O_RDONLY | _O_BINARY | _O_NOINHERIT); }
+
+static void close_fd(int fd) { (void)_close(fd); }
 #else
 static void user_config_path(char *out, size_t cap) {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
@@ -633,31 +768,82 @@ static int others_can_read(FILE *f, unsigned *mode) {
     *mode = (unsigned)(st.st_mode & 0777);
     return (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
 }
+
+static long read_fd(int fd, void *buf, size_t n) { return (long)read(fd, buf, n); }
+
+/* A message file, not inherited by password_command. */
+static int open_input(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
+
+static void close_fd(int fd) { (void)close(fd); }
 #endif
 
-/* Reads one file into clines. A missing file is fine unless required. */
-static void read_config_file(const char *path, int level, int required) {
-    FILE *f = fopen(path, "r");
-    char line[4096], where[320];
+/* The longest line of a configuration or aliases file, and the largest
+   file: neither is meant to be big. */
+#define MAX_CONF_LINE 4095
+#define MAX_CONF_FILE (1024 * 1024)
+
+/* The next line of text[*pos..len) into line (NUL-terminated, without
+   its LF); 0 at the end. where names it for errors. */
+static int next_conf_line(const char *text, size_t len, size_t *pos, char line[MAX_CONF_LINE + 1],
+                          const char *where) {
+    const char *lf;
+    size_t n;
+    if (*pos >= len) return 0;
+    lf = (const char *)memchr(text + *pos, '\n', len - *pos);
+    n = lf ? (size_t)(lf - (text + *pos)) : len - *pos;
+    if (n > MAX_CONF_LINE) die(EX_CONFIG, "%s: line too long", where);
+    if (memchr(text + *pos, 0, n)) die(EX_CONFIG, "%s: a NUL octet", where);
+    memcpy(line, text + *pos, n);
+    line[n] = 0;
+    *pos += n + (lf != NULL);
+    return 1;
+}
+
+/* A whole file into a new buffer (at most MAX_CONF_FILE octets), and
+   whether group or others may read it: *mode its permission bits. */
+static char *read_text_file(const char *path, const char *what, size_t *len, int *readable,
+                            unsigned *mode) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    if (!f) return NULL;
+    buf = (char *)xmalloc(MAX_CONF_FILE + 1);
+    *len = fread(buf, 1, MAX_CONF_FILE + 1, f);
+    *readable = others_can_read(f, mode);
+    if (ferror(f) || *len > MAX_CONF_FILE) {
+        int big = !ferror(f);
+        fclose(f);
+        free(buf);
+        if (big) die(EX_CONFIG, "%s %s: larger than 1 MiB", what, path);
+        die(EX_CONFIG, "cannot read %s", path);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* The keys whose value is a secret or runs the command that makes one: a
+   file holding one must be the owner's alone. */
+static int holds_secret(int k) {
+    return k == K_PASSWORD || k == K_PASSWORD_COMMAND || k == K_TOKEN || k == K_TOKEN_COMMAND;
+}
+
+/* One configuration file's text into clines: accounts, keys, values.
+   Nothing is read past len (the text needs no NUL); *has_secret: it set
+   a key holds_secret names. */
+static void parse_config(const char *text, size_t len, const char *path, int level, int *has_secret) {
+    char line[MAX_CONF_LINE + 1], where[320];
     const char *account = NULL;
     unsigned long lineno = 0;
-    int has_secret = 0;
-    unsigned mode;
-    if (!f) {
-        if (errno == ENOENT && !required) return;
-        die(EX_CONFIG, "cannot read %s: %s", path, strerror(errno));
-    }
-    snprintf(R.files[R.nfiles++], sizeof R.files[0], "%s", path);
-    while (fgets(line, sizeof line, f)) {
+    size_t pos = 0;
+    *has_secret = 0;
+    for (;;) {
         char *p = line, *key, *val, *e;
-        size_t n = strlen(line);
+        size_t n;
         int k;
+        snprintf(where, sizeof where, "%s:%lu", path, lineno + 1);
+        if (!next_conf_line(text, len, &pos, line, where)) break;
         lineno++;
-        snprintf(where, sizeof where, "%s:%lu", path, lineno);
-        if (n == sizeof line - 1 && line[n - 1] != '\n') die(EX_CONFIG, "%s: line too long", where);
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-                     line[n - 1] == '\t'))
-            line[--n] = 0;
+        n = strlen(line);
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
         while (*p == ' ' || *p == '\t') p++;
         if (!*p || *p == '#') continue;
         key = p;
@@ -670,12 +856,13 @@ static void read_config_file(const char *path, int level, int required) {
             if (!*val || strpbrk(val, " \t"))
                 die(EX_CONFIG, "%s: '%s' wants one account name", where, key);
             if (key[0] == 'd') {
-                default_account.value = xstrdup(val);
+                free(default_name);
+                default_account.value = default_name = xstrdup(val);
                 default_account.level = level;
                 snprintf(default_account.source, sizeof default_account.source, "%s", where);
             } else {
-                account = xstrdup(val);
                 list_push(&accounts, xstrdup(val));
+                account = accounts.v[accounts.n - 1];
                 if (!accounts_first) accounts_first = account;
             }
             continue;
@@ -684,18 +871,31 @@ static void read_config_file(const char *path, int level, int required) {
             if (!strcmp(key, keys[k].name)) break;
         if (k == K_COUNT) die(EX_CONFIG, "%s: unknown key '%s' (see tlsmail-send.conf(5))", where, key);
         if (!*val) die(EX_CONFIG, "%s: '%s' needs a value", where, key);
-        if (k == K_PASSWORD || k == K_PASSWORD_COMMAND) has_secret = 1;
+        if (holds_secret(k)) *has_secret = 1;
         cline_add(account, k, level, conf_value(val, where), where);
     }
-    if (ferror(f)) die(EX_CONFIG, "cannot read %s", path);
-    /* As ssh does for keys: a secret others can read is no secret. */
-    if (has_secret && others_can_read(f, &mode))
-        die(EX_CONFIG, "%s holds a password but group or others can read it (mode %03o): "
-                       "chmod 600 %s",
-            path, mode, path);
-    fclose(f);
 }
 
+/* Reads one file into clines. A missing file is fine unless required. */
+static void read_config_file(const char *path, int level, int required) {
+    size_t len = 0;
+    unsigned mode = 0;
+    int readable = 0, has_secret;
+    char *text = read_text_file(path, "configuration", &len, &readable, &mode);
+    if (!text) {
+        if (errno == ENOENT && !required) return;
+        die(EX_CONFIG, "cannot read %s: %s", path, strerror(errno));
+    }
+    snprintf(R.files[R.nfiles++], sizeof R.files[0], "%s", path);
+    parse_config(text, len, path, level, &has_secret);
+    wipe(text, len);
+    free(text);
+    /* As ssh does for keys: a secret others can read is no secret. */
+    if (has_secret && readable)
+        die(EX_CONFIG, "%s holds a password or token but group or others can read it (mode %03o): "
+                       "chmod 600 %s",
+            path, mode, path);
+}
 
 static void put(int key, const char *value, int level, const char *source) {
     setting *s = &R.set[key];
@@ -704,12 +904,9 @@ static void put(int key, const char *value, int level, const char *source) {
     snprintf(s->source, sizeof s->source, "%s", source);
 }
 
-/* Files, then the environment, then argv: later wins. */
-static void read_configuration(void) {
-    const char *one = getenv("TLSMAIL_CONFIG"), *sys = getenv("TLSMAIL_SYSCONFIG"), *acct;
+static void read_config_files(void) {
+    const char *one = getenv("TLSMAIL_CONFIG"), *sys = getenv("TLSMAIL_SYSCONFIG");
     char userpath[1024];
-    size_t i;
-    int k, found;
     if (one && *one) {
         read_config_file(one, L_USER, 1);
     } else {
@@ -717,6 +914,14 @@ static void read_configuration(void) {
         user_config_path(userpath, sizeof userpath);
         if (userpath[0]) read_config_file(userpath, L_USER, 0);
     }
+}
+
+/* The files' lines of the account in use, then the environment, then
+   argv: later wins. */
+static void apply_settings(void) {
+    const char *acct;
+    size_t i;
+    int k, found;
     /* The account: --account, TLSMAIL_ACCOUNT, "default", the first one. */
     if (!R.account.value && (acct = getenv("TLSMAIL_ACCOUNT")) != NULL && *acct) {
         R.account.value = acct;
@@ -754,6 +959,26 @@ static void read_configuration(void) {
     }
     for (k = 0; k < K_COUNT; k++)
         if (R.argset[k].value) R.set[k] = R.argset[k];
+}
+
+/* The mechanism asked for (auth), as the library numbers it. */
+static int auth_mechanism(void) {
+    static const char *const names[] = { "plain", "login", "auto", "xoauth2", "oauthbearer", "external" };
+    static const int mechs[] = { TLSMAIL_AUTH_PLAIN, TLSMAIL_AUTH_LOGIN, TLSMAIL_AUTH_AUTO,
+                                 TLSMAIL_AUTH_XOAUTH2, TLSMAIL_AUTH_OAUTHBEARER, TLSMAIL_AUTH_EXTERNAL };
+    const setting *s = &R.set[K_AUTH];
+    size_t i;
+    if (!s->value) return TLSMAIL_AUTH_AUTO;
+    for (i = 0; i < sizeof mechs / sizeof mechs[0]; i++)
+        if (!strcmp(s->value, names[i])) return mechs[i];
+    die(config_status(s), "auth %s: want plain, login, xoauth2, oauthbearer, external or auto (%s)",
+        s->value, s->source);
+}
+
+/* AUTH happens when a user is set, or with auth external (the client
+   certificate is the credential, the user only an identity to act as). */
+static int want_auth(void) {
+    return R.set[K_USER].value != NULL || auth_mechanism() == TLSMAIL_AUTH_EXTERNAL;
 }
 
 /* Checks each setting's form and fills R.cfg; nothing is read or sent. */
@@ -804,9 +1029,7 @@ static void check_settings(void) {
     if ((ms = parse_seconds(s->value ? s->value : DEFAULT_MAX_TIME)) < 0)
         die(config_status(s), "max_time %s: want a number of seconds > 0 (%s)", s->value, s->source);
     R.cfg.deadline_ms = ms;
-    s = &R.set[K_AUTH];
-    if (s->value && strcmp(s->value, "auto") && strcmp(s->value, "plain") && strcmp(s->value, "login"))
-        die(config_status(s), "auth %s: want plain, login or auto (%s)", s->value, s->source);
+    (void)auth_mechanism(); /* a known one */
     s = &R.set[K_ADD_MISSING_HEADERS];
     if (s->value && parse_bool(s->value) < 0)
         die(config_status(s), "add_missing_headers %s: want on or off (%s)", s->value, s->source);
@@ -818,20 +1041,24 @@ static void check_settings(void) {
 
 /* ---- --config-check ----------------------------------------------------- */
 
-static void print_config(void) {
+/* Every setting, its value in the file's syntax (so a line without its
+   source reads back as the same setting) and where it came from. */
+static void print_config(FILE *out) {
     int k;
-    printf("files:   %s%s%s\n", R.nfiles ? R.files[0] : "(none found)", R.nfiles > 1 ? ", " : "",
-           R.nfiles > 1 ? R.files[1] : "");
-    printf("account: %s", R.account.value ? R.account.value : "(none)");
-    if (R.account.value) printf("  (%s)", R.account.source);
-    putchar('\n');
+    fprintf(out, "files:   %s%s%s\n", R.nfiles ? R.files[0] : "(none found)", R.nfiles > 1 ? ", " : "",
+            R.nfiles > 1 ? R.files[1] : "");
+    fprintf(out, "account: %s", R.account.value ? R.account.value : "(none)");
+    if (R.account.value) fprintf(out, "  (%s)", R.account.source);
+    fputc('\n', out);
     for (k = 0; k < K_COUNT; k++) {
         const setting *s = &R.set[k];
         if (!s->value) {
-            printf("%-20s (unset: %s)\n", keys[k].name, keys[k].help);
+            fprintf(out, "%-20s (unset: %s)\n", keys[k].name, keys[k].help);
             continue;
         }
-        printf("%-20s %s  (%s)\n", keys[k].name, keys[k].secret ? "********" : s->value, s->source);
+        fprintf(out, "%-20s ", keys[k].name);
+        conf_print_value(out, keys[k].secret ? "********" : s->value);
+        fprintf(out, "  (%s)\n", s->source);
     }
 }
 
@@ -866,39 +1093,89 @@ static void configure_trust(void) {
     if (have) R.cfg.trust = &R.trust;
 }
 
-/* ---- the secret --------------------------------------------------------- */
+/* ---- the secrets: a password, an OAuth token, a client key -------------- */
+
+/* Where a secret goes: the static buffer, its size, and the words the
+   errors use ("password", "password_file", "password_command"). */
+typedef struct secret {
+    char *buf;
+    size_t cap;
+    const char *noun, *file_key, *command_key;
+} secret;
+
+static const secret password_secret = { password, sizeof password, "password", "password_file",
+                                        "password_command" };
+static const secret token_secret = { token, sizeof token, "token", "token_file", "token_command" };
+
+/* A core file (or a crash reporter) must never get a secret: none is
+   written from here on, and on Linux the process is not dumpable at all
+   (a core_pattern pipe ignores RLIMIT_CORE), nor open to ptrace by the
+   user's other processes. */
+#ifdef _WIN32
+static void no_core_dumps(void) {
+    /* no crash dialog and no Windows Error Reporting upload of our memory */
+    (void)SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+}
+#elif defined(__linux__)
+static void no_core_dumps(void) {
+    struct rlimit none;
+    none.rlim_cur = none.rlim_max = 0;
+    (void)setrlimit(RLIMIT_CORE, &none);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+#else
+static void no_core_dumps(void) {
+    struct rlimit none;
+    none.rlim_cur = none.rlim_max = 0;
+    (void)setrlimit(RLIMIT_CORE, &none);
+}
+#endif
 
 /* The first line of a secret: one trailing LF or CRLF is not part of it. */
-static void finish_secret(size_t n, const char *what) {
-    password[n] = 0;
-    if (n && password[n - 1] == '\n') password[--n] = 0;
-    if (n && password[n - 1] == '\r') password[--n] = 0;
-    if (memchr(password, 0, n)) die(EX_DATAERR, "%s: the password contains a NUL octet", what);
+static void finish_secret(const secret *sec, size_t n, const char *what) {
+    char *b = sec->buf;
+    b[n] = 0;
+    if (n && b[n - 1] == '\n') b[--n] = 0;
+    if (n && b[n - 1] == '\r') b[--n] = 0;
+    if (memchr(b, 0, n)) die(EX_DATAERR, "%s: the %s contains a NUL octet", what, sec->noun);
 }
 
-static void read_password_file(const setting *s) {
+static void read_secret_file(const secret *sec, const setting *s) {
     FILE *f = fopen(s->value, "rb");
     size_t n;
-    if (!f) die(EX_NOINPUT, "password_file %s: cannot open: %s (%s)", s->value, strerror(errno), s->source);
-    n = fread(password, 1, sizeof password - 1, f);
+    if (!f)
+        die(EX_NOINPUT, "%s %s: cannot open: %s (%s)", sec->file_key, s->value, strerror(errno), s->source);
+    n = fread(sec->buf, 1, sec->cap - 1, f);
     if (ferror(f) || !feof(f)) {
         fclose(f);
-        die(EX_NOINPUT, "password_file %s: unreadable or longer than 1000 octets (%s)", s->value, s->source);
+        die(EX_NOINPUT, "%s %s: unreadable or longer than %lu octets (%s)", sec->file_key, s->value,
+            (unsigned long)(sec->cap - 2), s->source);
     }
     fclose(f);
-    finish_secret(n, s->value);
+    finish_secret(sec, n, s->value);
 }
 
-/* password_command runs without a shell when it is only words (split at
-   spaces and tabs, found on PATH); anything a shell would interpret makes
-   it run as /bin/sh -c VALUE (on Windows: cmd.exe /d /s /c "VALUE"). Its
-   stdout is the secret; stderr passes through; it has the per-wait
-   timeout to finish. */
+/* The first line of what the command printed is the secret. */
+static void finish_command(const secret *sec, const setting *s, size_t n) {
+    char *nl;
+    if (n == sec->cap - 1)
+        die(EX_CONFIG, "%s printed more than %lu octets (%s)", sec->command_key,
+            (unsigned long)(sec->cap - 2), s->source);
+    nl = (char *)memchr(sec->buf, '\n', n);
+    if (nl && (size_t)(nl - sec->buf) + 1 < n) n = (size_t)(nl - sec->buf) + 1;
+    finish_secret(sec, n, sec->command_key);
+}
+
+/* password_command and token_command run without a shell when they are
+   only words (split at spaces and tabs, found on PATH); anything a shell
+   would interpret makes them run as /bin/sh -c VALUE (on Windows:
+   cmd.exe /d /s /c "VALUE"). Stdout is the secret; stderr passes through;
+   the command has the per-wait timeout to finish. */
 #ifdef _WIN32
 /* The command's stdout, through a pipe only it inherits; stdin is NUL.
    PeekNamedPipe tells whether a read would block, so the timeout holds
    even when the command neither writes nor exits. */
-static void run_password_command(const setting *s) {
+static void run_secret_command(const secret *sec, const setting *s) {
     const char *cmd = s->value;
     int shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}^\n") != NULL;
     int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
@@ -930,7 +1207,8 @@ static void run_password_command(const setting *s) {
     if (nul != INVALID_HANDLE_VALUE) CloseHandle(nul);
     if (!ok) {
         CloseHandle(rd);
-        die(EX_CONFIG, "password_command: cannot run %s: error %lu (%s)", cmd, GetLastError(), s->source);
+        die(EX_CONFIG, "%s: cannot run %s: error %lu (%s)", sec->command_key, cmd, GetLastError(),
+            s->source);
     }
     CloseHandle(pi.hThread);
     for (;;) {
@@ -941,15 +1219,15 @@ static void run_password_command(const setting *s) {
                 WaitForSingleObject(pi.hProcess, 5000);
                 CloseHandle(pi.hProcess);
                 CloseHandle(rd);
-                die(EX_TEMPFAIL, "password_command did not finish within the timeout (%s)", s->source);
+                die(EX_TEMPFAIL, "%s did not finish within the timeout (%s)", sec->command_key, s->source);
             }
             Sleep(50);
             continue;
         }
-        if (avail > sizeof password - 1 - n) avail = (DWORD)(sizeof password - 1 - n);
-        if (!ReadFile(rd, password + n, avail, &got, NULL) || got == 0) break;
+        if (avail > sec->cap - 1 - n) avail = (DWORD)(sec->cap - 1 - n);
+        if (!ReadFile(rd, sec->buf + n, avail, &got, NULL) || got == 0) break;
         n += got;
-        if (n == sizeof password - 1) break;
+        if (n == sec->cap - 1) break;
     }
     CloseHandle(rd);
     if (WaitForSingleObject(pi.hProcess, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
@@ -958,16 +1236,11 @@ static void run_password_command(const setting *s) {
     }
     if (!GetExitCodeProcess(pi.hProcess, &status)) status = 1;
     CloseHandle(pi.hProcess);
-    if (status != 0) die(EX_CONFIG, "password_command failed (exit %lu) (%s)", status, s->source);
-    if (n == sizeof password - 1) die(EX_CONFIG, "password_command printed more than 1000 octets");
-    {
-        char *nl = (char *)memchr(password, '\n', n); /* only the first line */
-        if (nl && (size_t)(nl - password) + 1 < n) n = (size_t)(nl - password) + 1;
-    }
-    finish_secret(n, "password_command");
+    if (status != 0) die(EX_CONFIG, "%s failed (exit %lu) (%s)", sec->command_key, status, s->source);
+    finish_command(sec, s, n);
 }
 #else
-static void run_password_command(const setting *s) {
+static void run_secret_command(const secret *sec, const setting *s) {
     const char *cmd = s->value;
     int fds[2], status, shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") != NULL;
     int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
@@ -992,7 +1265,7 @@ static void run_password_command(const setting *s) {
             argv[argc] = NULL;
             if (argc) execvp(argv[0], argv);
         }
-        fprintf(stderr, "tlsmail-send: password_command: cannot run %s: %s\n", cmd, strerror(errno));
+        fprintf(stderr, "tlsmail-send: %s: cannot run %s: %s\n", sec->command_key, cmd, strerror(errno));
         _exit(127);
     }
     close(fds[1]);
@@ -1006,58 +1279,161 @@ static void run_password_command(const setting *s) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
                 close(fds[0]);
-                die(EX_TEMPFAIL, "password_command did not finish within the timeout (%s)", s->source);
+                die(EX_TEMPFAIL, "%s did not finish within the timeout (%s)", sec->command_key, s->source);
             }
             continue;
         }
-        r = read(fds[0], password + n, sizeof password - 1 - n);
+        r = read(fds[0], sec->buf + n, sec->cap - 1 - n);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         n += (size_t)r;
-        if (n == sizeof password - 1) break;
+        if (n == sec->cap - 1) break;
     }
     close(fds[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die(EX_CONFIG, "password_command failed (exit %d) (%s)",
+        die(EX_CONFIG, "%s failed (exit %d) (%s)", sec->command_key,
             WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), s->source);
-    if (n == sizeof password - 1) die(EX_CONFIG, "password_command printed more than 1000 octets");
-    {
-        char *nl = (char *)memchr(password, '\n', n); /* only the first line */
-        if (nl && (size_t)(nl - password) + 1 < n) n = (size_t)(nl - password) + 1;
-    }
-    finish_secret(n, "password_command");
+    finish_command(sec, s, n);
 }
 #endif
 
-/* The secret source with the highest precedence wins; on one level
-   password_file, then password_command, then password. */
-static void read_secret(void) {
-    const setting *user = &R.set[K_USER], *best = NULL;
-    static const int order[] = { K_PASSWORD_FILE, K_PASSWORD_COMMAND, K_PASSWORD };
+/* The name of a setting key, for messages. */
+static const char *key_name(const setting *s) { return keys[s - R.set].name; }
+
+/* Of a secret's keys, the one from the source with the highest
+   precedence; on one level in the order given. NULL: none set. */
+static const setting *secret_source(const int *order) {
+    const setting *best = NULL;
     size_t i;
     for (i = 0; i < 3; i++) {
         const setting *s = &R.set[order[i]];
         if (s->value && (!best || s->level > best->level)) best = s;
     }
+    return best;
+}
+
+static void read_one_secret(const secret *sec, const setting *s, int value_key) {
+    no_core_dumps();
+    if (s == &R.set[value_key]) {
+        if (strlen(s->value) >= sec->cap) die(config_status(s), "the %s is too long (%s)", sec->noun, s->source);
+        strcpy(sec->buf, s->value);
+    } else if (!strcmp(key_name(s), sec->file_key)) {
+        read_secret_file(sec, s);
+    } else {
+        run_secret_command(sec, s);
+    }
+    if (!sec->buf[0]) die(config_status(s), "the %s is empty (%s)", sec->noun, s->source);
+}
+
+/* What the mechanism needs, read before connecting: the password (PLAIN,
+   LOGIN), the token (XOAUTH2, OAUTHBEARER), either or both (AUTO: a token
+   makes it OAUTHBEARER or XOAUTH2, a password PLAIN or LOGIN, as the
+   server offers), nothing (EXTERNAL). The password's keys: password_file,
+   then password_command, then password on one level; the token's: token
+   (TLSMAIL_TOKEN), then token_file, then token_command. */
+static void read_secret(void) {
+    static const int pw_order[] = { K_PASSWORD_FILE, K_PASSWORD_COMMAND, K_PASSWORD };
+    static const int tok_order[] = { K_TOKEN, K_TOKEN_FILE, K_TOKEN_COMMAND };
+    const setting *user = &R.set[K_USER], *pw = secret_source(pw_order), *tok = secret_source(tok_order);
+    int mech = auth_mechanism(), use_pw, use_tok;
+    if (mech == TLSMAIL_AUTH_EXTERNAL) return;
     if (!user->value) {
-        if (best && best != &R.set[K_PASSWORD])
-            die(config_status(best), "%s is set (%s) but no user: give --user or set user",
-                best == &R.set[K_PASSWORD_FILE] ? "password_file" : "password_command", best->source);
+        if (pw && pw != &R.set[K_PASSWORD])
+            die(config_status(pw), "%s is set (%s) but no user: give --user or set user", key_name(pw),
+                pw->source);
+        if (tok && tok != &R.set[K_TOKEN])
+            die(config_status(tok), "%s is set (%s) but no user: give --user or set user", key_name(tok),
+                tok->source);
+        if (R.set[K_AUTH].value)
+            die(config_status(&R.set[K_AUTH]), "auth %s (%s) but no user: give --user or set user",
+                R.set[K_AUTH].value, R.set[K_AUTH].source);
         return;
     }
-    if (!best)
-        die(config_status(user), "user %s (%s) needs a password: set TLSMAIL_PASSWORD, password, "
-            "password_file or password_command", user->value, user->source);
-    if (best == &R.set[K_PASSWORD_FILE]) {
-        read_password_file(best);
-    } else if (best == &R.set[K_PASSWORD_COMMAND]) {
-        run_password_command(best);
-    } else {
-        if (strlen(best->value) >= sizeof password) die(config_status(best), "the password is too long");
-        strcpy(password, best->value);
+    use_pw = mech == TLSMAIL_AUTH_PLAIN || mech == TLSMAIL_AUTH_LOGIN || (mech == TLSMAIL_AUTH_AUTO && pw);
+    use_tok = mech == TLSMAIL_AUTH_XOAUTH2 || mech == TLSMAIL_AUTH_OAUTHBEARER ||
+              (mech == TLSMAIL_AUTH_AUTO && tok);
+    if (mech == TLSMAIL_AUTH_AUTO && !pw && !tok)
+        die(config_status(user), "user %s (%s) needs a password (TLSMAIL_PASSWORD, password, "
+            "password_file or password_command) or an OAuth token (TLSMAIL_TOKEN, token_file or "
+            "token_command)", user->value, user->source);
+    if (use_pw && !pw)
+        die(config_status(user), "user %s (%s) needs a password for auth %s: set TLSMAIL_PASSWORD, "
+            "password, password_file or password_command", user->value, user->source, R.set[K_AUTH].value);
+    if (use_tok && !tok)
+        die(config_status(user), "auth %s needs an OAuth token for user %s (%s): set TLSMAIL_TOKEN, "
+            "token_file or token_command", R.set[K_AUTH].value, user->value, user->source);
+    if (use_pw) read_one_secret(&password_secret, pw, K_PASSWORD);
+    if (use_tok) {
+        size_t i;
+        read_one_secret(&token_secret, tok, K_TOKEN);
+        /* what tlsmail_xoauth2_auth takes; checked here so a token_command
+           that printed something else fails before connecting */
+        for (i = 0; token[i]; i++)
+            if ((unsigned char)token[i] <= ' ' || token[i] == 0x7F)
+                die(EX_CONFIG, "the token from %s (%s) holds a space or a control character",
+                    key_name(tok), tok->source);
     }
-    if (!password[0]) die(config_status(best), "the password is empty (%s)", best->source);
+}
+
+/* ---- the client certificate -------------------------------------------- */
+
+/* A PEM file for the client certificate, wiped and freed by the caller;
+   key: it holds a private key, which group and others must not read. */
+static char *read_pem_file(const setting *s, int key, size_t *len) {
+    FILE *f = fopen(s->value, "rb");
+    char *buf;
+    unsigned mode = 0;
+    size_t cap = MAX_CONF_FILE;
+    if (!f) die(EX_NOINPUT, "%s %s: cannot open: %s (%s)", key_name(s), s->value, strerror(errno), s->source);
+    if (key && others_can_read(f, &mode)) {
+        fclose(f);
+        die(EX_CONFIG, "%s %s holds a private key but group or others can read it (mode %03o): "
+                       "chmod 600 %s (%s)", key_name(s), s->value, mode, s->value, s->source);
+    }
+    buf = (char *)xmalloc(cap + 1);
+    *len = fread(buf, 1, cap + 1, f);
+    if (ferror(f) || *len > cap) {
+        fclose(f);
+        wipe(buf, cap + 1);
+        free(buf);
+        die(EX_NOINPUT, "%s %s: unreadable or larger than 1 MiB (%s)", key_name(s), s->value, s->source);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* tls_cert_file (and tls_key_file, else the key is in the same file) into
+   R.cc for the handshake; read by us, so the mode is checked on the file
+   that is read. */
+static void load_client_cert(void) {
+    const setting *cs = &R.set[K_TLS_CERT_FILE], *ks = &R.set[K_TLS_KEY_FILE];
+    char *cert, *key = NULL;
+    size_t clen, klen = 0;
+    int err;
+    if (!cs->value) {
+        if (ks->value)
+            die(config_status(ks), "tls_key_file (%s) without tls_cert_file: give --cert too", ks->source);
+        if (auth_mechanism() == TLSMAIL_AUTH_EXTERNAL)
+            die(config_status(&R.set[K_AUTH]), "auth external (%s) needs a client certificate: give "
+                "--cert (tls_cert_file)", R.set[K_AUTH].source);
+        return;
+    }
+    no_core_dumps();
+    cert = read_pem_file(cs, !ks->value, &clen);
+    if (ks->value) key = read_pem_file(ks, 1, &klen);
+    memset(&R.cc, 0, sizeof R.cc);
+    err = tlsmail_client_cert_pem(&R.cc, cert, clen, key, klen);
+    wipe(cert, clen);
+    free(cert);
+    if (key) {
+        wipe(key, klen);
+        free(key);
+    }
+    if (err)
+        die(EX_CONFIG, "tls_cert_file %s%s%s: %s (%s)", cs->value, ks->value ? ", tls_key_file " : "",
+            ks->value ? ks->value : "", tlsmail_strerror(err), cs->source);
+    R.cfg.client_cert = &R.cc;
 }
 
 /* ---- the message -------------------------------------------------------- */
@@ -1084,6 +1460,16 @@ static char *read_all(FILE *f, size_t max, size_t *len) {
     *len = n;
     return buf;
 }
+
+/* The first octet over 127 in p[0..n), or NULL. */
+static const char *find_8bit(const char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80) return p + i;
+    return NULL;
+}
+
+#define NOT_7BIT "an octet over 127 in a message sent as 7BIT (-B7BIT)"
 
 /* RFC 5321 4.5.3.1.6, with the line number, over a message fed in pieces:
    line ends as the library reads them (CRLF, LF, a bare CR), each line
@@ -1273,28 +1659,62 @@ typedef struct alias {
     char *name;
     strlist to;
     char where[320];
+    unsigned seen;    /* the expansion that last went through it */
+    int active;       /* on the path being expanded */
 } alias;
 
 static alias *aliastab;
 static size_t naliases;
+static unsigned expansion; /* counts the expansions of expand_local */
+
+/* One complete entry, "name: a, b, c", into aliastab. */
+static void alias_add(char *entry, const char *where) {
+    char *colon = strchr(entry, ':'), *p, *e;
+    alias *na;
+    if (!colon) {
+        free(entry);
+        die(EX_CONFIG, "%s: want 'name: address, ...'", where);
+    }
+    for (e = colon; e > entry && (e[-1] == ' ' || e[-1] == '\t'); e--) {}
+    na = (alias *)realloc(aliastab, (naliases + 1) * sizeof *na);
+    if (!na) die(EX_SOFTWARE, "out of memory");
+    aliastab = na;
+    memset(&aliastab[naliases], 0, sizeof aliastab[naliases]);
+    aliastab[naliases].name = xstrndup(entry, (size_t)(e - entry));
+    snprintf(aliastab[naliases].where, sizeof aliastab[naliases].where, "%s", where);
+    for (p = colon + 1; *p;) {
+        char *comma = strchr(p, ','), *a = p, *z;
+        z = comma ? comma : p + strlen(p);
+        while (a < z && (*a == ' ' || *a == '\t')) a++;
+        while (z > a && (z[-1] == ' ' || z[-1] == '\t')) z--;
+        if (z > a) list_push(&aliastab[naliases].to, xstrndup(a, (size_t)(z - a)));
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    naliases++;
+    free(entry);
+}
 
 /* name: a, b, c   with continuation lines that start with a space or tab;
-   '#' comments. Pipes, files and :include: are kept and refused if used. */
-static void load_aliases(const setting *s) {
-    FILE *f = fopen(s->value, "r");
-    char line[4096], *entry = NULL, where[320] = "", entry_where[320] = "";
-    size_t elen = 0;
+   '#' comments. Pipes, files and :include: are kept and refused if used.
+   Nothing is read past len. */
+static void parse_aliases(const char *text, size_t len, const char *path) {
+    char line[MAX_CONF_LINE + 1], *entry = NULL, where[320] = "", entry_where[320] = "";
+    size_t elen = 0, pos = 0;
     unsigned long lineno = 0;
-    int more = 1;
-    if (!f) die(EX_CONFIG, "aliases %s: %s (%s)", s->value, strerror(errno), s->source);
-    while (more) {
-        int cont = 0;
+    for (;;) {
         size_t n;
-        more = fgets(line, sizeof line, f) != NULL;
+        int more = pos < len, cont;
         if (more) {
-            lineno++;
+            const char *lf = (const char *)memchr(text + pos, '\n', len - pos);
+            size_t k = lf ? (size_t)(lf - (text + pos)) : len - pos;
+            snprintf(where, sizeof where, "%s:%lu", path, ++lineno);
+            if (k > MAX_CONF_LINE || memchr(text + pos, 0, k)) { /* refused below */
+                free(entry);
+                entry = NULL;
+            }
+            (void)next_conf_line(text, len, &pos, line, where);
             n = strlen(line);
-            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+            while (n && line[n - 1] == '\r') line[--n] = 0;
             if (line[0] == '#') continue;
             cont = line[0] == ' ' || line[0] == '\t';
             if (cont && entry) {
@@ -1306,44 +1726,32 @@ static void load_aliases(const setting *s) {
                 elen += n;
                 continue;
             }
-            snprintf(where, sizeof where, "%s:%lu", s->value, lineno);
         }
         if (entry) { /* the previous entry is complete */
-            char *colon = strchr(entry, ':'), *p, *e;
-            alias *na;
-            if (!colon) die(EX_CONFIG, "%s: want 'name: address, ...'", entry_where);
-            for (e = colon; e > entry && (e[-1] == ' ' || e[-1] == '\t'); e--) {}
-            na = (alias *)realloc(aliastab, (naliases + 1) * sizeof *na);
-            if (!na) die(EX_SOFTWARE, "out of memory");
-            aliastab = na;
-            memset(&aliastab[naliases], 0, sizeof aliastab[naliases]);
-            aliastab[naliases].name = xstrndup(entry, (size_t)(e - entry));
-            snprintf(aliastab[naliases].where, sizeof aliastab[naliases].where, "%s", entry_where);
-            for (p = colon + 1; *p;) {
-                char *comma = strchr(p, ','), *a = p, *z;
-                z = comma ? comma : p + strlen(p);
-                while (a < z && (*a == ' ' || *a == '\t')) a++;
-                while (z > a && (z[-1] == ' ' || z[-1] == '\t')) z--;
-                if (z > a) list_push(&aliastab[naliases].to, xstrndup(a, (size_t)(z - a)));
-                p = comma ? comma + 1 : p + strlen(p);
-            }
-            naliases++;
-            free(entry);
+            alias_add(entry, entry_where);
             entry = NULL;
         }
-        if (more) {
-            n = strlen(line);
-            while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
-            if (!n || line[0] == ' ' || line[0] == '\t') continue;
-            entry = xstrdup(line);
-            elen = n;
-            snprintf(entry_where, sizeof entry_where, "%s", where);
-        }
+        if (!more) break;
+        n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        if (!n || line[0] == ' ' || line[0] == '\t') continue;
+        entry = xstrdup(line);
+        elen = n;
+        snprintf(entry_where, sizeof entry_where, "%s", where);
     }
-    fclose(f);
 }
 
-static const alias *find_alias(const char *name) {
+static void load_aliases(const setting *s) {
+    size_t len = 0;
+    unsigned mode;
+    int readable;
+    char *text = read_text_file(s->value, "aliases", &len, &readable, &mode);
+    if (!text) die(EX_CONFIG, "aliases %s: %s (%s)", s->value, strerror(errno), s->source);
+    parse_aliases(text, len, s->value);
+    free(text);
+}
+
+static alias *find_alias(const char *name) {
     size_t i;
     for (i = 0; i < naliases; i++)
         if (!strcasecmp(aliastab[i].name, name)) return &aliastab[i];
@@ -1352,23 +1760,28 @@ static const alias *find_alias(const char *name) {
 
 /* A recipient without '@': its aliases (nested ones too), else the
    configured domain, else an error before any connection: a bare local
-   part is never sent. */
-static void expand_local(const char *name, strlist *out, int depth) {
-    const alias *a = find_alias(name);
+   part is never sent. Each alias is expanded once per recipient, so an
+   aliases file whose entries name each other many times over costs one
+   pass over it, not one per path through it; one met again on its own
+   path (a loop, "root: root" the shortest) ends the chain there. */
+static void expand_local_in(const char *name, strlist *out, int depth) {
+    alias *a = find_alias(name);
     const setting *dom = &R.set[K_DOMAIN];
     size_t i;
     if (!a && depth == 0 && strcasecmp(name, "default")) a = find_alias("default");
-    if (a && depth < MAX_ALIAS_DEPTH) {
+    if (a && a->seen == expansion && !a->active) return; /* its addresses are in out already */
+    if (a && depth < MAX_ALIAS_DEPTH && !a->active) {
+        a->seen = expansion;
+        a->active = 1;
         for (i = 0; i < a->to.n; i++) {
             const char *t = a->to.v[i];
             if (t[0] == '|' || t[0] == '/' || !strncasecmp(t, ":include:", 9))
                 die(EX_CONFIG, "alias %s (%s): pipes, files and :include: are not supported", a->name,
                     a->where);
             if (strchr(t, '@')) list_add_unique(out, split_mailbox(t, NULL));
-            else if (!strcasecmp(t, name)) /* "root: root" ends the chain */
-                expand_local(t, out, MAX_ALIAS_DEPTH);
-            else expand_local(t, out, depth + 1);
+            else expand_local_in(t, out, depth + 1);
         }
+        a->active = 0;
         return;
     }
     if (dom->value) {
@@ -1380,6 +1793,11 @@ static void expand_local(const char *name, strlist *out, int depth) {
     }
     die(EX_CONFIG, "recipient '%s' has no domain and no alias: set domain or aliases in the "
                    "configuration (see tlsmail-send.conf(5))", name);
+}
+
+static void expand_local(const char *name, strlist *out) {
+    expansion++;
+    expand_local_in(name, out, 0);
 }
 
 static char *qualify_sender(char *addr, const char *what) {
@@ -1401,10 +1819,9 @@ static char *qualify_sender(char *addr, const char *what) {
 
 static void choose_sender(const headers *h) {
     const setting *from = &R.set[K_FROM];
-    char *name = NULL;
     char what[360];
     if (from->value) {
-        R.from = split_mailbox(from->value, &name);
+        R.from = split_mailbox(from->value, &R.display); /* its name, unless -F or from_name */
         snprintf(what, sizeof what, "from, %s", from->source);
         if (R.verbose && R.opt_f && strcasecmp(R.opt_f, R.from))
             fprintf(stderr, "* -f %s not used: from is %s (%s)\n", R.opt_f, R.from, from->source);
@@ -1426,13 +1843,10 @@ static void choose_sender(const headers *h) {
     if (*R.from && tlsmail_check_address(R.from) != 0)
         die(EX_DATAERR, "invalid sender address '%s' (%s)", R.from, what);
     /* The display name of an added From: -F, from_name, the name in from. */
-    if (R.opt_fname && *R.opt_fname) R.display = xstrdup(R.opt_fname);
-    else if (R.set[K_FROM_NAME].value) R.display = xstrdup(R.set[K_FROM_NAME].value);
-    else {
-        R.display = name;
-        name = NULL;
+    if ((R.opt_fname && *R.opt_fname) || R.set[K_FROM_NAME].value) {
+        free(R.display);
+        R.display = xstrdup(R.opt_fname && *R.opt_fname ? R.opt_fname : R.set[K_FROM_NAME].value);
     }
-    free(name);
 }
 
 /* From, Date and Message-ID when the message has none, to go ahead of the
@@ -1455,8 +1869,10 @@ static void add_missing_headers(const headers *h) {
             }
         }
         if (!mailbox) mailbox = xstrdup(R.from);
-        if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0)
-            die(EX_DATAERR, "cannot write a From header for '%s'", mailbox);
+        if (tlsmail_format_mailbox(mailbox, NULL, 0, &flen) != 0) {
+            free(mailbox);
+            die(EX_DATAERR, "cannot write a From header for '%s'", R.from);
+        }
         need += 5 + flen + 2;
     }
     if (!h->date) {
@@ -1504,7 +1920,7 @@ static void compose_message(void) {
     for (i = 0; i < R.recipients.n; i++) { /* To: as given; a local name: its addresses */
         const char *r = R.recipients.v[i];
         if (strchr(r, '@')) list_push(&to, xstrdup(r));
-        else expand_local(r, &to, 0);
+        else expand_local(r, &to);
     }
     memset(&m, 0, sizeof m);
     m.from = mailbox;
@@ -1530,10 +1946,10 @@ static void compose_message(void) {
 /* The first WINDOW octets of the message (all of it, when it is no
    longer) into R.msg, and whether that is all. */
 static void read_window(void) {
-    ssize_t r = 1;
+    long r = 1;
     if (!R.msg) R.msg = (char *)xmalloc(WINDOW + 1);
     R.len = 0;
-    while (R.len < WINDOW && (r = read(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
+    while (R.len < WINDOW && (r = read_fd(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
         R.len += (size_t)r;
@@ -1563,11 +1979,48 @@ static int headers_complete(const headers *h) {
     return 0;
 }
 
-static void prepare_message(void) {
-    strlist hdr_rcpts = { NULL, 0, 0 }, all = { NULL, 0, 0 };
-    headers h;
+/* The recipients: the headers' (R.found, -t or --batch), then argv's,
+   "Name <addr>" taken as addr, local names expanded; each one checked. */
+static void collect_recipients(void) {
     size_t i;
+    for (i = 0; i < R.recipients.n; i++) list_push(&R.found, split_mailbox(R.recipients.v[i], NULL));
+    for (i = 0; i < R.found.n; i++) {
+        if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
+        else expand_local(R.found.v[i], &R.rcpts);
+    }
+    list_free(&R.found);
+    if (!R.rcpts.n) {
+        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
+        usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
+    }
+    for (i = 0; i < R.rcpts.n; i++)
+        if (tlsmail_check_address(R.rcpts.v[i]) != 0)
+            die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
+}
+
+/* The message's first window (R.msg, R.len) read: its lines and header
+   checked, Bcc cut out, the sender chosen, the missing headers made, the
+   recipients found. */
+static void process_window(void) {
     const setting *add = &R.set[K_ADD_MISSING_HEADERS];
+    unsigned long line;
+    headers h;
+    memset(&message_lines, 0, sizeof message_lines);
+    if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
+        die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+    scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, &h);
+    R.from_header = h.from_addr;
+    if (!headers_complete(&h))
+        die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
+    R.head8 = find_8bit(R.msg, h.end) != NULL;
+    R.body8 = find_8bit(R.msg, R.len) != NULL;
+    if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
+    choose_sender(&h);
+    if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
+    collect_recipients();
+}
+
+static void prepare_message(void) {
     if (R.subject) { /* the composer needs the whole text */
         R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
         if (!R.msg) die(EX_DATAERR, "the message is larger than 64 MiB");
@@ -1584,34 +2037,10 @@ static void prepare_message(void) {
     if (R.subject) {
         choose_sender(NULL);
         compose_message();
+        collect_recipients();
     } else {
-        unsigned long line;
-        memset(&message_lines, 0, sizeof message_lines);
-        if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
-            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
-        scan_headers(R.msg, &R.len, &hdr_rcpts, R.tflag || R.msgfiles.n, &h);
-        if (!headers_complete(&h))
-            die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
-        choose_sender(&h);
-        if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
-        free(h.from_addr);
+        process_window();
     }
-    /* The headers' recipients, then argv's; "Name <addr>" takes addr. */
-    for (i = 0; i < hdr_rcpts.n; i++) list_push(&all, xstrdup(hdr_rcpts.v[i]));
-    for (i = 0; i < R.recipients.n; i++) list_push(&all, split_mailbox(R.recipients.v[i], NULL));
-    list_free(&hdr_rcpts);
-    for (i = 0; i < all.n; i++) {
-        if (strchr(all.v[i], '@') || !*all.v[i]) list_add_unique(&R.rcpts, xstrdup(all.v[i]));
-        else expand_local(all.v[i], &R.rcpts, 0);
-    }
-    list_free(&all);
-    if (!R.rcpts.n) {
-        if (R.msgfiles.n) usage_error("no recipients in To, Cc, Bcc or on the command line");
-        usage_error(R.tflag ? "no recipients on the command line or in To, Cc, Bcc" : "no recipients");
-    }
-    for (i = 0; i < R.rcpts.n; i++)
-        if (tlsmail_check_address(R.rcpts.v[i]) != 0)
-            die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
     R.sent = R.addlen + R.len; /* the size as far as known: a streamed message grows */
 }
 
@@ -1619,6 +2048,11 @@ static void prepare_message(void) {
 
 static void trace(void *ud, int dir, const char *line, size_t len) {
     (void)ud;
+    /* whether -N, -R, -V can go: the EHLO reply's "250-DSN", over TLS */
+    if (dir == TLSMAIL_TRACE_RECV && len >= 7 && !strncmp(line, "250", 3) &&
+        (line[3] == '-' || line[3] == ' ') && !strncasecmp(line + 4, "DSN", 3) &&
+        (len == 7 || line[7] == ' '))
+        R.server_dsn = 1;
     fprintf(stderr, "%s%s %.*s\n", (dir & TLSMAIL_TRACE_RECV) ? "<" : ">",
             (dir & TLSMAIL_TRACE_PLAINTEXT) ? " (plaintext)" : "", (int)len, line);
 }
@@ -1665,7 +2099,6 @@ static const char *hint(int err) {
     if (err == TLSMAIL_EINVAL && stage == TLSMAIL_STAGE_CONNECT &&
         (strchr(R.host, ':') || (R.host[0] >= '0' && R.host[0] <= '9')))
         return " (hint: a certificate names a host, so an IP address needs --pin-sha256)";
-    if (err == TLSMAIL_ENOMECH) return " (hint: the server offers no PLAIN/LOGIN here; see --auth)";
     return "";
 }
 
@@ -1726,16 +2159,34 @@ static void local_stamp(char *out, size_t cap) {
 }
 #endif
 
-/* One line per message, as msmtp's logfile: never the secret. */
-static void log_result(int rc, const char *result) {
+/* src on one line: line ends and other control characters become spaces. */
+static void one_line(char *dst, size_t cap, const char *src) {
+    size_t i;
+    for (i = 0; src[i] && i + 1 < cap; i++)
+        dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7F ? ' ' : src[i];
+    dst[i] = 0;
+}
+
+/* One line per message, as msmtp's logfile: never the secret. queue: the
+   server's id for the message, "" when it gave none. */
+static void log_result(int rc, const char *result, const char *queue) {
     const setting *lg = &R.set[K_LOG];
-    char line[4096], reply[1100];
-    const char *t = tlsmail_reply_text(&client);
+    char line[4096], reply[1100], res[1600], qid[TLSMAIL_QUEUE_ID];
     size_t n = 0, i;
     int r;
     if (!lg->value) return;
-    for (i = 0; t[i] && i + 1 < sizeof reply; i++) reply[i] = t[i] == '\n' ? ' ' : t[i];
-    reply[i] = 0;
+    if (R.refused) {
+        one_line(reply, sizeof reply, R.refused_reply);
+    } else {
+        char text[1080];
+        one_line(text, sizeof text, tlsmail_reply_text(&client));
+        snprintf(reply, sizeof reply, "%d %s", tlsmail_reply_code(&client), text);
+    }
+    one_line(res, sizeof res, result);
+    /* the server's word: kept to what an id is made of */
+    for (i = 0; queue[i] && i + 1 < sizeof qid; i++)
+        qid[i] = (unsigned char)queue[i] > ' ' && (unsigned char)queue[i] < 0x7F && queue[i] != '\'' ? queue[i] : '?';
+    qid[i] = 0;
     r = snprintf(line, sizeof line, "account=%s host=%s port=%u from=%s recipients=",
                  R.account.value ? R.account.value : "-", R.host, R.port, R.from ? R.from : "-");
     n = r > 0 ? (size_t)r : 0;
@@ -1744,8 +2195,8 @@ static void log_result(int rc, const char *result) {
         n += r > 0 ? (size_t)r : 0;
     }
     if (n < sizeof line)
-        snprintf(line + n, sizeof line - n, " size=%llu status=%d (%s) result='%s' reply='%d %s'",
-                 R.sent, rc, status_name(rc), result, tlsmail_reply_code(&client), reply);
+        snprintf(line + n, sizeof line - n, " size=%llu status=%d (%s) result='%s' reply='%s' queue=%s",
+                 R.sent, rc, status_name(rc), res, reply, qid[0] ? qid : "-");
     if (!strcmp(lg->value, "syslog")) {
         system_log(rc, line);
     } else {
@@ -1762,10 +2213,20 @@ static void log_result(int rc, const char *result) {
 }
 
 static tlsmail_auth make_auth(void) {
-    const char *user = R.set[K_USER].value, *mech = R.set[K_AUTH].value;
-    if (mech && !strcmp(mech, "login")) return tlsmail_login_auth(user, password, R.host);
-    if (mech && !strcmp(mech, "plain")) return tlsmail_plain_auth("", user, password, R.host);
-    return tlsmail_auto_auth(user, password, R.host); /* PLAIN if offered, else LOGIN */
+    const char *user = R.set[K_USER].value;
+    tlsmail_auth a;
+    switch (auth_mechanism()) {
+    case TLSMAIL_AUTH_PLAIN: return tlsmail_plain_auth("", user, password, R.host);
+    case TLSMAIL_AUTH_LOGIN: return tlsmail_login_auth(user, password, R.host);
+    case TLSMAIL_AUTH_XOAUTH2: return tlsmail_xoauth2_auth(user, token, R.host);
+    case TLSMAIL_AUTH_OAUTHBEARER: return tlsmail_oauthbearer_auth(user, token, R.host);
+    case TLSMAIL_AUTH_EXTERNAL: return tlsmail_external_auth(user, R.host); /* user: who to act as */
+    default: break;
+    }
+    /* AUTO: OAUTHBEARER, XOAUTH2 with a token; PLAIN, LOGIN with a password */
+    a = tlsmail_auto_auth(user, password[0] ? password : NULL, R.host);
+    a.token = token[0] ? token : NULL;
+    return a;
 }
 
 /* Past max_time the run ends, whatever it waits for (a lookup where the
@@ -1846,10 +2307,139 @@ static void sha256_hex(const void *p, size_t n, char out[65]) {
     for (i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+#ifdef _WIN32
+static void machine_name(char *out, size_t cap) {
+    DWORD n = (DWORD)cap;
+    if (!GetComputerNameA(out, &n) || !out[0]) snprintf(out, cap, "-");
+}
+
+/* Windows keeps who may read a file in its ACL, which is not inspected:
+   the file is read when it is a file and no link (a reparse point), and
+   a file under the user's own profile (%LOCALAPPDATA%) is only theirs.
+   The cache file into buf: 1, 0 when there is none, -1 when it is not to
+   be used (said why; cache_writable says whether it may be replaced). */
+static int cache_read_file(const char *path, char *buf, size_t cap, size_t *len) {
+    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                           FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+    BY_HANDLE_FILE_INFORMATION fi;
+    DWORD got;
+    *len = 0;
+    if (h == INVALID_HANDLE_VALUE) {
+        DWORD e = GetLastError();
+        char why[40];
+        if (e == ERROR_FILE_NOT_FOUND) return 0;
+        snprintf(why, sizeof why, "cannot open it: error %lu", e);
+        cache_warn(why);
+        return -1;
+    }
+    if (!GetFileInformationByHandle(h, &fi) ||
+        (fi.dwFileAttributes & (FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY))) {
+        cache_writable = 0;
+        cache_warn("a link or not a file");
+        CloseHandle(h);
+        return -1;
+    }
+    while (*len < cap - 1 && ReadFile(h, buf + *len, (DWORD)(cap - 1 - *len), &got, NULL) && got)
+        *len += got;
+    CloseHandle(h);
+    buf[*len] = 0;
+    return 1;
+}
+
+/* data into a new file beside path (CREATE_NEW: never one that exists),
+   then moved over path in one step. */
+static void cache_write_file(const char *path, const char *data, size_t n) {
+    char *tmp = (char *)xmalloc(strlen(path) + 40);
+    HANDLE h;
+    DWORD put = 0;
+    size_t off = 0;
+    int ok;
+    sprintf(tmp, "%s.%lu.%llu", path, (unsigned long)GetCurrentProcessId(),
+            (unsigned long long)GetTickCount64());
+    h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: error %lu\n", path,
+                GetLastError());
+        free(tmp);
+        return;
+    }
+    while (off < n && WriteFile(h, data + off, (DWORD)(n - off), &put, NULL) && put) off += put;
+    ok = CloseHandle(h) && off == n &&
+         MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+    if (!ok) {
+        fprintf(stderr, "tlsmail-send: session cache %s: not written: error %lu\n", path, GetLastError());
+        DeleteFileA(tmp);
+    }
+    free(tmp);
+}
+#else
+static void machine_name(char *out, size_t cap) {
+    if (gethostname(out, cap) != 0) snprintf(out, cap, "-");
+    out[cap - 1] = 0;
+}
+
+/* The cache file into buf: 1, 0 when there is none, -1 when it is not to
+   be used (said why; cache_writable says whether it may be replaced). It
+   must be a regular file of this user's that nobody else may read or
+   write, opened without following a link. */
+static int cache_read_file(const char *path, char *buf, size_t cap, size_t *len) {
+    struct stat st;
+    long r;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    *len = 0;
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        cache_writable = errno != ELOOP;
+        cache_warn(errno == ELOOP ? "a symbolic link" : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        cache_writable = 0;
+        cache_warn("not a file of this user's");
+        close(fd);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        cache_stale = 1; /* ours: rewritten, mode 0600 */
+        cache_warn("group or others may read or write it (want mode 600)");
+        close(fd);
+        return -1;
+    }
+    while (*len < cap - 1 && (r = read_fd(fd, buf + *len, cap - 1 - *len)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) break;
+        *len += (size_t)r;
+    }
+    close(fd);
+    buf[*len] = 0;
+    return 1;
+}
+
+/* data into a new file beside path, mode 0600 from the start (mkstemp),
+   then renamed over path. */
+static void cache_write_file(const char *path, const char *data, size_t n) {
+    char *tmp = (char *)xmalloc(strlen(path) + 8);
+    int fd;
+    sprintf(tmp, "%s.XXXXXX", path);
+    if ((fd = mkstemp(tmp)) < 0) {
+        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
+    } else {
+        size_t off = 0;
+        ssize_t w = 0;
+        while (off < n && ((w = write(fd, data + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
+            if (w > 0) off += (size_t)w;
+        if (fchmod(fd, 0600) != 0 || off != n || close(fd) != 0 || rename(tmp, path) != 0) {
+            fprintf(stderr, "tlsmail-send: session cache %s: not written: %s\n", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+}
+#endif
+
 static void cache_first_line(char *out, size_t cap) {
     char host[256];
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "-");
-    host[sizeof host - 1] = 0;
+    machine_name(host, sizeof host);
     snprintf(out, cap, "tlsmail-send-cache 1 %s\n", host);
 }
 
@@ -1858,54 +2448,28 @@ static void cache_first_line(char *out, size_t cap) {
 static void cache_load(void) {
     const char *path = R.set[K_SESSION_CACHE].value;
     char buf[CACHE_ENTRIES * 640 + 512], first[300], sum[65], *line, *end, *next;
-    struct stat st;
-    ssize_t r;
     size_t n = 0;
-    int fd;
+    int got;
     if (!path) return;
     R.cfg.session = &R.session;
     cache_writable = 1;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return;
-        cache_writable = errno != ELOOP;
-        cache_warn(errno == ELOOP ? "a symbolic link" : strerror(errno));
-        return;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
-        cache_writable = 0;
-        cache_warn("not a file of this user's");
-        close(fd);
-        return;
-    }
+    if ((got = cache_read_file(path, buf, sizeof buf, &n)) <= 0) return;
     cache_stale = 1; /* until it proves sound */
-    if (st.st_mode & 077) {
-        cache_warn("group or others may read or write it (want mode 600)");
-        close(fd);
-        return;
-    }
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) != 0) {
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = 0;
     cache_first_line(first, sizeof first);
     /* the checksum line: "sha256 HEX\n", last */
     end = n >= 72 ? buf + n - 72 : NULL;
     if (!end || strncmp(end, "sha256 ", 7) != 0 || buf[n - 1] != '\n' || (end > buf && end[-1] != '\n')) {
         if (R.verbose) cache_warn("damaged (no checksum line)");
-        return;
+        goto out;
     }
     sha256_hex(buf, (size_t)(end - buf), sum);
     if (memcmp(end + 7, sum, 64) != 0) {
         if (R.verbose) cache_warn("damaged (checksum mismatch)");
-        return;
+        goto out;
     }
     if (strncmp(buf, first, strlen(first)) != 0) {
         if (R.verbose) cache_warn("written on another machine");
-        return;
+        goto out;
     }
     cache_stale = 0;
     for (line = buf + strlen(first); line < end; line = next) {
@@ -1931,6 +2495,7 @@ static void cache_load(void) {
             cache_stale = 1; /* expired, or one too many */
         tlsmail_session_clear(&probe);
     }
+out:
     wipe(buf, sizeof buf);
 }
 
@@ -1938,9 +2503,9 @@ static void cache_load(void) {
    beside it (mode 0600 from the start) and renamed over it. */
 static void cache_store(void) {
     const char *path = R.set[K_SESSION_CACHE].value;
-    char text[TLSMAIL_SESSION_TEXT], first[300], sum[65], *out, *tmp;
+    char text[TLSMAIL_SESSION_TEXT], first[300], sum[65], *out;
     size_t len = 0, n, i, cap;
-    int fd, have;
+    int have;
     if (!path || !cache_writable) return;
     have = tlsmail_session_export(&R.session, text, sizeof text, &len) == 0;
     if (!cache_stale && (have ? R.cache_text && strcmp(text, R.cache_text) == 0 : !R.cache_text)) {
@@ -1956,24 +2521,10 @@ static void cache_store(void) {
     for (i = 0; i < cache_nkeep; i++) n += (size_t)snprintf(out + n, cap - n, "%s\n", cache_keep[i]);
     sha256_hex(out, n, sum);
     n += (size_t)snprintf(out + n, cap - n, "sha256 %s\n", sum);
-    tmp = (char *)xmalloc(strlen(path) + 8);
-    sprintf(tmp, "%s.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0) {
-        fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
-    } else {
-        size_t off = 0;
-        ssize_t w = 0;
-        while (off < n && ((w = write(fd, out + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
-            if (w > 0) off += (size_t)w;
-        if (fchmod(fd, 0600) != 0 || off != n || close(fd) != 0 || rename(tmp, path) != 0) {
-            fprintf(stderr, "tlsmail-send: session cache %s: not written: %s\n", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
+    cache_write_file(path, out, n);
     wipe(out, cap);
     wipe(text, sizeof text);
     free(out);
-    free(tmp);
 }
 
 static void cache_free(void) {
@@ -1982,9 +2533,12 @@ static void cache_free(void) {
         wipe(cache_keep[i], strlen(cache_keep[i]));
         free(cache_keep[i]);
     }
+    cache_nkeep = 0;
+    cache_writable = cache_stale = 0;
     if (R.cache_text) {
         wipe(R.cache_text, strlen(R.cache_text));
         free(R.cache_text);
+        R.cache_text = NULL;
     }
     tlsmail_session_clear(&R.session);
 }
@@ -1992,19 +2546,31 @@ static void cache_free(void) {
 /* ---- sending: a message whole, streamed, or a batch ---------------------- */
 
 /* The library's error on stderr (after the message file's name in a
-   batch), in the log, and as the exit status. */
+   batch; after the address when it was a recipient's), in the log, and as
+   the exit status; or, when the envelope named refused recipients, what
+   it said. */
 static int report(int err) {
     char desc[1400];
     int rc = exit_status(err);
-    if (err) {
+    const char *qid = tlsmail_queue_id(&client);
+    if (R.refused) {
+        rc = R.refused_rc;
+    } else if (err) {
+        int rcpt = tlsmail_stage(&client) == TLSMAIL_STAGE_RCPT && R.rcpts.n == 1;
         tlsmail_describe(&client, err, desc, sizeof desc);
-        fprintf(stderr, "tlsmail-send: %s%s%s%s\n", R.msgfiles.n ? R.msg_name : "", R.msgfiles.n ? ": " : "",
-                desc, hint(err));
+        fprintf(stderr, "tlsmail-send: %s%s%s%s%s%s\n", R.msgfiles.n ? R.msg_name : "",
+                R.msgfiles.n ? ": " : "", rcpt ? R.rcpts.v[0] : "", rcpt ? ": " : "", desc, hint(err));
     } else {
         snprintf(desc, sizeof desc, "sent");
-        if (R.verbose) fprintf(stderr, "* sent%s%s\n", R.msgfiles.n ? " " : "", R.msgfiles.n ? R.msg_name : "");
+        if (R.verbose) {
+            fprintf(stderr, "* sent%s%s\n", R.msgfiles.n ? " " : "", R.msgfiles.n ? R.msg_name : "");
+            if (*qid) fprintf(stderr, "* queued as %s\n", qid);
+        }
     }
-    log_result(rc, desc);
+    if (R.verbose && R.dsn && !R.server_dsn)
+        fprintf(stderr, "* DSN (-N, -R, -V) not sent: the server does not offer DSN\n");
+    log_result(rc, R.refused ? R.result : desc, err ? "" : qid);
+    R.refused = 0;
     return rc;
 }
 
@@ -2013,8 +2579,6 @@ static void say_sending(void) {
     fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu%s octets%s\n", R.host, R.port,
             R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n,
             (unsigned long)(R.addlen + R.len), R.msg_eof ? "" : "+", R.msg_eof ? "" : " (streamed)");
-    if (R.dsn_notify || R.dsn_ret || R.dsn_envid)
-        fprintf(stderr, "* -N/-R/-V (DSN) accepted but not sent: not supported yet\n");
 }
 
 static void say_handshake(void) {
@@ -2022,11 +2586,49 @@ static void say_handshake(void) {
         fprintf(stderr, "* TLS session %s\n", tlsmail_session_resumed(&client) ? "resumed" : "not resumed");
 }
 
-/* A message that fitted in the window: the one call, which checks it all
-   before connecting and pipelines MAIL, RCPT and DATA. */
+/* An address that is not ASCII needs SMTPUTF8 declared at MAIL. */
+static int is_8bit(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return 1;
+    return 0;
+}
+
+/* What MAIL declares for the message being sent step by step: -R, -V and
+   -B 7BIT as given; SMTPUTF8 for a header or an address that is not
+   ASCII; for a message read whole its size and, with 8-bit octets,
+   BODY=8BITMIME (one that is not read yet: BODY=8BITMIME when offered). */
+static tlsmail_mail_opts mail_opts(void) {
+    tlsmail_mail_opts o = R.mopts;
+    size_t i;
+    o.smtputf8 = R.head8 || is_8bit(R.from);
+    for (i = 0; i < R.rcpts.n; i++) o.smtputf8 |= is_8bit(R.rcpts.v[i]);
+    if (o.body == TLSMAIL_BODY_AUTO && (R.body8 || R.msg_eof))
+        o.body = R.body8 ? TLSMAIL_BODY_8BITMIME : TLSMAIL_BODY_7BIT;
+    if (R.msg_eof) o.size = tlsmail_message_size(R.added, R.addlen) + tlsmail_message_size(R.msg, R.len);
+    return o;
+}
+
+/* -N for every recipient: nto entries, or NULL without -N. */
+static tlsmail_rcpt_opts *rcpt_opts(void) {
+    tlsmail_rcpt_opts *ro;
+    size_t i;
+    if (!R.notify) return NULL;
+    ro = (tlsmail_rcpt_opts *)xmalloc(R.rcpts.n * sizeof *ro);
+    for (i = 0; i < R.rcpts.n; i++) {
+        ro[i].notify = R.notify;
+        ro[i].orcpt = NULL;
+    }
+    return ro;
+}
+
+/* A message that fitted in the window, to one recipient: the one call,
+   which checks it all before connecting and pipelines MAIL, RCPT and the
+   message (BDAT or DATA). */
 static int send_whole(const tlsmail_auth *a) {
     char *m = R.msg;
     size_t n = R.len;
+    tlsmail_send_opts so;
+    tlsmail_rcpt_opts *ro = rcpt_opts();
     int err;
     if (R.added) {
         m = (char *)xmalloc(R.addlen + R.len + 1);
@@ -2034,9 +2636,14 @@ static int send_whole(const tlsmail_auth *a) {
         memcpy(m + R.addlen, R.msg, R.len);
         n = R.addlen + R.len;
     }
-    err = tlsmail_client_send(&client, &R.cfg, a, R.from, (const char *const *)R.rcpts.v, R.rcpts.n,
-                              m, n);
+    memset(&so, 0, sizeof so);
+    so.mail = &R.mopts; /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message */
+    so.rcpt = ro;
+    so.deliver = TLSMAIL_DELIVER_ALL;
+    err = tlsmail_client_send_ex(&client, &R.cfg, a, R.from, (const char *const *)R.rcpts.v, R.rcpts.n,
+                                 m, n, &so);
     if (m != R.msg) free(m);
+    free(ro);
     return err;
 }
 
@@ -2062,7 +2669,7 @@ static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
     while (!R.msg_eof) {
-        ssize_t r = read(R.msg_fd, R.msg, WINDOW);
+        long r = read_fd(R.msg_fd, R.msg, WINDOW);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
@@ -2081,20 +2688,67 @@ static int stream_rest(tlsmail_client *to) {
             if (!to) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
             abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
         }
+        if (R.mopts.body == TLSMAIL_BODY_7BIT && find_8bit(R.msg, (size_t)r)) {
+            if (!to) die(EX_DATAERR, NOT_7BIT);
+            abandon(EX_DATAERR, NOT_7BIT);
+        }
         if (to && (err = tlsmail_data_write(to, R.msg, (size_t)r)) != 0) return err;
         R.sent += (unsigned long long)r;
     }
     return 0;
 }
 
-/* One message on a connected client, step by step: MAIL, RCPT, DATA, the
-   added headers, the window, the rest as it is read, ".". */
+/* MAIL, then RCPT for every recipient, one at a time: a refusal is said
+   on stderr, the address first, and the others are still asked, so every
+   refused recipient is named; then any refusal ends the message before
+   DATA. Returns the error (0: all accepted); when recipients were refused
+   R.refused counts them, R.refused_rc is the exit status (75 only when
+   every refusal was for now) and R.result the line for the log. */
+static int envelope(void) {
+    tlsmail_mail_opts mo = mail_opts();
+    tlsmail_rcpt_opts ro;
+    const char *file = R.msgfiles.n ? R.msg_name : "";
+    char list[1400];
+    size_t i, n = 0;
+    int err, last = 0;
+    R.refused = 0;
+    if ((err = tlsmail_mail_ex(&client, R.from, &mo)) != 0) return err;
+    ro.notify = R.notify;
+    ro.orcpt = NULL;
+    for (i = 0; i < R.rcpts.n; i++) {
+        char desc[1400];
+        int rc, k;
+        err = tlsmail_rcpt_ex(&client, R.rcpts.v[i], R.notify ? &ro : NULL);
+        if (!err) continue;
+        /* a server that closes (421), a lost connection: no more asking */
+        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || tlsmail_reply_code(&client) == 421)
+            return err;
+        rc = exit_status(err);
+        if (!R.refused || (R.refused_rc == EX_TEMPFAIL && rc != EX_TEMPFAIL)) R.refused_rc = rc;
+        R.refused++;
+        last = err;
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        fprintf(stderr, "tlsmail-send: %s%s%s: %s\n", file, *file ? ": " : "", R.rcpts.v[i], desc);
+        k = snprintf(list + n, sizeof list - n, "%s%s: %d %s", n ? "; " : "", R.rcpts.v[i],
+                     tlsmail_reply_code(&client), tlsmail_reply_text(&client));
+        if (k > 0) n = (size_t)k < sizeof list - n ? n + (size_t)k : sizeof list - 1;
+        snprintf(R.refused_reply, sizeof R.refused_reply, "%d %s", tlsmail_reply_code(&client),
+                 tlsmail_reply_text(&client));
+    }
+    if (!R.refused) return 0;
+    snprintf(R.result, sizeof R.result, "%lu of %lu recipients refused: %s", (unsigned long)R.refused,
+             (unsigned long)R.rcpts.n, list);
+    if (R.rcpts.n > 1)
+        fprintf(stderr, "tlsmail-send: %s%s%lu of %lu recipients refused: nothing was sent\n", file,
+                *file ? ": " : "", (unsigned long)R.refused, (unsigned long)R.rcpts.n);
+    return last;
+}
+
+/* One message on a connected client, step by step: the envelope, DATA,
+   the added headers, the window, the rest as it is read, ".". */
 static int transact(void) {
-    size_t i;
     int err;
-    if ((err = tlsmail_mail(&client, R.from)) != 0) return err;
-    for (i = 0; i < R.rcpts.n; i++)
-        if ((err = tlsmail_rcpt(&client, R.rcpts.v[i])) != 0) return err;
+    if ((err = envelope()) != 0) return err;
     if ((err = tlsmail_data_begin(&client)) != 0) return err;
     if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
     if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
@@ -2102,30 +2756,34 @@ static int transact(void) {
     return tlsmail_data_end(&client);
 }
 
-/* Connect, EHLO, AUTH; the password is wiped once it has been used. */
+/* Connect, EHLO, AUTH; the secrets are wiped once they have been used. */
 static int open_session(const tlsmail_auth *a) {
     int err = tlsmail_dial(&client, &R.cfg);
     say_handshake();
     if (!err) err = tlsmail_hello(&client);
     if (!err && a) err = tlsmail_authenticate(&client, a);
-    wipe(password, sizeof password);
+    wipe_secrets();
     return err;
 }
 
+/* One recipient and a message read whole: the one call. Otherwise step
+   by step, so that every refused recipient can be named (the one call
+   stops at the first) and a long message streams. */
 static int send_and_report(void) {
     tlsmail_auth a = make_auth();
-    const tlsmail_auth *ap = R.set[K_USER].value ? &a : NULL;
+    const tlsmail_auth *ap = want_auth() ? &a : NULL;
     int err, rc;
     say_sending();
     arm_deadline();
-    if (R.msg_eof) {
+    if (R.msg_eof && R.rcpts.n == 1) {
         err = send_whole(ap);
         say_handshake();
     } else if ((err = open_session(ap)) == 0 && (err = transact()) == 0) {
         (void)tlsmail_quit(&client); /* delivered: QUIT's fate changes nothing */
     }
-    wipe(password, sizeof password);
+    wipe_secrets();
     rc = report(err);
+    if (err && tlsmail_stage(&client) == TLSMAIL_STAGE_RCPT) (void)tlsmail_quit(&client);
     tlsmail_close(&client);
     return rc;
 }
@@ -2167,20 +2825,22 @@ static void collect_files(void) {
 
 static void open_message(const char *path) {
     R.msg_name = path;
-    if ((R.msg_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
+    if ((R.msg_fd = open_input(path)) < 0) die(EX_NOINPUT, "%s", strerror(errno));
 }
 
 /* What one message of a batch left behind, for the next one. */
 static void close_message(void) {
-    if (R.msg_fd > 0) close(R.msg_fd);
+    if (R.msg_fd > 0) close_fd(R.msg_fd);
     R.msg_fd = 0;
     R.msg_name = NULL;
     free(R.from);
     free(R.display);
     free(R.added);
-    R.from = R.display = R.added = NULL;
+    free(R.from_header);
+    R.from = R.display = R.added = R.from_header = NULL;
     R.addlen = 0;
     list_free(&R.rcpts);
+    list_free(&R.found);
 }
 
 /* Every file is checked whole first (headers, recipients, lines, size):
@@ -2201,7 +2861,7 @@ static int send_batch(void) {
     arm_deadline();
     if (R.verbose) fprintf(stderr, "* %s port %u, %s, %lu messages\n", R.host, R.port,
                            R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.msgfiles.n);
-    if ((err = open_session(R.set[K_USER].value ? &a : NULL)) != 0) {
+    if ((err = open_session(want_auth() ? &a : NULL)) != 0) {
         R.msg_name = "(connection)";
         rc = report(err);
         fprintf(stderr, "tlsmail-send: none of the %lu messages was sent\n", (unsigned long)R.msgfiles.n);
@@ -2230,6 +2890,81 @@ static int send_batch(void) {
     return rc;
 }
 
+/* ---- --check -------------------------------------------------------------- */
+
+/* y-m-d of day d after 1970-01-01 (the inverse of the library's count). */
+static void civil_from_days(long long d, long long *y, unsigned *m, unsigned *dd) {
+    long long era, z = d + 719468;
+    unsigned doe, yoe, doy, mp;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *dd = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+/* Seconds since 1970 as "2027-12-01 10:00:00 UTC". */
+static void utc_text(long long t, char *out, size_t cap) {
+    long long days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400), y;
+    unsigned sec = (unsigned)(t - days * 86400), m, d; /* 0..86399 */
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, cap, "%04lld-%02u-%02u %02u:%02u:%02u UTC", y % 100000, m % 100, d % 100, sec / 3600 % 100,
+             sec / 60 % 60, sec % 60);
+}
+
+/* The pin of a key as --pin-sha256 takes it: "sha256//" and the base64 of
+   its SHA-256 (RFC 4648 4, padded). */
+static void pin_text(const unsigned char h[32], char out[54]) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 8;
+    memcpy(out, "sha256//", 8);
+    for (i = 0; i < 32; i += 3) {
+        unsigned long v = (unsigned long)h[i] << 16 | (i + 1 < 32 ? (unsigned long)h[i + 1] << 8 : 0) |
+                          (i + 2 < 32 ? h[i + 2] : 0);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = i + 1 < 32 ? b64[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < 32 ? b64[v & 63] : '=';
+    }
+    out[o] = 0;
+}
+
+/* The server's words on stdout, kept to printable text. */
+static void print_server_text(const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n && s[i]; i++)
+        putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7F ? '?' : s[i]);
+}
+
+/* What the handshake settled and the certificate the server showed. */
+static void print_tls(void) {
+    tlsmail_tls_details ti;
+    char from[40], until[40], pin[54];
+    if (tlsmail_tls_info(&client, &ti) != 0) return;
+    printf("tls:        TLS %u.%u, %s, %s\n", (ti.version >> 8) - 2, (ti.version & 0xFF) - 1,
+           ti.suite_name[0] ? ti.suite_name : "(unknown suite)",
+           ti.resumed ? "session resumed" : "full handshake");
+    if (!ti.have_cert) {
+        printf("certificate: not sent (the session was resumed; run without session_cache for it)\n");
+        return;
+    }
+    printf("subject:    %s\n", ti.subject[0] ? ti.subject : "(unreadable)");
+    printf("issuer:     %s\n", ti.issuer[0] ? ti.issuer : "(unreadable)");
+    if (ti.not_after) {
+        long long now = (long long)time(NULL), left = ti.not_after - now;
+        utc_text(ti.not_before, from, sizeof from);
+        utc_text(ti.not_after, until, sizeof until);
+        printf("valid:      %s to %s (", from, until);
+        if (left >= 0) printf("%lld days left)\n", left / 86400);
+        else printf("expired %lld days ago)\n", -left / 86400);
+    }
+    pin_text(ti.spki_sha256, pin);
+    printf("pin:        %s\n", pin);
+}
+
 /* --check: connect, verify, log in, QUIT, and say what the server offers. */
 static int check_server(void) {
     char ehlo[TLSMAIL_REPLY_TEXT + 1], desc[1400];
@@ -2240,30 +2975,36 @@ static int check_server(void) {
         snprintf(ehlo, sizeof ehlo, "%s", tlsmail_reply_text(&client));
         auth = tlsmail_extension(&client, "AUTH");
         printf("server:     %s port %u, %s\n", R.host, R.port, R.starttls ? "STARTTLS" : "implicit TLS");
-        printf("trust:      %s, certificate verified\n",
-               R.set[K_PIN_SHA256].value ? "pinned key" :
-               R.set[K_CAFILE].value || R.set[K_CAPATH].value ? "cafile/capath" : "system store");
-        /* The TLS version, cipher suite, and the certificate's subject and
-           expiry belong here; tlsmail.h has no call that reports them yet. */
-        printf("tls:        (version, suite, certificate subject and expiry: not reported by "
-               "tlsmail.h yet)\n");
+        printf("trust:      %s\n", R.set[K_PIN_SHA256].value ? "pinned key, the server's key matched"
+                                   : R.set[K_CAFILE].value || R.set[K_CAPATH].value
+                                       ? "cafile/capath, certificate verified"
+                                       : "system store, certificate verified");
+        print_tls();
         p = strchr(ehlo, '\n');
-        printf("name:       %.*s\n", (int)(p ? (size_t)(p - ehlo) : strlen(ehlo)), ehlo);
-        printf("extensions:");
+        printf("name:       ");
+        print_server_text(ehlo, p ? (size_t)(p - ehlo) : strlen(ehlo));
+        printf("\nextensions:");
         while (p) {
             const char *q = strchr(p + 1, '\n');
-            printf(" %.*s%s", (int)(q ? (size_t)(q - p - 1) : strlen(p + 1)), p + 1, q ? "," : "");
+            putchar(' ');
+            print_server_text(p + 1, q ? (size_t)(q - p - 1) : strlen(p + 1));
+            if (q) putchar(',');
             p = q;
         }
-        printf("\nauth:       %s\n", auth ? (*auth ? auth : "(none listed)") : "(not offered)");
-        if (R.set[K_USER].value) {
+        printf("\nauth:       ");
+        if (auth && *auth) print_server_text(auth, strlen(auth));
+        else printf("%s", auth ? "(none listed)" : "(not offered)");
+        putchar('\n');
+        if (want_auth()) {
             tlsmail_auth a = make_auth();
             err = tlsmail_authenticate(&client, &a);
-            if (!err) printf("login:      %s accepted\n", R.set[K_USER].value);
+            if (!err)
+                printf("login:      %s accepted\n", R.set[K_USER].value ? R.set[K_USER].value
+                                                                      : "the client certificate");
         }
         if (!err) err = tlsmail_quit(&client);
     }
-    wipe(password, sizeof password);
+    wipe_secrets();
     rc = exit_status(err);
     if (err) {
         tlsmail_describe(&client, err, desc, sizeof desc);
@@ -2273,15 +3014,54 @@ static int check_server(void) {
     return rc;
 }
 
+/* Everything a run holds, freed and zeroed: at the end of main, and
+   between the runs of tests/fuzz/fuzz_cli.c. */
+static void forget_run(void) {
+    size_t i;
+    cache_free();
+    tlsmail_trust_free(&R.trust);
+    tlsmail_client_cert_free(&R.cc);
+    list_free(&R.rcpts);
+    list_free(&R.found);
+    list_free(&R.recipients);
+    list_free(&R.batch);
+    list_free(&R.msgfiles);
+    free(R.msg);
+    free(R.from);
+    free(R.display);
+    free(R.added);
+    free(R.from_header);
+    memset(&R, 0, sizeof R);
+    for (i = 0; i < nclines; i++) free(clines[i].value);
+    free(clines);
+    clines = NULL;
+    nclines = capclines = 0;
+    list_free(&accounts);
+    accounts_first = NULL;
+    free(default_name);
+    default_name = NULL;
+    memset(&default_account, 0, sizeof default_account);
+    for (i = 0; i < naliases; i++) {
+        free(aliastab[i].name);
+        list_free(&aliastab[i].to);
+    }
+    free(aliastab);
+    aliastab = NULL;
+    naliases = 0;
+    wipe_secrets();
+}
+
 int main(int argc, char **argv) {
     int rc;
     platform_init();
     if (argc < 2) usage_error("no recipients (see tlsmail-send --help)");
     parse_command_line(argc, argv);
-    read_configuration();
+    read_config_files();
+    apply_settings();
     check_settings();
     if (R.config_check) {
-        print_config();
+        print_config(stdout);
+        forget_run();
         return EX_OK;
     }
     if (!R.host[0])
@@ -2289,6 +3069,7 @@ int main(int argc, char **argv) {
                     "HOST[:PORT]");
     if (R.verbose) R.cfg.trace = trace;
     configure_trust();
+    load_client_cert();
     if (R.batch.n) collect_files();
     cache_load();
     if (R.check) {
@@ -2304,15 +3085,6 @@ int main(int argc, char **argv) {
         rc = send_and_report();
     }
     cache_store();
-    cache_free();
-    tlsmail_trust_free(&R.trust);
-    list_free(&R.rcpts);
-    list_free(&R.recipients);
-    list_free(&R.batch);
-    list_free(&R.msgfiles);
-    free(R.msg);
-    free(R.from);
-    free(R.display);
-    free(R.added);
+    forget_run();
     return rc;
 }

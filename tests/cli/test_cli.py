@@ -53,6 +53,7 @@ READY_TIMEOUT = 10.0
 RUN_TIMEOUT = 30.0
 SETTLE = 0.25
 OPTIONS = ["--server", "--starttls", "--timeout", "--max-time", "--account", "--from",
+           "--token-file", "--token", "--cert", "--key", "TLSMAIL_TOKEN",
            "-f, -r", "-F", "-t", "-i, -oi", "-oem", "-odi", "-bm", "-B", "-N", "-R", "-V",
            "--subject", "--user", "--password-file", "--auth", "--cafile", "--capath",
            "--pin-sha256", "--batch", "--session-cache", "--check", "--config-check",
@@ -113,7 +114,7 @@ class InProcess:
             async def handle_DATA(self, server, session, envelope):
                 outer.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                                        envelope.original_content))
-                return "250 2.0.0 OK"
+                return "250 2.0.0 Ok: queued as Q%05d" % len(outer.messages)
 
         class Ctl(Controller):
             def _trigger_server(self):
@@ -503,6 +504,8 @@ def build_cases(S):
             r = S.cli(["--from", FROM, "--auth", mech], server="refuse")
             S.expect_rc(r, 77)
             check("no usable AUTH mechanism" in r.stderr, "not ENOMECH: %s" % r)
+            check("the server offers no AUTH)" in r.stderr and "hint" not in r.stderr,
+                  "not the library's description of the offer: %s" % r)
             check(len(srv.messages) == before, "sent without authenticating")
 
     # ---- password sources
@@ -1221,16 +1224,6 @@ def build_cases(S):
         check("timed out" in r.stderr, "%s" % r)
 
     # ---- sendmail options
-    @case("dsn_options_kept_not_sent")
-    def _():
-        m = S.servers["good"].mark()
-        r = S.cli(["--from", FROM, "-N", "success,failure", "-R", "hdrs", "-V", "env-1", "-Ndelay", "-v"])
-        S.expect_rc(r, 0)
-        check("not sent" in r.stderr, "-v does not say the DSN is not sent: %s" % r)
-        _, meta, _ = S.expect_stored("good", m, SIMPLE)
-        check(not any("RET=" in o or "ENVID=" in o for o in meta["mail_options"]) and
-              not any("NOTIFY=" in o for o in meta["rcpt_options"]), "DSN sent: %r" % meta)
-
     for args, words in ((["-bs"], "-bs"), (["-oX"], "-oX"), (["-B", "BINARYMIME"], "BINARYMIME"),
                         (["-N", "sometimes"], "sometimes"), (["-R", "all"], "all"), (["-q"], "-q")):
         @case("sendmail_option_refused_64[%s]" % " ".join(args))
@@ -1406,7 +1399,8 @@ def build_cases(S):
         auth = re.search(r"^auth: +(.*)$", r.stdout, re.M)
         check(auth and sorted(auth.group(1).split()) == ["LOGIN", "PLAIN"] and
               "login:      %s accepted" % USER in r.stdout
-              and "8BITMIME" in r.stdout and "not reported by tlsmail.h yet" in r.stdout, r.stdout)
+              and "8BITMIME" in r.stdout and "\npin:        sha256//%s\n" % S.pin_of("good.crt") in r.stdout,
+              r.stdout)
         events = S.expect_nothing("good", m, ("MAIL", "RCPT", "DATA"))
         verbs = [e[1] for e in events if len(e) > 1]
         check("QUIT" in verbs and ["AUTH", "PLAIN", "ok"] in [e[1:] for e in events], "events %r" % verbs)
@@ -1452,11 +1446,428 @@ def build_cases(S):
                        lines[0]), "log line %r" % lines[0])
         check("status=69 (EX_UNAVAILABLE)" in lines[1] and "550" in lines[1] and "RCPT" in lines[1],
               "log line %r" % lines[1])
+        check(lines[0].endswith(" queue=Q%05d" % len(S.extra["refuse"].messages)) and
+              lines[1].endswith(" queue=-"), "log lines %r" % lines)
         logf2 = os.path.join(S.work, "auth.log")
         r = S.ts([TO], conf=S.conf(S.account("good", "log %s\n" % logf2)))
         S.expect_rc(r, 0)
         text = open(logf2).read()
         check(PASS not in text and base64.b64encode(PASS.encode()).decode() not in text, "secret in log")
+
+    # ---- OAuth 2.0 tokens (hostile.py's scripted servers: the exact bytes)
+    def hostile(name, args, stdin=SIMPLE, env_extra=None, user=USER, to=(TO,), cafile="ca.crt",
+                scenario=None, timeout=RUN_TIMEOUT):
+        from hostile import HostileServer, SCENARIOS
+        srv = HostileServer(scenario or SCENARIOS[name], S.pki)
+        port = srv.start()
+        try:
+            cmd = [S.bins["tlsmail-send"], "--server", "localhost:%d" % port, "--timeout", "10"]
+            if cafile:
+                cmd += ["--cafile", S.p(cafile)]
+            if user:
+                cmd += ["--user", user]
+            r = S.run(cmd + list(args) + list(to), stdin=stdin, env=S.env(**(env_extra or {})),
+                      timeout=timeout)
+            srv.wait_done(5)
+        finally:
+            srv.stop()
+        return r, srv
+
+    def sasl_response(srv, mech):
+        """The decoded response the server got for AUTH mech: on the AUTH
+        line, or on the line after it (after the 334)."""
+        lines = srv.lines("tls")
+        i = next(k for k, l in enumerate(lines) if l.upper().startswith(b"AUTH " + mech.encode()))
+        words = lines[i].split(b" ")
+        b64 = words[2] if len(words) > 2 else lines[i + 1]
+        return base64.b64decode(b64)
+
+    BIG_TOKEN = "eyJ0eXAiOiJKV1QifQ." + "".join(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[(i * 7 + 3) % 64]
+        for i in range(6000)) + ".sig"
+
+    def token_script(token, name):
+        """A token_command printing token, noting what it found of its parent."""
+        path = os.path.join(S.work, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\ngrep -i 'core' /proc/$PPID/limits > %s.limits\nprintf '%%s\\n' '%s'\n"
+                    % (path, token))
+        os.chmod(path, 0o700)
+        return path
+
+    for how in ("env", "token_file", "token_command"):
+        @case("oauth_xoauth2_multikb_token_from_%s" % how)
+        def _(how=how):
+            env, args = {}, ["--auth", "xoauth2", "-v"]
+            if how == "env":
+                env["TLSMAIL_TOKEN"] = BIG_TOKEN
+            elif how == "token_file":
+                path = os.path.join(S.work, "tok-file")
+                with open(path, "w") as f:
+                    f.write(BIG_TOKEN + "\n")
+                args += ["--token-file", path]
+            else:
+                env["TLSMAIL_TOKEN_COMMAND"] = token_script(BIG_TOKEN, "tok-cmd")
+            r, srv = hostile("xoauth2_334", args, env_extra=env)
+            S.expect_rc(r, 0)
+            check(sasl_response(srv, "XOAUTH2") == ("user=%s\x01auth=Bearer %s\x01\x01" % (USER, BIG_TOKEN)).encode(),
+                  "XOAUTH2 response %r..." % sasl_response(srv, "XOAUTH2")[:60])
+            check(len(srv.messages) == 1, "not delivered: %s" % r)
+            check(BIG_TOKEN[20:60] not in r.stderr + r.stdout, "the token shows in the output")
+            check("<secret>" in r.stderr, "-v does not mask the AUTH response: %s" % r)
+
+    @case("oauth_token_command_runs_without_core_dumps")
+    def _():
+        script = token_script("ya29.tok", "tok-core")
+        r, srv = hostile("xoauth2_ir", ["--auth", "xoauth2"], env_extra={"TLSMAIL_TOKEN_COMMAND": script})
+        S.expect_rc(r, 0)
+        limits = open(script + ".limits").read().split()
+        check(limits[-3:-1] == ["0", "0"], "core file size while the token is read: %r" % limits)
+
+    @case("oauth_oauthbearer_short_token_on_the_auth_line")
+    def _():
+        r, srv = hostile("oauthbearer_ir", ["--auth", "oauthbearer"], env_extra={"TLSMAIL_TOKEN": "ya29.short"})
+        S.expect_rc(r, 0)
+        resp = sasl_response(srv, "OAUTHBEARER")
+        check(resp.startswith(b"n,a=" + USER.encode() + b",\x01host=localhost\x01port=") and
+              resp.endswith(b"\x01auth=Bearer ya29.short\x01\x01"), "OAUTHBEARER response %r" % resp)
+
+    @case("oauth_auto_with_a_token_prefers_oauthbearer")
+    def _():
+        r, srv = hostile("oauth_auto", [], env_extra={"TLSMAIL_TOKEN": "ya29.auto", "TLSMAIL_PASSWORD": PASS})
+        S.expect_rc(r, 0)
+        check(sasl_response(srv, "OAUTHBEARER").endswith(b"auth=Bearer ya29.auto\x01\x01"), "%s" % srv.lines())
+
+    for mech in ("xoauth2", "oauthbearer"):
+        @case("oauth_%s_token_refused_77_with_the_oauth_status" % mech)
+        def _(mech=mech):
+            r, srv = hostile(mech + "_error", ["--auth", mech], env_extra={"TLSMAIL_TOKEN": "ya29.wrong-token"})
+            S.expect_rc(r, 77)
+            check("(OAuth error status: 401)" in r.stderr and "535" in r.stderr, "%s" % r)
+            check("ya29.wrong-token" not in r.stderr, "the token shows in the output")
+            check(not srv.messages and b"MAIL" not in srv.commands(), "went on after the refusal")
+
+    for label, text, mode, rc in (("token_in_a_readable_file", "token ya29.x\n", 0o644, 78),
+                                  ("token_command_in_a_readable_file", "token_command echo x\n", 0o644, 78),
+                                  ("token_needed_for_xoauth2", "auth xoauth2\n", 0o600, 78),
+                                  ("bad_auth_value", "auth cram-md5\n", 0o600, 78)):
+        @case("oauth_conf_%s_%d" % (label, rc))
+        def _(text=text, mode=mode, rc=rc):
+            conf = S.conf("server {good}\ncafile {ca}\nuser %s\nfrom %s\n" % (USER, FROM) + text, mode=mode)
+            m = S.servers["good"].mark()
+            r = S.ts([TO], conf=conf)
+            S.expect_rc(r, rc)
+            check(len(r.stderr.strip().splitlines()) == 1, "%s" % r)
+            S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("oauth_token_never_from_argv_64")
+    def _():
+        r = S.run([S.bins["tlsmail-send"], "--server", "localhost:1", "--token=ya29.x", TO], stdin=SIMPLE)
+        S.expect_rc(r, 64)
+        check("TLSMAIL_TOKEN" in r.stderr and "ya29" not in r.stderr, "%s" % r)
+
+    @case("oauth_token_with_a_space_78_before_connecting")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "--auth", "xoauth2"], env_extra={"TLSMAIL_TOKEN": "ya29 two words"})
+        S.expect_rc(r, 78)
+        check("space or a control character" in r.stderr and "two words" not in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("oauth_mechanism_not_offered_77_names_the_offer")
+    def _():
+        # aiosmtpd offers PLAIN and LOGIN: the library's description says so
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "--auth", "xoauth2"], pw=None, env_extra={"TLSMAIL_TOKEN": "ya29.x"})
+        S.expect_rc(r, 77)
+        check("(XOAUTH2 asked for; the server offers AUTH " in r.stderr and "hint" not in r.stderr, "%s" % r)
+        S.expect_nothing("good", m)
+
+    # ---- client certificates
+    def client_cert():
+        crt, key = S.p("cli-client.crt"), S.p("cli-client.key")
+        if not os.path.exists(crt):
+            ext = S.p("cli-client.ext")
+            with open(ext, "w") as f:
+                f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                        "extendedKeyUsage=clientAuth\n")
+            for cmd in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                         "-out", key],
+                        ["openssl", "req", "-new", "-key", key, "-subj", "/O=tlsmail test/CN=tlsmail cli client",
+                         "-out", S.p("cli-client.csr")],
+                        ["openssl", "x509", "-req", "-in", S.p("cli-client.csr"), "-CA", S.p("ca.crt"),
+                         "-CAkey", S.p("ca.key"), "-set_serial", "0x5151", "-days", "30", "-sha256",
+                         "-extfile", ext, "-out", crt]):
+                subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+            os.chmod(key, 0o600)
+            with open(S.p("cli-client-combined.pem"), "wb") as out:
+                out.write(open(crt, "rb").read() + open(key, "rb").read())
+            os.chmod(S.p("cli-client-combined.pem"), 0o600)
+        return crt, key
+
+    @case("ccert_sent_when_the_server_requires_one")
+    def _():
+        crt, key = client_cert()
+        r, srv = hostile("ccert_plain", ["--cert", crt, "--key", key], env_extra={"TLSMAIL_PASSWORD": PASS})
+        S.expect_rc(r, 0)
+        check(srv.peer_subject and "tlsmail cli client" in str(srv.peer_subject), "peer %r" % srv.peer_subject)
+        check(len(srv.messages) == 1, "not delivered: %s" % r)
+
+    @case("ccert_key_in_the_certificate_file_auth_external")
+    def _():
+        crt, _key = client_cert()
+        r, srv = hostile("ccert_external", ["--cert", S.p("cli-client-combined.pem"), "--auth", "external"],
+                         user=None)
+        S.expect_rc(r, 0)
+        check([l for l in srv.lines() if l.startswith(b"AUTH ")] == [b"AUTH EXTERNAL ="], "%s" % srv.lines())
+        check("tlsmail cli client" in str(srv.peer_subject) and len(srv.messages) == 1, "%s" % r)
+
+    @case("ccert_required_none_given_fails_69")
+    def _():
+        r, srv = hostile("ccert_required_none", [], user=None)
+        check(r.rc in (69, 75), "exit %s: %s" % (r.rc, r))
+        check(not srv.messages, "delivered without a client certificate")
+
+    for label, mode, which in (("key", 0o644, "key"), ("combined", 0o640, "combined")):
+        @case("ccert_%s_file_readable_by_others_78_before_connecting" % label)
+        def _(mode=mode, which=which):
+            crt, key = client_cert()
+            path = os.path.join(S.work, "loose-" + which)
+            shutil.copy(key if which == "key" else S.p("cli-client-combined.pem"), path)
+            os.chmod(path, mode)
+            m = S.servers["good"].mark()
+            args = ["--from", FROM] + (["--cert", crt, "--key", path] if which == "key" else ["--cert", path])
+            r = S.cli(args)
+            S.expect_rc(r, 78)
+            check("chmod 600" in r.stderr and "%03o" % mode in r.stderr, "%s" % r)
+            S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("ccert_not_a_certificate_78")
+    def _():
+        path = os.path.join(S.work, "notcert.pem")
+        with open(path, "w") as f:
+            f.write("not PEM at all\n")
+        os.chmod(path, 0o600)
+        r = S.cli(["--from", FROM, "--cert", path])
+        S.expect_rc(r, 78)
+        check("cannot load the client certificate" in r.stderr, "%s" % r)
+
+    @case("ccert_auth_external_without_a_certificate_64")
+    def _():
+        r = S.cli(["--from", FROM, "--auth", "external"], user=None, pw=None)
+        S.expect_rc(r, 64)
+        check("--cert" in r.stderr, "%s" % r)
+
+    # ---- DSN and the body type
+    @case("dsn_not_offered_message_still_goes_v_says_so")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-N", "success,failure", "-R", "hdrs", "-V", "env-1", "-Ndelay", "-v"])
+        S.expect_rc(r, 0)
+        check("DSN (-N, -R, -V) not sent: the server does not offer DSN" in r.stderr, "%s" % r)
+        _, meta, _ = S.expect_stored("good", m, SIMPLE)
+        check(not any("RET=" in o or "ENVID=" in o for o in meta["mail_options"]) and
+              not any("NOTIFY=" in o for o in meta["rcpt_options"]), "DSN sent: %r" % meta)
+
+    @case("dsn_sent_when_offered_one_recipient")
+    def _():
+        r, srv = hostile("dsn_ok", ["--from", FROM, "-N", "success,failure", "-R", "hdrs", "-V", "env+1=x",
+                                    "-v"], user=None)
+        S.expect_rc(r, 0)
+        lines = srv.lines()
+        mail = [l for l in lines if l.startswith(b"MAIL FROM:")]
+        rcpt = [l for l in lines if l.startswith(b"RCPT TO:")]
+        check(mail == [b"MAIL FROM:<%s> RET=HDRS ENVID=env+2B1+3Dx" % FROM.encode()], "MAIL %r" % mail)
+        check(rcpt == [b"RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE" % TO.encode()], "RCPT %r" % rcpt)
+        check("not sent" not in r.stderr, "-v says DSN was not sent: %s" % r)
+
+    @case("dsn_sent_when_offered_several_recipients_never")
+    def _():
+        from hostile import Scenario, greet_ehlo, envelope, message_ok, quit_ok, ehlo_reply
+        sc = Scenario("dsn_two", greet_ehlo(ehlo_reply("8BITMIME", "DSN")) + envelope(2) + message_ok() + quit_ok())
+        r, srv = hostile(None, ["--from", FROM, "-N", "never", "-R", "full"], user=None, scenario=sc,
+                         to=(TO, "second@example.org"))
+        S.expect_rc(r, 0)
+        lines = srv.lines()
+        check([l for l in lines if l.startswith(b"MAIL FROM:")][0].endswith(b" RET=FULL"), "%s" % lines)
+        check([l for l in lines if l.startswith(b"RCPT TO:")] ==
+              [b"RCPT TO:<%s> NOTIFY=NEVER" % TO.encode(), b"RCPT TO:<second@example.org> NOTIFY=NEVER"],
+              "%s" % lines)
+
+    @case("dsn_envid_too_long_64")
+    def _():
+        r = S.run([S.bins["tlsmail-send"], "--server", "localhost:1", "-V", "+" * 34, TO], stdin=SIMPLE)
+        S.expect_rc(r, 64)
+
+    @case("body_7bit_refuses_8bit_65_before_connecting")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-B7BIT"], stdin=SIMPLE + "caf\u00e9\n".encode())
+        S.expect_rc(r, 65)
+        check("7BIT" in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("body_7bit_plain_message_no_body_parameter")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-B", "7BIT"])
+        S.expect_rc(r, 0)
+        _, meta, _ = S.expect_stored("good", m, SIMPLE)
+        check(not any(o.upper().startswith("BODY=") for o in meta["mail_options"]), "%r" % meta)
+
+    @case("body_8bitmime_with_8bit_octets_declared")
+    def _():
+        msg = SIMPLE + "gr\u00fc\u00dfe\n".encode()
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-B8BITMIME"], stdin=msg)
+        S.expect_rc(r, 0)
+        _, meta, _ = S.expect_stored("good", m, msg)
+        check("BODY=8BITMIME" in meta["mail_options"], "%r" % meta)
+
+    # ---- refused recipients: every one named, nothing sent
+    @case("rcpt_every_refusal_named_nothing_sent_69")
+    def _():
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        logf = os.path.join(S.work, "refused.log")
+        rcpts = ("ok1@example.org", "reject-a@example.org", "tempfail@example.org", "reject-b@example.org")
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=rcpts, env_extra={"TLSMAIL_LOG": logf})
+        S.expect_rc(r, 69)
+        lines = r.stderr.strip().splitlines()
+        for a, code in (("reject-a@example.org", "550"), ("tempfail@example.org", "451"),
+                        ("reject-b@example.org", "550")):
+            check(any(l.startswith("tlsmail-send: %s: RCPT TO: " % a) and code in l for l in lines),
+                  "no line for %s: %s" % (a, r))
+        check(lines[-1] == "tlsmail-send: 3 of 4 recipients refused: nothing was sent", "%r" % lines[-1])
+        check(len(srv.messages) == before, "a message was delivered")
+        log = open(logf).read()
+        check("status=69 (EX_UNAVAILABLE)" in log and "reject-a@example.org: 550" in log and
+              "tempfail@example.org: 451" in log and "reject-b@example.org: 550" in log and "queue=-" in log,
+              "log %r" % log)
+
+    @case("rcpt_only_temporary_refusals_75")
+    def _():
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=("ok@example.org", "tempfail-1@example.org",
+                                                                    "tempfail-2@example.org"))
+        S.expect_rc(r, 75)
+        check(r.stderr.count("451") == 2 and "2 of 3 recipients refused" in r.stderr, "%s" % r)
+        check(len(srv.messages) == before, "a message was delivered")
+
+    @case("rcpt_one_recipient_refused_names_it")
+    def _():
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=("reject@example.org",))
+        S.expect_rc(r, 69)
+        check(r.stderr.startswith("tlsmail-send: reject@example.org: RCPT TO: server refused (5xx)") and
+              "(5.1.1: bad destination mailbox address)" in r.stderr, "%s" % r)
+
+    @case("rcpt_several_all_accepted_delivered_once")
+    def _():
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=("a@example.org", "b@example.org"))
+        S.expect_rc(r, 0)
+        check(len(srv.messages) == before + 1 and sorted(srv.messages[-1][1]) == ["a@example.org", "b@example.org"]
+              and srv.messages[-1][2] == normalise(SIMPLE), "%r" % srv.messages[-1:])
+
+    # ---- the queue id
+    @case("queue_id_in_v_and_the_log")
+    def _():
+        srv = S.extra["refuse"]
+        logf = os.path.join(S.work, "queue.log")
+        r = S.cli(["--from", FROM, "-v"], server="refuse", user=None, env_extra={"TLSMAIL_LOG": logf})
+        S.expect_rc(r, 0)
+        qid = "Q%05d" % len(srv.messages)
+        check("* queued as %s\n" % qid in r.stderr, "%s" % r)
+        check(open(logf).read().rstrip().endswith(" queue=%s" % qid), "log %r" % open(logf).read())
+
+    @case("queue_id_per_file_in_a_batch")
+    def _():
+        srv = S.extra["refuse"]
+        d = os.path.join(S.work, "batch-q")
+        os.makedirs(d)
+        for n in ("1.eml", "2.eml"):
+            with open(os.path.join(d, n), "wb") as f:
+                f.write(SIMPLE)
+        logf = os.path.join(S.work, "batch-q.log")
+        first = len(srv.messages) + 1
+        r = S.cli(["--from", FROM, "-v", "--batch", d], server="refuse", user=None,
+                  env_extra={"TLSMAIL_LOG": logf})
+        S.expect_rc(r, 0)
+        log = open(logf).read().splitlines()
+        check([l.rsplit(" ", 1)[1] for l in log] == ["queue=Q%05d" % first, "queue=Q%05d" % (first + 1)],
+              "log %r" % log)
+        check(r.stderr.count("* queued as Q") == 2, "%s" % r)
+
+    @case("queue_id_of_the_real_server_stored_as")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "-v"])
+        S.expect_rc(r, 0)
+        _, _, ev = S.expect_stored("good", m, SIMPLE)
+        stored = [e for e in ev if len(e) > 2 and e[1] == "STORED"][0][2]
+        check("* queued as %s" % stored in r.stderr, "%s" % r)
+
+    # ---- --check: the TLS details
+    @case("check_prints_tls_version_suite_certificate_and_pin")
+    def _():
+        r = S.ts(["--check"], conf=S.conf(S.account()))
+        S.expect_rc(r, 0)
+        out = r.stdout
+        def ossl(*a):
+            return subprocess.run(["openssl", "x509", "-in", S.p("good.crt"), "-noout"] + list(a),
+                                  capture_output=True, text=True, timeout=30).stdout.strip()
+        subject = ossl("-subject", "-nameopt", "RFC2253").split("=", 1)[1]
+        issuer = ossl("-issuer", "-nameopt", "RFC2253").split("=", 1)[1]
+        end = ossl("-enddate", "-dateopt", "iso_8601").split("=", 1)[1].replace("Z", " UTC")
+        check(re.search(r"^tls: +TLS 1\.2, TLS_ECDHE_(ECDSA|RSA)_WITH_\w+, full handshake$", out, re.M), out)
+        check("\nsubject:    %s\n" % subject in out and "\nissuer:     %s\n" % issuer in out, out)
+        check(re.search(r"^valid: .* to %s \(\d+ days left\)$" % re.escape(end), out, re.M), out)
+        check("\npin:        sha256//%s\n" % S.pin_of("good.crt") in out, out)
+
+    @case("check_pin_mode_reads_the_certificate_too")
+    def _():
+        pin = S.pin_of("selfsigned.crt")
+        r = S.run([S.bins["tlsmail-send"], "--check", "--server", "127.0.0.1:%d" % S.servers["selfsigned"].port,
+                   "--pin-sha256", pin], env=S.env())
+        S.expect_rc(r, 0)
+        subject = subprocess.run(["openssl", "x509", "-in", S.p("selfsigned.crt"), "-noout", "-subject",
+                                  "-nameopt", "RFC2253"], capture_output=True, text=True).stdout.strip()
+        check("\nsubject:    %s\n" % subject.split("=", 1)[1] in r.stdout and
+              "\npin:        sha256//%s\n" % pin in r.stdout, r.stdout)
+
+    @case("check_resumed_session_says_no_certificate_came")
+    def _():
+        cache = os.path.join(S.work, "check.cache")
+        conf = S.conf(S.account("good", "session_cache %s\n" % cache))
+        r1 = S.ts(["--check"], conf=conf)
+        r2 = S.ts(["--check"], conf=conf)
+        S.expect_rc(r1, 0)
+        S.expect_rc(r2, 0)
+        check("full handshake" in r1.stdout and "\npin:        sha256//" in r1.stdout, r1.stdout)
+        check(", session resumed\n" in r2.stdout and "certificate: not sent" in r2.stdout and
+              "\npin:" not in r2.stdout, r2.stdout)
+
+    # ---- --config-check: what it prints reads back as the same settings
+    @case("config_check_lines_read_back_as_the_same_settings")
+    def _():
+        conf = S.conf('server {good}\nfrom_name "  Jane \\"JD\\" Doe "\nhelo "\\"quoted\\""\n'
+                      'domain\texample.org\t\ndefault_x_not_a_key_is_below\n'.replace(
+                          "default_x_not_a_key_is_below\n", "") + "log /tmp/x y\n")
+        r = S.ts(["--config-check"], conf=conf)
+        S.expect_rc(r, 0)
+        back = []
+        for l in r.stdout.splitlines()[2:]:
+            if "(unset:" in l:
+                continue
+            back.append(re.sub(r"  \([^()]*\)$", "", l))
+        conf2 = S.conf("\n".join(back) + "\n")
+        r2 = S.ts(["--config-check"], conf=conf2)
+        S.expect_rc(r2, 0)
+        strip = lambda out: [re.sub(r"  \([^()]*\)$", "", l) for l in out.splitlines()[2:]]
+        check(strip(r.stdout) == strip(r2.stdout), "%r\n != %r" % (strip(r.stdout), strip(r2.stdout)))
+        check('from_name            "  Jane \\"JD\\" Doe "' in r.stdout, r.stdout)
 
     return cases
 

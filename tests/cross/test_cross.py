@@ -892,6 +892,25 @@ def build_cases(S):
         events, _new = srv.since(mark)
         check(not events, "the server saw %s" % events[:3])
 
+    @case("mingw: tlsmail-send.exe --session-cache: written beside and moved over, then resumed")
+    def _():
+        exe = S.win_program("tlsmail-send.exe")
+        srv = S.server()
+        cache = os.path.join(S.work, "mingw-sessions")
+        cmd = [exe, "--server", "localhost:%d" % srv.port, "--cafile", "Z:" + os.path.join(S.pki, "ca.crt"),
+               "--user", USER, "-f", USER, "-v", "--session-cache", "Z:" + cache,
+               "rcpt-mingw-cache@example.org"]
+        runs = [S.wine_run(cmd, {"TLSMAIL_PASSWORD": PASS}, stdin_data=b"Subject: cache\r\n\r\nx\r\n")
+                for _ in range(2)]
+        check(runs[0].rc == 0 and "* TLS session not resumed" in runs[0].stderr, "%s" % runs[0])
+        check(runs[1].rc == 0 and "* TLS session resumed" in runs[1].stderr, "%s" % runs[1])
+        with open(cache) as f:
+            lines = f.read().splitlines()
+        check(lines[0].startswith("tlsmail-send-cache 1 ") and lines[1].startswith("entry localhost %d "
+              % srv.port) and lines[-1].startswith("sha256 "), "cache file %r" % lines)
+        left = [n for n in os.listdir(S.work) if n.startswith("mingw-sessions.")]
+        check(not left, "files left beside the cache: %r" % left)
+
     @case("mingw: log syslog is the event log (ReportEvent, through wine's eventlog channel)")
     def _():
         exe = S.win_program("tlsmail-send.exe")

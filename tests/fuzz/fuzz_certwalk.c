@@ -11,7 +11,12 @@
    - an oracle: when BearSSL's own decoder reads the entry as a complete,
      valid certificate, the walker reads it to the end and its subject is
      the DN BearSSL's decoder reports; it may refuse only a malformed
-     extendedKeyUsage value, which BearSSL's decoder skips unread. */
+     extendedKeyUsage value, which BearSSL's decoder skips unread; and the
+     validity tlsmail_tls_info reads from what the walker kept is the one
+     BearSSL's decoder read (which also takes fractions of a second, which
+     RFC 5280 forbids and tlsmail_tls_info refuses);
+   - what the client keeps for tlsmail_tls_info (tlsmail__leaf_keep) fits
+     its room and makes printable text. */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
@@ -65,6 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     FUZZ_CHECK(whole.done == cut.done && whole.err == cut.err && whole.eku == cut.eku);
     FUZZ_CHECK(whole.issuer_done == cut.issuer_done && whole.dn_over == cut.dn_over);
+    FUZZ_CHECK(whole.validity_done == cut.validity_done && whole.validity_len == cut.validity_len);
+    FUZZ_CHECK(whole.validity_len <= sizeof whole.validity);
+    FUZZ_CHECK(memcmp(whole.validity, cut.validity, whole.validity_len) == 0);
     FUZZ_CHECK(whole.issuer_len == cut.issuer_len && whole.subject_len == cut.subject_len);
     FUZZ_CHECK(memcmp(whole.issuer, cut.issuer, whole.issuer_len) == 0);
     FUZZ_CHECK(memcmp(whole.subject, cut.subject, whole.subject_len) == 0);
@@ -81,9 +89,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* BearSSL's decoder skips extension values; the walker reads the
            extendedKeyUsage one, and only that may make it disagree */
         FUZZ_CHECK(whole.done || (whole.err && whole.eku != 0));
-        if (whole.done && !whole.err)
+        if (whole.done && !whole.err) {
+            long long nb, na;
             FUZZ_CHECK(whole.subject_len == bear_dn_len &&
                        memcmp(whole.subject, bear_dn, bear_dn_len) == 0);
+            if (whole.validity_done &&
+                tlsmail__validity(whole.validity, whole.validity_len, &nb, &na) == 0) {
+                FUZZ_CHECK(nb == ((long long)dc.notbefore_days - 719528) * 86400 + dc.notbefore_seconds);
+                FUZZ_CHECK(na == ((long long)dc.notafter_days - 719528) * 86400 + dc.notafter_seconds);
+            }
+        }
+    }
+    {   /* the client's summary of it, as the engines keep it */
+        tlsmail__leaf leaf;
+        char text[TLSMAIL_TLS_NAME];
+        size_t k;
+        memset(&leaf, 0, sizeof leaf);
+        tlsmail__leaf_keep(&leaf, &whole);
+        FUZZ_CHECK(leaf.subject_len <= sizeof leaf.subject && leaf.issuer_len <= sizeof leaf.issuer);
+        FUZZ_CHECK(leaf.validity_len <= sizeof leaf.validity);
+        tlsmail__dn_text(leaf.subject, leaf.subject_len, leaf.subject_cut, text, sizeof text);
+        for (k = 0; text[k]; k++) FUZZ_CHECK(k < sizeof text && text[k] >= 0x20 && text[k] <= 0x7E);
     }
     return 0;
 }

@@ -375,6 +375,113 @@ def queue_id_seeds():
         "dots": (128, "queued as ..."),
         "brackets": (128, "<<<>>> <a<b> id= - gsmtp"),
     }.items()}
+# -- fuzz_tlsinfo: byte 0 the part (0 Name, 1 Time, 2 Validity), byte 1 the
+# small text buffer (Name) or the Time's tag, then the DER or the content
+def der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        h = bytes([n])
+    elif n < 0x100:
+        h = bytes([0x81, n])
+    else:
+        h = bytes([0x82, n >> 8, n & 255])
+    return bytes([tag]) + h + body
+
+def tbs_parts(cert):
+    """issuer, validity and subject of a DER certificate, as DER."""
+    def tlv(b, i):
+        l = b[i + 1]
+        k = 2
+        if l & 0x80:
+            nb = l & 0x7F
+            l = int.from_bytes(b[i + 2:i + 2 + nb], "big")
+            k = 2 + nb
+        return i + k, l
+    o, _ = tlv(cert, 0)              # Certificate
+    o, _ = tlv(cert, o)              # tbsCertificate
+    parts = []
+    while len(parts) < 6:
+        c, l = tlv(cert, o)
+        parts.append(cert[o:c + l])
+        o = c + l
+    # [0] version, serial, signature, issuer, validity, subject
+    return parts[3], parts[4], parts[5]
+
+def tlsinfo_seeds(c):
+    CN, O, OU = b"\x06\x03\x55\x04\x03", b"\x06\x03\x55\x04\x0a", b"\x06\x03\x55\x04\x0b"
+    ava = lambda oid, tag, v: der(0x30, oid + der(tag, v))
+    rdn = lambda *avas: der(0x31, b"".join(avas))
+    name = lambda *rdns: der(0x30, b"".join(rdns))
+    out = {}
+    for k, d in c.items():
+        iss, val, sub = tbs_parts(d)
+        out["name_" + k] = bytes([0, 40]) + sub
+        out["issuer_" + k] = bytes([0, 255]) + iss
+        out["validity_" + k] = bytes([2, 0]) + val
+    out["name_escapes"] = bytes([0, 20]) + name(rdn(ava(O, 0x0C, b'a,b+c"d\\e<f>g;h')), rdn(ava(CN, 0x0C, b"#1 x ")))
+    out["name_bmp_t61_univ"] = bytes([0, 64]) + name(rdn(ava(O, 0x1E, "Mü日".encode("utf-16-be"))),
+                                                     rdn(ava(OU, 0x14, b"caf\xe9")),
+                                                     rdn(ava(CN, 0x1C, "x\U0001f600".encode("utf-32-be"))))
+    out["name_multivalued"] = bytes([0, 9]) + name(rdn(ava(CN, 0x0C, b"a"), ava(OU, 0x0C, b"b")))
+    out["name_unknown_oid"] = bytes([0, 99]) + name(rdn(ava(b"\x06\x04\x2a\x03\x04\x05", 0x0C, b"abc")),
+                                                    rdn(ava(b"\x06\x03\x88\x37\x01", 0x02, b"\x05")))
+    out["name_controls"] = bytes([0, 30]) + name(rdn(ava(CN, 0x0C, b"a\x1b[31mb\x7f\x00")))
+    out["name_long"] = bytes([0, 100]) + name(*[rdn(ava(OU, 0x0C, b"unit %d of a long name" % i))
+                                                for i in range(12)])
+    for t, v in (("utc", b"261201101500Z"), ("utc_1950", b"500101000000Z"), ("gen", b"20500101000000Z"),
+                 ("gen_leap", b"20000229235960Z"), ("frac", b"20500101000000.5Z"), ("offset", b"261201101500+0100"),
+                 ("bad_day", b"260231000000Z")):
+        out["time_" + t] = bytes([1, 0x18 if len(v) > 13 else 0x17]) + v
+    return out
+
+# -- fuzz_cli: byte 0 the parser (0 configuration, 1 aliases, 2 header
+# section, 3 argv as NUL-separated words), byte 1 switches (aliases: bit 0
+# a domain; headers: bit 0 -t, 1 from set, 2 domain set, 3 nothing added,
+# 4 and 5 argv recipients), then the input
+def cli_seeds():
+    conf = lambda t: bytes([0, 0]) + t.encode()
+    out = {
+        "conf_man_example": conf("# ~/.config/tlsmail-send/config - chmod 600\ntimeout 30\naliases /etc/aliases\n\n"
+                                 "account work\nserver smtp.example.org\nuser me@example.org\n"
+                                 "password_command pass show mail/work\nfrom me@example.org\nfrom_name Jane Doe\n\n"
+                                 "account box\nserver mail.example.net:587\nsecurity starttls\nuser alerts@example.net\n"
+                                 "password_file /etc/tlsmail-send.secret\nfrom alerts@example.net\ndomain example.net\n\n"
+                                 "default box\n"),
+        "conf_oauth": conf("server smtp.office365.com:587\nsecurity starttls\nauth xoauth2\nuser me@example.com\n"
+                           "token_command /usr/local/bin/m365-token\n"),
+        "conf_cert": conf("server mail.example.org\ntls_cert_file /etc/ssl/box.pem\ntls_key_file /etc/ssl/box.key\n"
+                          "auth external\n"),
+        "conf_quotes": conf('from_name "  Jane \\"JD\\" Doe  "\nhelo "\\\\host"\nlog  "syslog"  \n'
+                            'domain \t example.org\t\r\n'),
+        "conf_crlf_tabs": conf("server\tsmtp.example.org\r\n\t# comment\r\nport 465\r\n"),
+        "conf_bad_quote": conf('from_name "a"b"\n'),
+        "conf_unknown": conf("smtp_server x\n"),
+        "aliases": bytes([1, 1]) + b"# aliases(5)\nroot: ops@example.org,\n   admin\nadmin: Boss <boss@example.org>\n"
+                   b"postmaster: root\ndefault: catchall@example.org\nloop: loop2\nloop2: loop, x@example.org\n",
+        "aliases_pipe": bytes([1, 0]) + b"bin: |/usr/bin/true\nfile: /var/mail/x\ninc: :include:/etc/x\n",
+        "aliases_fanout": bytes([1, 1]) + b"a: b, b, b, c\nb: c, c, d\nc: d, d\nd: e@example.org\n",
+    }
+    cron = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> echo hello\n"
+            b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n\nhello from cron\n")
+    out["hdr_cron"] = bytes([2, 4 | 32]) + cron
+    out["hdr_t_groups_bcc"] = bytes([2, 1 | 2]) + (
+        b"To: \"Doe, Jane\" <jane@example.org>, team: a@example.org, b@example.org;\r\n"
+        b"Cc: c@example.org (comment (nested)), <@route:d@example.org>\r\n"
+        b"Bcc: secret@example.org\r\nBcc:\r\n more@example.org\r\nSubject: x\r\n\r\nbody\r\nBcc: not a header\r\n")
+    out["hdr_bare_body"] = bytes([2, 2 | 16]) + b"no header here, just text\n"
+    out["hdr_complete"] = bytes([2, 16]) + (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n"
+                                            b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <x@example.org>\r\n\r\nhi\r\n")
+    out["hdr_utf8_name"] = bytes([2, 1 | 4]) + "From: Jörg Müller <jm@example.org>\nTo: root, Ops <ops@example.org>\n\nx\n".encode()
+    argv = lambda *a: bytes([3, 0]) + b"\0".join(x.encode() for x in a)
+    out["argv_cronie"] = argv("-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", "-f", "root")
+    out["argv_cron"] = argv("-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root")
+    out["argv_git"] = argv("-f", "dev@example.org", "-i", "rcpt@example.org", "root")
+    out["argv_dsn"] = argv("-N", "success,failure", "-R", "hdrs", "-V", "env+1=x", "-Ndelay", "--", "-a@b")
+    out["argv_long"] = argv("--server=smtp.example.org:465", "--auth", "xoauth2", "--token-file", "/t",
+                            "--cert", "c.pem", "--key=k.pem", "--timeout", "0.5", "--max-time=9", "-v", "x@y")
+    out["argv_refused"] = argv("--password=x", "--token", "t")
+    return out
+
 def pem_to_der(pem):
     body = b"".join(l for l in pem.splitlines() if l and not l.startswith(b"-----"))
     return base64.b64decode(body)
@@ -408,9 +515,11 @@ write("fuzz_dot", dot_seeds())
 write("fuzz_address", address_seeds())
 write("fuzz_compose", compose_seeds())
 write("fuzz_starttls", starttls_seeds())
+write("fuzz_cli", cli_seeds())
 with tempfile.TemporaryDirectory() as tmp:
     certs = make_certs(tmp)
 write("fuzz_pem", pem_seeds(certs))
+write("fuzz_tlsinfo", tlsinfo_seeds(certs))
 write("fuzz_pin", pin_seeds(certs))
 audit = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/audit"
 if os.path.isdir(audit):

@@ -32,6 +32,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 declare -A extra=(
     [fuzz_client]="-DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
     [fuzz_starttls]="-DTLSMAIL_STARTTLS -DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
+    [fuzz_cli]="-I."
 )
 declare -A dict=(
     [fuzz_client]=tests/fuzz/smtp.dict [fuzz_reply]=tests/fuzz/smtp.dict
@@ -41,6 +42,7 @@ declare -A dict=(
     [fuzz_dot]=tests/fuzz/dot.dict [fuzz_address]=tests/fuzz/address.dict
     [fuzz_compose]=tests/fuzz/compose.dict [fuzz_pem]=tests/fuzz/pem.dict
     [fuzz_pin]=tests/fuzz/pem.dict [fuzz_starttls]=tests/fuzz/starttls.dict
+    [fuzz_cli]=tests/fuzz/cli.dict
 )
 
 pass=0 fail=0

@@ -245,6 +245,19 @@ class Suite:
         cmd += ["--"] + list(rcpts)
         return self.run(cmd, stdin=msg, env=self.env(TLSMAIL_PASSWORD=pw))
 
+    def tlsmail_send_env(self, target, msg, rcpts, env, user=USER, pw=PASS, extra=()):
+        """tlsmail_send with more of the environment (a token, a log); no
+        TLSMAIL_PASSWORD when pw is empty."""
+        cmd = [self.send_bin, "--server", target.addr(), "--cafile", self.p("ca.crt"),
+               "--timeout", "10", "--from", FROM, "--user", user] + list(extra)
+        if target.security == "starttls":
+            cmd.append("--starttls")
+        cmd += ["--"] + list(rcpts)
+        e = self.env(**env)
+        if pw:
+            e["TLSMAIL_PASSWORD"] = pw
+        return self.run(cmd, stdin=msg, env=e)
+
     # -- what the servers saw
     def one_session(self, target, mark, count=1):
         ss = target.capture.wait_sessions(mark, count)
@@ -864,6 +877,107 @@ def build_proto_cases(S, case, send_ok):
         rec = d.meta["received"].decode()
         check('Client CN "tlsmail test client"' in rec and "verified OK" in rec,
               "Received: header %r" % rec)
+
+    # -- tlsmail-send with OAuth tokens, a client certificate, DSN, the
+    #    queue id and refused recipients, as the real servers saw them
+    def token_command(token):
+        """A token_command printing token (multi-KB: never on argv)."""
+        path = S.token_file(token)
+        script = path + ".sh"
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\ncat %s\n" % path)
+        os.chmod(script, 0o700)
+        return script
+
+    def send_cli(tname, extra, env, to=(TO,), mech="PLAIN", user=USER, msg=SIMPLE, pw=PASS):
+        t = S.targets[tname]
+        m = t.capture.mark()
+        r = S.tlsmail_send_env(t, msg, to, env, user=user, pw=pw, extra=extra)
+        check(r.rc == 0, "tlsmail-send exit %s: %s" % (r.rc, r.stderr[-400:]))
+        return (t, m, r) + S.expect_delivered(t, m, msg, to=to, user=user, mech=mech)
+
+    for mech in ("XOAUTH2", "OAUTHBEARER"):
+        @case("tlsmail_send_%s_4kb_token_command[postfix/smtps]" % mech.lower())
+        def _(mech=mech):   # Dovecot checks the JWT; the response goes after the 334
+            token = jwt(USER, 3000)
+            t, m, r, d, s = send_cli("postfix/smtps", ["--auth", mech.lower()],
+                                     {"TLSMAIL_TOKEN_COMMAND": token_command(token)}, mech=mech, pw="")
+            auths = [c for c in s.commands() if c.upper().startswith("AUTH")]
+            check(auths == ["AUTH " + mech], "AUTH lines %r" % [a[:40] for a in auths])
+            check(token[:40] not in r.stderr + r.stdout, "the token shows in the output")
+
+    @case("tlsmail_send_auto_token_from_env_oauthbearer[postfix/smtps]")
+    def _():   # TLSMAIL_TOKEN and a password: auto takes OAUTHBEARER
+        send_cli("postfix/smtps", [], {"TLSMAIL_TOKEN": jwt(USER, 10)}, mech="OAUTHBEARER")
+
+    @case("tlsmail_send_xoauth2_5kb_token_from_env[nodemailer/implicit]")
+    def _():
+        send_cli("nodemailer/implicit", ["--auth", "xoauth2"], {"TLSMAIL_TOKEN": dict(TOKENS)[USER2]},
+                 mech="XOAUTH2", user=USER2, pw="")
+
+    @case("tlsmail_send_token_refused_exit_77[postfix/smtps]")
+    def _():
+        t = S.targets["postfix/smtps"]
+        m = t.capture.mark()
+        token = jwt(USER, 10, key=b"not the key Dovecot knows")
+        r = S.tlsmail_send_env(t, SIMPLE, (TO,), {"TLSMAIL_TOKEN_COMMAND": token_command(token)}, pw="",
+                               extra=["--auth", "xoauth2"])
+        check(r.rc == 77, "tlsmail-send exit %s, want 77: %s" % (r.rc, r.stderr[-300:]))
+        check("(OAuth error status: " in r.stderr and token[:30] not in r.stderr, "%r" % r.stderr[-300:])
+        S.expect_nothing_delivered(t, m)
+
+    @case("tlsmail_send_client_certificate[postfix/ccert]")
+    def _():
+        crt, key = client_cert(S)
+        os.chmod(key, 0o600)
+        t, m, r, d, s = send_cli("postfix/ccert", ["--cert", crt, "--key", key], {})
+        rec = d.meta["received"].decode()
+        check('Client CN "tlsmail test client"' in rec and "verified OK" in rec, "Received: header %r" % rec)
+
+    @case("tlsmail_send_no_client_certificate_refused[postfix/ccert]")
+    def _():
+        t = S.targets["postfix/ccert"]
+        m = t.capture.mark()
+        r = S.tlsmail_send(t, SIMPLE, (TO,))
+        check(r.rc in (69, 75), "tlsmail-send exit %s: %s" % (r.rc, r.stderr[-300:]))
+        S.expect_nothing_delivered(t, m)
+
+    for tname in IMPLICIT:
+        @case("tlsmail_send_dsn_parameters[%s]" % tname)
+        def _(tname=tname):
+            envid = "cli+dsn=%d" % random.randrange(1 << 30)
+            to = ("one@example.org", "two@example.org")
+            t, m, r, d, s = send_cli(tname, ["-N", "success,failure", "-R", "hdrs", "-V", envid], {}, to=to)
+            xt = envid.replace("+", "+2B").replace("=", "+3D")
+            check(s.mail_params() == [{"SIZE": str(len(normalise(SIMPLE))), "RET": "HDRS", "ENVID": xt}],
+                  "MAIL parameters %r" % s.mail_params())
+            check(s.rcpt_params() == [(a, {"NOTIFY": "SUCCESS,FAILURE"}) for a in to],
+                  "RCPT parameters %r" % s.rcpt_params())
+            if d.server == "postfix":
+                rep = t.capture.wait_report(m, envid)
+                check(rep is not None and "Original-Envelope-Id: " + envid in rep.body.decode("utf-8", "replace"),
+                      "no notification from Postfix for %s" % envid)
+            else:
+                check(d.meta["envelope"]["dsn"] == {"ret": "HDRS", "envid": envid}, "%r" % d.meta["envelope"])
+
+        @case("tlsmail_send_queue_id_logged[%s]" % tname)
+        def _(tname=tname):
+            logf = os.path.join(S.work, "queue-%s.log" % tname.replace("/", "-"))
+            t, m, r, d, s = send_cli(tname, ["-v"], {"TLSMAIL_LOG": logf})
+            check(open(logf).read().rstrip().endswith(" queue=%s" % d.queue_id), "log %r, queue id %s"
+                  % (open(logf).read(), d.queue_id))
+            check("* queued as %s\n" % d.queue_id in r.stderr, "-v: %r" % r.stderr[-300:])
+
+        @case("tlsmail_send_refused_recipient_named_nothing_sent[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, SIMPLE, ("one@example.org", REJECTED, "two@example.org"))
+            check(r.rc == 69, "tlsmail-send exit %s, want 69: %s" % (r.rc, r.stderr[-300:]))
+            lines = r.stderr.strip().splitlines()
+            check(lines[0].startswith("tlsmail-send: %s: RCPT TO: server refused (5xx); server said: 5" % REJECTED)
+                  and lines[-1] == "tlsmail-send: 1 of 3 recipients refused: nothing was sent", "%r" % lines)
+            S.expect_nothing_delivered(t, m)
 
     # -- BDAT where offered (Postfix): byte for byte, in one flight with MAIL
     big = []

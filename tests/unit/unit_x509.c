@@ -344,6 +344,407 @@ TEST(walker_refuses_what_is_not_der) {
     CHECK(w.err);
 }
 
+/* ---- the leaf's report (tlsmail_tls_info): names and times ------------- */
+
+/* What the report of one certificate says: walked as the engines walk it,
+   kept as the client keeps it, made text as tlsmail_tls_info makes it. */
+typedef struct report {
+    char subject[TLSMAIL_TLS_NAME], issuer[TLSMAIL_TLS_NAME];
+    long long not_before, not_after;
+    int names, times;
+} report;
+
+static void report_of(const unsigned char *der, size_t n, size_t chunk, size_t cap, report *r) {
+    static tlsmail__certwalk w;
+    tlsmail__leaf leaf;
+    memset(&leaf, 0, sizeof leaf);
+    memset(r, 0, sizeof *r);
+    walk(&w, der, n, n, chunk);
+    tlsmail__leaf_keep(&leaf, &w);
+    r->names = leaf.names;
+    tlsmail__dn_text(leaf.subject, leaf.subject_len, leaf.subject_cut, r->subject, cap);
+    tlsmail__dn_text(leaf.issuer, leaf.issuer_len, leaf.issuer_cut, r->issuer, cap);
+    r->times = tlsmail__validity(leaf.validity, leaf.validity_len, &r->not_before, &r->not_after) == 0;
+}
+
+/* openssl's view of a certificate file: "subject=...", "issuer=...",
+   "notBefore=2026-12-01 12:17:20Z", "notAfter=..." as one string each. */
+typedef struct ossl_view { char subject[1024], issuer[1024], not_before[64], not_after[64]; } ossl_view;
+
+static int openssl_view(const char *path, const char *inform, ossl_view *v) {
+    char cmd[600], line[1200];
+    FILE *p;
+    int got = 0;
+    memset(v, 0, sizeof *v);
+    snprintf(cmd, sizeof cmd, "openssl x509 -inform %s -in '%s' -noout -subject -issuer -startdate "
+             "-enddate -nameopt RFC2253 -dateopt iso_8601 2>&1", inform, path);
+    if ((p = popen(cmd, "r")) == NULL) return 0;
+    while (fgets(line, sizeof line, p)) {
+        static const char *const keys[] = { "subject=", "issuer=", "notBefore=", "notAfter=" };
+        char *dest[4];
+        size_t n = strlen(line), caps[4], i;
+        dest[0] = v->subject; dest[1] = v->issuer; dest[2] = v->not_before; dest[3] = v->not_after;
+        caps[0] = sizeof v->subject; caps[1] = sizeof v->issuer;
+        caps[2] = sizeof v->not_before; caps[3] = sizeof v->not_after;
+        if (n && line[n - 1] == '\n') line[--n] = 0;
+        for (i = 0; i < 4; i++) {
+            size_t kl = strlen(keys[i]);
+            if (strncmp(line, keys[i], kl) != 0 || n - kl >= caps[i]) continue;
+            memcpy(dest[i], line + kl, n - kl + 1);
+            got |= 1 << i;
+        }
+    }
+    return pclose(p) == 0 && got == 15;
+}
+
+/* Seconds since 1970 as openssl -dateopt iso_8601 writes them, through
+   the C library's calendar, not ours. */
+static void iso_time(long long t, char *out, size_t cap) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+static char tmpdir[64];
+
+static const char *work_dir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/tlsmail-unit-x509.XXXXXX");
+        if (!mkdtemp(tmpdir)) tmpdir[0] = 0;
+    }
+    return tmpdir;
+}
+
+static int write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(p, 1, n, f) == n;
+    if (f) ok = fclose(f) == 0 && ok;
+    return ok;
+}
+
+static size_t read_file(const char *path, unsigned char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap, f) : 0;
+    if (f) fclose(f);
+    return n;
+}
+
+/* One AttributeTypeAndValue into an RDN being built. */
+static void der_ava(der_buf *set, const char *oid, size_t oidlen, unsigned tag, const char *v, size_t n) {
+    der_buf atv, seq;
+    atv.n = seq.n = 0;
+    der_bytes(&atv, 0x06, oid, oidlen);
+    der_bytes(&atv, tag, v, n);
+    der_tlv(set, 0x30, &atv);
+    (void)seq;
+}
+
+/* A certificate with the given Name DERs and Validity DER, a real EC
+   SubjectPublicKeyInfo (cert_der's) and a signature nobody checks: what
+   openssl x509 prints needs no signature, and the walker reads structure. */
+static void der_cert_named(der_buf *out, const der_buf *issuer, const der_buf *subject,
+                           const der_buf *validity) {
+    der_buf tbs, cert, v;
+    size_t i;
+    tbs.n = cert.n = v.n = 0;
+    der_bytes(&v, 0x02, "\x02", 1);
+    der_tlv(&tbs, 0xA0, &v);
+    der_bytes(&tbs, 0x02, "\x01\x23", 2);
+    der_bytes(&tbs, 0x30, "\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02", 10);
+    der_raw(&tbs, issuer->b, issuer->n);
+    der_raw(&tbs, validity->b, validity->n);
+    der_raw(&tbs, subject->b, subject->n);
+    for (i = 0; i + 4 < sizeof cert_der; i++) /* the SPKI: SEQUENCE (0x59) { SEQUENCE (0x13) ... */
+        if (!memcmp(cert_der + i, "\x30\x59\x30\x13", 4)) break;
+    der_raw(&tbs, cert_der + i, 0x5b);
+    der_tlv(&cert, 0x30, &tbs);
+    der_bytes(&cert, 0x30, "\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02", 10);
+    der_bytes(&cert, 0x03, "\x00\x30\x06\x02\x01\x01\x02\x01\x01", 9);
+    out->n = 0;
+    der_tlv(out, 0x30, &cert);
+}
+
+static void der_validity(der_buf *d, unsigned t1, const char *a, unsigned t2, const char *b) {
+    der_buf c;
+    c.n = 0;
+    der_bytes(&c, t1, a, strlen(a));
+    der_bytes(&c, t2, b, strlen(b));
+    d->n = 0;
+    der_tlv(d, 0x30, &c);
+}
+
+#define CN "\x55\x04\x03"
+#define OU "\x55\x04\x0b"
+#define O_ "\x55\x04\x0a"
+
+/* Names and times the walker reads as openssl prints them (-nameopt
+   RFC2253, -dateopt iso_8601), for certificates made here: every string
+   type, the characters RFC 4514 escapes, octets that are not printable,
+   an unknown attribute type, a multi-valued RDN, UTCTime and
+   GeneralizedTime. */
+TEST(report_names_and_times_as_openssl_prints_them) {
+    struct { const char *what; int kind; } names[] = {
+        { "plain", 0 }, { "escapes", 1 }, { "utf8", 2 }, { "bmp_t61_universal", 3 },
+        { "controls", 4 }, { "unknown_type", 5 }, { "multivalued", 6 }, { "lead_trail", 7 },
+    };
+    size_t k, c;
+    const char *dir = work_dir();
+    CHECK(dir[0] != 0);
+    for (k = 0; k < sizeof names / sizeof names[0]; k++) {
+        der_buf rdn, seq, name, issuer, validity, cert;
+        char path[128], when[64];
+        ossl_view v;
+        report r;
+        seq.n = 0;
+        rdn.n = 0;
+        switch (names[k].kind) {
+        case 0:
+            der_ava(&rdn, "\x55\x04\x06", 3, 0x13, "DE", 2); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, "\x55\x04\x08", 3, 0x0C, "Bayern", 6); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, "\x55\x04\x07", 3, 0x0C, "Muenchen", 8); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, O_, 3, 0x0C, "Example GmbH", 12); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, OU, 3, 0x0C, "Mail", 4); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "mail.example.org", 16); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x01", 9, 0x16, "pm@example.org", 14);
+            der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 1:
+            der_ava(&rdn, O_, 3, 0x0C, "a,b+c\"d\\e<f>g;h=i", 17); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "#1 mail", 7); der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 2:
+            der_ava(&rdn, O_, 3, 0x0C, "M\xc3\xbcller Gr\xc3\xbc\xc3\x9f" "e", 14); der_tlv(&seq, 0x31, &rdn);
+            rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "\xe6\x97\xa5\xe6\x9c\xac.example", 14); der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 3:
+            der_ava(&rdn, O_, 3, 0x1E, "\x00M\x00\xfc\x65\xe5", 6); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, OU, 3, 0x14, "caf\xe9", 4); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x1C, "\x00\x00\x00x\x00\x01\xf6\x00", 8); der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 4:
+            der_ava(&rdn, CN, 3, 0x0C, "a\x1b[31mb\x7f" "c\x01", 10); der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 5:
+            der_ava(&rdn, "\x2a\x03\x04\x05", 4, 0x0C, "abc", 3); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, "\x88\x37\x01", 3, 0x13, "x", 1); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "x", 1); der_tlv(&seq, 0x31, &rdn);
+            break;
+        case 6:
+            der_ava(&rdn, O_, 3, 0x0C, "Org", 3); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "a", 1);
+            der_ava(&rdn, OU, 3, 0x0C, "b", 1); der_tlv(&seq, 0x31, &rdn);
+            break;
+        default:
+            der_ava(&rdn, O_, 3, 0x0C, " lead", 5); der_tlv(&seq, 0x31, &rdn); rdn.n = 0;
+            der_ava(&rdn, CN, 3, 0x0C, "trail ", 6); der_tlv(&seq, 0x31, &rdn);
+            break;
+        }
+        name.n = 0;
+        der_tlv(&name, 0x30, &seq);
+        issuer.n = 0;
+        der_name(&issuer, "tlsmail unit CA");
+        der_validity(&validity, 0x17, k & 1 ? "491231235959Z" : "261201101500Z", 0x18,
+                     k & 1 ? "20500101000000Z" : "99991231235960Z");
+        der_cert_named(&cert, &issuer, &name, &validity);
+        snprintf(path, sizeof path, "%s/%s.der", dir, names[k].what);
+        CHECK(write_file(path, cert.b, cert.n));
+        CHECK(openssl_view(path, "DER", &v));
+        for (c = 0; c < NCHUNKS; c++) {
+            report_of(cert.b, cert.n, chunks[c], TLSMAIL_TLS_NAME, &r);
+            CHECK(r.names);
+            CHECK_STR(r.subject, v.subject);
+            CHECK_STR(r.issuer, v.issuer);
+            CHECK(r.times);
+            iso_time(r.not_before, when, sizeof when);
+            CHECK_STR(when, v.not_before);
+            /* a 60th second is the next minute's first, as BearSSL counts
+               it; openssl keeps the 60 */
+            iso_time(r.not_after - (k & 1 ? 0 : 1), when, sizeof when);
+            CHECK_STR(when, k & 1 ? v.not_after : "9999-12-31 23:59:59Z");
+        }
+    }
+}
+
+/* A real certificate, signed, from openssl req: through the pin engine
+   (which reads the names for the report beside the pin) and the walker. */
+TEST(report_of_an_openssl_certificate_through_the_pin_engine) {
+    const char *dir = work_dir();
+    char cmd[1200], path[128], pem[128], pin[128], when[64];
+    unsigned char der[4096];
+    size_t n, i;
+    ossl_view v;
+    tlsmail_trust t;
+    tlsmail__leaf leaf;
+    static tlsmail__pin p;
+    const br_x509_class **vt = &p.vtable;
+    FILE *f;
+    CHECK(dir[0] != 0);
+    snprintf(pem, sizeof pem, "%s/req.pem", dir);
+    snprintf(path, sizeof path, "%s/req.der", dir);
+    snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout %s/req.key -out %s -days 4000 -utf8 -subj '/C=DE/ST=Bayern/L=M\xc3\xbcnchen/"
+             "O=Example GmbH/OU=Mail/CN=mail.example.org/emailAddress=postmaster@example.org' "
+             ">/dev/null 2>&1 && openssl x509 -in %s -outform DER -out %s", dir, pem, pem, path);
+    CHECK(system(cmd) == 0);
+    n = read_file(path, der, sizeof der);
+    CHECK(n > 100);
+    CHECK(openssl_view(pem, "PEM", &v));
+    snprintf(cmd, sizeof cmd, "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der "
+             "| openssl dgst -sha256 -binary | base64", pem);
+    f = popen(cmd, "r");
+    CHECK(f && fgets(pin, sizeof pin, f));
+    if (f) pclose(f);
+    pin[strcspn(pin, "\n")] = 0;
+    memset(&t, 0, sizeof t);
+    CHECK_EQ_INT(tlsmail_trust_pin_sha256(&t, pin), 0);
+    for (i = 0; i < NCHUNKS; i++) {
+        char text[TLSMAIL_TLS_NAME];
+        size_t k;
+        long long nb = 0, na = 0;
+        memset(&p, 0, sizeof p);
+        memset(&leaf, 0, sizeof leaf);
+        p.vtable = &tlsmail__pin_vtable;
+        p.pin = t.pin;
+        p.leaf = &leaf;
+        (*vt)->start_chain(vt, "mail.example.org");
+        (*vt)->start_cert(vt, (uint32_t)n);
+        for (k = 0; k < n; k += chunks[i]) (*vt)->append(vt, der + k, n - k < chunks[i] ? n - k : chunks[i]);
+        (*vt)->end_cert(vt);
+        CHECK_EQ_INT((*vt)->end_chain(vt), 0);
+        CHECK(leaf.names);
+        tlsmail__dn_text(leaf.subject, leaf.subject_len, leaf.subject_cut, text, sizeof text);
+        CHECK_STR(text, v.subject);
+        tlsmail__dn_text(leaf.issuer, leaf.issuer_len, leaf.issuer_cut, text, sizeof text);
+        CHECK_STR(text, v.issuer);
+        CHECK_EQ_INT(tlsmail__validity(leaf.validity, leaf.validity_len, &nb, &na), 0);
+        iso_time(nb, when, sizeof when);
+        CHECK_STR(when, v.not_before);
+        iso_time(na, when, sizeof when);
+        CHECK_STR(when, v.not_after);
+    }
+}
+
+/* A name longer than the client keeps: the last RDNs, whole, then "...";
+   a text buffer too small: cut at a whole character or escape, "..." after. */
+TEST(report_long_names_cut_safely) {
+    der_buf rdn, seq, name, issuer, validity, cert;
+    char path[128];
+    ossl_view v;
+    report r;
+    size_t k, cap, len;
+    seq.n = 0;
+    for (k = 0; k < 8; k++) {
+        char ou[40];
+        rdn.n = 0;
+        snprintf(ou, sizeof ou, "organisational unit number %u", (unsigned)k);
+        der_ava(&rdn, OU, 3, 0x0C, ou, strlen(ou));
+        der_tlv(&seq, 0x31, &rdn);
+    }
+    rdn.n = 0;
+    der_ava(&rdn, CN, 3, 0x0C, "caf\xc3\xa9 \\ mail.example.org", 24);
+    der_tlv(&seq, 0x31, &rdn);
+    name.n = 0;
+    der_tlv(&name, 0x30, &seq);
+    CHECK(name.n > TLSMAIL__LEAF_DN);
+    issuer.n = 0;
+    der_name(&issuer, "CA");
+    der_validity(&validity, 0x17, "261201101500Z", 0x17, "271201101500Z");
+    der_cert_named(&cert, &issuer, &name, &validity);
+    snprintf(path, sizeof path, "%s/long.der", work_dir());
+    CHECK(write_file(path, cert.b, cert.n));
+    CHECK(openssl_view(path, "DER", &v));
+    report_of(cert.b, cert.n, 5, TLSMAIL_TLS_NAME, &r);
+    len = strlen(r.subject);
+    /* whole RDNs of openssl's text (the last ones first), then "..." */
+    CHECK(len > 3 && !strcmp(r.subject + len - 3, "...") && len - 3 < strlen(v.subject));
+    CHECK(!strncmp(r.subject, v.subject, len - 3) && v.subject[len - 3] == ',');
+    CHECK(!strncmp(r.subject, "CN=caf\\C3\\A9 \\\\ mail.example.org,OU=organisational unit number 7,", 65));
+    /* every buffer size: NUL-terminated inside it, a prefix of the whole
+       text cut before a unit, "..." when cut */
+    report_of(cert.b, cert.n, 4096, TLSMAIL_TLS_NAME, &r);
+    for (cap = 1; cap < 80; cap++) {
+        tlsmail__leaf leaf;
+        static tlsmail__certwalk w;
+        char small[80];
+        size_t sl;
+        memset(&leaf, 0, sizeof leaf);
+        walk(&w, cert.b, cert.n, cert.n, 4096);
+        tlsmail__leaf_keep(&leaf, &w);
+        memset(small, 'Z', sizeof small);
+        tlsmail__dn_text(leaf.subject, leaf.subject_len, leaf.subject_cut, small, cap);
+        sl = strlen(small);
+        CHECK(sl < cap);
+        CHECK(sl < 3 || !strcmp(small + sl - 3, "..."));
+        if (sl >= 3) CHECK(!strncmp(small, r.subject, sl - 3));
+        /* never half an escape: the cut falls where an escape (\XX or \c)
+           ends or a plain character does */
+        if (sl >= 3) {
+            size_t at = 0, cut = sl - 3;
+            while (at < cut) at += r.subject[at] != '\\' ? 1 : tlsmail__isxdigit((unsigned char)r.subject[at + 1]) ? 3 : 2;
+            CHECK_EQ_INT(at, cut);
+        }
+    }
+}
+
+/* The times: exactly RFC 5280's two forms, fields in range, nothing else. */
+TEST(report_times_strict) {
+    static const struct { unsigned tag; const char *v; long long want; } good[] = {
+        { 0x17, "700101000000Z", 0 }, { 0x17, "491231235959Z", 2524607999LL },
+        { 0x17, "500101000000Z", -631152000LL }, { 0x18, "19700101000000Z", 0 },
+        { 0x18, "20000229120000Z", 951825600LL }, { 0x18, "99991231235959Z", 253402300799LL },
+        { 0x18, "00000101000000Z", -62167219200LL }, { 0x17, "160630235960Z", 1467331200LL },
+    };
+    static const struct { unsigned tag; const char *v; } bad[] = {
+        { 0x17, "7001010000Z" },       { 0x17, "700101000000" },     { 0x17, "700101000000+0100" },
+        { 0x18, "19700101000000.5Z" }, { 0x18, "197001010000Z" },    { 0x17, "701301000000Z" },
+        { 0x17, "700001000000Z" },     { 0x17, "700132000000Z" },    { 0x17, "700229000000Z" },
+        { 0x18, "21000229000000Z" },   { 0x17, "700101240000Z" },    { 0x17, "700101006000Z" },
+        { 0x17, "700101000061Z" },     { 0x17, "70010100000 Z" },    { 0x17, "7a0101000000Z" },
+        { 0x18, "700101000000Z" },     { 0x17, "19700101000000Z" },  { 0x04, "700101000000Z" },
+        { 0x17, "-70101000000Z" },     { 0x17, "700431000000Z" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+        long long t = -1;
+        CHECK_EQ_INT(tlsmail__der_time(good[i].tag, (const unsigned char *)good[i].v, strlen(good[i].v), &t), 0);
+        CHECK_EQ_INT(t, good[i].want);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long long t = 7;
+        CHECK_EQ_INT(tlsmail__der_time(bad[i].tag, (const unsigned char *)bad[i].v, strlen(bad[i].v), &t), -1);
+        CHECK_EQ_INT(t, 7);
+    }
+}
+
+/* Names that are not DER inside, handed to the formatter directly: it
+   stops with "..." at the first thing it can't read and reads nothing
+   past the end (the sanitizer build checks that). */
+TEST(report_hostile_names) {
+    static const struct { const char *der; size_t n; const char *want; } cases[] = {
+        { "\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x01x", 12, "CN=x" },
+        { "\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x02x", 12, "..." },           /* value past the AVA */
+        { "\x31\x09\x30\x07\x06\x03\x55\x04\x03\x0c\x00", 11, "CN=" },
+        { "\x31\x08\x30\x06\x06\x01\x80\x0c\x01x", 10, "..." },                   /* OID with 0x80 */
+        { "\x31\x08\x30\x06\x06\x00\x0c\x02xy", 10, "..." },                      /* empty OID */
+        { "\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x1e\x01x", 12, "CN=#1E0178" },    /* odd BMPString */
+        { "\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x02\x01\x05", 12, "CN=#020105" }, /* an INTEGER */
+        { "\x30\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x01x", 12, "..." },           /* no SET */
+        { "\x31\x00", 2, "" },
+        { "\x31", 1, "..." },
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        unsigned char *copy = (unsigned char *)malloc(cases[i].n);
+        memcpy(copy, cases[i].der, cases[i].n);
+        tlsmail__dn_text(copy, cases[i].n, 0, out, sizeof out);
+        CHECK_STR(out, cases[i].want);
+        free(copy);
+    }
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(pin_good_certificate_any_chunking);
@@ -353,5 +754,15 @@ int main(int argc, char **argv) {
     RUN(walker_names_of_a_real_certificate);
     RUN(walker_extended_key_usage);
     RUN(walker_refuses_what_is_not_der);
+    RUN(report_names_and_times_as_openssl_prints_them);
+    RUN(report_of_an_openssl_certificate_through_the_pin_engine);
+    RUN(report_long_names_cut_safely);
+    RUN(report_times_strict);
+    RUN(report_hostile_names);
+    if (tmpdir[0]) {
+        char cmd[100];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);
+    }
     return runner_finish();
 }
