@@ -1,4 +1,4 @@
-/* tlsmail.h - v0.1.0 - send mail over SMTP + TLS (BearSSL) - license at end
+/* tlsmail.h - v0.2.0 - send mail over SMTP + TLS (BearSSL) - license at end
 
    Do this:
        #define TLSMAIL_IMPLEMENTATION
@@ -252,7 +252,12 @@ LIMITS
    Windows: Vista or later (_WIN32_WINNT >= 0x0600); waits use select().
 
 CHANGES
-   0.2.0  (in progress)
+   0.2.0  Fixed: a malformed certificate no longer crashes the pin engine
+          or the PEM loader; the composer no longer reads past a name
+          buffer and its size query equals what it writes; the
+          TLS-or-STARTTLS fallback keeps the system trust; a host name that
+          is not a DNS name or an IP literal is TLSMAIL_EINVAL before any
+          connection.
           Renamed (0.x: no aliases): TLSMAIL_TLS -> TLSMAIL_SECURITY_TLS,
           TLSMAIL_STARTTLS_REQUIRED -> TLSMAIL_SECURITY_STARTTLS,
           TLSMAIL_TLS_OR_STARTTLS -> TLSMAIL_SECURITY_TLS_OR_STARTTLS,
@@ -329,9 +334,9 @@ LICENSE
 #define TLSMAIL_H
 
 #define TLSMAIL_VERSION_MAJOR 0
-#define TLSMAIL_VERSION_MINOR 1
+#define TLSMAIL_VERSION_MINOR 2
 #define TLSMAIL_VERSION_PATCH 0
-#define TLSMAIL_VERSION_STRING "0.1.0"
+#define TLSMAIL_VERSION_STRING "0.2.0"
 
 #include <stddef.h>
 #include <bearssl.h>

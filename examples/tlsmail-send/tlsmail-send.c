@@ -18,7 +18,7 @@
    (also builds as C++: c++ -x c++ -std=c++11 ...). Windows, with mingw-w64:
           x86_64-w64-mingw32-gcc -std=c99 -O2 -DTLSMAIL_STARTTLS -I. \
               examples/tlsmail-send/tlsmail-send.c -o tlsmail-send.exe \
-              -lbearssl -lws2_32 -ladvapi32
+              -lbearssl -lws2_32 -ladvapi32 -lcrypt32
    where the settings live in %ProgramData%\tlsmail-send\tlsmail-send.conf
    and %APPDATA%\tlsmail-send\config, log syslog means the Application
    event log, and a configuration file holding a password is not checked
