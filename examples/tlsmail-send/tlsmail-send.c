@@ -804,14 +804,28 @@ static int next_conf_line(const char *text, size_t len, size_t *pos, char line[M
 static char *read_text_file(const char *path, const char *what, size_t *len, int *readable,
                             unsigned *mode) {
     FILE *f = fopen(path, "rb");
+    size_t cap = 4096;
     char *buf;
     if (!f) return NULL;
-    buf = (char *)xmalloc(MAX_CONF_FILE + 1);
-    *len = fread(buf, 1, MAX_CONF_FILE + 1, f);
+    /* Grown by copying, not realloc, so a secret never stays behind in a
+       block handed back unwiped; a typical file fits the first 4 KiB. */
+    buf = (char *)xmalloc(cap);
+    *len = fread(buf, 1, cap, f);
+    while (*len == cap && cap <= MAX_CONF_FILE) {
+        size_t more = cap * 2 > MAX_CONF_FILE + 1 ? MAX_CONF_FILE + 1 : cap * 2;
+        char *bigger = (char *)xmalloc(more);
+        memcpy(bigger, buf, *len);
+        wipe(buf, cap);
+        free(buf);
+        buf = bigger;
+        cap = more;
+        *len += fread(buf + *len, 1, cap - *len, f);
+    }
     *readable = others_can_read(f, mode);
     if (ferror(f) || *len > MAX_CONF_FILE) {
         int big = !ferror(f);
         fclose(f);
+        wipe(buf, cap);
         free(buf);
         if (big) die(EX_CONFIG, "%s %s: larger than 1 MiB", what, path);
         die(EX_CONFIG, "cannot read %s", path);
