@@ -1869,6 +1869,19 @@ def build_cases(S):
         check(strip(r.stdout) == strip(r2.stdout), "%r\n != %r" % (strip(r.stdout), strip(r2.stdout)))
         check('from_name            "  Jane \\"JD\\" Doe "' in r.stdout, r.stdout)
 
+    # ---- a configuration file read in growing pieces, up to 1 MiB
+    @case("config_file_of_300_kib_reads_whole_and_over_1_mib_is_78")
+    def _():
+        pad = ("# " + "x" * 76 + "\n") * 3900            # ~312 KB: several doublings
+        r = S.ts(["--config-check"], conf=S.conf(pad + "server {good}\ndomain example.org\n"))
+        S.expect_rc(r, 0)
+        check(re.search(r"^domain +example\.org", r.stdout, re.M), r.stdout)
+        big = ("# " + "x" * 77 + "\n") * 13108 + "server {good}\n"   # 80 x 13108 + 15: 1 MiB + 79
+        check(len(big) > 1024 * 1024, "the file is %d octets" % len(big))
+        r = S.ts(["--config-check"], conf=S.conf(big))
+        S.expect_rc(r, 78)
+        check("larger than 1 MiB" in r.stderr, r.stderr)
+
     return cases
 
 
