@@ -7,7 +7,7 @@ set -euo pipefail
 declare -A sets=(
     [demo]="gcc make libc6-dev libbearssl-dev python3-aiosmtpd openssl ca-certificates"
     [quick]="gcc g++ clang make libc6-dev binutils libbearssl-dev openssl ca-certificates"
-    [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf time iproute2 util-linux mount"
+    [test]="gcc g++ clang make libc6-dev binutils libbearssl-dev python3-aiosmtpd openssl ca-certificates libclang-rt-14-dev valgrind bsd-mailx git git-email libmailtools-perl pkgconf time iproute2 util-linux mount strace"
     [check]="clang cppcheck clang-tidy"
     # tests/cross: cross compilers and C libraries, qemu-user, wine, and
     # dpkg-dev for apt-get source bearssl; clang for the C++ build against
