@@ -119,6 +119,7 @@ enum {
     X(ALIASES, "aliases", 0, "aliases(5) file for recipients without a domain")       \
     X(DOMAIN, "domain", 0, "domain for local names no alias maps")                    \
     X(ADD_MISSING_HEADERS, "add_missing_headers", 0, "on (default) or off")           \
+    X(DELIVER, "deliver", 0, "all (default) or accepted: who gets it when some are refused") \
     X(LOG, "log", 0, "a file to append one line per message to, or syslog")           \
     X(SESSION_CACHE, "session_cache", 0, "a file to keep TLS sessions in, to resume them")
 
@@ -170,6 +171,7 @@ typedef struct run {
     int server_dsn;          /* -v: the EHLO reply (over TLS) offered DSN */
     int body8, head8;        /* the message (its window) has 8-bit octets; its header */
     size_t refused;          /* recipients refused (envelope) */
+    int partial;             /* ...and sent to the others (deliver accepted) */
     int refused_rc;          /* ...the exit status they make */
     char result[1600];       /* ...and what the log says */
     char refused_reply[1100];/* ...the last refusal */
@@ -400,6 +402,9 @@ static const option options[] = {
     { "--batch", "FILE", A_BATCH, 0, 0,
       "send FILE instead of stdin, over one connection\nwith the other --batch FILEs (repeatable; a\n"
       "directory: each file in it); recipients from\neach one's To, Cc and Bcc, and the RECIPIENTs" },
+    { "--deliver", "all|accepted", A_KEY, K_DELIVER, 0,
+      "when the server refuses some recipients: all\n(default) sends to none; accepted sends to\n"
+      "the others, and names the refused" },
     { "--session-cache", "FILE", A_KEY, K_SESSION_CACHE, 0,
       "keep the TLS session in FILE and resume it\nnext time (a handshake without the\n"
       "certificates); FILE is made mode 0600" },
@@ -1047,6 +1052,9 @@ static void check_settings(void) {
     s = &R.set[K_ADD_MISSING_HEADERS];
     if (s->value && parse_bool(s->value) < 0)
         die(config_status(s), "add_missing_headers %s: want on or off (%s)", s->value, s->source);
+    s = &R.set[K_DELIVER];
+    if (s->value && strcmp(s->value, "all") != 0 && strcmp(s->value, "accepted") != 0)
+        die(config_status(s), "deliver %s: want all or accepted (%s)", s->value, s->source);
     if (R.tflag && R.subject)
         usage_error("-t reads recipients from headers, --subject writes the headers: use one");
     if (R.batch.n && (R.subject || R.check))
@@ -2567,6 +2575,17 @@ static int report(int err) {
     char desc[1400];
     int rc = exit_status(err);
     const char *qid = tlsmail_queue_id(&client);
+    if (R.partial) { /* the refused were named; now the others' fate */
+        R.refused = 0;
+        R.partial = 0;
+        if (!err) {
+            char sent[sizeof R.result + 32];
+            snprintf(sent, sizeof sent, "sent to the others; %s", R.result);
+            if (R.verbose && *qid) fprintf(stderr, "* queued as %s\n", qid);
+            log_result(EX_OK, sent, qid);
+            return EX_OK;
+        }
+    }
     if (R.refused) {
         rc = R.refused_rc;
     } else if (err) {
@@ -2725,7 +2744,9 @@ static int envelope(void) {
     char list[1400];
     size_t i, n = 0;
     int err, last = 0;
+    const char *deliver = R.set[K_DELIVER].value;
     R.refused = 0;
+    R.partial = 0;
     if ((err = tlsmail_mail_ex(&client, R.from, &mo)) != 0) return err;
     ro.notify = R.notify;
     ro.orcpt = NULL;
@@ -2752,6 +2773,14 @@ static int envelope(void) {
     if (!R.refused) return 0;
     snprintf(R.result, sizeof R.result, "%lu of %lu recipients refused: %s", (unsigned long)R.refused,
              (unsigned long)R.rcpts.n, list);
+    /* deliver accepted: the server holds the others; the message goes on
+       to them (the library's TLSMAIL_DELIVER_ACCEPTED, step by step) */
+    if (deliver && !strcmp(deliver, "accepted") && R.refused < R.rcpts.n) {
+        fprintf(stderr, "tlsmail-send: %s%s%lu of %lu recipients refused: sending to the others\n", file,
+                *file ? ": " : "", (unsigned long)R.refused, (unsigned long)R.rcpts.n);
+        R.partial = 1;
+        return 0;
+    }
     if (R.rcpts.n > 1)
         fprintf(stderr, "tlsmail-send: %s%s%lu of %lu recipients refused: nothing was sent\n", file,
                 *file ? ": " : "", (unsigned long)R.refused, (unsigned long)R.rcpts.n);

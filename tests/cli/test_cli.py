@@ -1755,6 +1755,52 @@ def build_cases(S):
         check(r.stderr.count("451") == 2 and "2 of 3 recipients refused" in r.stderr, "%s" % r)
         check(len(srv.messages) == before, "a message was delivered")
 
+    # ---- deliver accepted: the message goes on to the accepted recipients
+    @case("deliver_accepted_sends_to_the_others_names_the_refused_exit_0")
+    def _():
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        logf = os.path.join(S.work, "deliver.log")
+        r = S.cli(["--from", FROM, "--deliver", "accepted", "-v"], server="refuse", user=None,
+                  to=("a@example.org", "reject-a@example.org", "tempfail@example.org", "b@example.org"),
+                  env_extra={"TLSMAIL_LOG": logf})
+        S.expect_rc(r, 0)
+        check(len(srv.messages) == before + 1, "messages %r" % srv.messages[before:])
+        check(sorted(srv.messages[-1][1]) == ["a@example.org", "b@example.org"] and
+              srv.messages[-1][2] == normalise(SIMPLE), "%r" % srv.messages[-1:])
+        lines = r.stderr.strip().splitlines()
+        for a, code in (("reject-a@example.org", "550"), ("tempfail@example.org", "451")):
+            check(any(l.startswith("tlsmail-send: %s: RCPT TO: " % a) and code in l for l in lines),
+                  "no line for %s: %s" % (a, r))
+        check("tlsmail-send: 2 of 4 recipients refused: sending to the others" in lines, "%s" % r)
+        qid = "Q%05d" % len(srv.messages)
+        check("* queued as %s" % qid in lines, "%s" % r)
+        log = open(logf).read()
+        check("status=0 (" in log and "result='sent to the others; 2 of 4 recipients refused: "
+              "reject-a@example.org: 550" in log and "tempfail@example.org: 451" in log and
+              log.rstrip().endswith("queue=%s" % qid), "log %r" % log)
+
+    @case("deliver_accepted_with_every_recipient_refused_sends_nothing_69")
+    def _():
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=("reject-a@example.org", "reject-b@example.org"),
+                  env_extra={"TLSMAIL_DELIVER": "accepted"})
+        S.expect_rc(r, 69)
+        check(r.stderr.strip().splitlines()[-1] == "tlsmail-send: 2 of 2 recipients refused: nothing was sent",
+              "%s" % r)
+        check(len(srv.messages) == before, "a message was delivered")
+
+    @case("deliver_unknown_value_78_before_connecting")
+    def _():
+        r = S.cli(["--from", FROM], server="refuse", user=None, to=("a@example.org",),
+                  env_extra={"TLSMAIL_DELIVER": "some"})
+        S.expect_rc(r, 78)
+        check("deliver some: want all or accepted" in r.stderr, "%s" % r)
+        r = S.cli(["--from", FROM, "--deliver", "some"], server="refuse", user=None, to=("a@example.org",))
+        S.expect_rc(r, 64)
+        check("deliver some: want all or accepted" in r.stderr, "%s" % r)
+
     @case("rcpt_one_recipient_refused_names_it")
     def _():
         r = S.cli(["--from", FROM], server="refuse", user=None, to=("reject@example.org",))

@@ -979,6 +979,18 @@ def build_proto_cases(S, case, send_ok):
                   and lines[-1] == "tlsmail-send: 1 of 3 recipients refused: nothing was sent", "%r" % lines)
             S.expect_nothing_delivered(t, m)
 
+        @case("tlsmail_send_deliver_accepted_to_the_others[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, SIMPLE, ("one@example.org", REJECTED, "two@example.org"),
+                               extra=["--deliver", "accepted"])
+            check(r.rc == 0, "tlsmail-send exit %s, want 0: %s" % (r.rc, r.stderr[-300:]))
+            lines = r.stderr.strip().splitlines()
+            check(lines[0].startswith("tlsmail-send: %s: RCPT TO: server refused (5xx); server said: 5" % REJECTED)
+                  and lines[-1] == "tlsmail-send: 1 of 3 recipients refused: sending to the others", "%r" % lines)
+            S.expect_delivered(t, m, SIMPLE, to=("one@example.org", "two@example.org"))
+
     # -- BDAT where offered (Postfix): byte for byte, in one flight with MAIL
     big = []
     for api in ("client", "sendex"):
