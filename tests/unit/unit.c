@@ -1679,6 +1679,54 @@ static int hp_bad(const char *addr) {
 
 /* What tlsmail_dial takes as a host name; anything else is EINVAL before a
    byte goes out (an empty label would leave in the ClientHello first). */
+/* A transport that lies about how much it read: what it returns is not
+   trusted. mode 0: len + 7; 1: a negative value that is no TLSMAIL_E code;
+   2: a write that claims more than it was given. */
+typedef struct { int mode, reads, writes; } liar_io;
+
+static int liar_read(void *ctx, unsigned char *buf, size_t len) {
+    liar_io *l = (liar_io *)ctx;
+    l->reads++;
+    memset(buf, 0x16, len);
+    if (l->mode == 0) return (int)len + 7;
+    if (l->mode == 1) return -1000;
+    return (int)len;
+}
+
+static int liar_write(void *ctx, const unsigned char *buf, size_t len) {
+    liar_io *l = (liar_io *)ctx;
+    (void)buf;
+    l->writes++;
+    return l->mode == 2 ? (int)len + 1 : (int)len;
+}
+
+TEST(io_answers_checked) {
+    int mode;
+    CHECK_EQ_INT(tlsmail__io_checked(10, 10), 10);
+    CHECK_EQ_INT(tlsmail__io_checked(11, 10), TLSMAIL_EIO);
+    CHECK_EQ_INT(tlsmail__io_checked(TLSMAIL_ETIMEOUT, 10), TLSMAIL_ETIMEOUT);
+    CHECK_EQ_INT(tlsmail__io_checked(-1000, 10), TLSMAIL_EIO);
+    for (mode = 0; mode < 3; mode++) {
+        liar_io l = {0, 0, 0};
+        tlsmail_io io;
+        tlsmail_config cfg;
+        tlsmail_client c;
+        l.mode = mode;
+        io.ctx = &l;
+        io.read = liar_read;
+        io.write = liar_write;
+        io.close = NULL;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.host = "mail.example";
+        cfg.io = &io;
+        cfg.timeout_ms = 1000;
+        CHECK_EQ_INT(tlsmail_dial(&c, &cfg), TLSMAIL_EIO);
+        CHECK(l.writes >= 1);
+        CHECK(mode == 2 || l.reads >= 1);
+        tlsmail_close(&c);
+    }
+}
+
 TEST(host_name_ok) {
     char long_label[80], long_name[300];
     size_t i;
@@ -1846,6 +1894,7 @@ int main(int argc, char **argv) {
     RUN(check_address_public);
     RUN(check_token);
     RUN(host_name_ok);
+    RUN(io_answers_checked);
     RUN(split_hostport);
     RUN(is_ip_literal);
     RUN(ieq);
