@@ -250,6 +250,8 @@ LIMITS
    thread and only the resolver's own timeouts bound it. Numeric hosts and
    tlsmail_config.addresses need no lookup.
    Windows: Vista or later (_WIN32_WINNT >= 0x0600); waits use select().
+   Compilers: C99 or later, or C++11 or later (the build checks compile
+   both, gcc and clang, warning-free).
 
 CHANGES
    0.2.0  Fixed: a malformed certificate no longer crashes the pin engine
