@@ -1666,9 +1666,18 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, he
             list_free(&one);
         }
         if (name_eq(msg + fstart, nl, "bcc")) {
-            memmove(msg + fstart, msg + pos, n - pos);
-            n -= pos - fstart;
-            pos = fstart;
+            /* The field goes with its line end. But a bare CR before it
+               and an LF after it would meet as one CRLF, and a line (the
+               empty one that ends the section, say) would be lost: then
+               the CR goes and the field's own line end stays. */
+            size_t from = fstart, to = pos;
+            if (fstart > 0 && msg[fstart - 1] == '\r' && pos < n && msg[pos] == '\n') {
+                from = fstart - 1;
+                to = fend;
+            }
+            memmove(msg + from, msg + to, n - to);
+            n -= to - from;
+            pos = from == fstart ? from : next_line(msg, n, from);
         }
     }
     h->end = pos;

@@ -793,6 +793,22 @@ def build_cases(S):
                 "hidden1@example.org", "hidden2@example.org", "extra@example.org"))
         check(b"hidden" not in body.lower() and b"bcc" not in body.lower(), "Bcc leaked: %r" % body)
 
+    # A bare CR ends the line before the Bcc and a bare LF the empty line
+    # after it: cut, the two must not meet as one CRLF (the empty line, and
+    # with it where the body starts, would be lost). Found by fuzz_cli.
+    @case("bcc_cut_between_a_bare_cr_and_the_empty_line")
+    def _():
+        m = S.servers["good"].mark()
+        msg = (b"From: sender@example.org\nSubject: mixed\rBcc: hidden1@example.org\n\n"
+               b"Bcc: body line\nlast\n")
+        r = S.cli(["-t", "--from", "sender@example.org"], stdin=msg, to=("extra@example.org",))
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="sender@example.org",
+                                     to=("hidden1@example.org", "extra@example.org"))
+        head, sep, rest = body.partition(b"\r\n\r\n")
+        check(sep and b"Subject: mixed" in head and b"hidden1" not in head.lower() and
+              rest == b"Bcc: body line\r\nlast\r\n", "stored %r" % body)
+
     @case("t_crlf_input")
     def _():
         m = S.servers["good"].mark()
