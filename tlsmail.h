@@ -103,7 +103,7 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
 API (each [group] is also the heading of its declarations below and the
    [tlsmail:group] marker of its implementation: grep for any name)
    [send]       tlsmail_send, tlsmail_client_send, tlsmail_client_send_ex,
-                tlsmail_send_opts, tlsmail_rcpt_result
+                tlsmail_transact, tlsmail_send_opts, tlsmail_rcpt_result
    [auth]       tlsmail_auth, tlsmail_plain_auth, tlsmail_login_auth,
                 tlsmail_auto_auth, tlsmail_xoauth2_auth,
                 tlsmail_oauthbearer_auth, tlsmail_external_auth,
@@ -476,6 +476,21 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
                                        const tlsmail_auth *auth, const char *from,
                                        const char *const *to, size_t nto, const void *msg,
                                        size_t len, const tlsmail_send_opts *o);
+
+/* One message on a client already connected (tlsmail_dial, tlsmail_hello,
+   tlsmail_authenticate as needed) and between messages: many messages
+   over one connection. The same checks, MAIL parameters and options as
+   tlsmail_client_send_ex, and the same wire: with PIPELINING, MAIL and
+   every RCPT in one write (with CHUNKING and one recipient, or
+   TLSMAIL_DELIVER_ACCEPTED, the message too: one round trip a message).
+   Every reply is read, so the connection stays in step. On 0 the client is
+   ready for the next message. On a refusal the reply kept is the one that
+   refused (o->results has every recipient's); call tlsmail_reset before
+   the next message. Errors as tlsmail_client_send's; TLSMAIL_ESTATE in
+   the middle of a message. */
+TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
+                                 size_t nto, const void *msg, size_t len,
+                                 const tlsmail_send_opts *o);
 
 /* ---- [auth] credentials: PLAIN, LOGIN, OAuth 2.0, client certificates ---- */
 
@@ -7240,20 +7255,17 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     return c->err = last;
 }
 
-/* Checks of tlsmail_client_send_ex's arguments that need no server, and
-   what the message needs, into *p. */
-TLSMAIL__PRIVATE int tlsmail__plan_send(const tlsmail_config *cfg, const char *from, const char *const *to, size_t nto,
-                                        const void *msg, size_t len, const tlsmail_send_opts *o,
-                                        tlsmail__sendplan *p) {
-    char host[256];
-    unsigned port;
+/* The checks of a message and its envelope that need no server, and what
+   the message needs, into *p: tlsmail_client_send_ex's and
+   tlsmail_transact's. */
+TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *to, size_t nto,
+                                           const void *msg, size_t len, const tlsmail_send_opts *o,
+                                           tlsmail__sendplan *p) {
     tlsmail__msginfo mi;
     size_t i;
     int utf8;
     memset(p, 0, sizeof *p);
-    if (!cfg || !cfg->host || tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465) ||
-        tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len))
-        return TLSMAIL_EINVAL;
+    if (tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len)) return TLSMAIL_EINVAL;
     if (o && ((o->deliver != TLSMAIL_DELIVER_ALL && o->deliver != TLSMAIL_DELIVER_ACCEPTED) ||
               (o->deliver == TLSMAIL_DELIVER_ACCEPTED && !o->results) ||
               tlsmail__check_mail_opts(o->mail) != 0))
@@ -7284,6 +7296,18 @@ TLSMAIL__PRIVATE int tlsmail__plan_send(const tlsmail_config *cfg, const char *f
     p->results = o ? o->results : NULL;
     p->partial = o && o->deliver == TLSMAIL_DELIVER_ACCEPTED;
     return 0;
+}
+
+/* The same, and the configuration's: tlsmail_client_send_ex's. */
+TLSMAIL__PRIVATE int tlsmail__plan_send(const tlsmail_config *cfg, const char *from, const char *const *to, size_t nto,
+                                        const void *msg, size_t len, const tlsmail_send_opts *o,
+                                        tlsmail__sendplan *p) {
+    char host[256];
+    unsigned port;
+    memset(p, 0, sizeof *p);
+    if (!cfg || !cfg->host || tlsmail_split_hostport(cfg->host, host, sizeof host, &port, 465))
+        return TLSMAIL_EINVAL;
+    return tlsmail__plan_message(from, to, nto, msg, len, o, p);
 }
 
 TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *cfg,
@@ -7341,6 +7365,119 @@ TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto, const void *msg, size_t len) {
     return tlsmail_client_send_ex(c, cfg, auth, from, to, nto, msg, len, NULL);
+}
+
+/* A reply set aside while the replies after it are read: tlsmail_describe
+   must quote the one that refused, not the last one read. */
+typedef struct tlsmail__kept {
+    int stage;                      /* the command it answered */
+    int code;
+    char enhanced[12];
+    size_t textlen;
+    char text[TLSMAIL_REPLY_TEXT];
+} tlsmail__kept;
+
+TLSMAIL__PRIVATE void tlsmail__keep_reply(const tlsmail_client *c, tlsmail__kept *k) {
+    k->stage = c->stage;
+    k->code = c->code;
+    memcpy(k->enhanced, c->enhanced, sizeof k->enhanced);
+    k->textlen = c->textlen;
+    memcpy(k->text, c->text, sizeof k->text);
+}
+
+TLSMAIL__PRIVATE int tlsmail__restore_reply(tlsmail_client *c, const tlsmail__kept *k, int err) {
+    c->stage = k->stage;
+    c->code = k->code;
+    memcpy(c->enhanced, k->enhanced, sizeof c->enhanced);
+    c->textlen = k->textlen;
+    memcpy(c->text, k->text, sizeof c->text);
+    c->reply_fresh = 1;
+    return c->err = err;
+}
+
+/* tlsmail_transact's envelope with PIPELINING: MAIL and every RCPT in one
+   write, and the message by BDAT in it too when it goes to one recipient
+   (or with partial delivery): a server left with nobody to deliver to
+   refuses the chunk (RFC 3030 2). DATA is not sent ahead: a 354 after a
+   refusal would leave only the close. Every reply is read, refused or not,
+   so the connection stays in step. *done: the message went and its verdict
+   was read. */
+TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmail__sendplan *p,
+                                                 int *done) {
+    tlsmail__mailplan mp;
+    tlsmail__kept kept;
+    char tail[TLSMAIL__RCPT_TAIL];
+    int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, first = 0;
+    size_t i, accepted = 0;
+    *done = 0;
+    memset(&kept, 0, sizeof kept);
+    c->stage = TLSMAIL_STAGE_MAIL;
+    if ((err = tlsmail__plan_mail(c, p->from, &p->mail, &mp)) != 0) return c->err = err;
+    for (i = 0; i < p->nto; i++) /* checked before any byte, as the one call does */
+        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
+            return c->err = TLSMAIL_EINVAL;
+    if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp.tail)) != 0) return err;
+    for (i = 0; i < p->nto; i++) {
+        (void)tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail);
+        if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
+    }
+    if (inflight && (err = tlsmail__put_bdat(c, p)) != 0) return err;
+    if ((err = tlsmail__flush(c)) != 0) return err;
+    code = tlsmail__read_reply(c, NULL);
+    if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
+    if ((first = tlsmail__verdict(code, 250)) != 0) {
+        tlsmail__keep_reply(c, &kept);
+    } else {
+        c->state = TLSMAIL__MAIL;
+        c->utf8 = mp.utf8;
+        c->body8 = mp.body8;
+        c->queue_id[0] = '\0';
+    }
+    c->stage = TLSMAIL_STAGE_RCPT;
+    for (i = 0; i < p->nto; i++) {
+        code = tlsmail__read_reply(c, NULL);
+        if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
+        err = tlsmail__verdict(code, TLSMAIL__WANT_RCPT);
+        tlsmail__note_rcpt(c, p, i);
+        if (!err && c->state >= TLSMAIL__MAIL) {
+            accepted++;
+        } else if (!first) {
+            first = err ? err : TLSMAIL_EPROTO;
+            tlsmail__keep_reply(c, &kept);
+        }
+    }
+    if (accepted) c->state = TLSMAIL__RCPT;
+    if (inflight) {
+        /* the chunk's verdict: a refusal before it is the error to tell */
+        int verdict = tlsmail__bdat_reply(c);
+        if (verdict == TLSMAIL_EUNKNOWN || (verdict == TLSMAIL_ETRANSIENT && c->code == 421)) return verdict;
+        if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
+        *done = 1;
+        return verdict;
+    }
+    if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
+    return 0;
+}
+
+TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
+                                 size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
+    tlsmail__sendplan p;
+    int err, done = 0;
+    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
+    if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
+    if ((err = tlsmail__check_lines(msg, len)) != 0) {
+        c->stage = TLSMAIL_STAGE_BODY;
+        return c->err = err;
+    }
+    if ((err = tlsmail__ensure_hello(c)) != 0) return err;
+    p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
+    if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
+        err = tlsmail__transact_pipelined(c, &p, &done);
+    else
+        err = tlsmail__envelope_stepwise(c, &p);
+    if (err || done) return err;
+    if (!p.bdat && c->state != TLSMAIL__DATA && (err = tlsmail_data_begin(c)) != 0) return err;
+    return tlsmail__send_body(c, &p, 0);
 }
 
 TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,

@@ -2663,14 +2663,16 @@ static tlsmail_rcpt_opts *rcpt_opts(void) {
     return ro;
 }
 
-/* A message that fitted in the window, to one recipient: the one call,
-   which checks it all before connecting and pipelines MAIL, RCPT and the
-   message (BDAT or DATA). */
-static int send_whole(const tlsmail_auth *a) {
+/* A message that fitted in the window, to one recipient, in one call: a
+   = NULL and connected, tlsmail_transact on the open client (a batch);
+   else the one call, which connects. Both check it all first and pipeline
+   MAIL, RCPT and the message (BDAT or DATA). */
+static int send_whole(const tlsmail_auth *a, int connected) {
     char *m = R.msg;
     size_t n = R.len;
     tlsmail_send_opts so;
     tlsmail_rcpt_opts *ro = rcpt_opts();
+    const char *const *to = (const char *const *)R.rcpts.v;
     int err;
     if (R.added) {
         m = (char *)xmalloc(R.addlen + R.len + 1);
@@ -2682,8 +2684,8 @@ static int send_whole(const tlsmail_auth *a) {
     so.mail = &R.mopts; /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message */
     so.rcpt = ro;
     so.deliver = TLSMAIL_DELIVER_ALL;
-    err = tlsmail_client_send_ex(&client, &R.cfg, a, R.from, (const char *const *)R.rcpts.v, R.rcpts.n,
-                                 m, n, &so);
+    err = connected ? tlsmail_transact(&client, R.from, to, R.rcpts.n, m, n, &so)
+                    : tlsmail_client_send_ex(&client, &R.cfg, a, R.from, to, R.rcpts.n, m, n, &so);
     if (m != R.msg) free(m);
     free(ro);
     return err;
@@ -2828,7 +2830,7 @@ static int send_and_report(void) {
     say_sending();
     arm_deadline();
     if (R.msg_eof && R.rcpts.n == 1) {
-        err = send_whole(ap);
+        err = send_whole(ap, 0);
         say_handshake();
     } else if ((err = open_session(ap)) == 0 && (err = transact()) == 0) {
         (void)tlsmail_quit(&client); /* delivered: QUIT's fate changes nothing */
@@ -2924,7 +2926,8 @@ static int send_batch(void) {
         int r;
         open_message(R.msgfiles.v[i]);
         prepare_message();
-        err = transact();
+        /* one recipient and the whole message: one round trip (or two) */
+        err = R.msg_eof && R.rcpts.n == 1 ? send_whole(NULL, 1) : transact();
         r = report(err);
         if (!err) printf("sent %s\n", R.msg_name);
         else if (rc == EX_OK) rc = r;

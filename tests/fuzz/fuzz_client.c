@@ -44,6 +44,7 @@ typedef struct {
     int dot_written;      /* the final "." line went out */
     size_t dot_consumed;  /* server octets the client had parsed then */
     int saw_auth;
+    int mails;           /* MAIL commands written */
     size_t bdat_left;     /* octets of a BDAT chunk still to come */
     size_t bdat_pos;      /* of the chunk, octets seen (checked against MSG) */
     char ref[256];        /* MSG as a BDAT chunk must carry it */
@@ -124,8 +125,12 @@ static void line_done(harness *h) {
             h->dot_consumed = consumed(h);
         }
     } else if (n >= 10 && memcmp(l, "MAIL FROM:", 10) == 0) {
+        /* the first after AUTH's 235; a later one (tlsmail_transact) after
+           the last message's 2xx or RSET's */
+        int code = last_reply(h, 0, consumed(h), 0);
         FUZZ_CHECK(h->saw_auth);
-        FUZZ_CHECK(last_reply(h, 0, consumed(h), 0) == 235);
+        FUZZ_CHECK(h->mails ? code >= 200 && code <= 299 : code == 235);
+        h->mails++;
     } else if (n == 6 && memcmp(l, "DATA\r\n", 6) == 0) {
         h->in_data = 1;
     } else if (n >= 5 && memcmp(l, "BDAT ", 5) == 0) {
@@ -278,7 +283,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rc = tlsmail_authenticate(c, &a);
         check_rc(rc);
         if (verbose()) fprintf(stderr, "step: authenticate %d %s\n", rc, tlsmail_strerror(rc));
-        if (rc == 0) { /* never MAIL after a failed AUTH: the harness asserts it */
+        if (rc == 0 && (data[0] & 128)) { /* tlsmail_transact, twice on one client */
+            tlsmail_rcpt_result res[2];
+            tlsmail_send_opts so;
+            int k;
+            memset(&so, 0, sizeof so);
+            so.results = res;
+            so.deliver = (data[0] & 64) ? TLSMAIL_DELIVER_ACCEPTED : TLSMAIL_DELIVER_ALL;
+            for (k = 0; k < 2; k++) {
+                size_t nto = (data[0] & 32) ? 1 : 2, i;
+                rc = tlsmail_transact(c, "from@example.org", to, nto, MSG, sizeof MSG - 1, &so);
+                check_rc(rc);
+                for (i = 0; i < nto; i++) {
+                    FUZZ_CHECK(res[i].code == 0 || (res[i].code >= 200 && res[i].code <= 599));
+                    FUZZ_CHECK(strlen(res[i].text) < sizeof res[i].text);
+                }
+                if (verbose()) fprintf(stderr, "step: transact %d %s\n", rc, tlsmail_strerror(rc));
+                if (rc == 0 && k == 0) check_delivered(&h);
+                if (rc != 0 && tlsmail_reset(c) != 0) break;
+            }
+        } else if (rc == 0) { /* never MAIL after a failed AUTH: the harness asserts it */
             check_rc(tlsmail_mail(c, "from@example.org"));
             check_rc(tlsmail_rcpt(c, to[0]));
             check_rc(tlsmail_rcpt(c, to[1]));

@@ -43,7 +43,8 @@ def step_ok(ehlo):
 
 def client_seeds():
     out = {}
-    # byte 0: bit0 step session, bits1-4 read size-1, bit5 one rcpt, bit6 partial writes
+    # byte 0: bit0 step session, bits1-4 read size-1, bit5 one rcpt, bit6 partial writes,
+    # bit7 (step) tlsmail_transact
     for name in EHLO:
         out["send_ok_" + name] = bytes([0 | (15 << 1)]) + sendmail_ok(name)
         out["step_ok_" + name] = bytes([1 | (15 << 1)]) + step_ok(name)
@@ -95,6 +96,26 @@ def client_seeds():
     out["send_bdat_552"] = bytes([32]) + crlf(*(bdat + [
         "250 2.1.0 Ok", "250 2.1.5 Ok", "552 5.3.4 too big", "221 Bye"]))
     out["send_bdat_eof"] = bytes([32 | 64]) + crlf(*(bdat + ["250 2.1.0 Ok", "250 2.1.5 Ok"]))
+    # bit 7 (with bit 0): tlsmail_transact twice on one client, RSET after
+    # a refusal; bit 6 with it: deliver to the accepted recipients (and partial writes)
+    login = GREET + EHLO["postfix"] + ["334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6", "235 2.7.0 Accepted"]
+    one_ok = ["250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.0.0 Ok: queued as T1"]
+    out["transact_bdat_1rcpt_twice"] = bytes([1 | 32 | 128]) + crlf(*(login + one_ok + one_ok +
+                                                                     ["250 2.0.0 OK", "221 2.0.0 Bye"]))
+    out["transact_bdat_refused_reset_ok"] = bytes([1 | 32 | 128]) + crlf(*(login + [
+        "250 2.1.0 Ok", "550 5.1.1 no such user", "554 5.5.1 no valid recipients",
+        "250 2.0.0 Reset"] + one_ok + ["250 2.0.0 OK", "221 2.0.0 Bye"]))
+    out["transact_mail_refused_reset_ok"] = bytes([1 | 32 | 128]) + crlf(*(login + [
+        "550 5.7.1 sender refused", "503 5.5.1 need MAIL", "503 5.5.1 no recipients",
+        "250 2.0.0 Reset"] + one_ok + ["250 2.0.0 OK", "221 2.0.0 Bye"]))
+    two = ["250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.1.5 Ok", "250 2.0.0 Ok: queued as T2"]
+    out["transact_bdat_2rcpt_one_refused_partial"] = bytes([1 | 64 | 128]) + crlf(*(login + [
+        "250 2.1.0 Ok", "250 2.1.5 Ok", "550 5.1.1 no such user", "250 2.0.0 Ok: queued as T3"] + two +
+        ["250 2.0.0 OK", "221 2.0.0 Bye"]))
+    nopipe = GREET + EHLO["nopipe"] + ["334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6", "235 2.7.0 Accepted"]
+    data = ["250 2.1.0 Ok", "250 2.1.5 Ok", "250 2.1.5 Ok", "354 go", "250 2.0.0 queued"]
+    out["transact_stepwise_data_twice"] = bytes([1 | 128]) + crlf(*(nopipe + data + data +
+                                                                   ["250 2.0.0 OK", "221 2.0.0 Bye"]))
     return out
 
 def reply_seeds():

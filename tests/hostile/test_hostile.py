@@ -652,6 +652,21 @@ def proto_cases(add, ok):
         "EPERMANENT", args=sendex + ["--to", "a@example.org", "--to", "b@example.org", "--partial"],
         checks=[no_message, nothing_after(), quotes_reply("554 5.5.1 no valid recipients"),
                 stdout_has("rcpt 0 550 5.1.1 5.1.1 no", "rcpt 1 450 4.2.1 4.2.1 later")])
+    # -- tlsmail_transact: many messages on one client
+    transact = ["--api", "transact"]
+    add("transact: MAIL refused, the replies after it read, the 550 quoted; RSET, then one flight",
+        "transact_mail_refused_then_ok", "OK", args=transact,
+        checks=[one_connection, script_completed,
+                stdout_has("first EPERMANENT MAIL FROM", "again OK", "queue TR4N1"),
+                quotes_reply("550 5.7.1 sender refused")])
+    add("transact: one of three refused, every reply read, no DATA; RSET, then DATA",
+        "transact_rcpt_refused_then_data", "OK", args=transact + THREE,
+        checks=[message_stored, one_connection,
+                stdout_has("first EPERMANENT RCPT TO", "again OK", "rcpt 0 250 2.1.5 2.1.5 ok",
+                           "rcpt 1 550 5.1.1 5.1.1 no such user here", "rcpt 2 250 2.1.5 2.1.5 ok"),
+                quotes_reply("550 5.1.1 no such user here"),
+                verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "RSET", "MAIL", "RCPT", "RCPT",
+                          "RCPT", "DATA", *MSG_VERBS, "QUIT")])
     add("partial, one command at a time: a 450 noted, the others get it", "partial_stepwise",
         "OK", args=sendex + THREE + ["--partial"],
         checks=[message_stored, one_connection, stdout_has(

@@ -1,7 +1,7 @@
 /* tests/integration/itest.c - drives tlsmail.h for the integration tests
    (tests/integration/test_integration.py).
 
-   itest --addr HOST:PORT [--api send|client|sendex|stream|stream2] [--cafile F]
+   itest --addr HOST:PORT [--api send|client|sendex|transact|stream|stream2] [--cafile F]
          [--pin B64] [--auth plain|login|auto|xoauth2|oauthbearer|external]
          [--user U] [--pass P] [--token T | --token-file F] [--identity I]
          [--cert F [--key F]] [--authhost H] [--from A] [--to A]... [--msg FILE]
@@ -25,6 +25,11 @@
             --smtputf8, --ret, --envid), the RCPT options (--notify for every
             recipient, --orcpt for each in turn), results for every
             recipient, and --partial for TLSMAIL_DELIVER_ACCEPTED.
+   transact dial, hello, authenticate, tlsmail_transact() with the sendex
+            options; refused (EPERMANENT, ETRANSIENT), tlsmail_reset and
+            tlsmail_transact() again; quit. Prints "first <NAME> <stage>"
+            (stderr: "first: " and its tlsmail_describe()), "again <NAME>"
+            after the second, and the first's per-recipient results.
    The stream apis use tlsmail_mail_ex and tlsmail_rcpt_ex with the same
    options (--size: SIZE=, "auto" for tlsmail_message_size).
 
@@ -131,7 +136,7 @@ static long long now_ms(void) {
 }
 
 static void usage(void) {
-    fputs("usage: itest --addr HOST:PORT [--api send|client|sendex|stream|stream2]\n"
+    fputs("usage: itest --addr HOST:PORT [--api send|client|sendex|transact|stream|stream2]\n"
           "  [--cafile F] [--capath D] [--capem F] [--anchors F] [--pin B64]\n"
           "  [--auth plain|login|auto|xoauth2|oauthbearer|external] [--user U] [--pass P]\n"
           "  [--token T|--token-file F] [--identity I] [--cert F [--key F]]\n"
@@ -339,7 +344,7 @@ int main(int argc, char **argv) {
     }
     if (!addr) usage();
     if (strcmp(api, "send") && strcmp(api, "client") && strcmp(api, "stream") &&
-        strcmp(api, "stream2") && strcmp(api, "sendex")) usage();
+        strcmp(api, "stream2") && strcmp(api, "sendex") && strcmp(api, "transact")) usage();
     if (nto == 0) to[nto++] = "rcpt@example.org";
     rcpt_opts = own(calloc(nto, sizeof *rcpt_opts));
     results = own(calloc(nto, sizeof *results));
@@ -477,6 +482,35 @@ int main(int argc, char **argv) {
         cls = tlsmail_error_class(&client, err);
         tlsmail_close(&client);
         check_wiped(&client);
+    } else if (!strcmp(api, "transact")) {
+        int again = 0;
+        send_opts.mail = &mail_opts;
+        send_opts.rcpt = rcpt_opts;
+        send_opts.results = results;
+        send_opts.deliver = partial ? TLSMAIL_DELIVER_ACCEPTED : TLSMAIL_DELIVER_ALL;
+        err = tlsmail_dial(&client, &cfg);
+        if (!err) err = tlsmail_hello(&client);
+        if (!err && ap) err = tlsmail_authenticate(&client, ap);
+        if (!err) {
+            /* the first message's verdict; refused, RSET and the same again */
+            err = tlsmail_transact(&client, from, to, nto, msg, len, &send_opts);
+            tlsmail_describe(&client, err, desc, sizeof desc);
+            printf("first %s %s\n", err_name(err), stage_str(tlsmail_stage(&client)));
+            fprintf(stderr, "first: %s\n", desc);
+            if (err == TLSMAIL_EPERMANENT || err == TLSMAIL_ETRANSIENT) {
+                again = 1;
+                err = tlsmail_reset(&client);
+                if (!err) err = tlsmail_transact(&client, from, to, nto, msg, len, NULL);
+            }
+        }
+        if (!err) err = tlsmail_quit(&client);
+        stage = tlsmail_stage(&client);
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        snprintf(queue, sizeof queue, "%s", tlsmail_queue_id(&client));
+        cls = tlsmail_error_class(&client, err);
+        if (again) printf("again %s\n", err_name(err));
+        tlsmail_close(&client);
+        check_wiped(&client);
     } else {
         int twice = !strcmp(api, "stream2");
         err = tlsmail_dial(&client, &cfg);
@@ -497,7 +531,7 @@ int main(int argc, char **argv) {
     heap_report(base);
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     printf("class %s\nqueue %s\n", class_name(cls), queue[0] ? queue : "-");
-    if (!strcmp(api, "sendex"))
+    if (!strcmp(api, "sendex") || !strcmp(api, "transact"))
         for (i = 0; (size_t)i < nto; i++)
             printf("rcpt %d %d %s %s\n", i, results[i].code,
                    results[i].enhanced[0] ? results[i].enhanced : "-", results[i].text);

@@ -916,6 +916,25 @@ def _build_proto(add):
          close()])
     add("bdat_stepwise_lost", greet_ehlo(ehlo_reply("CHUNKING")) + envelope(1) +
         [expect_bdat(), close()])
+    # tlsmail_transact: one message on an open client, the connection kept
+    # in step. MAIL refused, the RCPT and BDAT replies after it read too,
+    # RSET, then the same message in one flight.
+    add("transact_mail_refused_then_ok", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(),
+         send(b"550 5.7.1 sender refused\r\n503 5.5.1 need MAIL first\r\n"
+              b"503 5.5.1 no valid recipients\r\n"),
+         expect_line("RSET"), send(b"250 2.0.0 ok\r\n"),
+         expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(),
+         send(b"250 2.1.0 ok\r\n" + RCPT_OK + b"250 2.0.0 Ok: queued as TR4N1\r\n")] + quit_ok())
+    # three recipients, the middle one refused: MAIL and the RCPTs in one
+    # write, all three replies read, no message; then again, DATA this time
+    add("transact_rcpt_refused_then_data", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK + b"550 5.1.1 no such user here\r\n" + RCPT_OK),
+         expect_line("RSET"), send(b"250 2.0.0 ok\r\n"),
+         expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK * 3), expect_line("DATA"), send(b"354 go\r\n"),
+         expect_data(), send(MSG_OK)] + quit_ok())
     # partial delivery: the accepted recipients get the message
     add("partial_pipelined", greet_ehlo(EHLO_PIPE) +
         [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +

@@ -991,6 +991,42 @@ def build_proto_cases(S, case, send_ok):
                   and lines[-1] == "tlsmail-send: 1 of 3 recipients refused: sending to the others", "%r" % lines)
             S.expect_delivered(t, m, SIMPLE, to=("one@example.org", "two@example.org"))
 
+    # -- --batch: several files over one connection, each by tlsmail_transact
+    #    (PIPELINING and BDAT where offered); a refused one in the middle
+    #    is reported, the connection reset, and the next one delivered
+    for tname in IMPLICIT + BARE:
+        @case("tlsmail_send_batch_one_connection_refused_in_the_middle[%s]" % tname)
+        def _(tname=tname):
+            t = S.targets[tname]
+            files, msgs = [], []
+            for i, to in enumerate(("one@example.org", REJECTED, "two@example.org")):
+                msg = ("From: %s\nTo: %s\nSubject: batch %d\nDate: Tue, 1 Dec 2026 10:00:00 +0000\n"
+                       "Message-ID: <batch%d.%s@example.org>\n\nmessage %d\n.dot line\n"
+                       % (FROM, to, i, i, tname.replace("/", "-"), i)).encode()
+                f = os.path.join(S.work, "batch-%s-%d.eml" % (tname.replace("/", "-"), i))
+                with open(f, "wb") as fh:
+                    fh.write(msg)
+                files += ["--batch", f]
+                msgs.append(msg)
+            m = t.capture.mark()
+            r = S.tlsmail_send(t, b"", (), extra=files)
+            check(r.rc == 69, "tlsmail-send exit %s, want 69: %s" % (r.rc, r.stderr[-400:]))
+            check(("%s: %s: RCPT TO: server refused (5xx)" % (files[3], REJECTED)) in r.stderr,
+                  "stderr %r" % r.stderr[-400:])
+            s = S.one_session(t, m)
+            qids = t.capture.queue_ids(s)
+            check(len(qids) == 2, "%s: accepted %r" % (t.name, qids))
+            for qid, msg, to in zip(qids, (msgs[0], msgs[2]), ("one@example.org", "two@example.org")):
+                d = t.capture.wait_delivery(m, qid, 1)
+                check(d is not None and d.body == normalise(msg) and d.rcpts == [to],
+                      "%s: %s delivered as %r" % (t.name, qid, d and (d.rcpts, d.body[:80])))
+            cmds = [c.split(" ")[0].split(":")[0].upper() for c in s.commands()]
+            check(cmds.count("MAIL") == 3 and cmds.count("RSET") == 1,
+                  "%s: commands %r" % (t.name, cmds))
+            if tname == "postfix/smtps":   # CHUNKING offered: BDAT, never DATA
+                check(cmds.count("BDAT") >= 2 and "DATA" not in cmds, "commands %r" % cmds)
+            S.expect_tls(t, s, None)
+
     # -- BDAT where offered (Postfix): byte for byte, in one flight with MAIL
     big = []
     for api in ("client", "sendex"):
