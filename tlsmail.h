@@ -290,7 +290,9 @@ CHANGES
           options (tlsmail_mail_ex, tlsmail_rcpt_ex: SIZE, body type,
           SMTPUTF8, DSN), tlsmail_message_size; tlsmail_client_send_ex with
           DSN, per-recipient results and delivery to the accepted
-          recipients; BDAT (CHUNKING) in the one-call send; tlsmail_queue_id;
+          recipients; BDAT (CHUNKING) in the one-call send; tlsmail_transact
+          (one message on an open client, pipelined: many messages over one
+          connection); tlsmail_queue_id;
           tlsmail_tls_info and tlsmail_tls_details (TLS version, cipher
           suite, resumption, the server certificate's subject, issuer,
           validity and key pin).

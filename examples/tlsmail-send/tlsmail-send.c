@@ -2663,10 +2663,10 @@ static tlsmail_rcpt_opts *rcpt_opts(void) {
     return ro;
 }
 
-/* A message that fitted in the window, to one recipient, in one call: a
-   = NULL and connected, tlsmail_transact on the open client (a batch);
-   else the one call, which connects. Both check it all first and pipeline
-   MAIL, RCPT and the message (BDAT or DATA). */
+/* A message that fitted in the window, to one recipient, in one call:
+   connected (a batch), tlsmail_transact on the open client; else the one
+   call, which connects and logs in with a. Both check it all before a
+   byte goes out and pipeline what the server allows. */
 static int send_whole(const tlsmail_auth *a, int connected) {
     char *m = R.msg;
     size_t n = R.len;
