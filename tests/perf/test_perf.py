@@ -867,6 +867,18 @@ def build_cases(S):
         check(len(hs) == 1 and conns(msgs) == 1 and seqs == list(range(1, 51)),
               "handshakes %s, %d connections, sequence %s" % (hs, conns(msgs), seqs[:60]))
 
+    @case("many_transact_one_connection_every_message_arrives_once")
+    def _():
+        m = good().mark()
+        r = S.run([S.bins["many"], "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"),
+                   "--count", "50", "--number", "--transact", "--from", FROM, "--to", TO])
+        check(r.rc == 0 and r.stdout.startswith("many messages=50 "), "%s" % r)
+        hs, msgs = good().since(m)
+        seqs = sorted(int(x[3].split(b"X-Many-Seq: ")[1].split(b"\r\n")[0]) for x in msgs)
+        check(len(hs) == 1 and conns(msgs) == 1 and seqs == list(range(1, 51)) and
+              all(x[1] == FROM and x[2] == [TO] for x in msgs),
+              "handshakes %s, %d connections, sequence %s" % (hs, conns(msgs), seqs[:60]))
+
     return cases
 
 
