@@ -1471,10 +1471,9 @@ TLSMAIL__PRIVATE int tlsmail__ieq(const char *a, const char *b) {
    of a reply line, not as strings. */
 TLSMAIL__PRIVATE int tlsmail__ieqn(const char *a, size_t alen, const char *b) {
     size_t i;
-    for (i = 0; i < alen; i++)
-        if (b[i] == '\0' || tlsmail__lower((unsigned char)a[i]) != tlsmail__lower((unsigned char)b[i]))
-            return 0;
-    return b[alen] == '\0';
+    for (i = 0; i < alen && b[i] != '\0'; i++)
+        if (tlsmail__lower((unsigned char)a[i]) != tlsmail__lower((unsigned char)b[i])) return 0;
+    return i == alen && b[i] == '\0';
 }
 
 /* A wipe the optimiser cannot prove dead: the call goes through a volatile
@@ -2732,7 +2731,8 @@ TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size
     } else if (w->cv != TLSMAIL__CV_SKIP) {
         size_t *dl = NULL, cap = 0;
         unsigned char *dn = tlsmail__cw_dest(w, &dl, &cap);
-        if (len > cap - w->hlen) { /* a name: can't be kept, so can't be looked up */
+        /* (every value but SKIP has a buffer: !dn cannot happen) */
+        if (!dn || !dl || len > cap - w->hlen) { /* a name: can't be kept, so can't be looked up */
             if (w->cv != TLSMAIL__CV_VALIDITY) w->dn_over = 1;
             w->cv = TLSMAIL__CV_SKIP;
         } else {
@@ -2762,7 +2762,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_push(tlsmail__certwalk *w, const unsigned char
         if (w->reading) {
             size_t k = n - i < w->vleft ? n - i : w->vleft, *dl = NULL, cap = 0;
             unsigned char *dst = tlsmail__cw_dest(w, &dl, &cap);
-            if (dst) { /* fits: checked against the value's length */
+            if (dst && dl) { /* fits: checked against the value's length */
                 memcpy(dst + *dl, p + i, k);
                 *dl += k;
             }
