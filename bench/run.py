@@ -1036,7 +1036,7 @@ class Report:
                   % ("?" if h["lib"] is None else h["lib"], HEAP_LIMIT,
                      verdict(h["lib"] is not None and h["lib"] <= HEAP_LIMIT), h["total"])
                   if h else "n/a")
-            self.p("Targets: wall %.3f <= 0.60 %s; tlsmail-send's heap %s." % (w, verdict(w <= 0.60), hs))
+            self.p("Targets: wall %.3f <= 0.60 %s; tlsmail.h's heap %s." % (w, verdict(w <= 0.60), hs))
         self.p()
 
     def rtt_table(self):
