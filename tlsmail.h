@@ -6841,6 +6841,14 @@ TLSMAIL__PRIVATE int tlsmail__plan_mail(tlsmail_client *c, const char *from,
     return err ? TLSMAIL_EINVAL : 0;
 }
 
+/* A 250 to MAIL: the transaction is open, with what MAIL declared. */
+TLSMAIL__PRIVATE void tlsmail__mail_accepted(tlsmail_client *c, const tlsmail__mailplan *mp) {
+    c->state = TLSMAIL__MAIL;
+    c->utf8 = mp->utf8;
+    c->body8 = mp->body8;
+    c->queue_id[0] = '\0';
+}
+
 TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, const tlsmail_mail_opts *o) {
     tlsmail__mailplan mp;
     int err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY);
@@ -6856,12 +6864,7 @@ TLSMAIL__PRIVATE int tlsmail__mail(tlsmail_client *c, const char *from, const tl
     if ((err = tlsmail__put(c, "MAIL FROM:<", from, mp.tail)) != 0 || (err = tlsmail__flush(c)) != 0)
         return err;
     err = tlsmail__verdict(tlsmail__read_reply(c, NULL), 250);
-    if (!err) {
-        c->state = TLSMAIL__MAIL;
-        c->utf8 = mp.utf8;
-        c->body8 = mp.body8;
-        c->queue_id[0] = '\0';
-    }
+    if (!err) tlsmail__mail_accepted(c, &mp);
     return c->err = err;
 }
 
@@ -7166,6 +7169,27 @@ TLSMAIL__PRIVATE int tlsmail__send_body(tlsmail_client *c, const tlsmail__sendpl
     return tlsmail__bdat_reply(c);
 }
 
+/* MAIL and RCPT for every recipient, queued for one write (PIPELINING),
+   after the MAIL plan is made into *mp. */
+TLSMAIL__PRIVATE int tlsmail__put_envelope(tlsmail_client *c, const tlsmail__sendplan *p,
+                                           tlsmail__mailplan *mp) {
+    char tail[TLSMAIL__RCPT_TAIL];
+    size_t i;
+    int err;
+    c->stage = TLSMAIL_STAGE_MAIL;
+    if ((err = tlsmail__plan_mail(c, p->from, &p->mail, mp)) != 0) return c->err = err;
+    if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp->tail)) != 0) return err;
+    for (i = 0; i < p->nto; i++) {
+        /* Checked before any byte (tlsmail__plan_message), with the same
+           SMTPUTF8 decision, so this cannot fail; if it did, the queued
+           commands would be dropped unsent with the connection. */
+        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp->utf8, tail, sizeof tail) != 0)
+            return tlsmail__fatal(c, TLSMAIL_EINVAL);
+        if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
+    }
+    return 0;
+}
+
 /* MAIL, RCPT for every recipient, and DATA unless the message goes by
    BDAT, one command at a time. Without partial delivery the first refusal
    ends it; with it a refused recipient is noted and the others go on. */
@@ -7200,21 +7224,10 @@ TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail
 TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmail__sendplan *p,
                                                  int *done) {
     tlsmail__mailplan mp;
-    char tail[TLSMAIL__RCPT_TAIL];
     int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, last = 0;
     size_t i, accepted = 0;
     *done = 0;
-    c->stage = TLSMAIL_STAGE_MAIL;
-    if ((err = tlsmail__plan_mail(c, p->from, &p->mail, &mp)) != 0) return c->err = err;
-    if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp.tail)) != 0) return err;
-    for (i = 0; i < p->nto; i++) {
-        /* Checked before dialling, with the same SMTPUTF8 decision, so this
-           cannot fail; if it did, the queued commands would be dropped
-           unsent with the connection. */
-        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
-            return tlsmail__fatal(c, TLSMAIL_EINVAL);
-        if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
-    }
+    if ((err = tlsmail__put_envelope(c, p, &mp)) != 0) return err;
     if (!p->bdat && (err = tlsmail__put(c, "DATA", NULL, NULL)) != 0) return err;
     if (inflight && ((err = tlsmail__put_bdat(c, p)) != 0 ||
                      (err = tlsmail__put(c, "QUIT", NULL, NULL)) != 0))
@@ -7223,10 +7236,7 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     code = tlsmail__read_reply(c, NULL);
     if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
     if ((err = tlsmail__verdict(code, 250)) != 0) return c->err = err;
-    c->state = TLSMAIL__MAIL;
-    c->utf8 = mp.utf8;
-    c->body8 = mp.body8;
-    c->queue_id[0] = '\0';
+    tlsmail__mail_accepted(c, &mp);
     c->stage = TLSMAIL_STAGE_RCPT;
     for (i = 0; i < p->nto; i++) {
         code = tlsmail__read_reply(c, NULL);
@@ -7408,33 +7418,19 @@ TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmai
                                                  int *done) {
     tlsmail__mailplan mp;
     tlsmail__kept kept;
-    char tail[TLSMAIL__RCPT_TAIL];
     int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, first = 0;
     size_t i, accepted = 0;
     *done = 0;
     memset(&kept, 0, sizeof kept);
-    c->stage = TLSMAIL_STAGE_MAIL;
-    if ((err = tlsmail__plan_mail(c, p->from, &p->mail, &mp)) != 0) return c->err = err;
-    for (i = 0; i < p->nto; i++) /* checked before any byte, as the one call does */
-        if (tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail) != 0)
-            return c->err = TLSMAIL_EINVAL;
-    if ((err = tlsmail__put(c, "MAIL FROM:<", p->from, mp.tail)) != 0) return err;
-    for (i = 0; i < p->nto; i++) {
-        (void)tlsmail__rcpt_tail(c, p->rcpt ? &p->rcpt[i] : NULL, mp.utf8, tail, sizeof tail);
-        if ((err = tlsmail__put(c, "RCPT TO:<", p->to[i], tail)) != 0) return err;
-    }
+    if ((err = tlsmail__put_envelope(c, p, &mp)) != 0) return err;
     if (inflight && (err = tlsmail__put_bdat(c, p)) != 0) return err;
     if ((err = tlsmail__flush(c)) != 0) return err;
     code = tlsmail__read_reply(c, NULL);
     if (code < 0) return c->err = tlsmail__lost(c, code, inflight);
-    if ((first = tlsmail__verdict(code, 250)) != 0) {
+    if ((first = tlsmail__verdict(code, 250)) != 0)
         tlsmail__keep_reply(c, &kept);
-    } else {
-        c->state = TLSMAIL__MAIL;
-        c->utf8 = mp.utf8;
-        c->body8 = mp.body8;
-        c->queue_id[0] = '\0';
-    }
+    else
+        tlsmail__mail_accepted(c, &mp);
     c->stage = TLSMAIL_STAGE_RCPT;
     for (i = 0; i < p->nto; i++) {
         code = tlsmail__read_reply(c, NULL);
