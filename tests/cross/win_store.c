@@ -26,11 +26,7 @@
        heap <peak octets> <allocations> <octets still held>
        us <first lookup> <mean of the others>  (microseconds)
    Exit 0, or 1 with the reason on stderr. */
-#include <stddef.h>
-static void *ws_malloc(size_t n);
-static void ws_free(void *p);
-#define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), ws_malloc(n))
-#define TLSMAIL_FREE(ctx, p) ((void)(ctx), ws_free(p))
+#include "../lib/heap_count.h"
 #define TLSMAIL_NO_SOCKETS
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
@@ -38,25 +34,6 @@ static void ws_free(void *p);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The library's heap, counted: each block carries its size in front. */
-static size_t heap_live, heap_peak, heap_allocs;
-
-static void *ws_malloc(size_t n) {
-    size_t *p = (size_t *)malloc(n + sizeof(size_t) * 2);
-    if (!p) return NULL;
-    p[0] = n;
-    heap_live += n;
-    heap_allocs++;
-    if (heap_live > heap_peak) heap_peak = heap_live;
-    return p + 2;
-}
-
-static void ws_free(void *v) {
-    size_t *p = (size_t *)v - 2;
-    heap_live -= p[0];
-    free(p);
-}
 
 static unsigned char der[16384];
 static DWORD derlen;

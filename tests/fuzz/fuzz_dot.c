@@ -14,11 +14,12 @@
      occurs only as the final terminator (counting the CRLF that ended the
      DATA command before the body);
    - every call, whole or chunked, takes and gives exactly what the 0.1
-     encoder (one byte at a time, step_ref below) takes and gives from the
-     same state: used, written, result and bytes. */
+     encoder (one byte at a time, step_ref in tests/lib/dot_ref.h) takes
+     and gives from the same state: used, written, result and bytes. */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
+#include "../lib/dot_ref.h"
 
 typedef struct {
     unsigned char *p;
@@ -84,40 +85,6 @@ static void decode(const unsigned char *w, size_t n, buf *out) {
     FUZZ_CHECK(ended);
 }
 
-/* The encoder as 0.1 wrote it, one byte at a time. */
-static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned char *out,
-                    size_t cap, size_t *used, size_t *written) {
-    size_t i, w = 0;
-    int rc = 0;
-    for (i = 0; i < n; i++) {
-        unsigned char c = in[i];
-        if (d->cr && c == '\n') {
-            d->cr = 0;
-            continue;
-        }
-        if (cap - w < 2) break;
-        if (c == '\r' || c == '\n') {
-            out[w++] = '\r';
-            out[w++] = '\n';
-            d->cr = c == '\r';
-            d->bol = 1;
-            d->linelen = 0;
-        } else {
-            if (d->linelen >= 998) {
-                rc = TLSMAIL_ELINE;
-                break;
-            }
-            if (d->bol && c == '.') out[w++] = '.';
-            out[w++] = c;
-            d->bol = 0;
-            d->cr = 0;
-            d->linelen++;
-        }
-    }
-    *used = i;
-    *written = w;
-    return rc;
-}
 
 /* Encode msg; chunks NULL: one call with a big buffer. Returns rc and sets
    *eline_at to the input offset of the ELINE. */

@@ -48,11 +48,7 @@
    OpenSSL subject hash tlsmail computes for it ("%08lx"), one per line
    ("-" when it has none). */
 #define _POSIX_C_SOURCE 200809L
-#include <stddef.h>
-static void *itest_malloc(size_t n);
-static void itest_free(void *p);
-#define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), itest_malloc(n))
-#define TLSMAIL_FREE(ctx, p) ((void)(ctx), itest_free(p))
+#include "../lib/heap_count.h"
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 
@@ -72,25 +68,6 @@ static const char *err_name(int err) {
     for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
         if (err_names[i].code == err) return err_names[i].name;
     return "UNKNOWN_CODE";
-}
-
-/* The library's heap, counted: each block carries its size in front. */
-static size_t heap_live, heap_peak, heap_allocs;
-
-static void *itest_malloc(size_t n) {
-    size_t *p = (size_t *)malloc(n + sizeof(size_t) * 2);
-    if (!p) return NULL;
-    p[0] = n;
-    heap_live += n;
-    heap_allocs++;
-    if (heap_live > heap_peak) heap_peak = heap_live;
-    return p + 2;
-}
-
-static void itest_free(void *q) {
-    size_t *p = (size_t *)q - 2;
-    heap_live -= p[0];
-    free(p);
 }
 
 static void heap_reset(void) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../lib/runner.h"
+#include "../lib/dot_ref.h"
 
 #define U(s) ((const unsigned char *)(s))
 
@@ -1276,42 +1277,6 @@ TEST(dot_small_buffers) {
     CHECK_MEM(out, 3, ".\r\n", 3);
 }
 
-/* The encoder as 0.1 wrote it, one byte at a time: the memchr version
-   must take and give exactly what this takes and gives on every call
-   (used, written, result, bytes), for any state, input and room. */
-static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned char *out,
-                    size_t cap, size_t *used, size_t *written) {
-    size_t i, w = 0;
-    int rc = 0;
-    for (i = 0; i < n; i++) {
-        unsigned char c = in[i];
-        if (d->cr && c == '\n') {
-            d->cr = 0;
-            continue;
-        }
-        if (cap - w < 2) break;
-        if (c == '\r' || c == '\n') {
-            out[w++] = '\r';
-            out[w++] = '\n';
-            d->cr = c == '\r';
-            d->bol = 1;
-            d->linelen = 0;
-        } else {
-            if (d->linelen >= 998) {
-                rc = TLSMAIL_ELINE;
-                break;
-            }
-            if (d->bol && c == '.') out[w++] = '.';
-            out[w++] = c;
-            d->bol = 0;
-            d->cr = 0;
-            d->linelen++;
-        }
-    }
-    *used = i;
-    *written = w;
-    return rc;
-}
 
 static unsigned rng_next(unsigned *s) { /* xorshift32: same sequence everywhere */
     unsigned x = *s;
