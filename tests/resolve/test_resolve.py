@@ -22,18 +22,15 @@ a use after free or a leak.
 Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
 "N passed, N failed"; exits 1 if any case failed. Every wait is bounded.
 """
-import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, HERE)
-from testlib import (CaseFailure, check, normalise, registry, run_cases,  # noqa: E402
+from testlib import (CaseFailure, check, normalise, registry, suite_main,  # noqa: E402
                      Server, ROOT, PKI_SH, WARN, READY_TIMEOUT, Result)
 import deadns  # noqa: E402
 
@@ -252,34 +249,8 @@ def build_cases(S):
 
 
 def main():
-    deadns.enter()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", required=True, help="build directory (programs in DIR/resolve)")
-    ap.add_argument("-k", action="append", default=[], metavar="SUBSTR",
-                    help="run only cases whose name contains SUBSTR (repeatable)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="tlsmail-resolve-")
-    S = Suite(os.path.abspath(a.build), work, a.verbose)
-    passed = failed = 0
-    try:
-        try:
-            S.setup()
-        except Exception as e:
-            print("FAIL setup: %s" % e)
-            print("0 passed, 1 failed")
-            return 1
-        passed, failed = run_cases(S, build_cases(S), a.k)
-    finally:
-        S.teardown()
-        if a.keep:
-            print("kept %s" % work, file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
+    deadns.enter()   # first: the rest runs inside the namespace with the dead resolver
+    return suite_main(__doc__.splitlines()[0], Suite, build_cases)
 
 if __name__ == "__main__":
     sys.exit(main())
