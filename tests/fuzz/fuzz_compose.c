@@ -32,6 +32,7 @@
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
 #include "addr_ref.h"
+#include "../lib/mime_ref.h"
 
 #define FIXED_DATE "Sat, 28 Nov 2026 18:27:24 +0000"
 
@@ -401,66 +402,6 @@ static void check_mailboxes(const char *v, size_t n, const mailbox *want, size_t
         }
     }
     FUZZ_CHECK(i == n);
-}
-
-/* RFC 2045 6.7 decoding, checking the encoder's side of the rules: lines
-   of at most 76 characters, no white space before a line end, "=XX" with
-   uppercase hex only, literals 33..126 but '=', plus space and tab. */
-static long decode_qp(const char *s, size_t n, char *dst, size_t cap) {
-    size_t i = 0, o = 0;
-    static const char hex[] = "0123456789ABCDEF";
-    while (i < n) {
-        size_t e = i, k;
-        while (e + 1 < n && !(s[e] == '\r' && s[e + 1] == '\n')) e++;
-        FUZZ_CHECK(e + 1 < n);
-        FUZZ_CHECK(e - i <= 76);
-        FUZZ_CHECK(!(e > i && is_wsp(s[e - 1])));
-        for (k = i; k < e; k++) {
-            unsigned char c = (unsigned char)s[k];
-            if (c == '=') {
-                const char *h1, *h2;
-                if (k + 1 == e) break; /* soft line break */
-                FUZZ_CHECK(k + 2 < e);
-                h1 = s[k + 1] ? strchr(hex, s[k + 1]) : NULL;
-                h2 = s[k + 2] ? strchr(hex, s[k + 2]) : NULL;
-                FUZZ_CHECK(h1 && h2);
-                FUZZ_CHECK(o < cap);
-                dst[o++] = (char)((h1 - hex) * 16 + (h2 - hex));
-                k += 2;
-            } else {
-                FUZZ_CHECK((c >= 33 && c <= 126) || is_wsp(c));
-                FUZZ_CHECK(o < cap);
-                dst[o++] = (char)c;
-            }
-        }
-        if (!(e > i && s[e - 1] == '=')) {
-            FUZZ_CHECK(o + 2 <= cap);
-            dst[o++] = '\r';
-            dst[o++] = '\n';
-        }
-        i = e + 2;
-    }
-    return (long)o;
-}
-
-/* The body as it must arrive: every CRLF, CR or LF a CRLF, and a last
-   CRLF when the text doesn't end with one. */
-static size_t normalise(const char *s, size_t n, char *dst) {
-    size_t i, o = 0;
-    for (i = 0; i < n; i++) {
-        if (s[i] == '\r' || s[i] == '\n') {
-            dst[o++] = '\r';
-            dst[o++] = '\n';
-            if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') i++;
-        } else {
-            dst[o++] = s[i];
-        }
-    }
-    if (o && !(o >= 2 && dst[o - 2] == '\r' && dst[o - 1] == '\n')) {
-        dst[o++] = '\r';
-        dst[o++] = '\n';
-    }
-    return o;
 }
 
 /* "Sat, 28 Nov 2026 18:27:24 +0000" (RFC 5322 3.3, UTC) */
