@@ -38,11 +38,12 @@ $(B)/tlsmail-send: examples/tlsmail-send/tlsmail-send.c tlsmail.h | $(B)
 $(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
-$(B)/unit $(B)/unit_compose $(B)/unit_x509: $(B)/%: tests/unit/%.c tests/lib/runner.h tlsmail.h | $(B)
+$(B)/unit $(B)/unit_compose $(B)/unit_x509: $(B)/%: tests/unit/%.c tests/lib/runner.h tests/lib/dot_ref.h \
+                                             tests/lib/mime_ref.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # STARTTLS compiled in: the integration suites drive both modes with it.
-$(B)/itest: tests/integration/itest.c tlsmail.h | $(B)
+$(B)/itest: tests/integration/itest.c tests/lib/heap_count.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS $< -o $@ $(LDLIBS)
 
 $(B)/gosend: tests/integration/gosend.c tlsmail.h | $(B)
