@@ -2581,20 +2581,11 @@ static void cache_free(void) {
    the exit status; or, when the envelope named refused recipients, what
    it said. */
 static int report(int err) {
-    char desc[1400];
-    int rc = exit_status(err);
+    char desc[sizeof R.result + 32];
+    int rc = exit_status(err), partial = R.partial;
     const char *qid = tlsmail_queue_id(&client);
-    if (R.partial) { /* the refused were named; now the others' fate */
-        R.refused = 0;
-        R.partial = 0;
-        if (!err) {
-            char sent[sizeof R.result + 32];
-            snprintf(sent, sizeof sent, "sent to the others; %s", R.result);
-            if (R.verbose && *qid) fprintf(stderr, "* queued as %s\n", qid);
-            log_result(EX_OK, sent, qid);
-            return EX_OK;
-        }
-    }
+    R.partial = 0;
+    if (partial) R.refused = 0; /* named already: what counts is the others' fate */
     if (R.refused) {
         rc = R.refused_rc;
     } else if (err) {
@@ -2603,7 +2594,10 @@ static int report(int err) {
         fprintf(stderr, "tlsmail-send: %s%s%s%s%s%s\n", R.msgfiles.n ? R.msg_name : "",
                 R.msgfiles.n ? ": " : "", rcpt ? R.rcpts.v[0] : "", rcpt ? ": " : "", desc, hint(err));
     } else {
-        snprintf(desc, sizeof desc, "sent");
+        if (partial)
+            snprintf(desc, sizeof desc, "sent to the others; %s", R.result);
+        else
+            snprintf(desc, sizeof desc, "sent");
         if (R.verbose) {
             fprintf(stderr, "* sent%s%s\n", R.msgfiles.n ? " " : "", R.msgfiles.n ? R.msg_name : "");
             if (*qid) fprintf(stderr, "* queued as %s\n", qid);
