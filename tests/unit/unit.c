@@ -1665,6 +1665,13 @@ static int liar_write(void *ctx, const unsigned char *buf, size_t len) {
     return l->mode == 2 ? (int)len + 1 : (int)len;
 }
 
+/* The README says "about 30 KB per connection": the client is the whole
+   per-connection state (BearSSL's buffer and engines, the reply, the
+   keywords), so its size is the figure. */
+TEST(client_size_as_the_readme_says) {
+    CHECK(sizeof(tlsmail_client) >= 28 * 1024 && sizeof(tlsmail_client) <= 32 * 1024);
+}
+
 TEST(io_answers_checked) {
     int mode;
     CHECK_EQ_INT(tlsmail__io_checked(10, 10), 10);
@@ -1860,6 +1867,7 @@ int main(int argc, char **argv) {
     RUN(check_token);
     RUN(host_name_ok);
     RUN(io_answers_checked);
+    RUN(client_size_as_the_readme_says);
     RUN(split_hostport);
     RUN(is_ip_literal);
     RUN(ieq);
