@@ -43,7 +43,7 @@ $(B)/unit $(B)/unit_compose $(B)/unit_x509: $(B)/%: tests/unit/%.c tests/lib/run
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # STARTTLS compiled in: the integration suites drive both modes with it.
-$(B)/itest: tests/integration/itest.c tests/lib/heap_count.h tlsmail.h | $(B)
+$(B)/itest: tests/integration/itest.c tests/lib/heap_count.h tests/lib/err_name.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS $< -o $@ $(LDLIBS)
 
 $(B)/gosend: tests/integration/gosend.c tlsmail.h | $(B)

@@ -25,18 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct { int code; const char *name; } names[] = {
-#define BOARD_NAME(name, cls, text) { TLSMAIL_##name, #name },
-    TLSMAIL__ERRORS(BOARD_NAME)
-#undef BOARD_NAME
-};
-
-static const char *err_name(int err) {
-    size_t i;
-    for (i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].code == err) return names[i].name;
-    return "UNKNOWN_CODE";
-}
+#include "../lib/err_name.h"
 
 /* The board's "hardware": a random source and a clock of the host's. */
 static int board_entropy(void *ctx, unsigned char *buf, size_t len) {

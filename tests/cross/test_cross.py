@@ -156,8 +156,8 @@ def up_to_date(out, inputs, stamp_text):
     return all(os.path.getmtime(i) <= t for i in inputs)
 
 
-# itest.c and win_store.c count the heap through it (a change rebuilds them)
-HEAP_COUNT_H = os.path.join(ROOT, "tests", "lib", "heap_count.h")
+# The shared test headers the C drivers include: a change rebuilds them.
+TEST_HEADERS = [os.path.join(ROOT, "tests", "lib", h) for h in ("heap_count.h", "err_name.h")]
 
 
 def build_file(out, inputs, cmd, what):
@@ -403,8 +403,8 @@ class Suite:
         src = os.path.join(HERE, "board_host.c")
         cmd = (["gcc"] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o", out,
                                  os.path.join(b, "libbearssl.a")])
-        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")],
-                   cmd, "board_host")
+        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")] +
+                   TEST_HEADERS, cmd, "board_host")
         return out
 
     def board_run(self, args, tag, stdin=b"Subject: board\r\n\r\nhi\r\n", timeout=60):
@@ -430,8 +430,8 @@ class Suite:
         cmd = ([t["cc"]] + WARN + ["-O2"] + flags + ["-isystem", os.path.join(b, "include")] +
                srcs + ["-o", out, os.path.join(b, "libbearssl.a"), "-lws2_32", "-lcrypt32",
                        "-ladvapi32"] + libs)
-        build_file(out, srcs + [os.path.join(ROOT, "tlsmail.h"), HEAP_COUNT_H,
-                                os.path.join(b, "libbearssl.a")], cmd, name)
+        build_file(out, srcs + [os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")] +
+                   TEST_HEADERS, cmd, name)
         dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
         check("file format pei-x86-64" in dump, "%s is not a PE32+ x86-64 image" % out)
         dlls = sorted(l.split(":", 1)[1].strip().upper() for l in dump.splitlines()
@@ -477,8 +477,8 @@ class Suite:
         cmd = ([t["cc"]] + WARN + ["-O2", "-isystem", os.path.join(b, "include"), src, "-o",
                                    out, os.path.join(b, "libbearssl.a"), "-lcrypt32",
                                    "-ladvapi32"])
-        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"), HEAP_COUNT_H,
-                         os.path.join(b, "libbearssl.a")], cmd, "win_store.exe")
+        build_file(out, [src, os.path.join(ROOT, "tlsmail.h"), os.path.join(b, "libbearssl.a")] +
+                   TEST_HEADERS, cmd, "win_store.exe")
         dump = run(["x86_64-w64-mingw32-objdump", "-f", "-p", out], 30, "objdump")
         dlls = sorted(l.split(":", 1)[1].strip().upper() for l in dump.splitlines()
                       if "DLL Name:" in l)

@@ -57,18 +57,7 @@
 #include <string.h>
 #include <time.h>
 
-static const struct { int code; const char *name; } err_names[] = {
-#define ITEST_NAME(name, cls, text) { TLSMAIL_##name, #name },
-    TLSMAIL__ERRORS(ITEST_NAME)
-#undef ITEST_NAME
-};
-
-static const char *err_name(int err) {
-    size_t i;
-    for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
-        if (err_names[i].code == err) return err_names[i].name;
-    return "UNKNOWN_CODE";
-}
+#include "../lib/err_name.h"
 
 static void heap_reset(void) {
     heap_peak = heap_live;

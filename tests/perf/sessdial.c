@@ -32,18 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct { int code; const char *name; } err_names[] = {
-#define SD_NAME(name, cls, text) { TLSMAIL_##name, #name },
-    TLSMAIL__ERRORS(SD_NAME)
-#undef SD_NAME
-};
-
-static const char *err_name(int err) {
-    size_t i;
-    for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
-        if (err_names[i].code == err) return err_names[i].name;
-    return "UNKNOWN_CODE";
-}
+#include "../lib/err_name.h"
 
 /* The transport of --connect: a blocking socket, waits bounded by
    SO_RCVTIMEO/SO_SNDTIMEO (the library bounds only its own sockets). */

@@ -21,18 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct { int code; const char *name; } err_names[] = {
-#define RDIAL_NAME(name, cls, text) { TLSMAIL_##name, #name },
-    TLSMAIL__ERRORS(RDIAL_NAME)
-#undef RDIAL_NAME
-};
-
-static const char *err_name(int err) {
-    size_t i;
-    for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
-        if (err_names[i].code == err) return err_names[i].name;
-    return "UNKNOWN_CODE";
-}
+#include "../lib/err_name.h"
 
 /* The library's own clock and sleep per platform, so the elapsed times
    printed are on the clock its waits use. */

@@ -590,7 +590,8 @@ class Suite:
 
     def setup(self):
         os.makedirs(self.build, exist_ok=True)
-        src = [os.path.join(HERE, "tlsdial.c"), os.path.join(ROOT, "tlsmail.h")]
+        src = [os.path.join(HERE, "tlsdial.c"), os.path.join(ROOT, "tlsmail.h"),
+               os.path.join(ROOT, "tests", "lib", "err_name.h")]
         newest = max(os.path.getmtime(s) for s in src)
         for exe, cc, flags in ((self.tlsdial, "gcc", ["-O1", "-g"]),
                                (self.tlsdial_san, os.environ.get("SAN_CC", "clang"), SAN)):

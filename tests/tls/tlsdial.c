@@ -34,18 +34,7 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-static const struct { int code; const char *name; } err_names[] = {
-#define TLSDIAL_NAME(name, cls, text) { TLSMAIL_##name, #name },
-    TLSMAIL__ERRORS(TLSDIAL_NAME)
-#undef TLSDIAL_NAME
-};
-
-static const char *err_name(int err) {
-    size_t i;
-    for (i = 0; i < sizeof err_names / sizeof err_names[0]; i++)
-        if (err_names[i].code == err) return err_names[i].name;
-    return "UNKNOWN_CODE";
-}
+#include "../lib/err_name.h"
 
 static void usage(void) {
     fputs("usage: tlsdial --port N [--ipv6] --host NAME (--cafile F | --pin B64)\n"
