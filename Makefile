@@ -21,6 +21,12 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c99 $(shell cat tests/lib/warnings)
 LDLIBS  := -lbearssl
+# tlsmail-send takes BearSSL's static library when the compiler finds one
+# (Debian's libbearssl-dev ships it): the tool then needs only the C
+# library on the box it is copied to, and a send maps about 200 KB less
+# than with the shared library. SEND_LDLIBS=-lbearssl for the shared one.
+BEARSSL_A   := $(shell $(CC) -print-file-name=libbearssl.a 2>/dev/null)
+SEND_LDLIBS ?= $(if $(filter /%,$(BEARSSL_A)),$(BEARSSL_A),-lbearssl)
 B       := build
 PY      := /usr/bin/python3
 
@@ -33,7 +39,7 @@ $(B):
 	mkdir -p $@
 
 $(B)/tlsmail-send: examples/tlsmail-send/tlsmail-send.c tlsmail.h | $(B)
-	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS -I. $< -o $@ $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) -DTLSMAIL_STARTTLS -I. $< -o $@ $(SEND_LDLIBS)
 
 $(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)

@@ -48,6 +48,7 @@
 #else
 #include <poll.h>
 #include <pwd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <signal.h>
 #include <strings.h>
@@ -197,6 +198,9 @@ typedef struct run {
     const char *msg_name;    /* "stdin" or the file's path */
     int msg_fd;
     int msg_eof;
+    char *map;               /* the mapped piece of a message file, or NULL */
+    size_t map_len;
+    long long map_at, map_end; /* the next octet to map; the file's size, or 0 */
     unsigned long long input;/* octets read of it */
     unsigned long long sent; /* octets handed to the library, added ones too */
     char *added;             /* header fields to put first, or NULL */
@@ -2700,14 +2704,79 @@ static void abandon(int code, const char *fmt, ...) {
     die(code, "%s: nothing was delivered", what);
 }
 
+#ifdef _WIN32
+static void map_begin(void) {}
+static void map_release(void) {}
+static long map_next(const char **p) {
+    *p = R.msg;
+    return read_fd(R.msg_fd, R.msg, WINDOW);
+}
+#else
+/* A message file that shrinks under its mapping: the piece being sent is
+   gone, and so is the message, which has no final "." yet. */
+static void on_sigbus(int sig) {
+    static const char text[] = "tlsmail-send: cannot read the message: its file shrank while it was "
+                               "sent; nothing was delivered\n";
+    (void)sig;
+    if (write(2, text, sizeof text - 1) < 0) {}
+    _exit(EX_NOINPUT);
+}
+
+/* A message file (stdin or --batch) larger than the window is mapped, a
+   MiB at a time, instead of read: reading copies every octet once more,
+   and that copy was a quarter of the CPU time of a 50 MB send. The size
+   is taken now; octets appended later are read after the mapped ones. */
+static void map_begin(void) {
+    struct stat st;
+    off_t at = lseek(R.msg_fd, 0, SEEK_CUR);
+    R.map_at = R.map_end = 0;
+    if (at < 0 || fstat(R.msg_fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= at) return;
+    R.map_at = (long long)at;
+    R.map_end = (long long)st.st_size;
+    signal(SIGBUS, on_sigbus);
+}
+
+static void map_release(void) {
+    if (R.map) (void)munmap(R.map, R.map_len);
+    R.map = NULL;
+}
+
+/* The next piece of the input: *p is in the mapping or in R.msg. Returns
+   its length, 0 at the end, -1 with errno for a read error. */
+static long map_next(const char **p) {
+    map_release();
+    if (R.map_at < R.map_end) {
+        long long base = R.map_at - R.map_at % 65536, left = R.map_end - base; /* a multiple of any page size */
+        size_t skip = (size_t)(R.map_at - base), len = left < (1 << 20) ? (size_t)left : (size_t)1 << 20;
+        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, R.msg_fd, (off_t)base);
+        if (m != MAP_FAILED) {
+            R.map = (char *)m;
+            R.map_len = len;
+            R.map_at = base + (long long)len;
+            *p = R.map + skip;
+            return (long)(len - skip);
+        }
+        R.map_end = R.map_at; /* no mapping: read, from where it stopped */
+    }
+    if (R.map_end) { /* past the mapped octets: the file offset follows them */
+        R.map_end = 0;
+        if (lseek(R.msg_fd, (off_t)R.map_at, SEEK_SET) < 0) return -1;
+    }
+    *p = R.msg;
+    return read_fd(R.msg_fd, R.msg, WINDOW);
+}
+#endif
+
 /* The rest of the input after the window, a piece at a time: counted and
    its lines checked before the piece is sent (to = NULL: only checked).
    R.sent grows with it. */
 static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
+    if (!R.msg_eof) map_begin();
     while (!R.msg_eof) {
-        long r = read_fd(R.msg_fd, R.msg, WINDOW);
+        const char *p;
+        long r = map_next(&p);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
@@ -2722,15 +2791,15 @@ static int stream_rest(tlsmail_client *to) {
             if (!to) die(EX_DATAERR, "the message is larger than 64 MiB");
             abandon(EX_DATAERR, "the message is larger than 64 MiB");
         }
-        if ((line = linecheck_feed(&message_lines, R.msg, (size_t)r)) != 0) {
+        if ((line = linecheck_feed(&message_lines, p, (size_t)r)) != 0) {
             if (!to) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
             abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
         }
-        if (R.mopts.body == TLSMAIL_BODY_7BIT && find_8bit(R.msg, (size_t)r)) {
+        if (R.mopts.body == TLSMAIL_BODY_7BIT && find_8bit(p, (size_t)r)) {
             if (!to) die(EX_DATAERR, NOT_7BIT);
             abandon(EX_DATAERR, NOT_7BIT);
         }
-        if (to && (err = tlsmail_data_write(to, R.msg, (size_t)r)) != 0) return err;
+        if (to && (err = tlsmail_data_write(to, p, (size_t)r)) != 0) return err;
         R.sent += (unsigned long long)r;
     }
     return 0;
@@ -2878,6 +2947,7 @@ static void open_message(const char *path) {
 
 /* What one message of a batch left behind, for the next one. */
 static void close_message(void) {
+    map_release();
     if (R.msg_fd > 0) close_fd(R.msg_fd);
     R.msg_fd = 0;
     R.msg_name = NULL;

@@ -163,14 +163,21 @@ def client_hello_session_id(data):
 
 class Tap:
     """A TCP relay to 127.0.0.1:target that records, per connection, the
-    session ID the client's ClientHello offers. Threads end with stop()."""
+    session ID the client's ClientHello offers. Threads end with stop().
+    With hold_after, it stops reading from the client once that many
+    octets came (small socket buffers, so the client soon blocks), sets
+    held, and goes on when go is set."""
 
-    def __init__(self, target):
+    def __init__(self, target, hold_after=None):
         self.target = target
         self.offers = []
         self.lock = threading.Lock()
+        self.hold_after = hold_after
+        self.held, self.go = threading.Event(), threading.Event()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hold_after is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.sock.settimeout(0.2)
@@ -200,13 +207,20 @@ class Tap:
         first = b""
         recorded = False
         end = time.monotonic() + RUN_TIMEOUT
+        came = 0
         try:
             while not self.stopping.is_set() and time.monotonic() < end:
+                if self.hold_after is not None and came >= self.hold_after and not self.go.is_set():
+                    self.held.set()
+                    self.go.wait(0.2)
+                    continue
                 r, _, _ = select.select([c, s], [], [], 0.2)
                 for src in r:
                     data = src.recv(65536)
                     if not data:
                         return
+                    if src is c:
+                        came += len(data)
                     if src is c and not recorded:
                         first += data
                         sid = client_hello_session_id(first)
@@ -312,8 +326,8 @@ class Suite:
         self.nfile += 1
         return os.path.join(self.work, "%d-%s" % (self.nfile, name))
 
-    def tap(self, port=None):
-        t = Tap(port or self.servers["good"].port)
+    def tap(self, port=None, hold_after=None):
+        t = Tap(port or self.servers["good"].port, hold_after)
         self.taps.append(t)
         return t
 
@@ -354,7 +368,10 @@ class Suite:
             cmd = ["/usr/bin/time", "-f", "%M", "-o", rssf] + cmd
         t0 = time.monotonic()
         try:
-            if stdin_file:
+            if stdin_file and not isinstance(stdin_file, str):  # an open file, as it stands
+                proc = subprocess.run(cmd, stdin=stdin_file, capture_output=True, env=self.env(),
+                                      timeout=timeout)
+            elif stdin_file:
                 with open(stdin_file, "rb") as f:
                     proc = subprocess.run(cmd, stdin=f, capture_output=True, env=self.env(),
                                           timeout=timeout)
@@ -622,26 +639,109 @@ def build_cases(S):
             for _ in range(40):
                 fh.write(chunk)
         size = os.path.getsize(f)
-        m = good().mark()
-        # through a pipe (cat), as from a cron job: the file's size is not known
-        cat = subprocess.Popen(["cat", f], stdout=subprocess.PIPE)
-        try:
-            proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f + ".rss", S.bins["tlsmail-send"],
-                                   "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"),
-                                   "--from", FROM, TO], stdin=cat.stdout, capture_output=True,
-                                  env=S.env(), timeout=RUN_TIMEOUT)
-        finally:
-            cat.stdout.close()
-            cat.wait(30)
-        cmd_r = Result(proc, 0)
-        check(cmd_r.rc == 0, "rc: %s" % cmd_r)
-        with open(f + ".rss") as fh:
-            rss = int(fh.read().split()[-1])
-        _, _, _, content, _ = one_stored(m)
-        check(len(content) == len(normalise(open(f, "rb").read())), "stored %d octets" % len(content))
-        # 0.1 held the whole message: > 40 MB. Streamed, a few MiB at most.
-        check(rss < 8 * 1024, "peak RSS %d KiB for a %d-octet message" % (rss, size))
+        # through a pipe (cat), as from a cron job: the file's size is not
+        # known; and the file itself on stdin, which is mapped a piece at a
+        # time (mapped pages count in RSS as much as read ones)
+        for how in ("pipe", "file"):
+            m = good().mark()
+            src = subprocess.Popen(["cat", f], stdout=subprocess.PIPE) if how == "pipe" else None
+            fh = src.stdout if src else open(f, "rb")
+            try:
+                proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f + ".rss", S.bins["tlsmail-send"],
+                                       "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"),
+                                       "--from", FROM, TO], stdin=fh, capture_output=True,
+                                      env=S.env(), timeout=RUN_TIMEOUT)
+            finally:
+                fh.close()
+                if src:
+                    src.wait(30)
+            cmd_r = Result(proc, 0)
+            check(cmd_r.rc == 0, "%s: rc: %s" % (how, cmd_r))
+            with open(f + ".rss") as fh:
+                rss = int(fh.read().split()[-1])
+            _, _, _, content, _ = one_stored(m)
+            check(len(content) == len(normalise(open(f, "rb").read())), "%s: stored %d octets" % (how, len(content)))
+            # 0.1 held the whole message: > 40 MB. Streamed, a few MiB at most.
+            check(rss < 8 * 1024, "%s: peak RSS %d KiB for a %d-octet message" % (how, rss, size))
         os.unlink(f)
+
+    # A message file on stdin is mapped past the window, not read: the same
+    # octets must arrive from any offset the caller left the file at, and
+    # the offset ends at the end of the file, where reading would leave it.
+    @case("cli_stream_file_from_an_unaligned_offset_left_at_its_end")
+    def _():
+        f = S.path("offset.eml")
+        junk = b"j" * 70001
+        msg = HEAD + body(WINDOW + 2 * 1024 * 1024 + 4097, 5)
+        with open(f, "wb") as fh:
+            fh.write(junk + msg)
+        m = good().mark()
+        with open(f, "rb") as fh:
+            fh.seek(len(junk))
+            r = S.cli(["-v"], stdin_file=fh)
+            at = os.lseek(fh.fileno(), 0, os.SEEK_CUR)
+        check(r.rc == 0 and "(streamed)" in r.stderr, "rc: %s" % r)
+        _, _, _, content, _ = one_stored(m)
+        want = normalise(msg)
+        check(content == want, "stored %d octets, want %d; first difference at %s" % (
+            len(content), len(want), next((i for i in range(min(len(content), len(want)))
+                                           if content[i] != want[i]), None)))
+        check(at == len(junk) + len(msg), "offset %d after the send, want %d" % (at, len(junk) + len(msg)))
+
+    def held_send(f, at_hold):
+        """tlsmail-send with file f on stdin through a relay that holds it
+        after 2 MiB; at_hold() runs while it is held."""
+        t = S.tap(hold_after=2 * 1024 * 1024)
+
+        def hold():
+            if t.held.wait(RUN_TIMEOUT / 2):
+                at_hold()
+            t.go.set()
+        th = threading.Thread(target=hold, daemon=True)
+        th.start()
+        r = S.cli([], stdin_file=f, port=t.port)
+        th.join(5)
+        check(t.held.is_set(), "the relay never held the client: %s" % r)
+        return r
+
+    def big_file(name, mib, seed):
+        f = S.path(name)
+        with open(f, "wb") as fh:
+            fh.write(HEAD)
+            chunk = body(1024 * 1024, seed)
+            for _ in range(mib):
+                fh.write(chunk)
+        return f
+
+    # Socket buffers hold a few MiB at most: at the hold, the client is far
+    # from the end of 24 MiB, so the cut takes octets it has yet to send.
+    @case("cli_stream_file_shrinking_while_sent_66_nothing_delivered")
+    def _():
+        f = big_file("shrink.eml", 24, 6)
+        m = good().mark()
+        r = held_send(f, lambda: os.truncate(f, len(HEAD) + 1000))
+        check(r.rc == 66 and "shrank" in r.stderr and "nothing was delivered" in r.stderr,
+              "rc %s, want 66: %s" % (r.rc, r))
+        hs, msgs = good().since(m)
+        check(len(hs) == 1 and not msgs, "handshakes %s, %d messages stored" % (hs, len(msgs)))
+
+    @case("cli_stream_file_growing_while_sent_the_added_octets_go_too")
+    def _():
+        f = big_file("grow.eml", 8, 7)
+        extra = body(300 * 1024, 8)
+
+        def grow():
+            with open(f, "ab") as fh:
+                fh.write(extra)
+        whole = None
+        m = good().mark()
+        r = held_send(f, grow)
+        check(r.rc == 0, "rc: %s" % r)
+        with open(f, "rb") as fh:
+            whole = fh.read()
+        _, _, _, content, _ = one_stored(m)
+        check(whole.endswith(extra) and content == normalise(whole),
+              "stored %d octets, want %d" % (len(content), len(normalise(whole))))
 
     # ---- tlsmail-send --session-cache
     SIMPLE = HEAD + b"Hello,\r\nthis is a test.\r\n"
