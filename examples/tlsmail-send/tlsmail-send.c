@@ -188,6 +188,7 @@ typedef struct run {
     int starttls;
     char *msg;
     size_t len;
+    size_t msg_cap;          /* read_window's room in msg (0: msg is not its) */
     char *from;              /* envelope sender */
     char *display;           /* display name for an added From */
     strlist rcpts;           /* envelope recipients */
@@ -1979,12 +1980,21 @@ static void compose_message(void) {
 }
 
 /* The first WINDOW octets of the message (all of it, when it is no
-   longer) into R.msg, and whether that is all. */
+   longer) into R.msg, and whether that is all. The room grows with what
+   comes: a 2 KB report costs 16 KB, not the window; a message that
+   streams has the whole window, which stream_rest reads into. */
 static void read_window(void) {
     long r = 1;
-    if (!R.msg) R.msg = (char *)xmalloc(WINDOW + 1);
     R.len = 0;
-    while (R.len < WINDOW && (r = read_fd(R.msg_fd, R.msg + R.len, WINDOW - R.len)) != 0) {
+    for (;;) {
+        if (R.len == R.msg_cap) {
+            char *more;
+            if (R.msg_cap == WINDOW) break;
+            R.msg_cap = R.msg_cap ? (R.msg_cap * 4 < WINDOW ? R.msg_cap * 4 : WINDOW) : 16384;
+            if ((more = (char *)realloc(R.msg, R.msg_cap + 1)) == NULL) die(EX_SOFTWARE, "out of memory");
+            R.msg = more;
+        }
+        if ((r = read_fd(R.msg_fd, R.msg + R.len, R.msg_cap - R.len)) == 0) break;
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
         R.len += (size_t)r;
