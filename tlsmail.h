@@ -120,7 +120,7 @@ API (each [group] is also the heading of its declarations below and the
                 tlsmail_data_write, tlsmail_data_end, tlsmail_reset,
                 tlsmail_noop, tlsmail_quit
    [report]     tlsmail_strerror, tlsmail_error_class, tlsmail_describe,
-                tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
+                tlsmail_describe_rcpt, tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
                 tlsmail_reply_text, tlsmail_reply_enhanced, tlsmail_reply_tls,
                 tlsmail_tls_error, tlsmail_queue_id, tlsmail_tls_info,
                 tlsmail_tls_details
@@ -292,7 +292,9 @@ CHANGES
           DSN, per-recipient results and delivery to the accepted
           recipients; BDAT (CHUNKING) in the one-call send; tlsmail_transact
           (one message on an open client, pipelined: many messages over one
-          connection); tlsmail_queue_id;
+          connection; every recipient asked, with or without PIPELINING);
+          tlsmail_describe_rcpt (a recipient's answer in a line);
+          tlsmail_queue_id;
           tlsmail_tls_info and tlsmail_tls_details (TLS version, cipher
           suite, resumption, the server certificate's subject, issuer,
           validity and key pin).
@@ -485,10 +487,11 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
    tlsmail_client_send_ex, and the same wire: with PIPELINING, MAIL and
    every RCPT in one write (with CHUNKING and one recipient, or
    TLSMAIL_DELIVER_ACCEPTED, the message too: one round trip a message).
-   Every reply is read, so the connection stays in step. On 0 the client is
-   ready for the next message. On a refusal the reply kept is the one that
-   refused (o->results has every recipient's); call tlsmail_reset before
-   the next message. Errors as tlsmail_client_send's; TLSMAIL_ESTATE in
+   Every reply is read, so the connection stays in step. Every recipient is
+   asked, even after a refusal, with or without PIPELINING. On 0 the client
+   is ready for the next message. On a refusal the reply kept is the one
+   that refused (o->results has every recipient's; tlsmail_describe_rcpt
+   says each in a line); call tlsmail_reset before the next message. Errors as tlsmail_client_send's; TLSMAIL_ESTATE in
    the middle of a message. */
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len,
@@ -893,6 +896,12 @@ TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err);
    extension the message needs (ENOEXT), the size and the limit (ETOOBIG),
    the OAuth error's status (EAUTH after an error challenge). Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
+/* The same line for one recipient's answer in tlsmail_send_opts.results,
+   as tlsmail_describe gives it while that reply is the client's: "RCPT
+   TO: server refused (5xx); server said: 550 5.1.1 no such user (5.1.1:
+   bad destination mailbox address)"; an accepted one says "success", one
+   without a reply (code 0) says so. Returns buf. */
+TLSMAIL_DEF char *tlsmail_describe_rcpt(const tlsmail_rcpt_result *r, char *buf, size_t cap);
 /* The server's id of the last message it accepted on c, taken from the 250
    after the message ("Ok: queued as 4Fh2x1" from Postfix, "id=..." from
    Exim, the id before "- gsmtp" from Gmail, "<...>" from Exchange, "queued
@@ -7457,6 +7466,34 @@ TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmai
     return 0;
 }
 
+/* The same without PIPELINING, one command at a time. Every recipient is
+   asked even after a refusal, as in the pipelined group, so o->results
+   names every refused recipient whatever the server offers. */
+TLSMAIL__PRIVATE int tlsmail__transact_stepwise(tlsmail_client *c, const tlsmail__sendplan *p) {
+    tlsmail__kept kept;
+    size_t i, accepted = 0;
+    int err, first = 0;
+    memset(&kept, 0, sizeof kept);
+    if ((err = tlsmail__mail(c, p->from, &p->mail)) != 0) return err;
+    for (i = 0; i < p->nto; i++) {
+        err = tlsmail_rcpt_ex(c, p->to[i], p->rcpt ? &p->rcpt[i] : NULL);
+        tlsmail__note_rcpt(c, p, i);
+        if (!err) {
+            accepted++;
+            continue;
+        }
+        /* a lost connection, a 421, a reply out of the protocol: no more asking */
+        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || c->state == TLSMAIL__CLOSED)
+            return err;
+        if (!first) {
+            first = err;
+            tlsmail__keep_reply(c, &kept);
+        }
+    }
+    if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
+    return p->bdat ? 0 : tlsmail_data_begin(c);
+}
+
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
@@ -7472,7 +7509,7 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
     if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
         err = tlsmail__transact_pipelined(c, &p, &done);
     else
-        err = tlsmail__envelope_stepwise(c, &p);
+        err = tlsmail__transact_stepwise(c, &p);
     if (err || done) return err;
     if (!p.bdat && c->state != TLSMAIL__DATA && (err = tlsmail_data_begin(c)) != 0) return err;
     return tlsmail__send_body(c, &p, 0);
@@ -8245,6 +8282,41 @@ TLSMAIL__PRIVATE void tlsmail__describe_local(const tlsmail_client *c, int err, 
     }
 }
 
+/* "; server said: 550 5.1.1 text (5.1.1: what it means)", one line. */
+TLSMAIL__PRIVATE void tlsmail__describe_reply(char *buf, size_t cap, size_t *n, int code,
+                                              const char *enhanced, const char *text, int tls) {
+    const char *p, *why = tlsmail__enhanced_text(enhanced);
+    char num[24];
+    (void)tlsmail__utoa(num, (size_t)code);
+    tlsmail__adds(buf, cap, n, "; server said", tls ? ": " : " (in plaintext, unauthenticated): ", num,
+                  " ");
+    /* Multi-line replies on one line: the caller's log wants one. */
+    for (p = text; *p && *n + 1 < cap; p++) buf[(*n)++] = *p == '\n' ? ' ' : *p;
+    buf[*n] = 0;
+    if (why) {
+        tlsmail__adds(buf, cap, n, " (", enhanced, ": ", why);
+        tlsmail__adds(buf, cap, n, enhanced[0] == '4' ? "; for now)" : ")", NULL, NULL, NULL);
+    }
+}
+
+TLSMAIL_DEF char *tlsmail_describe_rcpt(const tlsmail_rcpt_result *r, char *buf, size_t cap) {
+    size_t n = 0;
+    int err;
+    if (!buf || !cap) return buf;
+    buf[0] = 0;
+    if (!r) return buf;
+    if (!r->code) {
+        tlsmail__adds(buf, cap, &n, tlsmail_stage_name(TLSMAIL_STAGE_RCPT),
+                      ": no reply (the command was not sent, or the connection ended first)", NULL, NULL);
+        return buf;
+    }
+    err = tlsmail__verdict(r->code, TLSMAIL__WANT_RCPT);
+    tlsmail__adds(buf, cap, &n, tlsmail_stage_name(TLSMAIL_STAGE_RCPT), ": ", tlsmail_strerror(err), NULL);
+    /* RCPT only ever goes over TLS */
+    tlsmail__describe_reply(buf, cap, &n, r->code, r->enhanced, r->text, 1);
+    return buf;
+}
+
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap) {
     size_t n = 0;
     char num[24];
@@ -8257,19 +8329,8 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
        reply. */
     if (c && c->code && c->reply_fresh &&
         (err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT || err == TLSMAIL_EAUTH ||
-         err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO || err == TLSMAIL_ENOMECH)) {
-        const char *p, *why = tlsmail__enhanced_text(c->enhanced);
-        (void)tlsmail__utoa(num, (size_t)c->code);
-        tlsmail__adds(buf, cap, &n, "; server said",
-                      c->reply_tls ? ": " : " (in plaintext, unauthenticated): ", num, " ");
-        /* Multi-line replies on one line: the caller's log wants one. */
-        for (p = c->text; *p && n + 1 < cap; p++) buf[n++] = *p == '\n' ? ' ' : *p;
-        buf[n] = 0;
-        if (why) {
-            tlsmail__adds(buf, cap, &n, " (", c->enhanced, ": ", why);
-            tlsmail__adds(buf, cap, &n, c->enhanced[0] == '4' ? "; for now)" : ")", NULL, NULL, NULL);
-        }
-    }
+         err == TLSMAIL_ESTARTTLS || err == TLSMAIL_EPROTO || err == TLSMAIL_ENOMECH))
+        tlsmail__describe_reply(buf, cap, &n, c->code, c->enhanced, c->text, c->reply_tls);
     if (c) tlsmail__describe_local(c, err, buf, cap, &n);
     if (c && c->br_err) {
         (void)snprintf(num, sizeof num, "%d", c->br_err);

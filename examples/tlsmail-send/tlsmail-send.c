@@ -2675,11 +2675,20 @@ static tlsmail_rcpt_opts *rcpt_opts(void) {
    connected (a batch), tlsmail_transact on the open client; else the one
    call, which connects and logs in with a. Both check it all before a
    byte goes out and pipeline what the server allows. */
+/* --deliver accepted: the message goes to the recipients the server took. */
+static int deliver_accepted(void) {
+    const char *deliver = R.set[K_DELIVER].value;
+    return deliver && !strcmp(deliver, "accepted");
+}
+
+static int name_results(const tlsmail_rcpt_result *res, int err);
+
 static int send_whole(const tlsmail_auth *a, int connected) {
     char *m = R.msg;
     size_t n = R.len;
     tlsmail_send_opts so;
     tlsmail_rcpt_opts *ro = rcpt_opts();
+    tlsmail_rcpt_result *res = NULL;
     const char *const *to = (const char *const *)R.rcpts.v;
     int err;
     if (R.added) {
@@ -2692,10 +2701,20 @@ static int send_whole(const tlsmail_auth *a, int connected) {
     so.mail = &R.mopts; /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message */
     so.rcpt = ro;
     so.deliver = TLSMAIL_DELIVER_ALL;
+    R.refused = 0;
+    R.partial = 0;
+    if (connected && R.rcpts.n > 1) { /* every recipient's answer, to name each refusal */
+        res = (tlsmail_rcpt_result *)xmalloc(R.rcpts.n * sizeof *res);
+        memset(res, 0, R.rcpts.n * sizeof *res);
+        so.results = res;
+        if (deliver_accepted()) so.deliver = TLSMAIL_DELIVER_ACCEPTED;
+    }
     err = connected ? tlsmail_transact(&client, R.from, to, R.rcpts.n, m, n, &so)
                     : tlsmail_client_send_ex(&client, &R.cfg, a, R.from, to, R.rcpts.n, m, n, &so);
+    if (res) err = name_results(res, err);
     if (m != R.msg) free(m);
     free(ro);
+    free(res);
     return err;
 }
 
@@ -2821,45 +2840,36 @@ static int stream_rest(tlsmail_client *to) {
    DATA. Returns the error (0: all accepted); when recipients were refused
    R.refused counts them, R.refused_rc is the exit status (75 only when
    every refusal was for now) and R.result the line for the log. */
-static int envelope(void) {
-    tlsmail_mail_opts mo = mail_opts();
-    tlsmail_rcpt_opts ro;
+/* The refused recipients of one message, as they are named. */
+typedef struct refusals {
+    char list[1400]; /* "addr: code text; ..." for the log */
+    size_t n;
+    int last;        /* the last refusal's error */
+} refusals;
+
+/* Recipient i refused (err): named on stderr with desc, counted (R.refused,
+   R.refused_rc: 75 only while every refusal is for now), kept for the log. */
+static void refusal(refusals *f, size_t i, int err, const char *desc, int code, const char *text) {
     const char *file = R.msgfiles.n ? R.msg_name : "";
-    char list[1400];
-    size_t i, n = 0;
-    int err, last = 0;
-    const char *deliver = R.set[K_DELIVER].value;
-    R.refused = 0;
-    R.partial = 0;
-    if ((err = tlsmail_mail_ex(&client, R.from, &mo)) != 0) return err;
-    ro.notify = R.notify;
-    ro.orcpt = NULL;
-    for (i = 0; i < R.rcpts.n; i++) {
-        char desc[1400];
-        int rc, k;
-        err = tlsmail_rcpt_ex(&client, R.rcpts.v[i], R.notify ? &ro : NULL);
-        if (!err) continue;
-        /* a server that closes (421), a lost connection: no more asking */
-        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || tlsmail_reply_code(&client) == 421)
-            return err;
-        rc = exit_status(err);
-        if (!R.refused || (R.refused_rc == EX_TEMPFAIL && rc != EX_TEMPFAIL)) R.refused_rc = rc;
-        R.refused++;
-        last = err;
-        tlsmail_describe(&client, err, desc, sizeof desc);
-        fprintf(stderr, "tlsmail-send: %s%s%s: %s\n", file, *file ? ": " : "", R.rcpts.v[i], desc);
-        k = snprintf(list + n, sizeof list - n, "%s%s: %d %s", n ? "; " : "", R.rcpts.v[i],
-                     tlsmail_reply_code(&client), tlsmail_reply_text(&client));
-        if (k > 0) n = (size_t)k < sizeof list - n ? n + (size_t)k : sizeof list - 1;
-        snprintf(R.refused_reply, sizeof R.refused_reply, "%d %s", tlsmail_reply_code(&client),
-                 tlsmail_reply_text(&client));
-    }
-    if (!R.refused) return 0;
+    int rc = exit_status(err), k;
+    if (!R.refused || (R.refused_rc == EX_TEMPFAIL && rc != EX_TEMPFAIL)) R.refused_rc = rc;
+    R.refused++;
+    f->last = err;
+    fprintf(stderr, "tlsmail-send: %s%s%s: %s\n", file, *file ? ": " : "", R.rcpts.v[i], desc);
+    k = snprintf(f->list + f->n, sizeof f->list - f->n, "%s%s: %d %s", f->n ? "; " : "", R.rcpts.v[i],
+                 code, text);
+    if (k > 0) f->n = (size_t)k < sizeof f->list - f->n ? f->n + (size_t)k : sizeof f->list - 1;
+    snprintf(R.refused_reply, sizeof R.refused_reply, "%d %s", code, text);
+}
+
+/* Every recipient asked: the log's line (R.result) and what becomes of the
+   message. 0 when it goes (went) to the others: deliver accepted and some
+   accepted (R.partial); else the last refusal. */
+static int refusals_end(const refusals *f) {
+    const char *file = R.msgfiles.n ? R.msg_name : "";
     snprintf(R.result, sizeof R.result, "%lu of %lu recipients refused: %s", (unsigned long)R.refused,
-             (unsigned long)R.rcpts.n, list);
-    /* deliver accepted: the server holds the others; the message goes on
-       to them (the library's TLSMAIL_DELIVER_ACCEPTED, step by step) */
-    if (deliver && !strcmp(deliver, "accepted") && R.refused < R.rcpts.n) {
+             (unsigned long)R.rcpts.n, f->list);
+    if (deliver_accepted() && R.refused < R.rcpts.n) {
         fprintf(stderr, "tlsmail-send: %s%s%lu of %lu recipients refused: sending to the others\n", file,
                 *file ? ": " : "", (unsigned long)R.refused, (unsigned long)R.rcpts.n);
         R.partial = 1;
@@ -2868,7 +2878,61 @@ static int envelope(void) {
     if (R.rcpts.n > 1)
         fprintf(stderr, "tlsmail-send: %s%s%lu of %lu recipients refused: nothing was sent\n", file,
                 *file ? ": " : "", (unsigned long)R.refused, (unsigned long)R.rcpts.n);
-    return last;
+    return f->last;
+}
+
+/* After tlsmail_transact to several recipients (err its result): each
+   refused recipient named from its answer, as envelope() names them. Only
+   when every RCPT was answered: after a refused MAIL the answers are the
+   server's 503s, after a lost connection some never came, and then err
+   is what to report. */
+static int name_results(const tlsmail_rcpt_result *res, int err) {
+    refusals f;
+    size_t i;
+    int last;
+    if (tlsmail_stage(&client) == TLSMAIL_STAGE_MAIL) return err;
+    for (i = 0; i < R.rcpts.n; i++)
+        if (!res[i].code) return err;
+    memset(&f, 0, sizeof f);
+    for (i = 0; i < R.rcpts.n; i++) {
+        char desc[1400];
+        int code = res[i].code;
+        if (code == 250 || code == 251) continue;
+        tlsmail_describe_rcpt(&res[i], desc, sizeof desc);
+        refusal(&f, i, code >= 500 ? TLSMAIL_EPERMANENT : code >= 400 ? TLSMAIL_ETRANSIENT : TLSMAIL_EPROTO,
+                desc, code, res[i].text);
+    }
+    if (!R.refused) return err;
+    last = refusals_end(&f);
+    return err ? err : last; /* delivered to the others or not: err says how it went */
+}
+
+static int envelope(void) {
+    tlsmail_mail_opts mo = mail_opts();
+    tlsmail_rcpt_opts ro;
+    refusals f;
+    size_t i;
+    int err;
+    R.refused = 0;
+    R.partial = 0;
+    memset(&f, 0, sizeof f);
+    if ((err = tlsmail_mail_ex(&client, R.from, &mo)) != 0) return err;
+    ro.notify = R.notify;
+    ro.orcpt = NULL;
+    for (i = 0; i < R.rcpts.n; i++) {
+        char desc[1400];
+        err = tlsmail_rcpt_ex(&client, R.rcpts.v[i], R.notify ? &ro : NULL);
+        if (!err) continue;
+        /* a server that closes (421), a lost connection: no more asking */
+        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || tlsmail_reply_code(&client) == 421)
+            return err;
+        tlsmail_describe(&client, err, desc, sizeof desc);
+        refusal(&f, i, err, desc, tlsmail_reply_code(&client), tlsmail_reply_text(&client));
+    }
+    if (!R.refused) return 0;
+    /* deliver accepted: the server holds the others; the message goes on
+       to them (the library's TLSMAIL_DELIVER_ACCEPTED, step by step) */
+    return refusals_end(&f);
 }
 
 /* One message on a connected client, step by step: the envelope, DATA,
@@ -2893,9 +2957,10 @@ static int open_session(const tlsmail_auth *a) {
     return err;
 }
 
-/* One recipient and a message read whole: the one call. Otherwise step
-   by step, so that every refused recipient can be named (the one call
-   stops at the first) and a long message streams. */
+/* One recipient and a message read whole: the one call. Several, and the
+   message read whole: tlsmail_transact, MAIL and every RCPT in one write,
+   every recipient's answer named (the one call stops at the first
+   refusal). A message that streams: step by step. */
 static int send_and_report(void) {
     tlsmail_auth a = make_auth();
     const tlsmail_auth *ap = want_auth() ? &a : NULL;
@@ -2905,7 +2970,7 @@ static int send_and_report(void) {
     if (R.msg_eof && R.rcpts.n == 1) {
         err = send_whole(ap, 0);
         say_handshake();
-    } else if ((err = open_session(ap)) == 0 && (err = transact()) == 0) {
+    } else if ((err = open_session(ap)) == 0 && (err = R.msg_eof ? send_whole(NULL, 1) : transact()) == 0) {
         (void)tlsmail_quit(&client); /* delivered: QUIT's fate changes nothing */
     }
     wipe_secrets();
@@ -3000,8 +3065,8 @@ static int send_batch(void) {
         int r;
         open_message(R.msgfiles.v[i]);
         prepare_message();
-        /* one recipient and the whole message: one round trip (or two) */
-        err = R.msg_eof && R.rcpts.n == 1 ? send_whole(NULL, 1) : transact();
+        /* the whole message: one round trip (or two) */
+        err = R.msg_eof ? send_whole(NULL, 1) : transact();
         r = report(err);
         if (!err) printf("sent %s\n", R.msg_name);
         else if (rc == EX_OK) rc = r;

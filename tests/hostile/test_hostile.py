@@ -667,6 +667,15 @@ def proto_cases(add, ok):
                 quotes_reply("550 5.1.1 no such user here"),
                 verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "RSET", "MAIL", "RCPT", "RCPT",
                           "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    add("transact without PIPELINING: every recipient asked after a refusal, the first kept",
+        "transact_stepwise_every_rcpt_asked", "OK", args=transact + THREE,
+        checks=[message_stored, one_connection,
+                stdout_has("first EPERMANENT RCPT TO", "again OK", "rcpt 0 250 2.1.5 2.1.5 ok",
+                           "rcpt 1 550 5.1.1 5.1.1 no such user here",
+                           "rcpt 2 450 4.2.2 4.2.2 mailbox full"),
+                quotes_reply("550 5.1.1 no such user here"),
+                verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "RSET", "MAIL", "RCPT", "RCPT",
+                          "RCPT", "DATA", *MSG_VERBS, "QUIT")])
     add("partial, one command at a time: a 450 noted, the others get it", "partial_stepwise",
         "OK", args=sendex + THREE + ["--partial"],
         checks=[message_stored, one_connection, stdout_has(

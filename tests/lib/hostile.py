@@ -947,6 +947,13 @@ def _build_proto(add):
         [expect_line("DATA"),
          send(b"250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n554 5.5.1 no valid recipients\r\n"),
          mark("refused"), drain()])
+    # tlsmail_transact without PIPELINING: every recipient asked after a refusal
+    add("transact_stepwise_every_rcpt_asked", greet_ehlo() +
+        [expect_line("MAIL FROM:"), send(b"250 ok\r\n"), expect_line("RCPT TO:"), send(RCPT_OK),
+         expect_line("RCPT TO:"), send(b"550 5.1.1 no such user here\r\n"), expect_line("RCPT TO:"),
+         send(b"450 4.2.2 mailbox full\r\n"), expect_line("RSET"), send(b"250 2.0.0 ok\r\n"),
+         expect_line("MAIL FROM:"), send(b"250 ok\r\n")] +
+        [expect_line("RCPT TO:"), send(RCPT_OK)] * 3 + message_ok() + quit_ok())
     add("partial_stepwise", greet_ehlo() +
         [expect_line("MAIL FROM:"), send(b"250 ok\r\n"), expect_line("RCPT TO:"), send(RCPT_OK),
          expect_line("RCPT TO:"), send(b"450 4.2.2 mailbox full\r\n"), expect_line("RCPT TO:"),

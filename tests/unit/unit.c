@@ -1040,6 +1040,38 @@ TEST(describe_local_and_enhanced) {
     CHECK_EQ_INT(strlen(tlsmail_describe(&fake, TLSMAIL_EAUTH, d, 1)), 0);
 }
 
+/* One recipient's answer in the same words describe gives while that
+   reply is the client's, so a tool can name every refusal alike. */
+TEST(describe_rcpt_as_describe_would) {
+    tlsmail_rcpt_result r;
+    char a[400], b[400];
+    fake_client(&fake, NULL, 0);
+    fake.stage = TLSMAIL_STAGE_RCPT;
+    fake.reply_fresh = 1;
+    fake.reply_tls = 1;
+    memset(&r, 0, sizeof r);
+    r.code = fake.code = 550;
+    strcpy(r.enhanced, "5.1.1");
+    strcpy(fake.enhanced, "5.1.1");
+    strcpy(r.text, "5.1.1 no such user here");
+    strcpy(fake.text, "5.1.1 no such user here");
+    CHECK_STR(tlsmail_describe_rcpt(&r, a, sizeof a), tlsmail_describe(&fake, TLSMAIL_EPERMANENT, b, sizeof b));
+    CHECK_STR(a, "RCPT TO: server refused (5xx); server said: 550 5.1.1 no such user here "
+                 "(5.1.1: bad destination mailbox address)");
+    r.code = fake.code = 451;
+    r.enhanced[0] = fake.enhanced[0] = 0;
+    strcpy(r.text, "try later");
+    strcpy(fake.text, "try later");
+    CHECK_STR(tlsmail_describe_rcpt(&r, a, sizeof a), tlsmail_describe(&fake, TLSMAIL_ETRANSIENT, b, sizeof b));
+    r.code = 250;
+    strcpy(r.text, "ok");
+    CHECK_STR(tlsmail_describe_rcpt(&r, a, sizeof a), "RCPT TO: success; server said: 250 ok");
+    r.code = 0;
+    CHECK(strstr(tlsmail_describe_rcpt(&r, a, sizeof a), "RCPT TO: no reply") == a);
+    CHECK_EQ_INT(strlen(tlsmail_describe_rcpt(&r, a, 10)), 9);
+    CHECK_STR(tlsmail_describe_rcpt(NULL, a, sizeof a), "");
+}
+
 TEST(error_class_enhanced) {
     fake_client(&fake, NULL, 0);
     fake.code = 550;
@@ -1850,6 +1882,7 @@ int main(int argc, char **argv) {
     RUN(mail_params);
     RUN(rcpt_params);
     RUN(describe_local_and_enhanced);
+    RUN(describe_rcpt_as_describe_would);
     RUN(error_class_enhanced);
     RUN(wipe);
     RUN(dot_line_ends);
