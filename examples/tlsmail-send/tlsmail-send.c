@@ -809,17 +809,13 @@ static int next_conf_line(const char *text, size_t len, size_t *pos, char line[M
     return 1;
 }
 
-/* A whole file into a new buffer (at most MAX_CONF_FILE octets), and
-   whether group or others may read it: *mode its permission bits. */
-static char *read_text_file(const char *path, const char *what, size_t *len, int *readable,
-                            unsigned *mode) {
-    FILE *f = fopen(path, "rb");
+/* All of f (at most MAX_CONF_FILE octets) in a new buffer, grown by
+   copying, not realloc, so a secret never stays behind in a block handed
+   back unwiped; a typical file fits the first 4 KiB. NULL, with nothing
+   left behind, when f cannot be read or is larger: *big says which. */
+static char *read_whole(FILE *f, size_t *len, int *big) {
     size_t cap = 4096;
-    char *buf;
-    if (!f) return NULL;
-    /* Grown by copying, not realloc, so a secret never stays behind in a
-       block handed back unwiped; a typical file fits the first 4 KiB. */
-    buf = (char *)xmalloc(cap);
+    char *buf = (char *)xmalloc(cap);
     *len = fread(buf, 1, cap, f);
     while (*len == cap && cap <= MAX_CONF_FILE) {
         size_t more = cap * 2 > MAX_CONF_FILE + 1 ? MAX_CONF_FILE + 1 : cap * 2;
@@ -831,16 +827,26 @@ static char *read_text_file(const char *path, const char *what, size_t *len, int
         cap = more;
         *len += fread(buf + *len, 1, cap - *len, f);
     }
+    *big = !ferror(f) && *len > MAX_CONF_FILE;
+    if (!ferror(f) && !*big) return buf;
+    wipe(buf, cap);
+    free(buf);
+    return NULL;
+}
+
+/* A whole file into a new buffer (at most MAX_CONF_FILE octets), and
+   whether group or others may read it: *mode its permission bits. */
+static char *read_text_file(const char *path, const char *what, size_t *len, int *readable,
+                            unsigned *mode) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    int big;
+    if (!f) return NULL;
+    buf = read_whole(f, len, &big);
     *readable = others_can_read(f, mode);
-    if (ferror(f) || *len > MAX_CONF_FILE) {
-        int big = !ferror(f);
-        fclose(f);
-        wipe(buf, cap);
-        free(buf);
-        if (big) die(EX_CONFIG, "%s %s: larger than 1 MiB", what, path);
-        die(EX_CONFIG, "cannot read %s", path);
-    }
     fclose(f);
+    if (!buf && big) die(EX_CONFIG, "%s %s: larger than 1 MiB", what, path);
+    if (!buf) die(EX_CONFIG, "cannot read %s", path);
     return buf;
 }
 
@@ -1411,22 +1417,16 @@ static char *read_pem_file(const setting *s, int key, size_t *len) {
     FILE *f = fopen(s->value, "rb");
     char *buf;
     unsigned mode = 0;
-    size_t cap = MAX_CONF_FILE;
+    int big;
     if (!f) die(EX_NOINPUT, "%s %s: cannot open: %s (%s)", key_name(s), s->value, strerror(errno), s->source);
     if (key && others_can_read(f, &mode)) {
         fclose(f);
         die(EX_CONFIG, "%s %s holds a private key but group or others can read it (mode %03o): "
                        "chmod 600 %s (%s)", key_name(s), s->value, mode, s->value, s->source);
     }
-    buf = (char *)xmalloc(cap + 1);
-    *len = fread(buf, 1, cap + 1, f);
-    if (ferror(f) || *len > cap) {
-        fclose(f);
-        wipe(buf, cap + 1);
-        free(buf);
-        die(EX_NOINPUT, "%s %s: unreadable or larger than 1 MiB (%s)", key_name(s), s->value, s->source);
-    }
+    buf = read_whole(f, len, &big);
     fclose(f);
+    if (!buf) die(EX_NOINPUT, "%s %s: unreadable or larger than 1 MiB (%s)", key_name(s), s->value, s->source);
     return buf;
 }
 

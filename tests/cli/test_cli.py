@@ -1638,6 +1638,25 @@ def build_cases(S):
         check([l for l in srv.lines() if l.startswith(b"AUTH ")] == [b"AUTH EXTERNAL ="], "%s" % srv.lines())
         check("tlsmail cli client" in str(srv.peer_subject) and len(srv.messages) == 1, "%s" % r)
 
+    # The certificate file is read in growing pieces, as configuration is:
+    # 40 KB of text before the PEM block, then a file over the 1 MiB limit.
+    @case("ccert_file_read_whole_past_4_kib_over_1_mib_66_before_connecting")
+    def _():
+        crt, key = client_cert()
+        padded, huge = os.path.join(S.work, "padded-cert.pem"), os.path.join(S.work, "huge-cert.pem")
+        with open(padded, "wb") as f:
+            f.write(b"# comment line before the block\n" * 1300 + open(crt, "rb").read())
+        with open(huge, "wb") as f:
+            f.write(b"# comment line before the block\n" * 33000 + open(crt, "rb").read())
+        r, srv = hostile("ccert_plain", ["--cert", padded, "--key", key], env_extra={"TLSMAIL_PASSWORD": PASS})
+        S.expect_rc(r, 0)
+        check("tlsmail cli client" in str(srv.peer_subject) and len(srv.messages) == 1, "%s" % r)
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "--cert", huge, "--key", key])
+        S.expect_rc(r, 66)
+        check("larger than 1 MiB" in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
     @case("ccert_required_none_given_fails_69")
     def _():
         r, srv = hostile("ccert_required_none", [], user=None)
