@@ -311,7 +311,8 @@ CHANGES
           tlsmail_session_export, tlsmail_session_import,
           TLSMAIL_SESSION_LIFETIME.
           Faster DATA: the message is encoded a line at a time (memchr)
-          straight into the TLS engine's buffer.
+          straight into the TLS engine's buffer, and its records go out
+          with MSG_MORE where there is one (Linux), the last one without.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
@@ -1293,6 +1294,8 @@ struct tlsmail_client {
     int stage;                      /* TLSMAIL_STAGE_* of the last call */
     int err;                        /* its result */
     int tls;                        /* TLS is up: the stream is encrypted */
+    int more;                       /* the record being sent is not the last
+                                       of the caller's write (MSG_MORE) */
     int utf8;                       /* MAIL declared SMTPUTF8 */
     int starttls;                   /* this session began in plaintext */
     int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
@@ -3561,6 +3564,15 @@ TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
 #else
 #define TLSMAIL__SEND_FLAGS 0 /* SO_NOSIGPIPE is set on the socket instead */
 #endif
+/* A record with more of the same write behind it: the kernel may hold a
+   part-filled segment for the next record instead of sending it alone
+   (Linux; elsewhere 0). The last record of a write, and every command
+   before a reply, go without it, so nothing waits that a reply needs. */
+#ifdef MSG_MORE
+#define TLSMAIL__SEND_MORE MSG_MORE
+#else
+#define TLSMAIL__SEND_MORE 0
+#endif
 
 TLSMAIL__PRIVATE long long tlsmail__now_ms(void) {
     struct timespec ts;
@@ -3621,7 +3633,7 @@ TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, si
     long long end = -2; /* the wait's end, fixed when a wait first starts */
     if (len > INT_MAX) len = INT_MAX;
     for (;;) {
-        ssize_t n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS);
+        ssize_t n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS | (c->more ? TLSMAIL__SEND_MORE : 0));
         int err;
         if (n > 0) return (int)n;
         if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -5545,9 +5557,16 @@ TLSMAIL__PRIVATE int tlsmail__stream_read(tlsmail_client *c, unsigned char *buf,
     return n > 0 ? n : tlsmail__tls_error(c);
 }
 
+/* Records leave here only when the engine's buffer is full and more of
+   buf is still to come: each with MSG_MORE. What is left stays in the
+   buffer for the next write or flush. */
 TLSMAIL__PRIVATE int tlsmail__stream_write(tlsmail_client *c, const void *buf, size_t len) {
+    int ok;
     if (!c->tls) return tlsmail__io_write_all(c, (const unsigned char *)buf, len);
-    return br_sslio_write_all(&c->ioc, buf, len) == 0 ? 0 : tlsmail__tls_error(c);
+    c->more = 1;
+    ok = br_sslio_write_all(&c->ioc, buf, len) == 0;
+    c->more = 0;
+    return ok ? 0 : tlsmail__tls_error(c);
 }
 
 TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
@@ -5563,17 +5582,20 @@ TLSMAIL__PRIVATE int tlsmail__stream_flush(tlsmail_client *c) {
    the idle I/O buffer is the room and tlsmail__stream_commit writes it. */
 TLSMAIL__PRIVATE unsigned char *tlsmail__stream_room(tlsmail_client *c, size_t *room, int *err) {
     unsigned char *p;
+    int ok;
     if (!c->tls) {
         *room = sizeof c->iobuf;
         return c->iobuf;
     }
     p = br_ssl_engine_sendapp_buf(&c->sc.eng, room);
     if (p && *room >= 2) return p;
-    /* A full buffer is a record already: this sends it. One octet of room
-       left (never in practice) makes a record of what is there. */
-    if (br_sslio_flush(&c->ioc) == 0 && (p = br_ssl_engine_sendapp_buf(&c->sc.eng, room)) != NULL &&
-        *room >= 2)
-        return p;
+    /* A full buffer is a record already: this sends it, with more of the
+       message right behind (MSG_MORE). One octet of room left (never in
+       practice) makes a record of what is there. */
+    c->more = 1;
+    ok = br_sslio_flush(&c->ioc) == 0;
+    c->more = 0;
+    if (ok && (p = br_ssl_engine_sendapp_buf(&c->sc.eng, room)) != NULL && *room >= 2) return p;
     *err = tlsmail__tls_error(c);
     return NULL;
 }

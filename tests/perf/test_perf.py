@@ -681,6 +681,29 @@ def build_cases(S):
             peak = max(int(l.split("=")[1]) for l in f if l.startswith("mem_heap_B="))
         check(peak < 64 * 1024, "peak heap %d octets for a 2 KiB message" % peak)
 
+    # The records of a streamed message go with MSG_MORE, so the kernel
+    # fills its segments; the last before any wait for a reply goes
+    # without, or the reply would wait on a part-filled segment (strace).
+    @case("cli_stream_msg_more_never_before_a_reply")
+    def _():
+        trace = S.path("sendto.trace")
+        msg = HEAD + body(3 * 1024 * 1024, 10)
+        m = good().mark()
+        cmd = ["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom", "-o", trace, S.bins["tlsmail-send"],
+               "--server", "localhost:%d" % good().port, "--cafile", S.p("ca.crt"), "--from", FROM, TO]
+        r = S.run(cmd, stdin=msg, env=S.env())
+        check(r.rc == 0, "rc: %s" % r)
+        _, _, _, content, _ = one_stored(m)
+        check(content == normalise(msg), "stored %d octets, want %d" % (len(content), len(normalise(msg))))
+        calls = [l.split(None, 1)[1] for l in open(trace).read().splitlines() if "(" in l]
+        more = [c for c in calls if c.startswith("sendto(") and "MSG_MORE" in c]
+        check(len(more) >= 100, "%d of %d calls with MSG_MORE" % (len(more), len(calls)))
+        for prev, nxt in zip(calls, calls[1:]):
+            check(not (nxt.startswith("recvfrom(") and "MSG_MORE" in prev),
+                  "a read right after a MSG_MORE send: %s" % prev[:120])
+        last_send = [c for c in calls if c.startswith("sendto(")][-1]
+        check("MSG_MORE" not in last_send, "the last send: %s" % last_send[:120])
+
     # A message file on stdin is mapped past the window, not read: the same
     # octets must arrive from any offset the caller left the file at, and
     # the offset ends at the end of the file, where reading would leave it.
