@@ -120,10 +120,10 @@ API (each [group] is also the heading of its declarations below and the
                 tlsmail_data_write, tlsmail_data_end, tlsmail_reset,
                 tlsmail_noop, tlsmail_quit
    [report]     tlsmail_strerror, tlsmail_error_class, tlsmail_describe,
-                tlsmail_describe_rcpt, tlsmail_stage, tlsmail_stage_name, tlsmail_reply_code,
-                tlsmail_reply_text, tlsmail_reply_enhanced, tlsmail_reply_tls,
-                tlsmail_tls_error, tlsmail_queue_id, tlsmail_tls_info,
-                tlsmail_tls_details
+                tlsmail_describe_rcpt, tlsmail_stage, tlsmail_stage_name,
+                tlsmail_reply_code, tlsmail_reply_text, tlsmail_reply_enhanced,
+                tlsmail_reply_tls, tlsmail_tls_error, tlsmail_queue_id,
+                tlsmail_tls_info, tlsmail_tls_details
    [trust]      tlsmail_trust, tlsmail_trust_system, tlsmail_trust_file,
                 tlsmail_trust_dir, tlsmail_trust_pem, tlsmail_trust_anchors,
                 tlsmail_trust_pin_sha256, tlsmail_trust_free
@@ -492,8 +492,9 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
    asked, even after a refusal, with or without PIPELINING. On 0 the client
    is ready for the next message. On a refusal the reply kept is the one
    that refused (o->results has every recipient's; tlsmail_describe_rcpt
-   says each in a line); call tlsmail_reset before the next message. Errors as tlsmail_client_send's; TLSMAIL_ESTATE in
-   the middle of a message. */
+   says each in a line); call tlsmail_reset before the next message.
+   Errors as tlsmail_client_send's; TLSMAIL_ESTATE in the middle of a
+   message. */
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len,
                                  const tlsmail_send_opts *o);

@@ -2671,10 +2671,6 @@ static tlsmail_rcpt_opts *rcpt_opts(void) {
     return ro;
 }
 
-/* A message that fitted in the window, to one recipient, in one call:
-   connected (a batch), tlsmail_transact on the open client; else the one
-   call, which connects and logs in with a. Both check it all before a
-   byte goes out and pipeline what the server allows. */
 /* --deliver accepted: the message goes to the recipients the server took. */
 static int deliver_accepted(void) {
     const char *deliver = R.set[K_DELIVER].value;
@@ -2683,6 +2679,11 @@ static int deliver_accepted(void) {
 
 static int name_results(const tlsmail_rcpt_result *res, int err);
 
+/* A message that fitted in the window, in one call: connected (after
+   open_session, or in a batch), tlsmail_transact on the open client, which
+   to several recipients reports each one's answer, named here; else (one
+   recipient) the one call, which connects and logs in with a. Both check
+   it all before a byte goes out and pipeline what the server allows. */
 static int send_whole(const tlsmail_auth *a, int connected) {
     char *m = R.msg;
     size_t n = R.len;
@@ -2834,12 +2835,6 @@ static int stream_rest(tlsmail_client *to) {
     return 0;
 }
 
-/* MAIL, then RCPT for every recipient, one at a time: a refusal is said
-   on stderr, the address first, and the others are still asked, so every
-   refused recipient is named; then any refusal ends the message before
-   DATA. Returns the error (0: all accepted); when recipients were refused
-   R.refused counts them, R.refused_rc is the exit status (75 only when
-   every refusal was for now) and R.result the line for the log. */
 /* The refused recipients of one message, as they are named. */
 typedef struct refusals {
     char list[1400]; /* "addr: code text; ..." for the log */
@@ -2907,6 +2902,12 @@ static int name_results(const tlsmail_rcpt_result *res, int err) {
     return err ? err : last; /* delivered to the others or not: err says how it went */
 }
 
+/* MAIL, then RCPT for every recipient, one at a time: a refusal is said
+   on stderr, the address first, and the others are still asked, so every
+   refused recipient is named; then any refusal ends the message before
+   DATA. Returns the error (0: all accepted); when recipients were refused
+   R.refused counts them, R.refused_rc is the exit status (75 only when
+   every refusal was for now) and R.result the line for the log. */
 static int envelope(void) {
     tlsmail_mail_opts mo = mail_opts();
     tlsmail_rcpt_opts ro;
