@@ -2742,11 +2742,12 @@ static long map_next(const char **p) {
     return read_fd(R.msg_fd, R.msg, WINDOW);
 }
 #else
-/* A message file that shrinks under its mapping: the piece being sent is
-   gone, and so is the message, which has no final "." yet. */
+/* A message file that shrinks under its mapping, or whose pages can't be
+   read (an I/O error on a mapped page is a SIGBUS too): the piece being
+   sent is gone, and so is the message, which has no final "." yet. */
 static void on_sigbus(int sig) {
-    static const char text[] = "tlsmail-send: cannot read the message: its file shrank while it was "
-                               "sent; nothing was delivered\n";
+    static const char text[] = "tlsmail-send: cannot read the message: its file shrank or failed while "
+                               "it was sent; nothing was delivered\n";
     (void)sig;
     if (write(2, text, sizeof text - 1) < 0) {}
     _exit(EX_NOINPUT);
