@@ -442,7 +442,7 @@ class Suite:
     def wine_run(self, cmd, env, timeout=SEND_TIMEOUT, stdin_data=b"", namespace=False):
         """cmd under wine (and, with namespace, behind the dead resolver);
         a testlib Result. Files, not pipes, for the reason send() gives."""
-        wine, _server, wenv = self.wine()
+        wine, server, wenv = self.wine()
         full = [wine] + cmd
         if namespace:
             full = [sys.executable, DEADNS, "--timeout", str(RESOLVER_S), "--"] + full
@@ -450,16 +450,26 @@ class Suite:
         inp, outp, errp = (os.path.join(self.work, "%s.%s" % (tag, x)) for x in ("in", "out", "err"))
         with open(inp, "wb") as f:
             f.write(stdin_data)
-        t0 = time.monotonic()
-        with open(inp, "rb") as i, open(outp, "wb") as o, open(errp, "wb") as e:
-            try:
-                p = subprocess.run(full, stdin=i, stdout=o, stderr=e, timeout=timeout,
-                                   env=dict(wenv, **env))
-            except subprocess.TimeoutExpired:
-                raise CaseFailure("no exit within %d s: %s" % (timeout, " ".join(cmd[:3])))
-        wall = int((time.monotonic() - t0) * 1000)
-        with open(outp, "rb") as o, open(errp, "rb") as e:
-            p.stdout, p.stderr = o.read(), e.read()
+        # A wineserver outlives its last program by a few seconds; a program
+        # that starts just as it exits reaches a closing socket ("wine client
+        # error: ... Connection reset by peer") and never runs. Then, once
+        # that server is gone, the program is started once more.
+        for attempt in (1, 2):
+            t0 = time.monotonic()
+            with open(inp, "rb") as i, open(outp, "wb") as o, open(errp, "wb") as e:
+                try:
+                    p = subprocess.run(full, stdin=i, stdout=o, stderr=e, timeout=timeout,
+                                       env=dict(wenv, **env))
+                except subprocess.TimeoutExpired:
+                    raise CaseFailure("no exit within %d s: %s" % (timeout, " ".join(cmd[:3])))
+            wall = int((time.monotonic() - t0) * 1000)
+            with open(outp, "rb") as o, open(errp, "rb") as e:
+                p.stdout, p.stderr = o.read(), e.read()
+            if attempt == 2 or p.returncode == 0 or not p.stderr.startswith(b"wine client error"):
+                break
+            self.say("wine: %s; once more after the old wineserver: %s" % (
+                p.stderr.decode(errors="replace").strip()[:80], " ".join(os.path.basename(c) for c in cmd[:2])))
+            run([server, "-w"], 30, "wineserver -w", env=wenv)
         r = Result(p, wall)
         if self.verbose:
             self.say("%s -> %s" % (" ".join(os.path.basename(c) for c in cmd[:2]), r))
