@@ -7222,12 +7222,46 @@ TLSMAIL__PRIVATE int tlsmail__put_envelope(tlsmail_client *c, const tlsmail__sen
     return 0;
 }
 
+/* A reply set aside while the replies after it are read: tlsmail_describe
+   must quote the one that refused, not the last one read. */
+typedef struct tlsmail__kept {
+    int stage;                      /* the command it answered */
+    int code;
+    char enhanced[12];
+    size_t textlen;
+    char text[TLSMAIL_REPLY_TEXT];
+} tlsmail__kept;
+
+TLSMAIL__PRIVATE void tlsmail__keep_reply(const tlsmail_client *c, tlsmail__kept *k) {
+    k->stage = c->stage;
+    k->code = c->code;
+    memcpy(k->enhanced, c->enhanced, sizeof k->enhanced);
+    k->textlen = c->textlen;
+    memcpy(k->text, c->text, sizeof k->text);
+}
+
+TLSMAIL__PRIVATE int tlsmail__restore_reply(tlsmail_client *c, const tlsmail__kept *k, int err) {
+    c->stage = k->stage;
+    c->code = k->code;
+    memcpy(c->enhanced, k->enhanced, sizeof c->enhanced);
+    c->textlen = k->textlen;
+    memcpy(c->text, k->text, sizeof c->text);
+    c->reply_fresh = 1;
+    return c->err = err;
+}
+
 /* MAIL, RCPT for every recipient, and DATA unless the message goes by
    BDAT, one command at a time. Without partial delivery the first refusal
-   ends it; with it a refused recipient is noted and the others go on. */
-TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail__sendplan *p) {
+   ends it; with it a refused recipient is noted and the others go on.
+   every (tlsmail_transact): every recipient is asked after a refusal too,
+   as in its pipelined group, so o->results names each one, and the first
+   refusal is the reply kept; a lost connection, a 421 or a reply out of
+   the protocol still ends the asking. */
+TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail__sendplan *p,
+                                                int every) {
+    tlsmail__kept kept;
     size_t i, accepted = 0;
-    int err, last = 0;
+    int err, first = 0, last = 0;
     if ((err = tlsmail__mail(c, p->from, &p->mail)) != 0) return err;
     for (i = 0; i < p->nto; i++) {
         err = tlsmail_rcpt_ex(c, p->to[i], p->rcpt ? &p->rcpt[i] : NULL);
@@ -7236,9 +7270,16 @@ TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail
             accepted++;
             continue;
         }
-        if (!p->partial || c->state == TLSMAIL__CLOSED) return err;
+        if (c->state == TLSMAIL__CLOSED ||
+            (every ? err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT : !p->partial))
+            return err;
+        if (every && !first) {
+            first = err;
+            tlsmail__keep_reply(c, &kept);
+        }
         last = err;
     }
+    if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
     if (!accepted) return c->err = last; /* the last refusal is the reply kept */
     return p->bdat ? 0 : tlsmail_data_begin(c);
 }
@@ -7385,7 +7426,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
     if (auth && (err = tlsmail_authenticate(c, auth)) != 0) goto fail;
     p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
     pipe = (c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 4 <= TLSMAIL__PIPE_MAX;
-    err = pipe ? tlsmail__envelope_pipelined(c, &p, &done) : tlsmail__envelope_stepwise(c, &p);
+    err = pipe ? tlsmail__envelope_pipelined(c, &p, &done) : tlsmail__envelope_stepwise(c, &p, 0);
     if (!err && !done) err = tlsmail__send_body(c, &p, pipe);
     if (err) goto fail;
     /* Delivered: whatever happens to QUIT now can't undo that. */
@@ -7409,34 +7450,6 @@ TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto, const void *msg, size_t len) {
     return tlsmail_client_send_ex(c, cfg, auth, from, to, nto, msg, len, NULL);
-}
-
-/* A reply set aside while the replies after it are read: tlsmail_describe
-   must quote the one that refused, not the last one read. */
-typedef struct tlsmail__kept {
-    int stage;                      /* the command it answered */
-    int code;
-    char enhanced[12];
-    size_t textlen;
-    char text[TLSMAIL_REPLY_TEXT];
-} tlsmail__kept;
-
-TLSMAIL__PRIVATE void tlsmail__keep_reply(const tlsmail_client *c, tlsmail__kept *k) {
-    k->stage = c->stage;
-    k->code = c->code;
-    memcpy(k->enhanced, c->enhanced, sizeof k->enhanced);
-    k->textlen = c->textlen;
-    memcpy(k->text, c->text, sizeof k->text);
-}
-
-TLSMAIL__PRIVATE int tlsmail__restore_reply(tlsmail_client *c, const tlsmail__kept *k, int err) {
-    c->stage = k->stage;
-    c->code = k->code;
-    memcpy(c->enhanced, k->enhanced, sizeof c->enhanced);
-    c->textlen = k->textlen;
-    memcpy(c->text, k->text, sizeof c->text);
-    c->reply_fresh = 1;
-    return c->err = err;
 }
 
 /* tlsmail_transact's envelope with PIPELINING: MAIL and every RCPT in one
@@ -7489,34 +7502,6 @@ TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmai
     return 0;
 }
 
-/* The same without PIPELINING, one command at a time. Every recipient is
-   asked even after a refusal, as in the pipelined group, so o->results
-   names every refused recipient whatever the server offers. */
-TLSMAIL__PRIVATE int tlsmail__transact_stepwise(tlsmail_client *c, const tlsmail__sendplan *p) {
-    tlsmail__kept kept;
-    size_t i, accepted = 0;
-    int err, first = 0;
-    memset(&kept, 0, sizeof kept);
-    if ((err = tlsmail__mail(c, p->from, &p->mail)) != 0) return err;
-    for (i = 0; i < p->nto; i++) {
-        err = tlsmail_rcpt_ex(c, p->to[i], p->rcpt ? &p->rcpt[i] : NULL);
-        tlsmail__note_rcpt(c, p, i);
-        if (!err) {
-            accepted++;
-            continue;
-        }
-        /* a lost connection, a 421, a reply out of the protocol: no more asking */
-        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || c->state == TLSMAIL__CLOSED)
-            return err;
-        if (!first) {
-            first = err;
-            tlsmail__keep_reply(c, &kept);
-        }
-    }
-    if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
-    return p->bdat ? 0 : tlsmail_data_begin(c);
-}
-
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
@@ -7532,7 +7517,7 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
     if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
         err = tlsmail__transact_pipelined(c, &p, &done);
     else
-        err = tlsmail__transact_stepwise(c, &p);
+        err = tlsmail__envelope_stepwise(c, &p, 1);
     if (err || done) return err;
     if (!p.bdat && c->state != TLSMAIL__DATA && (err = tlsmail_data_begin(c)) != 0) return err;
     return tlsmail__send_body(c, &p, 0);
