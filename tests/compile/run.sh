@@ -4,7 +4,8 @@
 #   tests/compile/run.sh [BUILD_DIR] [-k SUBSTR]...
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-out=${1:-build}/compile
+build=${1:-build}
+out=$build/compile
 shift
 only=()
 while [ $# -ge 2 ] && [ "$1" = -k ]; do only+=("$2"); shift 2; done
@@ -65,6 +66,12 @@ libbearssl_a=$(ls /usr/lib/*/libbearssl.a /usr/lib/libbearssl.a 2>/dev/null | he
 check "linked with libbearssl.a (static)" gcc -std=c99 $WARN tests/compile/impl_main.c tests/compile/decl_a.c tests/compile/decl_b.c \
     -o "$out/bearstatic" ${libbearssl_a:-/nonexistent/libbearssl.a}
 check "static build has no libbearssl.so dependency" bash -c "! ldd '$out/bearstatic' | grep -q bearssl"
+# The README: make links BearSSL's static library into tlsmail-send when the
+# compiler finds one, so the tool needs only the C library.
+if [ -n "$libbearssl_a" ]; then
+    check "make's tlsmail-send has BearSSL linked in: no libbearssl.so, and it runs" bash -c \
+        "test -x '$build/tlsmail-send' && ! ldd '$build/tlsmail-send' | grep -q bearssl && '$build/tlsmail-send' --version"
+fi
 check "only tlsmail_ symbols exported" bash -c \
     "gcc -std=c99 -c -x c - -o '$out/sym.o' <<<'#define TLSMAIL_IMPLEMENTATION
 #include \"$PWD/tlsmail.h\"' && ! nm -g --defined-only '$out/sym.o' | awk '{print \$3}' | grep -v '^tlsmail_'"

@@ -772,7 +772,6 @@ def build_cases(S):
         def grow():
             with open(f, "ab") as fh:
                 fh.write(extra)
-        whole = None
         m = good().mark()
         r = held_send(f, grow)
         check(r.rc == 0, "rc: %s" % r)
