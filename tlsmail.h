@@ -646,6 +646,17 @@ struct tlsmail_config {
     tlsmail_session *session;  /* NULL: every handshake is a full one; else
                                   offered when it fits, saved after each
                                   good handshake (see tlsmail_session) */
+    /* Nonzero: TCP Fast Open (RFC 7413) for implicit TLS, where the
+       system has it (Linux 4.11 and later: TCP_FASTOPEN_CONNECT;
+       elsewhere, with io set, and for STARTTLS, where the server speaks
+       first, it is ignored). Once the kernel holds a cookie from an earlier
+       connection to the same server, the ClientHello rides in the SYN and
+       the dial takes one round trip less. The SYN's data may reach the
+       server twice; a ClientHello is safe to repeat. With a cookie, connect
+       succeeds at once and a server that stopped listening is found at the
+       first read: the dial then fails at TLSMAIL_STAGE_CONNECT as usual,
+       but without trying the host's other addresses. */
+    int tcp_fastopen;
 };
 
 /* Connect, TLS handshake with the configured trust, read the greeting. On
@@ -1299,6 +1310,9 @@ struct tlsmail_client {
                                        of the caller's write (MSG_MORE) */
     int utf8;                       /* MAIL declared SMTPUTF8 */
     int starttls;                   /* this session began in plaintext */
+    int fastopen;                   /* connect was deferred to the first
+                                       write (TCP Fast Open): connect
+                                       errors come from later calls */
     int io_err, br_err, sys_err;    /* causes, kept for tlsmail_describe */
     int reply_tls;                  /* the last reply came over TLS */
     int reply_fresh;                /* ...and answers the last command: an
@@ -3544,6 +3558,13 @@ TLSMAIL__PRIVATE int tlsmail__refused(const tlsmail_client *c) {
     return c->sys_err == WSAECONNREFUSED;
 }
 
+/* No TCP Fast Open here (cfg->tcp_fastopen is ignored): every connect
+   completes in tlsmail__connect_one. */
+TLSMAIL__PRIVATE int tlsmail__connect_failed(const tlsmail_client *c) {
+    (void)c;
+    return 0;
+}
+
 /* Has the server sent something (or closed) that we have not read? */
 TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
     fd_set rd;
@@ -3637,7 +3658,10 @@ TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, si
         ssize_t n = send(c->fd, buf, len, TLSMAIL__SEND_FLAGS | (c->more ? TLSMAIL__SEND_MORE : 0));
         int err;
         if (n > 0) return (int)n;
-        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        /* EINPROGRESS: a deferred connect (TCP Fast Open) is still under
+           way and took none of buf into its SYN. */
+        if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK &&
+                       !(c->fastopen && errno == EINPROGRESS))) {
             c->sys_err = n == 0 ? 0 : errno;
             return (n < 0 && (errno == EPIPE || errno == ECONNRESET)) ? TLSMAIL_ECLOSED : TLSMAIL_EIO;
         }
@@ -3648,9 +3672,41 @@ TLSMAIL__PRIVATE int tlsmail__sock_write(void *ctx, const unsigned char *buf, si
 
 TLSMAIL__PRIVATE void tlsmail__socket_close(tlsmail__socket fd) { (void)close(fd); }
 
+/* cfg->tcp_fastopen: 1 when fd's connect may be deferred to its first
+   write (TCP_FASTOPEN_CONNECT), which then carries the ClientHello. Never
+   for STARTTLS: we would read the greeting first, and no write would ever
+   send the SYN. */
+TLSMAIL__PRIVATE int tlsmail__fastopen_on(const tlsmail_client *c, int fd) {
+#ifdef TCP_FASTOPEN_CONNECT
+    int one = 1;
+    return c->cfg->tcp_fastopen && !c->starttls &&
+           setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one) == 0;
+#else
+    (void)c;
+    (void)fd;
+    return 0;
+#endif
+}
+
+/* After a failure before the server's first octet: did TCP's own
+   handshake, deferred by TCP Fast Open, never complete? Then the dial
+   failed at connecting, as it would have without Fast Open: refused,
+   unreachable, or no answer to the SYN within the timeout. */
+TLSMAIL__PRIVATE int tlsmail__connect_failed(const tlsmail_client *c) {
+    struct sockaddr_storage peer;
+    socklen_t n = sizeof peer;
+    if (!c->fastopen || c->nfirst || c->fd < 0) return 0;
+    /* errors TCP reports only for a SYN */
+    if (c->sys_err == ECONNREFUSED || c->sys_err == EHOSTUNREACH || c->sys_err == ENETUNREACH ||
+        c->sys_err == ETIMEDOUT)
+        return 1;
+    /* our own timeout: still no peer while the SYN goes unanswered */
+    return c->sys_err == 0 && getpeername(c->fd, (struct sockaddr *)&peer, &n) != 0 && errno == ENOTCONN;
+}
+
 /* One address: non-blocking connect bounded by the timeout. */
 TLSMAIL__PRIVATE int tlsmail__connect_one(tlsmail_client *c, const struct addrinfo *ai) {
-    int fd, one = 1, err, soerr = 0;
+    int fd, one = 1, err, soerr = 0, fastopen, deferred = 0;
     socklen_t sl = sizeof soerr;
     fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (fd < 0) { c->sys_err = errno; return TLSMAIL_ECONNECT; }
@@ -3663,14 +3719,19 @@ TLSMAIL__PRIVATE int tlsmail__connect_one(tlsmail_client *c, const struct addrin
        command per write: with Nagle each small write could wait for the
        peer's delayed ACK (~40 ms on Linux). */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) goto done;
-    if (errno != EINPROGRESS && errno != EINTR) goto fail;
+    fastopen = tlsmail__fastopen_on(c, fd);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        deferred = fastopen; /* with a cookie: the SYN waits for our first write */
+        goto done;
+    }
+    if (errno != EINPROGRESS && errno != EINTR) goto fail; /* no cookie: a SYN asking for one */
     err = tlsmail__poll(fd, POLLOUT, tlsmail__wait_end(c));
     if (err) { close(fd); return err; }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) goto fail;
     if (soerr) { errno = soerr; goto fail; }
 done:
     c->fd = fd;
+    c->fastopen = deferred;
     return 0;
 fail:
     c->sys_err = errno;
@@ -4111,6 +4172,11 @@ TLSMAIL__PRIVATE int tlsmail__have_transport(const tlsmail_config *cfg) {
 }
 
 TLSMAIL__PRIVATE int tlsmail__refused(const tlsmail_client *c) {
+    (void)c;
+    return 0;
+}
+
+TLSMAIL__PRIVATE int tlsmail__connect_failed(const tlsmail_client *c) {
     (void)c;
     return 0;
 }
@@ -5929,12 +5995,16 @@ TLSMAIL__PRIVATE int tlsmail__security_for(const char *addr) {
 TLSMAIL__PRIVATE int tlsmail__open(tlsmail_client *c, unsigned port, int starttls) {
     int err;
     c->stage = TLSMAIL_STAGE_CONNECT;
+    c->starttls = starttls;
     if ((err = tlsmail__open_transport(c, port)) != 0) return err;
     c->state = TLSMAIL__GREETED; /* connected: failures now go through tlsmail__fatal */
-    c->starttls = starttls;
     if (starttls && (err = tlsmail__upgrade(c)) != 0) return err;
     c->stage = TLSMAIL_STAGE_TLS;
-    if ((err = tlsmail__secure(c)) != 0) return err;
+    if ((err = tlsmail__secure(c)) != 0) {
+        if (!tlsmail__connect_failed(c)) return err;
+        c->stage = TLSMAIL_STAGE_CONNECT;
+        return err == TLSMAIL_ETIMEOUT ? err : TLSMAIL_ECONNECT;
+    }
     return starttls ? 0 : tlsmail__greeting(c);
 }
 

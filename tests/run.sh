@@ -41,6 +41,9 @@ if [ $quick = 0 ]; then
     # tlsmail_config.addresses, behind a resolver that never answers (a
     # private mount and network namespace).
     suite resolve /usr/bin/python3 tests/resolve/test_resolve.py --build "$build" "${k[@]}"
+    # TCP Fast Open as the kernel saw it (its own counters), in a private
+    # network namespace whose listeners all accept it.
+    suite fastopen /usr/bin/python3 tests/fastopen/test_fastopen.py --build "$build" "${k[@]}"
     # TLS session resumption, tlsmail-send's session cache, streaming and
     # --batch, bench/many.c: what the speed features must still get right.
     suite perf /usr/bin/python3 tests/perf/test_perf.py --build "$build" "${k[@]}"
