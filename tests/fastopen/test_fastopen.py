@@ -33,7 +33,8 @@ import deadns  # noqa: E402
 
 FASTOPEN_SYSCTL = "1027"          # 0x1 client, 0x2 server, 0x400 every listener
 RUN_TIMEOUT = 60                  # seconds for one tlsmail-send run
-COUNTERS = ("TCPFastOpenCookieReqd", "TCPFastOpenActive", "TCPFastOpenPassive")
+COUNTERS = ("TCPFastOpenCookieReqd", "TCPFastOpenActive", "TCPFastOpenPassive",
+            "TCPFastOpenActiveFail")
 
 
 def netstat():
@@ -41,6 +42,11 @@ def netstat():
     with open("/proc/net/netstat") as f:
         lines = [l.split() for l in f if l.startswith("TcpExt:")]
     return dict(zip(lines[0][1:], (int(v) for v in lines[1][1:])))
+
+
+def set_fastopen(value):
+    with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:   # this namespace's own
+        f.write(value + "\n")
 
 
 class Suite:
@@ -58,8 +64,7 @@ class Suite:
         r = subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, timeout=30)
         if r.returncode != 0:
             raise RuntimeError("ip link set lo up: %s" % r.stderr.decode().strip())
-        with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:   # this namespace's own
-            f.write(FASTOPEN_SYSCTL + "\n")
+        set_fastopen(FASTOPEN_SYSCTL)
         if not os.access(self.send_bin, os.X_OK):
             raise RuntimeError("no %s (make builds it)" % self.send_bin)
         r = subprocess.run(["bash", PKI_SH, self.pki], capture_output=True, timeout=120)
@@ -184,6 +189,20 @@ def build_cases(S):
         check(rc == 0, "rc %d after %d ms: %s" % (rc, ms, err))
         check(delta["TCPFastOpenActive"] == 0, "data in a STARTTLS SYN: %s" % delta)
         S.delivered("starttls", mark, msg)
+
+    @case("fastopen: a server that stopped offering it ignores the SYN's data: the hello is "
+          "sent again after the handshake and the mail arrives")
+    def _():
+        set_fastopen("1")   # this namespace's listeners: no Fast Open; our cookie stays cached
+        try:
+            mark = S.servers["implicit"].mark()
+            rc, err, _ms, delta, _l, msg = S.run(imp(), ["--tcp-fastopen"])
+        finally:
+            set_fastopen(FASTOPEN_SYSCTL)
+        check(rc == 0, "rc %d: %s" % (rc, err))
+        check(delta["TCPFastOpenActiveFail"] == 1 and delta["TCPFastOpenPassive"] == 0,
+              "wanted the SYN's data refused and sent again: %s" % delta)
+        S.delivered("implicit", mark, msg)
 
     @case("fastopen: with a cookie, nothing listening is the same connect error as without "
           "(75, refused), and connect returned at once")
