@@ -682,7 +682,8 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
    full handshake with every check. A handshake that offered it and failed
    clears it. A resumed handshake skips the key exchange and the chain (CPU
    on both sides, and the certificates on the wire); in SMTP, where the
-   server speaks first, it saves no round trip. One client at a time may
+   server speaks first, it saves no round trip (tlsmail_config.tcp_fastopen
+   does). One client at a time may
    use a session. It holds the session's master secret, as secret as a
    password for as long as it lives: tlsmail_session_clear() wipes it.
    Without a clock (TLSMAIL_NO_SOCKETS) nothing expires: clear it yourself.
@@ -2499,38 +2500,88 @@ typedef struct tlsmail__msginfo {
     int head8;                      /* ...in the header section (RFC 6532 3) */
 } tlsmail__msginfo;
 
+/* The offset of the first CR or LF in s[0..n), or n. memchr (the C
+   library's vectorised scan) rather than a loop per octet, over windows
+   of 4 KiB, so a message without one kind of line end is not searched to
+   its end for each line: every octet is looked at at most twice. */
+TLSMAIL__PRIVATE size_t tlsmail__next_eol(const unsigned char *s, size_t n) {
+    size_t at = 0;
+    while (at < n) {
+        size_t w = n - at < 4096 ? n - at : 4096;
+        const unsigned char *lf = (const unsigned char *)memchr(s + at, '\n', w);
+        const unsigned char *cr = (const unsigned char *)memchr(s + at, '\r', lf ? (size_t)(lf - (s + at)) : w);
+        if (cr) return (size_t)(cr - s);
+        if (lf) return (size_t)(lf - s);
+        at += w;
+    }
+    return n;
+}
+
+/* Has s[0..n) an octet over 127? Eight at a time: this runs on every
+   octet of a message. */
+TLSMAIL__PRIVATE int tlsmail__has8(const unsigned char *s, size_t n) {
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080u) return 1;
+    }
+    for (; i < n; i++)
+        if (s[i] >= 0x80) return 1;
+    return 0;
+}
+
 /* One pass: the size as it goes out (every CR, LF and CRLF counted as
    CRLF, plus a CRLF for a last line without one; no dot-stuffing), whether
    it has 8-bit octets, and whether its header section (up to the first
-   empty line) does. */
+   empty line) does. A line's text at a time, between line ends. */
 TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__msginfo *mi) {
     const unsigned char *s = (const unsigned char *)msg;
-    size_t i, size = 0;
+    size_t i = 0, size = 0;
     int bol = 1, in_head = 1, over = 0;
     memset(mi, 0, sizeof *mi);
-    for (i = 0; i < len; i++) {
-        unsigned char c = s[i];
-        if (c == '\r' || c == '\n') {
-            if (c == '\r' && i + 1 < len && s[i + 1] == '\n') i++;
-            if (bol) in_head = 0; /* the empty line ends the header */
-            bol = 1;
-            over |= size > (size_t)-1 - 2;
-            size += 2;
-            continue;
+    while (i < len) {
+        size_t k = tlsmail__next_eol(s + i, len - i);
+        if (k) { /* text; the first 8-bit octet decides both flags, the header being first */
+            if (!mi->body8 && tlsmail__has8(s + i, k)) {
+                mi->body8 = 1;
+                if (in_head) mi->head8 = 1;
+            }
+            bol = 0;
+            over |= size > (size_t)-1 - k;
+            size += k;
+            if ((i += k) == len) break;
         }
-        if (c >= 0x80) {
-            mi->body8 = 1;
-            if (in_head) mi->head8 = 1;
-        }
-        bol = 0;
-        over |= size == (size_t)-1;
-        size++;
+        /* a line end: CR, LF or CRLF */
+        i += s[i] == '\r' && i + 1 < len && s[i + 1] == '\n' ? 2 : 1;
+        if (bol) in_head = 0; /* the empty line ends the header */
+        bol = 1;
+        over |= size > (size_t)-1 - 2;
+        size += 2;
     }
     if (!bol) {
         over |= size > (size_t)-1 - 2;
         size += 2;
     }
     mi->size = over ? (size_t)-1 : size;
+}
+
+/* BDAT's octets from s[at..n): the end of the run that goes out as it is
+   (CRLFs included), which is n or a bare CR or bare LF (*bare set): that
+   one is sent as CRLF, and the next run starts after it. */
+TLSMAIL__PRIVATE size_t tlsmail__bdat_run(const unsigned char *s, size_t n, size_t at, int *bare) {
+    for (;;) {
+        at += tlsmail__next_eol(s + at, n - at);
+        if (at == n) {
+            *bare = 0;
+            return n;
+        }
+        if (s[at] == '\n' || at + 1 == n || s[at + 1] != '\n') {
+            *bare = 1; /* a CR or LF of its own (the LF of a CRLF is skipped below) */
+            return at;
+        }
+        at += 2; /* CRLF */
+    }
 }
 
 
@@ -7048,20 +7099,9 @@ TLSMAIL_DEF size_t tlsmail_message_size(const void *msg, size_t len) {
    for p[0..n) holding one; the caller then drops the connection without
    ending the message, so nothing undeclared is delivered. */
 TLSMAIL__PRIVATE int tlsmail__body8_ok(tlsmail_client *c, const void *p, size_t n) {
-    const unsigned char *s = (const unsigned char *)p;
-    size_t i;
-    if (c->body8 || !p) return 0;
-    for (i = 0; i + 8 <= n; i += 8) { /* eight at a time: this runs on every octet */
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080u) break;
-    }
-    for (; i < n; i++)
-        if (s[i] >= 0x80) {
-            c->missing_ext = TLSMAIL__EXT_8BITMIME;
-            return TLSMAIL_ENOEXT;
-        }
-    return 0;
+    if (c->body8 || !p || !tlsmail__has8((const unsigned char *)p, n)) return 0;
+    c->missing_ext = TLSMAIL__EXT_8BITMIME;
+    return TLSMAIL_ENOEXT;
 }
 
 /* The 250 that accepted a message: keep the server's id for it, which the
@@ -7217,20 +7257,17 @@ TLSMAIL__PRIVATE void tlsmail__note_rcpt(const tlsmail_client *c, const tlsmail_
    are; only line ends are added. */
 TLSMAIL__PRIVATE int tlsmail__put_bdat(tlsmail_client *c, const tlsmail__sendplan *p) {
     const unsigned char *s = p->msg;
-    size_t i, start = 0, n = p->len;
+    size_t at = 0, end, n = p->len;
     char num[24];
-    int err;
+    int err, bare = 1;
     (void)tlsmail__utoa(num, p->mail.size);
     if ((err = tlsmail__put(c, "BDAT ", num, " LAST")) != 0) return err;
-    for (i = 0; i < n && !err; i++) {
-        int bare = (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n')) ||
-                   (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'));
-        if (!bare) continue;
-        if (i > start) err = tlsmail__stream_write(c, s + start, i - start);
-        if (!err) err = tlsmail__stream_write(c, "\r\n", 2);
-        start = i + 1;
+    while (at < n && bare && !err) {
+        end = tlsmail__bdat_run(s, n, at, &bare);
+        if (end > at) err = tlsmail__stream_write(c, s + at, end - at);
+        if (!err && bare) err = tlsmail__stream_write(c, "\r\n", 2);
+        at = end + 1;
     }
-    if (!err && n > start) err = tlsmail__stream_write(c, s + start, n - start);
     if (!err && n && s[n - 1] != '\r' && s[n - 1] != '\n') err = tlsmail__stream_write(c, "\r\n", 2);
     return err < 0 ? tlsmail__fatal(c, err) : 0;
 }

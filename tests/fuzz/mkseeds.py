@@ -171,6 +171,16 @@ def dot_seeds():
         out[k] = bytes([((i * 5) % 32) << 3 | n]) + bytes([(i * 37 + j * 11) % 256 for j in range(n)]) + v
     return out
 
+def scan_seeds():
+    # the message itself: line ends of every kind, 8-bit octets in the
+    # header and in the body, a line past next_eol's 4 KiB window
+    hdr = b"From: a@example.org\r\nSubject: t\r\n\r\n"
+    return {"plain": hdr + b"Hello\r\n", "mixed": b"a\r\nb\nc\rd\n\re\r\n\n\r\r\nf",
+            "cr_cr_lf": b"a\r\r\nb\r\r\n", "trailing_cr": b"x\r", "lead_lf": b"\nx",
+            "empty": b"", "no_end": b"last", "head8": b"Subject: caf\xc3\xa9\r\n\r\nx",
+            "body8": hdr + b"caf\xc3\xa9\n", "no_header": b"\r\nA: \xff\r\n",
+            "long_cr": b"y" * 4100 + b"\r" + b"z" * 3 + b"\n", "bin": bytes(range(256))}
+
 # -- fuzz_address: every rule of RFC 5321 4.1.2 / 4.1.3 and RFC 6531 3.3
 ADDRESSES = [
     "a@example.org", "first.last@example.org", "!#$%&'*+-/=?^_`{|}~@example.org",
@@ -533,6 +543,7 @@ write("fuzz_reply", reply_seeds())
 write("fuzz_ehlo", ehlo_seeds())
 write("fuzz_base64", base64_seeds())
 write("fuzz_dot", dot_seeds())
+write("fuzz_scan", scan_seeds())
 write("fuzz_address", address_seeds())
 write("fuzz_compose", compose_seeds())
 write("fuzz_starttls", starttls_seeds())

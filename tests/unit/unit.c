@@ -13,6 +13,7 @@
 
 #include "../lib/runner.h"
 #include "../lib/dot_ref.h"
+#include "../lib/scan_ref.h"
 
 #define U(s) ((const unsigned char *)(s))
 
@@ -1390,6 +1391,64 @@ TEST(dot_chunking_eline) {
     CHECK(elines > 5 && oks > 5); /* both outcomes were exercised */
 }
 
+/* The message scan and BDAT's runs against the octet-at-a-time versions
+   of tests/lib/scan_ref.h: random messages of CRLFs, bare CRs and LFs,
+   8-bit octets before and after the first empty line, and lines past the
+   4 KiB window in which tlsmail__next_eol searches (CR-only and LF-only
+   messages too). The runs, with CRLF for each bare end and one after a
+   last line without one, are the size the scan counts. */
+TEST(scan_and_bdat_runs_reference) {
+    static unsigned char in[20000];
+    unsigned seed = 0x5ca77u;
+    int k, bare_seen = 0, head8_seen = 0, body8_only = 0;
+    for (k = 0; k < 600; k++) {
+        size_t n = rng_next(&seed) % (k % 10 == 0 ? sizeof in : 300), i, at = 0, out = 0, nbare = 0;
+        unsigned kind = rng_next(&seed) % 5; /* 0 mixed, 1 CR-only, 2 LF-only, 3 CRLF, 4 long lines */
+        tlsmail__msginfo a, b;
+        int bare = 1;
+        for (i = 0; i < n; i++) {
+            unsigned r = rng_next(&seed) % (kind == 4 ? 9000 : 40);
+            unsigned char c = (unsigned char)('a' + r % 26);
+            if (r == 0) c = kind == 1 ? '\r' : '\n';
+            else if (r == 1) c = kind == 2 ? '\n' : '\r';
+            else if (r == 2 && rng_next(&seed) % 8 == 0) c = 0xc3;
+            if (kind == 3 && c == '\r' && i + 1 < n) in[i++] = '\r', c = '\n';
+            in[i] = c;
+        }
+        tlsmail__msg_scan(in, n, &a);
+        msg_scan_ref(in, n, &b);
+        if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8) {
+            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d\n", k, kind,
+                   (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size, a.body8, b.body8,
+                   a.head8, b.head8);
+            CHECK(0);
+            return;
+        }
+        head8_seen += a.head8;
+        body8_only += a.body8 && !a.head8;
+        /* the runs: every octet between them is a bare line end, and no
+           bare one is inside a run */
+        while (at < n && bare) {
+            size_t end = tlsmail__bdat_run(in, n, at, &bare);
+            for (i = at; i < end; i++)
+                if (bare_ref(in, n, i)) {
+                    printf("    input #%d: bare line end at %lu inside the run %lu..%lu\n", k,
+                           (unsigned long)i, (unsigned long)at, (unsigned long)end);
+                    CHECK(0);
+                    return;
+                }
+            CHECK(end <= n && (bare ? end < n && bare_ref(in, n, end) : end == n));
+            out += end - at + (bare ? 2 : 0);
+            nbare += (size_t)bare;
+            at = end + 1;
+        }
+        if (n && in[n - 1] != '\r' && in[n - 1] != '\n') out += 2;
+        CHECK_EQ_INT(out, a.size);
+        bare_seen += nbare > 0;
+    }
+    CHECK(bare_seen > 100 && head8_seen > 10 && body8_only > 10); /* every outcome exercised */
+}
+
 /* Every call of the encoder against step_ref, from the same state: random
    text with long and short lines, bare CRs and LFs, dots, at random cuts
    and rooms (0 to 40 octets and large), through lines near 998 octets. */
@@ -1879,6 +1938,7 @@ int main(int argc, char **argv) {
     RUN(queue_id_none);
     RUN(xtext);
     RUN(message_size_and_8bit);
+    RUN(scan_and_bdat_runs_reference);
     RUN(mail_params);
     RUN(rcpt_params);
     RUN(describe_local_and_enhanced);
