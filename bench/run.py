@@ -26,13 +26,33 @@ reported as n/a, never guessed):
   b  the same with the default trust path: SSL_CERT_FILE = the system
      bundle + the test CA (curl: CURL_CA_BUNDLE, which its tool reads
      instead; msmtp: --tls-trust-file, GnuTLS reads no variable)
-  c  round trips per message through bench/delayproxy.py (25 ms each way):
-     turns counted by the proxy, + 1 for TCP's handshake, and the same
-     from the wall time ((proxied - direct) / RTT + 1); tlsmail-send also
-     against a server without CHUNKING and, when it has a session cache,
-     resumed; Python's smtplib with a resumed TLS session, as a reference
-     for what resumption saves against this server
-  d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS
+  c  round trips per message at +RTT (--rtt-ms, default 50), the delay
+     applied to packets by bench/netdelay.py: the clients (and their
+     launcher) run in a private network namespace, a second sink in
+     another, joined by TUN devices through a forwarder that holds every
+     packet, SYNs included, RTT/2 each way to the sink's delayed address
+     and not at all to its other address (no netem on this kernel; the
+     namespaces vanish with the processes). Clients reach the sink by
+     host name (a private /etc/hosts bind-mounted in the clients' mount
+     namespace; its certificate, from the test CA, names both). Round
+     trips = (wall of a send to the delayed address - wall of the same
+     client's send to the undelayed one) / RTT, medians, nothing added:
+     TCP's handshake is measured like the rest. Beside it, the waits the
+     forwarder saw in the packets (the client sending after a server
+     packet reached it and a silence of most of a round trip). Variants:
+     tlsmail-send against a listener without CHUNKING and, when it has a
+     session cache, resumed; Python's smtplib with a resumed TLS session
+     (its first connection undelayed), as a reference for what
+     resumption saves against this server; with TCP Fast Open (the far
+     namespace has net.ipv4.tcp_fastopen=3, the sink TCP_FASTOPEN on its
+     listeners): tlsmail-send's --tcp-fastopen when its --help lists it
+     (plain, resumed, resumed without CHUNKING; else n/a), curl's as a
+     reference. The warm-up round gets the cookies; every timed TFO send
+     must show its SYN's data acknowledged by the SYN-ACK (forwarder)
+     and TCPFastOpenPassive counted in the far namespace, else the row
+     fails
+  d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS;
+     also the library's one call (bench/many.c --transact, the file mapped)
   e  100 processes, 4 at a time (tlsmail-send with and without its
      session cache when it has one), and 1,000 messages on one connection
      (curl with -T globbing, smtplib in a loop, tlsmail-send's batch mode
@@ -46,10 +66,10 @@ reported as n/a, never guessed):
 Features that tlsmail-send may or may not have are picked up as they
 come: a session cache from --help (an option named for sessions or
 resumption whose line mentions a cache or resumption; FILE argument if it
-takes one), batch mode from a "--batch DIR" line (or --tlsmail-batch),
-BDAT from what the sink saw (it always offers CHUNKING but on the
-"nochunk" listener), a small BearSSL profile from the option list in
-tlsmail.h's doc block.
+takes one), TCP Fast Open from a --tcp-fastopen line, batch mode from a
+"--batch DIR" line (or --tlsmail-batch), BDAT from what the sink saw (it
+always offers CHUNKING but on the "nochunk" listener), a small BearSSL
+profile from the option list in tlsmail.h's doc block.
 
 --write puts the report into bench/RESULTS.md (machine, load, versions,
 tables, verdicts against the 0.2 targets).
@@ -77,7 +97,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIB = os.path.join(ROOT, "tests", "lib")
 sys.path.insert(0, HERE)
-from delayproxy import DelayProxy  # noqa: E402
+from netdelay import DELAYED_NAME, DIRECT_NAME, NetDelay, tcp_ext  # noqa: E402
 from sinkcheck import Checker  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
@@ -86,7 +106,9 @@ FROM, TO = "bench@example.org", "rcpt@example.org"
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CLIENTS = ["tlsmail-send", "curl", "msmtp", "python smtplib"]
 BASE = "curl"
+LIB_ONE_CALL = "tlsmail.h one call (bench/many.c --transact)"
 REF_RESUMED = "python smtplib, TLS session resumed (reference)"
+REF_CURL_TFO = "curl --tcp-fastopen (reference)"
 
 # The 0.2 targets, as ratios to curl from the same run unless said.
 TARGETS = {
@@ -101,7 +123,11 @@ RSS_LIMIT_KB = 4 * 1024
 
 SMTPLIB = r"""
 import smtplib, socket, ssl, sys
-port, cafile, user, pw, frm, to, count = sys.argv[1:8]
+where, cafile, user, pw, frm, to, count = sys.argv[1:8]
+
+def addr(s):                # "[HOST:]PORT"
+    host, _, port = s.rpartition(":")
+    return host or "localhost", int(port)
 ctx = ssl.create_default_context(cafile=cafile or None)
 msg = sys.stdin.buffer.read()
 
@@ -112,10 +138,10 @@ class SMTP(smtplib.SMTP_SSL):
         return self.context.wrap_socket(raw, server_hostname=self._host, session=SMTP.session)
 
 if len(sys.argv) > 8:      # a TLS session from another connection first, to resume
-    with SMTP("localhost", int(sys.argv[8]), context=ctx) as s:
+    with SMTP(*addr(sys.argv[8]), context=ctx) as s:
         s.noop()
         SMTP.session = s.sock.session
-with SMTP("localhost", int(port), context=ctx) as s:
+with SMTP(*addr(where), context=ctx) as s:
     if SMTP.session and not s.sock.session_reused:
         sys.exit("the TLS session was not resumed")
     s.login(user, pw)
@@ -197,10 +223,11 @@ def warnings():
         return ["-std=c99"] + f.read().split()
 
 
-def build_c(src, out, libs=()):
-    if os.path.exists(out) and os.path.getmtime(out) > os.path.getmtime(src):
+def build_c(src, out, libs=(), deps=(), flags=()):
+    """out from src, unless out is newer than src and every one of deps."""
+    if os.path.exists(out) and all(os.path.getmtime(out) > os.path.getmtime(f) for f in (src,) + tuple(deps)):
         return out
-    cmd = [os.environ.get("CC", "cc"), "-O2"] + warnings() + [src, "-o", out] + list(libs)
+    cmd = [os.environ.get("CC", "cc"), "-O2"] + warnings() + list(flags) + [src, "-o", out] + list(libs)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if r.returncode:
         raise SystemExit("bench: building %s failed:\n%s" % (src, r.stderr))
@@ -220,12 +247,13 @@ class Spawner:
         self.path, self.work = path, work
         self.errfile = os.path.join(work, "stderr")
 
-    def run(self, cmd, stdin="/dev/null", timeout=60.0, env=None, count=1, par=1):
+    def run(self, cmd, stdin="/dev/null", timeout=60.0, env=None, count=1, par=1, prefix=()):
         """Runs cmd count times (par at once); returns the launcher's figures.
-        The client's stderr is kept for the error message."""
+        The client's stderr is kept for the error message. prefix: what
+        the launcher itself runs under (nsenter into a namespace)."""
         open(self.errfile, "w").close()
-        argv = [self.path, "-t", str(int(timeout * 1000)), "-i", stdin, "-e", self.errfile,
-                "-n", str(count), "-j", str(par)] + cmd
+        argv = list(prefix) + [self.path, "-t", str(int(timeout * 1000)), "-i", stdin,
+                               "-e", self.errfile, "-n", str(count), "-j", str(par)] + cmd
         p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout + 30)
         m = dict(kv.split("=", 1) for kv in p.stdout.split())
         if "runs" not in m:
@@ -243,23 +271,33 @@ class Spawner:
 # --------------------------------------------------------------------- sink --
 
 class Sink:
-    def __init__(self, binary, pki, work):
+    LISTEN = ("imp=implicit", "nochunk=implicit,nochunking", "st=starttls")
+
+    def __init__(self, binary, pki, work, name="good", listen=LISTEN, prefix=(), extra=(),
+                 tag="sink", max_seconds=7200):
+        """The sink with pki/name.crt and .key; prefix: what it runs under
+        (nsenter into the far namespace of phase (c)); extra: more options."""
         self.events = []
         self.cond = threading.Condition()
         self.ports = {}
-        self.err = open(os.path.join(work, "sink.err"), "w")
+        self.err = open(os.path.join(work, tag + ".err"), "w")
+        argv = list(prefix) + [binary, "--cert", os.path.join(pki, name + ".crt"),
+                               "--key", os.path.join(pki, name + ".key"), "--user", USER,
+                               "--pass", PASS, "--idle-ms", "60000", "--max-seconds",
+                               str(int(max_seconds))] + list(extra)
+        for spec in listen:
+            argv += ["--listen", spec]
         self.proc = subprocess.Popen(
-            [binary, "--cert", os.path.join(pki, "good.crt"), "--key", os.path.join(pki, "good.key"),
-             "--user", USER, "--pass", PASS, "--idle-ms", "60000", "--max-seconds", "7200",
-             "--listen", "imp=implicit", "--listen", "nochunk=implicit,nochunking",
-             "--listen", "st=starttls"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         end = time.monotonic() + 10
         with self.cond:
             while not any(e[0] == "ready" for e in self.events):
                 if time.monotonic() > end or self.proc.poll() is not None:
+                    if self.proc.poll() is None:
+                        self.proc.kill()
+                        self.proc.wait(5)
                     raise SystemExit("bench: the sink did not start (see %s)" % self.err.name)
                 self.cond.wait(0.1)
         for e in self.events:
@@ -357,11 +395,7 @@ class Clients:
         self.pwfile = os.path.join(work, "password")
         with open(self.pwfile, "w") as f:
             f.write(PASS + "\n")
-        self.msmtprc = os.path.join(work, "msmtprc")
-        with open(self.msmtprc, "w") as f:
-            f.write("account default\nhost localhost\ntls on\ntls_starttls off\nauth plain\n"
-                    "user %s\npassword %s\nfrom %s\n" % (USER, PASS, FROM))
-        os.chmod(self.msmtprc, 0o600)
+        self.msmtprc = self.msmtp_config("localhost")
         self.smtplib = os.path.join(work, "smtplib_send.py")
         with open(self.smtplib, "w") as f:
             f.write(SMTPLIB)
@@ -382,6 +416,16 @@ class Clients:
         open(self.noconfig, "w").close()
         self.features = probe_features(self.tlsmail, a)
 
+    def msmtp_config(self, host):
+        """msmtp's configuration for host (its --host would skip the file)."""
+        path = os.path.join(self.work, "msmtprc" if host == "localhost" else "msmtprc-" + host)
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("account default\nhost %s\ntls on\ntls_starttls off\nauth plain\n"
+                        "user %s\npassword %s\nfrom %s\n" % (host, USER, PASS, FROM))
+            os.chmod(path, 0o600)
+        return path
+
     def env(self, extra=None):
         """A small, fixed environment: no user configuration (HOME is a
         fresh directory), no proxy variables, C locale."""
@@ -389,17 +433,25 @@ class Clients:
         e.update(extra or {})
         return e
 
-    def cmd(self, name, port, trust="cafile", cache=None, count=1, batch_dir=None, prime=None):
-        """(argv, env) for one send (or one batch)."""
+    def cmd(self, name, port, trust="cafile", cache=None, count=1, batch_dir=None, prime=None,
+            host="localhost", tfo=False):
+        """(argv, env) for one send (or one batch) to host:port; prime:
+        (host, port) of a connection before it, whose TLS session the send
+        resumes (Python's smtplib only); tfo: TCP Fast Open (tlsmail-send
+        when its --help has the flag, curl)."""
         sysenv = trust == "system"
+        if tfo and not (name == "curl" or (name == "tlsmail-send" and self.features["tfo"])):
+            raise KeyError("%s: no TCP Fast Open option" % name)
         if name == "tlsmail-send":
-            argv = [self.tlsmail, "--server", "localhost:%d" % port, "--user", USER,
+            argv = [self.tlsmail, "--server", "%s:%d" % (host, port), "--user", USER,
                     "--password-file", self.pwfile, "--auth", "plain", "--from", FROM]
             if not sysenv:
                 argv += ["--cafile", self.ca]
             if cache:
                 flag, takes = self.features["session"]
                 argv += [flag, cache] if takes else [flag]
+            if tfo:
+                argv += [self.features["tfo"]]
             if batch_dir:
                 argv += self.features["batch_args"](batch_dir)
             # TLSMAIL_CONFIG: only this (empty) file, not /etc/tlsmail-send.conf
@@ -408,19 +460,21 @@ class Clients:
                 extra["SSL_CERT_FILE"] = self.bundle
             return argv + [TO], self.env(extra)
         if name == "curl":
-            argv = ["curl", "-q", "-sS", "--ssl-reqd", "--url", "smtps://localhost:%d" % port,
+            argv = ["curl", "-q", "-sS", "--ssl-reqd", "--url", "smtps://%s:%d" % (host, port),
                     "--user", "%s:%s" % (USER, PASS), "--mail-from", FROM, "--mail-rcpt", TO]
+            if tfo:
+                argv += ["--tcp-fastopen"]
             argv += ["-T", os.path.join(batch_dir, "m[1-%d].eml" % count)] if batch_dir \
                 else ["--upload-file", "-"]
             if not sysenv:
                 argv += ["--cacert", self.ca]
             return argv, self.env({"CURL_CA_BUNDLE": self.bundle} if sysenv else None)
         if name == "msmtp":
-            return (["msmtp", "-C", self.msmtprc, "--port=%d" % port,
+            return (["msmtp", "-C", self.msmtp_config(host), "--port=%d" % port,
                      "--tls-trust-file=" + (self.bundle if sysenv else self.ca), TO], self.env())
         if name == "python smtplib":
-            return ([PYTHON, self.smtplib, str(port), "" if sysenv else self.ca, USER, PASS, FROM,
-                     TO, str(count)] + ([str(prime)] if prime else []),
+            return ([PYTHON, self.smtplib, "%s:%d" % (host, port), "" if sysenv else self.ca, USER,
+                     PASS, FROM, TO, str(count)] + (["%s:%d" % prime] if prime else []),
                     self.env({"SSL_CERT_FILE": self.bundle} if sysenv else None))
         raise KeyError(name)
 
@@ -429,7 +483,11 @@ def probe_features(tlsmail, a):
     """What this tlsmail-send can do, from its --help (and the header for
     the small profile). Each entry is None when absent."""
     help_text = run_text([tlsmail, "--help"])
-    f = {"help": help_text, "session": None, "batch": None, "batch_args": None}
+    f = {"help": help_text, "session": None, "batch": None, "batch_args": None, "tfo": None}
+    # TCP Fast Open: only the option by its name (it takes no argument)
+    m = re.search(r"^\s*(?:-\w, )?(--tcp-fastopen)(?![\w-])(?![ =][A-Z])", help_text, re.M)
+    if m:
+        f["tfo"] = m.group(1)
     # an option line about TLS sessions that mentions a cache or resumption
     # (not, say, a time limit for the whole SMTP session)
     for line in help_text.splitlines():
@@ -468,20 +526,33 @@ class Bench:
         self.phase_load = {}
         self.names = [n for n in CLIENTS if clients.available[n]]
         self.small = os.path.join(work, "small.eml")
+        self.many_bin = None          # bench/many.c, built by main()
         with open(self.small, "wb") as f:
             f.write(small_message())
         self.small_sum = sum_of(sink_bin, self.small)
 
     # one checked send ------------------------------------------------------
     def send(self, name, port, trust="cafile", msgfile=None, expect=None, cache=None,
-             timeout=60.0, proxy=None, prime=None):
+             timeout=60.0, prime=None, host="localhost", net=None, tfo=False, need_tfo=False,
+             cmd=None):
+        """One checked send. With net (phase (c)'s NetDelay) the client runs
+        in its near namespace and the forwarder's record of the connection
+        comes back: waits counted ("turns") and whether TCP Fast Open
+        carried the ClientHello ("tfo"); need_tfo: fail unless it did (the
+        SYN's data acknowledged by the SYN-ACK, and TCPFastOpenPassive up
+        by one in the server's namespace). cmd: (argv, env) of a program
+        that is not one of the clients (bench/many.c)."""
         msgfile = msgfile or self.small
         expect = expect or self.small_sum
-        argv, env = self.cl.cmd(name, port, trust, cache, prime=prime)
+        argv, env = cmd or self.cl.cmd(name, port, trust, cache, prime=prime, host=host, tfo=tfo)
         self.sink.expect(expect)
         mark = self.sink.mark()
-        r = self.sp.run(argv, stdin=msgfile, timeout=timeout, env=env)
+        passive = tcp_ext(self.sink.proc.pid).get("TCPFastOpenPassive", 0) if net else 0
+        r = self.sp.run(argv, stdin=msgfile, timeout=timeout, env=env,
+                        prefix=net.near if net else ())
         if r["failed"]:
+            if net:
+                net.take(1)
             raise RuntimeError("%s failed (%s): %s" % (name, r["status"], r.get("stderr", "")))
         ev = self.sink.wait(mark, 1, closes=2 if prime else 1)
         msgs = check_msgs(ev, 1, expect, name)
@@ -490,13 +561,27 @@ class Bench:
         r["sink_cpu_ms"] = int(msgs[0]["cpu_us"]) / 1e3
         r["sink_body_ms"] = int(msgs[0]["body_us"]) / 1e3
         r["conns"] = sum(1 for e in ev if e[0] == "open")
-        if proxy:
-            conns = proxy.take()
-            if len(conns) != 1:
-                raise RuntimeError("%s: %d connections through the proxy" % (name, len(conns)))
-            r["turns"] = conns[0].turns
-            vlog("%s through the proxy (ms, who, octets, turn):" % name,
-                 " ".join("%s%s%s:%d" % ("*" if t else "", w, ms, n) for ms, w, n, t in conns[0].timeline))
+        if net:
+            conns = net.take()
+            mine = [c for c in conns if c["addr"] == net.addr[host] and c["port"] == port]
+            want = 2 if prime and prime == (host, port) else 1
+            if len(mine) != want:
+                raise RuntimeError("%s: the forwarder saw %d connections to %s:%d, not %d"
+                                   % (name, len(mine), host, port, want))
+            c = mine[-1]
+            r["turns"] = c["turns"]
+            r["tfo"] = c["syn_data"] > 0 and c["syn_data_acked"]
+            r["tfo_passive"] = tcp_ext(self.sink.proc.pid).get("TCPFastOpenPassive", 0) - passive
+            vlog("%s to %s (ms since SYN, who, payload, flags, *wait):" % (name, host),
+                 " ".join("%s%s%s:%d%s" % ("*" if t else "", w, ms, n, f) for ms, w, n, f, t
+                          in c["timeline"]))
+            if need_tfo and not (r["tfo"] and r["tfo_passive"] >= 1):
+                raise RuntimeError(
+                    "%s to %s did not use TCP Fast Open: the SYN carried %d octets (TFO option: "
+                    "%s), %sacknowledged by the SYN-ACK (option: %s); TCPFastOpenPassive in the "
+                    "server's namespace +%d" % (name, host, c["syn_data"], c["syn_opt"],
+                                                 "" if c["syn_data_acked"] else "not ",
+                                                 c["synack_opt"], r["tfo_passive"]))
         return r
 
     def rounds(self, phase, n, fn, names):
@@ -567,60 +652,132 @@ class Bench:
 
     # (c) ---------------------------------------------------------------------
     def phase_rtt(self):
-        rtt_s = self.a.rtt_ms / 1000.0
-        variants = []           # (label, client, listener, cache? or "prime")
+        rtt_ms = self.a.rtt_ms
+        tfo = self.cl.features["tfo"]
+        session = self.cl.features["session"]
+        variants = []           # (label, client, listener, cache: True/False/"prime", TFO?)
         for k in self.names:
-            variants.append((k, k, "imp", False))
+            variants.append((k, k, "imp", False, False))
         if self.cl.available["python smtplib"]:
             # What a resumed TLS 1.2 handshake costs against this server,
             # from a client that can resume today.
-            variants.append((REF_RESUMED, "python smtplib", "imp", "prime"))
+            variants.append((REF_RESUMED, "python smtplib", "imp", "prime", False))
+        na = {}                 # rows that cannot be measured: label -> why
+        order = []              # every row's label, in the table's order
         if self.cl.available["tlsmail-send"]:
-            variants.append(("tlsmail-send, no CHUNKING", "tlsmail-send", "nochunk", False))
-            if self.cl.features["session"]:
-                variants.append(("tlsmail-send, resumed, no CHUNKING", "tlsmail-send", "nochunk", True))
-                variants.append(("tlsmail-send, resumed", "tlsmail-send", "imp", True))
-        proxies = {}
+            variants.append(("tlsmail-send, no CHUNKING", "tlsmail-send", "nochunk", False, False))
+            if session:
+                variants.append(("tlsmail-send, resumed, no CHUNKING", "tlsmail-send", "nochunk",
+                                 True, False))
+                variants.append(("tlsmail-send, resumed", "tlsmail-send", "imp", True, False))
+            tfo_rows = [("tlsmail-send, TCP Fast Open", "imp", False)]
+            if session:
+                tfo_rows += [("tlsmail-send, resumed, no CHUNKING, TCP Fast Open", "nochunk", True),
+                             ("tlsmail-send, resumed, TCP Fast Open", "imp", True)]
+            for label, lst, cache in tfo_rows:
+                if tfo:
+                    variants.append((label, "tlsmail-send", lst, cache, True))
+                else:
+                    na[label] = "no --tcp-fastopen in tlsmail-send's --help"
+                    order.append(label)
+        if self.cl.available["curl"]:
+            variants.append((REF_CURL_TFO, "curl", "imp", False, True))
+        order = [v[0] for v in variants if v[0] not in na and v[0] != REF_CURL_TFO] + order + \
+            [v[0] for v in variants if v[0] == REF_CURL_TFO]
+        by_label = {v[0]: v for v in variants}
+        net = NetDelay(rtt_ms / 2000.0, self.work, max_seconds=self.a.phase_cap + 300,
+                       python=PYTHON)
+        saved, far = self.sink, None
         try:
-            for lst in ("imp", "nochunk"):
-                proxies[lst] = DelayProxy(self.sink.ports[lst], rtt_s / 2)
+            pki = self.far_pki()
+            try:
+                far = Sink(self.sink_bin, pki, self.work, name="far",
+                           listen=("imp=implicit", "nochunk=implicit,nochunking"),
+                           prefix=net.far, extra=["--addr", "0.0.0.0"], tag="sink-far",
+                           max_seconds=self.a.phase_cap + 300)
+            except SystemExit as e:     # the phase fails, not the benchmark
+                raise RuntimeError(str(e))
+            self.sink = far
             caches = {}
-            for label, k, lst, cache in variants:
-                if cache is True:   # one per path: a client's cache may be keyed by port
+            for label, k, lst, cache, _ in variants:
+                if cache is True:   # one per server name: a client's cache may be keyed by it
                     caches[label] = (os.path.join(self.work, "cache-%s-direct" % lst),
-                                     os.path.join(self.work, "cache-%s-proxy" % lst))
+                                     os.path.join(self.work, "cache-%s-delayed" % lst))
                     for f in caches[label]:
                         if os.path.exists(f):
                             os.unlink(f)
 
             def one(label, rnd):
-                _, k, lst, cache = next(v for v in variants if v[0] == label)
+                _, k, lst, cache, use_tfo = by_label[label]
                 cd, cp = caches.get(label, (None, None))
-                prime = self.sink.ports["imp"] if cache == "prime" else None
-                d = self.send(k, self.sink.ports[lst], cache=cd, prime=prime)
-                p = self.send(k, proxies[lst].port, cache=cp, proxy=proxies[lst], timeout=120,
-                              prime=prime)
+                port = self.sink.ports[lst]
+                # smtplib's first connection, whose session it resumes, is
+                # never delayed: only the measured one is
+                prime = (DIRECT_NAME, self.sink.ports["imp"]) if cache == "prime" else None
+                # the warm-up round gets each name its TFO cookie; every
+                # timed send after it must use TFO
+                need = use_tfo and rnd > 0
+                d = self.send(k, port, cache=cd, prime=prime, host=DIRECT_NAME, net=net,
+                              tfo=use_tfo, need_tfo=need)
+                p = self.send(k, port, cache=cp, prime=prime, host=DELAYED_NAME, net=net,
+                              tfo=use_tfo, need_tfo=need, timeout=120)
                 p["direct_ms"] = d["wall_ms"]
                 if cache and (rnd or cache == "prime") and not (p["resumed"] and d["resumed"]):
                     raise RuntimeError("the session was not resumed (the sink saw a full handshake)")
                 return p
             res, err = self.rounds("c", self.a.rounds, one, [v[0] for v in variants])
         finally:
-            for p in proxies.values():
-                p.stop()
+            self.sink = saved
+            if far:
+                far.stop()
+            net.stop()
         rows = {}
-        for label, k, lst, cache in variants:
+        for label in order:
+            if label in na:
+                rows[label] = {"na": na[label], "client": "tlsmail-send", "tfo_flag": True}
+                continue
+            _, k, lst, cache, use_tfo = by_label[label]
             if label in err or not res[label]:
-                rows[label] = {"error": err.get(label, "no samples")}
+                rows[label] = {"error": err.get(label, "no samples"), "client": k,
+                               "tfo_flag": use_tfo}
                 continue
             rs = res[label]
-            wall_rt = (med(rs, "wall_ms") - med(rs, "direct_ms")) / self.a.rtt_ms + 1
-            rows[label] = {"after_tcp": med(rs, "turns"),
-                           "turns": med(rs, "turns") + 1, "turns_min": min(r["turns"] for r in rs) + 1,
-                           "turns_max": max(r["turns"] for r in rs) + 1, "wall_rt": wall_rt,
+            rows[label] = {"wall_rt": (med(rs, "wall_ms") - med(rs, "direct_ms")) / rtt_ms,
+                           "delayed_ms": med(rs, "wall_ms"), "direct_ms": med(rs, "direct_ms"),
+                           "turns": med(rs, "turns"), "turns_min": min(r["turns"] for r in rs),
+                           "turns_max": max(r["turns"] for r in rs),
                            "mode": rs[0]["mode"], "resumed": all(r["resumed"] for r in rs),
+                           "tfo": all(r["tfo"] for r in rs), "tfo_flag": use_tfo,
                            "listener": lst, "n": len(rs), "client": k}
+            rows[label]["rt"] = round(rows[label]["wall_rt"])
         self.results["c"] = rows
+
+    def far_pki(self):
+        """A server certificate for the far namespace's two names, from the
+        test CA (tests/lib/pki.sh's, which names only localhost)."""
+        pki = os.path.join(self.work, "pki")
+        crt, key = os.path.join(pki, "far.crt"), os.path.join(pki, "far.key")
+        if os.path.exists(crt):
+            return pki
+        ext = os.path.join(pki, "far.ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s,DNS:%s\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+                    % (DELAYED_NAME, DIRECT_NAME))
+        csr = os.path.join(pki, "far.csr")
+        for cmd in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", key],
+                    ["openssl", "req", "-new", "-key", key, "-subj", "/O=tlsmail test/CN=" + DELAYED_NAME,
+                     "-out", csr],
+                    ["openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(pki, "ca.crt"),
+                     "-CAkey", os.path.join(pki, "ca.key"), "-set_serial",
+                     "0x%016x" % random.getrandbits(63), "-days", "30", "-sha256", "-extfile", ext,
+                     "-out", crt]):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if r.returncode:
+                raise RuntimeError("%s: %s" % (" ".join(cmd[:2]), r.stderr.strip()[-300:]))
+        return pki
 
     # (d) ---------------------------------------------------------------------
     def phase_big(self):
@@ -630,10 +787,17 @@ class Bench:
         expect = sum_of(self.sink_bin, path)
         port = self.sink.ports["imp"]
         n = max(1, min(self.a.rounds, self.a.big_rounds))
+        # The library's one call, beside the tools: tlsmail_transact with
+        # the whole message mapped from the file (BDAT here).
+        lib = ([self.many_bin, "--server", "localhost:%d" % port, "--cafile",
+                self.cl.ca, "--user", USER, "--password-file", self.cl.pwfile, "--from", FROM,
+                "--to", TO, "--count", "1", "--message", path, "--transact"], self.cl.env())
+        names = self.names + [LIB_ONE_CALL]
         res, err = self.rounds("d", n, lambda k, r: self.send(
-            k, port, msgfile=path, expect=expect, timeout=self.a.big_timeout), self.names)
+            k, port, msgfile=path, expect=expect, timeout=self.a.big_timeout,
+            cmd=lib if k == LIB_ONE_CALL else None), names)
         rows = {}
-        for k in self.names:
+        for k in names:
             if k in err or not res[k]:
                 rows[k] = {"error": err.get(k, "no samples")}
                 continue
@@ -936,8 +1100,15 @@ METHOD = {
          "(%s) with the test CA appended: SSL_CERT_FILE for tlsmail-send and Python; "
          "CURL_CA_BUNDLE for curl (its tool reads that, not SSL_CERT_FILE); msmtp "
          "--tls-trust-file (GnuTLS reads no variable)." % SYSTEM_BUNDLE,
-    "c": "Each client sends through bench/delayproxy.py, which delays every chunk by half "
-         "the RTT in each direction (this kernel has no netem), and directly, alternately.",
+    "c": "The clients run in a private network namespace, the sink in another; the two are "
+         "joined by TUN devices (MTU 1500, as on Ethernet) and bench/netdelay.py, which "
+         "holds every IP packet (SYNs and "
+         "ACKs too) for half the RTT in each direction on its way to the server's delayed "
+         "address, and for no time on its way to the server's other address (this kernel has "
+         "no netem). Each client sends to both, alternately, by host name (a private /etc/hosts "
+         "in the clients' mount namespace; the sink's certificate names both); the far "
+         "namespace has TCP Fast Open on for servers (net.ipv4.tcp_fastopen=3), the sink sets "
+         "TCP_FASTOPEN on its listeners.",
     "d": "One generated message (60% lines of 998 octets, 30% of 76, the rest short; 5% of the "
          "lines need dot-stuffing), from a file on stdin. MB/s = 10^6 octets per second of "
          "wall time.",
@@ -1044,48 +1215,75 @@ class Report:
 
     def rtt_table(self):
         rows = self.b.results["c"]
-        self.head("c", "(c) round trips per message, %d ms RTT added by the proxy" % self.b.a.rtt_ms)
+        self.head("c", "(c) round trips per message, %d ms RTT added to every packet" % self.b.a.rtt_ms)
         out = []
         for k, r in rows.items():
+            if "na" in r:
+                out.append([k, "n/a: " + r["na"], "", "", "", ""])
+                continue
             if "error" in r:
-                out.append([k, "failed: %s" % r["error"][:120], "", "", ""])
+                out.append([k, "failed: %s" % r["error"][:200], "", "", "", ""])
                 continue
             spread = "" if r["turns_min"] == r["turns_max"] else " (%d-%d)" % (r["turns_min"], r["turns_max"])
-            out.append([k, "%g" % r["after_tcp"], "%g%s" % (r["turns"], spread), "%.1f" % r["wall_rt"],
-                        r["mode"], "yes" if r["resumed"] else "no"])
-        self.table(["client", "waits after TCP connect (proxy)", "round trips with TCP's",
-                    "same, from wall time", "body sent by", "TLS resumed"], out)
-        self.p("The proxy counts a wait each time the client sends after server bytes reached it "
-               "and after a silence of most of a round trip; TCP's handshake, which the kernel "
-               "completes with the proxy at once, adds 1. From wall time: (proxied - direct "
-               "wall) / RTT + 1, medians. The targets count TCP's round trip (7 is the "
-               "minimum for a full TLS 1.2 handshake + AUTH with PIPELINING).")
+            out.append([k, "%.1f" % r["wall_rt"], "%g%s" % (r["turns"], spread),
+                        "yes" if r["tfo"] else "no", r["mode"], "yes" if r["resumed"] else "no"])
+        self.table(["client", "round trips (wall time)", "waits seen in the packets",
+                    "TCP Fast Open", "body sent by", "TLS resumed"], out)
+        self.p("Round trips: (wall time of a send to the delayed address - wall time of the same "
+               "client's send to the undelayed one, same namespaces, same forwarder) / RTT, "
+               "medians; nothing is added, TCP's handshake is delayed like any other packet. "
+               "Waits seen in the packets (delayed sends, median): the forwarder counts one each "
+               "time the client sends (data, SYN, FIN or RST) after a server packet reached it "
+               "(data, SYN-ACK, FIN, RST, or an ACK of new data, which a client held back by "
+               "Nagle waits for) and after a silence of most of a round trip; TCP's handshake is "
+               "one unless the SYN carries the ClientHello. TCP Fast Open: every timed send of "
+               "the row had its SYN's data acknowledged by the SYN-ACK, and the server's kernel "
+               "counted it (TcpExt TCPFastOpenPassive in the far namespace); a TFO row fails "
+               "otherwise. Its cookie comes from the warm-up round. 7 is the minimum for a full TLS 1.2 "
+               "handshake + AUTH with PIPELINING after a TCP handshake.")
         self.p()
+        odd = [k for k, r in rows.items() if "rt" in r and r["rt"] != r["turns"]]
+        if odd:
+            self.p("The wall time and the packets disagree (by a whole round trip or more, after "
+                   "rounding) for: %s." % ", ".join(odd))
+            self.p()
         ref, full = rows.get(REF_RESUMED, {}), rows.get("python smtplib", {})
-        if "turns" in ref and "turns" in full:
-            if ref["turns"] == full["turns"]:
-                self.p("Resumption against this server: Python's smtplib needs %g round trips with a "
-                       "resumed TLS session and %g with a full handshake. In TLS 1.2 the server of a "
+        if "rt" in ref and "rt" in full:
+            if ref["rt"] == full["rt"]:
+                self.p("Resumption against this server: Python's smtplib needs %d round trips with a "
+                       "resumed TLS session and %d with a full handshake. In TLS 1.2 the server of a "
                        "resumed session sends its Finished first and its greeting only once the "
                        "client's Finished has arrived, so the wait saved in the handshake comes back "
                        "before the greeting: resumption saves CPU (no ECDHE, no signature, no "
-                       "chain), not a round trip." % (ref["turns"], full["turns"]))
+                       "chain), not a round trip." % (ref["rt"], full["rt"]))
             else:
-                self.p("Resumption against this server: Python's smtplib needs %g round trips with a "
-                       "resumed TLS session and %g with a full handshake."
-                       % (ref["turns"], full["turns"]))
+                self.p("Resumption against this server: Python's smtplib needs %d round trips with a "
+                       "resumed TLS session and %d with a full handshake." % (ref["rt"], full["rt"]))
             self.p()
-        res = [r for r in rows.values() if "error" not in r and r.get("client") == "tlsmail-send"
+        res = [r for r in rows.values() if r.get("client") == "tlsmail-send" and "rt" in r
                and r["resumed"]]
-        data = [r for r in res if r["mode"] == "DATA"]
-        bdat = [r for r in res if r["mode"] == "BDAT"]
         why = ("the resumed sends failed, see above" if self.b.cl.features["session"]
                else "no session resumption in this tlsmail-send")
-        v1 = ("%g <= 6 %s" % (data[0]["turns"], verdict(data[0]["turns"] <= 6)) if data
-              else "n/a (%s)" % why)
-        v2 = ("%g <= 5 %s" % (bdat[0]["turns"], verdict(bdat[0]["turns"] <= 5)) if bdat
-              else "n/a (%s)" % (why if not res else "the client did not use BDAT"))
-        self.p("Targets: with session resumption %s; with resumption + BDAT %s." % (v1, v2))
+
+        def target(mode, limit, tfo):
+            got = [r for r in res if r["mode"] == mode and r["tfo_flag"] == tfo]
+            if got:
+                return "%d (%.1f) <= %d %s" % (got[0]["rt"], got[0]["wall_rt"], limit,
+                                               verdict(got[0]["rt"] <= limit))
+            if tfo:
+                label = "tlsmail-send, resumed, %sTCP Fast Open" % ("no CHUNKING, " if mode == "DATA" else "")
+                r = rows.get(label, {})
+                if "na" in r:
+                    return "n/a (%s)" % r["na"]
+                if "error" in r:
+                    return "n/a (%s failed, see above)" % label
+            if mode == "BDAT" and res:
+                return "n/a (the client did not use BDAT)"
+            return "n/a (%s)" % why
+        self.p("Targets (round trips from the wall time, to the nearest whole one): with session "
+               "resumption %s, with TCP Fast Open %s; with resumption + BDAT %s, with TCP Fast "
+               "Open %s." % (target("DATA", 6, False), target("DATA", 6, True),
+                             target("BDAT", 5, False), target("BDAT", 5, True)))
         self.p()
 
     def big_table(self):
@@ -1105,7 +1303,9 @@ class Report:
                     "body sent by", "server CPU / wall ms for the body"], out)
         self.p("The server's columns show whether it kept up: its CPU time (AES-GCM, "
                "un-dot-stuffing, hashing) from DATA to the final dot against the wall time "
-               "of that stretch.")
+               "of that stretch. The library row is a program that maps the message file and "
+               "hands it whole to tlsmail_transact (its RSS counts the mapped file); "
+               "tlsmail-send streams the file a piece at a time.")
         cpus = [r["sink_cpu_ms"] for r in rows.values() if "sink_cpu_ms" in r]
         if cpus:
             self.p("At its least CPU time for one message here (%.0f ms), the sink can take at "
@@ -1223,8 +1423,10 @@ def machine_info(a, clients, load_before):
         "valgrind": first(["valgrind", "--version"]),
         "server": "bench/sink.c (BearSSL server, ECDSA P-256 certificate, TLS 1.2, "
                   "AES-128-GCM first, server's order)",
-        "features probed": "session option: %s; batch mode: %s; small profile: %s" % (
+        "features probed": "session option: %s; TCP Fast Open: %s; batch mode: %s; small "
+                           "profile: %s" % (
             clients.features["session"][0] if clients.features["session"] else "none",
+            clients.features["tfo"] or "none",
             clients.features["batch"] or "none", small_profile_macro() or
             ("none needed (no br_ssl_client_init_full)" if not uses_full_profile() else "none")),
     }
@@ -1275,6 +1477,8 @@ def main():
     os.makedirs(a.build_dir, exist_ok=True)
     sink_bin = build_c(os.path.join(HERE, "sink.c"), os.path.join(a.build_dir, "sink"), ["-lbearssl"])
     spawn_bin = build_c(os.path.join(HERE, "spawn.c"), os.path.join(a.build_dir, "spawn"))
+    many_bin = build_c(os.path.join(HERE, "many.c"), os.path.join(a.build_dir, "many"), ["-lbearssl"],
+                       deps=(os.path.join(ROOT, "tlsmail.h"),), flags=["-I" + ROOT])
 
     load_before = open("/proc/loadavg").read().split()[:3]
     stat0, own0, t0 = cpu_stat(), own_cpu(), time.monotonic()
@@ -1287,6 +1491,7 @@ def main():
         sink = Sink(sink_bin, pki, work)
         clients = Clients(a, work, pki)
         b = Bench(a, work, sink_bin, Spawner(spawn_bin, work), sink, clients)
+        b.many_bin = many_bin
         missing = [k for k in CLIENTS if not clients.available[k]]
         if missing:
             b.notes.append("not installed, not measured: " + ", ".join(missing))

@@ -14,7 +14,7 @@ declare -A sets=(
     # mingw's headers; iproute2, util-linux and mount for the namespace of
     # the dead-resolver cases (tests/resolve/deadns.py).
     [cross]="gcc make libc6-dev binutils libbearssl-dev dpkg-dev python3-aiosmtpd openssl musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-mingw-w64-x86-64 wine64 clang iproute2 util-linux mount"
-    [bench]="curl msmtp valgrind musl-tools binutils openssl ca-certificates"
+    [bench]="curl msmtp valgrind musl-tools binutils openssl ca-certificates iproute2 util-linux"
     # tests/real: Postfix + Dovecot SASL and nodemailer's smtp-server (npm ci
     # of tests/real/package-lock.json happens in the suite, into the build dir)
     [real]="postfix dovecot-core nodejs npm openssl"
