@@ -10,6 +10,7 @@
          [--size N|auto] [--body auto|7bit|8bitmime] [--smtputf8]
          [--ret full|hdrs] [--envid ID] [--notify success,failure,delay|never]
          [--orcpt A]... [--partial] [--capath D] [--addresses A,...]
+         [--tcp-fastopen]
    itest --name-hashes FILE
 
    send     tlsmail_send(addr, auth, from, to, nto, msg, len); trust from the
@@ -110,7 +111,7 @@ static void usage(void) {
           "  [--timeout-ms N] [--deadline-ms N] [--security tls|starttls|fallback]\n"
           "  [--starttls-port N] [--size N|auto] [--body auto|7bit|8bitmime] [--smtputf8]\n"
           "  [--ret full|hdrs] [--envid ID] [--notify LIST] [--orcpt A]... [--partial]\n"
-          "  [--addresses A,...]\n", stderr);
+          "  [--addresses A,...] [--tcp-fastopen]\n", stderr);
     exit(2);
 }
 
@@ -253,7 +254,7 @@ int main(int argc, char **argv) {
     const char *keyfile = NULL, *size = NULL, *notify = NULL;
     const char **orcpt;
     size_t norcpt = 0;
-    int partial = 0;
+    int partial = 0, fastopen = 0;
     char *token_buf = NULL;
     tlsmail_client_cert cert;
     tlsmail_rcpt_result *results = NULL;
@@ -267,6 +268,7 @@ int main(int argc, char **argv) {
         const char *o = argv[i];
         if (!strcmp(o, "--smtputf8")) { mail_opts.smtputf8 = 1; continue; }
         if (!strcmp(o, "--partial")) { partial = 1; continue; }
+        if (!strcmp(o, "--tcp-fastopen")) { fastopen = 1; continue; }
         if (i + 1 >= argc) usage();
         if (!strcmp(o, "--addr")) addr = argv[++i];
         else if (!strcmp(o, "--api")) api = argv[++i];
@@ -362,6 +364,7 @@ int main(int argc, char **argv) {
     else usage();
     cfg.starttls_port = starttls_port;
     cfg.addresses = addresses;
+    cfg.tcp_fastopen = fastopen;
     cfg.timeout_ms = have_timeout ? timeout_ms : 0;
     cfg.deadline_ms = deadline_ms;
     cfg.trust = &trust;
