@@ -683,9 +683,9 @@ TLSMAIL_DEF void tlsmail_close(tlsmail_client *c);
    clears it. A resumed handshake skips the key exchange and the chain (CPU
    on both sides, and the certificates on the wire); in SMTP, where the
    server speaks first, it saves no round trip (tlsmail_config.tcp_fastopen
-   does). One client at a time may
-   use a session. It holds the session's master secret, as secret as a
-   password for as long as it lives: tlsmail_session_clear() wipes it.
+   does). One client at a time may use a session. It holds the session's
+   master secret, as secret as a password for as long as it lives:
+   tlsmail_session_clear() wipes it.
    Without a clock (TLSMAIL_NO_SOCKETS) nothing expires: clear it yourself.
 
    tlsmail_session_resumed: 1 if c's last handshake resumed a session, else 0. */
@@ -2577,7 +2577,7 @@ TLSMAIL__PRIVATE size_t tlsmail__bdat_run(const unsigned char *s, size_t n, size
             return n;
         }
         if (s[at] == '\n' || at + 1 == n || s[at + 1] != '\n') {
-            *bare = 1; /* a CR or LF of its own (the LF of a CRLF is skipped below) */
+            *bare = 1; /* a CR without its LF, or an LF without its CR */
             return at;
         }
         at += 2; /* CRLF */
@@ -2604,7 +2604,6 @@ TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *i
     while (i < n) {
         unsigned char c = in[i];
         size_t k, more;
-        const unsigned char *e;
         if (d->cr && c == '\n') { /* LF of a CRLF whose CR already sent CRLF */
             d->cr = 0;
             i++;
@@ -2641,8 +2640,7 @@ TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *i
         if (k > more) k = more;
         if (k > TLSMAIL__DATA_LINE_MAX - d->linelen) k = TLSMAIL__DATA_LINE_MAX - d->linelen;
         if (k == 0) continue;
-        if ((e = (const unsigned char *)memchr(in + i, '\n', k)) != NULL) k = (size_t)(e - (in + i));
-        if ((e = (const unsigned char *)memchr(in + i, '\r', k)) != NULL) k = (size_t)(e - (in + i));
+        k = tlsmail__next_eol(in + i, k);
         memcpy(out + w, in + i, k);
         w += k;
         i += k;
@@ -2668,19 +2666,16 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
     return k;
 }
 
-/* The same line limit over a whole message, a line at a time: memchr
-   finds each line end within the limit, so the cost is the C library's
-   vectorised scan, not a loop per byte. */
+/* The same line limit over a whole message, a line at a time: each line
+   end is looked for within the limit only. */
 TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
     const unsigned char *s = (const unsigned char *)msg, *end;
     if (len == 0) return 0; /* msg may be NULL then */
     for (end = s + len; s < end;) {
         size_t k = (size_t)(end - s), lim = k > TLSMAIL__DATA_LINE_MAX ? TLSMAIL__DATA_LINE_MAX + 1 : k;
-        const unsigned char *e = (const unsigned char *)memchr(s, '\n', lim);
-        const unsigned char *r = (const unsigned char *)memchr(s, '\r', e ? (size_t)(e - s) : lim);
-        if (r) e = r;
-        if (!e) return lim > TLSMAIL__DATA_LINE_MAX ? TLSMAIL_ELINE : 0;
-        s = e + 1;
+        size_t e = tlsmail__next_eol(s, lim);
+        if (e == lim) return lim > TLSMAIL__DATA_LINE_MAX ? TLSMAIL_ELINE : 0;
+        s += e + 1;
     }
     return 0;
 }
