@@ -2498,6 +2498,8 @@ typedef struct tlsmail__msginfo {
     size_t size;                    /* as RFC 1870 counts it; (size_t)-1: more */
     int body8;                      /* an octet over 127 anywhere */
     int head8;                      /* ...in the header section (RFC 6532 3) */
+    int longline;                   /* a line of more than 998 octets of text
+                                       (RFC 5321 4.5.3.1.6): TLSMAIL_ELINE */
 } tlsmail__msginfo;
 
 /* The offset of the first CR or LF in s[0..n), or n. memchr (the C
@@ -2533,8 +2535,9 @@ TLSMAIL__PRIVATE int tlsmail__has8(const unsigned char *s, size_t n) {
 
 /* One pass: the size as it goes out (every CR, LF and CRLF counted as
    CRLF, plus a CRLF for a last line without one; no dot-stuffing), whether
-   it has 8-bit octets, and whether its header section (up to the first
-   empty line) does. A line's text at a time, between line ends. */
+   it has 8-bit octets, whether its header section (up to the first empty
+   line) does, and whether a line is too long to send. A line's text at a
+   time, between line ends. */
 TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__msginfo *mi) {
     const unsigned char *s = (const unsigned char *)msg;
     size_t i = 0, size = 0;
@@ -2548,6 +2551,7 @@ TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__ms
                 if (in_head) mi->head8 = 1;
             }
             bol = 0;
+            mi->longline |= k > TLSMAIL__DATA_LINE_MAX;
             over |= size > (size_t)-1 - k;
             size += k;
             if ((i += k) == len) break;
@@ -2664,20 +2668,6 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
     out[k++] = '\n';
     tlsmail__dot_init(d);
     return k;
-}
-
-/* The same line limit over a whole message, a line at a time: each line
-   end is looked for within the limit only. */
-TLSMAIL__PRIVATE int tlsmail__check_lines(const void *msg, size_t len) {
-    const unsigned char *s = (const unsigned char *)msg, *end;
-    if (len == 0) return 0; /* msg may be NULL then */
-    for (end = s + len; s < end;) {
-        size_t k = (size_t)(end - s), lim = k > TLSMAIL__DATA_LINE_MAX ? TLSMAIL__DATA_LINE_MAX + 1 : k;
-        size_t e = tlsmail__next_eol(s, lim);
-        if (e == lim) return lim > TLSMAIL__DATA_LINE_MAX ? TLSMAIL_ELINE : 0;
-        s += e + 1;
-    }
-    return 0;
 }
 
 /* ---- certificate walker (RFC 5280 4.1, X.690 DER) --------------------------- */
@@ -7228,6 +7218,7 @@ typedef struct tlsmail__sendplan {
     const tlsmail_rcpt_opts *rcpt;  /* nto entries, or NULL */
     tlsmail_rcpt_result *results;   /* nto entries, or NULL */
     int partial;                    /* TLSMAIL_DELIVER_ACCEPTED */
+    int longline;                   /* the message can't be sent: ELINE */
     int bdat;                       /* the server offers CHUNKING */
 } tlsmail__sendplan;
 
@@ -7474,6 +7465,7 @@ TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *
         p->mail.body = mi.body8 ? TLSMAIL_BODY_8BITMIME : TLSMAIL_BODY_7BIT;
     p->mail.size = mi.size;
     p->mail.smtputf8 = p->mail.smtputf8 || utf8 || mi.head8;
+    p->longline = mi.longline;
     p->from = from;
     p->to = to;
     p->nto = nto;
@@ -7517,9 +7509,9 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
         c->stage = TLSMAIL_STAGE_AUTH;
         return c->err = err ? err : TLSMAIL_EINVAL;
     }
-    if ((err = tlsmail__check_lines(msg, len)) != 0) {
+    if (p.longline) {
         c->stage = TLSMAIL_STAGE_BODY;
-        return c->err = err;
+        return c->err = TLSMAIL_ELINE;
     }
     if ((err = tlsmail_dial(c, cfg)) != 0 || (err = tlsmail_hello(c)) != 0) return err;
     /* Like Go: credentials given but nothing to use them with is an error
@@ -7610,9 +7602,9 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
     int err, done = 0;
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
-    if ((err = tlsmail__check_lines(msg, len)) != 0) {
+    if (p.longline) {
         c->stage = TLSMAIL_STAGE_BODY;
-        return c->err = err;
+        return c->err = TLSMAIL_ELINE;
     }
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;

@@ -1,8 +1,8 @@
 /* fuzz_scan.c - the whole-message scan (tlsmail__msg_scan), BDAT's runs
    (tlsmail__bdat_run) and what both stand on (tlsmail__next_eol,
    tlsmail__has8), on the input as a message. Properties:
-   - the scan gives the size, body8 and head8 of the octet-at-a-time scan
-     of tests/lib/scan_ref.h;
+   - the scan gives the size, body8, head8 and longline of the
+     octet-at-a-time scan of tests/lib/scan_ref.h;
    - the runs, each followed by CRLF where it stopped at a bare CR or LF,
      and a CRLF after a last line without one, are the message with every
      CRLF, bare CR and bare LF as CRLF (normalised one octet at a time
@@ -32,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tlsmail__msg_scan(data, size, &a);
     msg_scan_ref(data, size, &b);
     FUZZ_CHECK(a.size == b.size && a.body8 == b.body8 && a.head8 == b.head8);
+    FUZZ_CHECK(a.longline == b.longline);
 
     runs = (unsigned char *)malloc(2 * size + 2);
     norm = (unsigned char *)malloc(2 * size + 2);

@@ -845,6 +845,13 @@ TEST(xtext) {
     CHECK_EQ_INT(tlsmail__xtext(out, 0, "", 0, 0), -1);
 }
 
+/* The one call's line check, made before anything is sent. */
+static int long_line(const void *msg, size_t n) {
+    tlsmail__msginfo mi;
+    tlsmail__msg_scan(msg, n, &mi);
+    return mi.longline ? TLSMAIL_ELINE : 0;
+}
+
 /* RFC 1870's size, and what the message needs. */
 TEST(message_size_and_8bit) {
     tlsmail__msginfo mi;
@@ -1201,7 +1208,7 @@ static int encode_is(const char *in, size_t n, const char *expect, size_t elen) 
                 ok = 0;
             }
         }
-    CHECK_EQ_INT(tlsmail__check_lines(in, n), 0);
+    CHECK_EQ_INT(long_line(in, n), 0);
     return ok;
 }
 #define ENCODES(in, out) encode_is(in, sizeof(in) - 1, out, sizeof(out) - 1)
@@ -1243,7 +1250,7 @@ TEST(dot_line_length) {
     memset(in, 'x', sizeof in);
     /* 998 octets: fine, in any chunking */
     in[998] = '\n';
-    CHECK_EQ_INT(tlsmail__check_lines(in, 999), 0);
+    CHECK_EQ_INT(long_line(in, 999), 0);
     CHECK_EQ_INT(enc_chunked(in, 999, 7, 64, out, sizeof out, &ol), 0);
     CHECK_EQ_INT(ol, 998 + 2 + 3);
     /* a leading dot does not count against the line */
@@ -1255,7 +1262,7 @@ TEST(dot_line_length) {
     /* 999: refused at the 999th octet, nothing of it written */
     in[998] = 'x';
     in[999] = '\n';
-    CHECK_EQ_INT(tlsmail__check_lines(in, 1000), TLSMAIL_ELINE);
+    CHECK_EQ_INT(long_line(in, 1000), TLSMAIL_ELINE);
     tlsmail__dot_init(&d);
     CHECK_EQ_INT(tlsmail__dot_encode(&d, in, 1000, out, sizeof out, &used, &written),
                  TLSMAIL_ELINE);
@@ -1269,10 +1276,10 @@ TEST(dot_line_length) {
     memset(in + 1000, 'y', 998);
     in[1998] = '\r';
     in[1999] = 'z';
-    CHECK_EQ_INT(tlsmail__check_lines(in, 2000), 0);
+    CHECK_EQ_INT(long_line(in, 2000), 0);
     CHECK_EQ_INT(enc_chunked(in, 2000, 13, 5, out, sizeof out, &ol), 0);
     CHECK_EQ_INT(ol, 998 + 2 + 998 + 2 + 1 + 2 + 3);
-    CHECK_EQ_INT(tlsmail__check_lines("", 0), 0);
+    CHECK_EQ_INT(long_line("", 0), 0);
 }
 
 TEST(dot_small_buffers) {
@@ -1367,7 +1374,8 @@ TEST(dot_chunking_invariance) {
 }
 
 /* Long random lines: ELINE must come at the same byte, with the same output
-   before it, however the input is cut, and check_lines must agree. */
+   before it, however the input is cut, and the one call's check before
+   sending (tlsmail__msg_scan's longline) must agree. */
 TEST(dot_chunking_eline) {
     static unsigned char in[2600];
     unsigned seed = 0x9E3779B9u;
@@ -1380,7 +1388,7 @@ TEST(dot_chunking_eline) {
             in[i] = (unsigned char)(r == 0 ? '\n' : r == 1 ? '\r' : r < 4 ? '.' : 'a');
         }
         refrc = ref_encode(in, n, enc_b, &refl);
-        CHECK_EQ_INT(tlsmail__check_lines(in, n), refrc);
+        CHECK_EQ_INT(long_line(in, n), refrc);
         if (refrc) elines++; else oks++;
         for (chunk = 1; chunk <= 17; chunk += 4) {
             int rc = enc_chunked(in, n, chunk, chunk + 1, enc_a, sizeof enc_a, &ol);
@@ -1400,7 +1408,7 @@ TEST(dot_chunking_eline) {
 TEST(scan_and_bdat_runs_reference) {
     static unsigned char in[20000];
     unsigned seed = 0x5ca77u;
-    int k, bare_seen = 0, head8_seen = 0, body8_only = 0;
+    int k, bare_seen = 0, head8_seen = 0, body8_only = 0, long_seen = 0, short_seen = 0;
     for (k = 0; k < 600; k++) {
         size_t n = rng_next(&seed) % (k % 10 == 0 ? sizeof in : 300), i, at = 0, out = 0, nbare = 0;
         unsigned kind = rng_next(&seed) % 5; /* 0 mixed, 1 CR-only, 2 LF-only, 3 CRLF, 4 long lines */
@@ -1417,14 +1425,16 @@ TEST(scan_and_bdat_runs_reference) {
         }
         tlsmail__msg_scan(in, n, &a);
         msg_scan_ref(in, n, &b);
-        if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8) {
-            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d\n", k, kind,
-                   (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size, a.body8, b.body8,
-                   a.head8, b.head8);
+        if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8 || a.longline != b.longline) {
+            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d long %d/%d\n",
+                   k, kind, (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size, a.body8,
+                   b.body8, a.head8, b.head8, a.longline, b.longline);
             CHECK(0);
             return;
         }
         head8_seen += a.head8;
+        long_seen += a.longline;
+        short_seen += !a.longline && n > 998;
         body8_only += a.body8 && !a.head8;
         /* the runs: every octet between them is a bare line end, and no
            bare one is inside a run */
@@ -1446,7 +1456,8 @@ TEST(scan_and_bdat_runs_reference) {
         CHECK_EQ_INT(out, a.size);
         bare_seen += nbare > 0;
     }
-    CHECK(bare_seen > 100 && head8_seen > 10 && body8_only > 10); /* every outcome exercised */
+    /* every outcome exercised */
+    CHECK(bare_seen > 100 && head8_seen > 10 && body8_only > 10 && long_seen > 10 && short_seen > 10);
 }
 
 /* Every call of the encoder against step_ref, from the same state: random
