@@ -5,20 +5,21 @@
      octet-at-a-time scan of tests/lib/scan_ref.h;
    - the runs, each followed by CRLF where it stopped at a bare CR or LF,
      and a CRLF after a last line without one, are the message with every
-     CRLF, bare CR and bare LF as CRLF (normalised one octet at a time
-     here), and exactly the size the scan counted; no run holds a bare
-     line end;
+     CRLF, bare CR and bare LF as CRLF (normalise of tests/lib/mime_ref.h,
+     one octet at a time), and exactly the size the scan counted; no run
+     holds a bare line end;
    - next_eol finds the first CR or LF, has8 the first octet over 127, as a
      loop over every octet would. */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
 #include "../lib/scan_ref.h"
+#include "../lib/mime_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tlsmail__msginfo a, b;
     unsigned char *runs, *norm;
-    size_t i, at = 0, nr = 0, nn = 0, eol = size;
+    size_t i, at = 0, nr = 0, eol = size;
     int bare = 1, high = 0;
     for (i = 0; i < size; i++)
         if (data[i] == '\r' || data[i] == '\n') {
@@ -54,20 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         runs[nr++] = '\r';
         runs[nr++] = '\n';
     }
-    for (i = 0; i < size; i++) {
-        if (data[i] == '\r' || data[i] == '\n') {
-            norm[nn++] = '\r';
-            norm[nn++] = '\n';
-            if (data[i] == '\r' && i + 1 < size && data[i + 1] == '\n') i++;
-        } else {
-            norm[nn++] = data[i];
-        }
-    }
-    if (size && data[size - 1] != '\r' && data[size - 1] != '\n') {
-        norm[nn++] = '\r';
-        norm[nn++] = '\n';
-    }
-    FUZZ_CHECK(nr == nn && (nr == 0 || memcmp(runs, norm, nr) == 0));
+    FUZZ_CHECK(nr == normalise((const char *)data, size, (char *)norm));
+    FUZZ_CHECK(nr == 0 || memcmp(runs, norm, nr) == 0);
     FUZZ_CHECK(nr == a.size);
     free(runs);
     free(norm);
