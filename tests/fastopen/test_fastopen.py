@@ -44,6 +44,25 @@ def netstat():
     return dict(zip(lines[0][1:], (int(v) for v in lines[1][1:])))
 
 
+def traced(cmd, out, calls):
+    """cmd under strace, the given system calls written to out."""
+    return ["strace", "-qq", "-f", "-e", "trace=" + calls, "-o", out] + list(cmd)
+
+
+def deferred(lines, port):
+    """Did strace see connect() to port return 0 at once (the SYN deferred
+    to the first write, as TCP_FASTOPEN_CONNECT does with a cookie)?"""
+    return any("htons(%d)" % port in l and l.endswith("= 0") for l in lines)
+
+
+def unlistened():
+    """A socket bound on 127.0.0.1 that never listens: connects to its port
+    are refused. (socket, port)"""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
 def set_fastopen(value):
     with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:   # this namespace's own
         f.write(value + "\n")
@@ -93,7 +112,7 @@ class Suite:
                "b@example.org"] + list(extra)
         st = os.path.join(self.work, "strace-%d.txt" % self.n)
         if trace:
-            cmd = ["strace", "-qq", "-f", "-e", "trace=connect,sendto,getpeername", "-o", st] + cmd
+            cmd = traced(cmd, st, "connect,sendto")
         before = netstat()
         t0 = time.monotonic()
         try:
@@ -109,12 +128,23 @@ class Suite:
         lines = []
         if trace:
             with open(st) as f:
-                lines = [l.strip() for l in f if "AF_INET" in l or "sendto" in l or "getpeer" in l]
+                lines = [l.strip() for l in f if "AF_INET" in l or "sendto(" in l]
         err = p.stderr.decode("utf-8", "replace")
         if self.verbose:
             self.say("%s -> rc %d in %d ms, %s, stderr %r" % (" ".join(extra), p.returncode, ms,
                                                               delta, err.strip()[-200:]))
         return p.returncode, err, ms, delta, lines, msg
+
+    def with_and_without(self, port, extra=()):
+        """tlsmail-send to port with --tcp-fastopen and without, traced:
+        the exit status and stderr must be the same, and the first run's
+        connect must have been deferred. (rc, stderr, ms with, ms without,
+        strace lines of the first)"""
+        (rc1, e1, ms1, _d, lines, _m), (rc0, e0, ms0, _d0, _l0, _m0) = (
+            self.run(port, list(flag) + list(extra), trace=True) for flag in (["--tcp-fastopen"], []))
+        check((rc1, e1) == (rc0, e0), "fast open %r, without %r" % ((rc1, e1), (rc0, e0)))
+        check(deferred(lines, port), "connect was not deferred (no cookie used?): %s" % lines)
+        return rc1, e1, ms1, ms0, lines
 
     def ensure_cookie(self):
         """A cookie for 127.0.0.1 in this namespace's cache: cases run
@@ -140,15 +170,15 @@ class Suite:
 
 def full_listener():
     """A listening socket whose accept queue is full: the kernel drops every
-    further SYN, so a connect to it is never answered. (socket, the two
-    connections that fill it)."""
+    further SYN, so a connect to it is never answered. (socket, the
+    connection that fills it)"""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(0)
     c = socket.socket()      # a backlog of 0 holds one
     c.settimeout(5)
     c.connect(s.getsockname())
-    return s, [c]
+    return s, c
 
 
 def build_cases(S):
@@ -224,27 +254,19 @@ def build_cases(S):
           "(75, refused), and connect returned at once")
     def _():
         S.ensure_cookie()
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]   # bound, never listening: refused
+        s, port = unlistened()
         try:
-            got = [S.run(port, extra, trace=True) for extra in (["--tcp-fastopen"], [])]
+            rc, err, _ms1, _ms0, _l = S.with_and_without(port)
         finally:
             s.close()
-        (rc1, e1, _m1, _d1, l1, _), (rc0, e0, _m0, _d0, _l0, _) = got
-        check(rc1 == 75 and "connect:" in e1, "fast open: rc %d: %s" % (rc1, e1))
-        check((rc1, e1) == (rc0, e0), "fast open %r, without %r" % ((rc1, e1), (rc0, e0)))
-        check(any("htons(%d)" % port in l and l.endswith("= 0") for l in l1),
-              "connect was not deferred (no cookie used?): %s" % l1)
+        check(rc == 75 and "connect:" in err, "fast open: rc %d: %s" % (rc, err))
 
     @case("fastopen: library, TLSMAIL_SECURITY_TLS_OR_STARTTLS: with a cookie, implicit TLS "
           "refused after connect returned is still 'nothing listens', so STARTTLS on the other "
           "port delivers")
     def _():
         S.ensure_cookie()
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        refused = s.getsockname()[1]
+        s, refused = unlistened()
         srv = S.servers["starttls"]
         msg = b"From: <a@example.org>\r\nTo: <b@example.org>\r\nSubject: fallback\r\n\r\nx\r\n"
         path = os.path.join(S.work, "fallback.eml")
@@ -254,20 +276,19 @@ def build_cases(S):
         mark = srv.mark()
         t0 = time.monotonic()
         try:
-            p = subprocess.run(["strace", "-qq", "-f", "-e", "trace=connect", "-o", st, S.itest,
-                                "--addr", "localhost:%d" % refused, "--api", "client", "--security",
-                                "fallback", "--starttls-port", str(srv.port), "--cafile",
-                                os.path.join(S.pki, "ca.crt"), "--from", "a@example.org", "--to",
-                                "b@example.org", "--msg", path, "--timeout-ms", "10000",
-                                "--tcp-fastopen"], capture_output=True, timeout=RUN_TIMEOUT)
+            p = subprocess.run(traced([S.itest, "--addr", "localhost:%d" % refused, "--api", "client",
+                                       "--security", "fallback", "--starttls-port", str(srv.port),
+                                       "--cafile", os.path.join(S.pki, "ca.crt"), "--from",
+                                       "a@example.org", "--to", "b@example.org", "--msg", path,
+                                       "--timeout-ms", "10000", "--tcp-fastopen"], st, "connect"),
+                               capture_output=True, timeout=RUN_TIMEOUT)
         finally:
             s.close()
         r = Result(p, int((time.monotonic() - t0) * 1000))
         check(r.name == "OK", "itest: %s" % r)
         with open(st) as f:
             lines = [l.strip() for l in f if "AF_INET" in l]
-        check(any("htons(%d)" % refused in l and l.endswith("= 0") for l in lines),
-              "the refused connect was not deferred: %s" % lines)
+        check(deferred(lines, refused), "the refused connect was not deferred: %s" % lines)
         check(any("htons(%d)" % srv.port in l for l in lines), "no STARTTLS dial: %s" % lines)
         S.delivered("starttls", mark, msg)
 
@@ -278,19 +299,13 @@ def build_cases(S):
         lst, held = full_listener()
         port = lst.getsockname()[1]
         try:
-            got = [S.run(port, extra + ["--timeout", "2"], trace=True)
-                   for extra in (["--tcp-fastopen"], [])]
+            rc, err, ms1, ms0, lines = S.with_and_without(port, ["--timeout", "2"])
         finally:
-            for c in held:
-                c.close()
+            held.close()
             lst.close()
-        (rc1, e1, ms1, _d1, l1, _), (rc0, e0, ms0, _d0, _l0, _) = got
-        check(rc1 == 75 and "connect: timed out" in e1, "fast open: rc %d: %s" % (rc1, e1))
-        check((rc1, e1) == (rc0, e0), "fast open %r, without %r" % ((rc1, e1), (rc0, e0)))
-        check(any("htons(%d)" % port in l and l.endswith("= 0") for l in l1),
-              "connect was not deferred (no cookie used?): %s" % l1)
-        check(any(l.startswith(str(l1[0].split()[0])) and "sendto" in l for l in l1),
-              "no ClientHello was queued: %s" % l1)
+        check(rc == 75 and "connect: timed out" in err, "fast open: rc %d: %s" % (rc, err))
+        check(any(l.split(None, 1)[1].startswith("sendto(") for l in lines),
+              "no ClientHello was queued for the deferred SYN: %s" % lines)
         for ms in (ms1, ms0):
             check(1900 <= ms <= 2000 + 3000, "gave up after %d ms, wanted about 2000" % ms)
 
