@@ -97,7 +97,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LIB = os.path.join(ROOT, "tests", "lib")
 sys.path.insert(0, HERE)
-from netdelay import DELAYED_NAME, DIRECT_NAME, NetDelay, tcp_ext  # noqa: E402
+from netdelay import DELAYED_NAME, DIRECT_NAME, NetDelay, stop_child, tcp_ext  # noqa: E402
 from sinkcheck import Checker  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
@@ -348,16 +348,7 @@ class Sink:
                 self.cond.wait(0.05)
 
     def stop(self):
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_child(self.proc)
         self.err.close()
 
 
@@ -656,34 +647,36 @@ class Bench:
         tfo = self.cl.features["tfo"]
         session = self.cl.features["session"]
         variants = []           # (label, client, listener, cache: True/False/"prime", TFO?)
+        na = {}                 # rows that cannot be measured: label -> why
+        order = []              # every row's label, in the table's order
+
+        def add(label, *v):
+            variants.append((label,) + v)
+            order.append(label)
+
         for k in self.names:
-            variants.append((k, k, "imp", False, False))
+            add(k, k, "imp", False, False)
         if self.cl.available["python smtplib"]:
             # What a resumed TLS 1.2 handshake costs against this server,
             # from a client that can resume today.
-            variants.append((REF_RESUMED, "python smtplib", "imp", "prime", False))
-        na = {}                 # rows that cannot be measured: label -> why
-        order = []              # every row's label, in the table's order
+            add(REF_RESUMED, "python smtplib", "imp", "prime", False)
         if self.cl.available["tlsmail-send"]:
-            variants.append(("tlsmail-send, no CHUNKING", "tlsmail-send", "nochunk", False, False))
+            add("tlsmail-send, no CHUNKING", "tlsmail-send", "nochunk", False, False)
             if session:
-                variants.append(("tlsmail-send, resumed, no CHUNKING", "tlsmail-send", "nochunk",
-                                 True, False))
-                variants.append(("tlsmail-send, resumed", "tlsmail-send", "imp", True, False))
+                add("tlsmail-send, resumed, no CHUNKING", "tlsmail-send", "nochunk", True, False)
+                add("tlsmail-send, resumed", "tlsmail-send", "imp", True, False)
             tfo_rows = [("tlsmail-send, TCP Fast Open", "imp", False)]
             if session:
                 tfo_rows += [("tlsmail-send, resumed, no CHUNKING, TCP Fast Open", "nochunk", True),
                              ("tlsmail-send, resumed, TCP Fast Open", "imp", True)]
             for label, lst, cache in tfo_rows:
                 if tfo:
-                    variants.append((label, "tlsmail-send", lst, cache, True))
+                    add(label, "tlsmail-send", lst, cache, True)
                 else:
                     na[label] = "no --tcp-fastopen in tlsmail-send's --help"
                     order.append(label)
         if self.cl.available["curl"]:
-            variants.append((REF_CURL_TFO, "curl", "imp", False, True))
-        order = [v[0] for v in variants if v[0] not in na and v[0] != REF_CURL_TFO] + order + \
-            [v[0] for v in variants if v[0] == REF_CURL_TFO]
+            add(REF_CURL_TFO, "curl", "imp", False, True)
         by_label = {v[0]: v for v in variants}
         net = NetDelay(rtt_ms / 2000.0, self.work, max_seconds=self.a.phase_cap + 300,
                        python=PYTHON)
