@@ -309,10 +309,13 @@ CHANGES
           TLS session resumption: tlsmail_config.session, tlsmail_session,
           tlsmail_session_resumed, tlsmail_session_clear,
           tlsmail_session_export, tlsmail_session_import,
-          TLSMAIL_SESSION_LIFETIME.
+          TLSMAIL_SESSION_LIFETIME. TCP Fast Open for implicit TLS
+          (tlsmail_config.tcp_fastopen, Linux): one round trip less.
           Faster DATA: the message is encoded a line at a time (memchr)
           straight into the TLS engine's buffer, and its records go out
-          with MSG_MORE where there is one (Linux), the last one without.
+          with MSG_MORE where there is one (Linux), the last one without;
+          the one call scans a whole message once, a line at a time, and
+          sends it by BDAT in runs between line ends.
           Stricter: the certificate policy of SECURITY below (no SHA-1, no
           renegotiation, RSA >= 2048, extendedKeyUsage, DER only); reply
           codes as Go's net/smtp takes them (EHLO 250, RCPT 250 or 251,
