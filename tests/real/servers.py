@@ -683,11 +683,15 @@ def split_received(body):
 
 
 def _read_from(path, offset):
+    """The whole lines of path after offset. A server may be writing its
+    next line as we read (a reader can see part of a write), so an
+    unfinished last line is left for the next read; every caller polls."""
     if not os.path.exists(path):
         return b""
     with open(path, "rb") as f:
         f.seek(offset)
-        return f.read()
+        data = f.read()
+    return data[:data.rfind(b"\n") + 1]
 
 
 class PostfixCapture:
