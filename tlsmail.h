@@ -303,8 +303,9 @@ CHANGES
           8BITMIME is TLSMAIL_ENOEXT; SMTPUTF8 only when needed (tlsmail_mail
           no longer declares it whenever offered); the old "AUTH=" EHLO form
           is kept as the AUTH entry when there is no other;
-          tlsmail_describe explains enhanced status codes and names what the
-          server offers after a local refusal; tlsmail_error_class counts
+          tlsmail_describe explains enhanced status codes, names what the
+          server offers after a local refusal and the usual network errors
+          in words ("connection refused; errno 111"); tlsmail_error_class counts
           5.3.4 and 5.6.x as the caller's to fix.
           TLS session resumption: tlsmail_config.session, tlsmail_session,
           tlsmail_session_resumed, tlsmail_session_clear,
@@ -3455,6 +3456,8 @@ TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c);
 
 /* ---- Winsock ------------------------------------------------------------- */
 
+#define TLSMAIL__SYSE(name) WSA##name /* Winsock's own codes for errno's */
+
 /* GetTickCount64: monotonic milliseconds (the ~16 ms tick is plenty for
    waits of seconds). */
 TLSMAIL__PRIVATE long long tlsmail__now_ms(void) { return (long long)GetTickCount64(); }
@@ -3619,6 +3622,8 @@ TLSMAIL__PRIVATE int tlsmail__sock_readable(const tlsmail_client *c) {
 #elif !defined(TLSMAIL_NO_SOCKETS)
 
 /* ---- POSIX sockets --------------------------------------------------------- */
+
+#define TLSMAIL__SYSE(name) name
 
 #ifdef MSG_NOSIGNAL
 #define TLSMAIL__SEND_FLAGS MSG_NOSIGNAL
@@ -3804,6 +3809,32 @@ TLSMAIL__PRIVATE long long tlsmail__wait_end(const tlsmail_client *c) {
     long long end = c->timeout_ms < 0 ? -1 : tlsmail__now_ms() + c->timeout_ms;
     if (c->deadline > 0 && (end < 0 || c->deadline < end)) end = c->deadline;
     return end;
+}
+
+/* The network's usual failures in words, for tlsmail_describe: the same
+   words on every system, and safe from any thread, which strerror() is not
+   promised to be. NULL for the rest, which go by number. */
+TLSMAIL__PRIVATE const char *tlsmail__sys_text(int e) {
+    static const struct { int e; const char *text; } known[] = {
+        { TLSMAIL__SYSE(ECONNREFUSED), "connection refused" },
+        { TLSMAIL__SYSE(ECONNRESET), "connection reset by the peer" },
+        { TLSMAIL__SYSE(ECONNABORTED), "connection aborted" },
+        { TLSMAIL__SYSE(ETIMEDOUT), "connection timed out" },
+        { TLSMAIL__SYSE(EHOSTUNREACH), "no route to host" },
+        { TLSMAIL__SYSE(ENETUNREACH), "network unreachable" },
+        { TLSMAIL__SYSE(ENETDOWN), "network is down" },
+        { TLSMAIL__SYSE(EADDRNOTAVAIL), "address not available" },
+        { TLSMAIL__SYSE(EAFNOSUPPORT), "address family not supported" },
+        { TLSMAIL__SYSE(EACCES), "permission denied" },
+#ifndef _WIN32
+        { EPIPE, "broken pipe" },
+        { EPERM, "operation not permitted (a firewall rule?)" },
+#endif
+    };
+    size_t i;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (known[i].e == e) return known[i].text;
+    return NULL;
 }
 
 TLSMAIL__PRIVATE void tlsmail__sock_close(void *ctx) {
@@ -8442,8 +8473,16 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
         tlsmail__adds(buf, cap, &n, " (BearSSL error ", num, ")", NULL);
     }
     if (c && c->sys_err && (err == TLSMAIL_ECONNECT || err == TLSMAIL_EIO)) {
+        const char *why = NULL;
+#ifndef TLSMAIL_NO_SOCKETS
+        why = tlsmail__sys_text(c->sys_err);
+#endif
         (void)snprintf(num, sizeof num, "%d", c->sys_err);
-        tlsmail__adds(buf, cap, &n, " (errno ", num, ")", NULL);
+        if (why)
+            tlsmail__adds(buf, cap, &n, " (", why, "; errno ", num);
+        else
+            tlsmail__adds(buf, cap, &n, " (errno ", num, NULL, NULL);
+        tlsmail__adds(buf, cap, &n, ")", NULL, NULL, NULL);
     }
     return buf;
 }
