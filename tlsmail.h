@@ -103,7 +103,8 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
 API (each [group] is also the heading of its declarations below and the
    [tlsmail:group] marker of its implementation: grep for any name)
    [send]       tlsmail_send, tlsmail_client_send, tlsmail_client_send_ex,
-                tlsmail_transact, tlsmail_send_opts, tlsmail_rcpt_result
+                tlsmail_transact, tlsmail_transact_begin, tlsmail_send_opts,
+                tlsmail_rcpt_result
    [auth]       tlsmail_auth, tlsmail_plain_auth, tlsmail_login_auth,
                 tlsmail_auto_auth, tlsmail_xoauth2_auth,
                 tlsmail_oauthbearer_auth, tlsmail_external_auth,
@@ -293,6 +294,8 @@ CHANGES
           recipients; BDAT (CHUNKING) in the one-call send; tlsmail_transact
           (one message on an open client, pipelined: many messages over one
           connection; every recipient asked, with or without PIPELINING);
+          tlsmail_transact_begin (the same envelope for a message then
+          streamed with tlsmail_data_write);
           tlsmail_describe_rcpt (a recipient's answer in a line);
           tlsmail_queue_id;
           tlsmail_tls_info and tlsmail_tls_details (TLS version, cipher
@@ -502,6 +505,17 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len,
                                  const tlsmail_send_opts *o);
+
+/* tlsmail_transact for a message sent as it is read (too large to hold,
+   or not all there yet): the envelope as tlsmail_transact sends it, with
+   MAIL and every RCPT in one write under PIPELINING, then DATA; on 0 the
+   server waits for the message, which goes by tlsmail_data_write and
+   tlsmail_data_end. Nothing of the message is seen first, so o->mail says
+   what MAIL declares: size (0: none), body (AUTO: BODY=8BITMIME when the
+   server offers it) and smtputf8 for headers that need it. Refusals,
+   o->results and o->deliver as for tlsmail_transact. */
+TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, const char *const *to,
+                                       size_t nto, const tlsmail_send_opts *o);
 
 /* ---- [auth] credentials: PLAIN, LOGIN, OAuth 2.0, client certificates ---- */
 
@@ -7467,17 +7481,14 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     return c->err = last;
 }
 
-/* The checks of a message and its envelope that need no server, and what
-   the message needs, into *p: tlsmail_client_send_ex's and
-   tlsmail_transact's. */
-TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *to, size_t nto,
-                                           const void *msg, size_t len, const tlsmail_send_opts *o,
-                                           tlsmail__sendplan *p) {
-    tlsmail__msginfo mi;
+/* The checks of an envelope that need no server, into *p, with MAIL's
+   options as the caller gave them: tlsmail_transact_begin's. */
+TLSMAIL__PRIVATE int tlsmail__plan_envelope(const char *from, const char *const *to, size_t nto,
+                                            const tlsmail_send_opts *o, tlsmail__sendplan *p) {
     size_t i;
     int utf8;
     memset(p, 0, sizeof *p);
-    if (tlsmail__check_mailbox(from, 1) || !to || nto == 0 || (!msg && len)) return TLSMAIL_EINVAL;
+    if (tlsmail__check_mailbox(from, 1) || !to || nto == 0) return TLSMAIL_EINVAL;
     if (o && ((o->deliver != TLSMAIL_DELIVER_ALL && o->deliver != TLSMAIL_DELIVER_ACCEPTED) ||
               (o->deliver == TLSMAIL_DELIVER_ACCEPTED && !o->results) ||
               tlsmail__check_mail_opts(o->mail) != 0))
@@ -7493,21 +7504,34 @@ TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *
     }
     if (o && o->results) memset(o->results, 0, nto * sizeof *o->results);
     if (o && o->mail) p->mail = *o->mail;
+    p->mail.smtputf8 = p->mail.smtputf8 || utf8;
+    p->from = from;
+    p->to = to;
+    p->nto = nto;
+    p->rcpt = o ? o->rcpt : NULL;
+    p->results = o ? o->results : NULL;
+    p->partial = o && o->deliver == TLSMAIL_DELIVER_ACCEPTED;
+    return 0;
+}
+
+/* The same for a whole message, and what the message needs, from one scan
+   of it: tlsmail_client_send_ex's and tlsmail_transact's. */
+TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *to, size_t nto,
+                                           const void *msg, size_t len, const tlsmail_send_opts *o,
+                                           tlsmail__sendplan *p) {
+    tlsmail__msginfo mi;
+    int err;
+    if ((err = tlsmail__plan_envelope(from, to, nto, o, p)) != 0) return err;
+    if (!msg && len) return TLSMAIL_EINVAL;
     tlsmail__msg_scan(msg, len, &mi);
     if (p->mail.body == TLSMAIL_BODY_7BIT && mi.body8) return TLSMAIL_EINVAL;
     if (p->mail.body == TLSMAIL_BODY_AUTO)
         p->mail.body = mi.body8 ? TLSMAIL_BODY_8BITMIME : TLSMAIL_BODY_7BIT;
     p->mail.size = mi.size;
-    p->mail.smtputf8 = p->mail.smtputf8 || utf8 || mi.head8;
+    p->mail.smtputf8 = p->mail.smtputf8 || mi.head8;
     p->longline = mi.longline;
-    p->from = from;
-    p->to = to;
-    p->nto = nto;
     p->msg = (const unsigned char *)msg;
     p->len = len;
-    p->rcpt = o ? o->rcpt : NULL;
-    p->results = o ? o->results : NULL;
-    p->partial = o && o->deliver == TLSMAIL_DELIVER_ACCEPTED;
     return 0;
 }
 
@@ -7649,6 +7673,24 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
     if (err || done) return err;
     if (!p.bdat && c->state != TLSMAIL__DATA && (err = tlsmail_data_begin(c)) != 0) return err;
     return tlsmail__send_body(c, &p, 0);
+}
+
+TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, const char *const *to,
+                                       size_t nto, const tlsmail_send_opts *o) {
+    tlsmail__sendplan p;
+    int err, done = 0;
+    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
+    if ((err = tlsmail__plan_envelope(from, to, nto, o, &p)) != 0) return c->err = err;
+    if ((err = tlsmail__ensure_hello(c)) != 0) return err;
+    /* p.bdat stays 0: BDAT LAST needs the size of a message not read yet.
+       Without the message in the plan, the pipelined envelope is MAIL and
+       RCPT only, and DATA follows its replies. */
+    if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
+        err = tlsmail__transact_pipelined(c, &p, &done);
+    else
+        err = tlsmail__envelope_stepwise(c, &p, 1);
+    if (err) return err;
+    return c->state == TLSMAIL__DATA ? 0 : tlsmail_data_begin(c);
 }
 
 TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,

@@ -2687,6 +2687,27 @@ static int deliver_accepted(void) {
 
 static int name_results(const tlsmail_rcpt_result *res, int err);
 
+/* What a message is sent with: MAIL's options, -N for every recipient (*ro,
+   to free) and, to several recipients, every one's answer (*res, to free),
+   to name each refusal; with --deliver accepted the message goes on to the
+   recipients taken. */
+static void send_opts(tlsmail_send_opts *so, const tlsmail_mail_opts *mo, tlsmail_rcpt_opts **ro,
+                      tlsmail_rcpt_result **res) {
+    memset(so, 0, sizeof *so);
+    so->mail = mo;
+    so->rcpt = *ro = rcpt_opts();
+    so->deliver = TLSMAIL_DELIVER_ALL;
+    *res = NULL;
+    R.refused = 0;
+    R.partial = 0;
+    if (R.rcpts.n > 1) {
+        *res = (tlsmail_rcpt_result *)xmalloc(R.rcpts.n * sizeof **res);
+        memset(*res, 0, R.rcpts.n * sizeof **res);
+        so->results = *res;
+        if (deliver_accepted()) so->deliver = TLSMAIL_DELIVER_ACCEPTED;
+    }
+}
+
 /* A message that fitted in the window, in one call: connected (after
    open_session, or in a batch), tlsmail_transact on the open client, which
    to several recipients reports each one's answer, named here; else (one
@@ -2696,8 +2717,8 @@ static int send_whole(const tlsmail_auth *a, int connected) {
     char *m = R.msg;
     size_t n = R.len;
     tlsmail_send_opts so;
-    tlsmail_rcpt_opts *ro = rcpt_opts();
-    tlsmail_rcpt_result *res = NULL;
+    tlsmail_rcpt_opts *ro;
+    tlsmail_rcpt_result *res;
     const char *const *to = (const char *const *)R.rcpts.v;
     int err;
     if (R.added) {
@@ -2706,18 +2727,9 @@ static int send_whole(const tlsmail_auth *a, int connected) {
         memcpy(m + R.addlen, R.msg, R.len);
         n = R.addlen + R.len;
     }
-    memset(&so, 0, sizeof so);
-    so.mail = &R.mopts; /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message */
-    so.rcpt = ro;
-    so.deliver = TLSMAIL_DELIVER_ALL;
-    R.refused = 0;
-    R.partial = 0;
-    if (connected && R.rcpts.n > 1) { /* every recipient's answer, to name each refusal */
-        res = (tlsmail_rcpt_result *)xmalloc(R.rcpts.n * sizeof *res);
-        memset(res, 0, R.rcpts.n * sizeof *res);
-        so.results = res;
-        if (deliver_accepted()) so.deliver = TLSMAIL_DELIVER_ACCEPTED;
-    }
+    /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message. Not
+       connected, there is one recipient (send_and_report). */
+    send_opts(&so, &R.mopts, &ro, &res);
     err = connected ? tlsmail_transact(&client, R.from, to, R.rcpts.n, m, n, &so)
                     : tlsmail_client_send_ex(&client, &R.cfg, a, R.from, to, R.rcpts.n, m, n, &so);
     if (res) err = name_results(res, err);
@@ -2885,8 +2897,8 @@ static int refusals_end(const refusals *f) {
     return f->last;
 }
 
-/* After tlsmail_transact to several recipients (err its result): each
-   refused recipient named from its answer, as envelope() names them. Only
+/* After tlsmail_transact(_begin) to several recipients (err its result):
+   each refused recipient named from its answer. Only
    when every RCPT was answered: after a refused MAIL the answers are the
    server's 503s, after a lost connection some never came, and then err
    is what to report. */
@@ -2911,46 +2923,22 @@ static int name_results(const tlsmail_rcpt_result *res, int err) {
     return err ? err : last; /* delivered to the others or not: err says how it went */
 }
 
-/* MAIL, then RCPT for every recipient, one at a time: a refusal is said
-   on stderr, the address first, and the others are still asked, so every
-   refused recipient is named; then any refusal ends the message before
-   DATA. Returns the error (0: all accepted); when recipients were refused
-   R.refused counts them, R.refused_rc is the exit status (75 only when
-   every refusal was for now) and R.result the line for the log. */
-static int envelope(void) {
-    tlsmail_mail_opts mo = mail_opts();
-    tlsmail_rcpt_opts ro;
-    refusals f;
-    size_t i;
-    int err;
-    R.refused = 0;
-    R.partial = 0;
-    memset(&f, 0, sizeof f);
-    if ((err = tlsmail_mail_ex(&client, R.from, &mo)) != 0) return err;
-    ro.notify = R.notify;
-    ro.orcpt = NULL;
-    for (i = 0; i < R.rcpts.n; i++) {
-        char desc[1400];
-        err = tlsmail_rcpt_ex(&client, R.rcpts.v[i], R.notify ? &ro : NULL);
-        if (!err) continue;
-        /* a server that closes (421), a lost connection: no more asking */
-        if ((err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) || tlsmail_reply_code(&client) == 421)
-            return err;
-        tlsmail_describe(&client, err, desc, sizeof desc);
-        refusal(&f, i, err, desc, tlsmail_reply_code(&client), tlsmail_reply_text(&client));
-    }
-    if (!R.refused) return 0;
-    /* deliver accepted: the server holds the others; the message goes on
-       to them (the library's TLSMAIL_DELIVER_ACCEPTED, step by step) */
-    return refusals_end(&f);
-}
-
-/* One message on a connected client, step by step: the envelope, DATA,
-   the added headers, the window, the rest as it is read, ".". */
+/* One message on a connected client that streams: the envelope as
+   tlsmail_transact sends it (MAIL and every RCPT in one write where the
+   server pipelines, each refusal named as send_whole names them), DATA,
+   then the added headers, the window, the rest as it is read, ".". */
 static int transact(void) {
+    tlsmail_mail_opts mo = mail_opts();
+    tlsmail_send_opts so;
+    tlsmail_rcpt_opts *ro;
+    tlsmail_rcpt_result *res;
     int err;
-    if ((err = envelope()) != 0) return err;
-    if ((err = tlsmail_data_begin(&client)) != 0) return err;
+    send_opts(&so, &mo, &ro, &res);
+    err = tlsmail_transact_begin(&client, R.from, (const char *const *)R.rcpts.v, R.rcpts.n, &so);
+    if (res) err = name_results(res, err);
+    free(ro);
+    free(res);
+    if (err) return err;
     if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
     if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
     if ((err = stream_rest(&client)) != 0) return err;

@@ -283,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rc = tlsmail_authenticate(c, &a);
         check_rc(rc);
         if (verbose()) fprintf(stderr, "step: authenticate %d %s\n", rc, tlsmail_strerror(rc));
-        if (rc == 0 && (data[0] & 128)) { /* tlsmail_transact, twice on one client */
+        if (rc == 0 && (data[0] & 128)) { /* tlsmail_transact, then transact_begin, on one client */
             tlsmail_rcpt_result res[2];
             tlsmail_send_opts so;
             int k;
@@ -292,14 +292,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             so.deliver = (data[0] & 64) ? TLSMAIL_DELIVER_ACCEPTED : TLSMAIL_DELIVER_ALL;
             for (k = 0; k < 2; k++) {
                 size_t nto = (data[0] & 32) ? 1 : 2, i;
-                rc = tlsmail_transact(c, "from@example.org", to, nto, MSG, sizeof MSG - 1, &so);
+                if (k == 0) {
+                    rc = tlsmail_transact(c, "from@example.org", to, nto, MSG, sizeof MSG - 1, &so);
+                } else { /* SIZE= declared as tlsmail_transact declares it */
+                    tlsmail_mail_opts mo;
+                    memset(&mo, 0, sizeof mo);
+                    mo.size = tlsmail_message_size(MSG, sizeof MSG - 1);
+                    so.mail = &mo;
+                    rc = tlsmail_transact_begin(c, "from@example.org", to, nto, &so);
+                    so.mail = NULL;
+                    if (rc == 0) rc = tlsmail_data_write(c, MSG, sizeof MSG - 1);
+                    if (rc == 0) rc = tlsmail_data_end(c);
+                }
                 check_rc(rc);
                 for (i = 0; i < nto; i++) {
                     FUZZ_CHECK(res[i].code == 0 || (res[i].code >= 200 && res[i].code <= 599));
                     FUZZ_CHECK(strlen(res[i].text) < sizeof res[i].text);
                 }
                 if (verbose()) fprintf(stderr, "step: transact %d %s\n", rc, tlsmail_strerror(rc));
-                if (rc == 0 && k == 0) check_delivered(&h);
+                if (rc == 0) check_delivered(&h);
                 if (rc != 0 && tlsmail_reset(c) != 0) break;
             }
         } else if (rc == 0) { /* never MAIL after a failed AUTH: the harness asserts it */

@@ -676,6 +676,34 @@ def proto_cases(add, ok):
                 quotes_reply("550 5.1.1 no such user here"),
                 verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "RSET", "MAIL", "RCPT", "RCPT",
                           "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    # -- tlsmail_transact_begin: tlsmail_transact's envelope, the message streamed by DATA
+    begin = ["--api", "begin", "--chunk", "7"]
+    add("transact_begin: MAIL and three RCPTs in one write, DATA after their replies, no BDAT",
+        "begin_pipelined_then_data", "OK", args=begin + THREE,
+        checks=[message_stored, one_connection, first_after("replied", b"DATA\r\n"), no_verbs("BDAT"),
+                stdout_has("first OK message", "rcpt 0 250 2.1.5 2.1.5 ok", "rcpt 2 250 2.1.5 2.1.5 ok",
+                           "queue H0ST1LE"),
+                verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    add("transact_begin: MAIL refused, the RCPT reply read, the 550 quoted; RSET, then DATA",
+        "begin_mail_refused_then_ok", "OK", args=begin,
+        checks=[message_stored, one_connection, stdout_has("first EPERMANENT MAIL FROM", "again OK"),
+                quotes_reply("550 5.7.1 sender refused"),
+                verbs_are("EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
+    add("transact_begin: one of three refused, every reply read, no DATA; RSET, then DATA",
+        "transact_rcpt_refused_then_data", "OK", args=begin + THREE,
+        checks=[message_stored, one_connection,
+                stdout_has("first EPERMANENT RCPT TO", "again OK", "rcpt 1 550 5.1.1 5.1.1 no such user here"),
+                quotes_reply("550 5.1.1 no such user here")])
+    add("transact_begin without PIPELINING: every recipient asked after a refusal, the first kept",
+        "transact_stepwise_every_rcpt_asked", "OK", args=begin + THREE,
+        checks=[message_stored, one_connection,
+                stdout_has("first EPERMANENT RCPT TO", "again OK", "rcpt 2 450 4.2.2 4.2.2 mailbox full"),
+                quotes_reply("550 5.1.1 no such user here")])
+    add("transact_begin, partial: one of three refused, DATA, the others get it", "begin_partial", "OK",
+        args=begin + THREE + ["--partial"],
+        checks=[message_stored, one_connection,
+                stdout_has("first OK message", "rcpt 1 550 5.1.1 5.1.1 no such user here", "queue H0ST1LE"),
+                verbs_are("EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", *MSG_VERBS, "QUIT")])
     add("partial, one command at a time: a 450 noted, the others get it", "partial_stepwise",
         "OK", args=sendex + THREE + ["--partial"],
         checks=[message_stored, one_connection, stdout_has(

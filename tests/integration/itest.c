@@ -31,6 +31,8 @@
             tlsmail_transact() again; quit. Prints "first <NAME> <stage>"
             (stderr: "first: " and its tlsmail_describe()), "again <NAME>"
             after the second, and the first's per-recipient results.
+   begin    as transact, with tlsmail_transact_begin, the message by
+            tlsmail_data_write in --chunk pieces and tlsmail_data_end.
    The stream apis use tlsmail_mail_ex and tlsmail_rcpt_ex with the same
    options (--size: SIZE=, "auto" for tlsmail_message_size).
 
@@ -199,6 +201,18 @@ static int one_message(tlsmail_client *c, const char *from, const char **to, siz
     return err;
 }
 
+/* tlsmail_transact, or (begin) tlsmail_transact_begin, the message in
+   chunk-octet pieces and tlsmail_data_end. */
+static int transact_one(tlsmail_client *c, int begin, const char *from, const char **to, size_t nto,
+                        const char *msg, size_t len, size_t chunk, const tlsmail_send_opts *o) {
+    int err;
+    if (!begin) return tlsmail_transact(c, from, to, nto, msg, len, o);
+    err = tlsmail_transact_begin(c, from, to, nto, o);
+    if (!err) err = write_chunks(c, msg, len, chunk);
+    if (!err) err = tlsmail_data_end(c);
+    return err;
+}
+
 static tlsmail_client client; /* about 27 KB: not on the stack */
 
 /* Everything main allocates, freed on every way out (the sanitizer and
@@ -312,7 +326,8 @@ int main(int argc, char **argv) {
     }
     if (!addr) usage();
     if (strcmp(api, "send") && strcmp(api, "client") && strcmp(api, "stream") &&
-        strcmp(api, "stream2") && strcmp(api, "sendex") && strcmp(api, "transact")) usage();
+        strcmp(api, "stream2") && strcmp(api, "sendex") && strcmp(api, "transact") &&
+        strcmp(api, "begin")) usage();
     if (nto == 0) to[nto++] = "rcpt@example.org";
     rcpt_opts = own(calloc(nto, sizeof *rcpt_opts));
     results = own(calloc(nto, sizeof *results));
@@ -451,8 +466,8 @@ int main(int argc, char **argv) {
         cls = tlsmail_error_class(&client, err);
         tlsmail_close(&client);
         check_wiped(&client);
-    } else if (!strcmp(api, "transact")) {
-        int again = 0;
+    } else if (!strcmp(api, "transact") || !strcmp(api, "begin")) {
+        int again = 0, begin = !strcmp(api, "begin");
         send_opts.mail = &mail_opts;
         send_opts.rcpt = rcpt_opts;
         send_opts.results = results;
@@ -462,14 +477,14 @@ int main(int argc, char **argv) {
         if (!err && ap) err = tlsmail_authenticate(&client, ap);
         if (!err) {
             /* the first message's verdict; refused, RSET and the same again */
-            err = tlsmail_transact(&client, from, to, nto, msg, len, &send_opts);
+            err = transact_one(&client, begin, from, to, nto, msg, len, chunk, &send_opts);
             tlsmail_describe(&client, err, desc, sizeof desc);
             printf("first %s %s\n", err_name(err), stage_str(tlsmail_stage(&client)));
             fprintf(stderr, "first: %s\n", desc);
             if (err == TLSMAIL_EPERMANENT || err == TLSMAIL_ETRANSIENT) {
                 again = 1;
                 err = tlsmail_reset(&client);
-                if (!err) err = tlsmail_transact(&client, from, to, nto, msg, len, NULL);
+                if (!err) err = transact_one(&client, begin, from, to, nto, msg, len, chunk, NULL);
             }
         }
         if (!err) err = tlsmail_quit(&client);
@@ -500,7 +515,7 @@ int main(int argc, char **argv) {
     heap_report(base);
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     printf("class %s\nqueue %s\n", class_name(cls), queue[0] ? queue : "-");
-    if (!strcmp(api, "sendex") || !strcmp(api, "transact"))
+    if (!strcmp(api, "sendex") || !strcmp(api, "transact") || !strcmp(api, "begin"))
         for (i = 0; (size_t)i < nto; i++)
             printf("rcpt %d %d %s %s\n", i, results[i].code,
                    results[i].enhanced[0] ? results[i].enhanced : "-", results[i].text);

@@ -207,7 +207,7 @@ CASES = Cases()
 def send_case(S, api, want="OK", server="good", host="localhost", msg=SIMPLE, mech="PLAIN",
               count=1, forbid=(), why=None, checks=(), **opts):
     """Send msg with itest to server, as host:PORT, through api ("send",
-    "client", "stream", "stream2", a chunk size after a slash: "stream/7"),
+    "client", "stream", "stream2", "begin", a chunk size after a slash: "stream/7"),
     with AUTH mech. opts go to Suite.itest (user, pw, frm, to, cafile, pin,
     authhost, extra, ...); env is a dict of changes to Suite.env() (None
     removes a variable); values made by pki(), pin_of() and own_pin() are
@@ -385,14 +385,14 @@ BODIES = [
     ("many_dot_lines", HDR + b"".join(b"." * (i % 4) + b"line %d\r\n" % i + (b"\n" if i % 5 == 0 else b"") + (b"\r" if i % 7 == 0 else b"")
                                       for i in range(400))),
 ]
-APIS = ("send", "client", "stream/1", "stream/2", "stream/7", "stream/4096")
+APIS = ("send", "client", "stream/1", "stream/2", "stream/7", "stream/4096", "begin/7", "begin/4096")
 for bname, body in BODIES:
     for api in APIS:
         delivers("body_%s[%s]" % (bname, api), api, msg=body)
 
 # -- recipients
 THREE = ("one@example.org", "two@example.net", "Three.Person+tag@example.com")
-for api in ("send", "client", "stream"):
+for api in ("send", "client", "stream", "begin"):
     delivers("three_recipients[%s]" % api, api, to=THREE, checks=[rcpts_are(THREE)])
 delivers("null_reverse_path[client]", "client", frm="")
 

@@ -954,6 +954,22 @@ def _build_proto(add):
          send(b"450 4.2.2 mailbox full\r\n"), expect_line("RSET"), send(b"250 2.0.0 ok\r\n"),
          expect_line("MAIL FROM:"), send(b"250 ok\r\n")] +
         [expect_line("RCPT TO:"), send(RCPT_OK)] * 3 + message_ok() + quit_ok())
+    # tlsmail_transact_begin: the envelope pipelined as tlsmail_transact's,
+    # then DATA once its replies are in (CHUNKING offered, and unused: the
+    # message has no size yet); a refusal, RSET, then the message
+    add("begin_pipelined_then_data", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK * 3), mark("replied")] + message_ok() + quit_ok())
+    add("begin_mail_refused_then_ok", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"),
+         send(b"550 5.7.1 sender refused\r\n503 5.5.1 need MAIL first\r\n"),
+         expect_line("RSET"), send(b"250 2.0.0 ok\r\n"),
+         expect_line("MAIL FROM:"), expect_line("RCPT TO:"), send(b"250 ok\r\n" + RCPT_OK)] +
+        message_ok() + quit_ok())
+    add("begin_partial", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 +
+        [send(b"250 ok\r\n" + RCPT_OK + b"550 5.1.1 no such user here\r\n" + RCPT_OK)] +
+        message_ok() + quit_ok())
     add("partial_stepwise", greet_ehlo() +
         [expect_line("MAIL FROM:"), send(b"250 ok\r\n"), expect_line("RCPT TO:"), send(RCPT_OK),
          expect_line("RCPT TO:"), send(b"450 4.2.2 mailbox full\r\n"), expect_line("RCPT TO:"),

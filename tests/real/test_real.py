@@ -423,6 +423,15 @@ def build_cases(S):
             check(got == list(three), "RCPT commands in order %r, want %r" % (got, list(three)))
 
     for tname in IMPLICIT:
+        @case("transact_begin_three_recipients_then_data[%s]" % tname)
+        def _(tname=tname):   # tlsmail_transact_begin: the envelope, DATA, the message streamed
+            d, s, r = send_ok(tname, to=three, api="begin", chunk=4096)
+            verbs = [c.split(" ")[0].split(":")[0].upper() for c in s.commands()
+                     if not c.startswith("<")]   # nodemailer logs "<N bytes of DATA>" too
+            check(verbs[-6:] == ["MAIL", "RCPT", "RCPT", "RCPT", "DATA", "QUIT"],
+                  "commands the server read: %r" % s.commands())
+            check([a for a, _ in s.rcpt_params()] == list(three), "RCPT %r" % s.rcpt_params())
+
         @case("recipient_rejected_5xx[%s]" % tname)
         def _(tname=tname):
             t = S.targets[tname]
@@ -445,7 +454,7 @@ def build_cases(S):
     # -- a large message, byte for byte
     big = []        # made on first use (2 s of Python): not at all under -k without it
     for tname in IMPLICIT + STARTTLS:
-        for api, chunk in (("client", None), ("stream", 65536)):
+        for api, chunk in (("client", None), ("stream", 65536), ("begin", 65536)):
             @case("large_5mb_long_and_dot_lines[%s,%s]" % (tname, api))
             def _(tname=tname, api=api, chunk=chunk):
                 big[:] = big or [big_message()]
