@@ -8444,12 +8444,11 @@ TLSMAIL__PRIVATE void tlsmail__describe_local(const tlsmail_client *c, int err, 
         else tlsmail__adds(buf, cap, n, "the server offers no AUTH)", NULL, NULL, NULL);
     } else if (err == TLSMAIL_ENOEXT && c->missing_ext) {
         const char *ext = c->missing_ext == TLSMAIL__EXT_8BITMIME ? "8BITMIME" : "SMTPUTF8";
-        if (c->ext.flags & c->missing_ext) /* offered, but MAIL did not declare it */
-            tlsmail__adds(buf, cap, n, " (the message needs ", ext, ", which MAIL did not declare)",
-                          NULL);
-        else
-            tlsmail__adds(buf, cap, n, " (the message needs ", ext,
-                          ", which the server does not offer)", NULL);
+        /* strerror has said the server lacks it, unless it is offered and
+           MAIL did not declare it */
+        tlsmail__adds(buf, cap, n, " (needs ", ext,
+                      (c->ext.flags & c->missing_ext) ? ": offered, but MAIL did not declare it)" : ")",
+                      NULL);
     } else if (err == TLSMAIL_ETOOBIG && c->size_declared) {
         (void)tlsmail__utoa(a, c->size_declared);
         (void)tlsmail__utoa(b, c->ext.size_limit);

@@ -1013,8 +1013,13 @@ TEST(describe_local_and_enhanced) {
     CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ETOOBIG, d, sizeof d),
                  "(1870 octets; the server's SIZE limit is 100)") != NULL);
     fake.missing_ext = TLSMAIL__EXT_8BITMIME;
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d),
+              "MAIL FROM: server lacks an SMTP extension the message needs (nothing was sent) "
+              "(needs 8BITMIME)");
+    fake.ext.flags |= TLSMAIL__EXT_8BITMIME; /* offered: MAIL's own omission */
     CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d),
-                 "(the message needs 8BITMIME, which the server does not offer)") != NULL);
+                 "(needs 8BITMIME: offered, but MAIL did not declare it)") != NULL);
+    fake.ext.flags &= ~(unsigned)TLSMAIL__EXT_8BITMIME;
     fake.missing_ext = TLSMAIL__EXT_SMTPUTF8;
     CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d), "needs SMTPUTF8") != NULL);
     /* a quoted reply with its enhanced status explained */
