@@ -124,7 +124,7 @@ API (each [group] is also the heading of its declarations below and the
                 tlsmail_describe_rcpt, tlsmail_stage, tlsmail_stage_name,
                 tlsmail_reply_code, tlsmail_reply_text, tlsmail_reply_enhanced,
                 tlsmail_reply_tls, tlsmail_tls_error, tlsmail_queue_id,
-                tlsmail_tls_info, tlsmail_tls_details
+                tlsmail_error_line, tlsmail_tls_info, tlsmail_tls_details
    [trust]      tlsmail_trust, tlsmail_trust_system, tlsmail_trust_file,
                 tlsmail_trust_dir, tlsmail_trust_pem, tlsmail_trust_anchors,
                 tlsmail_trust_pin_sha256, tlsmail_trust_free
@@ -295,7 +295,8 @@ CHANGES
           (one message on an open client, pipelined: many messages over one
           connection; every recipient asked, with or without PIPELINING);
           tlsmail_transact_begin (the same envelope for a message then
-          streamed with tlsmail_data_write);
+          streamed with tlsmail_data_write); tlsmail_error_line (which line
+          was too long, also in tlsmail_describe);
           tlsmail_describe_rcpt (a recipient's answer in a line);
           tlsmail_queue_id;
           tlsmail_tls_info and tlsmail_tls_details (TLS version, cipher
@@ -792,10 +793,11 @@ TLSMAIL_DEF int tlsmail_rcpt_ex(tlsmail_client *c, const char *to, const tlsmail
 TLSMAIL_DEF size_t tlsmail_message_size(const void *msg, size_t len);
 
 /* DATA, then the message in chunks of any size (line ends normalised,
-   dot-stuffed), then the final "." and the server's verdict. A line over 998
-   octets fails data_write with TLSMAIL_ELINE and drops the connection without
-   the final ".", so nothing is delivered. After a 250, tlsmail_queue_id()
-   has the server's id for the message. */
+   dot-stuffed), then the final "." and the server's verdict. A line over
+   998 octets fails data_write with TLSMAIL_ELINE (tlsmail_error_line says
+   which) and drops the connection without the final ".", so nothing is
+   delivered. After a 250, tlsmail_queue_id() has the server's id for the
+   message. */
 TLSMAIL_DEF int tlsmail_data_begin(tlsmail_client *c);
 TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n);
 TLSMAIL_DEF int tlsmail_data_end(tlsmail_client *c);
@@ -941,6 +943,12 @@ TLSMAIL_DEF char *tlsmail_describe_rcpt(const tlsmail_rcpt_result *r, char *buf,
    holds none we know. It stays readable after QUIT and the close, until
    the client is wiped or the next MAIL. */
 TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c);
+
+/* After TLSMAIL_ELINE: the line that was too long, from 1, every CRLF,
+   bare CR and bare LF ending one; counted over the whole message for the
+   one-call sends and tlsmail_transact, and from tlsmail_data_begin for
+   tlsmail_data_write. 0 after any other result. */
+TLSMAIL_DEF size_t tlsmail_error_line(const tlsmail_client *c);
 
 /* What the TLS handshake of c settled and which certificate the server
    showed (tlsmail_tls_info), for tools that print what they connected to
@@ -1177,6 +1185,7 @@ typedef struct tlsmail__dot {       /* streaming DATA encoder */
     int bol;                        /* at the start of a line */
     int cr;                         /* last input byte was CR */
     size_t linelen;                 /* octets of the current line */
+    size_t line;                    /* the current line, from 1 */
 } tlsmail__dot;
 
 /* Streaming reader of one certificate: what BearSSL's engine doesn't check
@@ -1356,6 +1365,7 @@ struct tlsmail_client {
                                        octets over 127 may go out */
     unsigned missing_ext;           /* ENOEXT: the TLSMAIL__EXT_* bit needed */
     size_t size_declared;           /* ETOOBIG: the message's size */
+    size_t eline;                   /* ELINE: the line too long, from 1 */
     int auth_asked;                 /* ENOMECH: the TLSMAIL_AUTH_* asked for */
     char auth_status[32];           /* "status" of an OAuth error challenge */
     char queue_id[TLSMAIL_QUEUE_ID];/* the accepted message's id, or "" */
@@ -2516,8 +2526,9 @@ typedef struct tlsmail__msginfo {
     size_t size;                    /* as RFC 1870 counts it; (size_t)-1: more */
     int body8;                      /* an octet over 127 anywhere */
     int head8;                      /* ...in the header section (RFC 6532 3) */
-    int longline;                   /* a line of more than 998 octets of text
-                                       (RFC 5321 4.5.3.1.6): TLSMAIL_ELINE */
+    size_t longline;                /* the first line (from 1) of more than 998
+                                       octets of text (RFC 5321 4.5.3.1.6):
+                                       TLSMAIL_ELINE; 0: none */
 } tlsmail__msginfo;
 
 /* The offset of the first CR or LF in s[0..n), or n. memchr (the C
@@ -2554,11 +2565,11 @@ TLSMAIL__PRIVATE int tlsmail__has8(const unsigned char *s, size_t n) {
 /* One pass: the size as it goes out (every CR, LF and CRLF counted as
    CRLF, plus a CRLF for a last line without one; no dot-stuffing), whether
    it has 8-bit octets, whether its header section (up to the first empty
-   line) does, and whether a line is too long to send. A line's text at a
-   time, between line ends. */
+   line) does, and which line, if any, is too long to send. A line's text
+   at a time, between line ends. */
 TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__msginfo *mi) {
     const unsigned char *s = (const unsigned char *)msg;
-    size_t i = 0, size = 0;
+    size_t i = 0, size = 0, line = 1;
     int bol = 1, in_head = 1, over = 0;
     memset(mi, 0, sizeof *mi);
     while (i < len) {
@@ -2569,7 +2580,7 @@ TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__ms
                 if (in_head) mi->head8 = 1;
             }
             bol = 0;
-            mi->longline |= k > TLSMAIL__DATA_LINE_MAX;
+            if (k > TLSMAIL__DATA_LINE_MAX && !mi->longline) mi->longline = line;
             over |= size > (size_t)-1 - k;
             size += k;
             if ((i += k) == len) break;
@@ -2578,6 +2589,7 @@ TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__ms
         i += s[i] == '\r' && i + 1 < len && s[i + 1] == '\n' ? 2 : 1;
         if (bol) in_head = 0; /* the empty line ends the header */
         bol = 1;
+        line++;
         over |= size > (size_t)-1 - 2;
         size += 2;
     }
@@ -2616,6 +2628,7 @@ TLSMAIL__PRIVATE void tlsmail__dot_init(tlsmail__dot *d) {
     d->bol = 1;
     d->cr = 0;
     d->linelen = 0;
+    d->line = 1;
 }
 
 TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *in, size_t n,
@@ -2638,6 +2651,7 @@ TLSMAIL__PRIVATE int tlsmail__dot_encode(tlsmail__dot *d, const unsigned char *i
             d->cr = c == '\r';
             d->bol = 1;
             d->linelen = 0;
+            d->line++;
             i++;
             continue;
         }
@@ -7176,6 +7190,7 @@ TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
         /* A line too long after part of the message went out: drop the
            connection without the final "." so nothing is delivered (what
            this call encoded is never committed). */
+        if (err == TLSMAIL_ELINE) c->eline = c->dot.line;
         if (err) return tlsmail__fatal(c, err);
         if (written && (err = tlsmail__stream_commit(c, written)) != 0) return tlsmail__fatal(c, err);
         in += used;
@@ -7266,7 +7281,7 @@ typedef struct tlsmail__sendplan {
     const tlsmail_rcpt_opts *rcpt;  /* nto entries, or NULL */
     tlsmail_rcpt_result *results;   /* nto entries, or NULL */
     int partial;                    /* TLSMAIL_DELIVER_ACCEPTED */
-    int longline;                   /* the message can't be sent: ELINE */
+    size_t longline;                /* its line too long to send (ELINE), or 0 */
     int bdat;                       /* the server offers CHUNKING */
 } tlsmail__sendplan;
 
@@ -7569,6 +7584,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
     }
     if (p.longline) {
         c->stage = TLSMAIL_STAGE_BODY;
+        c->eline = p.longline;
         return c->err = TLSMAIL_ELINE;
     }
     if ((err = tlsmail_dial(c, cfg)) != 0 || (err = tlsmail_hello(c)) != 0) return err;
@@ -7662,6 +7678,7 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
     if (p.longline) {
         c->stage = TLSMAIL_STAGE_BODY;
+        c->eline = p.longline;
         return c->err = TLSMAIL_ELINE;
     }
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
@@ -8303,6 +8320,10 @@ TLSMAIL_DEF const char *tlsmail_reply_enhanced(const tlsmail_client *c) {
 
 TLSMAIL_DEF const char *tlsmail_queue_id(const tlsmail_client *c) { return c ? c->queue_id : ""; }
 
+TLSMAIL_DEF size_t tlsmail_error_line(const tlsmail_client *c) {
+    return c && c->err == TLSMAIL_ELINE ? c->eline : 0;
+}
+
 /* The IANA names of the suites tlsmail__tls_suites offers. */
 TLSMAIL__PRIVATE const char *tlsmail__suite_name(unsigned suite) {
     switch (suite) {
@@ -8456,6 +8477,9 @@ TLSMAIL__PRIVATE void tlsmail__describe_local(const tlsmail_client *c, int err, 
         tlsmail__adds(buf, cap, n, ")", NULL, NULL, NULL);
     } else if (err == TLSMAIL_EAUTH && c->auth_status[0]) {
         tlsmail__adds(buf, cap, n, " (OAuth error status: ", c->auth_status, ")", NULL);
+    } else if (err == TLSMAIL_ELINE && c->eline) {
+        (void)tlsmail__utoa(a, c->eline);
+        tlsmail__adds(buf, cap, n, " (line ", a, ")", NULL);
     }
 }
 

@@ -205,6 +205,7 @@ typedef struct run {
     long long map_at, map_end; /* the next octet to map; the file's size, or 0 */
     unsigned long long input;/* octets read of it */
     unsigned long long sent; /* octets handed to the library, added ones too */
+    long line_base;          /* the input's line number less the library's (streamed) */
     char *added;             /* header fields to put first, or NULL */
     size_t addlen;
     int aliases_loaded;
@@ -1555,6 +1556,16 @@ static unsigned long linecheck_feed(linecheck *lc, const char *p, size_t n) {
 
 static linecheck message_lines; /* the message being read */
 
+/* The line ends in p[0..n), as the library counts them (no line there is
+   too long: the window was checked). */
+static unsigned long line_ends(const char *p, size_t n) {
+    linecheck lc;
+    if (!n) return 0;
+    memset(&lc, 0, sizeof lc);
+    (void)linecheck_feed(&lc, p, n);
+    return lc.line - 1;
+}
+
 /* An RFC 5322 address list (To: "A" <a@x>, b@y (comment), grp: c@z;) to
    bare addresses: display names, comments and group names dropped, quoted
    local parts kept. tlsmail.h parses one mailbox for tlsmail_format_mailbox
@@ -2818,9 +2829,10 @@ static long map_next(const char **p) {
 }
 #endif
 
-/* The rest of the input after the window, a piece at a time: counted and
-   its lines checked before the piece is sent (to = NULL: only checked).
-   R.sent grows with it. */
+/* The rest of the input after the window, a piece at a time: counted, and
+   sent to `to`, whose tlsmail_data_write finds a line too long (ELINE)
+   as it encodes, and says which, so the lines are not searched twice; to
+   = NULL: only checked, here. R.sent grows with it. */
 static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
@@ -2842,15 +2854,18 @@ static int stream_rest(tlsmail_client *to) {
             if (!to) die(EX_DATAERR, "the message is larger than 64 MiB");
             abandon(EX_DATAERR, "the message is larger than 64 MiB");
         }
-        if ((line = linecheck_feed(&message_lines, p, (size_t)r)) != 0) {
-            if (!to) die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
-            abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
-        }
+        if (!to && (line = linecheck_feed(&message_lines, p, (size_t)r)) != 0)
+            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
         if (R.mopts.body == TLSMAIL_BODY_7BIT && find_8bit(p, (size_t)r)) {
             if (!to) die(EX_DATAERR, NOT_7BIT);
             abandon(EX_DATAERR, NOT_7BIT);
         }
-        if (to && (err = tlsmail_data_write(to, p, (size_t)r)) != 0) return err;
+        if (to && (err = tlsmail_data_write(to, p, (size_t)r)) != 0) {
+            if (err == TLSMAIL_ELINE)
+                abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
+                        (unsigned long)((long)tlsmail_error_line(to) + R.line_base));
+            return err;
+        }
         R.sent += (unsigned long long)r;
     }
     return 0;
@@ -2939,6 +2954,10 @@ static int transact(void) {
     free(ro);
     free(res);
     if (err) return err;
+    /* The library numbers the lines it is given from the first: the added
+       headers, then the window as sent, without Bcc. */
+    R.line_base = (long)(message_lines.line - 1) - (long)line_ends(R.added, R.addlen) -
+                  (long)line_ends(R.msg, R.len);
     if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
     if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
     if ((err = stream_rest(&client)) != 0) return err;

@@ -38,23 +38,25 @@ static void put(buf *b, const unsigned char *p, size_t n) {
     b->len += n;
 }
 
-/* Reference normalisation; returns 1 if a line exceeds 998 octets. */
-static int normalise(const unsigned char *m, size_t n, buf *out) {
-    size_t i = 0, ll = 0;
-    int toolong = 0;
+/* Reference normalisation; returns the first line (from 1) of more than
+   998 octets, or 0. */
+static size_t normalise(const unsigned char *m, size_t n, buf *out) {
+    size_t i = 0, ll = 0, line = 1, toolong = 0;
     static const unsigned char crlf[2] = { '\r', '\n' };
     while (i < n) {
         if (m[i] == '\r') {
             put(out, crlf, 2);
             i += (i + 1 < n && m[i + 1] == '\n') ? 2 : 1;
             ll = 0;
+            line++;
         } else if (m[i] == '\n') {
             put(out, crlf, 2);
             i++;
             ll = 0;
+            line++;
         } else {
             put(out, m + i, 1);
-            if (++ll > 998) toolong = 1;
+            if (++ll > 998 && !toolong) toolong = line;
             i++;
         }
     }
@@ -87,9 +89,10 @@ static void decode(const unsigned char *w, size_t n, buf *out) {
 
 
 /* Encode msg; chunks NULL: one call with a big buffer. Returns rc and sets
-   *eline_at to the input offset of the ELINE. */
+   *eline_at to the input offset of the ELINE, *eline_line to the line the
+   encoder was on. */
 static int encode(const unsigned char *msg, size_t n, const unsigned char *chunks, size_t nchunks,
-                  size_t outcap, buf *wire, size_t *eline_at) {
+                  size_t outcap, buf *wire, size_t *eline_at, size_t *eline_line) {
     tlsmail__dot d;
     size_t pos = 0, ci = 0;
     unsigned char *out, *ref, *fin;
@@ -115,6 +118,7 @@ static int encode(const unsigned char *msg, size_t n, const unsigned char *chunk
             if (rc) {
                 FUZZ_CHECK(rc == TLSMAIL_ELINE);
                 *eline_at = pos;
+                *eline_line = d.line;
                 free(out);
                 free(ref);
                 return rc;
@@ -135,10 +139,10 @@ static int encode(const unsigned char *msg, size_t n, const unsigned char *chunk
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf norm = { NULL, 0, 0 }, w1 = { NULL, 0, 0 }, w2 = { NULL, 0, 0 }, dec = { NULL, 0, 0 };
-    size_t k, outcap, e1 = 0, e2 = 0, i;
+    size_t k, outcap, e1 = 0, e2 = 0, l1 = 0, l2 = 0, i, toolong;
     const unsigned char *chunks, *msg;
     size_t msglen;
-    int toolong, rc1, rc2;
+    int rc1, rc2;
     if (size < 1) return 0;
     k = data[0] & 7;
     outcap = 2 + (size_t)(data[0] >> 3);
@@ -148,17 +152,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     msglen = size - 1 - k;
 
     toolong = normalise(msg, msglen, &norm);
-    rc1 = encode(msg, msglen, NULL, 0, 0, &w1, &e1);
-    rc2 = encode(msg, msglen, chunks, k, outcap, &w2, &e2);
+    rc1 = encode(msg, msglen, NULL, 0, 0, &w1, &e1, &l1);
+    rc2 = encode(msg, msglen, chunks, k, outcap, &w2, &e2, &l2);
     FUZZ_CHECK(rc1 == rc2);
     FUZZ_CHECK(w1.len == w2.len && (w1.len == 0 || memcmp(w1.p, w2.p, w1.len) == 0));
-    FUZZ_CHECK((rc1 == TLSMAIL_ELINE) == toolong);
+    FUZZ_CHECK((rc1 == TLSMAIL_ELINE) == (toolong != 0));
     {
         tlsmail__msginfo mi; /* the one call's check before anything is sent */
         tlsmail__msg_scan(msg, msglen, &mi);
         FUZZ_CHECK(mi.longline == toolong);
     }
-    if (rc1) FUZZ_CHECK(e1 == e2);
+    if (rc1) FUZZ_CHECK(e1 == e2 && l1 == toolong && l2 == toolong); /* tlsmail_error_line's */
     /* no lone CR or LF, even in a partial output */
     for (i = 0; i < w1.len; i++) {
         if (w1.p[i] == '\r') FUZZ_CHECK(i + 1 < w1.len && w1.p[i + 1] == '\n');

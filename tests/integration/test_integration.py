@@ -515,12 +515,25 @@ for api in ("send", "client", "stream"):
 LINE999 = HDR + b"x" * 999 + b"\r\n" + b"after\r\n"
 LINE998 = HDR + b"y" * 998 + b"\r\n" + b"after\r\n"
 check(longest_line(LINE999) == 999 and longest_line(LINE998) == 998, "bad line fixtures")
-for api in ("send", "client", "stream/1", "stream/7", "stream/4096"):
+# which line: CRLF, a bare CR and a bare LF each end one (tlsmail_error_line)
+LINE999_MIXED = HDR + b"cr\rlf\ncrlf\r\n" + b"x" * 999 + b"\r\n"
+
+
+def says_line(n):
+    def check_line(r, events):
+        check("message line longer than 998 octets (line %d)" % n in r.stderr, "description %r" % r.stderr)
+    return check_line
+
+
+for api in ("send", "client", "stream/1", "stream/7", "stream/4096", "begin/7"):
     if api == "send":   # the message is checked before any byte goes out
         refuses("line_999[%s]" % api, api, "ELINE", NO_CONNECTION, "ELINE with tlsmail_send",
                 msg=LINE999)
     else:
-        refuses("line_999[%s]" % api, api, "ELINE", ("STORED",), "ELINE", msg=LINE999)
+        refuses("line_999[%s]" % api, api, "ELINE", ("STORED",), "ELINE", msg=LINE999,
+                checks=[says_line(HDR.count(b"\n") + 1)])
+        refuses("line_999_after_bare_ends[%s]" % api, api, "ELINE", ("STORED",), "ELINE",
+                msg=LINE999_MIXED, checks=[says_line(HDR.count(b"\n") + 4)])
     delivers("line_998[%s]" % api, api, msg=LINE998)
 for ending, ename in ((b"", "last_no_newline"), (b"\n", "lf"), (b"\r", "cr")):
     refuses("line_999_%s[send]" % ename, "send", "ELINE", NO_CONNECTION,

@@ -25,6 +25,7 @@ Prints "PASS name" or "FAIL name: reason" per case and, last, exactly
 import logging
 import os
 import random
+import re
 import select
 import socket
 import ssl
@@ -618,6 +619,30 @@ def build_cases(S):
         check(r.rc == 65, "rc %s, want 65: %s" % (r.rc, r))
         check(("line %d " % line) in r.stderr and "nothing was delivered" in r.stderr,
               "want line %d in: %s" % (line, r.stderr))
+        hs, msgs = good().since(m)
+        check(len(hs) == 1 and not msgs, "handshakes %s, %d messages stored" % (hs, len(msgs)))
+
+    @case("cli_stream_long_line_numbered_as_read_bcc_added_headers_bare_ends_65")
+    def _():
+        # The library finds the line as it sends; its number must be the
+        # input's although Date and Message-ID were added, a three-line Bcc
+        # cut out, and a CRLF split where the window ends.
+        head = (b"From: Sender <sender@example.org>\r\nTo: a@example.org\r\n"
+                b"Bcc: hidden@example.org,\r\n Other <hidden2@example.org>,\r\n third@example.org\r\n"
+                b"Subject: t\r\n\r\n")
+        pre = head + b"bare\rends\nboth\r\n"
+        while WINDOW - len(pre) > 990:
+            pre += b"w" * 900 + b"\n"
+        pre += b"v" * (WINDOW - len(pre) - 1) + b"\r"   # the window's last octet: CR, its LF after it
+        msg = pre + b"\n" + body(300 * 1024, 6).replace(b"\r", b"\n") + b"z" * 999 + b"\r\ntail\r\n"
+        check(len(pre) == WINDOW, "the CR is not the window's last octet")
+        long_at = msg.index(b"z" * 999)
+        line = len(re.findall(rb"\r\n|\r|\n", msg[:long_at])) + 1
+        m = good().mark()
+        r = S.cli(["-t"], stdin=msg, to=())
+        check(r.rc == 65, "rc %s, want 65: %s" % (r.rc, r))
+        check(("message line %d is longer than 998 octets" % line) in r.stderr and
+              "nothing was delivered" in r.stderr, "want line %d in: %s" % (line, r.stderr))
         hs, msgs = good().since(m)
         check(len(hs) == 1 and not msgs, "handshakes %s, %d messages stored" % (hs, len(msgs)))
 

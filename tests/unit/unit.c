@@ -1020,6 +1020,18 @@ TEST(describe_local_and_enhanced) {
     CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d),
                  "(needs 8BITMIME: offered, but MAIL did not declare it)") != NULL);
     fake.ext.flags &= ~(unsigned)TLSMAIL__EXT_8BITMIME;
+    /* ELINE: which line, only while ELINE is the result */
+    fake.stage = TLSMAIL_STAGE_BODY;
+    fake.eline = 1234;
+    fake.err = TLSMAIL_ELINE;
+    CHECK_EQ_INT((int)tlsmail_error_line(&fake), 1234);
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_ELINE, d, sizeof d),
+              "message: message line longer than 998 octets (line 1234)");
+    fake.err = TLSMAIL_EIO;
+    CHECK_EQ_INT((int)tlsmail_error_line(&fake), 0);
+    CHECK_EQ_INT((int)tlsmail_error_line(NULL), 0);
+    fake.err = 0;
+    fake.eline = 0;
     fake.missing_ext = TLSMAIL__EXT_SMTPUTF8;
     CHECK(strstr(tlsmail_describe(&fake, TLSMAIL_ENOEXT, d, sizeof d), "needs SMTPUTF8") != NULL);
     /* a quoted reply with its enhanced status explained */
@@ -1431,14 +1443,14 @@ TEST(scan_and_bdat_runs_reference) {
         tlsmail__msg_scan(in, n, &a);
         msg_scan_ref(in, n, &b);
         if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8 || a.longline != b.longline) {
-            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d long %d/%d\n",
+            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d long %lu/%lu\n",
                    k, kind, (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size, a.body8,
-                   b.body8, a.head8, b.head8, a.longline, b.longline);
+                   b.body8, a.head8, b.head8, (unsigned long)a.longline, (unsigned long)b.longline);
             CHECK(0);
             return;
         }
         head8_seen += a.head8;
-        long_seen += a.longline;
+        long_seen += a.longline != 0;
         short_seen += !a.longline && n > 998;
         body8_only += a.body8 && !a.head8;
         /* the runs: every octet between them is a bare line end, and no
