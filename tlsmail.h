@@ -514,7 +514,10 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
    tlsmail_data_end. Nothing of the message is seen first, so o->mail says
    what MAIL declares: size (0: none), body (AUTO: BODY=8BITMIME when the
    server offers it) and smtputf8 for headers that need it. Refusals,
-   o->results and o->deliver as for tlsmail_transact. */
+   o->results and o->deliver as for tlsmail_transact: after one, nothing
+   of the message is asked for, and tlsmail_reset comes before the next.
+   By DATA even when the server offers CHUNKING: BDAT LAST would need the
+   message's size first. */
 TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, const char *const *to,
                                        size_t nto, const tlsmail_send_opts *o);
 
