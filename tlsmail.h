@@ -2532,6 +2532,7 @@ typedef struct tlsmail__msginfo {
     size_t longline;                /* the first line (from 1) of more than 998
                                        octets of text (RFC 5321 4.5.3.1.6):
                                        TLSMAIL_ELINE; 0: none */
+    int bare;                       /* a CR or LF outside a CRLF */
 } tlsmail__msginfo;
 
 /* The offset of the first CR or LF in s[0..n), or n. memchr (the C
@@ -2551,37 +2552,48 @@ TLSMAIL__PRIVATE size_t tlsmail__next_eol(const unsigned char *s, size_t n) {
     return n;
 }
 
-/* Has s[0..n) an octet over 127? Eight at a time: this runs on every
-   octet of a message. */
-TLSMAIL__PRIVATE int tlsmail__has8(const unsigned char *s, size_t n) {
+/* Eight octets as one word, in any alignment (memcpy is one load). */
+TLSMAIL__PRIVATE uint64_t tlsmail__ld64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* The offset of the first octet over 127 in s[0..n), or n. It runs over
+   every octet of a message: 64 octets at a time, OR-ed together in
+   straight-line code for one test (a loop of words is not unrolled at
+   -O2, and tests each), then octet by octet in the block that has one. */
+TLSMAIL__PRIVATE size_t tlsmail__first8(const unsigned char *s, size_t n) {
     size_t i;
-    for (i = 0; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080u) return 1;
+    for (i = 0; i + 64 <= n; i += 64) {
+        const unsigned char *p = s + i;
+        uint64_t w = tlsmail__ld64(p) | tlsmail__ld64(p + 8) | tlsmail__ld64(p + 16) | tlsmail__ld64(p + 24) |
+                     tlsmail__ld64(p + 32) | tlsmail__ld64(p + 40) | tlsmail__ld64(p + 48) |
+                     tlsmail__ld64(p + 56);
+        if (w & 0x8080808080808080u) break;
     }
     for (; i < n; i++)
-        if (s[i] >= 0x80) return 1;
-    return 0;
+        if (s[i] >= 0x80) return i;
+    return n;
 }
+
+TLSMAIL__PRIVATE int tlsmail__has8(const unsigned char *s, size_t n) { return tlsmail__first8(s, n) < n; }
 
 /* One pass: the size as it goes out (every CR, LF and CRLF counted as
    CRLF, plus a CRLF for a last line without one; no dot-stuffing), whether
    it has 8-bit octets, whether its header section (up to the first empty
-   line) does, and which line, if any, is too long to send. A line's text
-   at a time, between line ends. */
+   line) does, which line, if any, is too long to send, and whether a line
+   ends in a bare CR or LF. A line's text at a time, between line ends. */
 TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__msginfo *mi) {
     const unsigned char *s = (const unsigned char *)msg;
-    size_t i = 0, size = 0, line = 1;
-    int bol = 1, in_head = 1, over = 0;
+    size_t i = 0, size = 0, line = 1, first8 = tlsmail__first8(s, len);
+    int bol = 1, in_head = 1, over = 0, crlf;
     memset(mi, 0, sizeof *mi);
+    /* the first 8-bit octet decides both flags, the header being first */
+    mi->body8 = mi->head8 = first8 < len;
     while (i < len) {
         size_t k = tlsmail__next_eol(s + i, len - i);
-        if (k) { /* text; the first 8-bit octet decides both flags, the header being first */
-            if (!mi->body8 && tlsmail__has8(s + i, k)) {
-                mi->body8 = 1;
-                if (in_head) mi->head8 = 1;
-            }
+        if (k) { /* text */
             bol = 0;
             if (k > TLSMAIL__DATA_LINE_MAX && !mi->longline) mi->longline = line;
             over |= size > (size_t)-1 - k;
@@ -2589,8 +2601,13 @@ TLSMAIL__PRIVATE void tlsmail__msg_scan(const void *msg, size_t len, tlsmail__ms
             if ((i += k) == len) break;
         }
         /* a line end: CR, LF or CRLF */
-        i += s[i] == '\r' && i + 1 < len && s[i + 1] == '\n' ? 2 : 1;
-        if (bol) in_head = 0; /* the empty line ends the header */
+        crlf = s[i] == '\r' && i + 1 < len && s[i + 1] == '\n';
+        mi->bare |= !crlf;
+        i += crlf ? 2 : 1;
+        if (bol && in_head) { /* the empty line ends the header */
+            in_head = 0;
+            mi->head8 = first8 < i;
+        }
         bol = 1;
         line++;
         over |= size > (size_t)-1 - 2;
@@ -7285,6 +7302,7 @@ typedef struct tlsmail__sendplan {
     tlsmail_rcpt_result *results;   /* nto entries, or NULL */
     int partial;                    /* TLSMAIL_DELIVER_ACCEPTED */
     size_t longline;                /* its line too long to send (ELINE), or 0 */
+    int bare;                       /* it has a bare CR or LF (BDAT adds the LF or CR) */
     int bdat;                       /* the server offers CHUNKING */
 } tlsmail__sendplan;
 
@@ -7306,7 +7324,8 @@ TLSMAIL__PRIVATE void tlsmail__note_rcpt(const tlsmail_client *c, const tlsmail_
    octets with every bare CR and bare LF made CRLF and a CRLF after a last
    line without one, exactly the size tlsmail__msg_scan counted, and no
    dot-stuffing. Runs of the caller's bytes go to the TLS engine as they
-   are; only line ends are added. */
+   are; only line ends are added. A message whose lines all end in CRLF,
+   as the scan found, is one run: no second search for line ends. */
 TLSMAIL__PRIVATE int tlsmail__put_bdat(tlsmail_client *c, const tlsmail__sendplan *p) {
     const unsigned char *s = p->msg;
     size_t at = 0, end, n = p->len;
@@ -7314,6 +7333,10 @@ TLSMAIL__PRIVATE int tlsmail__put_bdat(tlsmail_client *c, const tlsmail__sendpla
     int err, bare = 1;
     (void)tlsmail__utoa(num, p->mail.size);
     if ((err = tlsmail__put(c, "BDAT ", num, " LAST")) != 0) return err;
+    if (!p->bare && n) {
+        err = tlsmail__stream_write(c, s, n);
+        at = n;
+    }
     while (at < n && bare && !err) {
         end = tlsmail__bdat_run(s, n, at, &bare);
         if (end > at) err = tlsmail__stream_write(c, s + at, end - at);
@@ -7548,6 +7571,7 @@ TLSMAIL__PRIVATE int tlsmail__plan_message(const char *from, const char *const *
     p->mail.size = mi.size;
     p->mail.smtputf8 = p->mail.smtputf8 || mi.head8;
     p->longline = mi.longline;
+    p->bare = mi.bare;
     p->msg = (const unsigned char *)msg;
     p->len = len;
     return 0;

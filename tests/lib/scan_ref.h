@@ -15,6 +15,7 @@ static void msg_scan_ref(const unsigned char *s, size_t len, tlsmail__msginfo *m
         unsigned char c = s[i];
         if (c == '\r' || c == '\n') {
             if (c == '\r' && i + 1 < len && s[i + 1] == '\n') i++;
+            else mi->bare = 1;
             if (bol) in_head = 0;
             bol = 1;
             ll = 0;

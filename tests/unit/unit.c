@@ -1442,10 +1442,12 @@ TEST(scan_and_bdat_runs_reference) {
         }
         tlsmail__msg_scan(in, n, &a);
         msg_scan_ref(in, n, &b);
-        if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8 || a.longline != b.longline) {
-            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d long %lu/%lu\n",
-                   k, kind, (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size, a.body8,
-                   b.body8, a.head8, b.head8, (unsigned long)a.longline, (unsigned long)b.longline);
+        if (a.size != b.size || a.body8 != b.body8 || a.head8 != b.head8 || a.longline != b.longline ||
+            a.bare != b.bare) {
+            printf("    input #%d (kind %u, %lu octets): size %lu/%lu body8 %d/%d head8 %d/%d long %lu/%lu "
+                   "bare %d/%d\n", k, kind, (unsigned long)n, (unsigned long)a.size, (unsigned long)b.size,
+                   a.body8, b.body8, a.head8, b.head8, (unsigned long)a.longline, (unsigned long)b.longline,
+                   a.bare, b.bare);
             CHECK(0);
             return;
         }
