@@ -1739,69 +1739,42 @@ def build_cases(S):
         from hostile import expect_line, send
         return [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 3 + [send(b"250 ok\r\n" + replies)]
 
-    @case("rcpt_several_pipelined_every_refusal_named_nothing_sent_69")
-    def _():
-        from hostile import Scenario, greet_ehlo, quit_ok, EHLO_PIPE
-        sc = Scenario("three_pipelined_refused", greet_ehlo(EHLO_PIPE) + pipelined_envelope(
-            b"550 5.1.1 no such user here\r\n250 2.1.5 ok\r\n451 4.2.1 try later\r\n") + quit_ok())
-        r, srv = hostile(None, ["--from", FROM], user=None, scenario=sc, to=THREE_TO)
-        S.expect_rc(r, 69)
-        lines = r.stderr.strip().splitlines()
-        check(lines == ["tlsmail-send: a@example.org: RCPT TO: server refused (5xx); server said: 550 5.1.1 "
-                        "no such user here (5.1.1: bad destination mailbox address)",
-                        "tlsmail-send: c@example.org: RCPT TO: server refused for now (4xx); retry later; server "
-                        "said: 451 4.2.1 try later (4.2.1: mailbox disabled; for now)",
-                        "tlsmail-send: 2 of 3 recipients refused: nothing was sent"], "%r" % lines)
-        verbs = [l.split(b" ")[0].split(b":")[0] for l in srv.lines("tls")]
-        check(verbs == [b"EHLO", b"MAIL", b"RCPT", b"RCPT", b"RCPT", b"QUIT"], "%r" % verbs)
-
-    @case("rcpt_several_pipelined_deliver_accepted_sends_to_the_others")
-    def _():
-        from hostile import Scenario, greet_ehlo, message_ok, quit_ok, EHLO_PIPE
-        sc = Scenario("three_pipelined_partial", greet_ehlo(EHLO_PIPE) + pipelined_envelope(
-            b"250 2.1.5 ok\r\n550 5.1.1 no\r\n250 2.1.5 ok\r\n") + message_ok() + quit_ok())
-        r, srv = hostile(None, ["--from", FROM, "--deliver", "accepted"], user=None, scenario=sc, to=THREE_TO)
-        S.expect_rc(r, 0)
-        lines = r.stderr.strip().splitlines()
-        check(lines[0].startswith("tlsmail-send: b@example.org: RCPT TO: server refused (5xx); server said: 550")
-              and "tlsmail-send: 1 of 3 recipients refused: sending to the others" in lines, "%r" % lines)
-        check(srv.messages == [normalise(SIMPLE)], "stored %r" % srv.messages)
-        check(srv.script_completed, "script: %s" % srv.script_error)
-
     # The same for a message that streams (more than the 256 KiB window):
-    # tlsmail_transact_begin's envelope, in one write too, then DATA.
+    # tlsmail_transact_begin's envelope, in one write too, then DATA, also
+    # from a server that offers CHUNKING.
     STREAMED = SIMPLE + (b"y" * 998 + b"\r\n") * 300
+    for kind, msg, chunking in (("pipelined", SIMPLE, False), ("streamed_pipelined", STREAMED, True)):
+        @case("rcpt_several_%s_every_refusal_named_nothing_sent_69" % kind)
+        def _(kind=kind, msg=msg):
+            from hostile import Scenario, greet_ehlo, quit_ok, EHLO_PIPE
+            sc = Scenario("three_%s_refused" % kind, greet_ehlo(EHLO_PIPE) + pipelined_envelope(
+                b"550 5.1.1 no such user here\r\n250 2.1.5 ok\r\n451 4.2.1 try later\r\n") + quit_ok())
+            r, srv = hostile(None, ["--from", FROM], user=None, scenario=sc, to=THREE_TO, stdin=msg)
+            S.expect_rc(r, 69)
+            lines = r.stderr.strip().splitlines()
+            check(lines == ["tlsmail-send: a@example.org: RCPT TO: server refused (5xx); server said: 550 5.1.1 "
+                            "no such user here (5.1.1: bad destination mailbox address)",
+                            "tlsmail-send: c@example.org: RCPT TO: server refused for now (4xx); retry later; "
+                            "server said: 451 4.2.1 try later (4.2.1: mailbox disabled; for now)",
+                            "tlsmail-send: 2 of 3 recipients refused: nothing was sent"], "%r" % lines)
+            verbs = [l.split(b" ")[0].split(b":")[0] for l in srv.lines("tls")]
+            check(verbs == [b"EHLO", b"MAIL", b"RCPT", b"RCPT", b"RCPT", b"QUIT"], "%r" % verbs)
 
-    @case("rcpt_several_streamed_pipelined_every_refusal_named_nothing_sent_69")
-    def _():
-        from hostile import Scenario, greet_ehlo, quit_ok, EHLO_PIPE
-        sc = Scenario("three_streamed_refused", greet_ehlo(EHLO_PIPE) + pipelined_envelope(
-            b"550 5.1.1 no such user here\r\n250 2.1.5 ok\r\n451 4.2.1 try later\r\n") + quit_ok())
-        r, srv = hostile(None, ["--from", FROM], user=None, scenario=sc, to=THREE_TO, stdin=STREAMED)
-        S.expect_rc(r, 69)
-        lines = r.stderr.strip().splitlines()
-        check(lines == ["tlsmail-send: a@example.org: RCPT TO: server refused (5xx); server said: 550 5.1.1 "
-                        "no such user here (5.1.1: bad destination mailbox address)",
-                        "tlsmail-send: c@example.org: RCPT TO: server refused for now (4xx); retry later; server "
-                        "said: 451 4.2.1 try later (4.2.1: mailbox disabled; for now)",
-                        "tlsmail-send: 2 of 3 recipients refused: nothing was sent"], "%r" % lines)
-        verbs = [l.split(b" ")[0].split(b":")[0] for l in srv.lines("tls")]
-        check(verbs == [b"EHLO", b"MAIL", b"RCPT", b"RCPT", b"RCPT", b"QUIT"], "%r" % verbs)
-
-    @case("rcpt_several_streamed_pipelined_deliver_accepted_sends_to_the_others")
-    def _():
-        from hostile import Scenario, greet_ehlo, message_ok, quit_ok, EHLO_BDAT
-        sc = Scenario("three_streamed_partial", greet_ehlo(EHLO_BDAT) + pipelined_envelope(
-            b"250 2.1.5 ok\r\n550 5.1.1 no\r\n250 2.1.5 ok\r\n") + message_ok() + quit_ok())
-        r, srv = hostile(None, ["--from", FROM, "--deliver", "accepted"], user=None, scenario=sc, to=THREE_TO,
-                         stdin=STREAMED)
-        S.expect_rc(r, 0)
-        lines = r.stderr.strip().splitlines()
-        check(lines[0].startswith("tlsmail-send: b@example.org: RCPT TO: server refused (5xx); server said: 550")
-              and "tlsmail-send: 1 of 3 recipients refused: sending to the others" in lines, "%r" % lines)
-        check(srv.messages == [normalise(STREAMED)], "stored %d octets, wanted %d" % (
-            len(srv.messages[0]) if srv.messages else -1, len(normalise(STREAMED))))
-        check(srv.script_completed, "script: %s" % srv.script_error)
+        @case("rcpt_several_%s_deliver_accepted_sends_to_the_others" % kind)
+        def _(kind=kind, msg=msg, chunking=chunking):
+            import hostile as h
+            ehlo = h.EHLO_BDAT if chunking else h.EHLO_PIPE   # the one call would take BDAT
+            sc = h.Scenario("three_%s_partial" % kind, h.greet_ehlo(ehlo) + pipelined_envelope(
+                b"250 2.1.5 ok\r\n550 5.1.1 no\r\n250 2.1.5 ok\r\n") + h.message_ok() + h.quit_ok())
+            r, srv = hostile(None, ["--from", FROM, "--deliver", "accepted"], user=None, scenario=sc, to=THREE_TO,
+                             stdin=msg)
+            S.expect_rc(r, 0)
+            lines = r.stderr.strip().splitlines()
+            check(lines[0].startswith("tlsmail-send: b@example.org: RCPT TO: server refused (5xx); server said: 550")
+                  and "tlsmail-send: 1 of 3 recipients refused: sending to the others" in lines, "%r" % lines)
+            check(srv.messages == [normalise(msg)], "stored %d octets, wanted %d" % (
+                len(srv.messages[0]) if srv.messages else -1, len(normalise(msg))))
+            check(srv.script_completed, "script: %s" % srv.script_error)
 
     @case("dsn_envid_too_long_64")
     def _():
