@@ -7333,12 +7333,13 @@ TLSMAIL__PRIVATE int tlsmail__put_bdat(tlsmail_client *c, const tlsmail__sendpla
     int err, bare = 1;
     (void)tlsmail__utoa(num, p->mail.size);
     if ((err = tlsmail__put(c, "BDAT ", num, " LAST")) != 0) return err;
-    if (!p->bare && n) {
-        err = tlsmail__stream_write(c, s, n);
-        at = n;
-    }
     while (at < n && bare && !err) {
-        end = tlsmail__bdat_run(s, n, at, &bare);
+        if (p->bare) {
+            end = tlsmail__bdat_run(s, n, at, &bare);
+        } else { /* the scan found no bare line end: the message is one run */
+            end = n;
+            bare = 0;
+        }
         if (end > at) err = tlsmail__stream_write(c, s + at, end - at);
         if (!err && bare) err = tlsmail__stream_write(c, "\r\n", 2);
         at = end + 1;
@@ -7522,6 +7523,14 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     return c->err = last;
 }
 
+/* A line too long to send, found before a byte of the message went out:
+   tlsmail_error_line says which. */
+TLSMAIL__PRIVATE int tlsmail__refuse_line(tlsmail_client *c, size_t line) {
+    c->stage = TLSMAIL_STAGE_BODY;
+    c->eline = line;
+    return c->err = TLSMAIL_ELINE;
+}
+
 /* The checks of an envelope that need no server, into *p, with MAIL's
    options as the caller gave them: tlsmail_transact_begin's. */
 TLSMAIL__PRIVATE int tlsmail__plan_envelope(const char *from, const char *const *to, size_t nto,
@@ -7609,11 +7618,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
         c->stage = TLSMAIL_STAGE_AUTH;
         return c->err = err ? err : TLSMAIL_EINVAL;
     }
-    if (p.longline) {
-        c->stage = TLSMAIL_STAGE_BODY;
-        c->eline = p.longline;
-        return c->err = TLSMAIL_ELINE;
-    }
+    if (p.longline) return tlsmail__refuse_line(c, p.longline);
     if ((err = tlsmail_dial(c, cfg)) != 0 || (err = tlsmail_hello(c)) != 0) return err;
     /* Like Go: credentials given but nothing to use them with is an error
        (ENOMECH from tlsmail_authenticate), never a reason to send
@@ -7697,25 +7702,30 @@ TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmai
     return 0;
 }
 
+/* tlsmail_transact's envelope: pipelined where the server allows (with
+   the message in the flight when it goes there: *done), else a command at
+   a time; then DATA, unless the message goes by BDAT. */
+TLSMAIL__PRIVATE int tlsmail__transact_envelope(tlsmail_client *c, const tlsmail__sendplan *p, int *done) {
+    int err;
+    *done = 0;
+    if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && p->nto + 2 <= TLSMAIL__PIPE_MAX)
+        err = tlsmail__transact_pipelined(c, p, done);
+    else
+        err = tlsmail__envelope_stepwise(c, p, 1);
+    if (err || *done || p->bdat || c->state == TLSMAIL__DATA) return err;
+    return tlsmail_data_begin(c);
+}
+
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
     int err, done = 0;
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
-    if (p.longline) {
-        c->stage = TLSMAIL_STAGE_BODY;
-        c->eline = p.longline;
-        return c->err = TLSMAIL_ELINE;
-    }
+    if (p.longline) return tlsmail__refuse_line(c, p.longline);
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
-    if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
-        err = tlsmail__transact_pipelined(c, &p, &done);
-    else
-        err = tlsmail__envelope_stepwise(c, &p, 1);
-    if (err || done) return err;
-    if (!p.bdat && c->state != TLSMAIL__DATA && (err = tlsmail_data_begin(c)) != 0) return err;
+    if ((err = tlsmail__transact_envelope(c, &p, &done)) != 0 || done) return err;
     return tlsmail__send_body(c, &p, 0);
 }
 
@@ -7729,12 +7739,7 @@ TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, cons
     /* p.bdat stays 0: BDAT LAST needs the size of a message not read yet.
        Without the message in the plan, the pipelined envelope is MAIL and
        RCPT only, and DATA follows its replies. */
-    if ((c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 2 <= TLSMAIL__PIPE_MAX)
-        err = tlsmail__transact_pipelined(c, &p, &done);
-    else
-        err = tlsmail__envelope_stepwise(c, &p, 1);
-    if (err) return err;
-    return c->state == TLSMAIL__DATA ? 0 : tlsmail_data_begin(c);
+    return tlsmail__transact_envelope(c, &p, &done);
 }
 
 TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
