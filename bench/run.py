@@ -57,11 +57,13 @@ reported as n/a, never guessed):
      session cache when it has one), and 1,000 messages on one connection
      (curl with -T globbing, smtplib in a loop, tlsmail-send's batch mode
      when it has one): msg/s
-  f  footprint: stripped tlsmail-send as make built it, BearSSL linked
-     statically, fully static with musl (BearSSL built with musl-gcc from
-     $BEARSSL_SRC), the small profile when the header has one; each
-     variant really sends once; the other clients' binaries and libraries
-     for comparison
+  f  footprint: stripped tlsmail-send as make built it; then built for
+     size (SIZE_CFLAGS) with Debian's libbearssl.a, with BearSSL built
+     the same way from its source ($BEARSSL_SRC, else the tree make cross
+     unpacks), fully static with musl, and the one call alone
+     (tests/integration/gosend.c), each split by origin from ld's map
+     (tlsmail.h, the program, BearSSL, the C library); each build really
+     sends once; the other clients' binaries and libraries for comparison
 
 Features that tlsmail-send may or may not have are picked up as they
 come: a session cache from --help (an option named for sessions or
@@ -120,6 +122,19 @@ TARGETS = {
 }
 HEAP_LIMIT = 16 * 1024
 RSS_LIMIT_KB = 4 * 1024
+# (f), in octets of the stripped file (KB = 1000 octets, as the README counts)
+SIZE_LIMITS = {"glibc": 150_000, "musl": 190_000, "own_text": 24_000}
+# How the README says to build for size: every function and object in its
+# own section for --gc-sections, and no unwind tables (nothing in a C
+# program that neither throws nor calls backtrace() reads them; they were
+# 16 KB of tlsmail-send). PIE and RELRO stay: the binary parses what
+# servers send.
+SIZE_CFLAGS = ["-Os", "-ffunction-sections", "-fdata-sections", "-fno-asynchronous-unwind-tables"]
+# With glibc 2.36 and binutils 2.38 on, a PIE's relative relocations are
+# stored as a bitmap (DT_RELR) instead of 24 octets each: 12 KB less for
+# tlsmail-send, the addresses still randomised. Used where the linker
+# takes it.
+SIZE_RELR = "-Wl,-z,pack-relative-relocs"
 
 SMTPLIB = r"""
 import smtplib, socket, ssl, sys
@@ -883,74 +898,85 @@ class Bench:
 
     # (f) ---------------------------------------------------------------------
     def phase_footprint(self):
+        """Stripped sizes: make's tlsmail-send, then tlsmail-send and the
+        one call alone (tests/integration/gosend.c) built by SIZE_CFLAGS,
+        each split by where its octets come from (ld's map); every build
+        really sends once."""
         rows = {}
         bdir = os.path.join(self.work, "footprint")
         os.makedirs(bdir, exist_ok=True)
-        srcs = sorted(glob.glob(os.path.join(ROOT, "examples", "tlsmail-send", "*.c"))) or \
-            [os.path.join(ROOT, "examples", "tlsmail-send.c")]
-        # The static builds as one would build for size (the figures the
-        # targets name are -Os); the first row is make's -O2 binary, with
-        # BearSSL's static library when make found one.
-        cflags = ["-Os", "-ffunction-sections", "-fdata-sections", "-DTLSMAIL_STARTTLS", "-I" + ROOT]
-        profile = small_profile_macro()
+        send_src = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.c")
+        gosend_src = os.path.join(ROOT, "tests", "integration", "gosend.c")
+        port = self.sink.ports["imp"]
 
-        def measure(label, binary):
+        def measure(label, binary, mapfile=None, program=None):
             s = os.path.join(bdir, os.path.basename(binary) + ".stripped")
             shutil.copy(binary, s)
             subprocess.run(["strip", s], check=True, timeout=60)
             row = {"bytes": os.path.getsize(s), "size": size_of(s)}
+            if mapfile:
+                row["parts"] = link_parts(mapfile, program)
             try:
-                saved = self.cl.tlsmail
-                self.cl.tlsmail = s
-                self.send("tlsmail-send", self.sink.ports["imp"])
+                if program:   # the one call: trust from SSL_CERT_FILE, as tlsmail_send reads it
+                    self.send("gosend", port, cmd=(
+                        [s, "plain", "localhost:%d" % port, USER, PASS, FROM, TO],
+                        self.cl.env({"SSL_CERT_FILE": self.cl.ca})))
+                else:
+                    saved = self.cl.tlsmail
+                    self.cl.tlsmail = s
+                    try:
+                        self.send("tlsmail-send", port)
+                    finally:
+                        self.cl.tlsmail = saved
                 row["sends"] = "yes"
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 row["sends"] = "no: %s" % e
-            finally:
-                self.cl.tlsmail = saved
             rows[label] = row
 
-        def build(label, cc, extra, out):
-            cmd = [cc] + cflags + extra[0] + srcs + ["-o", out] + extra[1]
+        def build(label, cc, src, lib, extra, out, program=None):
+            cmd = ([cc] + SIZE_CFLAGS + ["-DTLSMAIL_STARTTLS", "-I" + ROOT] + extra + [src, lib,
+                   "-Wl,--gc-sections", "-Wl,-Map=" + out + ".map", "-o", out])
+            if cc == "cc" and relr:
+                cmd.append(SIZE_RELR)
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if r.returncode:
                 rows[label] = {"error": "build failed: %s" % r.stderr.strip()[-300:]}
-                return False
-            return True
+            else:
+                measure(label, out, out + ".map", program)
 
+        probe = os.path.join(bdir, "relr.c")
+        with open(probe, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        relr = subprocess.run(["cc", probe, SIZE_RELR, "-o", probe[:-2]], capture_output=True,
+                              timeout=60).returncode == 0
+        self.results["f_relr"] = relr
         made = os.path.abspath(self.a.tlsmail_send)
-        measure("as built by make (-O2; BearSSL %s)" % (
+        measure("make's tlsmail-send (-O2 -g; BearSSL %s)" % (
             "shared" if "libbearssl" in run_text(["ldd", made]) else "static"), made)
         cands = glob.glob("/usr/lib/*/libbearssl.a") + glob.glob("/usr/lib/libbearssl.a")
-        static_a = cands[0] if cands else None
-        if static_a:
-            out = os.path.join(bdir, "tlsmail-send-bearssl-static")
-            lab = "BearSSL static, glibc dynamic (-Os, --gc-sections)"
-            if build(lab, "cc", ([], [static_a, "-Wl,--gc-sections"]), out):
-                measure(lab, out)
+        label = "tlsmail-send; Debian's libbearssl.a (-O2); glibc shared"
+        if cands:
+            build(label, "cc", send_src, cands[0], [], os.path.join(bdir, "send-debian-bearssl"))
         else:
-            rows["BearSSL static, glibc dynamic (-Os, --gc-sections)"] = {"na": "no libbearssl.a"}
-        lib = self.musl_bearssl()
-        label = "static, musl (BearSSL built with musl-gcc; -Os, --gc-sections)"
-        if isinstance(lib, str) and os.path.exists(lib):
-            out = os.path.join(bdir, "tlsmail-send-musl-static")
-            if build(label, "musl-gcc", (["-static", "-I" + self.bearssl_inc], [lib, "-Wl,--gc-sections"]),
-                     out):
-                measure(label, out)
+            rows[label] = {"na": "no libbearssl.a"}
+        for cc, what, extra in (("cc", "glibc shared", []), ("musl-gcc", "static, musl", ["-static"])):
+            lib, inc, why = self.bearssl_for_size(cc)
+            targets = [("tlsmail-send", send_src, None)]
+            if cc == "cc":
+                targets.append(("the one call (tests/integration/gosend.c)", gosend_src, {"main"}))
+            for name, src, program in targets:
+                label = "%s; BearSSL built -Os; %s" % (name, what)
+                if why:
+                    rows[label] = {"na": why}
+                    continue
+                out = os.path.join(bdir, "%s-%s" % (os.path.basename(src)[:-2], os.path.basename(cc)))
+                build(label, cc, src, lib, extra + ["-isystem", inc], out, program)
+        if uses_full_profile():
+            rows["small profile"] = {"na": "tlsmail.h calls br_ssl_client_init_full"}
         else:
-            rows[label] = {"na": lib[0]}
-        if profile:
-            out = os.path.join(bdir, "tlsmail-send-small")
-            lab = "dynamic, -D%s" % profile
-            if build(lab, "cc", (["-D" + profile], ["-lbearssl"]), out):
-                measure(lab, out)
-        elif not uses_full_profile():
             self.notes.append("(f) small profile: tlsmail.h sets up only the suites and engines it "
                               "offers (no br_ssl_client_init_full), so every build above is the "
                               "small profile.")
-        else:
-            rows["small profile"] = {"na": "tlsmail.h calls br_ssl_client_init_full and has no "
-                                           "option for a smaller profile"}
         self.results["f"] = rows
         others = {}
         for name, exe in (("tlsmail-send", os.path.abspath(self.a.tlsmail_send)),
@@ -960,45 +986,47 @@ class Bench:
                 others[name] = closure(exe)
         self.results["f_closure"] = others
 
-    def musl_bearssl(self):
-        """libbearssl.a for musl: the one `make cross` built into the same
-        build directory (tests/cross), else built here with musl-gcc from
-        $BEARSSL_SRC and cached; a 1-tuple with the reason when neither."""
-        src = os.environ.get("BEARSSL_SRC", "/tmp/bsrc/src/bearssl-0.6")
-        if not shutil.which("musl-gcc"):
-            return ("musl-gcc not installed (musl-tools)",)
-        cross = os.path.join(os.path.dirname(self.a.build_dir), "cross", "musl", "bearssl")
-        if os.path.exists(os.path.join(cross, "libbearssl.a")):
-            self.bearssl_inc = os.path.join(cross, "include")
-            return os.path.join(cross, "libbearssl.a")
-        if not os.path.isdir(os.path.join(src, "src")):
-            return ("no BearSSL for musl: run make cross first, or set BEARSSL_SRC to an "
-                    "unpacked bearssl-0.6",)
-        self.bearssl_inc = os.path.join(src, "inc")
-        out = os.path.join(self.a.build_dir, "bearssl-musl")
+    def bearssl_for_size(self, cc):
+        """(libbearssl.a, include dir, None) built by cc with SIZE_CFLAGS
+        from BearSSL's source ($BEARSSL_SRC, else the Debian source tree
+        tests/cross unpacks), cached in the build directory; (None, None,
+        why) when there is no source or no cc."""
+        if not shutil.which(cc):
+            return None, None, "%s not installed%s" % (cc, " (musl-tools)" if "musl" in cc else "")
+        src = os.environ.get("BEARSSL_SRC")
+        if not src:
+            trees = sorted(glob.glob(os.path.join(os.path.dirname(self.a.build_dir), "cross", "src",
+                                                  "*", "bearssl-*", "src")))
+            src = os.path.dirname(trees[-1]) if trees else None
+        if not src or not os.path.isdir(os.path.join(src, "src")):
+            return None, None, ("no BearSSL source: run make cross first (it unpacks Debian's), or "
+                                "set BEARSSL_SRC to an unpacked bearssl tree")
+        inc = os.path.join(src, "inc")
+        out = os.path.join(self.a.build_dir, "bearssl-size-" + os.path.basename(cc))
         lib = os.path.join(out, "libbearssl.a")
-        if os.path.exists(lib):
-            return lib
-        os.makedirs(out, exist_ok=True)
+        key = " ".join([cc] + SIZE_CFLAGS + [src])
+        stamp = os.path.join(out, "key")
+        if os.path.exists(lib) and os.path.exists(stamp) and open(stamp).read() == key:
+            return lib, inc, None
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
         files = sorted(glob.glob(os.path.join(src, "src", "**", "*.c"), recursive=True))
-        objs = []
-        log("  building BearSSL with musl-gcc (%d files, once)" % len(files))
-        procs = []
+        log("  building BearSSL with %s %s (%d files, once)" % (cc, " ".join(SIZE_CFLAGS), len(files)))
+        objs, procs = [], []
         for f in files:
             o = os.path.join(out, os.path.relpath(f, os.path.join(src, "src")).replace("/", "_")[:-2] + ".o")
             objs.append(o)
-            procs.append(subprocess.Popen(["nice", "-n", "10", "musl-gcc", "-O2", "-c",
-                                           "-I" + os.path.join(src, "inc"),
-                                           "-I" + os.path.join(src, "src"), f, "-o", o]))
-            if len(procs) >= 2:
-                if procs.pop(0).wait(300):
-                    return ("BearSSL did not build with musl-gcc",)
-        for p in procs:
-            if p.wait(300):
-                return ("BearSSL did not build with musl-gcc",)
+            procs.append(subprocess.Popen(["nice", "-n", "10", cc] + SIZE_CFLAGS +
+                                          ["-c", "-I" + inc, "-I" + os.path.join(src, "src"), f, "-o", o]))
+            if len(procs) >= 2 and procs.pop(0).wait(300):
+                return None, None, "BearSSL did not build with %s" % cc
+        if any(p.wait(300) for p in procs):
+            return None, None, "BearSSL did not build with %s" % cc
         subprocess.run(["ar", "rcs", lib + ".tmp"] + objs, check=True, timeout=120)
         os.rename(lib + ".tmp", lib)
-        return lib
+        with open(stamp, "w") as f:
+            f.write(key)
+        return lib, inc, None
 
 
 def med(rs, key):
@@ -1036,6 +1064,45 @@ def size_of(path):
         t, d, b = out[1].split()[:3]
         return {"text": int(t), "data": int(d), "bss": int(b)}
     return None
+
+
+def link_parts(mapfile, program=None):
+    """Octets of code (text) and constants (rodata, data) in a linked
+    binary by origin, from ld's map: tlsmail.h, the program's own code,
+    string literals the compiler merged (which name no function), BearSSL,
+    and the C library with its start files. In the one source file,
+    functions and objects named tlsmail_* are tlsmail.h's (a static object
+    inside a function counts as the program's); program: the set of names
+    that are the program's, the rest of that file being tlsmail.h's."""
+    parts = {}
+    lines = open(mapfile, errors="replace").read().split("\n")
+    started = False
+    for i, line in enumerate(lines):
+        started = started or line.startswith("Linker script and memory map")
+        if not started:
+            continue
+        if re.match(r"^ \.(text|rodata|data)\S*\s*$", line) and i + 1 < len(lines):
+            line = line.rstrip() + " " + lines[i + 1].strip()   # a long name wraps
+        m = re.match(r"^ (\.(text|rodata|data)\S*)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)
+        if not m:
+            continue
+        sec, kind, size, obj = m.group(1), m.group(2), int(m.group(3), 16), m.group(4)
+        if "libbearssl" in obj:
+            who = "BearSSL"
+        elif obj.startswith(tempfile.gettempdir()) and obj.endswith(".o"):   # the one source file
+            name = re.sub(r"^\.(text|rodata|data)(\.(unlikely|startup|hot|rel\.ro\.local|rel\.ro|"
+                          r"rel\.local|rel))?\.?", "", sec)
+            if not name or re.match(r"^(str\d|cst\d)", name):
+                who = "merged strings"
+            elif program is not None:
+                who = "program" if name.split(".")[0] in program else "tlsmail.h"
+            else:
+                who = "tlsmail.h" if name.startswith("tlsmail_") else "program"
+        else:
+            who = "C library, start files"
+        p = parts.setdefault(who, {"code": 0, "const": 0})
+        p["code" if kind == "text" else "const"] += size
+    return parts
 
 
 def closure(exe):
@@ -1108,8 +1175,8 @@ METHOD = {
     "e": "The same 2 KiB message: N client processes started by the launcher, a few at a time "
          "(msg/s = N / wall time from the first fork to the last exit); then one client "
          "process sending many messages over one connection, where it can.",
-    "f": "tlsmail-send's own sources built three ways and stripped; each build sends one "
-         "message to the sink before it is counted.",
+    "f": "make's tlsmail-send, then tlsmail-send and the one call alone built for size, "
+         "stripped; each build sends one message to the sink before it is counted.",
 }
 
 
@@ -1366,15 +1433,48 @@ class Report:
     def footprint_table(self):
         rows = self.b.results["f"]
         self.head("f", "(f) footprint of tlsmail-send (stripped)")
+        self.p("Built for size: `%s`, `-Wl,--gc-sections`%s, BearSSL linked statically; "
+               "tlsmail-send with -DTLSMAIL_STARTTLS. Octets of code + constants by origin, "
+               "from ld's map; \"the rest\" is ELF and dynamic-linking tables, unwind tables "
+               "and alignment (the file less the parts)." % (
+                   " ".join(SIZE_CFLAGS),
+                   " (glibc: and `%s`)" % SIZE_RELR if self.b.results.get("f_relr") else ""))
+        self.p()
+        who = ["tlsmail.h", "program", "merged strings", "BearSSL", "C library, start files"]
         out = []
         for k, r in rows.items():
             if "na" in r or "error" in r:
-                out.append([k, "n/a: " + r.get("na", r.get("error", "")), "", "", "", ""])
+                out.append([k, "n/a: " + r.get("na", r.get("error", ""))] + [""] * (len(who) + 2))
                 continue
-            s = r["size"] or {}
-            out.append([k, "{:,}".format(r["bytes"]), "{:,}".format(s.get("text", 0)),
-                        "{:,}".format(s.get("data", 0)), "{:,}".format(s.get("bss", 0)), r["sends"]])
-        self.table(["build", "file bytes", "text", "data", "bss", "sends"], out)
+            parts = r.get("parts")
+            cells = []
+            for w in who:
+                p = (parts or {}).get(w)
+                cells.append("{:,} + {:,}".format(p["code"], p["const"]) if p else ("-" if parts else ""))
+            rest = r["bytes"] - sum(p["code"] + p["const"] for p in parts.values()) if parts else None
+            out.append([k, "{:,}".format(r["bytes"])] + cells +
+                       ["{:,}".format(rest) if rest is not None else "", r["sends"]])
+        self.table(["build", "file bytes"] + who + ["the rest", "sends"], out)
+
+        def got(prefix):
+            return [r for k, r in rows.items() if k.startswith(prefix) and "bytes" in r]
+        glibc = got("tlsmail-send; BearSSL built -Os; glibc") or got("tlsmail-send; Debian's")
+        musl = got("tlsmail-send; BearSSL built -Os; static, musl")
+        one = got("the one call")
+        verdicts = []
+        for what, rs, limit in (("glibc shared", glibc, SIZE_LIMITS["glibc"]),
+                                ("static musl", musl, SIZE_LIMITS["musl"])):
+            verdicts.append("%s %s <= %s %s" % (what, "{:,}".format(rs[0]["bytes"]) if rs else "n/a",
+                                                "{:,}".format(limit),
+                                                verdict(rs[0]["bytes"] <= limit) if rs else ""))
+        if one and one[0].get("parts", {}).get("tlsmail.h"):
+            t = one[0]["parts"]["tlsmail.h"]["code"]
+            verdicts.append("tlsmail.h's own text in the one call {:,} <= {:,} {}".format(
+                t, SIZE_LIMITS["own_text"], verdict(t <= SIZE_LIMITS["own_text"])))
+        else:
+            verdicts.append("tlsmail.h's own text: n/a")
+        self.p("Targets (stripped): %s." % "; ".join(verdicts))
+        self.p()
         cl = self.b.results.get("f_closure", {})
         if cl:
             self.p("On disk with the shared libraries each client loads (ldd; unstripped, as installed):")

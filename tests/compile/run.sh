@@ -44,6 +44,12 @@ check "TLSMAIL_STATIC program runs" "$out/static"
 check "TLSMAIL_NO_SOCKETS" gcc -std=c99 $WARN tests/compile/no_sockets.c -o "$out/nosock" -lbearssl
 check "TLSMAIL_NO_SOCKETS has no socket calls" bash -c "! nm -u '$out/nosock' | grep -E ' (socket|connect|getaddrinfo|poll|recv|send)(@|$)'"
 check "TLSMAIL_NO_SOCKETS program runs" "$out/nosock"
+# The README's build for size, run as written there in a directory that
+# looks like the source tree: it must make a tlsmail-send that runs.
+small_cmd=$(sed -n '/^cc -Os -ffunction-sections/,/strip tlsmail-send$/p' README.md | sed 's/\\$//' | tr '\n' ' ')
+rm -rf "$out/small" && mkdir -p "$out/small" && ln -s "$PWD/tlsmail.h" "$PWD/examples" "$out/small/"
+check "README's build for size makes a tlsmail-send that runs" bash -c \
+    "cd '$out/small' && eval \"\$1\" && ./tlsmail-send --version | grep -q '^tlsmail-send '" _ "$small_cmd"
 # STARTTLS code exists only with the flag. -O0 keeps every static function
 # as a local symbol, so absence means "not compiled", not "inlined".
 check "without TLSMAIL_STARTTLS: no STARTTLS code in the object" bash -c \
