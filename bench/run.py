@@ -962,6 +962,8 @@ class Bench:
         made = os.path.abspath(self.a.tlsmail_send)
         measure("make's tlsmail-send (-O2 -g; BearSSL %s)" % (
             "shared" if "libbearssl" in run_text(["ldd", made]) else "static"), made)
+        label = "tlsmail-send; BearSSL shared (-lbearssl); glibc shared"
+        build(label, "cc", send_src, "-lbearssl", [], os.path.join(bdir, "send-shared-bearssl"))
         cands = glob.glob("/usr/lib/*/libbearssl.a") + glob.glob("/usr/lib/libbearssl.a")
         label = "tlsmail-send; Debian's libbearssl.a (-O2); glibc shared"
         if cands:
