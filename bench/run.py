@@ -972,9 +972,8 @@ class Bench:
             rows[label] = {"na": "no libbearssl.a"}
         for cc, what, extra in (("cc", "glibc shared", []), ("musl-gcc", "static, musl", ["-static"])):
             lib, inc, why = self.bearssl_for_size(cc)
-            targets = [("tlsmail-send", send_src, None)]
-            if cc == "cc":
-                targets.append(("the one call (tests/integration/gosend.c)", gosend_src, {"main"}))
+            targets = [("tlsmail-send", send_src, None),
+                       ("the one call (tests/integration/gosend.c)", gosend_src, {"main"})]
             for name, src, program in targets:
                 label = "%s; BearSSL built -Os; %s" % (name, what)
                 if why:
@@ -1485,7 +1484,7 @@ class Report:
             return [r for k, r in rows.items() if k.startswith(prefix) and "bytes" in r]
         glibc = got("tlsmail-send; BearSSL built -Os; glibc") or got("tlsmail-send; Debian's")
         musl = got("tlsmail-send; BearSSL built -Os; static, musl")
-        one = got("the one call")
+        one = got("the one call (tests/integration/gosend.c); BearSSL built -Os; glibc")
         verdicts = []
         for what, rs, limit in (("glibc shared", glibc, SIZE_LIMITS["glibc"]),
                                 ("static musl", musl, SIZE_LIMITS["musl"])):
@@ -1500,6 +1499,12 @@ class Report:
             verdicts.append("tlsmail.h's own text: n/a")
         self.p("Targets (stripped): %s." % "; ".join(verdicts))
         self.p()
+        alone = [(k.rsplit("; ", 1)[1], r["bytes"]) for k, r in rows.items()
+                 if k.startswith("the one call") and "bytes" in r]
+        if alone:
+            self.p("A program that sends by the one call alone, beside the same limits: %s."
+                   % "; ".join("%s {:,}".format(b) % w for w, b in alone))
+            self.p()
         cl = self.b.results.get("f_closure", {})
         if cl:
             self.p("On disk with the shared libraries each client loads (ldd; unstripped, as installed):")
