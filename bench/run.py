@@ -54,18 +54,20 @@ reported as n/a, never guessed):
   d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS;
      also the library's one call (bench/many.c --transact, the file mapped);
      then the floors no client avoids (bench/floor.c): BearSSL's AES-GCM
-     over the message and the CPU time of writing it to loopback TCP
+     over the message (CPU time) and loopback TCP carrying it to a reader
+     that discards it (wall time)
   e  100 processes, 4 at a time (tlsmail-send with and without its
      session cache when it has one), and 1,000 messages on one connection
      (curl with -T globbing, smtplib in a loop, tlsmail-send's batch mode
      when it has one): msg/s
   f  footprint: stripped tlsmail-send as make built it; then built for
-     size (SIZE_CFLAGS) with Debian's libbearssl.a, with BearSSL built
-     the same way from its source ($BEARSSL_SRC, else the tree make cross
-     unpacks), fully static with musl, and the one call alone
-     (tests/integration/gosend.c), each split by origin from ld's map
-     (tlsmail.h, the program, BearSSL, the C library); each build really
-     sends once; the other clients' binaries and libraries for comparison
+     size (SIZE_CFLAGS) with BearSSL's shared library, with Debian's
+     libbearssl.a, with BearSSL built the same way from its source
+     ($BEARSSL_SRC, else the tree make cross unpacks), and fully static
+     with musl; the one call alone (tests/integration/gosend.c) with
+     glibc and with musl; each split by origin from ld's map (tlsmail.h,
+     the program, BearSSL, the C library); each build really sends once;
+     the other clients' binaries and libraries for comparison
 
 Features that tlsmail-send may or may not have are picked up as they
 come: a session cache from --help (an option named for sessions or
@@ -1079,7 +1081,7 @@ def size_of(path):
 def link_parts(mapfile, program=None):
     """Octets of code (text) and constants (rodata, data) in a linked
     binary by origin, from ld's map: tlsmail.h, the program's own code,
-    string literals the compiler merged (which name no function), BearSSL,
+    strings and constants the compiler merged (which name no function), BearSSL,
     and the C library with its start files. In the one source file,
     functions and objects named tlsmail_* are tlsmail.h's (a static object
     inside a function counts as the program's); program: the set of names
