@@ -129,9 +129,9 @@ RSS_LIMIT_KB = 4 * 1024
 # (f), in octets of the stripped file (KB = 1000 octets, as the README counts)
 SIZE_LIMITS = {"glibc": 150_000, "musl": 190_000, "own_text": 24_000}
 # How the README says to build for size: every function and object in its
-# own section for --gc-sections, and no unwind tables (nothing in a C
-# program that neither throws nor calls backtrace() reads them; they were
-# 16 KB of tlsmail-send). PIE and RELRO stay: the binary parses what
+# own section for --gc-sections, and no unwind tables (only exceptions,
+# thread cancellation and backtrace() read them, none of which
+# tlsmail-send uses; they were 16 KB of it). PIE and RELRO stay: the binary parses what
 # servers send.
 SIZE_CFLAGS = ["-Os", "-ffunction-sections", "-fdata-sections", "-fno-asynchronous-unwind-tables"]
 # With glibc 2.36 and binutils 2.38 on, a PIE's relative relocations are
