@@ -226,8 +226,9 @@ STARTTLS (only with TLSMAIL_STARTTLS)
    security = TLSMAIL_SECURITY_STARTTLS: plaintext greeting, EHLO, STARTTLS,
    then the same TLS checks as implicit TLS, then EHLO again. Nothing but EHLO
    and STARTTLS is ever sent in clear; no STARTTLS in the EHLO reply, any
-   reply but 220 to it, or any byte arriving after that 220 and before the
-   handshake fails the session; everything learned before TLS is forgotten.
+   byte arriving after that reply and before STARTTLS, any reply but 220 to
+   it, or any byte arriving after that 220 and before the handshake fails
+   the session; everything learned before TLS is forgotten.
    security = TLSMAIL_SECURITY_TLS_OR_STARTTLS: implicit TLS, falling back to
    STARTTLS-required on starttls_port (587) only when the implicit port
    refuses the connection or a plaintext SMTP server answers there; never
@@ -5908,12 +5909,49 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
     }
 }
 
+/* A reply set aside while the replies after it are read: tlsmail_describe
+   must quote the one that refused, not the last one read. */
+typedef struct tlsmail__kept {
+    int stage;                      /* the command it answered */
+    int code;
+    char enhanced[12];
+    size_t textlen;
+    char text[TLSMAIL_REPLY_TEXT];
+} tlsmail__kept;
+
+TLSMAIL__PRIVATE void tlsmail__keep_reply(const tlsmail_client *c, tlsmail__kept *k) {
+    k->stage = c->stage;
+    k->code = c->code;
+    memcpy(k->enhanced, c->enhanced, sizeof k->enhanced);
+    k->textlen = c->textlen;
+    memcpy(k->text, c->text, sizeof k->text);
+}
+
+TLSMAIL__PRIVATE int tlsmail__restore_reply(tlsmail_client *c, const tlsmail__kept *k, int err) {
+    c->stage = k->stage;
+    c->code = k->code;
+    memcpy(c->enhanced, k->enhanced, sizeof c->enhanced);
+    c->textlen = k->textlen;
+    memcpy(c->text, k->text, sizeof c->text);
+    c->reply_fresh = 1;
+    return c->err = err;
+}
+
 /* A new command group may start only when everything the server said has
    been read: bytes still waiting were sent out of turn, and reading them
-   as the next command's reply would let them answer for it. */
+   as the next command's reply would let them answer for it. They may wait
+   in the reply buffer, in the engine (decrypted, not yet taken) or, as a
+   record of their own that came with the last reply, in the read-ahead.
+   The socket is not asked: what arrives later (a 421 from a server that
+   timed us out) is read as the answer, and says what it is. */
+TLSMAIL__PRIVATE int tlsmail__unread(const tlsmail_client *c) {
+    if (c->rpos != c->rlen) return 1;
+    return c->tls && (c->ra_pos != c->ra_len || (br_ssl_engine_current_state(&c->sc.eng) & BR_SSL_RECVAPP));
+}
+
 TLSMAIL__PRIVATE int tlsmail__begin_group(tlsmail_client *c) {
     c->reply_fresh = 0; /* a reply answers the command before, not this one */
-    if (c->queued++ == 0 && c->rpos != c->rlen) return tlsmail__fatal(c, TLSMAIL_EPROTO);
+    if (c->queued++ == 0 && tlsmail__unread(c)) return tlsmail__fatal(c, TLSMAIL_EPROTO);
     return 0;
 }
 
@@ -6030,11 +6068,16 @@ TLSMAIL__PRIVATE int tlsmail__starttls(tlsmail_client *c) {
     if (err) return err;
     c->stage = TLSMAIL_STAGE_STARTTLS;
     tlsmail__ext_init(&c->ext);
-    if ((err = tlsmail__put(c, "EHLO ", name, NULL)) != 0) return err;
+    /* In clear a command goes out as it is put; the flush ends its group,
+       so that STARTTLS is checked for bytes sent ahead of it too. */
+    if ((err = tlsmail__put(c, "EHLO ", name, NULL)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
     code = tlsmail__read_reply(c, &c->ext);
     if (code < 0) return code;
     if (code != 250 || !(c->ext.flags & TLSMAIL__EXT_STARTTLS)) return TLSMAIL_ESTARTTLS;
-    if ((err = tlsmail__put(c, "STARTTLS", NULL, NULL)) != 0) return err;
+    /* Nor may anything come between the EHLO reply and STARTTLS: a "220"
+       sent ahead would answer it before it was asked. */
+    if (tlsmail__pending(c)) return TLSMAIL_ESTARTTLS;
+    if ((err = tlsmail__put(c, "STARTTLS", NULL, NULL)) != 0 || (err = tlsmail__flush(c)) != 0) return err;
     code = tlsmail__read_reply(c, NULL);
     if (code < 0) return code;
     if (code != 220 || tlsmail__pending(c)) return TLSMAIL_ESTARTTLS;
@@ -6471,12 +6514,15 @@ TLSMAIL__PRIVATE int tlsmail__auth_verdict(int code) {
 }
 
 /* Answer a challenge we won't continue with "*" (RFC 4954 4: cancels the
-   exchange), read the server's reply, and fail with err. */
+   exchange), read the server's reply, and fail with err. The challenge is
+   the reply told: the answer to "*" only confirms the cancel. */
 TLSMAIL__PRIVATE int tlsmail__auth_cancel(tlsmail_client *c, int err) {
+    tlsmail__kept kept;
     int code;
+    tlsmail__keep_reply(c, &kept);
     if (tlsmail__put(c, "*", NULL, NULL) || tlsmail__flush(c)) return c->err;
     code = tlsmail__read_reply(c, NULL);
-    return code < 0 ? code : err;
+    return code < 0 ? code : tlsmail__restore_reply(c, &kept, err);
 }
 
 TLSMAIL__PRIVATE int tlsmail__emit_stream(void *ctx, const char *s, size_t n) {
@@ -7102,14 +7148,27 @@ TLSMAIL__PRIVATE int tlsmail__check_rcpt(const tlsmail_client *c, const char *to
     return 0;
 }
 
+/* RFC 3461 4.2: an ORCPT parameter is at most 500 characters, "ORCPT="
+   and its "rfc822;" or "utf-8;" included (RFC 6533's type when it is not
+   ASCII): what is left for the encoded address. */
+#define TLSMAIL__ORCPT_MAX(utf8) (500 - 6 - ((utf8) ? 6 : 7))
+
 /* The options of a RCPT, valid whatever the server offers: NOTIFY NEVER
-   only alone (RFC 3461 4.1), an ORCPT that is an address. */
+   only alone (RFC 3461 4.1), an ORCPT that is an address and fits once
+   encoded (a valid address can outgrow it: RFC 6533 writes "+" as six
+   octets). */
 TLSMAIL__PRIVATE int tlsmail__check_rcpt_opts(const tlsmail_rcpt_opts *o) {
+    char x[512];
+    long n;
+    int u;
     if (!o) return 0;
     if ((o->notify & ~15u) || ((o->notify & TLSMAIL_NOTIFY_NEVER) && o->notify != TLSMAIL_NOTIFY_NEVER))
         return TLSMAIL_EINVAL;
-    if (o->orcpt && tlsmail__check_mailbox(o->orcpt, 0) != 0) return TLSMAIL_EINVAL;
-    return 0;
+    if (!o->orcpt) return 0;
+    if (tlsmail__check_mailbox(o->orcpt, 0) != 0) return TLSMAIL_EINVAL;
+    u = tlsmail__is_8bit(o->orcpt);
+    n = tlsmail__xtext(x, sizeof x, o->orcpt, strlen(o->orcpt), u);
+    return n < 0 || n > TLSMAIL__ORCPT_MAX(u) ? TLSMAIL_EINVAL : 0;
 }
 
 /* ">" and the DSN parameters of a RCPT, when the server offers DSN. An
@@ -7135,7 +7194,7 @@ TLSMAIL__PRIVATE int tlsmail__rcpt_tail(const tlsmail_client *c, const tlsmail_r
     if (o->orcpt) {
         int u = tlsmail__is_8bit(o->orcpt);
         err |= tlsmail__cat_xtext(tail, cap, u ? " ORCPT=utf-8;" : " ORCPT=rfc822;", o->orcpt, u,
-                                  500 - 6 - (u ? 6 : 7));
+                                  TLSMAIL__ORCPT_MAX(u));
     }
     return err ? TLSMAIL_EINVAL : 0;
 }
@@ -7405,34 +7464,6 @@ TLSMAIL__PRIVATE int tlsmail__put_envelope(tlsmail_client *c, const tlsmail__sen
     return 0;
 }
 
-/* A reply set aside while the replies after it are read: tlsmail_describe
-   must quote the one that refused, not the last one read. */
-typedef struct tlsmail__kept {
-    int stage;                      /* the command it answered */
-    int code;
-    char enhanced[12];
-    size_t textlen;
-    char text[TLSMAIL_REPLY_TEXT];
-} tlsmail__kept;
-
-TLSMAIL__PRIVATE void tlsmail__keep_reply(const tlsmail_client *c, tlsmail__kept *k) {
-    k->stage = c->stage;
-    k->code = c->code;
-    memcpy(k->enhanced, c->enhanced, sizeof k->enhanced);
-    k->textlen = c->textlen;
-    memcpy(k->text, c->text, sizeof k->text);
-}
-
-TLSMAIL__PRIVATE int tlsmail__restore_reply(tlsmail_client *c, const tlsmail__kept *k, int err) {
-    c->stage = k->stage;
-    c->code = k->code;
-    memcpy(c->enhanced, k->enhanced, sizeof c->enhanced);
-    c->textlen = k->textlen;
-    memcpy(c->text, k->text, sizeof c->text);
-    c->reply_fresh = 1;
-    return c->err = err;
-}
-
 /* MAIL, RCPT for every recipient, and DATA unless the message goes by
    BDAT, one command at a time. Without partial delivery the first refusal
    ends it; with it a refused recipient is noted and the others go on.
@@ -7480,9 +7511,11 @@ TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail
 TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmail__sendplan *p,
                                                  int *done) {
     tlsmail__mailplan mp;
+    tlsmail__kept kept;
     int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, last = 0;
     size_t i, accepted = 0;
     *done = 0;
+    memset(&kept, 0, sizeof kept);
     if ((err = tlsmail__put_envelope(c, p, &mp)) != 0) return err;
     if (!p->bdat && (err = tlsmail__put(c, "DATA", NULL, NULL)) != 0) return err;
     if (inflight && ((err = tlsmail__put_bdat(c, p)) != 0 ||
@@ -7505,22 +7538,29 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
         }
         if (!p->partial) return c->err = err;
         last = err;
+        tlsmail__keep_reply(c, &kept);
     }
     if (accepted) c->state = TLSMAIL__RCPT;
     if (inflight) {
+        /* The chunk's verdict. With nobody accepted the send failed
+           whatever the server says of the chunk (a 250 would be a server
+           that broke RFC 3030 2), unless the connection ended first. */
+        int verdict = tlsmail__bdat_reply(c);
         *done = 1;
-        return tlsmail__bdat_reply(c);
+        if (accepted || verdict == TLSMAIL_EUNKNOWN || (verdict == TLSMAIL_ETRANSIENT && c->code == 421))
+            return verdict;
+        c->queue_id[0] = 0; /* no message was taken, whatever the 250 said */
+        return tlsmail__restore_reply(c, &kept, last);
     }
     if (p->bdat) return accepted ? 0 : (c->err = last);
     c->stage = TLSMAIL_STAGE_DATA;
     code = tlsmail__read_reply(c, NULL);
     if (accepted || code < 0) return c->err = tlsmail__data_verdict(c, code);
     /* Nobody accepted: the server's own word on DATA says so ("554 no
-       valid recipients"); a 354 regardless gets no message. */
+       valid recipients"); a 354 regardless gets no message, and the last
+       refusal is the error told. */
     if ((err = tlsmail__verdict(code, 354)) != 0) return c->err = err;
-    c->stage = TLSMAIL_STAGE_RCPT;
-    c->reply_fresh = 0;
-    return c->err = last;
+    return tlsmail__restore_reply(c, &kept, last);
 }
 
 /* A line too long to send, found before a byte of the message went out:
@@ -7694,7 +7734,10 @@ TLSMAIL__PRIVATE int tlsmail__transact_pipelined(tlsmail_client *c, const tlsmai
         /* the chunk's verdict: a refusal before it is the error to tell */
         int verdict = tlsmail__bdat_reply(c);
         if (verdict == TLSMAIL_EUNKNOWN || (verdict == TLSMAIL_ETRANSIENT && c->code == 421)) return verdict;
-        if (first && (!p->partial || !accepted)) return tlsmail__restore_reply(c, &kept, first);
+        if (first && (!p->partial || !accepted)) {
+            c->queue_id[0] = 0; /* no message was taken, whatever the 250 said */
+            return tlsmail__restore_reply(c, &kept, first);
+        }
         *done = 1;
         return verdict;
     }

@@ -375,9 +375,12 @@ def cases():
         checks=[message_received, one_connection])
     add("QUIT answered 250, one call: delivered is delivered", "quit_250", "OK",
         checks=[message_received, one_connection])
-    for sc in ("unsolicited_after_mail", "unsolicited_flood_after_mail"):
+    for sc in ("unsolicited_after_mail", "unsolicited_flood_after_mail", "unsolicited_record_after_mail"):
         add("the server speaks out of turn: %s" % sc, sc, "EPROTO",
             checks=[no_verbs("RCPT", "DATA"), no_message, nothing_after(), quotes_no_reply])
+    add("the server speaks out of turn: replies in records of their own behind EHLO's",
+        "unsolicited_records_after_ehlo", "EPROTO",
+        checks=[verbs_are("EHLO"), no_message, nothing_after(), quotes_no_reply])
     add("8-bit sender, no SMTPUTF8: refused here, nothing sent", "ok", "ENOEXT",
         args=["--from", "j\u00fcrgen@example.org"],
         checks=FAILURE + [verbs_are("EHLO"), quotes_no_reply])
@@ -391,9 +394,10 @@ def cases():
         args=AUTH_PLAIN, checks=FAILURE)
 
     # AUTH
-    add("AUTH PLAIN: 334 with a challenge", "auth_plain_challenge", "EPROTO",
-        args=AUTH_PLAIN_LONG,
-        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", "*"), line_after("EHLO", b"AUTH PLAIN")])
+    add("AUTH PLAIN: 334 with a challenge; the 334 quoted, not the answer to '*'",
+        "auth_plain_challenge", "EPROTO", args=AUTH_PLAIN_LONG,
+        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", "*"), line_after("EHLO", b"AUTH PLAIN"),
+                              quotes_reply("334 Y2hhbGxlbmdl")])
     plain_resp = b64("\0" + LONG_USER + "\0" + LONG_PASS)
     add("AUTH PLAIN: long credentials, empty 334", "auth_plain_long_ok", "OK",
         args=AUTH_PLAIN_LONG, checks=ok + [lines_after("AUTH PLAIN", [plain_resp])])
@@ -402,7 +406,7 @@ def cases():
         checks=ok + [lines_after("AUTH LOGIN", [b64("user@example.org"), b64("s3cret")])])
     add("AUTH LOGIN: a third 334", "auth_login_third_334", "EAUTH", args=AUTH_LOGIN,
         checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", b64("user@example.org").decode(),
-                                        b64("s3cret").decode(), "*")])
+                                        b64("s3cret").decode(), "*"), quotes_reply("334 TW9yZTo=")])
     add("AUTH LOGIN: 235 before the password", "auth_login_early_235", "EPROTO", args=AUTH_LOGIN,
         checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", b64("user@example.org").decode()),
                               nothing_after()])
@@ -485,6 +489,8 @@ def cases():
         checks=ST_FAILURE + [no_handshake, no_tls_data], **S)
     add("STARTTLS: bytes after 220 in a later segment", "st_220_late_bytes",
         "ESTARTTLS", checks=ST_FAILURE + [no_tls_data], **S)
+    add("STARTTLS: a 220 with the EHLO reply, before STARTTLS was sent", "st_220_before_starttls",
+        "ESTARTTLS", checks=ST_FAILURE + [no_handshake, no_tls_data, no_verbs("STARTTLS")], **S)
     add("STARTTLS: '454' + '235 ok' at once", "st_454_then_235", "ESTARTTLS",
         checks=ST_FAILURE + [no_handshake], **S)
     add("STARTTLS: AUTH list changes after TLS", "st_auth_changes", "OK", args=AUTH_PLAIN,
@@ -610,6 +616,12 @@ def proto_cases(add, ok):
         checks=ok + [has_line(b"MAIL FROM:<sender@example.org> RET=HDRS ENVID=QQ+20314+2Bx+3Dy"),
                      has_line(b"RCPT TO:<rcpt@example.org> NOTIFY=SUCCESS,FAILURE "
                               b"ORCPT=rfc822;a+2Bb@example.org")])
+    # 64 "+" are 384 octets as RFC 6533 writes them: a valid address whose
+    # ORCPT outgrows the 500 characters
+    long_orcpt = "+" * 64 + "@" + "\u00e9" * 30 + "." + "\u00e9" * 30 + ".org"
+    add("DSN: an ORCPT too long once encoded is refused before dialling", "dsn_ok", "EINVAL",
+        args=["--api", "sendex", "--notify", "failure", "--orcpt", long_orcpt],
+        checks=[lambda srv, res: None if srv.connections == 0 else "the client connected"])
     add("DSN options, server without DSN: left out", "8bitmime_ok", "OK", args=dsn,
         checks=ok + [has_line(b"MAIL FROM:<sender@example.org>"),
                      has_line(b"RCPT TO:<rcpt@example.org>")])
@@ -633,6 +645,11 @@ def proto_cases(add, ok):
     add("BDAT in the flight, the one recipient refused", "bdat_inflight_refused", "EPERMANENT",
         checks=[one_connection, lambda srv, res: None if res.get("stage") == "RCPT TO"
                 else "stage %r" % res.get("stage")])
+    add("BDAT in the flight, partial delivery, every recipient refused, the chunk taken anyway: "
+        "the last refusal", "bdat_partial_none", "EPERMANENT",
+        args=["--api", "sendex", "--to", "a@example.org", "--to", "b@example.org", "--partial"],
+        checks=[one_connection, quotes_reply("550 5.1.2 no such user either"), stdout_has("queue -"),
+                stdout_has("rcpt 0 550 5.1.1 5.1.1 no such user", "rcpt 1 550 5.1.2 5.1.2 no such user either")])
     add("BDAT in the flight, connection lost: maybe delivered", "bdat_inflight_lost", "EUNKNOWN",
         checks=[one_connection, stored(normalised(MSG))])
     add("BDAT, connection lost after the chunk: maybe delivered", "bdat_stepwise_lost", "EUNKNOWN",
@@ -652,6 +669,11 @@ def proto_cases(add, ok):
         "EPERMANENT", args=sendex + ["--to", "a@example.org", "--to", "b@example.org", "--partial"],
         checks=[no_message, nothing_after(), quotes_reply("554 5.5.1 no valid recipients"),
                 stdout_has("rcpt 0 550 5.1.1 5.1.1 no", "rcpt 1 450 4.2.1 4.2.1 later")])
+    add("partial: all refused, DATA answered 354 anyway: no message, the last refusal quoted",
+        "partial_pipelined_none_354", "ETRANSIENT",
+        args=sendex + ["--to", "a@example.org", "--to", "b@example.org", "--partial"],
+        checks=[no_message, nothing_after(), quotes_reply("450 4.2.1 later"),
+                lambda srv, res: None if res.get("stage") == "RCPT TO" else "stage %r" % res.get("stage")])
     # -- tlsmail_transact: many messages on one client
     transact = ["--api", "transact"]
     add("transact: MAIL refused, the replies after it read, the 550 quoted; RSET, then one flight",

@@ -27,6 +27,9 @@ Steps (functions below build them):
     send_bytewise(b)     one byte per TLS record (per TCP segment: TCP_NODELAY
                          and a tiny sleep between bytes)
     send_segments(*bs)   each piece in its own write, 50 ms apart
+    send_records(*bs)    each piece its own TLS record, all in one TCP write
+                         (so all of them wait at the client when it reads
+                         the first)
     expect_line(prefix)  read one line (to LF); record it; a line not
                          starting with prefix (case-insensitive) ends the script
     expect_data()        read the message up to and including CRLF.CRLF
@@ -78,6 +81,7 @@ class ScriptEnd(Exception):
 def send(b): return ("send", bytes(b))
 def send_bytewise(b): return ("send_bytewise", bytes(b))
 def send_segments(*bs): return ("send_segments", [bytes(b) for b in bs])
+def send_records(*bs): return ("send_records", [bytes(b) for b in bs])
 def expect_line(prefix=b""): return ("expect_line", prefix.encode() if isinstance(prefix, str) else prefix)
 def expect_data(): return ("expect_data",)
 def expect_bdat(): return ("expect_bdat",)
@@ -441,6 +445,16 @@ class HostileServer:
             self._send(data[i:i + 1])
             time.sleep(0.0005)
 
+    def _do_send_records(self, pieces):
+        if self.obj is None:
+            raise ScriptEnd("send_records needs TLS")
+        try:
+            for p in pieces:
+                self.obj.write(p)
+        except ssl.SSLError as e:
+            raise ScriptEnd("TLS write failed: %s" % e)
+        self._flush_tls()
+
     def _do_send_segments(self, pieces):
         for i, p in enumerate(pieces):
             if i:
@@ -717,6 +731,14 @@ def _build():
         after_mark(send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")))
     add("unsolicited_flood_after_mail", greet_ehlo() + [expect_line("MAIL FROM:")] +
         after_mark(send(b"250 ok\r\n" + (b"250-" + b"z" * 90 + b"\r\n") * 60 + b"250 z\r\n")))
+    # ... or as records of their own behind the reply, in the same segment:
+    # read ahead of the TLS engine, not yet decrypted, when the reply is done
+    add("unsolicited_record_after_mail", greet_ehlo() + [expect_line("MAIL FROM:")] +
+        after_mark(send_records(b"250 2.1.0 ok\r\n", b"250 2.1.5 recipient ok\r\n")) +
+        [expect_line("RCPT TO:"), send(b"550 5.1.1 no such user\r\n")] + message_ok())
+    add("unsolicited_records_after_ehlo", [send(GREETING), expect_line("EHLO")] +
+        after_mark(send_records(EHLO_PLAIN, b"250 2.1.0 ok\r\n", b"250 2.1.5 ok\r\n",
+                                b"354 go ahead\r\n")))
 
     # EHLO refused, HELO accepted
     helo = [send(GREETING), expect_line("EHLO"), send(b"500 5.5.1 what?\r\n"),
@@ -828,6 +850,9 @@ def _build():
     add("st_220_fragment", stls_pre() + [send(b"220 Ready\r\n250-fra"), starttls(), drain()], **st)
     add("st_220_late_bytes", stls_pre() +
         [send_segments(b"220 Ready\r\n", b"250 x\r\n"), starttls(), drain()], **st)
+    add("st_220_before_starttls", [send(GREETING), expect_line("EHLO"),
+                                   send(STLS_EHLO + b"220 2.0.0 go ahead, unasked\r\n"),
+                                   expect_line("STARTTLS"), starttls(), drain()], **st)
     add("st_454_then_235", stls_pre() + [send(b"454 4.7.0 no\r\n235 ok\r\n"), drain()], **st)
     add("st_auth_changes", stls_pre(ehlo_reply("STARTTLS", "AUTH LOGIN")) +
         stls_ok_after(ehlo_reply("AUTH PLAIN"), auth=AUTH_PLAIN_OK), **st)
@@ -911,6 +936,13 @@ def _build_proto(add):
         [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
          send(b"250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n"
               b"221 bye\r\n"), drain(), close()])
+    # partial delivery, every recipient refused, and a server that still
+    # takes the chunk (RFC 3030 2 says it must not)
+    add("bdat_partial_none", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_line("RCPT TO:"), expect_bdat(),
+         expect_line("QUIT"),
+         send(b"250 ok\r\n550 5.1.1 no such user\r\n550 5.1.2 no such user either\r\n"
+              b"250 2.0.0 Ok: queued as N0B0DY\r\n221 bye\r\n"), drain(), close()])
     add("bdat_inflight_lost", greet_ehlo(EHLO_BDAT) +
         [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
          close()])
@@ -946,6 +978,11 @@ def _build_proto(add):
         [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 2 +
         [expect_line("DATA"),
          send(b"250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n554 5.5.1 no valid recipients\r\n"),
+         mark("refused"), drain()])
+    add("partial_pipelined_none_354", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:")] + [expect_line("RCPT TO:")] * 2 +
+        [expect_line("DATA"),
+         send(b"250 ok\r\n550 5.1.1 no\r\n450 4.2.1 later\r\n354 go ahead anyway\r\n"),
          mark("refused"), drain()])
     # tlsmail_transact without PIPELINING: every recipient asked after a refusal
     add("transact_stepwise_every_rcpt_asked", greet_ehlo() +
