@@ -406,7 +406,8 @@ static const option options[] = {
       "sendmail's envelope sender (also -fADDR), used\nwhen no from is configured" },
     { "-F", "NAME", A_FULLNAME, 0, ATTACHED, "display name for an added From header (also -FNAME)" },
     { "-t", NULL, A_FLAG_T, 0, 0,
-      "add the recipients of the To, Cc and Bcc\nheaders (a Bcc header is always removed)" },
+      "add the recipients of the To, Cc and Bcc\nheaders (of Resent-To, -Cc, -Bcc alone in a\n"
+      "resent message); Bcc is always removed" },
     { "--subject", "TEXT", A_SUBJECT, 0, 0,
       "compose the message: stdin is plain UTF-8\ntext, From is the sender, To the recipients" },
     { "--batch", "FILE", A_BATCH, 0, 0,
@@ -1638,6 +1639,35 @@ static char *split_mailbox(const char *s, char **name) {
     return xstrndup(lt + 1, n - 2 - (size_t)(lt - s));
 }
 
+/* A recipient argument is an address list, as sendmail and Postfix take
+   it: cron passes MAILTO=a@x,b@y as one argument. Its elements, split at
+   the commas outside quotes and angle brackets and trimmed, each still
+   "Name <addr>" or a local name, into out; empty ones (a trailing comma)
+   are skipped, and an argument with none at all is refused. */
+static void split_argument(const char *arg, strlist *out) {
+    const char *p = arg, *start = arg;
+    size_t before = out->n;
+    int quote = 0, angle = 0;
+    for (;; p++) {
+        if (quote && *p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p == '"') quote = !quote;
+        else if (!quote && *p == '<') angle = 1;
+        else if (!quote && *p == '>') angle = 0;
+        if (!*p || (*p == ',' && !quote && !angle)) {
+            const char *a = start, *z = p;
+            while (a < z && (*a == ' ' || *a == '\t')) a++;
+            while (z > a && (z[-1] == ' ' || z[-1] == '\t')) z--;
+            if (z > a) list_push(out, xstrndup(a, (size_t)(z - a)));
+            if (!*p) break;
+            start = p + 1;
+        }
+    }
+    if (out->n == before) die(EX_DATAERR, "recipient argument '%s' holds no address", arg);
+}
+
 /* Where the line after the line end at k starts (CRLF, LF or a bare CR). */
 static size_t next_line(const char *m, size_t n, size_t k) {
     if (k < n && m[k] == '\r') return k + 1 < n && m[k + 1] == '\n' ? k + 2 : k + 1;
@@ -1653,22 +1683,30 @@ typedef struct headers {
 
 /* Walks the header section (up to the first empty line, or the first line
    that is neither a field nor a continuation): with collect (-t) adds the
-   To, Cc and Bcc recipients; notes From, Date and Message-ID; and always
-   cuts every Bcc field out, as msmtp does: a Bcc header must never reach
-   the other recipients. */
+   recipients of To, Cc and Bcc or, when the message has any Resent-
+   field (it is being resent, RFC 5322 3.6.6), those of Resent-To,
+   Resent-Cc and Resent-Bcc alone, as sendmail and Postfix do; notes From,
+   Date and Message-ID; and always cuts every Bcc and Resent-Bcc field out,
+   as msmtp does: a blind copy's address must never reach the other
+   recipients. A field name may have blanks before its colon (RFC 5322
+   4.5's obsolete syntax): "Bcc :" is a Bcc field. */
 static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, headers *h) {
-    size_t pos = 0, n = *len;
+    size_t pos = 0, n = *len, i;
+    strlist plain = { NULL, 0, 0 }, resent = { NULL, 0, 0 };
+    int resending = 0;
     memset(h, 0, sizeof *h);
     while (pos < n) {
-        size_t fstart = pos, fend, k, colon, vstart, nl;
+        size_t fstart = pos, fend, k, colon, name_end, vstart, nl;
+        const char *name = msg + pos;
         for (k = pos; k < n && msg[k] != '\n' && msg[k] != '\r'; k++) {}
         if (k == pos) {
             h->blank = 1;
             break; /* empty line: the body starts */
         }
-        for (colon = pos; colon < k && msg[colon] != ':'; colon++)
-            if ((unsigned char)msg[colon] <= ' ' || (unsigned char)msg[colon] == 0x7F) break;
-        if (colon == k || msg[colon] != ':' || colon == pos) break; /* not a field */
+        for (name_end = pos; name_end < k && msg[name_end] != ':'; name_end++)
+            if ((unsigned char)msg[name_end] <= ' ' || (unsigned char)msg[name_end] == 0x7F) break;
+        for (colon = name_end; colon < k && (msg[colon] == ' ' || msg[colon] == '\t'); colon++) {}
+        if (colon == k || msg[colon] != ':' || name_end == pos) break; /* not a field */
         vstart = colon + 1;
         fend = k;
         pos = next_line(msg, n, k);
@@ -1676,20 +1714,23 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, he
             for (fend = pos; fend < n && msg[fend] != '\n' && msg[fend] != '\r'; fend++) {}
             pos = next_line(msg, n, fend);
         }
-        nl = colon - fstart;
-        if (collect && (name_eq(msg + fstart, nl, "to") || name_eq(msg + fstart, nl, "cc") ||
-                        name_eq(msg + fstart, nl, "bcc")))
-            parse_addresses(msg + vstart, fend - vstart, rcpts);
-        if (name_eq(msg + fstart, nl, "date")) h->date = 1;
-        if (name_eq(msg + fstart, nl, "message-id")) h->message_id = 1;
-        if (name_eq(msg + fstart, nl, "from") && !h->from) {
+        nl = name_end - fstart;
+        if (nl > 7 && !strncasecmp(name, "resent-", 7)) resending = 1;
+        if (collect && (name_eq(name, nl, "to") || name_eq(name, nl, "cc") || name_eq(name, nl, "bcc")))
+            parse_addresses(msg + vstart, fend - vstart, &plain);
+        if (collect && (name_eq(name, nl, "resent-to") || name_eq(name, nl, "resent-cc") ||
+                        name_eq(name, nl, "resent-bcc")))
+            parse_addresses(msg + vstart, fend - vstart, &resent);
+        if (name_eq(name, nl, "date")) h->date = 1;
+        if (name_eq(name, nl, "message-id")) h->message_id = 1;
+        if (name_eq(name, nl, "from") && !h->from) {
             strlist one = { NULL, 0, 0 };
             h->from = 1;
             parse_addresses(msg + vstart, fend - vstart, &one);
             if (one.n) h->from_addr = xstrdup(one.v[0]);
             list_free(&one);
         }
-        if (name_eq(msg + fstart, nl, "bcc")) {
+        if (name_eq(name, nl, "bcc") || name_eq(name, nl, "resent-bcc")) {
             /* The field goes with its line end. But a bare CR before it
                and an LF after it would meet as one CRLF, and a line (the
                empty one that ends the section, say) would be lost: then
@@ -1706,6 +1747,12 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, he
     }
     h->end = pos;
     *len = n;
+    {
+        strlist *use = resending ? &resent : &plain;
+        for (i = 0; i < use->n; i++) list_add_unique(rcpts, use->v[i]);
+        free(use->v);
+        list_free(resending ? &plain : &resent);
+    }
 }
 
 /* ---- local names: aliases(5) and the domain ----------------------------- */
@@ -1813,15 +1860,43 @@ static alias *find_alias(const char *name) {
     return NULL;
 }
 
+/* An address an alias gave: one the aliases file got wrong is the
+   configuration's fault (78, the entry named), not the caller's. */
+static void add_alias_target(char *addr, strlist *out, const alias *from) {
+    if (from && tlsmail_check_address(addr) != 0) {
+        char bad[320];
+        snprintf(bad, sizeof bad, "%s", addr);
+        free(addr);
+        die(EX_CONFIG, "alias %s (%s): '%s' is not a valid address", from->name, from->where, bad);
+    }
+    list_add_unique(out, addr);
+}
+
+/* A local name no alias maps (or one an alias marked final): at the
+   configured domain, else an error before any connection. */
+static void qualify_local(const char *name, strlist *out, const alias *from) {
+    const setting *dom = &R.set[K_DOMAIN];
+    if (dom->value) {
+        size_t n = strlen(name) + strlen(dom->value) + 2;
+        char *addr = (char *)xmalloc(n);
+        snprintf(addr, n, "%s@%s", name, dom->value);
+        add_alias_target(addr, out, from);
+        return;
+    }
+    die(EX_CONFIG, "recipient '%s' has no domain and no alias: set domain or aliases in the "
+                   "configuration (see tlsmail-send.conf(5))", name);
+}
+
 /* A recipient without '@': its aliases (nested ones too), else the
    configured domain, else an error before any connection: a bare local
    part is never sent. Each alias is expanded once per recipient, so an
    aliases file whose entries name each other many times over costs one
    pass over it, not one per path through it; one met again on its own
-   path (a loop, "root: root" the shortest) ends the chain there. */
-static void expand_local_in(const char *name, strlist *out, int depth) {
+   path (a loop, "root: root" the shortest) ends the chain there. A target
+   written "\\name" (aliases(5): root: \\root, ops@...) is final: no alias
+   is looked up for it. from: the alias that gave name, or NULL. */
+static void expand_local_in(const char *name, strlist *out, int depth, const alias *from) {
     alias *a = find_alias(name);
-    const setting *dom = &R.set[K_DOMAIN];
     size_t i;
     if (!a && depth == 0 && strcasecmp(name, "default")) a = find_alias("default");
     if (a && a->seen == expansion && !a->active) return; /* its addresses are in out already */
@@ -1833,26 +1908,25 @@ static void expand_local_in(const char *name, strlist *out, int depth) {
             if (t[0] == '|' || t[0] == '/' || !strncasecmp(t, ":include:", 9))
                 die(EX_CONFIG, "alias %s (%s): pipes, files and :include: are not supported", a->name,
                     a->where);
-            if (strchr(t, '@')) list_add_unique(out, split_mailbox(t, NULL));
-            else expand_local_in(t, out, depth + 1);
+            if (t[0] == '\\') {
+                if (!t[1]) die(EX_CONFIG, "alias %s (%s): a lone '\\' names nobody", a->name, a->where);
+                if (strchr(t + 1, '@')) add_alias_target(split_mailbox(t + 1, NULL), out, a);
+                else qualify_local(t + 1, out, a);
+            } else if (strchr(t, '@')) {
+                add_alias_target(split_mailbox(t, NULL), out, a);
+            } else {
+                expand_local_in(t, out, depth + 1, a);
+            }
         }
         a->active = 0;
         return;
     }
-    if (dom->value) {
-        size_t n = strlen(name) + strlen(dom->value) + 2;
-        char *addr = (char *)xmalloc(n);
-        snprintf(addr, n, "%s@%s", name, dom->value);
-        list_add_unique(out, addr);
-        return;
-    }
-    die(EX_CONFIG, "recipient '%s' has no domain and no alias: set domain or aliases in the "
-                   "configuration (see tlsmail-send.conf(5))", name);
+    qualify_local(name, out, from);
 }
 
 static void expand_local(const char *name, strlist *out) {
     expansion++;
-    expand_local_in(name, out, 0);
+    expand_local_in(name, out, 0, NULL);
 }
 
 static char *qualify_sender(char *addr, const char *what) {
@@ -1895,8 +1969,11 @@ static void choose_sender(const headers *h) {
                     "From header in the message");
     }
     R.from = qualify_sender(R.from, what);
+    /* from is a setting: 78 from a file or the environment, 64 from argv;
+       -f and the From header are what the caller gave: 65 */
     if (*R.from && tlsmail_check_address(R.from) != 0)
-        die(EX_DATAERR, "invalid sender address '%s' (%s)", R.from, what);
+        die(from->value ? config_status(from) : EX_DATAERR, "invalid sender address '%s' (%s)", R.from,
+            what);
     /* The display name of an added From: -F, from_name, the name in from. */
     if ((R.opt_fname && *R.opt_fname) || R.set[K_FROM_NAME].value) {
         free(R.display);
@@ -1965,18 +2042,20 @@ static void compose_message(void) {
     tlsmail_message m;
     size_t need, n, i;
     char *out, *mailbox;
-    strlist to = { NULL, 0, 0 };
+    strlist to = { NULL, 0, 0 }, given = { NULL, 0, 0 };
     int err;
     if (!R.recipients.n) usage_error("no recipients");
     n = strlen(R.from) + (R.display ? strlen(R.display) : 0) + 4;
     mailbox = (char *)xmalloc(n);
     if (R.display) snprintf(mailbox, n, "%s <%s>", R.display, R.from);
     else snprintf(mailbox, n, "%s", R.from);
-    for (i = 0; i < R.recipients.n; i++) { /* To: as given; a local name: its addresses */
-        const char *r = R.recipients.v[i];
+    for (i = 0; i < R.recipients.n; i++) split_argument(R.recipients.v[i], &given);
+    for (i = 0; i < given.n; i++) { /* To: as given; a local name: its addresses */
+        const char *r = given.v[i];
         if (strchr(r, '@')) list_push(&to, xstrdup(r));
         else expand_local(r, &to);
     }
+    list_free(&given);
     memset(&m, 0, sizeof m);
     m.from = mailbox;
     m.to = (const char *const *)to.v;
@@ -2043,11 +2122,17 @@ static int headers_complete(const headers *h) {
     return 0;
 }
 
-/* The recipients: the headers' (R.found, -t or --batch), then argv's,
-   "Name <addr>" taken as addr, local names expanded; each one checked. */
+/* The recipients: the headers' (R.found, -t or --batch), then argv's
+   (each argument an address list), "Name <addr>" taken as addr, local
+   names expanded; each one checked. */
 static void collect_recipients(void) {
-    size_t i;
-    for (i = 0; i < R.recipients.n; i++) list_push(&R.found, split_mailbox(R.recipients.v[i], NULL));
+    size_t i, first = R.found.n;
+    for (i = 0; i < R.recipients.n; i++) split_argument(R.recipients.v[i], &R.found);
+    for (i = first; i < R.found.n; i++) {
+        char *addr = split_mailbox(R.found.v[i], NULL);
+        free(R.found.v[i]);
+        R.found.v[i] = addr;
+    }
     for (i = 0; i < R.found.n; i++) {
         if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
         else expand_local(R.found.v[i], &R.rcpts);
@@ -2062,6 +2147,21 @@ static void collect_recipients(void) {
             die(EX_DATAERR, "invalid recipient address '%s'", R.rcpts.v[i]);
 }
 
+/* formail, git format-patch and mbox files start a message with an mbox
+   "From " line, which is no header field: left in, it would end the
+   header section at once and make every field body text. Postfix's
+   sendmail drops it; so does this, the first line only. The lines keep
+   their input numbers (line_base counts it). */
+static void skip_mbox_from(void) {
+    size_t k, next;
+    if (R.len < 5 || memcmp(R.msg, "From ", 5) != 0) return;
+    for (k = 5; k < R.len && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+    next = next_line(R.msg, R.len, k);
+    memmove(R.msg, R.msg + next, R.len - next);
+    R.len -= next;
+    R.msg[R.len] = 0;
+}
+
 /* The message's first window (R.msg, R.len) read: its lines and header
    checked, Bcc cut out, the sender chosen, the missing headers made, the
    recipients found. */
@@ -2072,6 +2172,7 @@ static void process_window(void) {
     memset(&message_lines, 0, sizeof message_lines);
     if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
         die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+    skip_mbox_from();
     scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, &h);
     R.from_header = h.from_addr;
     if (!headers_complete(&h))

@@ -2010,6 +2010,133 @@ def build_cases(S):
         S.expect_rc(r, 78)
         check("larger than 1 MiB" in r.stderr, r.stderr)
 
+    # ---- recipient arguments are address lists (Debian cron: MAILTO=a,b is one argument)
+    RCPT_LISTS = (("one_argument", ["a@example.org,b@example.org"], ("a@example.org", "b@example.org")),
+                  ("trailing_comma_then_another", ["ops@example.org,", "dev@example.org"],
+                   ("ops@example.org", "dev@example.org")),
+                  ("local_name_and_address", ["root,a@example.org"], ("ops@example.org", "a@example.org")),
+                  ("blanks_quotes_and_names", [' "Doe, Jane" <jane@example.org> , Bob <bob@example.org>,'],
+                   ("jane@example.org", "bob@example.org")))
+    for label, rcpts, want in RCPT_LISTS:
+        @case("argv_recipient_address_list_%s" % label)
+        def _(rcpts=rcpts, want=want):
+            al = S.conf(ALIAS_ROOT, mode=0o644)
+            m = S.servers["good"].mark()
+            r = S.ts(["-FCronDaemon", "-i", "-B8BITMIME", "-oem"] + rcpts,
+                     conf=S.conf(S.account("good", "aliases %s\n" % al)))
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=want)
+
+    @case("argv_recipient_list_with_subject_goes_to_every_one")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["--from", FROM, "--subject", "two"], stdin=b"hi\n", to=("a@example.org,b@example.org",))
+        S.expect_rc(r, 0)
+        raw, _, _ = S.expect_stored("good", m, None, to=("a@example.org", "b@example.org"))
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        check([a.addr_spec for a in msg["to"].addresses] == ["a@example.org", "b@example.org"], "To %r" % msg["to"])
+
+    for label, arg in (("comma", ","), ("blanks_and_commas", " , ,")):
+        @case("argv_recipient_argument_without_an_address_65[%s]" % label)
+        def _(arg=arg):
+            m = S.servers["good"].mark()
+            r = S.cli(["--from", FROM], to=(TO, arg))
+            S.expect_rc(r, 65)
+            check("recipient argument '%s' holds no address" % arg in r.stderr, "%s" % r)
+            S.expect_nothing("good", m, NO_CONNECTION)
+
+    # ---- -t in a resent message: Resent-To, -Cc, -Bcc alone; Resent-Bcc never sent
+    RESENT = (b"Resent-From: fwd@example.org\r\nResent-To: new@example.org\r\n"
+              b"Resent-Cc: Newcc <newcc@example.org>\r\nResent-Bcc: blind@example.org\r\n"
+              b"Resent-Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n"
+              b"From: Sender <sender@example.org>\r\nTo: orig@example.org\r\nCc: origcc@example.org\r\n"
+              + DATE_ID + b"Subject: resent\r\n\r\nbody\r\n")
+
+    @case("t_resent_message_recipients_from_resent_fields_only_resent_bcc_removed")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["-t"], stdin=RESENT, to=())
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, RESENT.replace(b"Resent-Bcc: blind@example.org\r\n", b""),
+                                     frm="sender@example.org",
+                                     to=("new@example.org", "newcc@example.org", "blind@example.org"))
+        check(b"blind" not in body, "Resent-Bcc leaked: %r" % body)
+
+    @case("resent_bcc_removed_without_t")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli([], stdin=RESENT)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, RESENT.replace(b"Resent-Bcc: blind@example.org\r\n", b""),
+                        frm="sender@example.org")
+
+    # ---- "Bcc :" (RFC 5322 4.5, blanks before the colon) is a Bcc field
+    @case("t_bcc_with_blanks_before_the_colon_removed_and_scanning_goes_on")
+    def _():
+        msg = (b"From: sender@example.org\r\nTo: rcpt@example.org\r\nBcc : hidden1@example.org\r\n"
+               b"Cc\t: carol@example.org\r\nbcc \t: hidden2@example.org\r\n" + DATE_ID +
+               b"Subject: obs\r\n\r\nbody\r\n")
+        m = S.servers["good"].mark()
+        r = S.cli(["-t"], stdin=msg, to=())
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, msg.replace(b"Bcc : hidden1@example.org\r\n", b"")
+                                     .replace(b"bcc \t: hidden2@example.org\r\n", b""),
+                                     to=(TO, "hidden1@example.org", "carol@example.org", "hidden2@example.org"))
+        check(b"hidden" not in body, "a Bcc leaked: %r" % body)
+
+    # ---- a leading mbox "From " line (formail, git format-patch) is dropped
+    @case("mbox_from_line_first_is_dropped_headers_stay_headers")
+    def _():
+        msg = (b"From: sender@example.org\nTo: rcpt@example.org\nBcc: hidden@example.org\n" +
+               DATE_ID.replace(b"\r\n", b"\n") + b"Subject: mbox\n\nFrom the body: kept\n")
+        m = S.servers["good"].mark()
+        r = S.cli(["-t"], stdin=b"From root@box Tue Dec  1 10:00:00 2026\n" + msg, to=())
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, msg.replace(b"Bcc: hidden@example.org\n", b""), frm="sender@example.org",
+                        to=(TO, "hidden@example.org"))
+
+    @case("mbox_from_line_only_when_first_and_exact")
+    def _():
+        # "From:" is a field and "from " another word: neither is an mbox line
+        for msg in (SIMPLE, b"from nowhere\r\n" + SIMPLE):
+            m = S.servers["good"].mark()
+            r = S.cli(["--from", FROM], stdin=msg)
+            S.expect_rc(r, 0)
+            body, _, _ = S.expect_stored("good", m, None)
+            check(body.endswith(normalise(msg)), "changed: %r" % body[:300])
+
+    # ---- a from of the wrong form: 78 from a file or the environment, 64 from argv
+    for label, where, rc in (("file", "conf", 78), ("env", "env", 78), ("argv", "argv", 64)):
+        @case("from_setting_of_the_wrong_form_%d_from_%s" % (rc, label))
+        def _(where=where, rc=rc):
+            bad = "not an address@example.org"
+            text = S.account().replace("from alerts@example.org\n", "from %s\n" % bad if where == "conf" else "")
+            args = ["--from", bad] if where == "argv" else []
+            env = {"TLSMAIL_FROM": bad} if where == "env" else {}
+            m = S.servers["good"].mark()
+            r = S.ts(args + [TO], conf=S.conf(text), env_extra=env)
+            S.expect_rc(r, rc)
+            check("invalid sender address '%s'" % bad in r.stderr, "%s" % r)
+            S.expect_nothing("good", m, NO_CONNECTION)
+
+    @case("alias_target_not_an_address_78_names_the_entry")
+    def _():
+        al = S.conf("# aliases\nroot: ops@example.org,\n  bad address@example.org\n", mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["root"], conf=S.conf(S.account("good", "aliases %s\n" % al)))
+        S.expect_rc(r, 78)
+        check("alias root (%s:2): 'bad address@example.org' is not a valid address" % al in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    # ---- aliases(5)'s "\name": final, qualified, not looked up again
+    @case("alias_backslash_name_is_final")
+    def _():
+        al = S.conf("root: \\root, ops@example.org\n", mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["root"], conf=S.conf(S.account("good", "aliases %s\ndomain example.net\n" % al)))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("root@example.net", "ops@example.org"))
+
     return cases
 
 
