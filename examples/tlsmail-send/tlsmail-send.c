@@ -382,7 +382,7 @@ static const option options[] = {
       "log in as USER; the password comes from the\nconfiguration, env TLSMAIL_PASSWORD or\n"
       "--password-file, never from argv" },
     { "--password-file", "FILE", A_KEY, K_PASSWORD_FILE, 0,
-      "read the password from FILE (one trailing\nnewline, LF or CRLF, is stripped)" },
+      "read the password from FILE: its first line,\nwithout the LF or CRLF" },
     { "--password|--pass|-p", NULL, A_PASSWORD, 0, 0, "refused: others could read it in the process list" },
     { "--auth", "plain|login|xoauth2|oauthbearer|external|auto", A_KEY, K_AUTH, 0,
       "mechanism (default auto: OAUTHBEARER or XOAUTH2\nwith a token, PLAIN or LOGIN with a password,\n"
@@ -1174,7 +1174,8 @@ static void no_core_dumps(void) {
 }
 #endif
 
-/* The first line of a secret: one trailing LF or CRLF is not part of it. */
+/* The first line of a secret (first_line cut it): its LF or CRLF is not
+   part of it. */
 static void finish_secret(const secret *sec, size_t n, const char *what) {
     char *b = sec->buf;
     b[n] = 0;
@@ -1183,30 +1184,39 @@ static void finish_secret(const secret *sec, size_t n, const char *what) {
     if (memchr(b, 0, n)) die(EX_DATAERR, "%s: the %s contains a NUL octet", what, sec->noun);
 }
 
+/* The length of what buf[0..n) has up to and with its first LF; the
+   rest (a second line) is wiped, never taken as part of the secret. */
+static size_t first_line(const secret *sec, size_t n) {
+    char *nl = (char *)memchr(sec->buf, '\n', n);
+    size_t keep = nl ? (size_t)(nl - sec->buf) + 1 : n;
+    wipe(sec->buf + keep, n - keep);
+    return keep;
+}
+
+/* The file's first line is the secret, as tlsmail-send.conf(5) says:
+   what follows it (a note, a second line) is not read as part of it. */
 static void read_secret_file(const secret *sec, const setting *s) {
     FILE *f = fopen(s->value, "rb");
     size_t n;
     if (!f)
         die(EX_NOINPUT, "%s %s: cannot open: %s (%s)", sec->file_key, s->value, strerror(errno), s->source);
     n = fread(sec->buf, 1, sec->cap - 1, f);
-    if (ferror(f) || !feof(f)) {
+    if (ferror(f) || (!feof(f) && !memchr(sec->buf, '\n', n))) {
         fclose(f);
-        die(EX_NOINPUT, "%s %s: unreadable or longer than %lu octets (%s)", sec->file_key, s->value,
-            (unsigned long)(sec->cap - 2), s->source);
+        wipe(sec->buf, sec->cap);
+        die(EX_NOINPUT, "%s %s: unreadable, or its first line is longer than %lu octets (%s)",
+            sec->file_key, s->value, (unsigned long)(sec->cap - 2), s->source);
     }
     fclose(f);
-    finish_secret(sec, n, s->value);
+    finish_secret(sec, first_line(sec, n), s->value);
 }
 
 /* The first line of what the command printed is the secret. */
 static void finish_command(const secret *sec, const setting *s, size_t n) {
-    char *nl;
     if (n == sec->cap - 1)
         die(EX_CONFIG, "%s printed more than %lu octets (%s)", sec->command_key,
             (unsigned long)(sec->cap - 2), s->source);
-    nl = (char *)memchr(sec->buf, '\n', n);
-    if (nl && (size_t)(nl - sec->buf) + 1 < n) n = (size_t)(nl - sec->buf) + 1;
-    finish_secret(sec, n, sec->command_key);
+    finish_secret(sec, first_line(sec, n), sec->command_key);
 }
 
 /* password_command and token_command run without a shell when they are
@@ -1273,9 +1283,14 @@ static void run_secret_command(const secret *sec, const setting *s) {
         if (n == sec->cap - 1) break;
     }
     CloseHandle(rd);
-    if (WaitForSingleObject(pi.hProcess, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
+    /* stdout closed is not the end: the timeout holds for its exit too */
+    if (WaitForSingleObject(pi.hProcess, waited < timeout_ms ? (DWORD)(timeout_ms - waited) : 0) !=
+        WAIT_OBJECT_0) {
         TerminateProcess(pi.hProcess, 1);
         WaitForSingleObject(pi.hProcess, 5000);
+        CloseHandle(pi.hProcess);
+        die(EX_TEMPFAIL, "%s did not finish within the timeout of %g s; killed (%s)", sec->command_key,
+            timeout_ms / 1000.0, s->source);
     }
     if (!GetExitCodeProcess(pi.hProcess, &status)) status = 1;
     CloseHandle(pi.hProcess);
@@ -1283,13 +1298,34 @@ static void run_secret_command(const secret *sec, const setting *s) {
     finish_command(sec, s, n);
 }
 #else
+static long long now_ms(void) {
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) die(EX_SOFTWARE, "clock_gettime: %s", strerror(errno));
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int fd)
+    __attribute__((noreturn));
+#endif
+/* Past the timeout: the command is killed and reaped (no zombie, and
+   nothing of it left running on our account), then the run ends. */
+static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int fd) {
+    int status;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (fd >= 0) close(fd);
+    die(EX_TEMPFAIL, "%s did not finish within the timeout of %g s; killed (%s)", sec->command_key,
+        (R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS) / 1000.0, s->source);
+}
+
 static void run_secret_command(const secret *sec, const setting *s) {
     const char *cmd = s->value;
     int fds[2], status, shell = strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") != NULL;
     int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
     size_t n = 0;
     pid_t pid;
-    long long waited = 0;
+    long long deadline = now_ms() + timeout_ms;
     if (pipe(fds) != 0) die(EX_SOFTWARE, "pipe: %s", strerror(errno));
     pid = fork();
     if (pid < 0) die(EX_SOFTWARE, "fork: %s", strerror(errno));
@@ -1318,12 +1354,7 @@ static void run_secret_command(const secret *sec, const setting *s) {
         pfd.fd = fds[0];
         pfd.events = POLLIN;
         if (poll(&pfd, 1, 200) == 0) {
-            if ((waited += 200) >= timeout_ms) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                close(fds[0]);
-                die(EX_TEMPFAIL, "%s did not finish within the timeout (%s)", sec->command_key, s->source);
-            }
+            if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, fds[0]);
             continue;
         }
         r = read(fds[0], sec->buf + n, sec->cap - 1 - n);
@@ -1333,7 +1364,16 @@ static void run_secret_command(const secret *sec, const setting *s) {
         if (n == sec->cap - 1) break;
     }
     close(fds[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    /* A command that closed its stdout may still run (a daemon it left
+       behind, a sleep): the timeout holds for its exit too, or a cron job
+       would wait on it for ever. */
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) die(EX_SOFTWARE, "waitpid: %s", strerror(errno));
+        if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, -1);
+        (void)poll(NULL, 0, 20);
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         die(EX_CONFIG, "%s failed (exit %d) (%s)", sec->command_key,
             WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), s->source);

@@ -510,7 +510,9 @@ def build_cases(S):
 
     # ---- password sources
     for label, content, rc in (("lf", PASS + "\n", 0), ("crlf", PASS + "\r\n", 0),
-                               ("no_newline", PASS, 0), ("two_newlines", PASS + "\n\n", 77)):
+                               ("no_newline", PASS, 0), ("two_newlines", PASS + "\n\n", 0),
+                               ("first_of_two_lines", PASS + "\nnot the password\n", 0),
+                               ("first_of_two_lines_crlf", PASS + "\r\nnot the password\r\n", 0)):
         @case("password_file_%s" % label)
         def _(content=content, rc=rc):
             path = os.path.join(S.work, "pw-%d" % id(content))
@@ -2105,6 +2107,22 @@ def build_cases(S):
             body, _, _ = S.expect_stored("good", m, None)
             check(body.endswith(normalise(msg)), "changed: %r" % body[:300])
 
+    # ---- a password_command that closes stdout and stays: killed at the timeout
+    @case("password_command_that_closes_stdout_and_stays_75_within_the_timeout")
+    def _():
+        pidf = os.path.join(S.work, "pwcmd.pid")
+        conf = S.conf(S.account().replace("password %s\n" % PASS, "password_command echo $$ > %s; echo %s; "
+                                          "exec >&-; exec sleep 30\n" % (pidf, PASS))
+                      .replace("timeout 10\n", "timeout 1\n"))
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf, timeout=20)
+        S.expect_rc(r, 75)
+        check(r.wall < 5, "took %.1f s with timeout 1" % r.wall)
+        check("password_command did not finish within the timeout of 1 s; killed" in r.stderr, "%s" % r)
+        pid = int(open(pidf).read())
+        check(not os.path.exists("/proc/%d" % pid), "the command (pid %d) is still there" % pid)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
     # ---- a from of the wrong form: 78 from a file or the environment, 64 from argv
     for label, where, rc in (("file", "conf", 78), ("env", "env", 78), ("argv", "argv", 64)):
         @case("from_setting_of_the_wrong_form_%d_from_%s" % (rc, label))
@@ -2127,6 +2145,18 @@ def build_cases(S):
         S.expect_rc(r, 78)
         check("alias root (%s:2): 'bad address@example.org' is not a valid address" % al in r.stderr, "%s" % r)
         S.expect_nothing("good", m, NO_CONNECTION)
+
+    # ---- password_file and token_file: the first line is the secret
+    @case("token_file_first_line_is_the_token")
+    def _():
+        path = os.path.join(S.work, "tok-two-lines")
+        with open(path, "w", newline="") as f:
+            f.write("ya29.first-line\r\nsecond line, not the token\n")
+        r, srv = hostile("xoauth2_ir", ["--auth", "xoauth2", "--token-file", path])
+        S.expect_rc(r, 0)
+        check(sasl_response(srv, "XOAUTH2") == ("user=%s\x01auth=Bearer ya29.first-line\x01\x01" % USER).encode(),
+              "XOAUTH2 response %r" % sasl_response(srv, "XOAUTH2"))
+        check(len(srv.messages) == 1, "not delivered: %s" % r)
 
     # ---- aliases(5)'s "\name": final, qualified, not looked up again
     @case("alias_backslash_name_is_final")
