@@ -424,6 +424,7 @@ static const option options[] = {
     { "-oem|-oee|-oep|-oeq|-oew", NULL, A_IGNORE, 0, 0, "errors are always reported by exit status and stderr" },
     { "-odi|-odb|-odq", NULL, A_IGNORE, 0, 0, "delivery is always at once (there is no queue)" },
     { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
+    { "-m|-om", NULL, A_IGNORE, 0, 0, "me too (bsd-mailx's metoo): the sender is never\ntaken out of the recipients anyway" },
     { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
       "body type (also -BTYPE): 7BIT refuses 8-bit\noctets; BODY=8BITMIME goes with 8-bit ones" },
     { "-N", "DSN", A_DSN_N, 0, ATTACHED,
@@ -2455,10 +2456,24 @@ static void arm_deadline(void) {
 /* The message is octets: no CRLF translation, no ^Z as end of file. */
 static void platform_init(void) { (void)_setmode(_fileno(stdin), _O_BINARY); }
 #else
+/* Only write(2) here, in a signal handler: what a batch lost is said in
+   pieces. */
+static void say_raw(const char *text) {
+    size_t n = 0;
+    while (text[n]) n++;
+    if (write(2, text, n) < 0) {}
+}
+
 static void on_alarm(int sig) {
-    static const char text[] = "tlsmail-send: gave up: max_time reached\n";
     (void)sig;
-    if (write(2, text, sizeof text - 1) < 0) {}
+    if (R.msgfiles.n && R.msg_name) {
+        say_raw("tlsmail-send: gave up: max_time reached while sending ");
+        say_raw(R.msg_name);
+        say_raw(": it and the files after it are not known to be sent; those on the \"sent\" "
+                "lines were\n");
+    } else {
+        say_raw("tlsmail-send: gave up: max_time reached\n");
+    }
     _exit(EX_TEMPFAIL);
 }
 
@@ -2903,6 +2918,9 @@ static void abandon(int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    if (R.msgfiles.n) /* die names the file */
+        die(code, "%s: it was not delivered, nor the files after it; those on the \"sent\" lines were",
+            what);
     die(code, "%s: nothing was delivered", what);
 }
 
@@ -2918,10 +2936,14 @@ static long map_next(const char **p) {
    read (an I/O error on a mapped page is a SIGBUS too): the piece being
    sent is gone, and so is the message, which has no final "." yet. */
 static void on_sigbus(int sig) {
-    static const char text[] = "tlsmail-send: cannot read the message: its file shrank or failed while "
-                               "it was sent; nothing was delivered\n";
     (void)sig;
-    if (write(2, text, sizeof text - 1) < 0) {}
+    say_raw("tlsmail-send: cannot read the message: its file shrank or failed while it was sent; ");
+    if (R.msgfiles.n && R.msg_name) {
+        say_raw(R.msg_name);
+        say_raw(" was not delivered, nor the files after it; those on the \"sent\" lines were\n");
+    } else {
+        say_raw("nothing was delivered\n");
+    }
     _exit(EX_NOINPUT);
 }
 
@@ -3226,7 +3248,12 @@ static int send_batch(void) {
         /* the whole message: one round trip (or two) */
         err = R.msg_eof ? send_whole(NULL, 1) : transact();
         r = report(err);
-        if (!err) printf("sent %s\n", R.msg_name);
+        /* at once: a run cut short by max_time or SIGBUS ends in _exit,
+           and a caller that lost this line would send the file again */
+        if (!err) {
+            printf("sent %s\n", R.msg_name);
+            fflush(stdout);
+        }
         else if (rc == EX_OK) rc = r;
         close_message();
         if (err && tlsmail_reset(&client) != 0) {

@@ -2047,6 +2047,42 @@ def build_cases(S):
             check("recipient argument '%s' holds no address" % arg in r.stderr, "%s" % r)
             S.expect_nothing("good", m, NO_CONNECTION)
 
+    # ---- README.cron.md's configuration, as a user fills it in
+    @case("readme_cron_sample_config_works_as_written")
+    def _():
+        text = open(os.path.join(ROOT, "examples", "tlsmail-send", "README.cron.md")).read()
+        block = re.search(r"in `/etc/tlsmail-send.conf`[^\n]*\n\n```\n(.*?)```\n", text, re.S)
+        check(block, "no configuration block in README.cron.md")
+        al = S.conf("root: ops@example.org\n", mode=0o644)
+        # what the README has the user change: the server, the login, the secret, the aliases file
+        lines = []
+        for l in block.group(1).splitlines():
+            if l.startswith("server "):
+                l = l.replace("smtp.example.org", S.addr("good"))
+            elif l.startswith("user "):
+                l = l.replace("alerts@example.org", USER)
+            elif l.startswith("password "):
+                l = l.replace("secret-for-alerts", PASS)
+            elif l.startswith("aliases "):
+                l = l.replace("/etc/aliases", al)
+            lines.append(l)
+        conf = S.conf("\n".join(lines).replace("{", "{{").replace("}", "}}") + "\n")
+        r = S.ts(["--config-check"], conf=conf)
+        S.expect_rc(r, 0)
+        rows = {l.split()[0]: re.sub(r"  \([^()]*\)$", "", l).split(None, 1)[1]
+                for l in r.stdout.splitlines()[2:] if "(unset: " not in l}
+        for key, val in (("server", S.addr("good")), ("user", USER), ("password", "********"),
+                         ("from", "alerts@example.org"), ("aliases", al), ("domain", "example.org"),
+                         ("log", "syslog")):
+            check(rows.get(key) == val, "%s is %r, want %r: %s" % (key, rows.get(key), val, r.stdout))
+        # and MAILTO=root reaches ops@example.org, as it says (the test CA and a log file in the env)
+        logf = os.path.join(S.work, "readme.log")
+        m = S.servers["good"].mark()
+        r = S.ts(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], conf=conf,
+                 env_extra={"TLSMAIL_CAFILE": S.p("ca.crt"), "TLSMAIL_LOG": logf})
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("ops@example.org",))
+
     # ---- -t in a resent message: Resent-To, -Cc, -Bcc alone; Resent-Bcc never sent
     RESENT = (b"Resent-From: fwd@example.org\r\nResent-To: new@example.org\r\n"
               b"Resent-Cc: Newcc <newcc@example.org>\r\nResent-Bcc: blind@example.org\r\n"
@@ -2107,6 +2143,19 @@ def build_cases(S):
             body, _, _ = S.expect_stored("good", m, None)
             check(body.endswith(normalise(msg)), "changed: %r" % body[:300])
 
+    # ---- bsd-mailx with "set metoo": -m (and -om) accepted, changing nothing
+    for flag in ("-m", "-om"):
+        @case("sendmail_metoo_%s_accepted" % flag.lstrip("-"))
+        def _(flag=flag):
+            al = S.conf(ALIAS_ROOT, mode=0o644)
+            m = S.servers["good"].mark()
+            r = S.ts(["-i", "-t", "-f", "me@example.org", flag, "-v"],
+                     conf=S.conf(S.account("good", "aliases %s\n" % al)),
+                     stdin=b"To: root\nSubject: metoo\n" + DATE_ID + b"\nbody\n")
+            S.expect_rc(r, 0)
+            check("RCPT TO:<ops@example.org>" in r.stderr, "%s" % r)
+            S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+
     # ---- a password_command that closes stdout and stays: killed at the timeout
     @case("password_command_that_closes_stdout_and_stays_75_within_the_timeout")
     def _():
@@ -2122,6 +2171,43 @@ def build_cases(S):
         pid = int(open(pidf).read())
         check(not os.path.exists("/proc/%d" % pid), "the command (pid %d) is still there" % pid)
         S.expect_nothing("good", m, NO_CONNECTION)
+
+    # ---- --batch: each "sent" line reaches a pipe even when the run is cut short
+    @case("batch_sent_lines_kept_on_a_pipe_when_max_time_ends_the_run")
+    def _():
+        import threading
+        srv = S.extra["refuse"]
+        d = os.path.join(S.work, "batch-cut")
+        os.makedirs(d)
+        first, fifo = os.path.join(d, "1.eml"), os.path.join(d, "2.fifo")
+        with open(first, "wb") as f:
+            f.write(SIMPLE)
+        os.mkfifo(fifo)
+        # The FIFO gives its message once, to the check before connecting:
+        # opened again to be sent, it waits for a writer that never comes,
+        # until max_time's alarm ends the run.
+        def writer():
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                try:
+                    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    time.sleep(0.02)
+                    continue
+                os.write(fd, SIMPLE)
+                os.close(fd)
+                return
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        before = len(srv.messages)
+        r = S.cli(["--from", FROM, "--max-time", "1", "--batch", first, "--batch", fifo], server="refuse",
+                  user=None, to=(), timeout=20)
+        t.join(10)
+        S.expect_rc(r, 75)
+        check(r.stdout == "sent %s\n" % first, "stdout %r: %s" % (r.stdout, r))
+        check(len(srv.messages) == before + 1, "delivered %d" % (len(srv.messages) - before))
+        check("max_time reached while sending %s: it and the files after it are not known to be sent; "
+              "those on the \"sent\" lines were" % fifo in r.stderr, "%s" % r)
 
     # ---- a from of the wrong form: 78 from a file or the environment, 64 from argv
     for label, where, rc in (("file", "conf", 78), ("env", "env", 78), ("argv", "argv", 64)):
