@@ -194,12 +194,17 @@ SECURITY
      basicConstraints CA:TRUE on every issuer, RSA keys of 2048 bits or
      more (anchors too) and EC keys on P-256, P-384 or P-521. A
      certificate with an extendedKeyUsage extension must allow serverAuth
-     (or anyExtendedKeyUsage), the issuers' too, as OpenSSL checks
-     -purpose sslserver.
+     (or anyExtendedKeyUsage), the issuers' and the anchor's too, as
+     OpenSSL checks -purpose sslserver. nameConstraints are not enforced:
+     a certificate or anchor that has them is refused, critical or not.
+     An anchor is its name and key: its own dates, pathLenConstraint and
+     keyUsage are not checked (RFC 5280 6.1.1 d), and any CA certificate
+     the caller gives is one, a root or not.
    - The server's name is always checked, case-insensitively, against the
      subjectAltName DNS entries (the CN only without a subjectAltName), with
      RFC 6125 wildcards: "*." as the whole left-most label, matching one
-     label. "host." is "host" (no trailing dot in SNI or the check). An IP
+     label, never over one label alone (a leaf with "*.com" is refused).
+     "host." is "host" (no trailing dot in SNI or the check). An IP
      literal cannot be matched by BearSSL (no iPAddress SANs), so dialling
      an IP address is refused unless the server's public key is pinned;
      then no SNI is sent (RFC 6066 3).
@@ -1211,6 +1216,14 @@ typedef struct tlsmail__certwalk {
     int in_eku;                             /* in the extendedKeyUsage extension */
     int eku;                                /* 0: none; 1: serverAuth or any;
                                                -1: other purposes only */
+    int in_san;                             /* in the subjectAltName extension */
+    int san;                                /* it has one */
+    int wild1;                              /* a dNSName "*.x": a wildcard over
+                                               one label */
+    int nc;                                 /* has nameConstraints */
+    size_t dnslen;
+    unsigned char dns[72];                  /* the dNSName being read, when it
+                                               is no longer than "*." and a label */
     int err;                                /* not DER, or not a certificate */
     int done;                               /* the whole certificate was read */
     int dn_over;                            /* a name too long to keep */
@@ -2731,14 +2744,20 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
    stream past, in constant memory: it keeps the issuer and subject names
    (whole DER, as BearSSL compares them) and the verdict of the
    extendedKeyUsage extension, and refuses what is not DER: no indefinite
-   or non-minimal lengths, no TLV beyond its parent, nothing after the end. */
+   or non-minimal lengths, no TLV beyond its parent, nothing after the end.
+   It also notes two things BearSSL lets through: nameConstraints that are
+   not marked critical (BearSSL skips an extension it does not know unless
+   it is critical, and enforces none), and a subjectAltName wildcard over a
+   single label ("*.com"), which BearSSL matches and RFC 6125 6.4.3 and
+   OpenSSL do not. */
 
 /* What an open TLV is to the walker. */
 enum { TLSMAIL__CW_ROOT = 0, TLSMAIL__CW_CERT, TLSMAIL__CW_TBS, TLSMAIL__CW_EXTS_WRAP,
-       TLSMAIL__CW_EXTS, TLSMAIL__CW_EXT, TLSMAIL__CW_EKU_OCTETS, TLSMAIL__CW_EKU_LIST };
+       TLSMAIL__CW_EXTS, TLSMAIL__CW_EXT, TLSMAIL__CW_EKU_OCTETS, TLSMAIL__CW_EKU_LIST,
+       TLSMAIL__CW_SAN_OCTETS, TLSMAIL__CW_SAN_LIST };
 /* Where the octets of the value being read go. */
 enum { TLSMAIL__CV_SKIP = 0, TLSMAIL__CV_ISSUER, TLSMAIL__CV_SUBJECT, TLSMAIL__CV_OID,
-       TLSMAIL__CV_VALIDITY };
+       TLSMAIL__CV_VALIDITY, TLSMAIL__CV_DNS };
 
 /* The buffer the value being read is kept in, its length and its size;
    NULL when it is skipped. */
@@ -2748,6 +2767,7 @@ TLSMAIL__PRIVATE unsigned char *tlsmail__cw_dest(tlsmail__certwalk *w, size_t **
     case TLSMAIL__CV_SUBJECT: *len = &w->subject_len; *cap = TLSMAIL__DN_MAX; return w->subject;
     case TLSMAIL__CV_OID: *len = &w->oidlen; *cap = sizeof w->oid; return w->oid;
     case TLSMAIL__CV_VALIDITY: *len = &w->validity_len; *cap = sizeof w->validity; return w->validity;
+    case TLSMAIL__CV_DNS: *len = &w->dnslen; *cap = sizeof w->dns; return w->dns;
     default: return NULL;
     }
 }
@@ -2763,17 +2783,27 @@ TLSMAIL__PRIVATE int tlsmail__cw_oid_is(const tlsmail__certwalk *w, const char *
     return w->oidlen == n && memcmp(w->oid, der, n) == 0;
 }
 
-/* A value ended: an extension's OID, or a KeyPurposeId. */
+/* A value ended: an extension's OID, a KeyPurposeId, or a dNSName. */
 TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
     /* id-ce-extKeyUsage 2.5.29.37, id-kp-serverAuth 1.3.6.1.5.5.7.3.1 and
-       anyExtendedKeyUsage 2.5.29.37.0 (RFC 5280 4.2.1.12), content octets */
+       anyExtendedKeyUsage 2.5.29.37.0 (RFC 5280 4.2.1.12), id-ce-
+       subjectAltName 2.5.29.17 and id-ce-nameConstraints 2.5.29.30, content
+       octets */
     static const char eku[] = "\x55\x1d\x25", server[] = "\x2b\x06\x01\x05\x05\x07\x03\x01",
-                      any[] = "\x55\x1d\x25\x00";
+                      any[] = "\x55\x1d\x25\x00", san[] = "\x55\x1d\x11", nc[] = "\x55\x1d\x1e";
     if (w->cv == TLSMAIL__CV_ISSUER) w->issuer_done = 1;
     if (w->cv == TLSMAIL__CV_SUBJECT) w->subject_done = 1;
     if (w->cv == TLSMAIL__CV_VALIDITY) w->validity_done = 1;
+    if (w->cv == TLSMAIL__CV_DNS) {
+        if (w->dnslen > 2 && w->dns[0] == '*' && w->dns[1] == '.' && !memchr(w->dns + 2, '.', w->dnslen - 2))
+            w->wild1 = 1;
+        return;
+    }
     if (w->cv != TLSMAIL__CV_OID) return;
     if (w->role[w->depth] == TLSMAIL__CW_EXT) {
+        w->in_san = tlsmail__cw_oid_is(w, san, 3);
+        w->san |= w->in_san;
+        if (tlsmail__cw_oid_is(w, nc, 3)) w->nc = 1;
         w->in_eku = tlsmail__cw_oid_is(w, eku, 3);
         if (w->in_eku) {
             if (w->eku != 0) w->err = 1; /* RFC 5280 4.2: one instance per extension */
@@ -2818,13 +2848,19 @@ TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size
     case TLSMAIL__CW_EXTS_WRAP:
     case TLSMAIL__CW_EXTS:
     case TLSMAIL__CW_EKU_OCTETS:
+    case TLSMAIL__CW_SAN_OCTETS:
         if (tag != 0x30) { w->err = 1; return; }
         into = w->role[w->depth] + 1;
         w->in_eku = w->in_eku && into == TLSMAIL__CW_EKU_LIST;
+        w->in_san = w->in_san && into == TLSMAIL__CW_SAN_LIST;
         break;
     case TLSMAIL__CW_EXT: /* extnID, critical, extnValue */
         if (tag == 0x06 && nth == 0) w->cv = TLSMAIL__CV_OID;
         else if (tag == 0x04 && w->in_eku) into = TLSMAIL__CW_EKU_OCTETS;
+        else if (tag == 0x04 && w->in_san) into = TLSMAIL__CW_SAN_OCTETS;
+        break;
+    case TLSMAIL__CW_SAN_LIST: /* GeneralNames: dNSName is [2] IA5String */
+        if (tag == 0x82) w->cv = TLSMAIL__CV_DNS;
         break;
     default: /* TLSMAIL__CW_EKU_LIST: SEQUENCE OF KeyPurposeId (an OID) */
         if (tag != 0x06) { w->err = 1; return; }
@@ -2844,6 +2880,10 @@ TLSMAIL__PRIVATE void tlsmail__cw_child(tlsmail__certwalk *w, unsigned tag, size
     if (w->cv == TLSMAIL__CV_OID) {
         w->oidlen = 0;
         if (len > sizeof w->oid) w->cv = TLSMAIL__CV_SKIP; /* no OID of ours is that long */
+    } else if (w->cv == TLSMAIL__CV_DNS) {
+        /* Longer, it has a dot past "*." (a label is at most 63 octets, and
+           no host name we dial has a longer one). */
+        if (len > sizeof w->dns) w->cv = TLSMAIL__CV_SKIP;
     } else if (w->cv != TLSMAIL__CV_SKIP) {
         size_t *dl = NULL, cap = 0;
         unsigned char *dn = tlsmail__cw_dest(w, &dl, &cap);
@@ -3454,6 +3494,18 @@ TLSMAIL__PRIVATE int tlsmail__is_ip_literal(const char *host) {
         if (*s != '.') return 0;
         s++;
     }
+}
+
+/* An IP literal to the certificate check: "127.0.0.1." too. The trailing
+   dot of an absolute name is dropped before the name goes to TLS, so it
+   would pass as a name, go out as SNI and be matched against a CN. */
+TLSMAIL__PRIVATE int tlsmail__is_ip_name(const char *host) {
+    char ip[64];
+    size_t n = host ? strlen(host) : 0;
+    if (n < 2 || n > sizeof ip || host[n - 1] != '.') return tlsmail__is_ip_literal(host);
+    memcpy(ip, host, n - 1);
+    ip[n - 1] = '\0';
+    return tlsmail__is_ip_literal(ip);
 }
 
 /* A name to dial and to check the certificate against: labels of 1 to 63
@@ -4466,6 +4518,15 @@ TLSMAIL__PRIVATE const br_x509_pkey *tlsmail__cert_decode(tlsmail__certdec *d, c
     return pk && tlsmail__key_usable(pk) ? pk : NULL;
 }
 
+/* An anchor must not narrow what it vouches for in ways nobody checks
+   (nameConstraints), nor be kept from vouching for servers (an
+   extendedKeyUsage without serverAuth): OpenSSL honours both in a root.
+   Its pathLenConstraint and keyUsage are not read: RFC 5280 6.1.1 (d)
+   takes only the anchor's name and key. */
+TLSMAIL__PRIVATE int tlsmail__anchor_fit(const tlsmail__certwalk *cw) {
+    return !cw->err && cw->done && !cw->dn_over && !cw->nc && cw->eku >= 0;
+}
+
 /* ---- anchors held by the trust: PEM in memory ------------------------------ */
 
 /* Add the certificate in d to t's own anchors, unless an equal one is
@@ -4539,16 +4600,23 @@ TLSMAIL_DEF int tlsmail_trust_pem(tlsmail_trust *t, const void *pem, size_t len)
     if (!w) return TLSMAIL_ENOMEM;
     tlsmail__pem_reset(&w->pem, w->der, sizeof w->der);
     for (;;) {
-        got = len ? tlsmail__pem_push(&w->pem, p, len, &used) : tlsmail__pem_finish(&w->pem);
-        if (len) {
+        int fin = len == 0;
+        got = fin ? tlsmail__pem_finish(&w->pem) : tlsmail__pem_push(&w->pem, p, len, &used);
+        if (!fin) {
             p += used;
             len -= used;
         }
-        if (got && tlsmail__cert_decode(&w->dec, w->der, w->pem.len)) {
+        if (got) {
+            tlsmail__cw_init(&w->cw, w->pem.len);
+            tlsmail__cw_push(&w->cw, w->der, w->pem.len);
+        }
+        if (got && tlsmail__anchor_fit(&w->cw) && tlsmail__cert_decode(&w->dec, w->der, w->pem.len)) {
             if ((err = tlsmail__trust_add(t, &w->dec)) != 0) break;
             certs++;
         }
-        if (!got && !len) break; /* the finish came too */
+        /* Only after the finish: a last END line without its line end is
+           complete only then. */
+        if (!got && fin) break;
     }
     TLSMAIL_FREE(t->alloc_ctx, w);
     if (err) return err;
@@ -4810,7 +4878,7 @@ TLSMAIL__PRIVATE int tlsmail__lookup_named(tlsmail__lookup *l, const unsigned ch
     tlsmail__certwalk *cw = &l->w->cw;
     tlsmail__cw_init(cw, len);
     tlsmail__cw_push(cw, der, len);
-    return !cw->err && cw->done && !cw->dn_over &&
+    return tlsmail__anchor_fit(cw) &&
            (tlsmail__names_want(l->want, cw->subject, cw->subject_len, 1) ||
             tlsmail__names_want(l->want, cw->subject, cw->subject_len, 0));
 }
@@ -5330,6 +5398,12 @@ TLSMAIL__PRIVATE void tlsmail__x509_end_cert(const br_x509_class **ctx) {
     if (!x->skip && !x->err) {
         if (x->cw.err || !x->cw.done) x->err = BR_ERR_X509_INVALID_VALUE;
         else if (x->cw.eku < 0) x->err = BR_ERR_X509_FORBIDDEN_KEY_USAGE;
+        /* Constraints nobody here enforces: refused, as BearSSL refuses
+           them marked critical. */
+        else if (x->cw.nc) x->err = BR_ERR_X509_CRITICAL_EXTENSION;
+        /* BearSSL would match "*.com" to "mail.com": no such name is one
+           certificate's to claim (RFC 6125 6.4.3). */
+        else if (x->ncert == 0 && x->cw.wild1) x->err = BR_ERR_X509_BAD_SERVER_NAME;
     }
     if (x->ncert == 0) tlsmail__leaf_keep(x->leaf, &x->cw);
     x->ncert++;
@@ -5679,7 +5753,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
        dial, is no name at all (RFC 6066 3: no IP addresses in SNI). */
     memcpy(name, c->host, n + 1);
     if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
-    if (tlsmail__is_ip_literal(c->host)) {
+    if (tlsmail__is_ip_name(c->host)) {
         TLSMAIL_ASSERT(t && t->kind == TLSMAIL__TRUST_PIN);
         if (!br_ssl_client_reset(&c->sc, NULL, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     } else {
@@ -6182,7 +6256,7 @@ TLSMAIL__PRIVATE int tlsmail__configure(tlsmail_client *c, const tlsmail_config 
     c->trust = cfg->trust; /* NULL or a zeroed one: the system store */
     /* BearSSL matches names only against dNSName entries: an IP literal can
        never pass the check honestly, so it needs a pinned key. */
-    if (tlsmail__is_ip_literal(c->host) ? !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN)
+    if (tlsmail__is_ip_name(c->host) ? !(c->trust && c->trust->kind == TLSMAIL__TRUST_PIN)
                                         : !tlsmail__host_name_ok(c->host))
         return TLSMAIL_EINVAL;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;

@@ -20,8 +20,10 @@
    - wrapped: the anchors are exactly the reference's: each entry of at
      most TLSMAIL__CERT_MAX octets that BearSSL's decoder, given it in one
      push, decodes (DN at most 1024 octets) to a key the policy accepts
-     (tlsmail__key_usable: no RSA under 2048 bits), once per DN and key, in
-     order, with its CA flag;
+     (tlsmail__key_usable: no RSA under 2048 bits) and the certificate
+     walker takes as an anchor (tlsmail__anchor_fit: DER, no
+     nameConstraints, an extendedKeyUsage that allows servers), once per DN
+     and key, in order, with its CA flag;
    - loading the same bytes again adds nothing (that the reader finds the
      same certificates however its input is cut is fuzz_pemscan's);
    - tlsmail_trust_free releases every allocation (counted here, and LSan)
@@ -171,6 +173,7 @@ static size_t reference(const uint8_t *const *der, const size_t *len, size_t n,
     static dnbuf dns[16];
     static unsigned char keys[16][1200];
     static br_x509_decoder_context dc;
+    static tlsmail__certwalk cw;
     size_t i, j, count = 0;
     *decoded = 0;
     for (i = 0; i < n; i++) {
@@ -186,6 +189,9 @@ static size_t reference(const uint8_t *const *der, const size_t *len, size_t n,
         pk = br_x509_decoder_get_pkey(&dc);
         if (br_x509_decoder_last_error(&dc) != 0 || !pk || dns[count].over) continue;
         if (!tlsmail__key_usable(pk)) continue;
+        tlsmail__cw_init(&cw, len[i]);
+        tlsmail__cw_push(&cw, der[i], len[i]);
+        if (!tlsmail__anchor_fit(&cw)) continue;
         (*decoded)++;
         memset(a, 0, sizeof *a);
         a->dn.data = dns[count].dn;

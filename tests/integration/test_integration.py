@@ -432,6 +432,9 @@ for f in ("ca-crlf.crt", "ca-nonl.crt", "bundle.crt"):
     delivers("ssl_cert_file_%s[send]" % f, "send", env={"SSL_CERT_FILE": pki(f)})
 delivers("trust_pem_in_memory_crlf[client]", "client", cafile=None,
          extra=["--capem", pki("ca-crlf.crt")])
+# the END line without its line end: complete once the input ends
+delivers("trust_pem_in_memory_nonl[client]", "client", cafile=None,
+         extra=["--capem", pki("ca-nonl.crt")])
 # a source that only repeats known anchors is not "no certificate"
 delivers("trust_same_ca_twice[client]", "client", cafile="bundle.crt",
          extra=["--capem", pki("ca.crt")])

@@ -82,11 +82,12 @@ issue() {
     "$OPENSSL" ca "${args[@]}" 2>ca.err || { cat ca.err >&2; exit 1; }
 }
 
-# ca NAME [issuer=self] [kt=ec256] [md=sha256] [bc=...] [ku=...] [start= end=]
+# ca NAME [issuer=self] [kt=ec256] [md=sha256] [bc=...] [ku=...] [extra=EXT-LINE]
+#    [start= end=]
 ca() {
     local name=$1; shift
     local issuer=self kt=ec256 md=sha256 bc="critical,CA:TRUE" ku="critical,keyCertSign,cRLSign"
-    local start="" end="" v1=""
+    local start="" end="" v1="" extra=""
     [ $# -eq 0 ] || local "$@"
     newkey "$name.key" "$kt"
     if [ -n "$v1" ]; then
@@ -96,6 +97,7 @@ ca() {
     {
         [ -n "$bc" ] && echo "basicConstraints=$bc"
         [ -n "$ku" ] && echo "keyUsage=$ku"
+        [ -n "$extra" ] && echo "$extra"
         echo "subjectKeyIdentifier=hash"
         [ "$issuer" = self ] || echo "authorityKeyIdentifier=keyid,issuer"
     } > "$name.ext"
@@ -161,6 +163,13 @@ ca ca-int-noksign issuer=ca-root-ec ku="critical,digitalSignature,cRLSign"
 ca ca-int-expired issuer=ca-root-ec start=20150101000000Z end=20200101000000Z
 ca ca-int-p224 issuer=ca-root-ec kt=ec224
 ca ca-int-a issuer=ca-root-ec
+# name constraints not marked critical (critical ones BearSSL refuses itself)
+ca ca-int-nc issuer=ca-root-ec extra="nameConstraints=permitted;DNS:.allowed.test"
+ca ca-root-nc extra="nameConstraints=permitted;DNS:.allowed.test"
+ca ca-root-eku-client extra="extendedKeyUsage=clientAuth"
+ca ca-root-pl0 bc="critical,CA:TRUE,pathlen:0"
+ca ca-int-under-pl0 issuer=ca-root-pl0
+ca ca-root-noksign ku="critical,digitalSignature,cRLSign"
 ca ca-int-b issuer=ca-int-a
 
 # ---- keys and algorithms
@@ -203,6 +212,14 @@ leaf int-pathlen issuer=ca-int-pl0-sub;         row int-pathlen ca-root-ec ca-in
 leaf int-noksign issuer=ca-int-noksign;         row int-noksign ca-root-ec ca-int-noksign
 leaf root-nobc issuer=ca-root-nobc;             row root-nobc ca-root-nobc
 leaf root-v1 issuer=ca-root-v1;                 row root-v1 ca-root-v1
+leaf int-nc issuer=ca-int-nc;                   row int-nc ca-root-ec ca-int-nc
+leaf int-nc-within issuer=ca-int-nc cn=a.allowed.test san=DNS:a.allowed.test
+row int-nc-within ca-root-ec ca-int-nc
+leaf root-nc issuer=ca-root-nc;                 row root-nc ca-root-nc
+leaf root-eku-client issuer=ca-root-eku-client; row root-eku-client ca-root-eku-client
+leaf root-pathlen issuer=ca-int-under-pl0;      row root-pathlen ca-root-pl0 ca-int-under-pl0
+leaf root-noksign issuer=ca-root-noksign;       row root-noksign ca-root-noksign
+leaf anchor-int issuer=ca-int-ec;               row anchor-int ca-int-ec ca-int-ec
 
 # ---- key usage and extended key usage
 leaf eku-clientauth eku=clientAuth;             row eku-clientauth ca-root-ec
@@ -236,6 +253,9 @@ leaf wildcard-partial cn=wild.example.test san=DNS:f*.example.test
 row wildcard-partial ca-root-ec
 leaf wildcard-inner cn=wild.example.test san=DNS:a.*.example.test
 row wildcard-inner ca-root-ec
+leaf wildcard-tld cn=wild.test san=DNS:*.test;  row wildcard-tld ca-root-ec
+leaf wildcard-tld-exact cn=mail.test san=DNS:*.test,DNS:mail.test
+row wildcard-tld-exact ca-root-ec
 leaf san-upper san=DNS:LOCALHOST;               row san-upper ca-root-ec
 leaf cn-only san="";                            row cn-only ca-root-ec
 leaf cn-not-san san=DNS:other.example;          row cn-not-san ca-root-ec

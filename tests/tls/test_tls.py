@@ -128,6 +128,27 @@ ROWS = [
     Row("int-pathlen", UNTRUSTED, "pathlen:0 intermediate over another CA"),
     Row("int-noksign", UNTRUSTED, "intermediate whose keyUsage lacks keyCertSign"),
     Row("root-nobc", UNTRUSTED, "v3 root without basicConstraints"),
+    Row("int-nc", UNTRUSTED, "intermediate with nameConstraints (not critical) the leaf breaks"),
+    Row("int-nc-within", UNTRUSTED, "intermediate with nameConstraints (not critical) the leaf keeps",
+        host="a.allowed.test",
+        note="nothing here enforces name constraints, so a certificate with them is refused "
+             "whether or not the chain keeps them (BearSSL refuses them marked critical); "
+             "OpenSSL accepts"),
+    Row("root-nc", UNTRUSTED, "root, the trust anchor, with nameConstraints the leaf breaks",
+        note="not used as an anchor: one that narrows its trust in a way nobody checks"),
+    Row("root-eku-client", UNTRUSTED, "root, the trust anchor, with EKU clientAuth only",
+        note="not used as an anchor: it is not for servers (OpenSSL honours a root's EKU "
+             "too)"),
+    Row("root-pathlen", OK, "root, the trust anchor, with pathlen:0 over an intermediate",
+        reason="RFC 5280 6.1.1 (d) takes only the anchor's name and key, not its "
+               "constraints (RFC 5937 would), and BearSSL keeps no more; OpenSSL applies "
+               "the root's pathLenConstraint"),
+    Row("root-noksign", OK, "root, the trust anchor, whose keyUsage lacks keyCertSign",
+        reason="as for pathlen: the anchor's name and key are what is trusted (RFC 5280 "
+               "6.1.1 d); OpenSSL checks the root's keyUsage"),
+    Row("anchor-int", OK, "an intermediate given as the only trust anchor (a partial chain)",
+        reason="any CA certificate the caller names is an anchor, as in BearSSL and "
+               "Go; OpenSSL needs X509_V_FLAG_PARTIAL_CHAIN (-partial_chain) for it"),
     Row("root-v1", UNTRUSTED, "version 1 root (no extensions at all)",
         note="no basicConstraints, so no CA for BearSSL. openssl's complaint is the "
              "leaf's authorityKeyIdentifier, which can't name a v1 root's key"),
@@ -173,6 +194,11 @@ ROWS = [
              "lets a client refuse them"),
     Row("wildcard-inner", NAME, "a.*.example.test for a.b.example.test",
         host="a.b.example.test"),
+    Row("wildcard-tld", NAME, "*.test for mail.test", host="mail.test",
+        note="BearSSL matches it; the walker refuses a wildcard over one label"),
+    Row("wildcard-tld-exact", NAME, "*.test and mail.test for mail.test", host="mail.test",
+        note="refused for the *.test beside the exact name, which OpenSSL would match: no "
+             "CA may issue such a wildcard (RFC 6125 6.4.3), so the certificate is bad"),
     Row("san-upper", OK, "SAN DNS:LOCALHOST for localhost"),
     Row("host-upper", OK, "SAN DNS:localhost for LOCALHOST", host="LOCALHOST",
         cert="ec-p256"),
@@ -192,6 +218,10 @@ ROWS = [
         reason="the trailing dot is the absolute form of the same DNS name (RFC 1034 "
                "3.1); curl strips it before the name check too, OpenSSL's "
                "X509_check_host does not"),
+    Row("ip-literal-dot", "EINVAL", "SAN DNS:localhost, IP:127.0.0.1; dialled as "
+        "127.0.0.1. with CA trust", host="127.0.0.1.", cert="ip-dns-san",
+        note="the trailing dot does not make an IP literal a name (it would be matched "
+             "against the CN)"),
     Row("double-dot", "EINVAL", "SAN DNS:localhost for localhost..",
         host="localhost..", cert="ec-p256",
         note="not a host name (an empty label): refused before the ClientHello"),

@@ -1923,6 +1923,12 @@ TEST(is_ip_literal) {
     CHECK_EQ_INT(tlsmail__is_ip_literal("a1.2.3.4"), 0);
     CHECK_EQ_INT(tlsmail__is_ip_literal(""), 0);
     CHECK_EQ_INT(tlsmail__is_ip_literal(NULL), 0);
+    /* to the certificate check, the absolute form is one too */
+    CHECK_EQ_INT(tlsmail__is_ip_name("127.0.0.1."), 1);
+    CHECK_EQ_INT(tlsmail__is_ip_name("127.0.0.1"), 1);
+    CHECK_EQ_INT(tlsmail__is_ip_name("mail.example."), 0);
+    CHECK_EQ_INT(tlsmail__is_ip_name("1..2."), 0);
+    CHECK_EQ_INT(tlsmail__is_ip_name("."), 0);
 }
 
 TEST(ieq) {

@@ -122,6 +122,10 @@ TEST(pem_loader_good_and_hostile) {
     CHECK_EQ_INT(tlsmail_trust_pem(&t, pem, n), 0);
     CHECK_EQ_INT(t.count, 1);
     tlsmail_trust_free(&t);
+    /* the END line without its line end: the certificate is still there */
+    CHECK_EQ_INT(tlsmail_trust_pem(&t, pem, n - 1), 0);
+    CHECK_EQ_INT(t.count, 1);
+    tlsmail_trust_free(&t);
     /* the malformed certificate: skipped, so "no certificate", no crash */
     memset(der, 0x41, sizeof der);
     memcpy(der, bad_version, sizeof bad_version);
