@@ -1,4 +1,4 @@
-/* tlsmail.h - v0.2.0 - send mail over SMTP + TLS (BearSSL) - license at end
+/* tlsmail.h - v0.2.1 - send mail over SMTP + TLS (BearSSL) - license at end
 
    Do this:
        #define TLSMAIL_IMPLEMENTATION
@@ -261,6 +261,28 @@ LIMITS
    both, gcc and clang, warning-free).
 
 CHANGES
+   0.2.1  Fixed, from an independent review against scripted servers and
+          chains: a reply sent as a TLS record of its own behind the one
+          that answered no longer answers the next command (EPROTO, nothing
+          more sent); a "220" sent with the EHLO reply no longer answers a
+          STARTTLS not yet sent (ESTARTTLS); with DELIVER_ACCEPTED and BDAT
+          in the flight, every recipient refused is the last refusal, not 0;
+          an ORCPT that outgrows 500 characters as RFC 6533 xtext is EINVAL
+          before any byte; after an unexpected 334 the error quotes it, not
+          the answer to "*"; nameConstraints (critical or not) make a
+          certificate or anchor untrusted instead of being ignored; a leaf
+          with a wildcard over one label ("*.com") is ECERT_NAME; an anchor
+          whose extendedKeyUsage excludes serverAuth is not used;
+          "127.0.0.1." is an IP literal (a pin only); tlsmail_trust_pem
+          keeps a last certificate whose END line has no line end.
+          tlsmail-send: recipient arguments are address lists (cron's
+          MAILTO=a@x,b@y); -t takes Resent-To/Cc/Bcc in a resent message
+          and cuts Resent-Bcc; "Bcc :" is a Bcc field; a leading mbox
+          "From " line is dropped; -m and -om are accepted; a
+          password_command that closes stdout but keeps running is killed
+          at the timeout; password_file and token_file take the first
+          line; --batch "sent" lines survive a fatal end; a bad from
+          setting is 78 (64 from argv); "\name" in aliases is final.
    0.2.0  Fixed: a malformed certificate no longer crashes the pin engine
           or the PEM loader; the composer no longer reads past a name
           buffer and its size query equals what it writes; the
@@ -356,8 +378,8 @@ LICENSE
 
 #define TLSMAIL_VERSION_MAJOR 0
 #define TLSMAIL_VERSION_MINOR 2
-#define TLSMAIL_VERSION_PATCH 0
-#define TLSMAIL_VERSION_STRING "0.2.0"
+#define TLSMAIL_VERSION_PATCH 1
+#define TLSMAIL_VERSION_STRING "0.2.1"
 
 #include <stddef.h>
 #include <bearssl.h>

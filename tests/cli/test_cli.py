@@ -2048,13 +2048,15 @@ def build_cases(S):
             S.expect_nothing("good", m, NO_CONNECTION)
 
     # ---- README.cron.md's configuration, as a user fills it in
-    @case("readme_cron_sample_config_works_as_written")
-    def _():
-        text = open(os.path.join(ROOT, "examples", "tlsmail-send", "README.cron.md")).read()
-        block = re.search(r"in `/etc/tlsmail-send.conf`[^\n]*\n\n```\n(.*?)```\n", text, re.S)
-        check(block, "no configuration block in README.cron.md")
+    def readme_config_works(readme, block_re):
+        """The sample configuration of a README, with what it has the user
+        change (the server, the login, the secret, the aliases file), passes
+        --config-check and takes MAILTO=root to ops@example.org."""
+        text = open(os.path.join(ROOT, *readme)).read()
+        block = re.search(block_re, text, re.S)
+        check(block, "no configuration block in %s" % "/".join(readme))
         al = S.conf("root: ops@example.org\n", mode=0o644)
-        # what the README has the user change: the server, the login, the secret, the aliases file
+        pw = S.conf(PASS + "\n")
         lines = []
         for l in block.group(1).splitlines():
             if l.startswith("server "):
@@ -2063,6 +2065,8 @@ def build_cases(S):
                 l = l.replace("alerts@example.org", USER)
             elif l.startswith("password "):
                 l = l.replace("secret-for-alerts", PASS)
+            elif l.startswith("password_command "):
+                l = l.replace("/etc/tlsmail.pw", pw)
             elif l.startswith("aliases "):
                 l = l.replace("/etc/aliases", al)
             lines.append(l)
@@ -2071,9 +2075,8 @@ def build_cases(S):
         S.expect_rc(r, 0)
         rows = {l.split()[0]: re.sub(r"  \([^()]*\)$", "", l).split(None, 1)[1]
                 for l in r.stdout.splitlines()[2:] if "(unset: " not in l}
-        for key, val in (("server", S.addr("good")), ("user", USER), ("password", "********"),
-                         ("from", "alerts@example.org"), ("aliases", al), ("domain", "example.org"),
-                         ("log", "syslog")):
+        for key, val in (("server", S.addr("good")), ("user", USER), ("from", "alerts@example.org"),
+                         ("aliases", al), ("domain", "example.org"), ("log", "syslog")):
             check(rows.get(key) == val, "%s is %r, want %r: %s" % (key, rows.get(key), val, r.stdout))
         # and MAILTO=root reaches ops@example.org, as it says (the test CA and a log file in the env)
         logf = os.path.join(S.work, "readme.log")
@@ -2082,6 +2085,15 @@ def build_cases(S):
                  env_extra={"TLSMAIL_CAFILE": S.p("ca.crt"), "TLSMAIL_LOG": logf})
         S.expect_rc(r, 0)
         S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("ops@example.org",))
+
+    @case("readme_cron_sample_config_works_as_written")
+    def _():
+        readme_config_works(("examples", "tlsmail-send", "README.cron.md"),
+                            r"in `/etc/tlsmail-send.conf`[^\n]*\n\n```\n(.*?)```\n")
+
+    @case("readme_sample_config_works_as_written")
+    def _():
+        readme_config_works(("README.md",), r"Mail from cron in .*?\n\n```\n(.*?)```\n")
 
     # ---- -t in a resent message: Resent-To, -Cc, -Bcc alone; Resent-Bcc never sent
     RESENT = (b"Resent-From: fwd@example.org\r\nResent-To: new@example.org\r\n"
