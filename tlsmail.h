@@ -7638,13 +7638,12 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     }
     if (accepted) c->state = TLSMAIL__RCPT;
     if (inflight) {
-        /* The chunk's verdict. With nobody accepted the send failed
-           whatever the server says of the chunk (a 250 would be a server
-           that broke RFC 3030 2), unless the connection ended first. */
+        /* The chunk's verdict. With nobody accepted, the server's own word
+           on the chunk is the error, as on DATA below; should it take the
+           chunk anyway (RFC 3030 2 says it must not), the last refusal. */
         int verdict = tlsmail__bdat_reply(c);
         *done = 1;
-        if (accepted || verdict == TLSMAIL_EUNKNOWN || (verdict == TLSMAIL_ETRANSIENT && c->code == 421))
-            return verdict;
+        if (accepted || verdict != 0) return verdict;
         c->queue_id[0] = 0; /* no message was taken, whatever the 250 said */
         return tlsmail__restore_reply(c, &kept, last);
     }

@@ -650,6 +650,11 @@ def proto_cases(add, ok):
         args=["--api", "sendex", "--to", "a@example.org", "--to", "b@example.org", "--partial"],
         checks=[one_connection, quotes_reply("550 5.1.2 no such user either"), stdout_has("queue -"),
                 stdout_has("rcpt 0 550 5.1.1 5.1.1 no such user", "rcpt 1 550 5.1.2 5.1.2 no such user either")])
+    add("BDAT in the flight, partial delivery, every recipient refused, the chunk refused: "
+        "the server's word on it", "bdat_partial_none_refused", "EPERMANENT",
+        args=["--api", "sendex", "--to", "a@example.org", "--to", "b@example.org", "--partial"],
+        checks=[one_connection, quotes_reply("554 5.5.1 Error: no valid recipients"), stdout_has("queue -"),
+                stdout_has("rcpt 0 550 5.1.1 5.1.1 no such user", "rcpt 1 450 4.2.1 4.2.1 later")])
     add("BDAT in the flight, connection lost: maybe delivered", "bdat_inflight_lost", "EUNKNOWN",
         checks=[one_connection, stored(normalised(MSG))])
     add("BDAT, connection lost after the chunk: maybe delivered", "bdat_stepwise_lost", "EUNKNOWN",

@@ -943,6 +943,11 @@ def _build_proto(add):
          expect_line("QUIT"),
          send(b"250 ok\r\n550 5.1.1 no such user\r\n550 5.1.2 no such user either\r\n"
               b"250 2.0.0 Ok: queued as N0B0DY\r\n221 bye\r\n"), drain(), close()])
+    add("bdat_partial_none_refused", greet_ehlo(EHLO_BDAT) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_line("RCPT TO:"), expect_bdat(),
+         expect_line("QUIT"),
+         send(b"250 ok\r\n550 5.1.1 no such user\r\n450 4.2.1 later\r\n"
+              b"554 5.5.1 Error: no valid recipients\r\n221 bye\r\n"), drain(), close()])
     add("bdat_inflight_lost", greet_ehlo(EHLO_BDAT) +
         [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_bdat(), expect_line("QUIT"),
          close()])
