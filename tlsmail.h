@@ -5775,7 +5775,7 @@ TLSMAIL__PRIVATE int tlsmail__tls_start(tlsmail_client *c) {
        dial, is no name at all (RFC 6066 3: no IP addresses in SNI). */
     memcpy(name, c->host, n + 1);
     if (n > 1 && name[n - 1] == '.') name[n - 1] = '\0';
-    if (tlsmail__is_ip_name(c->host)) {
+    if (tlsmail__is_ip_literal(name)) {
         TLSMAIL_ASSERT(t && t->kind == TLSMAIL__TRUST_PIN);
         if (!br_ssl_client_reset(&c->sc, NULL, tlsmail__session_offer(c))) return tlsmail__tls_error(c);
     } else {
