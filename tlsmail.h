@@ -2771,7 +2771,41 @@ TLSMAIL__PRIVATE size_t tlsmail__dot_finish(tlsmail__dot *d, unsigned char *out)
    not marked critical (BearSSL skips an extension it does not know unless
    it is critical, and enforces none), and a subjectAltName wildcard over a
    single label ("*.com"), which BearSSL matches and RFC 6125 6.4.3 and
-   OpenSSL do not. */
+   OpenSSL do not (a CN with no subjectAltName is read from the kept
+   subject when the certificate ends: tlsmail__dn_wild1). */
+
+/* Whether "*." and one label: a wildcard over a whole top-level domain or
+   public suffix, which no certificate may claim (RFC 6125 6.4.3). */
+TLSMAIL__PRIVATE int tlsmail__wild1(const unsigned char *p, size_t n) {
+    return n > 2 && p[0] == '*' && p[1] == '.' && !memchr(p + 2, '.', n - 2);
+}
+
+/* Whether a DER Name has a commonName that tlsmail__wild1 refuses: with no
+   subjectAltName extension BearSSL matches the leaf's CN to the host,
+   wildcards included. A Name that is not DER counts as one. */
+TLSMAIL__PRIVATE int tlsmail__dn_wild1(const unsigned char *dn, size_t n) {
+    static const unsigned char cn[] = { 0x06, 0x03, 0x55, 0x04, 0x03 }; /* id-at-commonName */
+    unsigned tag;
+    size_t off, len, pos, end;
+    if (!tlsmail__der_tlv(dn, n, &tag, &off, &len) || tag != 0x30) return 1;
+    for (pos = off, end = off + len; pos < end;) { /* each RDN, a SET */
+        size_t so, sl, at, send;
+        if (!tlsmail__der_tlv(dn + pos, end - pos, &tag, &so, &sl) || tag != 0x31) return 1;
+        for (at = pos + so, send = pos + so + sl; at < send;) { /* AttributeTypeAndValue */
+            size_t ao, al, vo, vl;
+            const unsigned char *a;
+            if (!tlsmail__der_tlv(dn + at, send - at, &tag, &ao, &al) || tag != 0x30) return 1;
+            a = dn + at + ao;
+            if (al >= sizeof cn && memcmp(a, cn, sizeof cn) == 0 &&
+                (!tlsmail__der_tlv(a + sizeof cn, al - sizeof cn, &tag, &vo, &vl) ||
+                 tlsmail__wild1(a + sizeof cn + vo, vl)))
+                return 1;
+            at += ao + al;
+        }
+        pos += so + sl;
+    }
+    return 0;
+}
 
 /* What an open TLV is to the walker. */
 enum { TLSMAIL__CW_ROOT = 0, TLSMAIL__CW_CERT, TLSMAIL__CW_TBS, TLSMAIL__CW_EXTS_WRAP,
@@ -2817,8 +2851,7 @@ TLSMAIL__PRIVATE void tlsmail__cw_value_end(tlsmail__certwalk *w) {
     if (w->cv == TLSMAIL__CV_SUBJECT) w->subject_done = 1;
     if (w->cv == TLSMAIL__CV_VALIDITY) w->validity_done = 1;
     if (w->cv == TLSMAIL__CV_DNS) {
-        if (w->dnslen > 2 && w->dns[0] == '*' && w->dns[1] == '.' && !memchr(w->dns + 2, '.', w->dnslen - 2))
-            w->wild1 = 1;
+        if (tlsmail__wild1(w->dns, w->dnslen)) w->wild1 = 1;
         return;
     }
     if (w->cv != TLSMAIL__CV_OID) return;
@@ -5424,8 +5457,12 @@ TLSMAIL__PRIVATE void tlsmail__x509_end_cert(const br_x509_class **ctx) {
            them marked critical. */
         else if (x->cw.nc) x->err = BR_ERR_X509_CRITICAL_EXTENSION;
         /* BearSSL would match "*.com" to "mail.com": no such name is one
-           certificate's to claim (RFC 6125 6.4.3). */
-        else if (x->ncert == 0 && x->cw.wild1) x->err = BR_ERR_X509_BAD_SERVER_NAME;
+           certificate's to claim (RFC 6125 6.4.3). Without a subjectAltName
+           the CN is the name, so it is looked at too (and a leaf subject
+           too long to keep is refused for want of a look). */
+        else if (x->ncert == 0 && (x->cw.wild1 || (!x->cw.san && (!x->cw.subject_done ||
+                 tlsmail__dn_wild1(x->cw.subject, x->cw.subject_len)))))
+            x->err = BR_ERR_X509_BAD_SERVER_NAME;
     }
     if (x->ncert == 0) tlsmail__leaf_keep(x->leaf, &x->cw);
     x->ncert++;

@@ -259,6 +259,8 @@ row wildcard-tld-exact ca-root-ec
 leaf san-upper san=DNS:LOCALHOST;               row san-upper ca-root-ec
 leaf cn-only san="";                            row cn-only ca-root-ec
 leaf cn-not-san san=DNS:other.example;          row cn-not-san ca-root-ec
+leaf cn-wildcard cn=*.example.test san="";      row cn-wildcard ca-root-ec
+leaf cn-wildcard-tld cn=*.test san="";          row cn-wildcard-tld ca-root-ec
 leaf ip-san-only cn=ip.example san=IP:127.0.0.1
 row ip-san-only ca-root-ec
 leaf ip-san-cn san=IP:127.0.0.1;                row ip-san-cn ca-root-ec

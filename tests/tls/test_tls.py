@@ -204,6 +204,12 @@ ROWS = [
         cert="ec-p256"),
     Row("cn-only", OK, "CN=localhost, no SAN extension"),
     Row("cn-not-san", NAME, "SAN DNS:other.example, CN=localhost"),
+    Row("cn-wildcard", OK, "CN=*.example.test, no SAN extension, for a.example.test",
+        host="a.example.test"),
+    Row("cn-wildcard-tld", NAME, "CN=*.test, no SAN extension, for mail.test",
+        host="mail.test",
+        note="BearSSL matches a wildcard in the CN as in a dNSName; the walker refuses "
+             "one over a single label in either"),
     Row("ip-san-only", NAME, "SAN IP:127.0.0.1 only, CN=ip.example, dialled by name"),
     Row("ip-san-cn", NAME, "SAN IP:127.0.0.1 only, CN=localhost, dialled by name",
         note="the CN counts only when there is no subjectAltName extension at all, "

@@ -487,6 +487,48 @@ static void der_validity(der_buf *d, unsigned t1, const char *a, unsigned t2, co
    type, the characters RFC 4514 escapes, octets that are not printable,
    an unknown attribute type, a multi-valued RDN, UTCTime and
    GeneralizedTime. */
+/* The CN BearSSL matches when there is no subjectAltName: a wildcard over
+   one label there is refused as in a dNSName. */
+TEST(common_name_wildcard_over_one_label) {
+    static const struct { const char *cn; int wild1; } cases[] = {
+        { "*.test", 1 }, { "*.com", 1 }, { "*.example.test", 0 }, { "mail.test", 0 },
+        { "*", 0 }, { "*.", 0 }, { "f*.test", 0 }, { "", 0 },
+    };
+    static tlsmail__certwalk w;
+    size_t k;
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        der_buf cert;
+        der_cert(&cert, "Issuer CA", cases[k].cn, NULL);
+        walk(&w, cert.b, cert.n, cert.n, 3);
+        CHECK(w.done && !w.err && w.subject_done && !w.san);
+        CHECK_EQ_INT(tlsmail__dn_wild1(w.subject, w.subject_len), cases[k].wild1);
+    }
+    {   /* the wildcard CN in a second RDN, behind an O; one AVA of a
+           multi-valued RDN */
+        der_buf set1, set2, rdns, dn;
+        set1.n = set2.n = rdns.n = dn.n = 0;
+        der_ava(&set1, "\x55\x04\x0a", 3, 0x0C, "tlsmail test", 12);
+        der_ava(&set2, "\x55\x04\x0b", 3, 0x0C, "unit", 4);
+        der_ava(&set2, "\x55\x04\x03", 3, 0x13, "*.org", 5);
+        der_tlv(&rdns, 0x31, &set1);
+        der_tlv(&rdns, 0x31, &set2);
+        der_tlv(&dn, 0x30, &rdns);
+        CHECK_EQ_INT(tlsmail__dn_wild1(dn.b, dn.n), 1);
+        /* an O of "*.org" is no name to BearSSL */
+        set2.n = rdns.n = dn.n = 0;
+        der_ava(&set2, "\x55\x04\x0a", 3, 0x0C, "*.org", 5);
+        der_tlv(&rdns, 0x31, &set2);
+        der_tlv(&dn, 0x30, &rdns);
+        CHECK_EQ_INT(tlsmail__dn_wild1(dn.b, dn.n), 0);
+        /* what is not a Name counts as a wildcard: it is refused, not read
+           past its end */
+        CHECK_EQ_INT(tlsmail__dn_wild1(dn.b, dn.n - 1), 1);
+        CHECK_EQ_INT(tlsmail__dn_wild1((const unsigned char *)"\x31\x00", 2), 1);
+        CHECK_EQ_INT(tlsmail__dn_wild1((const unsigned char *)"\x30\x02\x31\x05", 4), 1);
+        CHECK_EQ_INT(tlsmail__dn_wild1((const unsigned char *)"\x30\x00", 2), 0);
+    }
+}
+
 TEST(report_names_and_times_as_openssl_prints_them) {
     struct { const char *what; int kind; } names[] = {
         { "plain", 0 }, { "escapes", 1 }, { "utf8", 2 }, { "bmp_t61_universal", 3 },
@@ -758,6 +800,7 @@ int main(int argc, char **argv) {
     RUN(walker_names_of_a_real_certificate);
     RUN(walker_extended_key_usage);
     RUN(walker_refuses_what_is_not_der);
+    RUN(common_name_wildcard_over_one_label);
     RUN(report_names_and_times_as_openssl_prints_them);
     RUN(report_of_an_openssl_certificate_through_the_pin_engine);
     RUN(report_long_names_cut_safely);
