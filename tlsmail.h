@@ -668,7 +668,9 @@ struct tlsmail_config {
     const tlsmail_trust *trust;/* NULL or zeroed: system bundle */
     const tlsmail_io *io;      /* NULL: the library's sockets (POSIX or
                                   Winsock) */
-    /* Every line sent and received, without CRLF; AUTH payloads masked. */
+    /* Every line sent and received, without CRLF; AUTH payloads masked,
+       in what we send and where a reply to AUTH quotes them back (as
+       "<secret>", in tlsmail_reply_text and tlsmail_describe too). */
     void (*trace)(void *ud, int dir, const char *line, size_t len);
     void *trace_ud;
     /* For a system without a random source or a clock (a board), or a
@@ -1407,6 +1409,9 @@ struct tlsmail_client {
     size_t eline;                   /* ELINE: the line too long, from 1 */
     int auth_asked;                 /* ENOMECH: the TLSMAIL_AUTH_* asked for */
     char auth_status[32];           /* "status" of an OAuth error challenge */
+    char echo[17];                  /* during AUTH: the start of the last
+                                       secret sent, masked where a reply
+                                       quotes it (tlsmail__mask_echo) */
     char queue_id[TLSMAIL_QUEUE_ID];/* the accepted message's id, or "" */
     unsigned port;                  /* the port dialled (the session's key, OAUTHBEARER) */
     int session_offered;            /* cfg->session went into the ClientHello */
@@ -6000,6 +6005,35 @@ TLSMAIL__PRIVATE int tlsmail__fatal(tlsmail_client *c, int err) {
 /* Read one whole reply; returns its code (200..599) or a fatal error. The
    text of every line is kept (bounded) for the caller; with ext set, EHLO
    lines after the first feed the extension table. */
+/* s[0..n) with each base64 run that starts with echo masked, "<secret>"
+   (or stars, where that would not fit), NUL-terminated; the new length. A
+   server that quotes our command back ("500 unrecognized: AUTH PLAIN
+   AHVz...") must not put the secret into the caller's error text, trace
+   or log. */
+TLSMAIL__PRIVATE size_t tlsmail__mask_echo(char *s, size_t n, const char *echo) {
+    static const char masked[] = "<secret>";
+    size_t el = strlen(echo), i = 0, end;
+    while (el && i + el <= n) {
+        if (memcmp(s + i, echo, el) != 0) {
+            i++;
+            continue;
+        }
+        for (end = i + el; end < n && (tlsmail__b64_val((unsigned char)s[end]) >= 0 || s[end] == '=');
+             end++) {}
+        if (end - i < sizeof masked - 1) {
+            memset(s + i, '*', end - i);
+            i = end;
+            continue;
+        }
+        memcpy(s + i, masked, sizeof masked - 1);
+        memmove(s + i + sizeof masked - 1, s + end, n - end);
+        n -= end - i - (sizeof masked - 1);
+        i += sizeof masked - 1;
+    }
+    s[n] = 0;
+    return n;
+}
+
 TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
     c->textlen = 0;
     c->text[0] = 0;
@@ -6019,8 +6053,12 @@ TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
         if (r < 0) return tlsmail__fatal(c, r);
         if (r == 0) continue;
         {
-            const char *text = tlsmail__reply_text(&c->rp);
-            size_t len = strlen(text), tl = len, room;
+            const char *text;
+            size_t len, tl, room;
+            if (c->echo[0] && c->rp.len > 4)
+                c->rp.len = 4 + tlsmail__mask_echo(c->rp.line + 4, c->rp.len - 4, c->echo);
+            text = tlsmail__reply_text(&c->rp);
+            tl = len = strlen(text);
             tlsmail__trace(c, TLSMAIL_TRACE_RECV, c->rp.line, c->rp.len);
             if (c->textlen && c->textlen + 1 < sizeof c->text) c->text[c->textlen++] = '\n';
             room = sizeof c->text - 1 - c->textlen;
@@ -6658,8 +6696,14 @@ TLSMAIL__PRIVATE int tlsmail__auth_cancel(tlsmail_client *c, int err) {
     return code < 0 ? code : tlsmail__restore_reply(c, &kept, err);
 }
 
+/* The base64 into the stream, its first octets into c->echo as well. */
 TLSMAIL__PRIVATE int tlsmail__emit_stream(void *ctx, const char *s, size_t n) {
-    return tlsmail__stream_write((tlsmail_client *)ctx, s, n);
+    tlsmail_client *c = (tlsmail_client *)ctx;
+    size_t have = strlen(c->echo), k = sizeof c->echo - 1 - have;
+    if (k > n) k = n;
+    memcpy(c->echo + have, s, k);
+    c->echo[have + k] = 0;
+    return tlsmail__stream_write(c, s, n);
 }
 
 /* Queue verb (shown in the trace; "" for a bare response line) and then
@@ -6680,6 +6724,7 @@ TLSMAIL__PRIVATE int tlsmail__put_sasl(tlsmail_client *c, const char *verb, cons
     memcpy(t + vl, masked, sizeof masked - 1);
     tlsmail__trace(c, TLSMAIL_TRACE_SEND, t, vl + sizeof masked - 1);
     err = tlsmail__stream_write(c, verb, vl);
+    tlsmail__wipe(c->echo, sizeof c->echo);
     if (!err) err = tlsmail__b64_parts(pt, np, tlsmail__emit_stream, c);
     if (!err) err = tlsmail__stream_write(c, "\r\n", 2);
     return err < 0 ? tlsmail__fatal(c, err) : 0;
@@ -6858,6 +6903,7 @@ TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a) {
     case TLSMAIL_AUTH_EXTERNAL: err = tlsmail__auth_external(c, a); break;
     default: err = tlsmail__auth_oauth(c, a->username, a->token, mech); break;
     }
+    tlsmail__wipe(c->echo, sizeof c->echo); /* AUTH is over: later replies are not masked */
     return c->err = err;
 }
 

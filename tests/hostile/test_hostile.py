@@ -45,8 +45,9 @@ SPAWN_SLACK = 500   # process start, PKI load, handshake on a busy machine
 
 class Case:
     def __init__(self, name, scenario, expect, args=(), timeout_ms=T, max_ms=None,
-                 checks=(), group="implicit", msg=None, driver="itest"):
+                 checks=(), group="implicit", msg=None, driver="itest", trace=False):
         self.name, self.scenario, self.driver = name, scenario, driver
+        self.trace = trace  # the driver's trace (every line both ways) on stderr
         self.expect = {expect} if isinstance(expect, str) else set(expect)
         self.args, self.timeout_ms = list(args), timeout_ms
         self.max_ms = max_ms if max_ms is not None else timeout_ms + MARGIN
@@ -290,6 +291,17 @@ def describes(text):
     return check
 
 
+ECHO_PLAIN = base64.b64encode(b"\0user@example.org\0s3cret").decode()
+
+
+def secret_not_shown(secret):
+    """Neither the error text nor the trace shows the secret's base64."""
+    def check(srv, res):
+        if secret in res.get("stderr", "") or secret in res.get("stdout", ""):
+            return "the driver's output shows %r: %r" % (secret, res.get("stderr", "")[-300:])
+    return check
+
+
 def stored(msg):
     def check(srv, res):
         if srv.messages != [msg]:
@@ -410,6 +422,20 @@ def cases():
     add("AUTH LOGIN: 235 before the password", "auth_login_early_235", "EPROTO", args=AUTH_LOGIN,
         checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH", b64("user@example.org").decode()),
                               nothing_after()])
+    # a server that quotes our credentials back: masked in the error text
+    # and in the trace, which both reach logs
+    add("AUTH PLAIN refused with the credentials quoted: masked", "auth_plain_echo", "EAUTH",
+        args=AUTH_PLAIN, trace=True,
+        checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH"), secret_not_shown(ECHO_PLAIN),
+                              quotes_reply("535 5.7.8 bad credentials for AUTH PLAIN <secret> "
+                                           "5.7.8 (AUTH PLAIN <secret>)"),
+                              describes("< 535-5.7.8 bad credentials for AUTH PLAIN <secret>\n")])
+    add("AUTH LOGIN refused with the password quoted: masked", "auth_login_echo", "EAUTH",
+        args=AUTH_LOGIN, trace=True,
+        checks=FAILURE[1:] + [secret_not_shown(b64("s3cret").decode()),
+                              quotes_reply("535 5.7.8 no such password: <secret>, try again")])
+    add("AUTH PLAIN: a reply after AUTH is not masked", "auth_echo_after", "EPERMANENT",
+        args=AUTH_PLAIN, checks=[quotes_reply("550 5.1.1 " + ECHO_PLAIN + " unknown")])
     for code, err in [("535", "EAUTH"), ("534", "ENOMECH"), ("454", "ETRANSIENT")]:
         add("AUTH PLAIN answered %s" % code, "auth_plain_" + code, err, args=AUTH_PLAIN,
             checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH"), nothing_after()])
@@ -757,7 +783,7 @@ def run_case(case, driver, pki, msgfile, bigfile, verbose):
            "--msg", case_msgfile(case, msgfile, bigfile)] + args
     if case.group == "starttls":
         cmd += ["--security", "starttls"]
-    env = dict(os.environ, ITEST_TRACE="1" if verbose else "0")
+    env = dict(os.environ, ITEST_TRACE="1" if verbose or case.trace else "0")
     res = {"wall_ms": None}
     t0 = time.monotonic()
     try:

@@ -57,6 +57,7 @@ clear), "tlsrec" (raw TLS records), "tls" (decrypted application data), and
 the index of the step that was running. Every wait is bounded.
 """
 import argparse
+import base64
 import json
 import os
 import select
@@ -762,6 +763,18 @@ def _build():
         [expect_line("AUTH LOGIN"), send(b"334 VXNlcm5hbWU6\r\n"), expect_line(""),
          send(b"334 UGFzc3dvcmQ6\r\n"), expect_line(""), send(b"334 TW9yZTo=\r\n"),
          expect_line("*"), send(b"501 cancelled\r\n"), drain()])
+    echo = base64.b64encode(b"\0user@example.org\0s3cret")
+    add("auth_plain_echo", greet_ehlo(EHLO_AUTH) + [expect_line("AUTH PLAIN ")] +
+        after_mark(send(b"535-5.7.8 bad credentials for AUTH PLAIN " + echo + b"\r\n"
+                        b"535 5.7.8 (AUTH PLAIN " + echo[:20] + b")\r\n")))
+    add("auth_login_echo", greet_ehlo(EHLO_AUTH) +
+        [expect_line("AUTH LOGIN"), send(b"334 VXNlcm5hbWU6\r\n"), expect_line(""),
+         send(b"334 UGFzc3dvcmQ6\r\n"), expect_line("")] +
+        after_mark(send(b"535 5.7.8 no such password: " + base64.b64encode(b"s3cret") +
+                        b", try again\r\n")))
+    add("auth_echo_after", greet_ehlo(EHLO_AUTH) + [expect_line("AUTH PLAIN "),
+        send(b"235 2.7.0 ok\r\n"), expect_line("MAIL FROM:"),
+        send(b"550 5.1.1 " + echo + b" unknown\r\n"), drain()])
     add("auth_login_early_235", greet_ehlo(EHLO_AUTH) +
         [expect_line("AUTH LOGIN"), send(b"334 VXNlcm5hbWU6\r\n"), expect_line("")] +
         after_mark(send(b"235 2.7.0 ok already\r\n")) + envelope(1) + message_ok())

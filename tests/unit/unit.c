@@ -1931,6 +1931,29 @@ TEST(is_ip_literal) {
     CHECK_EQ_INT(tlsmail__is_ip_name("."), 0);
 }
 
+/* A reply quoting the secret we sent: each base64 run that starts with
+   what we sent becomes "<secret>", or stars where that would not fit. */
+static int masks(const char *in, const char *echo, const char *want) {
+    char buf[256];
+    size_t n = strlen(in), r;
+    memcpy(buf, in, n + 1);
+    r = tlsmail__mask_echo(buf, n, echo);
+    return r == strlen(want) && strcmp(buf, want) == 0;
+}
+
+TEST(mask_echo) {
+    CHECK(masks("bad AUTH PLAIN AHVzZXIAczNjcmV0", "AHVzZXIAczNj", "bad AUTH PLAIN <secret>"));
+    CHECK(masks("AHVzZXIAczNjcmV0= twice AHVzZXIAczNjcmV0.", "AHVzZXIAczNj",
+                "<secret> twice <secret>."));
+    CHECK(masks("cut AHVzZXIAcz", "AHVzZXIAczNj", "cut AHVzZXIAcz"));  /* less than we sent */
+    CHECK(masks("pw czNjcm!", "czNj", "pw ******!"));                   /* shorter than "<secret>" */
+    CHECK(masks("pw czNjcmV0", "czNj", "pw <secret>"));
+    CHECK(masks("xczNjcmV0", "czNj", "x<secret>"));                     /* glued to a word */
+    CHECK(masks("nothing here", "czNj", "nothing here"));
+    CHECK(masks("no echo set", "", "no echo set"));
+    CHECK(masks("", "czNj", ""));
+}
+
 TEST(ieq) {
     CHECK_EQ_INT(tlsmail__ieq("EHLO", "ehlo"), 1);
     CHECK_EQ_INT(tlsmail__ieq("Auth", "AUTH"), 1);
@@ -2000,5 +2023,6 @@ int main(int argc, char **argv) {
     RUN(split_hostport);
     RUN(is_ip_literal);
     RUN(ieq);
+    RUN(mask_echo);
     return runner_finish();
 }
