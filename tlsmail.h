@@ -215,11 +215,14 @@ SECURITY
      never sent unauthenticated when credentials were given.
    - The message body is normalised on the way out: every bare CR and bare
      LF becomes CRLF and lines starting with "." are dot-stuffed, so
-     "<LF>.<LF>" (SMTP smuggling) can never reach a server.
+     "<LF>.<LF>" (SMTP smuggling) can never reach a server. Every other
+     octet, NUL included, goes as given, as sendmail and msmtp pass it
+     (RFC 5322 has no NUL; a cron job's output may, and refusing it would
+     lose the mail): tlsmail_compose encodes one as "=00".
    - AUTH responses (passwords, OAuth tokens) are base64-encoded on the fly
      into the TLS engine's buffer through a 64-octet buffer that is wiped;
      the client is wiped on close; the trace callback sees AUTH payloads
-     masked. A client certificate's key lives only in memory from
+     masked, and so do it and the reply text where a reply quotes them. A client certificate's key lives only in memory from
      TLSMAIL_MALLOC and is wiped when freed.
    - What the server is told matches the message: SIZE= its size (a message
      over the server's limit is refused before MAIL, TLSMAIL_ETOOBIG),
@@ -1166,7 +1169,8 @@ TLSMAIL_DEF int tlsmail_compose(const tlsmail_message *m, char *buf, size_t cap,
    message of their own (a sendmail that adds what is missing).
    tlsmail_format_date: t (seconds since 1970, UTC) as an RFC 5322 3.3
    date-time, "Sat, 28 Nov 2026 18:27:24 +0000": always 31 characters and
-   a NUL; years outside 0..9999 are clamped.
+   a NUL; a time before 1900 or after 9999 is clamped to the first or the
+   last second of that range (RFC 5322 wants four digits from 1900).
    tlsmail_message_id: a new "<32 random hex digits@domain>", the domain
    taken from the address in from ("Name <a@example.org>" or a bare
    address) when it is a plain ASCII domain, else "localhost"; NUL-
@@ -7985,6 +7989,7 @@ typedef struct tlsmail__w {
     size_t cap, n;    /* n: bytes produced so far, written or not */
     size_t col;       /* octets on the current header line */
     int enc;          /* the current line holds an encoded word */
+    int cont;         /* the current line is a fold's continuation */
     int overflow;     /* n wrapped around size_t */
 } tlsmail__w;
 
@@ -8004,6 +8009,20 @@ TLSMAIL__PRIVATE void tlsmail__w_crlf(tlsmail__w *w) {
     tlsmail__w_put(w, "\r\n", 2);
     w->col = 0;
     w->enc = 0;
+    w->cont = 0;
+}
+
+/* A fold: the next line continues the field. */
+TLSMAIL__PRIVATE void tlsmail__w_fold(tlsmail__w *w) {
+    tlsmail__w_crlf(w);
+    w->cont = 1;
+}
+
+/* Whether the line holds something to fold after: past the field's name
+   (start) on its first line, past the leading white space on a
+   continuation (folding there would leave a line of white space only). */
+TLSMAIL__PRIVATE int tlsmail__w_foldable(const tlsmail__w *w, size_t start) {
+    return w->col > (w->cont ? 1u : start);
 }
 
 /* RFC 5322 2.1.1: lines of at most 78 characters; RFC 2047 2: at most 76
@@ -8047,12 +8066,12 @@ TLSMAIL__PRIVATE int tlsmail__check_hvalue(const char *s, size_t n, int *ascii) 
 TLSMAIL__PRIVATE int tlsmail__w_unit(tlsmail__w *w, int sp, const char *run, size_t k, const char *word,
                                      size_t n, size_t start, size_t after) {
     size_t total = k + (sp ? 1u : 0u), keep = total, limit = tlsmail__w_limit(w), j;
-    if (n > 0 && total > 0 && w->col + total + n + after > limit && w->col > start) {
+    if (n > 0 && total > 0 && w->col + total + n + after > limit && tlsmail__w_foldable(w, start)) {
         keep = w->col < limit ? limit - w->col : 0;
         if (keep > total - 1) keep = total - 1; /* a WSP must follow the CRLF */
     }
     for (j = 0; j < total; j++) {
-        if (j == keep) tlsmail__w_crlf(w);
+        if (j == keep) tlsmail__w_fold(w);
         tlsmail__w_put(w, sp && j == 0 ? " " : run + j - (sp ? 1u : 0u), 1);
     }
     tlsmail__w_put(w, word, n);
@@ -8099,8 +8118,8 @@ TLSMAIL__PRIVATE int tlsmail__w_encoded(tlsmail__w *w, const char *s, size_t n, 
         maxraw = room / 4 * 3;
         k = tlsmail__utf8_char(u + i, n - i);
         if (k == 0) return TLSMAIL_EINVAL;
-        if (k > maxraw && sp && w->col > start) { /* fold, then a full word */
-            tlsmail__w_crlf(w);
+        if (k > maxraw && sp && tlsmail__w_foldable(w, start)) { /* fold, then a full word */
+            tlsmail__w_fold(w);
             maxraw = 45;
         }
         if (k > maxraw) maxraw = 6; /* nowhere to fold: a longer line, still < 998 */
@@ -8154,6 +8173,24 @@ TLSMAIL__PRIVATE int tlsmail__is_atext(int c) {
    as atoms, a quoted string, or encoded words, whichever it needs; that
    depends on this mailbox alone. sp: a space (fold point) goes first;
    after: octets that will follow it on its line. */
+/* The '<' that opens the angle-addr ending at s[n] (its '>'), found from
+   the end and outside quotes: a quoted local part may hold '<' ("a<b"@x,
+   RFC 5322 3.4.1) and so may a quoted name. NULL: none. A quote counts
+   unless an odd run of backslashes escapes it. */
+TLSMAIL__PRIVATE const char *tlsmail__angle_open(const char *s, size_t n) {
+    int inq = 0;
+    while (n--) {
+        if (s[n] == '"') {
+            size_t k = n;
+            while (k && s[k - 1] == '\\') k--;
+            if ((n - k) % 2 == 0) inq = !inq;
+        } else if (s[n] == '<' && !inq) {
+            return s + n;
+        }
+    }
+    return NULL;
+}
+
 TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, size_t start,
                                         size_t after) {
     const char *lt, *name = NULL, *addr = in;
@@ -8164,7 +8201,7 @@ TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, s
     /* Trim the surrounding whitespace. */
     while (alen && (*addr == ' ' || *addr == '\t')) { addr++; alen--; }
     while (alen && (addr[alen - 1] == ' ' || addr[alen - 1] == '\t')) alen--;
-    if (alen && addr[alen - 1] == '>' && (lt = strrchr(addr, '<')) != NULL && lt < addr + alen) {
+    if (alen && addr[alen - 1] == '>' && (lt = tlsmail__angle_open(addr, alen - 1)) != NULL) {
         name = addr;
         nlen = (size_t)(lt - addr);
         while (nlen && (name[nlen - 1] == ' ' || name[nlen - 1] == '\t')) nlen--;
@@ -8265,10 +8302,18 @@ TLSMAIL__PRIVATE void tlsmail__2d(char *p, unsigned v) {
 TLSMAIL__PRIVATE void tlsmail__date(char out[32], long long t) {
     static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
     static const char mons[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    long long dn = t / 86400 - (t % 86400 < 0), y; /* floor division, no overflow */
-    unsigned sec = (unsigned)(t - dn * 86400), m, d, wd = (unsigned)(((dn % 7) + 7) % 7), yy;
+    long long dn, y;
+    unsigned sec, m, d, wd, yy;
+    /* RFC 5322 3.3 and 4.3: a year of four digits, 1900 or later. The
+       time is clamped, not the year alone, so the weekday and the day
+       agree with it. */
+    if (t < -2208988800LL) t = -2208988800LL;  /* 1900-01-01 00:00:00 */
+    if (t > 253402300799LL) t = 253402300799LL; /* 9999-12-31 23:59:59 */
+    dn = t / 86400 - (t % 86400 < 0); /* floor division */
+    sec = (unsigned)(t - dn * 86400);
+    wd = (unsigned)(((dn % 7) + 7) % 7);
     tlsmail__civil(dn, &y, &m, &d);
-    yy = y < 0 ? 0u : y > 9999 ? 9999u : (unsigned)y;
+    yy = (unsigned)y;
     memcpy(out, days + 3 * wd, 3);
     memcpy(out + 3, ", ", 2);
     tlsmail__2d(out + 5, d);

@@ -491,6 +491,17 @@ TEST(date_format) {
     CHECK_STR(d, "Tue, 29 Feb 2000 23:59:59 +0000");
     tlsmail__date(d, -1);
     CHECK_STR(d, "Wed, 31 Dec 1969 23:59:59 +0000");
+    /* out of RFC 5322's years: the time is clamped, so the weekday agrees */
+    tlsmail__date(d, 253402300800LL);
+    CHECK_STR(d, "Fri, 31 Dec 9999 23:59:59 +0000");
+    tlsmail__date(d, 9223372036854775807LL);
+    CHECK_STR(d, "Fri, 31 Dec 9999 23:59:59 +0000");
+    tlsmail__date(d, -2208988801LL);
+    CHECK_STR(d, "Mon, 01 Jan 1900 00:00:00 +0000");
+    tlsmail__date(d, -9223372036854775807LL - 1);
+    CHECK_STR(d, "Mon, 01 Jan 1900 00:00:00 +0000");
+    tlsmail__date(d, -2208988800LL + 86399);
+    CHECK_STR(d, "Mon, 01 Jan 1900 23:59:59 +0000");
 }
 
 TEST(generated_date_and_message_id) {
@@ -558,6 +569,17 @@ TEST(public_format_mailbox) {
     CHECK_EQ_INT(n, strlen(" root@example.org"));
     CHECK_EQ_INT(tlsmail_format_mailbox("Evil\r\nBcc: x@y <a@example.org>", b, sizeof b, &n), TLSMAIL_EINVAL);
     CHECK_EQ_INT(tlsmail_format_mailbox("not an address", b, sizeof b, &n), TLSMAIL_EINVAL);
+    /* '<' in a quoted local part or a quoted name is not the angle-addr's */
+    CHECK_EQ_INT(tlsmail_check_address("\"a<b\"@example.org"), 0);
+    CHECK_EQ_INT(tlsmail_format_mailbox("Name <\"a<b\"@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " Name <\"a<b\"@example.org>");
+    CHECK_EQ_INT(tlsmail_format_mailbox("\"x<y\" <a@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " \"x<y\" <a@example.org>");
+    CHECK_EQ_INT(tlsmail_format_mailbox("\"x\\\"<y\" <\"a<b\"@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " \"x\\\"<y\" <\"a<b\"@example.org>");
+    /* an unbalanced quote is the name's, which is then quoted whole */
+    CHECK_EQ_INT(tlsmail_format_mailbox("Name <\"a<b@example.org>", b, sizeof b, &n), 0);
+    CHECK_STR(b, " \"Name <\\\"a\" <b@example.org>");
 }
 
 /* ---- defects of 0.1 -------------------------------------------------------- */
@@ -714,6 +736,20 @@ TEST(folding_rules) {
     m.subject = subj;
     CHECK_EQ_INT(compose(&m), 0);
     CHECK_EQ_INT(header_lines(over_78), 0);
+    CHECK(header(out, "Subject", v, sizeof v) != NULL);
+    CHECK_STR(v, subj);
+    /* a fold point on a continuation line is used too: after a word too
+       long for any line, " a" and a 76-character word go on lines of
+       their own (the second fold once waited for the field name's width) */
+    m = base_msg();
+    memset(subj, 'w', 120);
+    memcpy(subj + 120, " a ", 3);
+    memset(subj + 123, 'y', 76);
+    subj[199] = 0;
+    m.subject = subj;
+    CHECK_EQ_INT(compose(&m), 0);
+    CHECK_EQ_INT(header_lines(over_78) - 1, 0); /* only the line with the 120 w's */
+    CHECK_EQ_INT(header_lines(blank_line), 0);
     CHECK(header(out, "Subject", v, sizeof v) != NULL);
     CHECK_STR(v, subj);
     /* white space at the end of a full line: no line of only white space */
