@@ -615,8 +615,10 @@ TLSMAIL_DEF tlsmail_auth tlsmail_external_auth(const char *identity, const char 
 
 /* AUTH with the given credentials (host must match the dialled host).
    TLSMAIL_ENOMECH when the server does not offer the mechanism asked for
-   (tlsmail_describe names what it offers); TLSMAIL_EAUTH when it refuses
-   the credentials. */
+   (tlsmail_describe names what it offers) or refuses it with 534 (too
+   weak for this login: Gmail's "Application-specific password required")
+   or 504 (unknown; tlsmail_describe quotes the reply); TLSMAIL_EAUTH when
+   it refuses the credentials. */
 TLSMAIL_DEF int tlsmail_authenticate(tlsmail_client *c, const tlsmail_auth *a);
 
 /* A TLS client certificate and its private key, for servers that ask for
@@ -8821,7 +8823,12 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     char num[24];
     if (!buf || !cap) return buf;
     buf[0] = 0;
-    tlsmail__adds(buf, cap, &n, tlsmail_stage_name(tlsmail_stage(c)), ": ", tlsmail_strerror(err),
+    /* ENOMECH on the server's word (534: too weak for this account's
+       policy, as Gmail says of a password where it wants an app password or
+       OAuth; 504: unknown): it was offered, so "offers none" would mislead. */
+    tlsmail__adds(buf, cap, &n, tlsmail_stage_name(tlsmail_stage(c)), ": ",
+                  err == TLSMAIL_ENOMECH && c && c->reply_fresh && c->code >= 500
+                      ? "server refused the AUTH mechanism for this login" : tlsmail_strerror(err),
                   NULL);
     /* The reply explains only what the server decided; after our own
        refusal (a bad argument, a timeout) it would be an older, unrelated

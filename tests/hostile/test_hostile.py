@@ -437,8 +437,12 @@ def cases():
     add("AUTH PLAIN: a reply after AUTH is not masked", "auth_echo_after", "EPERMANENT",
         args=AUTH_PLAIN, checks=[quotes_reply("550 5.1.1 " + ECHO_PLAIN + " unknown")])
     for code, err in [("535", "EAUTH"), ("534", "ENOMECH"), ("454", "ETRANSIENT")]:
+        # 534: the mechanism was offered and refused for this login (Gmail's
+        # "Application-specific password required"), not "none offered"
+        lead = [describes("AUTH: server refused the AUTH mechanism for this login; server said: "
+                          "534 5.7.9 mechanism too weak")] if code == "534" else []
         add("AUTH PLAIN answered %s" % code, "auth_plain_" + code, err, args=AUTH_PLAIN,
-            checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH"), nothing_after()])
+            checks=FAILURE[1:] + [verbs_are("EHLO", "AUTH"), nothing_after()] + lead)
 
     # envelope
     add("MAIL 451", "mail_451", "ETRANSIENT",
