@@ -1194,6 +1194,7 @@ static size_t first_line(const secret *sec, size_t n) {
     return keep;
 }
 
+#ifdef _WIN32
 /* The file's first line is the secret, as tlsmail-send.conf(5) says:
    what follows it (a note, a second line) is not read as part of it. */
 static void read_secret_file(const secret *sec, const setting *s) {
@@ -1211,6 +1212,63 @@ static void read_secret_file(const secret *sec, const setting *s) {
     fclose(f);
     finish_secret(sec, first_line(sec, n), s->value);
 }
+
+#else
+static long long now_ms(void) {
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) die(EX_SOFTWARE, "clock_gettime: %s", strerror(errno));
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The file's first line is the secret, as tlsmail-send.conf(5) says:
+   what follows it (a note, a second line) is not read as part of it. A
+   FIFO or a pipe is fine (--password-file <(pass show x)) but may never
+   get a writer, or one that never ends the line: open(2) would wait for
+   the writer, and no timer runs yet. So it is opened without waiting and
+   read up to its first LF, or its end, within the timeout, as
+   run_secret_command bounds its command. */
+static void read_secret_file(const secret *sec, const setting *s) {
+    int timeout_ms = R.cfg.timeout_ms > 0 ? R.cfg.timeout_ms : TLSMAIL_DEFAULT_TIMEOUT_MS;
+    long long deadline = now_ms() + timeout_ms;
+    int fd = open(s->value, O_RDONLY | O_NONBLOCK | O_CLOEXEC), stream, eof = 0;
+    struct stat st;
+    size_t n = 0;
+    if (fd < 0)
+        die(EX_NOINPUT, "%s %s: cannot open: %s (%s)", sec->file_key, s->value, strerror(errno), s->source);
+    stream = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
+    while (n < sec->cap - 1 && !memchr(sec->buf, '\n', n)) {
+        ssize_t r;
+        if (stream) {
+            struct pollfd pfd;
+            long long left = deadline - now_ms();
+            if (left <= 0) {
+                close(fd);
+                wipe(sec->buf, sec->cap);
+                die(EX_TEMPFAIL, "%s %s: no whole first line came within the timeout of %g s (%s)",
+                    sec->file_key, s->value, timeout_ms / 1000.0, s->source);
+            }
+            pfd.fd = fd;
+            pfd.events = POLLIN;
+            /* a FIFO no writer has opened yet reads as its end: wait first */
+            if (poll(&pfd, 1, left > 200 ? 200 : (int)left) <= 0) continue;
+        }
+        r = read(fd, sec->buf + n, sec->cap - 1 - n);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (r <= 0) {
+            eof = r == 0;
+            break;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!eof && !memchr(sec->buf, '\n', n)) {
+        wipe(sec->buf, sec->cap);
+        die(EX_NOINPUT, "%s %s: unreadable, or its first line is longer than %lu octets (%s)",
+            sec->file_key, s->value, (unsigned long)(sec->cap - 2), s->source);
+    }
+    finish_secret(sec, first_line(sec, n), s->value);
+}
+#endif
 
 /* The first line of what the command printed is the secret. */
 static void finish_command(const secret *sec, const setting *s, size_t n) {
@@ -1299,21 +1357,26 @@ static void run_secret_command(const secret *sec, const setting *s) {
     finish_command(sec, s, n);
 }
 #else
-static long long now_ms(void) {
-    struct timespec t;
-    if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) die(EX_SOFTWARE, "clock_gettime: %s", strerror(errno));
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+/* Whether this process has a controlling terminal: cron, systemd and a
+   script's setsid have none. */
+static int have_terminal(void) {
+    int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int fd)
+static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int group, int fd)
     __attribute__((noreturn));
 #endif
-/* Past the timeout: the command is killed and reaped (no zombie, and
-   nothing of it left running on our account), then the run ends. */
-static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int fd) {
+/* Past the timeout: the command is killed and reaped (no zombie), then
+   the run ends. With group, what it started goes too (pass's gpg, the
+   sleep of "sleep 300; echo x"): left running, it would hold our stderr,
+   and a caller reading that ($(...), cron) would wait for it. */
+static void secret_command_overdue(const secret *sec, const setting *s, pid_t pid, int group, int fd) {
     int status;
-    kill(pid, SIGKILL);
+    if (!group || kill(-pid, SIGKILL) != 0) kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (fd >= 0) close(fd);
     die(EX_TEMPFAIL, "%s did not finish within the timeout of %g s; killed (%s)", sec->command_key,
@@ -1327,11 +1390,17 @@ static void run_secret_command(const secret *sec, const setting *s) {
     size_t n = 0;
     pid_t pid;
     long long deadline = now_ms() + timeout_ms;
+    /* A process group of its own, to be killed whole at the timeout; but
+       not with a terminal, where that group would be in the background
+       and a pinentry or gpg prompt reading the terminal would be stopped
+       (SIGTTIN) instead of asking. */
+    int group = !have_terminal();
     if (pipe(fds) != 0) die(EX_SOFTWARE, "pipe: %s", strerror(errno));
     pid = fork();
     if (pid < 0) die(EX_SOFTWARE, "fork: %s", strerror(errno));
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
+        if (group) (void)setpgid(0, 0);
         if (devnull >= 0) dup2(devnull, 0);
         dup2(fds[1], 1);
         close(fds[0]);
@@ -1348,6 +1417,7 @@ static void run_secret_command(const secret *sec, const setting *s) {
         fprintf(stderr, "tlsmail-send: %s: cannot run %s: %s\n", sec->command_key, cmd, strerror(errno));
         _exit(127);
     }
+    if (group) (void)setpgid(pid, pid); /* here too: the group exists before any kill */
     close(fds[1]);
     for (;;) {
         struct pollfd pfd;
@@ -1355,7 +1425,7 @@ static void run_secret_command(const secret *sec, const setting *s) {
         pfd.fd = fds[0];
         pfd.events = POLLIN;
         if (poll(&pfd, 1, 200) == 0) {
-            if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, fds[0]);
+            if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, group, fds[0]);
             continue;
         }
         r = read(fds[0], sec->buf + n, sec->cap - 1 - n);
@@ -1372,7 +1442,7 @@ static void run_secret_command(const secret *sec, const setting *s) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid) break;
         if (w < 0 && errno != EINTR) die(EX_SOFTWARE, "waitpid: %s", strerror(errno));
-        if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, -1);
+        if (now_ms() >= deadline) secret_command_overdue(sec, s, pid, group, -1);
         (void)poll(NULL, 0, 20);
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -2601,11 +2671,13 @@ static void machine_name(char *out, size_t cap) {
 /* The cache file into buf: 1, 0 when there is none, -1 when it is not to
    be used (said why; cache_writable says whether it may be replaced). It
    must be a regular file of this user's that nobody else may read or
-   write, opened without following a link. */
+   write, opened without following a link, and without waiting: open(2)
+   of a FIFO would block for a writer before the check could refuse it,
+   and max_time's watchdog is not armed yet. */
 static int cache_read_file(const char *path, char *buf, size_t cap, size_t *len) {
     struct stat st;
     long r;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     *len = 0;
     if (fd < 0) {
         if (errno == ENOENT) return 0;
@@ -3432,6 +3504,10 @@ static void forget_run(void) {
 
 int main(int argc, char **argv) {
     int rc;
+    /* first: the password of a configuration file or TLSMAIL_PASSWORD and
+       a cached session are in memory long before the secret is read, and
+       a crash while stdin is awaited must not write them to a core file */
+    no_core_dumps();
     platform_init();
     if (argc < 2) usage_error("no recipients (see tlsmail-send --help)");
     parse_command_line(argc, argv);
