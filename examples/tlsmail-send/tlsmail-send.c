@@ -912,6 +912,7 @@ static void parse_config(const char *text, size_t len, const char *path, int lev
         if (holds_secret(k)) *has_secret = 1;
         cline_add(account, k, level, conf_value(val, where), where);
     }
+    wipe(line, sizeof line); /* the last line read may have been the password's */
 }
 
 /* Reads one file into clines. A missing file is fine unless required. */
@@ -3483,7 +3484,12 @@ static void forget_run(void) {
     free(R.added);
     free(R.from_header);
     memset(&R, 0, sizeof R);
-    for (i = 0; i < nclines; i++) free(clines[i].value);
+    /* the values of password and token (R.set's point here) are secrets,
+       and free() leaves a block's bytes as they were */
+    for (i = 0; i < nclines; i++) {
+        wipe(clines[i].value, strlen(clines[i].value));
+        free(clines[i].value);
+    }
     free(clines);
     clines = NULL;
     nclines = capclines = 0;

@@ -2447,6 +2447,23 @@ def build_cases(S):
         check(core and core.groups() == ("0", "0"), "core limit while stdin is awaited: %r"
               % (core.group(0) if core else limits))
 
+    # ---- the password of a configuration file is wiped before its block
+    # goes back to malloc: free_scan.c looks at every block freed
+    @case("config_password_wiped_before_its_memory_is_freed")
+    def _():
+        exe = os.path.join(S.work, "free_scan")
+        if not os.path.exists(exe):
+            subprocess.run(["gcc"] + WARN + ["-O2", "-I" + ROOT, os.path.join(HERE, "free_scan.c"), "-o", exe,
+                            "-lbearssl"], check=True, timeout=120)
+        conf = S.conf(S.account())
+        for args in (["--config-check"], [TO]):
+            m = S.servers["good"].mark()
+            r = S.ts(args, conf=conf, exe=exe, env_extra={"FREE_SCAN_SECRET": PASS})
+            S.expect_rc(r, 0)
+            check("free_scan: 0 freed block(s) held the secret" in r.stderr, "%s: %s" % (args, r))
+            if args == [TO]:
+                S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
+
     return cases
 
 
