@@ -8,7 +8,8 @@
    NUL-terminated line of that length, nlines in 1..TLSMAIL_MAX_REPLY_LINES,
    and a call never consumes more than it was given. After an error the
    parser is re-initialised and parsing resumes one byte later, so one input
-   exercises many replies. */
+   exercises many replies. The same input also goes through the masking of
+   a secret quoted back (mask() below). */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
@@ -88,8 +89,36 @@ static void run(const uint8_t *data, size_t size, int mode, transcript *t) {
     }
 }
 
+/* tlsmail__mask_echo on a reply line: the first octet's low 4 bits are the
+   length of the echo (up to 16, as the client keeps), the next octets the
+   echo, the rest the line. It stays within the line, never grows it, ends
+   it with a NUL, and leaves no copy of an echo of base64 octets longer
+   than "secret" behind. */
+static void mask(const uint8_t *data, size_t size) {
+    char echo[17], *line;
+    size_t el, n, r, i;
+    int b64 = 1;
+    if (size == 0) return;
+    el = data[0] & 15u;
+    if (el + 1 > size) el = size - 1;
+    memcpy(echo, data + 1, el);
+    echo[el] = 0;
+    el = strlen(echo);
+    for (i = 0; i < el; i++) b64 &= tlsmail__b64_val((unsigned char)echo[i]) >= 0;
+    n = size - 1 - (data[0] & 15u < size - 1 ? (size_t)(data[0] & 15u) : size - 1);
+    line = (char *)malloc(n + 1);
+    FUZZ_CHECK(line != NULL);
+    memcpy(line, data + size - n, n);
+    line[n] = 0;
+    r = tlsmail__mask_echo(line, n, echo);
+    FUZZ_CHECK(r <= n && line[r] == 0);
+    if (b64 && el > 6 && !memchr(line, 0, r)) FUZZ_CHECK(strstr(line, echo) == NULL);
+    free(line);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     transcript a = { NULL, 0, 0 }, b = { NULL, 0, 0 }, c = { NULL, 0, 0 };
+    mask(data, size);
     run(data, size, 0, &a);
     run(data, size, 1, &b);
     run(data, size, 2, &c);
