@@ -2422,6 +2422,29 @@ static void local_stamp(char *out, size_t cap) {
     off = (long)difftime(mktime(&lt), mktime(&gt)) / 60;
     snprintf(out + n, cap - n, "%c%02ld%02ld", off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
 }
+
+/* The log file, to append to; NULL with *why said when it is not to be
+   written. Only a file: the CRT's stat tells a device (NUL, CON) or a
+   pipe from one. Who may read it is the ACL's say, as for the cache. */
+static FILE *open_log(const char *path, const char **why) {
+    struct _stat st;
+    FILE *f;
+    int fd = _open(path, _O_WRONLY | _O_APPEND | _O_CREAT | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    if (_fstat(fd, &st) != 0 || (st.st_mode & _S_IFMT) != _S_IFREG) {
+        (void)_close(fd);
+        *why = "not a regular file: not written";
+        return NULL;
+    }
+    if ((f = _fdopen(fd, "a")) == NULL) {
+        *why = strerror(errno);
+        (void)_close(fd);
+    }
+    return f;
+}
 #else
 static void system_log(int error, const char *line) {
     openlog("tlsmail-send", LOG_PID, LOG_MAIL);
@@ -2433,6 +2456,34 @@ static void local_stamp(char *out, size_t cap) {
     time_t now = time(NULL);
     struct tm tm;
     strftime(out, cap, "%Y-%m-%dT%H:%M:%S%z", localtime_r(&now, &tm));
+}
+
+/* The log file, to append to; NULL with *why said when it is not to be
+   written. Made mode 0600 whatever the umask (it names who mails whom),
+   never through a link, and only a regular file, opened without waiting:
+   open(2) of a FIFO without a reader would block after the message went
+   out, until max_time ended the run with 75 and the caller sent it
+   again. */
+static FILE *open_log(const char *path, const char **why) {
+    struct stat st;
+    FILE *f;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        /* ENXIO: a FIFO that nobody reads */
+        *why = errno == ELOOP ? "a symbolic link: not written"
+               : errno == ENXIO ? "not a regular file: not written" : strerror(errno);
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        *why = "not a regular file: not written";
+        return NULL;
+    }
+    if ((f = fdopen(fd, "a")) == NULL) {
+        *why = strerror(errno);
+        close(fd);
+    }
+    return f;
 }
 #endif
 
@@ -2477,10 +2528,11 @@ static void log_result(int rc, const char *result, const char *queue) {
     if (!strcmp(lg->value, "syslog")) {
         system_log(rc, line);
     } else {
-        FILE *f = fopen(lg->value, "a");
+        const char *why = "";
+        FILE *f = open_log(lg->value, &why);
         char stamp[40];
         if (!f) {
-            fprintf(stderr, "tlsmail-send: log %s: %s (%s)\n", lg->value, strerror(errno), lg->source);
+            fprintf(stderr, "tlsmail-send: log %s: %s (%s)\n", lg->value, why, lg->source);
             return;
         }
         local_stamp(stamp, sizeof stamp);

@@ -2464,6 +2464,49 @@ def build_cases(S):
             if args == [TO]:
                 S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
 
+    # ---- the log file: mode 0600, no link, nothing but a regular file
+    def log_conf(path):
+        return S.conf(S.account("refuse", "log %s\n" % path).replace("user %s\npassword %s\n" % (USER, PASS), ""))
+
+    @case("log_file_made_mode_600_under_umask_000")
+    def _():
+        logf = os.path.join(S.work, "umask0.log")
+        old = os.umask(0)
+        try:
+            r = S.ts([TO], conf=log_conf(logf))
+        finally:
+            os.umask(old)
+        S.expect_rc(r, 0)
+        mode = stat.S_IMODE(os.lstat(logf).st_mode)
+        check(mode == 0o600, "log made mode %03o" % mode)
+        check(len(open(logf).read().splitlines()) == 1, "log %r" % open(logf).read())
+
+    @case("log_fifo_without_a_reader_not_waited_on_delivered_exit_0")
+    def _():
+        fifo = os.path.join(S.work, "log.fifo")
+        os.mkfifo(fifo, 0o600)
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        r = S.ts(["--max-time", "3", TO], conf=log_conf(fifo), timeout=15)
+        S.expect_rc(r, 0)
+        check(r.wall < 3, "took %.1f s" % r.wall)
+        check(re.search(r"log %s: not a regular file: not written \(.*:\d+\)" % re.escape(fifo), r.stderr),
+              "%s" % r)
+        check(len(srv.messages) == before + 1, "delivered %d" % (len(srv.messages) - before))
+
+    @case("log_symlink_not_followed_delivered_exit_0")
+    def _():
+        target, link = os.path.join(S.work, "log-target"), os.path.join(S.work, "log-link")
+        open(target, "w").close()
+        os.symlink(target, link)
+        srv = S.extra["refuse"]
+        before = len(srv.messages)
+        r = S.ts([TO], conf=log_conf(link))
+        S.expect_rc(r, 0)
+        check("log %s: a symbolic link: not written" % link in r.stderr, "%s" % r)
+        check(os.path.getsize(target) == 0, "written through the link: %r" % open(target).read())
+        check(len(srv.messages) == before + 1, "delivered %d" % (len(srv.messages) - before))
+
     return cases
 
 
