@@ -222,8 +222,9 @@ SECURITY
    - AUTH responses (passwords, OAuth tokens) are base64-encoded on the fly
      into the TLS engine's buffer through a 64-octet buffer that is wiped;
      the client is wiped on close; the trace callback sees AUTH payloads
-     masked, and so do it and the reply text where a reply quotes them. A client certificate's key lives only in memory from
-     TLSMAIL_MALLOC and is wiped when freed.
+     masked, and so do it and the reply text where a reply quotes them. A
+     client certificate's key lives only in memory from TLSMAIL_MALLOC and
+     is wiped when freed.
    - What the server is told matches the message: SIZE= its size (a message
      over the server's limit is refused before MAIL, TLSMAIL_ETOOBIG),
      BODY=8BITMIME only for 8-bit content and SMTPUTF8 only for non-ASCII
@@ -6008,9 +6009,6 @@ TLSMAIL__PRIVATE int tlsmail__fatal(tlsmail_client *c, int err) {
     return err;
 }
 
-/* Read one whole reply; returns its code (200..599) or a fatal error. The
-   text of every line is kept (bounded) for the caller; with ext set, EHLO
-   lines after the first feed the extension table. */
 /* s[0..n) with each base64 run that starts with echo masked, "<secret>"
    (or stars, where that would not fit), NUL-terminated; the new length. A
    server that quotes our command back ("500 unrecognized: AUTH PLAIN
@@ -6040,6 +6038,9 @@ TLSMAIL__PRIVATE size_t tlsmail__mask_echo(char *s, size_t n, const char *echo) 
     return n;
 }
 
+/* Read one whole reply; returns its code (200..599) or a fatal error. The
+   text of every line is kept (bounded) for the caller; with ext set, EHLO
+   lines after the first feed the extension table. */
 TLSMAIL__PRIVATE int tlsmail__read_reply(tlsmail_client *c, tlsmail__ext *ext) {
     c->textlen = 0;
     c->text[0] = 0;
@@ -8171,10 +8172,6 @@ TLSMAIL__PRIVATE int tlsmail__is_atext(int c) {
     return tlsmail__isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~ ", c) != NULL);
 }
 
-/* One mailbox: "addr", or a display name and "<addr>". The name is written
-   as atoms, a quoted string, or encoded words, whichever it needs; that
-   depends on this mailbox alone. sp: a space (fold point) goes first;
-   after: octets that will follow it on its line. */
 /* The '<' that opens the angle-addr ending at s[n] (its '>'), found from
    the end and outside quotes: a quoted local part may hold '<' ("a<b"@x,
    RFC 5322 3.4.1) and so may a quoted name. NULL: none. A quote counts
@@ -8193,6 +8190,10 @@ TLSMAIL__PRIVATE const char *tlsmail__angle_open(const char *s, size_t n) {
     return NULL;
 }
 
+/* One mailbox: "addr", or a display name and "<addr>". The name is written
+   as atoms, a quoted string, or encoded words, whichever it needs; that
+   depends on this mailbox alone. sp: a space (fold point) goes first;
+   after: octets that will follow it on its line. */
 TLSMAIL__PRIVATE int tlsmail__w_mailbox(tlsmail__w *w, const char *in, int sp, size_t start,
                                         size_t after) {
     const char *lt, *name = NULL, *addr = in;
