@@ -68,6 +68,7 @@ enum {
     EX_NOINPUT = 66,     /* a file we were told to read can't be read */
     EX_UNAVAILABLE = 69, /* refused for good: 5xx, TLS, certificate */
     EX_SOFTWARE = 70,    /* internal error */
+    EX_IOERR = 74,       /* --batch: stdout can't be written */
     EX_TEMPFAIL = 75,    /* try again later: 4xx, timeout, network */
     EX_PROTOCOL = 76,    /* the server broke the protocol */
     EX_NOPERM = 77,      /* authentication refused */
@@ -460,8 +461,9 @@ static const char help_tail[] =
     "\n"
     "Exit status: 0 sent; 64 usage; 65 bad message or address; 66 unreadable\n"
     "file; 69 refused or unavailable (5xx, TLS, certificate); 70 internal\n"
-    "error; 75 temporary failure, retry later (4xx, timeout, network); 76\n"
-    "protocol error; 77 authentication refused; 78 bad configuration.\n";
+    "error; 74 stdout unwritable (--batch); 75 temporary failure, retry later\n"
+    "(4xx, timeout, network); 76 protocol error; 77 authentication refused;\n"
+    "78 bad configuration.\n";
 
 /* The option column: "-f, -r ADDR". */
 static void option_label(const option *o, char *buf, size_t cap) {
@@ -1402,6 +1404,7 @@ static void run_secret_command(const secret *sec, const setting *s) {
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
         if (group) (void)setpgid(0, 0);
+        signal(SIGPIPE, SIG_DFL); /* an ignored signal stays ignored across exec */
         if (devnull >= 0) dup2(devnull, 0);
         dup2(fds[1], 1);
         close(fds[0]);
@@ -2606,7 +2609,10 @@ static void arm_deadline(void) {
     alarm(s);
 }
 
-static void platform_init(void) {}
+/* A stdout whose reader is gone (--batch | head -1) is a write error to
+   handle, not a death without a word or a QUIT. The library sends with
+   MSG_NOSIGNAL anyway. */
+static void platform_init(void) { signal(SIGPIPE, SIG_IGN); }
 #endif
 
 /* ---- the session cache: TLS sessions across runs ------------------------- */
@@ -3374,10 +3380,20 @@ static int send_batch(void) {
         err = R.msg_eof ? send_whole(NULL, 1) : transact();
         r = report(err);
         /* at once: a run cut short by max_time or SIGBUS ends in _exit,
-           and a caller that lost this line would send the file again */
+           and a caller that lost this line would send the file again. One
+           that cannot be written (the reader gone) ends the batch: what
+           went out after it could not be told either. */
         if (!err) {
-            printf("sent %s\n", R.msg_name);
-            fflush(stdout);
+            if (printf("sent %s\n", R.msg_name) < 0 || fflush(stdout) != 0) {
+                unsigned long rest = (unsigned long)(R.msgfiles.n - i - 1);
+                fprintf(stderr, "tlsmail-send: stdout: %s: %s was sent, its \"sent\" line not "
+                        "written; ", strerror(errno), R.msg_name);
+                if (rest) fprintf(stderr, "it is the last one sent: the %lu file(s) after it were not\n", rest);
+                else fprintf(stderr, "it was the last file\n");
+                rc = EX_IOERR;
+                close_message();
+                break;
+            }
         }
         else if (rc == EX_OK) rc = r;
         close_message();

@@ -380,7 +380,7 @@ def build_cases(S):
         S.expect_rc(r, 0)
         for o in OPTIONS:
             check(o in r.stdout, "--help does not mention %s" % o)
-        for code in ("64", "65", "66", "69", "70", "75", "76", "77", "78"):
+        for code in ("64", "65", "66", "69", "70", "74", "75", "76", "77", "78"):
             check(code in r.stdout, "--help has no exit status %s" % code)
         for line in r.stdout.splitlines():
             check(len(line) <= 80, "--help line of %d columns: %r" % (len(line), line))
@@ -2506,6 +2506,48 @@ def build_cases(S):
         check("log %s: a symbolic link: not written" % link in r.stderr, "%s" % r)
         check(os.path.getsize(target) == 0, "written through the link: %r" % open(target).read())
         check(len(srv.messages) == before + 1, "delivered %d" % (len(srv.messages) - before))
+
+    # ---- --batch with the reader of stdout gone: not killed by SIGPIPE
+    @case("batch_stdout_reader_gone_stops_after_the_message_quit_74")
+    def _():
+        d = os.path.join(S.work, "batch-epipe")
+        os.makedirs(d)
+        files = [os.path.join(d, "m%d.eml" % k) for k in (1, 2, 3)]
+        for f in files:
+            with open(f, "wb") as fh:
+                fh.write(SIMPLE)
+        cmd = [S.bins["tlsmail-send"], "--server", S.addr("good"), "--cafile", S.p("ca.crt"), "--user", USER,
+               "--timeout", "10", "--batch", d]
+        rfd, wfd = os.pipe()
+        os.close(rfd)                   # as "tlsmail-send --batch DIR | head -0" once head has gone
+        m = S.servers["good"].mark()
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=wfd, stderr=subprocess.PIPE,
+                               env=S.env(TLSMAIL_PASSWORD=PASS), timeout=RUN_TIMEOUT)
+        finally:
+            os.close(wfd)
+        err = p.stderr.decode("utf-8", "replace")
+        check(p.returncode == 74, "exit %s, want 74: %r" % (p.returncode, err))
+        check(("%s was sent, its \"sent\" line not written; it is the last one sent: the 2 file(s) after it "
+               "were not" % files[0]) in err, "stderr %r" % err)
+        time.sleep(SETTLE)
+        events, new = S.servers["good"].since(m)
+        verbs = [e[1] for e in events if len(e) > 1]
+        check(len(new) == 1 and verbs.count("MAIL") == 1, "stored %d, events %s" % (len(new), verbs))
+        check("QUIT" in verbs[verbs.index("MAIL"):], "no QUIT after the message: %s" % verbs)
+
+    # tlsmail-send ignores SIGPIPE; the commands it runs must not inherit that
+    @case("password_command_runs_with_sigpipe_not_ignored")
+    def _():
+        script = pgrp_script("pw-sigpipe", "grep SigIgn /proc/$$/status > %s/pw-sigpipe.ign\necho %s\n"
+                             % (S.work, PASS))
+        conf = S.conf(S.account().replace("password %s\n" % PASS, "password_command %s\n" % script))
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf)
+        S.expect_rc(r, 0)
+        ign = int(open(os.path.join(S.work, "pw-sigpipe.ign")).read().split()[1], 16)
+        check(not ign & (1 << (13 - 1)), "SIGPIPE ignored in the command (SigIgn %x)" % ign)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
 
     return cases
 
