@@ -514,6 +514,8 @@ static size_t option_match(const option *o, const char *arg) {
             if (next == 0) return n;
             if ((o->arg || o->act == A_PASSWORD || o->act == A_TOKEN) && next == '=' && p[1] == '-')
                 return n;
+            /* -pSECRET: refused as -p, or "unknown option" would echo it */
+            if ((o->act == A_PASSWORD || o->act == A_TOKEN) && n == 2) return n;
             if (o->arg && (o->flags & ATTACHED) && n == 2) return n;
         }
         p += n;
@@ -566,7 +568,9 @@ static void parse_command_line(int argc, char **argv) {
         }
         for (k = 0; k < NOPTIONS && !o; k++)
             if (options[k].act != A_HEAD && (n = option_match(&options[k], a)) != 0) o = &options[k];
-        if (!o) usage_error("unknown option %s (see tlsmail-send --help)", a);
+        if (!o) /* not what follows '=' of --opt=VALUE: a mistyped --password= holds one */
+            usage_error("unknown option %.*s (see tlsmail-send --help)",
+                        (int)(a[1] == '-' ? strcspn(a, "=") : strlen(a)), a);
         snprintf(spelling, sizeof spelling, "%.*s", (int)n, a);
         if (o->act == A_PASSWORD)
             usage_error("%s: a password is never taken from the command line (other users can "

@@ -2549,6 +2549,19 @@ def build_cases(S):
         check(not ign & (1 << (13 - 1)), "SIGPIPE ignored in the command (SigIgn %x)" % ign)
         S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
 
+    # ---- a password attached to -p, or after '=' of a mistyped option, is
+    # never echoed on stderr (where cron mails it)
+    @case("usage_password_attached_or_mistyped_64_never_echoed")
+    def _():
+        secret = "hunter2XYZ-argv"
+        for arg, said in (("-p" + secret, "-p: a password is never taken from the command line"),
+                          ("--passw=" + secret, "unknown option --passw "),
+                          ("--token-fil=" + secret, "unknown option --token-fil ")):
+            r = S.run([S.bins["tlsmail-send"], "--server", "localhost:1", arg, TO], stdin=SIMPLE)
+            S.expect_rc(r, 64)
+            check(secret not in r.stderr + r.stdout, "%s echoed: %s" % (arg, r))
+            check(said in r.stderr, "%s: %s" % (arg, r))
+
     return cases
 
 
