@@ -209,6 +209,7 @@ typedef struct run {
     long line_base;          /* the input's line number less the library's (streamed) */
     char *added;             /* header fields to put first, or NULL */
     size_t addlen;
+    size_t gap;              /* >0: an empty line goes before R.msg[gap] */
     int aliases_loaded;
     strlist msgfiles;        /* --batch: the message files, in order */
     tlsmail_session session; /* --session-cache: the one for this server */
@@ -2102,11 +2103,16 @@ static void choose_sender(const headers *h) {
 
 /* From, Date and Message-ID when the message has none, to go ahead of the
    existing fields (R.added); an empty line too when it had no header
-   section. */
+   section. A section that ends at a line that is no field (and no empty
+   line) has that line start the body, as sendmail reads it: the empty
+   line RFC 5322 2.1 wants goes before it (R.gap), and a field after it,
+   a Bcc too, is body text. R.msg stays as it came; the line is put in
+   as the message goes out. */
 static void add_missing_headers(const headers *h) {
     char date[32], id[300], *mailbox = NULL, *out, *p;
     size_t need = 0, flen = 0, n;
     int blank = h->end == 0 && !h->blank;
+    if (h->end > 0 && !h->blank && h->end < R.len) R.gap = h->end;
     if (h->from && h->date && h->message_id) return;
     if (!h->from) {
         if (R.display) {
@@ -2325,7 +2331,7 @@ static void prepare_message(void) {
     } else {
         process_window();
     }
-    R.sent = R.addlen + R.len; /* the size as far as known: a streamed message grows */
+    R.sent = R.addlen + R.len + (R.gap ? 2 : 0); /* as far as known: a streamed message grows */
 }
 
 /* ---- sending and reporting ---------------------------------------------- */
@@ -2938,7 +2944,8 @@ static void say_sending(void) {
     if (!R.verbose) return;
     fprintf(stderr, "* %s port %u, %s, %lu recipient(s), %lu%s octets%s\n", R.host, R.port,
             R.starttls ? "STARTTLS" : "implicit TLS", (unsigned long)R.rcpts.n,
-            (unsigned long)(R.addlen + R.len), R.msg_eof ? "" : "+", R.msg_eof ? "" : " (streamed)");
+            (unsigned long)(R.addlen + R.len + (R.gap ? 2 : 0)), R.msg_eof ? "" : "+",
+            R.msg_eof ? "" : " (streamed)");
 }
 
 static void say_handshake(void) {
@@ -2964,7 +2971,8 @@ static tlsmail_mail_opts mail_opts(void) {
     for (i = 0; i < R.rcpts.n; i++) o.smtputf8 |= is_8bit(R.rcpts.v[i]);
     if (o.body == TLSMAIL_BODY_AUTO && (R.body8 || R.msg_eof))
         o.body = R.body8 ? TLSMAIL_BODY_8BITMIME : TLSMAIL_BODY_7BIT;
-    if (R.msg_eof) o.size = tlsmail_message_size(R.added, R.addlen) + tlsmail_message_size(R.msg, R.len);
+    if (R.msg_eof)
+        o.size = tlsmail_message_size(R.added, R.addlen) + tlsmail_message_size(R.msg, R.len) + (R.gap ? 2 : 0);
     return o;
 }
 
@@ -3023,11 +3031,18 @@ static int send_whole(const tlsmail_auth *a, int connected) {
     tlsmail_rcpt_result *res;
     const char *const *to = (const char *const *)R.rcpts.v;
     int err;
-    if (R.added) {
-        m = (char *)xmalloc(R.addlen + R.len + 1);
-        memcpy(m, R.added, R.addlen);
-        memcpy(m + R.addlen, R.msg, R.len);
-        n = R.addlen + R.len;
+    if (R.added || R.gap) {
+        m = (char *)xmalloc(R.addlen + R.len + 3);
+        if (R.added) memcpy(m, R.added, R.addlen);
+        n = R.addlen;
+        memcpy(m + n, R.msg, R.gap);
+        n += R.gap;
+        if (R.gap) {
+            memcpy(m + n, "\r\n", 2);
+            n += 2;
+        }
+        memcpy(m + n, R.msg + R.gap, R.len - R.gap);
+        n += R.len - R.gap;
     }
     /* -R, -V, -B 7BIT; SIZE=, BODY= and SMTPUTF8 from the message. Not
        connected, there is one recipient (send_and_report). */
@@ -3253,11 +3268,15 @@ static int transact(void) {
     free(res);
     if (err) return err;
     /* The library numbers the lines it is given from the first: the added
-       headers, then the window as sent, without Bcc. */
+       headers, then the window as sent, without Bcc, with the empty line
+       of R.gap. */
     R.line_base = (long)(message_lines.line - 1) - (long)line_ends(R.added, R.addlen) -
-                  (long)line_ends(R.msg, R.len);
+                  (long)line_ends(R.msg, R.len) - (R.gap ? 1 : 0);
     if (R.added && (err = tlsmail_data_write(&client, R.added, R.addlen)) != 0) return err;
-    if ((err = tlsmail_data_write(&client, R.msg, R.len)) != 0) return err;
+    if (R.gap && ((err = tlsmail_data_write(&client, R.msg, R.gap)) != 0 ||
+                  (err = tlsmail_data_write(&client, "\r\n", 2)) != 0))
+        return err;
+    if ((err = tlsmail_data_write(&client, R.msg + R.gap, R.len - R.gap)) != 0) return err;
     if ((err = stream_rest(&client)) != 0) return err;
     return tlsmail_data_end(&client);
 }
@@ -3346,7 +3365,7 @@ static void close_message(void) {
     free(R.added);
     free(R.from_header);
     R.from = R.display = R.added = R.from_header = NULL;
-    R.addlen = 0;
+    R.addlen = R.gap = 0;
     list_free(&R.rcpts);
     list_free(&R.found);
 }

@@ -2562,6 +2562,65 @@ def build_cases(S):
             check(secret not in r.stderr + r.stdout, "%s echoed: %s" % (arg, r))
             check(said in r.stderr, "%s: %s" % (arg, r))
 
+    # ---- a header section ended by a line that is no field: that line
+    # starts the body (as sendmail reads it), after the empty line RFC 5322
+    # 2.1 wants, which is put in
+    FULL_HEAD = (b"From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\n" + DATE_ID +
+                 b"Subject: no empty line\r\n")
+
+    @case("header_ended_by_a_non_field_line_gets_the_empty_line_nothing_else_added")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli([], stdin=FULL_HEAD + b"hello world\r\nsecond line\r\n")
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, FULL_HEAD + b"\r\nhello world\r\nsecond line\r\n")
+
+    @case("header_ended_by_a_non_field_line_gets_the_empty_line_after_the_added_fields")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account()), stdin=b"Subject: hi\nhello world\n")
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org")
+        head, sep, rest = body.partition(b"\r\n\r\n")
+        check(sep and head.startswith(b"From: alerts@example.org\r\n") and head.endswith(b"\r\nSubject: hi") and
+              rest == b"hello world\r\n", "stored %r" % body)
+
+    @case("t_bcc_after_the_body_started_is_body_text_not_a_recipient_not_cut")
+    def _():
+        msg = (FULL_HEAD.replace(b"\r\n", b"\n") + b"hello world\nBcc: hidden@example.org\n"
+               b"Cc: notacc@example.org\n\nlast\n")
+        m = S.servers["good"].mark()
+        r = S.cli(["-t"], stdin=msg, to=("extra@example.org",))
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, to=("rcpt@example.org", "extra@example.org"))
+        check(body == FULL_HEAD + b"\r\nhello world\r\nBcc: hidden@example.org\r\nCc: notacc@example.org\r\n"
+              b"\r\nlast\r\n", "stored %r" % body)
+
+    @case("header_ended_by_a_non_field_line_streamed_gets_the_empty_line_and_keeps_line_numbers")
+    def _():
+        lines = [b"y" * 998 + b"\r\n"] * 400
+        msg = FULL_HEAD + b"hello world\r\n" + b"".join(lines)
+        m = S.servers["good"].mark()
+        r = S.cli(["-v"], stdin=msg)
+        S.expect_rc(r, 0)
+        check("(streamed)" in r.stderr, "not streamed: %s" % r.stderr[:300])
+        S.expect_stored("good", m, FULL_HEAD + b"\r\nhello world\r\n" + b"".join(lines))
+        # a line too long past the window: named by its line of the input
+        lines[350] = b"z" * 1000 + b"\r\n"
+        msg = FULL_HEAD + b"hello world\r\n" + b"".join(lines)
+        line = msg[:msg.index(b"z" * 1000)].count(b"\n") + 1
+        r = S.cli([], stdin=msg)
+        S.expect_rc(r, 65)
+        check("message line %d is longer than 998 octets" % line in r.stderr, "want line %d: %s" % (line, r))
+
+    @case("header_ended_by_a_non_field_line_add_missing_headers_off_sent_as_it_is")
+    def _():
+        msg = FULL_HEAD + b"hello world\r\n"
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=S.conf(S.account("good", "add_missing_headers off\n")), stdin=msg)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, msg, frm="alerts@example.org")
+
     return cases
 
 
