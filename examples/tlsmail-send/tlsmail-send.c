@@ -1744,10 +1744,18 @@ static void parse_addresses(const char *s, size_t n, strlist *out) {
 }
 
 /* "Display Name <addr>": a new addr, and the name (NULL if none) through
-   *name; anything else: a copy as it is. */
+   *name; anything else: a copy as it is. The '<' is the first outside
+   quotes: a quoted display name or local part may hold one of its own
+   ("a<b"@example.org, RFC 5321 4.1.2). */
 static char *split_mailbox(const char *s, char **name) {
-    const char *lt = strrchr(s, '<'), *a = s, *b;
+    const char *lt = NULL, *a = s, *b, *p;
     size_t n = strlen(s);
+    int quote = 0;
+    for (p = s; *p && !lt; p++) {
+        if (quote && *p == '\\' && p[1]) p++;
+        else if (*p == '"') quote = !quote;
+        else if (!quote && *p == '<') lt = p;
+    }
     if (name) *name = NULL;
     if (!lt || n == 0 || s[n - 1] != '>') return xstrdup(s);
     if (name) {

@@ -2621,6 +2621,21 @@ def build_cases(S):
         S.expect_rc(r, 0)
         S.expect_stored("good", m, msg, frm="alerts@example.org")
 
+    # ---- "Name <addr>" whose quoted local part holds '<' (RFC 5321 4.1.2)
+    for how in ("from", "f"):
+        @case("mailbox_with_a_quoted_lt_in_the_local_part_from_%s_and_argv" % how)
+        def _(how=how):
+            sender = 'Name <"a<b"@example.org>'
+            args = ["--from", sender] if how == "from" else ["-f", sender]
+            r, srv = hostile("ok", args, user=None, to=('Rcpt <"c<d"@example.org>',))
+            S.expect_rc(r, 0)
+            lines = srv.lines("tls")
+            mail = [l for l in lines if l.startswith(b"MAIL FROM:")]
+            rcpt = [l for l in lines if l.startswith(b"RCPT TO:")]
+            check(mail and mail[0].startswith(b'MAIL FROM:<"a<b"@example.org>'), "MAIL %r" % mail)
+            check(rcpt == [b'RCPT TO:<"c<d"@example.org>'], "RCPT %r" % rcpt)
+            check(len(srv.messages) == 1, "not delivered: %s" % r)
+
     return cases
 
 
