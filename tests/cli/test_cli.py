@@ -2097,6 +2097,25 @@ def build_cases(S):
     def _():
         readme_config_works(("README.md",), r"Mail from cron in .*?\n\n```\n(.*?)```\n")
 
+    @case("readme_oauth_sample_config_works_as_written")
+    def _():
+        # README.md's Microsoft 365 / Gmail accounts, each as written (only
+        # the token_command's path made real): --config-check takes them
+        text = open(os.path.join(ROOT, "README.md")).read()
+        block = re.search(r"### Microsoft 365 and Gmail\n.*?```\n(.*?)```\n", text, re.S)
+        check(block, "no configuration block under README.md's Microsoft 365 and Gmail")
+        tok = S.conf("#!/bin/sh\necho token\n", mode=0o755)
+        conf = S.conf(re.sub(r"(?m)^(token_command) /usr/local/bin/\S+$", r"\1 " + tok,
+                             block.group(1)).replace("{", "{{").replace("}", "}}"))
+        for name, server, auth in (("m365", "smtp.office365.com:587", "xoauth2"),
+                                   ("gmail", "smtp.gmail.com", "xoauth2")):
+            r = S.ts(["--config-check", "--account", name], conf=conf)
+            S.expect_rc(r, 0)
+            rows = {l.split()[0]: re.sub(r"  \([^()]*\)$", "", l).split(None, 1)[1]
+                    for l in r.stdout.splitlines()[2:] if "(unset: " not in l}
+            check(rows.get("server") == server and rows.get("auth") == auth,
+                  "account %s: %s" % (name, r.stdout))
+
     # ---- -t in a resent message: Resent-To, -Cc, -Bcc alone; Resent-Bcc never sent
     RESENT = (b"Resent-From: fwd@example.org\r\nResent-To: new@example.org\r\n"
               b"Resent-Cc: Newcc <newcc@example.org>\r\nResent-Bcc: blind@example.org\r\n"
