@@ -112,6 +112,7 @@ enum {
     X(TLS_KEY_FILE, "tls_key_file", 0, "its private key (PEM), for no one else to read") \
     X(FROM, "from", 0, "envelope sender and the address of an added From")            \
     X(FROM_NAME, "from_name", 0, "display name of an added From")                     \
+    X(FROM_HEADER, "from_header", 0, "keep (default) or replace: the message's From by the sender's") \
     X(CAFILE, "cafile", 0, "trust the CA certificates in this PEM file")              \
     X(CAPATH, "capath", 0, "trust the CA certificates in this directory")             \
     X(PIN_SHA256, "pin_sha256", 0, "trust only the server key with this SHA-256")     \
@@ -407,6 +408,9 @@ static const option options[] = {
     { "-f|-r", "ADDR", A_SENDER, 0, ATTACHED,
       "sendmail's envelope sender (also -fADDR), used\nwhen no from is configured" },
     { "-F", "NAME", A_FULLNAME, 0, ATTACHED, "display name for an added From header (also -FNAME)" },
+    { "--from-header", "keep|replace", A_KEY, K_FROM_HEADER, 0,
+      "keep (default) the message's From; replace drops\nit and adds the sender's, as when it has none\n"
+      "(for servers that take only the login's From)" },
     { "-t", NULL, A_FLAG_T, 0, 0,
       "add the recipients of the To, Cc and Bcc\nheaders (of Resent-To, -Cc, -Bcc alone in a\n"
       "resent message); Bcc is always removed" },
@@ -1085,6 +1089,9 @@ static void check_settings(void) {
     s = &R.set[K_DELIVER];
     if (s->value && strcmp(s->value, "all") != 0 && strcmp(s->value, "accepted") != 0)
         die(config_status(s), "deliver %s: want all or accepted (%s)", s->value, s->source);
+    s = &R.set[K_FROM_HEADER];
+    if (s->value && strcmp(s->value, "keep") != 0 && strcmp(s->value, "replace") != 0)
+        die(config_status(s), "from_header %s: want keep or replace (%s)", s->value, s->source);
     if (R.tflag && R.subject)
         usage_error("-t reads recipients from headers, --subject writes the headers: use one");
     if (R.batch.n && (R.subject || R.check))
@@ -1817,8 +1824,13 @@ typedef struct headers {
    Date and Message-ID; and always cuts every Bcc and Resent-Bcc field out,
    as msmtp does: a blind copy's address must never reach the other
    recipients. A field name may have blanks before its colon (RFC 5322
-   4.5's obsolete syntax): "Bcc :" is a Bcc field. */
-static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, headers *h) {
+   4.5's obsolete syntax): "Bcc :" is a Bcc field. With drop_from
+   (from_header replace) every From field goes the same way and h->from
+   stays 0, so that the sender's is added; h->from_addr still names the
+   first one's address, which the envelope may take when nothing else
+   gives a sender. */
+static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, int drop_from,
+                         headers *h) {
     size_t pos = 0, n = *len, i;
     strlist plain = { NULL, 0, 0 }, resent = { NULL, 0, 0 };
     int resending = 0;
@@ -1851,14 +1863,15 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, he
             parse_addresses(msg + vstart, fend - vstart, &resent);
         if (name_eq(name, nl, "date")) h->date = 1;
         if (name_eq(name, nl, "message-id")) h->message_id = 1;
-        if (name_eq(name, nl, "from") && !h->from) {
+        if (name_eq(name, nl, "from") && !h->from && !h->from_addr) {
             strlist one = { NULL, 0, 0 };
-            h->from = 1;
+            h->from = !drop_from;
             parse_addresses(msg + vstart, fend - vstart, &one);
             if (one.n) h->from_addr = xstrdup(one.v[0]);
             list_free(&one);
         }
-        if (name_eq(name, nl, "bcc") || name_eq(name, nl, "resent-bcc")) {
+        if (name_eq(name, nl, "bcc") || name_eq(name, nl, "resent-bcc") ||
+            (drop_from && name_eq(name, nl, "from"))) {
             /* The field goes with its line end. But a bare CR before it
                and an LF after it would meet as one CRLF, and a line (the
                empty one that ends the section, say) would be lost: then
@@ -2300,13 +2313,15 @@ static void skip_mbox_from(void) {
    recipients found. */
 static void process_window(void) {
     const setting *add = &R.set[K_ADD_MISSING_HEADERS];
+    const char *fh = R.set[K_FROM_HEADER].value;
+    int replace_from = fh && !strcmp(fh, "replace");
     unsigned long line;
     headers h;
     memset(&message_lines, 0, sizeof message_lines);
     if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
         die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
     skip_mbox_from();
-    scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, &h);
+    scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, replace_from, &h);
     R.from_header = h.from_addr;
     if (!headers_complete(&h))
         die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
@@ -2314,7 +2329,13 @@ static void process_window(void) {
     R.body8 = find_8bit(R.msg, R.len) != NULL;
     if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
     choose_sender(&h);
-    if (!add->value || parse_bool(add->value)) add_missing_headers(&h);
+    if (!add->value || parse_bool(add->value)) {
+        add_missing_headers(&h);
+    } else if (replace_from) { /* the From was dropped: one must go back, if nothing else */
+        headers only_from = h;
+        only_from.date = only_from.message_id = 1;
+        add_missing_headers(&only_from);
+    }
     collect_recipients();
 }
 

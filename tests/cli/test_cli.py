@@ -1227,6 +1227,100 @@ def build_cases(S):
         S.expect_rc(r, 0)
         S.expect_stored("good", m, BARE, frm="alerts@example.org")
 
+    # ---- from_header: Microsoft 365 takes only the login's From (SendAsDeniedException)
+    CRON_ARGV = ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"]
+    CRON_MSG = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> echo hello\n"
+                b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                b"Content-Transfer-Encoding: 8bit\nX-Cron-Env: <SHELL=/bin/sh>\n\nhello from cron\n")
+
+    def from_fields(stored):
+        """The From fields of a stored message's header, each with its continuation lines."""
+        head = stored.partition(b"\r\n\r\n")[0].split(b"\r\n")
+        out = []
+        for l in head:
+            if l[:1] in (b" ", b"\t") and out and out[-1] is not None:
+                out[-1] += b"\r\n" + l
+            else:
+                out.append(l if l.lower().startswith(b"from:") else None)
+        return [f for f in out if f is not None]
+
+    def cron_from_case(extra_conf, msg, argv=CRON_ARGV, env_extra=None):
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(argv, conf=S.conf(S.account("good", "aliases %s\n" % al + extra_conf)), stdin=msg,
+                 env_extra=env_extra)
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+        return body
+
+    @case("from_header_replace_cron_message_has_only_the_configured_from")
+    def _():
+        body = cron_from_case("from_header replace\n", CRON_MSG)
+        check(from_fields(body) == [b"From: CronDaemon <alerts@example.org>"], "From fields %r in %r"
+              % (from_fields(body), body[:400]))
+        # the rest as it came: the message less its From line, after the added fields
+        rest = normalise(CRON_MSG.replace(b"From: root (Cron Daemon)\n", b""))
+        check(body.endswith(rest), "the other fields or the body changed: %r" % body)
+        lines = split_added(body, rest)
+        check_added(lines, b"From: CronDaemon <alerts@example.org>", date=True, msgid_domain="example.org")
+
+    @case("from_header_keep_is_the_default_cron_from_unchanged")
+    def _():
+        for conf in ("", "from_header keep\n"):
+            body = cron_from_case(conf, CRON_MSG)
+            check(from_fields(body) == [b"From: root (Cron Daemon)"], "%r: From fields %r" % (conf, from_fields(body)))
+            check_added(split_added(body, CRON_MSG), None, date=True, msgid_domain="example.org")
+
+    @case("from_header_replace_drops_a_folded_from_whole")
+    def _():
+        msg = CRON_MSG.replace(b"From: root (Cron Daemon)\n", b"From: root\n (Cron\n\tDaemon)\n")
+        body = cron_from_case("", msg, env_extra={"TLSMAIL_FROM_HEADER": "replace"})
+        check(from_fields(body) == [b"From: CronDaemon <alerts@example.org>"], "From fields %r" % from_fields(body))
+        check(b"Cron\r\n" not in body and b"Daemon)" not in body, "a continuation line is left: %r" % body)
+        check(body.endswith(normalise(msg.split(b"\n", 3)[3])), "the rest changed: %r" % body)
+
+    @case("from_header_replace_with_t_keeps_the_recipients")
+    def _():
+        msg = b"From: Me <me@example.org>\nTo: a@example.org\nCc: root\nSubject: s\n\nbody\n"
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["-t", "--from-header", "replace"], conf=S.conf(S.account("good", "aliases %s\n" % al)),
+                 stdin=msg)
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m, None, frm="alerts@example.org",
+                                     to=("a@example.org", "ops@example.org"))
+        check(from_fields(body) == [b"From: alerts@example.org"], "From fields %r" % from_fields(body))
+
+    @case("from_header_replace_adds_the_from_with_add_missing_headers_off")
+    def _():
+        body = cron_from_case("from_header replace\nadd_missing_headers off\n", CRON_MSG)
+        rest = normalise(CRON_MSG.replace(b"From: root (Cron Daemon)\n", b""))
+        check(body == b"From: CronDaemon <alerts@example.org>\r\n" + rest, "stored %r" % body)
+
+    @case("from_header_config_check_shows_it")
+    def _():
+        conf = S.conf("server {good}\nfrom_header replace\n")
+        r = S.ts(["--config-check"], conf=conf)
+        S.expect_rc(r, 0)
+        check(re.search(r"^from_header +replace  \(%s:2\)$" % re.escape(conf), r.stdout, re.M), r.stdout)
+        r = S.ts(["--config-check", "--from-header", "keep"], conf=conf)
+        S.expect_rc(r, 0)
+        check(re.search(r"^from_header +keep  \(argv --from-header\)$", r.stdout, re.M), r.stdout)
+
+    @case("from_header_unknown_value_78_from_the_file_64_from_argv")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.ts(CRON_ARGV, conf=S.conf(S.account("good", "from_header rewrite\n")), stdin=CRON_MSG)
+        S.expect_rc(r, 78)
+        check("from_header rewrite: want keep or replace" in r.stderr, "%s" % r)
+        r = S.ts(CRON_ARGV, conf=S.conf(S.account()), stdin=CRON_MSG,
+                 env_extra={"TLSMAIL_FROM_HEADER": "Replace"})
+        S.expect_rc(r, 78)
+        r = S.ts(["--from-header", "rewrite"] + CRON_ARGV, conf=S.conf(S.account()), stdin=CRON_MSG)
+        S.expect_rc(r, 64)
+        check("from_header rewrite: want keep or replace" in r.stderr, "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
     # ---- time: --max-time bounds the whole run
     @case("max_time_ends_a_dripping_server_75")
     def _():
