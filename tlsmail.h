@@ -131,7 +131,7 @@ API (each [group] is also the heading of its declarations below and the
    [transport]  tlsmail_io
    [checks]     tlsmail_check_address, tlsmail_split_hostport
    [compose]    tlsmail_message, tlsmail_compose, tlsmail_format_date,
-                tlsmail_message_id, tlsmail_format_mailbox
+                tlsmail_message_id, tlsmail_format_mailbox, tlsmail_encode_qp
    Inside, bottom up: [codecs] [checks] [transport] [trust] [pin] [x509]
    [stream] [dialogue] [starttls] [session] [auth] [commands] [send]
    [compose] [report].
@@ -1190,6 +1190,18 @@ TLSMAIL_DEF int tlsmail_message_id(char *out, size_t cap, const char *from);
    TLSMAIL_EINVAL as tlsmail_compose for a bad mailbox; TLSMAIL_ENOMEM
    when cap is too small (*len: the length needed). */
 TLSMAIL_DEF int tlsmail_format_mailbox(const char *mailbox, char *buf, size_t cap, size_t *len);
+/* A body as quoted-printable (RFC 2045 6.7), as tlsmail_compose writes
+   one: for a tool that must send a text body with lines over 998 octets
+   without changing it. Octets 33..126 but '=' as they are, space and tab
+   too unless last on a line, everything else "=XX"; each line end of in
+   (CRLF, LF or a bare CR) a CRLF hard break, and a last line without one
+   gets one; encoded lines of at most 76 characters, longer ones split by
+   soft breaks ("=" CRLF). Any octets, NUL included. out NULL: a size
+   query (*outlen: the length, without the NUL). Else 0 with *outlen the
+   octets written and a NUL after them when cap > *outlen; TLSMAIL_ENOMEM
+   when cap is too small (*outlen: the length needed; out's contents
+   unspecified). TLSMAIL_EINVAL: outlen NULL, or in NULL with n > 0. */
+TLSMAIL_DEF int tlsmail_encode_qp(const void *in, size_t n, char *out, size_t cap, size_t *outlen);
 
 /* ---- [private] structs defined here only so callers can allocate them ---- */
 
@@ -1578,9 +1590,10 @@ TLSMAIL__PRIVATE int tlsmail__ieq(const char *a, const char *b) {
    of a reply line, not as strings. */
 TLSMAIL__PRIVATE int tlsmail__ieqn(const char *a, size_t alen, const char *b) {
     size_t i;
-    for (i = 0; i < alen && b[i] != '\0'; i++)
+    if (strlen(b) != alen) return 0;
+    for (i = 0; i < alen; i++)
         if (tlsmail__lower((unsigned char)a[i]) != tlsmail__lower((unsigned char)b[i])) return 0;
-    return i == alen && b[i] == '\0';
+    return 1;
 }
 
 /* A wipe the optimiser cannot prove dead: the call goes through a volatile
@@ -8481,6 +8494,22 @@ TLSMAIL__PRIVATE void tlsmail__w_qp(tlsmail__w *w, const unsigned char *b, size_
         i++;
     }
     if (open) tlsmail__w_crlf(w);
+}
+
+TLSMAIL_DEF int tlsmail_encode_qp(const void *in, size_t n, char *out, size_t cap, size_t *outlen) {
+    tlsmail__w w;
+    if (!outlen || (!in && n)) return TLSMAIL_EINVAL;
+    *outlen = 0;
+    memset(&w, 0, sizeof w);
+    w.buf = out;
+    w.cap = out ? cap : 0;
+    if (n) tlsmail__w_qp(&w, (const unsigned char *)in, n);
+    if (w.overflow) return TLSMAIL_ENOMEM;
+    *outlen = w.n;
+    if (!out) return 0;
+    if (w.n > cap) return TLSMAIL_ENOMEM;
+    if (w.n < cap) out[w.n] = 0;
+    return 0;
 }
 
 TLSMAIL_DEF void tlsmail_format_date(char out[32], long long t) {
