@@ -122,6 +122,7 @@ enum {
     X(ALIASES, "aliases", 0, "aliases(5) file for recipients without a domain")       \
     X(DOMAIN, "domain", 0, "domain for local names no alias maps")                    \
     X(ADD_MISSING_HEADERS, "add_missing_headers", 0, "on (default) or off")           \
+    X(LONG_LINES, "long_lines", 0, "encode (default: a text body as quoted-printable) or refuse") \
     X(DELIVER, "deliver", 0, "all (default) or accepted: who gets it when some are refused") \
     X(LOG, "log", 0, "a file to append one line per message to, or syslog")           \
     X(SESSION_CACHE, "session_cache", 0, "a file to keep TLS sessions in, to resume them") \
@@ -419,6 +420,9 @@ static const option options[] = {
     { "--batch", "FILE", A_BATCH, 0, 0,
       "send FILE instead of stdin, over one connection\nwith the other --batch FILEs (repeatable; a\n"
       "directory: each file in it); recipients from\neach one's To, Cc and Bcc, and the RECIPIENTs" },
+    { "--long-lines", "encode|refuse", A_KEY, K_LONG_LINES, 0,
+      "a body line over 998 octets: encode (default)\nsends a single text part read whole as\n"
+      "quoted-printable; refuse exits 65" },
     { "--deliver", "all|accepted", A_KEY, K_DELIVER, 0,
       "when the server refuses some recipients: all\n(default) sends to none; accepted sends to\n"
       "the others, and names the refused" },
@@ -1092,6 +1096,9 @@ static void check_settings(void) {
     s = &R.set[K_FROM_HEADER];
     if (s->value && strcmp(s->value, "keep") != 0 && strcmp(s->value, "replace") != 0)
         die(config_status(s), "from_header %s: want keep or replace (%s)", s->value, s->source);
+    s = &R.set[K_LONG_LINES];
+    if (s->value && strcmp(s->value, "encode") != 0 && strcmp(s->value, "refuse") != 0)
+        die(config_status(s), "long_lines %s: want encode or refuse (%s)", s->value, s->source);
     if (R.tflag && R.subject)
         usage_error("-t reads recipients from headers, --subject writes the headers: use one");
     if (R.batch.n && (R.subject || R.check))
@@ -1683,6 +1690,21 @@ static unsigned long linecheck_feed(linecheck *lc, const char *p, size_t n) {
 }
 
 static linecheck message_lines; /* the message being read */
+
+#define PAST_WINDOW "the message goes on past the 256 KiB window read before sending"
+#define LONG_LINE "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)%s"
+
+/* What follows LONG_LINE: under long_lines encode, why this message could
+   not be sent as quoted-printable, so that the sender knows whether
+   changing the message would help; nothing under refuse, which asked for
+   the refusal. */
+static const char *not_encoded(const char *why) {
+    static char text[160];
+    const char *v = R.set[K_LONG_LINES].value;
+    if (v && !strcmp(v, "refuse")) return "";
+    snprintf(text, sizeof text, "; not sent as quoted-printable: %s", why);
+    return text;
+}
 
 /* The line ends in p[0..n), as the library counts them (no line there is
    too long: the window was checked). */
@@ -2308,6 +2330,153 @@ static void skip_mbox_from(void) {
     R.msg[R.len] = 0;
 }
 
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int is_utf8(const unsigned char *p, size_t n) {
+    size_t i = 0, j, k;
+    while (i < n) {
+        unsigned c = p[i];
+        unsigned long v, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) k = 1, v = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF) k = 2, v = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4) k = 3, v = c & 0x07, min = 0x10000;
+        else return 0;
+        if (n - i <= k) return 0;
+        for (j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) return 0;
+            v = v << 6 | (p[i + j] & 0x3Fu);
+        }
+        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* The first token of a MIME field value (a type, an encoding), blanks,
+   folds and comments before it skipped, into tok; its end in *end. */
+static void mime_token(const char *v, const char *z, char *tok, size_t cap, const char **end) {
+    size_t n = 0;
+    int depth = 0;
+    for (; v < z; v++) {
+        if (depth) {
+            if (*v == '\\' && v + 1 < z) v++;
+            else if (*v == '(') depth++;
+            else if (*v == ')') depth--;
+        } else if (*v == '(') {
+            depth = 1;
+        } else if (*v != ' ' && *v != '\t' && *v != '\r' && *v != '\n') {
+            break;
+        }
+    }
+    for (; v < z && (unsigned char)*v > ' ' && !strchr("()<>@,;:\\\"/[]?=", *v); v++)
+        if (n + 1 < cap) tok[n++] = *v >= 'A' && *v <= 'Z' ? (char)(*v - 'A' + 'a') : *v;
+    tok[n] = 0;
+    *end = v;
+}
+
+/* long_lines encode: a message read whole whose body has a line over 998
+   octets goes out with that body as quoted-printable, so the text arrives
+   as it was written where it would otherwise not be sent at all (a cron
+   job's output is mailed once, or lost). Only when that changes nothing
+   else: a single text part (the parts inside a multipart or a message
+   part have headers of their own, which this does not rewrite), in 7bit or 8bit
+   (base64 and quoted-printable bodies have no long lines to fix; binary
+   is for servers that take it raw, and anything else is not known). The
+   header gets the encoding, MIME-Version and, if it had none, a
+   Content-Type with the body's charset; every other field stays. h is
+   updated to the new message. NULL when done, else why not. */
+static const char *encode_long_lines(headers *h) {
+    const char *v = R.set[K_LONG_LINES].value;
+    size_t pos, next, body, need, qplen, n;
+    int ctype = 0, mime = 0, cte = 0;
+    linecheck lc;
+    char *out, *p;
+    const char *charset = NULL;
+    if (v && !strcmp(v, "refuse")) return ""; /* the caller says nothing more */
+    if (!R.msg_eof) return PAST_WINDOW;
+    memset(&lc, 0, sizeof lc);
+    if (linecheck_feed(&lc, R.msg, h->end)) return "the long line is in the header";
+    for (pos = 0; pos < h->end; pos = next) {
+        size_t k, fend, name_end;
+        char tok[40];
+        const char *te;
+        for (k = pos; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+        next = next_line(R.msg, R.len, k);
+        fend = k;
+        while (next < h->end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
+            for (fend = next; fend < h->end && R.msg[fend] != '\n' && R.msg[fend] != '\r'; fend++) {}
+            next = next_line(R.msg, R.len, fend);
+        }
+        for (name_end = pos; name_end < k && R.msg[name_end] != ':' && R.msg[name_end] != ' ' &&
+                             R.msg[name_end] != '\t';
+             name_end++) {}
+        if (name_eq(R.msg + pos, name_end - pos, "mime-version")) mime = 1;
+        if (name_eq(R.msg + pos, name_end - pos, "content-type")) {
+            const char *c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
+            if (ctype++) return "it has two Content-Type fields";
+            mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
+            if (!strcmp(tok, "multipart")) return "it is multipart";
+            if (!strcmp(tok, "message")) return "it is a message/* part";
+            if (strcmp(tok, "text") || te == R.msg + fend || *te != '/') return "its Content-Type is not text/*";
+        }
+        if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) {
+            const char *c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
+            if (cte++) return "it has two Content-Transfer-Encoding fields";
+            mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
+            if (!strcmp(tok, "base64")) return "it is base64 already";
+            if (!strcmp(tok, "quoted-printable")) return "it is quoted-printable already";
+            if (strcmp(tok, "7bit") && strcmp(tok, "8bit")) return "its Content-Transfer-Encoding is not 7bit or 8bit";
+        }
+    }
+    body = h->blank ? next_line(R.msg, R.len, h->end) : h->end;
+    if (!ctype) {
+        const unsigned char *b = (const unsigned char *)R.msg + body;
+        charset = !find_8bit(R.msg + body, R.len - body) ? "us-ascii"
+                  : is_utf8(b, R.len - body)             ? "utf-8"
+                                                         : "unknown-8bit"; /* RFC 1428 */
+    }
+    if (tlsmail_encode_qp(R.msg + body, R.len - body, NULL, 0, &qplen) != 0)
+        die(EX_SOFTWARE, "quoted-printable: the message is too large");
+    need = h->end + sizeof "Content-Transfer-Encoding: quoted-printable\r\n" +
+           sizeof "MIME-Version: 1.0\r\n" + sizeof "Content-Type: text/plain; charset=unknown-8bit\r\n" +
+           2 + qplen;
+    out = p = (char *)xmalloc(need + 1);
+    for (pos = 0; pos < h->end; pos = next) { /* the fields but the old encoding */
+        size_t k, name_end;
+        for (k = pos; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+        next = next_line(R.msg, R.len, k);
+        while (next < h->end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
+            for (k = next; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+            next = next_line(R.msg, R.len, k);
+        }
+        for (name_end = pos; name_end < next && R.msg[name_end] != ':' && R.msg[name_end] != ' ' &&
+                             R.msg[name_end] != '\t';
+             name_end++) {}
+        if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) continue;
+        memcpy(p, R.msg + pos, next - pos);
+        p += next - pos;
+    }
+    p += sprintf(p, "Content-Transfer-Encoding: quoted-printable\r\n");
+    if (!mime) p += sprintf(p, "MIME-Version: 1.0\r\n");
+    if (charset) p += sprintf(p, "Content-Type: text/plain; charset=%s\r\n", charset);
+    h->end = (size_t)(p - out);
+    h->blank = 1;
+    p += sprintf(p, "\r\n");
+    if (tlsmail_encode_qp(R.msg + body, R.len - body, p, need + 1 - (size_t)(p - out), &n) != 0)
+        die(EX_SOFTWARE, "quoted-printable: the size query was wrong");
+    p += n;
+    *p = 0;
+    free(R.msg);
+    R.msg = out;
+    R.len = (size_t)(p - out);
+    /* read_window's room, which it must not take for more than a window */
+    R.msg_cap = need < WINDOW ? need : WINDOW;
+    return NULL;
+}
+
 /* The message's first window (R.msg, R.len) read: its lines and header
    checked, Bcc cut out, the sender chosen, the missing headers made, the
    recipients found. */
@@ -2318,13 +2487,18 @@ static void process_window(void) {
     unsigned long line;
     headers h;
     memset(&message_lines, 0, sizeof message_lines);
-    if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0)
-        die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+    if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0 && !R.msg_eof)
+        die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
     skip_mbox_from();
     scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, replace_from, &h);
     R.from_header = h.from_addr;
     if (!headers_complete(&h))
         die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
+    if (line) {
+        const char *why = encode_long_lines(&h);
+        if (why) die(EX_DATAERR, LONG_LINE, line, not_encoded(why));
+        if (R.verbose) fprintf(stderr, "* line %lu is over 998 octets: the body goes as quoted-printable\n", line);
+    }
     R.head8 = find_8bit(R.msg, h.end) != NULL;
     R.body8 = find_8bit(R.msg, R.len) != NULL;
     if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
@@ -3197,15 +3371,15 @@ static int stream_rest(tlsmail_client *to) {
             abandon(EX_DATAERR, "the message is larger than 64 MiB");
         }
         if (!to && (line = linecheck_feed(&message_lines, p, (size_t)r)) != 0)
-            die(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)", line);
+            die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
         if (R.mopts.body == TLSMAIL_BODY_7BIT && find_8bit(p, (size_t)r)) {
             if (!to) die(EX_DATAERR, NOT_7BIT);
             abandon(EX_DATAERR, NOT_7BIT);
         }
         if (to && (err = tlsmail_data_write(to, p, (size_t)r)) != 0) {
             if (err == TLSMAIL_ELINE)
-                abandon(EX_DATAERR, "message line %lu is longer than 998 octets (RFC 5321 4.5.3.1.6)",
-                        (unsigned long)((long)tlsmail_error_line(to) + R.line_base));
+                abandon(EX_DATAERR, LONG_LINE, (unsigned long)((long)tlsmail_error_line(to) + R.line_base),
+                        not_encoded(PAST_WINDOW));
             return err;
         }
         R.sent += (unsigned long long)r;

@@ -695,9 +695,188 @@ def build_cases(S):
     @case("long_line_65")
     def _():
         m = S.servers["good"].mark()
-        r = S.cli(["--from", FROM], stdin=SIMPLE + b"x" * 999 + b"\r\n")
+        r = S.cli(["--from", FROM, "--long-lines", "refuse"], stdin=SIMPLE + b"x" * 999 + b"\r\n")
         S.expect_rc(r, 65)
-        check("998" in r.stderr, "no line length in the error: %s" % r)
+        check(r.stderr == "tlsmail-send: message line 9 is longer than 998 octets (RFC 5321 4.5.3.1.6)\n",
+              "not the refusal of before long_lines: %s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+
+    # ---- long_lines encode: a body line over 998 octets goes as quoted-printable
+    CRON_HEAD = (b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> report\n"
+                 b"MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+                 b"Content-Transfer-Encoding: 8bit\nX-Cron-Env: <SHELL=/bin/sh>\n")
+    # 1,600 octets: UTF-8, '=' and a space that ends it (all three need encoding)
+    LONG_OUT = ("\u00e9=x " * 400).encode()[:1599] + b" "
+    CRON_BODY = b"starting\n" + LONG_OUT + b"\ndone\t\n"
+
+    def long_lines_sent(msg, argv=("-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"), conf_extra=""):
+        """Sends msg as cron does; returns the stored message, its parsed form and the envelope."""
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(list(argv), conf=S.conf(S.account("good", "aliases %s\n" % al + conf_extra)), stdin=msg)
+        S.expect_rc(r, 0)
+        stored, meta, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+        head, _, body = stored.partition(b"\r\n\r\n")
+        for i, l in enumerate(stored.split(b"\r\n")):
+            check(len(l) <= 998, "stored line %d has %d octets" % (i + 1, len(l)))
+        for l in body.split(b"\r\n"):
+            check(len(l) <= 78, "body line of %d octets: %r" % (len(l), l[:100]))
+        cte = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-transfer-encoding:")]
+        check(cte == [b"Content-Transfer-Encoding: quoted-printable"], "encoding fields %r" % cte)
+        return stored, email.message_from_bytes(stored, policy=email.policy.default), meta
+
+    @case("long_lines_cron_output_of_1600_octets_delivered_as_quoted_printable")
+    def _():
+        stored, msg, meta = long_lines_sent(CRON_HEAD + b"\n" + CRON_BODY)
+        check(msg.get_content().replace("\r\n", "\n") == CRON_BODY.decode(),
+              "decodes to %r" % msg.get_content()[:200])
+        check(msg.get_content_type() == "text/plain" and msg.get_param("charset") == "UTF-8",
+              "Content-Type %r" % msg["content-type"])
+        check(msg.get_all("mime-version") == ["1.0"] and len(msg.get_all("content-type")) == 1, "%r" % stored[:600])
+        # the other fields as they came, in their order
+        fields = [l for l in stored.partition(b"\r\n\r\n")[0].split(b"\r\n")
+                  if not l.lower().startswith((b"content-transfer-encoding:", b"date:", b"message-id:"))]
+        want = [l for l in CRON_HEAD.split(b"\n") if l and not l.startswith(b"Content-Transfer-Encoding:")]
+        check(fields == want, "fields %r, want %r" % (fields, want))
+        # a 7-bit body now: no BODY=8BITMIME (the header is ASCII: no SMTPUTF8 either)
+        check("BODY=8BITMIME" not in meta["mail_options"] and "SMTPUTF8" not in meta["mail_options"],
+              "MAIL options %r" % meta["mail_options"])
+
+    @case("long_lines_quopri_decodes_the_body_octet_for_octet")
+    def _():
+        import quopri
+        body = b"a\xe2\x9c\x93 " * 300 + b"\n=3D is not an escape\n. lone dot\n.\n" + b"z" * 2000 + b"\n"
+        stored, _, _ = long_lines_sent(CRON_HEAD + b"\n" + body)
+        raw = stored.partition(b"\r\n\r\n")[2]
+        check(quopri.decodestring(raw).replace(b"\r\n", b"\n") == body, "quopri: %r" % raw[:300])
+
+    for label, body, charset in (("ascii", b"x" * 1200 + b"\n", "us-ascii"),
+                                 ("utf8", "\u00fc".encode() * 700 + b"\n", "utf-8"),
+                                 ("latin1", b"\xfc" * 1200 + b"\n", "unknown-8bit")):
+        @case("long_lines_no_content_type_gets_text_plain_charset_%s" % label)
+        def _(body=body, charset=charset):
+            head = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@box> report\n"
+            stored, msg, meta = long_lines_sent(head + b"\n" + body)
+            ct = b"Content-Type: text/plain; charset=" + charset.encode()
+            check(ct in stored.partition(b"\r\n\r\n")[0].split(b"\r\n"), "want %r: %r" % (ct, stored[:600]))
+            check(msg.get_all("mime-version") == ["1.0"], "MIME-Version %r" % msg.get_all("mime-version"))
+            raw = msg.get_payload(decode=True)
+            check(raw.replace(b"\r\n", b"\n") == body, "decodes to %r" % raw[:200])
+            check("BODY=8BITMIME" not in meta["mail_options"], "MAIL options %r" % meta["mail_options"])
+
+    @case("long_lines_a_message_without_header_gets_one_and_an_empty_line")
+    def _():
+        body = b"y" * 1500 + b"\nend\n"
+        stored, msg, _ = long_lines_sent(body, argv=("root",))
+        check(msg["from"] == "alerts@example.org" and msg.get_content_type() == "text/plain" and
+              msg.get_param("charset") == "us-ascii", "%r" % stored[:500])
+        check(msg.get_payload(decode=True).replace(b"\r\n", b"\n") == body, "%r" % stored[:500])
+
+    @case("long_lines_smtputf8_still_follows_a_utf8_header")
+    def _():
+        head = CRON_HEAD.replace(b"report", "r\u00e9sum\u00e9".encode())
+        stored, msg, meta = long_lines_sent(head + b"\n" + CRON_BODY)
+        check("SMTPUTF8" in meta["mail_options"], "MAIL options %r" % meta["mail_options"])
+        check(msg.get_content().replace("\r\n", "\n") == CRON_BODY.decode(),
+              "decodes to %r" % msg.get_content()[:200])
+
+    @case("long_lines_short_lines_sent_byte_for_byte")
+    def _():
+        msg = CRON_HEAD + b"\n" + b"w" * 998 + b"\n\u00e9\n".decode("unicode_escape").encode()
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                 conf=S.conf(S.account("good", "aliases %s\n" % al)), stdin=msg)
+        S.expect_rc(r, 0)
+        stored, meta, _ = S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+        check_added(split_added(stored, msg), None, date=True, msgid_domain="example.org")
+        check("BODY=8BITMIME" in meta["mail_options"], "MAIL options %r" % meta["mail_options"])
+
+    def long_lines_refused(msg, why, conf_extra="", argv=("root",), forbidden=NO_CONNECTION):
+        al = S.conf(ALIAS_ROOT, mode=0o644)
+        m = S.servers["good"].mark()
+        r = S.ts(list(argv), conf=S.conf(S.account("good", "aliases %s\n" % al + conf_extra)), stdin=msg)
+        S.expect_rc(r, 65)
+        check("is longer than 998 octets (RFC 5321 4.5.3.1.6)" in r.stderr and why in r.stderr, "want %r: %s" % (why, r))
+        S.expect_nothing("good", m, forbidden)
+        return r
+
+    MULTI = (b"From: a@example.org\nTo: root\nMIME-Version: 1.0\n"
+             b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n" +
+             b"m" * 1200 + b"\n--b--\n")
+    for label, msg, why in (
+            ("multipart", MULTI, "not sent as quoted-printable: it is multipart"),
+            ("message_rfc822", CRON_HEAD.replace(b"text/plain; charset=UTF-8", b"message/rfc822") + b"\n" +
+             CRON_BODY, "it is a message/* part"),
+            ("application", CRON_HEAD.replace(b"text/plain", b"application/octet-stream") + b"\n" + CRON_BODY,
+             "its Content-Type is not text/*"),
+            ("base64", CRON_HEAD.replace(b"8bit", b"base64") + b"\n" + CRON_BODY, "it is base64 already"),
+            ("quoted_printable", CRON_HEAD.replace(b"8bit", b"Quoted-Printable") + b"\n" + CRON_BODY,
+             "it is quoted-printable already"),
+            ("binary", CRON_HEAD.replace(b"8bit", b"binary") + b"\n" + CRON_BODY,
+             "its Content-Transfer-Encoding is not 7bit or 8bit"),
+            ("header_line", CRON_HEAD.replace(b"report", b"r" * 1200) + b"\n" + CRON_BODY,
+             "message line 3 is longer than 998 octets (RFC 5321 4.5.3.1.6); not sent as quoted-printable: "
+             "the long line is in the header")):
+        @case("long_lines_refused_65_%s" % label)
+        def _(msg=msg, why=why):
+            long_lines_refused(msg, why)
+
+    @case("long_lines_refuse_setting_refuses_as_before")
+    def _():
+        r = long_lines_refused(CRON_HEAD + b"\n" + CRON_BODY, "", conf_extra="long_lines refuse\n")
+        check(r.stderr == "tlsmail-send: message line 10 is longer than 998 octets (RFC 5321 4.5.3.1.6)\n", "%s" % r)
+        r = S.ts(["root"], conf=S.conf(S.account()), stdin=CRON_HEAD + b"\n" + CRON_BODY,
+                 env_extra={"TLSMAIL_LONG_LINES": "refuse"})
+        S.expect_rc(r, 65)
+
+    @case("long_lines_streamed_message_refused_with_the_window_named")
+    def _():
+        filler = (b"f" * 900 + b"\n") * 300  # 270 KB: over the window, streamed
+        # a long line within the first window, then one past it (checked while streaming)
+        why = "not sent as quoted-printable: the message goes on past the 256 KiB window"
+        long_lines_refused(CRON_HEAD + b"\n" + CRON_BODY + filler, why)
+        # past the window the message is under way: ended before its final ".", nothing stored
+        r = long_lines_refused(CRON_HEAD + b"\n" + filler + CRON_BODY, why, forbidden=())
+        check("message line 310 " in r.stderr, "%s" % r)
+
+    @case("long_lines_batch_encoded_files_then_larger_ones_all_delivered")
+    def _():
+        # an encoded message larger than the window (8-bit text triples), then one that
+        # streams: the buffer the first left must not break the next one's reading
+        big8 = ("\u00e9" * 700 + "\n").encode() * 100  # 140 KB, 1,400-octet lines
+        files = []
+        for i, body in enumerate((big8, b"a" * 1200 + b"\n", (b"s" * 900 + b"\n") * 320, CRON_BODY)):
+            f = os.path.join(S.work, "ll-batch-%d" % i)
+            with open(f, "wb") as fh:
+                fh.write(b"To: rcpt@example.org\nSubject: part %d\n\n" % i + body)
+            files.append((f, body))
+        m = S.servers["good"].mark()
+        args = []
+        for f, _ in files:
+            args += ["--batch", f]
+        r = S.ts(args, conf=S.conf(S.account()))
+        S.expect_rc(r, 0)
+        _, new = S.servers["good"].since(m)
+        check(len(new) == 4, "stored %d of 4" % len(new))
+        for n, (f, body) in zip(new, files):
+            raw, _ = S.servers["good"].stored(n)
+            got = email.message_from_bytes(raw, policy=email.policy.default).get_payload(decode=True)
+            check(got.replace(b"\r\n", b"\n") == body, "%s came back as %r" % (f, got[:100]))
+
+    @case("long_lines_config_check_and_unknown_value_78_64")
+    def _():
+        conf = S.conf("server {good}\nlong_lines refuse\n")
+        r = S.ts(["--config-check"], conf=conf)
+        S.expect_rc(r, 0)
+        check(re.search(r"^long_lines +refuse  \(%s:2\)$" % re.escape(conf), r.stdout, re.M), r.stdout)
+        m = S.servers["good"].mark()
+        r = S.ts(["root"], conf=S.conf(S.account("good", "long_lines wrap\n")), stdin=CRON_HEAD + b"\nx\n")
+        S.expect_rc(r, 78)
+        check("long_lines wrap: want encode or refuse" in r.stderr, "%s" % r)
+        r = S.ts(["--long-lines", "wrap", "root"], conf=S.conf(S.account()), stdin=CRON_HEAD + b"\nx\n")
+        S.expect_rc(r, 64)
+        check("long_lines wrap: want encode or refuse" in r.stderr, "%s" % r)
         S.expect_nothing("good", m, NO_CONNECTION)
 
     @case("line_of_998_is_fine")

@@ -481,6 +481,78 @@ TEST(body_quoted_printable) {
     }
 }
 
+TEST(public_encode_qp) {
+    static const char *const bodies[] = {
+        "trailing space \ntrailing tab\t\r\n= sign =3D \xc3\xa9\n",
+        "mixed\rends\r\nhere\n\nnone at the end \xe2\x9c\x93",
+        "a NUL \0 inside, and \xff\xfe (not UTF-8)",
+        ".\n..\nFrom x\n",
+    };
+    static char big[4000], enc[16000], dec[16000], want[16000];
+    size_t i, n = 0, need = 0;
+    int bare;
+    /* exact output */
+    CHECK_EQ_INT(tlsmail_encode_qp("a=b \n", 5, enc, sizeof enc, &n), 0);
+    CHECK_STR(enc, "a=3Db=20\r\n");
+    CHECK_EQ_INT(tlsmail_encode_qp("x", 1, enc, sizeof enc, &n), 0);
+    CHECK_STR(enc, "x\r\n");
+    n = 7;
+    CHECK_EQ_INT(tlsmail_encode_qp(NULL, 0, enc, sizeof enc, &n), 0);
+    CHECK_EQ_INT((int)n, 0);
+    /* the size query, a buffer one short, one without room for the NUL */
+    CHECK_EQ_INT(tlsmail_encode_qp("a=b \n", 5, NULL, 0, &need), 0);
+    CHECK_EQ_INT((int)need, 10);
+    CHECK_EQ_INT(tlsmail_encode_qp("a=b \n", 5, enc, 9, &n), TLSMAIL_ENOMEM);
+    CHECK_EQ_INT((int)n, 10);
+    memset(enc, '#', 12);
+    CHECK_EQ_INT(tlsmail_encode_qp("a=b \n", 5, enc, 10, &n), 0);
+    CHECK_MEM(enc, 11, "a=3Db=20\r\n#", 11);
+    CHECK_EQ_INT(tlsmail_encode_qp("x", 1, enc, sizeof enc, NULL), TLSMAIL_EINVAL);
+    CHECK_EQ_INT(tlsmail_encode_qp(NULL, 1, enc, sizeof enc, &n), TLSMAIL_EINVAL);
+    /* round trips, lines of at most 76 characters, CRLF only */
+    for (i = 0; i < sizeof bodies / sizeof bodies[0] + 2; i++) {
+        const char *b = bodies[i < 4 ? i : 0];
+        size_t bl, wl;
+        long dl;
+        if (i < 4) {
+            bl = i == 2 ? 34 : strlen(b); /* 34: the octets after its NUL too */
+        } else if (i == 4) {
+            size_t k; /* a 1,600-octet line of UTF-8, '=' and spaces, as a cron job's output */
+            for (k = 0; k + 3 <= 1600; k += 3) memcpy(big + k, k % 2 ? "\xc3\xa9=" : "\xc3\xbc ", 3);
+            big[k++] = '\n';
+            b = big;
+            bl = k;
+        } else {
+            memset(big, 'x', 2500); /* then white space that ends the text */
+            memset(big + 2500, ' ', 10);
+            b = big;
+            bl = 2510;
+        }
+        CHECK_EQ_INT(tlsmail_encode_qp(b, bl, NULL, 0, &need), 0);
+        CHECK_EQ_INT(tlsmail_encode_qp(b, bl, enc, sizeof enc, &n), 0);
+        CHECK_EQ_INT((int)need, (int)n);
+        dl = decode_qp(enc, n, dec, sizeof dec);
+        CHECK(dl >= 0);
+        wl = normalise(b, bl, want);
+        CHECK_MEM(dec, dl < 0 ? 0 : (size_t)dl, want, wl);
+        CHECK(longest_line(enc, n, &bare) <= 76);
+        CHECK(!bare);
+        CHECK(memchr(enc, 0, n) == NULL);
+    }
+    /* the body tlsmail_compose writes, octet for octet */
+    {
+        tlsmail_message m = base_msg();
+        const char *b;
+        m.body = bodies[0];
+        m.body_len = strlen(bodies[0]);
+        CHECK_EQ_INT(compose(&m), 0);
+        b = body_of();
+        CHECK(b != NULL);
+        CHECK_EQ_INT(tlsmail_encode_qp(bodies[0], strlen(bodies[0]), enc, sizeof enc, &n), 0);
+        if (b) CHECK_MEM(b, outlen - (size_t)(b - out), enc, n);
+    }
+}
+
 TEST(date_format) {
     char d[32];
     tlsmail__date(d, 0);
@@ -830,6 +902,7 @@ int main(int argc, char **argv) {
     RUN(long_recipient_list_folded);
     RUN(body_7bit);
     RUN(body_quoted_printable);
+    RUN(public_encode_qp);
     RUN(date_format);
     RUN(generated_date_and_message_id);
     RUN(public_date_and_message_id);
