@@ -2578,7 +2578,18 @@ static int exit_status(int err) {
 
 /* A hint for the mistakes people make most, on the same line. */
 static const char *hint(int err) {
+    static char helo[400];
     int stage = tlsmail_stage(&client);
+    /* Some servers turn away a client by its EHLO name (Google answers
+       "EHLO localhost" with 421 4.7.0 Try again later): only a refusal by
+       reply, not a timeout or a lost connection at that stage. */
+    if ((err == TLSMAIL_ETRANSIENT || err == TLSMAIL_EPERMANENT) && stage == TLSMAIL_STAGE_HELLO &&
+        tlsmail_reply_code(&client) >= 400) {
+        snprintf(helo, sizeof helo,
+                 " (hint: the server may refuse the EHLO name '%s': set helo to this host's "
+                 "name, see tlsmail-send.conf(5))", R.cfg.helo_name ? R.cfg.helo_name : "localhost");
+        return helo;
+    }
     if (err == TLSMAIL_EPLAINTEXT)
         return R.starttls ? "" : " (hint: this port wants --starttls, or use port 465)";
     if (err == TLSMAIL_ETLS && stage == TLSMAIL_STAGE_TLS && !R.starttls && (R.port == 587 || R.port == 25))

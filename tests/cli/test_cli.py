@@ -1775,6 +1775,50 @@ def build_cases(S):
         b64 = words[2] if len(words) > 2 else lines[i + 1]
         return base64.b64decode(b64)
 
+    # ---- EHLO refused by reply: the hint names the EHLO name and the helo setting
+    EHLO_HINT = "(hint: the server may refuse the EHLO name '%s': set helo to this host's name"
+
+    @case("ehlo_421_hint_names_the_ehlo_name_and_helo")
+    def _():
+        r, srv = hostile("ehlo_421", ["--from", FROM], user=None)
+        S.expect_rc(r, 75)
+        check(r.stderr.startswith("tlsmail-send: ") and EHLO_HINT % "localhost" in r.stderr and
+              "tlsmail-send.conf(5))" in r.stderr and len(r.stderr.splitlines()) == 1, "%s" % r)
+        check(b"EHLO localhost" in srv.lines(), "EHLO %r" % srv.lines())
+        r, srv = hostile("ehlo_421", ["--from", FROM], user=None, env_extra={"TLSMAIL_HELO": "box.example.org"})
+        S.expect_rc(r, 75)
+        check(EHLO_HINT % "box.example.org" in r.stderr, "%s" % r)
+        check(b"EHLO box.example.org" in srv.lines() and not srv.messages, "EHLO %r" % srv.lines())
+
+    @case("ehlo_and_helo_550_hint_names_the_ehlo_name")
+    def _():
+        from hostile import Scenario, send, expect_line, drain, GREETING
+        sc = Scenario("ehlo_helo_550", [send(GREETING), expect_line("EHLO"), send(b"550 5.7.1 no\r\n"),
+                                        expect_line("HELO"), send(b"550 5.7.1 who are you\r\n"), drain()])
+        r, srv = hostile(None, ["--from", FROM], user=None, scenario=sc)
+        S.expect_rc(r, 69)
+        check(EHLO_HINT % "localhost" in r.stderr and "550" in r.stderr, "%s" % r)
+        check(not srv.messages and b"MAIL FROM:<%s>" % FROM.encode() not in srv.lines(), "%r" % srv.lines())
+
+    for name, rc in (("ehlo_251", 76), ("mail_421", 75), ("greet_421", 75)):
+        @case("ehlo_hint_not_given_for_%s" % name)
+        def _(name=name, rc=rc):
+            r, srv = hostile(name, ["--from", FROM], user=None)
+            S.expect_rc(r, rc)
+            check("hint: the server may refuse the EHLO name" not in r.stderr and r.stderr, "%s" % r)
+
+    @case("ehlo_hint_not_given_for_a_timeout_after_ehlo_500")
+    def _():
+        # EHLO 500, then no answer to HELO: the stage is EHLO and the last reply a 5xx,
+        # but what failed is the wait
+        from hostile import Scenario, send, expect_line, drain, GREETING
+        sc = Scenario("ehlo_500_helo_stall", [send(GREETING), expect_line("EHLO"), send(b"500 5.5.1 what?\r\n"),
+                                              expect_line("HELO"), drain(5)])
+        r, srv = hostile(None, ["--from", FROM, "--timeout", "1"], user=None, scenario=sc)
+        S.expect_rc(r, 75)
+        check("timed out" in r.stderr and "hint: the server may refuse the EHLO name" not in r.stderr, "%s" % r)
+        check(r.wall < 8, "took %.1f s" % r.wall)
+
     BIG_TOKEN = "eyJ0eXAiOiJKV1QifQ." + "".join(
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"[(i * 7 + 3) % 64]
         for i in range(6000)) + ".sig"
