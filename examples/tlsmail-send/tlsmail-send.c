@@ -2432,6 +2432,10 @@ static const char *encode_long_lines(headers *h) {
         }
     }
     body = h->blank ? next_line(R.msg, R.len, h->end) : h->end;
+    /* A long line that is gone (a Bcc field, the mbox "From " line) was a
+       header line: refused as one, the body is not touched for it. */
+    memset(&lc, 0, sizeof lc);
+    if (!linecheck_feed(&lc, R.msg + body, R.len - body)) return "the long line is in the header";
     if (!ctype) {
         const unsigned char *b = (const unsigned char *)R.msg + body;
         charset = !find_8bit(R.msg + body, R.len - body) ? "us-ascii"

@@ -817,6 +817,10 @@ def build_cases(S):
              "its Content-Transfer-Encoding is not 7bit or 8bit"),
             ("header_line", CRON_HEAD.replace(b"report", b"r" * 1200) + b"\n" + CRON_BODY,
              "message line 3 is longer than 998 octets (RFC 5321 4.5.3.1.6); not sent as quoted-printable: "
+             "the long line is in the header"),
+            # the Bcc field is cut before sending, but its line was a header line: the body is left
+            ("bcc_line_short_body", b"Bcc: " + b"b" * 1200 + b"@example.org\n" + CRON_HEAD + b"\nshort\n",
+             "message line 1 is longer than 998 octets (RFC 5321 4.5.3.1.6); not sent as quoted-printable: "
              "the long line is in the header")):
         @case("long_lines_refused_65_%s" % label)
         def _(msg=msg, why=why):
