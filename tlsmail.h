@@ -1,4 +1,4 @@
-/* tlsmail.h - v0.2.1 - send mail over SMTP + TLS (BearSSL) - license at end
+/* tlsmail.h - v0.2.2 - send mail over SMTP + TLS (BearSSL) - license at end
 
    Do this:
        #define TLSMAIL_IMPLEMENTATION
@@ -265,6 +265,29 @@ LIMITS
    both, gcc and clang, warning-free).
 
 CHANGES
+   0.2.2  Fixed, from independent reviews of the message path, of hangs
+          and leaks, and against Microsoft 365 and Gmail behaviour: a reply
+          that quotes our AUTH response back has it masked as <secret> in
+          the trace, tlsmail_reply_text and tlsmail_describe; a leaf without
+          subjectAltName whose CN is a wildcard over one label is
+          ECERT_NAME; a continuation line folds at its own fold points (no
+          79-character lines); tlsmail_format_mailbox takes a '<' inside a
+          quoted local part or name; tlsmail_format_date clamps the time,
+          not the year alone, to 1900..9999, so the weekday agrees; ENOMECH
+          on a 534 or 504 is described as the server refusing the
+          mechanism. New: tlsmail_encode_qp.
+          tlsmail-send: a FIFO at the session cache path, password_file or
+          token_file no longer hangs the run; a timed-out password_command
+          is killed with its children when there is no terminal; no core
+          file from the start of the run; configuration values are wiped;
+          the log file is 0600, not followed through a link, regular files
+          only; --batch into a closed stdout stops, QUITs and exits 74;
+          -pVALUE is not echoed; a header ended by a non-field line gets its
+          empty line; a quoted '<' in -f and recipient arguments. New:
+          from_header replace (Microsoft 365 refuses a From that is not the
+          mailbox), long_lines encode (a single text part read whole with
+          body lines over 998 octets goes as quoted-printable instead of
+          being refused), a hint to set helo when EHLO is refused.
    0.2.1  Fixed, from an independent review against scripted servers and
           chains: a reply sent as a TLS record of its own behind the one
           that answered no longer answers the next command (EPROTO, nothing
@@ -382,8 +405,8 @@ LICENSE
 
 #define TLSMAIL_VERSION_MAJOR 0
 #define TLSMAIL_VERSION_MINOR 2
-#define TLSMAIL_VERSION_PATCH 1
-#define TLSMAIL_VERSION_STRING "0.2.1"
+#define TLSMAIL_VERSION_PATCH 2
+#define TLSMAIL_VERSION_STRING "0.2.2"
 
 #include <stddef.h>
 #include <bearssl.h>
