@@ -248,11 +248,16 @@ static void fuzz_headers(const char *text, size_t n, unsigned flags) {
     {
         strlist none = { NULL, 0, 0 };
         size_t len = R.len;
-        scan_headers(R.msg, &len, &none, 0, &h);
+        scan_headers(R.msg, &len, &none, 0, 0, &h);
         FUZZ_CHECK(len == R.len && none.n == 0);
         free(h.from_addr);
     }
     FUZZ_CHECK(!has_field(R.msg, h.end, "bcc"));
+    /* the empty line to insert (R.gap): where a header section ended at a
+       line that is no field, at that line's start (after a CR, LF or CRLF) */
+    if (R.gap)
+        FUZZ_CHECK(R.gap == h.end && !h.blank && R.gap < R.len &&
+                   (R.msg[R.gap - 1] == '\n' || R.msg[R.gap - 1] == '\r'));
     tail = R.len - h.end;
     FUZZ_CHECK(tail <= n && memcmp(R.msg + h.end, orig + n - tail, tail) == 0);
     /* the added fields: whole lines, and with them nothing is missing */
@@ -271,7 +276,7 @@ static void fuzz_headers(const char *text, size_t n, unsigned flags) {
         whole = (char *)xmalloc(wl + 1);
         if (R.addlen) memcpy(whole, R.added, R.addlen);
         memcpy(whole + R.addlen, R.msg, R.len);
-        scan_headers(whole, &wl, &none, 0, &w);
+        scan_headers(whole, &wl, &none, 0, 0, &w);
         FUZZ_CHECK(w.from && w.date && w.message_id);
         if (R.added && !h.from && R.from[0]) FUZZ_CHECK(w.from_addr && !strcmp(w.from_addr, R.from));
         free(w.from_addr);
