@@ -2377,6 +2377,25 @@ static void mime_token(const char *v, const char *z, char *tok, size_t cap, cons
     *end = v;
 }
 
+/* The header field of R.msg at pos (before end): where its name ends
+   (*name_end, at ':' or a blank) and its text ends (*fend, before the line
+   end of its last continuation line); returns where the next one starts. */
+static size_t header_field(size_t pos, size_t end, size_t *name_end, size_t *fend) {
+    size_t k, next;
+    for (k = pos; k < end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+    for (*name_end = pos; *name_end < k && R.msg[*name_end] != ':' && R.msg[*name_end] != ' ' &&
+                          R.msg[*name_end] != '\t';
+         (*name_end)++) {}
+    next = next_line(R.msg, R.len, k);
+    *fend = k;
+    while (next < end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
+        for (k = next; k < end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
+        *fend = k;
+        next = next_line(R.msg, R.len, k);
+    }
+    return next;
+}
+
 /* long_lines encode: a message read whole whose body has a line over 998
    octets goes out with that body as quoted-printable, so the text arrives
    as it was written where it would otherwise not be sent at all (a cron
@@ -2400,22 +2419,14 @@ static const char *encode_long_lines(headers *h) {
     memset(&lc, 0, sizeof lc);
     if (linecheck_feed(&lc, R.msg, h->end)) return "the long line is in the header";
     for (pos = 0; pos < h->end; pos = next) {
-        size_t k, fend, name_end;
+        size_t fend, name_end;
         char tok[40];
-        const char *te;
-        for (k = pos; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
-        next = next_line(R.msg, R.len, k);
-        fend = k;
-        while (next < h->end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
-            for (fend = next; fend < h->end && R.msg[fend] != '\n' && R.msg[fend] != '\r'; fend++) {}
-            next = next_line(R.msg, R.len, fend);
-        }
-        for (name_end = pos; name_end < k && R.msg[name_end] != ':' && R.msg[name_end] != ' ' &&
-                             R.msg[name_end] != '\t';
-             name_end++) {}
+        const char *te, *c;
+        next = header_field(pos, h->end, &name_end, &fend);
+        c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
+        if (!c) continue; /* no field (scan_headers ended the header before one) */
         if (name_eq(R.msg + pos, name_end - pos, "mime-version")) mime = 1;
         if (name_eq(R.msg + pos, name_end - pos, "content-type")) {
-            const char *c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
             if (ctype++) return "it has two Content-Type fields";
             mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
             if (!strcmp(tok, "multipart")) return "it is multipart";
@@ -2423,7 +2434,6 @@ static const char *encode_long_lines(headers *h) {
             if (strcmp(tok, "text") || te == R.msg + fend || *te != '/') return "its Content-Type is not text/*";
         }
         if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) {
-            const char *c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
             if (cte++) return "it has two Content-Transfer-Encoding fields";
             mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
             if (!strcmp(tok, "base64")) return "it is base64 already";
@@ -2449,16 +2459,8 @@ static const char *encode_long_lines(headers *h) {
            2 + qplen;
     out = p = (char *)xmalloc(need + 1);
     for (pos = 0; pos < h->end; pos = next) { /* the fields but the old encoding */
-        size_t k, name_end;
-        for (k = pos; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
-        next = next_line(R.msg, R.len, k);
-        while (next < h->end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
-            for (k = next; k < h->end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
-            next = next_line(R.msg, R.len, k);
-        }
-        for (name_end = pos; name_end < next && R.msg[name_end] != ':' && R.msg[name_end] != ' ' &&
-                             R.msg[name_end] != '\t';
-             name_end++) {}
+        size_t fend, name_end;
+        next = header_field(pos, h->end, &name_end, &fend);
         if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) continue;
         memcpy(p, R.msg + pos, next - pos);
         p += next - pos;
