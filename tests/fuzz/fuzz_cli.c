@@ -318,7 +318,9 @@ static void fuzz_argv(const char *text, size_t n) {
             FUZZ_CHECK(found);
         }
         for (k = 0; k < K_COUNT; k++)
-            if (R.argset[k].value && k != K_SECURITY) FUZZ_CHECK(in_words(R.argset[k].value, argv, argc));
+            /* (--starttls and --tcp-fastopen set constants, not words) */
+            if (R.argset[k].value && k != K_SECURITY && k != K_TCP_FASTOPEN)
+                FUZZ_CHECK(in_words(R.argset[k].value, argv, argc));
         if (R.mopts.envid) FUZZ_CHECK(in_words(R.mopts.envid, argv, argc));
     }
     forget_run();
