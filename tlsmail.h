@@ -82,6 +82,9 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 or neither
    TLSMAIL_DEFAULT_TIMEOUT_MS   per connect/read/write wait (default 60000)
    TLSMAIL_DEFAULT_DEADLINE_MS  whole session, dial to close (default 600000)
+   TLSMAIL_DATA_DONE_MS         least wait for the server's verdict after the
+                                end of a message (default 600000, RFC 5321
+                                4.5.3.2.6), within the deadline
    TLSMAIL_MAX_LINE             longest reply line accepted (default 512,
                                 RFC 5321 4.5.3.1.5)
    TLSMAIL_MAX_REPLY_LINES      most lines in one reply (default 128)
@@ -437,6 +440,11 @@ LICENSE
 #ifndef TLSMAIL_DEFAULT_DEADLINE_MS
 #define TLSMAIL_DEFAULT_DEADLINE_MS 600000
 #endif
+/* RFC 5321 4.5.3.2.6 gives the server 10 minutes to answer the end of a
+   message: a content filter may scan all of it first. */
+#ifndef TLSMAIL_DATA_DONE_MS
+#define TLSMAIL_DATA_DONE_MS 600000
+#endif
 /* Room for the text of the last reply (all lines, '\n'-separated) and for the
    EHLO keywords we keep; longer text is truncated, never overflowed. */
 #ifndef TLSMAIL_REPLY_TEXT
@@ -492,7 +500,8 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
 
 /* The one-call send on a caller's client and config, so the stage and the
    server's reply stay readable afterwards (closed, but not wiped, on
-   return). What MAIL declares comes from the message itself: SIZE= with
+   return): on 0, the reply that took the message ("250 2.0.0 Ok: queued
+   as ...", for a log), not QUIT's. What MAIL declares comes from the message itself: SIZE= with
    its size (TLSMAIL_ETOOBIG before MAIL when over the server's limit),
    BODY=8BITMIME only when it has an octet over 127 (TLSMAIL_ENOEXT before
    MAIL when the server lacks 8BITMIME), SMTPUTF8 only when an address or a
@@ -689,7 +698,10 @@ struct tlsmail_config {
     unsigned port;             /* 0: 465 */
     int security;              /* TLSMAIL_SECURITY_TLS (default); STARTTLS modes need
                                   TLSMAIL_STARTTLS */
-    int timeout_ms;            /* each connect/read/write; 0: default, < 0: none */
+    int timeout_ms;            /* each connect/read/write; 0: default, < 0: none.
+                                  The verdict on a sent message is waited for
+                                  TLSMAIL_DATA_DONE_MS (10 min) if that is
+                                  longer, within the deadline */
     int deadline_ms;           /* whole session from dial; 0: default (10 min),
                                   < 0: none */
     unsigned starttls_port;    /* TLSMAIL_SECURITY_TLS_OR_STARTTLS fallback; 0: 587 */
@@ -7500,6 +7512,19 @@ TLSMAIL_DEF int tlsmail_data_write(tlsmail_client *c, const void *p, size_t n) {
     return 0;
 }
 
+/* The server's reply to the end of a message (the final "." or BDAT LAST).
+   It may take the server minutes (TLSMAIL_DATA_DONE_MS), and a wait cut
+   short here turns a delivered message into EUNKNOWN, which a caller may
+   retry into a second copy: a stalled peer is still cut off by the
+   session deadline. */
+TLSMAIL__PRIVATE int tlsmail__read_verdict(tlsmail_client *c) {
+    int timeout = c->timeout_ms, code;
+    if (timeout >= 0 && timeout < TLSMAIL_DATA_DONE_MS) c->timeout_ms = TLSMAIL_DATA_DONE_MS;
+    code = tlsmail__read_reply(c, NULL);
+    c->timeout_ms = timeout;
+    return code;
+}
+
 /* The final ".": with quit set, QUIT rides in the same write (RFC 2920). */
 TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
     unsigned char end[8];
@@ -7516,7 +7541,7 @@ TLSMAIL__PRIVATE int tlsmail__data_end(tlsmail_client *c, int quit) {
        the server can't have decrypted it, so the mail was not accepted. */
     if ((err = tlsmail__flush(c)) != 0) return err;
     c->state = TLSMAIL__READY;
-    code = tlsmail__read_reply(c, NULL);
+    code = tlsmail__read_verdict(c);
     /* The server has the whole message but we never heard its verdict: it
        may or may not deliver. Retrying could send the mail twice. */
     if (code < 0)
@@ -7642,7 +7667,7 @@ TLSMAIL__PRIVATE int tlsmail__bdat_reply(tlsmail_client *c) {
     int code;
     c->stage = TLSMAIL_STAGE_BODY;
     c->state = TLSMAIL__READY;
-    code = tlsmail__read_reply(c, NULL);
+    code = tlsmail__read_verdict(c);
     if (code < 0) return c->err = tlsmail__lost(c, code, 1);
     if ((c->err = tlsmail__verdict(code, 250)) == 0) tlsmail__accepted(c);
     return c->err;
@@ -7864,6 +7889,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
                                        const char *const *to, size_t nto, const void *msg,
                                        size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
+    tlsmail__kept verdict;
     char host[256];
     unsigned port;
     int err, pipe, done = 0;
@@ -7890,7 +7916,9 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
     err = pipe ? tlsmail__envelope_pipelined(c, &p, &done) : tlsmail__envelope_stepwise(c, &p, 0);
     if (!err && !done) err = tlsmail__send_body(c, &p, pipe);
     if (err) goto fail;
-    /* Delivered: whatever happens to QUIT now can't undo that. */
+    /* Delivered: whatever happens to QUIT now can't undo that, and the
+       reply left to read is the one that took the message. */
+    tlsmail__keep_reply(c, &verdict);
     if (pipe) {
         c->stage = TLSMAIL_STAGE_QUIT;
         (void)tlsmail__quit_reply(c);
@@ -7898,8 +7926,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
         (void)tlsmail_quit(c);
     }
     tlsmail__disconnect(c, TLSMAIL__POLITE);
-    c->err = 0;
-    return 0;
+    return tlsmail__restore_reply(c, &verdict, 0);
 fail:
     /* Leave without a word that could be taken for message text. */
     tlsmail__disconnect(c, TLSMAIL__POLITE);

@@ -1727,6 +1727,22 @@ def build_cases(S):
         left = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
         check(p.returncode == 0 and not left and not os.path.lexists(other), "left behind: %r" % left)
 
+    # The log quotes the reply that took the message, not QUIT's, however
+    # it was sent: the one call, tlsmail_transact (several recipients), a
+    # streamed message (past the 256 KiB window).
+    for kind, to, msg in (("two_recipients", [TO, "second@example.org"], SIMPLE),
+                          ("streamed", [TO], SIMPLE + (b"z" * 900 + b"\n") * 320)):
+        @case("log_reply_is_the_verdict_not_quit_%s" % kind)
+        def _(to=to, msg=msg):
+            logf = os.path.join(S.work, "verdict-%d.log" % len(msg + "".join(to).encode()))
+            conf = S.conf(S.account("refuse", "log %s\n" % logf).replace("user %s\npassword %s\n" % (USER, PASS), ""))
+            r = S.ts(to, conf=conf, stdin=msg)
+            S.expect_rc(r, 0)
+            lines = open(logf).read().splitlines()
+            n = len(S.extra["refuse"].messages)
+            check(len(lines) == 1 and lines[0].endswith(" reply='250 2.0.0 Ok: queued as Q%05d' queue=Q%05d" % (n, n)),
+                  "log %r" % lines)
+
     @case("log_file_one_line_per_message_no_secret")
     def _():
         logf = os.path.join(S.work, "sent.log")
@@ -1739,7 +1755,7 @@ def build_cases(S):
         check(len(lines) == 2, "log %r" % lines)
         check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} account=- host=localhost port=%d "
                        r"from=alerts@example.org recipients=%s size=%d status=0 \(EX_OK\) "
-                       r"result='sent' reply='221 " % (S.extra["refuse"].port, re.escape(TO), len(SIMPLE)),
+                       r"result='sent' reply='250 2\.0\.0 Ok: queued as Q\d{5}' " % (S.extra["refuse"].port, re.escape(TO), len(SIMPLE)),
                        lines[0]), "log line %r" % lines[0])
         check("status=69 (EX_UNAVAILABLE)" in lines[1] and "550" in lines[1] and "RCPT" in lines[1],
               "log line %r" % lines[1])

@@ -249,7 +249,7 @@ int main(int argc, char **argv) {
     const char **to;
     size_t nto = 0, len = 0, chunk = 1;
     int timeout_ms = 0, deadline_ms = 0, have_timeout = 0, i, err = 0;
-    int stage = -1;
+    int stage = -1, reply = -1;
     char desc[1024], queue[TLSMAIL_QUEUE_ID];
     int cls = 0;
     char *msg;
@@ -461,6 +461,7 @@ int main(int argc, char **argv) {
             err = tlsmail_client_send_ex(&client, &cfg, ap, from, to, nto, msg, len, &send_opts);
         }
         stage = tlsmail_stage(&client);
+        reply = tlsmail_reply_code(&client);
         tlsmail_describe(&client, err, desc, sizeof desc);
         snprintf(queue, sizeof queue, "%s", tlsmail_queue_id(&client));
         cls = tlsmail_error_class(&client, err);
@@ -515,6 +516,7 @@ int main(int argc, char **argv) {
     heap_report(base);
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     printf("class %s\nqueue %s\n", class_name(cls), queue[0] ? queue : "-");
+    if (reply >= 0) printf("reply %d\n", reply); /* the one call's last reply */
     if (!strcmp(api, "sendex") || !strcmp(api, "transact") || !strcmp(api, "begin"))
         for (i = 0; (size_t)i < nto; i++)
             printf("rcpt %d %d %s %s\n", i, results[i].code,

@@ -838,6 +838,17 @@ def _build():
                                                          stall(30)], rcvbuf=4096)
     add("stall_after_dot", greet_ehlo() + envelope(1) +
         [expect_line("DATA"), send(b"354 go\r\n"), expect_data(), stall(30)])
+    # a verdict after the end of the message later than the per-wait
+    # timeout, as from a content filter (RFC 5321 4.5.3.2.6 allows 10 min)
+    add("slow_verdict", greet_ehlo() + envelope(1) +
+        [expect_line("DATA"), send(b"354 go\r\n"), expect_data(), sleep(2.5), send(MSG_OK)] +
+        quit_ok())
+    add("slow_verdict_pipelined", greet_ehlo(EHLO_PIPE) +
+        [expect_line("MAIL FROM:"), expect_line("RCPT TO:"), expect_line("DATA"),
+         send(b"250 ok\r\n250 ok\r\n354 go\r\n"), expect_data(), expect_line("QUIT"),
+         sleep(2.5), send(MSG_OK + b"221 bye\r\n"), drain(), close()])
+    add("slow_verdict_bdat", greet_ehlo(ehlo_reply("CHUNKING", "8BITMIME")) + envelope(1) +
+        [expect_bdat(), sleep(2.5), send(MSG_OK)] + quit_ok())
     add("quit_221_no_close", greet_ehlo() + envelope(1) + message_ok() +
         [expect_line("QUIT"), send(b"221 bye\r\n"), stall(30)])
 
