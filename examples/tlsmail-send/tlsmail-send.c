@@ -2793,11 +2793,19 @@ static tlsmail_auth make_auth(void) {
 
 /* Past max_time the run ends, whatever it waits for (a lookup where the
    library has no threads, a server's close, anything unforeseen): a cron
-   job is never held for longer. */
+   job is never held for longer. Once the message is taken (the one
+   message of a run; a batch's "sent" lines say which), the status is 0
+   all the same: a 75 would have the caller send it again. */
+static volatile sig_atomic_t run_sent;
+static const char sent_text[] = "tlsmail-send: max_time reached after the message was sent\n";
 #ifdef _WIN32
 static unsigned __stdcall on_alarm(void *arg) {
     static const char text[] = "tlsmail-send: gave up: max_time reached\n";
     Sleep((DWORD)(size_t)arg);
+    if (run_sent) {
+        if (_write(2, sent_text, sizeof sent_text - 1) < 0) {}
+        _exit(EX_OK);
+    }
     if (_write(2, text, sizeof text - 1) < 0) {}
     _exit(EX_TEMPFAIL);
 }
@@ -2820,8 +2828,17 @@ static void say_raw(const char *text) {
     if (write(2, text, n) < 0) {}
 }
 
+/* The session cache's new file while it is written: a session secret,
+   not to be left behind by the watchdog. */
+static const char *volatile cache_tmp;
+
 static void on_alarm(int sig) {
     (void)sig;
+    if (cache_tmp) (void)unlink(cache_tmp);
+    if (run_sent) {
+        say_raw(sent_text);
+        _exit(EX_OK);
+    }
     if (R.msgfiles.n && R.msg_name) {
         say_raw("tlsmail-send: gave up: max_time reached while sending ");
         say_raw(R.msg_name);
@@ -3006,6 +3023,7 @@ static void cache_write_file(const char *path, const char *data, size_t n) {
         fprintf(stderr, "tlsmail-send: session cache %s: cannot write beside it: %s\n", path, strerror(errno));
     } else {
         size_t off = 0;
+        cache_tmp = tmp;
         ssize_t w = 0;
         while (off < n && ((w = write(fd, data + off, n - off)) > 0 || (w < 0 && errno == EINTR)))
             if (w > 0) off += (size_t)w;
@@ -3014,6 +3032,7 @@ static void cache_write_file(const char *path, const char *data, size_t n) {
             unlink(tmp);
         }
     }
+    cache_tmp = NULL;
     free(tmp);
 }
 #endif
@@ -3518,18 +3537,22 @@ static int open_session(const tlsmail_auth *a) {
 static int send_and_report(void) {
     tlsmail_auth a = make_auth();
     const tlsmail_auth *ap = want_auth() ? &a : NULL;
-    int err, rc;
+    int err, rc, stepwise = 0;
     say_sending();
     arm_deadline();
     if (R.msg_eof && R.rcpts.n == 1) {
         err = send_whole(ap, 0);
         say_handshake();
-    } else if ((err = open_session(ap)) == 0 && (err = R.msg_eof ? send_whole(NULL, 1) : transact()) == 0) {
-        (void)tlsmail_quit(&client); /* delivered: QUIT's fate changes nothing */
+    } else if ((err = open_session(ap)) == 0) {
+        err = R.msg_eof ? send_whole(NULL, 1) : transact();
+        stepwise = 1;
     }
     wipe_secrets();
+    run_sent = !err;
+    /* Before QUIT, whose fate changes nothing once the message is taken:
+       the log quotes the reply that took it. */
     rc = report(err);
-    if (err && tlsmail_stage(&client) == TLSMAIL_STAGE_RCPT) (void)tlsmail_quit(&client);
+    if (stepwise && (!err || tlsmail_stage(&client) == TLSMAIL_STAGE_RCPT)) (void)tlsmail_quit(&client);
     tlsmail_close(&client);
     return rc;
 }

@@ -356,11 +356,12 @@ class Suite:
         return e
 
     def cli(self, args, stdin=b"", port=None, to=(TO,), cafile="ca.crt", stdin_file=None,
-            timeout=RUN_TIMEOUT, measure=False):
+            timeout=RUN_TIMEOUT, measure=False, under=()):
         """tlsmail-send to localhost:port (the good server's), no AUTH; with
-        measure, through GNU time for the peak RSS (Result.rss, KiB)."""
-        cmd = [self.bins["tlsmail-send"], "--server", "localhost:%d" % (port or self.servers["good"].port),
-               "--timeout", "10", "--from", FROM]
+        measure, through GNU time for the peak RSS (Result.rss, KiB); under:
+        a command to run it under (strace)."""
+        cmd = list(under) + [self.bins["tlsmail-send"], "--server", "localhost:%d" % (port or self.servers["good"].port),
+                             "--timeout", "10", "--from", FROM]
         if cafile:
             cmd += ["--cafile", self.p(cafile)]
         cmd += list(args) + list(to)
@@ -846,6 +847,26 @@ def build_cases(S):
         check(len(msgs) == 2 and all(c == normalise(SIMPLE) for _, _, _, c, _ in msgs), "stored %s" % msgs)
         offers = t.since(0)
         check(offers[0] == "" and offers[1] == ent[0].split()[10], "offered %s" % offers)
+
+    # max_time's watchdog while the cache is written, after the message was
+    # taken (fchmod held 3.5 s by strace; the watchdog fires at max_time +
+    # 2 s): the new file, a session secret, is not left behind, and the run
+    # exits 0, for a 75 would have the caller send the message again.
+    @case("cache_watchdog_mid_write_no_temp_file_exit_0")
+    def _():
+        d = S.path("wdcache")
+        os.makedirs(d, exist_ok=True)
+        cache = os.path.join(d, "cache")
+        m = good().mark()
+        r = S.cli(["--session-cache", cache, "--max-time", "1"], stdin=SIMPLE,
+                  under=["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fchmod",
+                         "-e", "inject=fchmod:delay_enter=3500000"])
+        left = sorted(os.listdir(d))
+        _, msgs = good().since(m)
+        check(r.rc == 0 and "max_time reached after the message was sent" in r.stderr,
+              "run: %s" % r)
+        check(left == [], "left in the cache's directory: %s" % left)
+        check(len(msgs) == 1, "stored %d messages" % len(msgs))
 
     def primed():
         cache = S.path("cache")
