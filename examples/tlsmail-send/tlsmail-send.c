@@ -523,8 +523,9 @@ static size_t option_match(const option *o, const char *arg) {
             if (next == 0) return n;
             if ((o->arg || o->act == A_PASSWORD || o->act == A_TOKEN) && next == '=' && p[1] == '-')
                 return n;
-            /* -pSECRET: refused as -p, or "unknown option" would echo it */
-            if ((o->act == A_PASSWORD || o->act == A_TOKEN) && n == 2) return n;
+            /* -pSECRET, --passwordSECRET, --tokenSECRET: refused as the
+               option, or "unknown option" would echo the secret */
+            if (o->act == A_PASSWORD || o->act == A_TOKEN) return n;
             if (o->arg && (o->flags & ATTACHED) && n == 2) return n;
         }
         p += n;

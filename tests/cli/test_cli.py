@@ -2911,8 +2911,12 @@ def build_cases(S):
     def _():
         secret = "hunter2XYZ-argv"
         for arg, said in (("-p" + secret, "-p: a password is never taken from the command line"),
-                          ("--passw=" + secret, "unknown option --passw "),
-                          ("--token-fil=" + secret, "unknown option --token-fil ")):
+                          ("--password" + secret, "--password: a password is never taken"),
+                          ("--pass" + secret, "--pass: a password is never taken"),
+                          ("--token" + secret, "--token: a token is never taken"),
+                          ("--passw=" + secret, "--pass: a password is never taken"),
+                          ("--token-fil=" + secret, "--token: a token is never taken"),
+                          ("--tokn=" + secret, "unknown option --tokn ")):
             r = S.run([S.bins["tlsmail-send"], "--server", "localhost:1", arg, TO], stdin=SIMPLE)
             S.expect_rc(r, 64)
             check(secret not in r.stderr + r.stdout, "%s echoed: %s" % (arg, r))
