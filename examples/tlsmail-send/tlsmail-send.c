@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h> /* sig_atomic_t, also for the Windows watchdog thread */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,6 @@
 #include <pwd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <signal.h>
 #include <strings.h>
 #include <sys/wait.h>
 #include <syslog.h>
