@@ -434,6 +434,7 @@ static const option options[] = {
     { "-oem|-oee|-oep|-oeq|-oew", NULL, A_IGNORE, 0, 0, "errors are always reported by exit status and stderr" },
     { "-odi|-odb|-odq", NULL, A_IGNORE, 0, 0, "delivery is always at once (there is no queue)" },
     { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
+    { "-h", "N", A_IGNORE, 0, ATTACHED, "hop count (also -hN): the server counts Received\nfields itself" },
     { "-m|-om", NULL, A_IGNORE, 0, 0, "me too (bsd-mailx's metoo): the sender is never\ntaken out of the recipients anyway" },
     { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
       "body type (also -BTYPE): 7BIT refuses 8-bit\noctets; BODY=8BITMIME goes with 8-bit ones" },
@@ -447,7 +448,7 @@ static const option options[] = {
     { "--config-check", NULL, A_CONFIG_CHECK, 0, 0,
       "print the effective settings and their sources" },
     { "-v|--verbose", NULL, A_VERBOSE, 0, 0, "show the SMTP dialogue on stderr (AUTH masked)" },
-    { "-h|--help", NULL, A_HELP, 0, 0, "show this help and exit" },
+    { "--help", NULL, A_HELP, 0, 0, "show this help and exit (so does -h alone)" },
     { "--version", NULL, A_VERSION, 0, 0, "show the version and exit" },
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -557,12 +558,87 @@ static void check_choice(const char *opt, const char *v, const char *const *ok, 
     }
 }
 
+/* Letters sendmail lets callers bundle behind one '-', as getopt does:
+   BusyBox crond runs "sendmail -ti", scripts "-itf ADDR". The flags, and
+   those that take a value (the rest of the word, or the next argument). */
+static const char bundle_flags[] = "timv";
+static const char bundle_valued[] = "frFBNRVh";
+
+/* The option word w is, when it is one: NULL if none. */
+static const option *option_of(const char *w, size_t *len) {
+    size_t k, n;
+    for (k = 0; k < NOPTIONS; k++)
+        if (options[k].act != A_HEAD && (n = option_match(&options[k], w)) != 0) {
+            if (len) *len = n;
+            return &options[k];
+        }
+    return NULL;
+}
+
+/* Words split_bundles made, freed with the run. */
+static strlist split_words;
+
+/* argv with every bundled word ("-ti", "-itfADDR") split into options of
+   their own ("-t", "-i", "-fADDR"), so each is read as if given alone; a
+   word that is an option as it stands, the value of the option before it,
+   or one with a letter of neither kind is left as it is (and refused if
+   unknown). A 'p' in a bundle starts "-p...", refused as the password
+   option, never echoed. */
+static char **split_bundles(int argc, char **argv, int *newc) {
+    char **out = (char **)xmalloc(((size_t)argc * 2 + 1) * sizeof *out);
+    int i, n = 0, done = 0, value_next = 0;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *c, *last;
+        const option *o;
+        size_t len = 0;
+        int ok = 1;
+        if (i == 0 || done || value_next || a[0] != '-' || a[1] == '-' || a[1] == 0 || a[2] == 0 ||
+            option_of(a, NULL)) {
+            done |= i > 0 && !value_next && !strcmp(a, "--");
+            o = i > 0 && !value_next && !done ? option_of(a, &len) : NULL;
+            value_next = o && o->arg && a[len] == 0;
+            out[n++] = argv[i];
+            continue;
+        }
+        for (c = a + 1; *c && ok; c++) {
+            if (*c == 'p' || strchr(bundle_valued, *c)) break;
+            ok = strchr(bundle_flags, *c) != NULL;
+        }
+        if (!ok) {
+            out[n++] = argv[i];
+            continue;
+        }
+        for (c = a + 1; *c; c++) {
+            int valued = *c == 'p' || strchr(bundle_valued, *c) != NULL;
+            char *w = (char *)xmalloc(strlen(c) + 2);
+            w[0] = '-';
+            w[1] = *c;
+            w[2] = 0;
+            if (valued) strcpy(w + 1, c); /* the letter and its attached value */
+            list_push(&split_words, w);
+            out[n++] = w;
+            if (valued) break;
+        }
+        last = out[n - 1];
+        value_next = last[2] == 0 && (o = option_of(last, NULL)) != NULL && o->arg;
+    }
+    out[n] = NULL;
+    list_push(&split_words, (char *)out);
+    *newc = n;
+    return out;
+}
+
 static void parse_command_line(int argc, char **argv) {
     static const char *const body_types[] = { "7BIT", "8BITMIME", NULL };
     static const char *const notify[] = { "success", "failure", "delay", NULL };
     static const char *const never[] = { "never", NULL };
     static const char *const ret[] = { "full", "hdrs", NULL };
     int i, done = 0;
+    if (argc == 2 && !strcmp(argv[1], "-h")) { /* alone: help; else sendmail's hop count */
+        print_help();
+        leave(EX_OK);
+    }
+    argv = split_bundles(argc, argv, &argc);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
         const option *o = NULL;
@@ -2271,6 +2347,47 @@ static void read_window(void) {
     R.input = R.len;
 }
 
+#ifdef _WIN32
+static void spool_rest(void) {} /* a pipe streams, within max_time */
+#else
+/* The rest of a message on a pipe, past the window, into a file of its
+   own (unlinked at once, mode 0600), read to its end before connecting:
+   cron starts its mailer at a job's first output and pipes the rest as the
+   job makes it, and a job still writing when max_time ended a streamed
+   send lost its mail and died of SIGPIPE. The message is then sent from
+   that file like one given as a file, in the same memory. Without a
+   place to write (TMPDIR, else /tmp) the pipe streams as before. */
+static void spool_rest(void) {
+    const char *dir = getenv("TMPDIR");
+    char path[4096], buf[65536];
+    struct stat st;
+    unsigned long long total = R.len;
+    int fd;
+    long r;
+    if (fstat(R.msg_fd, &st) == 0 && S_ISREG(st.st_mode)) return;
+    if (!dir || !*dir || strlen(dir) > sizeof path - 32) dir = "/tmp";
+    snprintf(path, sizeof path, "%s/tlsmail-send.XXXXXX", dir);
+    if ((fd = mkstemp(path)) < 0) return;
+    (void)unlink(path);
+    while ((r = read_fd(R.msg_fd, buf, sizeof buf)) != 0) {
+        long off = 0, w;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
+        if ((total += (unsigned long long)r) > MAX_MESSAGE)
+            die(EX_DATAERR, "the message is larger than 64 MiB: nothing was delivered");
+        while (off < r)
+            if ((w = (long)write(fd, buf + off, (size_t)(r - off))) > 0) off += w;
+            else if (w < 0 && errno != EINTR)
+                die(EX_TEMPFAIL, "cannot keep the message in %s while it is read: %s; nothing was "
+                                 "delivered", dir, strerror(errno));
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, R.msg_fd) < 0)
+        die(EX_TEMPFAIL, "cannot read back the message kept in %s: %s; nothing was delivered", dir,
+            strerror(errno));
+    close(fd);
+}
+#endif
+
 /* A file on stdin (or in a batch) tells its size: too large is refused
    before connecting. A pipe is counted while it is sent. */
 static void check_size_first(void) {
@@ -2528,6 +2645,7 @@ static void prepare_message(void) {
         R.input = R.len;
     } else {
         read_window();
+        if (!R.msg_eof) spool_rest();
         if (!R.msg_eof) check_size_first();
     }
     if (R.set[K_ALIASES].value && !R.aliases_loaded) {
@@ -2860,7 +2978,17 @@ static void arm_deadline(void) {
 /* A stdout whose reader is gone (--batch | head -1) is a write error to
    handle, not a death without a word or a QUIT. The library sends with
    MSG_NOSIGNAL anyway. */
-static void platform_init(void) { signal(SIGPIPE, SIG_IGN); }
+/* A standard descriptor the caller left closed is /dev/null, write-only:
+   else the first file or socket opened takes its number, and -v's
+   dialogue or an error written to "stderr" would go into the TLS
+   connection. Write-only on 0 too, so that reading the message still
+   fails (66) rather than finding an empty one. */
+static void platform_init(void) {
+    int fd;
+    for (fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_WRONLY) != fd) _exit(EX_SOFTWARE);
+    signal(SIGPIPE, SIG_IGN);
+}
 #endif
 
 /* ---- the session cache: TLS sessions across runs ------------------------- */
@@ -3840,6 +3968,7 @@ static void forget_run(void) {
     free(aliastab);
     aliastab = NULL;
     naliases = 0;
+    list_free(&split_words); /* last: the settings of argv pointed into it */
     wipe_secrets();
 }
 

@@ -58,7 +58,7 @@ OPTIONS = ["--server", "--starttls", "--timeout", "--max-time", "--account", "--
            "-f, -r", "-F", "-t", "-i, -oi", "-oem", "-odi", "-bm", "-B", "-N", "-R", "-V",
            "--subject", "--user", "--password-file", "--auth", "--cafile", "--capath",
            "--pin-sha256", "--batch", "--session-cache", "--check", "--config-check",
-           "-v, --verbose", "-h, --help", "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM",
+           "-v, --verbose", "-h N", "--help", "--version", "TLSMAIL_SERVER", "TLSMAIL_FROM",
            "TLSMAIL_PASSWORD", "TLSMAIL_ACCOUNT", "TLSMAIL_CONFIG", "SSL_CERT_FILE"]
 MAN1 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.1")
 MAN5 = os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.conf.5")
@@ -888,6 +888,42 @@ def build_cases(S):
         m = S.servers["good"].mark()
         msg = SIMPLE + b"y" * 998 + b"\n"
         r = S.cli(["--from", FROM], stdin=msg)
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, msg)
+
+    # A pipe that goes on past the 256 KiB window is read to its end before
+    # connecting (kept in TMPDIR, unlinked): cron pipes a job's output to
+    # its mailer while the job runs, and a job still writing when max_time
+    # ended a streamed send died of SIGPIPE and lost its mail.
+    def slow_pipe(name, tmpdir, pause=4):
+        status = os.path.join(S.work, name + ".status")
+        head = SIMPLE + (b"y" * 900 + b"\n") * 340  # 300 KB at once, a line after the pause
+        cmd = ["sh", "-c", '{ cat "$1"; sleep %d; echo last line; echo $? > "$2"; } | '
+                           '(shift 2; exec "$@")' % pause,
+               "sh", os.path.join(S.work, name + ".head"), status,
+               S.bins["tlsmail-send"], "--server", S.addr("good"), "--cafile", S.p("ca.crt"),
+               "--user", USER, "--timeout", "10", "--max-time", "1", TO]
+        with open(cmd[4], "wb") as f:
+            f.write(head)
+        r = S.run(cmd, env=S.env(TLSMAIL_PASSWORD=PASS, TMPDIR=tmpdir))
+        return r, status, head + b"last line\n"
+
+    @case("pipe_past_the_window_read_to_its_end_first_a_slow_producer_is_not_killed")
+    def _():
+        tmp = os.path.join(S.work, "spool-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        m = S.servers["good"].mark()
+        r, status, msg = slow_pipe("slow", tmp)
+        S.expect_rc(r, 0)
+        check(open(status).read().strip() == "0", "the producer did not end well")
+        S.expect_stored("good", m, msg)
+        check(os.listdir(tmp) == [], "left in TMPDIR: %s" % os.listdir(tmp))
+
+    @case("pipe_past_the_window_without_a_writable_tmpdir_streams_as_before")
+    def _():
+        m = S.servers["good"].mark()
+        msg = SIMPLE + (b"z" * 900 + b"\n") * 320
+        r = S.cli([], stdin=msg, env_extra={"TMPDIR": os.path.join(S.work, "no-such-dir")})
         S.expect_rc(r, 0)
         S.expect_stored("good", m, msg)
 
@@ -2904,6 +2940,61 @@ def build_cases(S):
         ign = int(open(os.path.join(S.work, "pw-sigpipe.ign")).read().split()[1], 16)
         check(not ign & (1 << (13 - 1)), "SIGPIPE ignored in the command (SigIgn %x)" % ign)
         S.expect_stored("good", m, SIMPLE, frm="alerts@example.org")
+
+    # ---- letters bundled behind one '-' as getopt reads them (BusyBox crond
+    # runs "sendmail -ti"; scripts "-itf ADDR"), and -h N, the hop count
+    TI_MSG = b"To: bundled@example.org\nSubject: cron\n\noutput\n"
+
+    @case("bundled_ti_reads_recipients_from_the_header_as_busybox_crond_calls_it")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["-ti", "--from", FROM], stdin=TI_MSG, to=())
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, to=("bundled@example.org",))
+
+    @case("bundled_itf_addr_and_itfaddr_set_the_envelope_sender")
+    def _():
+        for args in (["-itf", "cron@example.org"], ["-itfcron@example.org"], ["-vti", "-f", "cron@example.org"]):
+            m = S.servers["good"].mark()
+            r = S.cli(args, stdin=TI_MSG, to=())
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, frm="cron@example.org", to=("bundled@example.org",))
+
+    @case("bundled_value_of_an_option_is_not_split_and_unknown_bundles_refused_unechoed")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.cli(["-F", "-ti", "--from", FROM], stdin=b"Subject: x\n\nbody\n")
+        S.expect_rc(r, 0)
+        body, _, _ = S.expect_stored("good", m)
+        check(b"From: -ti <" in body or b'From: "-ti" <' in body, "display name: %r" % body[:300])
+        for arg, said in (("-tx", "unknown option -tx"), ("-tphunter2XYZ", "-p: a password is never taken")):
+            r = S.cli([arg, "--from", FROM], stdin=TI_MSG, to=())
+            S.expect_rc(r, 64)
+            check(said in r.stderr and "hunter2XYZ" not in r.stderr, "%s: %s" % (arg, r))
+
+    # A caller that closes stderr (2>&-): the socket must not take fd 2,
+    # or -v's dialogue would be written into the TLS connection
+    @case("stderr_closed_with_v_dialogue_not_written_to_the_socket")
+    def _():
+        m = S.servers["good"].mark()
+        r = S.run(["sh", "-c", 'exec "$@" 2>&-', "sh", S.bins["tlsmail-send"], "--server", S.addr("good"),
+                   "--cafile", S.p("ca.crt"), "--user", USER, "--timeout", "10", "-v", TO],
+                  stdin=SIMPLE, env=S.env(TLSMAIL_PASSWORD=PASS))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE)
+        r = S.run(["sh", "-c", 'exec "$@" <&-', "sh", S.bins["tlsmail-send"], "--server", S.addr("good"),
+                   "--cafile", S.p("ca.crt"), TO], env=S.env())
+        S.expect_rc(r, 66)
+
+    @case("hop_count_h_n_ignored_message_sent_h_alone_is_help")
+    def _():
+        for args in (["-h", "17"], ["-h17"]):
+            m = S.servers["good"].mark()
+            r = S.cli(args, stdin=SIMPLE)
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, SIMPLE)
+        r = S.run([S.bins["tlsmail-send"], "-h"])
+        check(r.rc == 0 and "usage: tlsmail-send" in r.stdout, "-h alone: %s" % r)
 
     # ---- a password attached to -p, or after '=' of a mistyped option, is
     # never echoed on stderr (where cron mails it)
