@@ -585,8 +585,11 @@ static strlist split_words;
    unknown). A 'p' in a bundle starts "-p...", refused as the password
    option, never echoed. */
 static char **split_bundles(int argc, char **argv, int *newc) {
-    char **out = (char **)xmalloc(((size_t)argc * 2 + 1) * sizeof *out);
+    char **out;
+    size_t cap = 1;
     int i, n = 0, done = 0, value_next = 0;
+    for (i = 0; i < argc; i++) cap += strlen(argv[i]) + 1; /* a word gives a word a letter at most */
+    out = (char **)xmalloc(cap * sizeof *out);
     for (i = 0; i < argc; i++) {
         const char *a = argv[i], *c, *last;
         const option *o;
