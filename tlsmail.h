@@ -7965,12 +7965,14 @@ TLSMAIL__PRIVATE size_t tlsmail__group_accepted(const tlsmail__sendplan *g, int 
    connection up and the server not waiting for message text (a 354 after
    every refusal leaves no command to send). Once a message was taken,
    whatever stops the rest is EPARTIAL, with the reply that stopped it
-   kept and its own code in partial_err. */
+   kept and its own code in partial_err; tlsmail_queue_id is then the last
+   message's that was taken, which the next MAIL had cleared. */
 TLSMAIL__PRIVATE int tlsmail__send_groups(tlsmail_client *c, const tlsmail__sendplan *p, int one,
                                           int *quit) {
     tlsmail__sendplan g;
     size_t at, n, ok, done = 0;
     int err = 0, refused = 0, taken = 0, rset = 0;
+    char qid[TLSMAIL_QUEUE_ID];
     *quit = 0;
     for (at = 0; at < p->nto; at += n) {
         n = p->nto - at < TLSMAIL_RCPT_MAX ? p->nto - at : TLSMAIL_RCPT_MAX;
@@ -7986,6 +7988,7 @@ TLSMAIL__PRIVATE int tlsmail__send_groups(tlsmail_client *c, const tlsmail__send
             done += ok;
             taken = 1;
             rset = 0;
+            memcpy(qid, c->queue_id, sizeof qid);
             continue;
         }
         if (!p->partial || ok || (err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) ||
@@ -7995,6 +7998,7 @@ TLSMAIL__PRIVATE int tlsmail__send_groups(tlsmail_client *c, const tlsmail__send
         err = 0;
         rset = 1;
     }
+    if (taken) memcpy(c->queue_id, qid, sizeof qid);
     if (err && taken) {
         c->partial_err = err;
         c->rcpt_done = done;
