@@ -897,6 +897,16 @@ def proto_cases(add, ok):
         args=r50, driver="itest-rcptmax50",
         checks=quit_last + [transactions((50, normalised(MSG)), (50, normalised(MSG)), (20, normalised(MSG))),
                             stdout_has("delivered " + "1" * 120), flights_before_quit(3)])
+    add("RCPT_MAX 50, PIPELINING: MAIL, RCPTs, DATA in each flight, QUIT after the last dot only",
+        "gmail_pipe", "OK", args=["--api", "client"] + R120, driver="itest-rcptmax50",
+        checks=quit_last + [transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, MSG_WIRE)),
+                            flights_before_quit(3), body_verbs("DATA", "DATA", "DATA")])
+    add("RCPT_MAX 50, r120 refused in the 3rd group: EPARTIAL, delivered to 100 of 120",
+        "gmail_pipe_550_r120", "EPARTIAL", args=["--api", "sendex"] + R120, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT"), no_message_after_mail(3),
+                transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, None)),
+                stdout_has("delivered " + "1" * 100 + "0" * 20, "rcpt 119 550 5.1.1 5.1.1 no such user r120"),
+                describes("delivered to 100 of 120 recipients")])
     add("RCPT_MAX 50, partial, the first group refused, DATA in its flight refused: RSET, on",
         "gmail_pipe_first_refused", "OK", args=r50, driver="itest-rcptmax50",
         checks=quit_last + [transactions((50, None), (50, None), (20, MSG_WIRE)),
