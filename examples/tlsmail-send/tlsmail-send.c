@@ -3544,14 +3544,18 @@ static int name_undelivered(const tlsmail_rcpt_result *res, int err) {
    is what to report. */
 static int name_results(const tlsmail_rcpt_result *res, int err) {
     refusals f;
-    size_t i;
+    size_t i, asked;
     int last;
     if (err == TLSMAIL_EPARTIAL) return name_undelivered(res, err);
     if (tlsmail_stage(&client) == TLSMAIL_STAGE_MAIL) return err;
-    for (i = 0; i < R.rcpts.n; i++)
-        if (!res[i].code) return err;
+    /* Over 100 recipients, a refusal in a transaction of 100 ends the
+       send before the next one is asked: every one asked is named. */
+    for (asked = 0; asked < R.rcpts.n && res[asked].code; asked++) continue;
+    if (asked < R.rcpts.n && (asked == 0 || asked % TLSMAIL_RCPT_MAX != 0)) return err;
+    for (i = asked; i < R.rcpts.n; i++)
+        if (res[i].code) return err;
     memset(&f, 0, sizeof f);
-    for (i = 0; i < R.rcpts.n; i++) {
+    for (i = 0; i < asked; i++) {
         char desc[1400];
         int code = res[i].code;
         if (code == 250 || code == 251) continue;

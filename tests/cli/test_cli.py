@@ -652,6 +652,20 @@ def build_cases(S):
         check("(streamed)" not in r.stderr, "it was streamed: %s" % r.stderr[-300:])
         groups_stored(srv, before, rcpts, msg)
 
+    @case("rcpt_150_refused_in_1st_group_named_nothing_sent_69")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150, reject=(5, 70))
+        r = S.cli(["--from", FROM], server="limit100", user=None, to=rcpts)
+        S.expect_rc(r, 69)
+        lines = r.stderr.strip().splitlines()
+        for a in ("reject5@example.org", "reject70@example.org"):
+            check(any(l.startswith("tlsmail-send: %s: RCPT TO: server refused" % a) for l in lines),
+                  "no line for %s: %s" % (a, r))
+        check(lines[-1] == "tlsmail-send: 2 of 150 recipients refused: nothing was sent", "%r" % lines[-1:])
+        check(len(srv.messages) == before, "a message was delivered")
+
     @case("rcpt_250_refused_in_2nd_group_partial_69")
     def _():
         srv = S.extra["limit100"]
