@@ -3734,8 +3734,15 @@ static int send_batch(void) {
                 close_message();
                 break;
             }
+        } else {
+            /* some of its recipients have it (over 100, a later transaction
+               failed): a caller that sends the file again duplicates it */
+            if (err == TLSMAIL_EPARTIAL) {
+                (void)printf("partial %s\n", R.msg_name);
+                (void)fflush(stdout);
+            }
+            if (rc == EX_OK) rc = r;
         }
-        else if (rc == EX_OK) rc = r;
         close_message();
         if (err && tlsmail_reset(&client) != 0) {
             if (i + 1 < R.msgfiles.n)

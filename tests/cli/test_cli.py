@@ -652,6 +652,24 @@ def build_cases(S):
         check("(streamed)" not in r.stderr, "it was streamed: %s" % r.stderr[-300:])
         groups_stored(srv, before, rcpts, msg)
 
+    @case("rcpt_batch_partial_line_then_the_next_file_sent_69")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150, reject=(120,))
+        f1, f2 = os.path.join(S.work, "batch-many.eml"), os.path.join(S.work, "batch-one.eml")
+        with open(f1, "wb") as f:
+            f.write(b"From: sender@example.org\r\nTo: " + b",\r\n ".join(a.encode() for a in rcpts) +
+                    b"\r\n" + DATE_ID + b"Subject: many\r\n\r\nHello all.\r\n")
+        with open(f2, "wb") as f:
+            f.write(SIMPLE)
+        r = S.cli(["--from", FROM, "--batch", f1, "--batch", f2], server="limit100", user=None, to=(),
+                  stdin=b"")
+        S.expect_rc(r, 69)
+        check(r.stdout.splitlines() == ["partial %s" % f1, "sent %s" % f2], "stdout %r" % r.stdout)
+        got = srv.messages[before:]
+        check([len(g[1]) for g in got] == [100, 1], "stored to %r" % [len(g[1]) for g in got])
+
     @case("rcpt_150_refused_in_1st_group_named_nothing_sent_69")
     def _():
         srv = S.extra["limit100"]
