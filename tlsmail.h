@@ -1052,7 +1052,9 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
    as tlsmail_describe gives it while that reply is the client's: "RCPT
    TO: server refused (5xx); server said: 550 5.1.1 no such user (5.1.1:
    bad destination mailbox address)"; an accepted one says "success", one
-   without a reply (code 0) says so. Returns buf. */
+   without a reply (code 0) says so. It tells the RCPT reply only: whether
+   the message then reached that recipient is r->delivered (0 after
+   tlsmail_transact_begin, whose verdict comes later). Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe_rcpt(const tlsmail_rcpt_result *r, char *buf, size_t cap);
 /* The server's id of the last message it accepted on c, taken from the 250
    after the message ("Ok: queued as 4Fh2x1" from Postfix, "id=..." from
