@@ -7965,7 +7965,8 @@ TLSMAIL__PRIVATE size_t tlsmail__group_accepted(const tlsmail__sendplan *g, int 
    open, which RSET ends before the next MAIL. Only DELIVER_ACCEPTED goes
    on after a failed group, and only after one with nobody accepted, the
    connection up and the server not waiting for message text (a 354 after
-   every refusal leaves no command to send). Once a message was taken,
+   every refusal leaves no command to send: no next group; the last one
+   is then refused like any other). Once a message was taken,
    whatever stops the rest is EPARTIAL, with the reply that stopped it
    kept and its own code in partial_err; tlsmail_queue_id is then the last
    message's that was taken, which the next MAIL had cleared. */
@@ -7994,7 +7995,8 @@ TLSMAIL__PRIVATE int tlsmail__send_groups(tlsmail_client *c, const tlsmail__send
             continue;
         }
         if (!p->partial || ok || (err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) ||
-            c->state == TLSMAIL__CLOSED || c->state == TLSMAIL__DATA || c->stage == TLSMAIL_STAGE_MAIL)
+            c->state == TLSMAIL__CLOSED || c->stage == TLSMAIL_STAGE_MAIL ||
+            (c->state == TLSMAIL__DATA && at + n < p->nto))
             break;
         refused = err; /* nobody in this group: on to the next */
         err = 0;

@@ -922,6 +922,16 @@ def proto_cases(add, ok):
                 transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, None)),
                 stdout_has("delivered " + "1" * 100 + "0" * 20, "rcpt 119 550 5.1.1 5.1.1 no such user r120"),
                 describes("delivered to 100 of 120 recipients")])
+    add("RCPT_MAX 50, partial, the last group refused, DATA answered 354 anyway: OK, no QUIT",
+        "gmail_pipe_last_refused_354", "OK", args=r50, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT", "RSET"), no_message_after_mail(3),
+                transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, None)),
+                stdout_has("delivered " + "1" * 100 + "0" * 20)])
+    add("RCPT_MAX 50, partial, a middle group refused, DATA answered 354 anyway: EPARTIAL, no RSET",
+        "gmail_pipe_middle_refused_354", "EPARTIAL", args=r50, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT", "RSET"), no_message_after_mail(2),
+                transactions((50, MSG_WIRE), (50, None)), stdout_has("delivered " + "1" * 50 + "0" * 70),
+                describes("delivered to 50 of 120 recipients")])
     add("RCPT_MAX 50, partial, the first group refused, DATA in its flight refused: RSET, on",
         "gmail_pipe_first_refused", "OK", args=r50, driver="itest-rcptmax50",
         checks=quit_last + [transactions((50, None), (50, None), (20, MSG_WIRE)),

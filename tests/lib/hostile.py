@@ -102,8 +102,8 @@ def drip(data, interval): return ("drip", bytes(data), float(interval))
 def recv_raw(n): return ("recv_raw", int(n))
 def mark(name): return ("mark", name)
 def drain(seconds=DRAIN_TIMEOUT): return ("drain", float(seconds))
-def serve(rcpt_max=100, refuse=None, lose_after=None, refuse_message=None):
-    return ("serve", rcpt_max, dict(refuse or {}), lose_after, dict(refuse_message or {}))
+def serve(rcpt_max=100, refuse=None, lose_after=None, refuse_message=None, data_354=False):
+    return ("serve", rcpt_max, dict(refuse or {}), lose_after, dict(refuse_message or {}), data_354)
 
 
 class Scenario:
@@ -600,7 +600,7 @@ class HostileServer:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r")
 
-    def _do_serve(self, rcpt_max, refuse, lose_after, refuse_message):
+    def _do_serve(self, rcpt_max, refuse, lose_after, refuse_message, data_354):
         """A server that counts: each MAIL opens a transaction, recorded as
         {"rcpts": [address of every RCPT], "accepted": [the accepted ones],
         "verbs": ["DATA" or "BDAT" for each one received], "body": "DATA",
@@ -609,7 +609,8 @@ class HostileServer:
         refuse maps an address to the reply its RCPT gets instead; after the
         lose_after-th message taken the connection drops (no close_notify);
         refuse_message maps n to the reply the n-th message gets instead of
-        250 (not taken)."""
+        250 (not taken); data_354: DATA gets 354 even with nobody accepted
+        (RFC 5321 3.3 says 554), and then the script ends."""
         tx = None
         taken = ended = 0
         while True:
@@ -640,6 +641,9 @@ class HostileServer:
                     tx["verbs"].append(verb.decode())
                 if verb == b"DATA":
                     if tx is None or not tx["accepted"]:
+                        if data_354:
+                            self._send(b"354 go ahead anyway\r\n")
+                            return
                         self._send(b"554 5.5.1 Error: no valid recipients\r\n")
                         continue
                     self._send(b"354 go ahead\r\n")
@@ -994,6 +998,10 @@ def _build_proto(add):
             "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(1, 101)})])
         add("gmail_%s_second_refused" % name, greet_ehlo(ehlo) + [serve(refuse={
             "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(101, 151)})])
+    add("gmail_pipe_last_refused_354", greet_ehlo(EHLO_PIPE) + [serve(refuse={
+        "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(101, 121)}, data_354=True)])
+    add("gmail_pipe_middle_refused_354", greet_ehlo(EHLO_PIPE) + [serve(refuse={
+        "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(51, 101)}, data_354=True)])
     add("gmail_pipe_body_refused", greet_ehlo(EHLO_PIPE) +
         [serve(refuse_message={2: b"554 5.7.1 message refused as spam\r\n"})])
 
