@@ -45,7 +45,7 @@ $(B)/minimal $(B)/custom_io $(B)/pinned: $(B)/%: examples/%.c tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(B)/unit $(B)/unit_compose $(B)/unit_x509: $(B)/%: tests/unit/%.c tests/lib/runner.h tests/lib/dot_ref.h \
-                                             tests/lib/mime_ref.h tlsmail.h | $(B)
+                                             tests/lib/mime_ref.h tests/lib/err_name.h tlsmail.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # STARTTLS compiled in: the integration suites drive both modes with it.

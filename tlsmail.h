@@ -95,6 +95,10 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 tlsmail_extension (default 512)
    TLSMAIL_RCPT_TEXT            room for one recipient's reply text in
                                 tlsmail_rcpt_result (default 160)
+   TLSMAIL_RCPT_MAX             most recipients in one transaction: more go
+                                in several, one after another on the same
+                                connection (default 100, RFC 5321
+                                4.5.3.1.8; Gmail and Postfix take no more)
    TLSMAIL_QUEUE_ID             room for tlsmail_queue_id (default 128)
    TLSMAIL_SESSION_LIFETIME     seconds a TLS session may be resumed after
                                 the full handshake that made it (default
@@ -146,7 +150,9 @@ ERRORS
    _RETRY (the network or the server, for now), _REFUSED (the server said
    no for good), _TAMPERING (TLS, certificate or protocol failure: a broken
    server or someone on the path), _MAYBE_DELIVERED (EUNKNOWN: a retry may
-   send twice). Errors the library decides on itself (EINVAL, ENOEXT,
+   send twice), _PARTIAL (EPARTIAL: delivered to some recipients only, in
+   the transactions before the one that failed: a retry would send it again
+   to those). Errors the library decides on itself (EINVAL, ENOEXT,
    ETOOBIG, ...) never quote a server reply in tlsmail_describe().
 
 CONVENTIONS
@@ -458,6 +464,15 @@ LICENSE
 #ifndef TLSMAIL_RCPT_TEXT
 #define TLSMAIL_RCPT_TEXT 160
 #endif
+/* Most recipients in one transaction. RFC 5321 4.5.3.1.8 has every server
+   take 100 and 4.5.3.1.10 has clients send no more; Gmail answers the
+   101st with 452 4.5.3, as Postfix does at its smtpd_recipient_limit. */
+#ifndef TLSMAIL_RCPT_MAX
+#define TLSMAIL_RCPT_MAX 100
+#endif
+#if TLSMAIL_RCPT_MAX < 1
+#error "tlsmail.h: TLSMAIL_RCPT_MAX must be at least 1"
+#endif
 #ifndef TLSMAIL_QUEUE_ID
 #define TLSMAIL_QUEUE_ID 128
 #endif
@@ -494,7 +509,8 @@ typedef struct tlsmail_session tlsmail_session;
    store, EHLO (HELO if refused), AUTH when auth is not NULL, MAIL, RCPT for
    every recipient (any rejection fails the send), DATA, QUIT. msg is the
    whole message (headers, blank line, body); line ends may be CRLF, LF or
-   CR. Every argument is checked before any byte goes out. */
+   CR. Every argument is checked before any byte goes out. More than
+   TLSMAIL_RCPT_MAX recipients go as tlsmail_client_send sends them. */
 TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const char *from,
                              const char *const *to, size_t nto, const void *msg, size_t len);
 
@@ -508,7 +524,19 @@ TLSMAIL_DEF int tlsmail_send(const char *addr, const tlsmail_auth *auth, const c
    header field is not ASCII (TLSMAIL_ENOEXT when the server lacks it).
    When the server offers CHUNKING the message goes by BDAT (RFC 3030):
    line ends normalised, no dot-stuffing; with PIPELINING too, and one
-   recipient, MAIL, RCPT, BDAT and QUIT leave in one write. */
+   recipient, MAIL, RCPT, BDAT and QUIT leave in one write.
+   More than TLSMAIL_RCPT_MAX (100) recipients: the message goes in
+   consecutive groups of at most that many, in the order of to[], each its
+   own transaction (MAIL, its RCPTs, the message) on the same connection,
+   each pipelined or not as a single one would be; QUIT rides only in the
+   last one's write, and every reply is read in between (an unfinished
+   transaction gets RSET before the next MAIL). A refusal ends the send
+   (with TLSMAIL_DELIVER_ACCEPTED, only a group with nobody accepted goes
+   on to the next). Once a group's message was taken, anything that keeps
+   a later group from delivery (a refusal, the message refused, a lost
+   connection) is TLSMAIL_EPARTIAL: tlsmail_describe says to how many of
+   how many and quotes what stopped it; tlsmail_rcpt_result.delivered says
+   who. Up to TLSMAIL_RCPT_MAX, one transaction, as always. */
 TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg,
                                  const tlsmail_auth *auth, const char *from,
                                  const char *const *to, size_t nto,
@@ -516,18 +544,31 @@ TLSMAIL_DEF int tlsmail_client_send(tlsmail_client *c, const tlsmail_config *cfg
 
 /* One recipient's answer (tlsmail_send_opts.results): its reply code (0: no
    RCPT was sent for it, or its reply never came), enhanced status ("5.1.1"
-   or "") and text (lines joined by ' ', cut to fit). */
+   or "") and text (lines joined by ' ', cut to fit). delivered: 1 when the
+   recipient was accepted and its transaction ended with the server taking
+   the message (250 to its end), else 0: an accepted recipient whose
+   message was then refused, lost or never sent (TLSMAIL_EPARTIAL, a
+   refusal of another under TLSMAIL_DELIVER_ALL) has 0. Set by
+   tlsmail_client_send_ex and tlsmail_transact; tlsmail_transact_begin
+   leaves it 0 (the verdict comes later, from tlsmail_data_end). */
 typedef struct tlsmail_rcpt_result {
     int code;
     char enhanced[12];
     char text[TLSMAIL_RCPT_TEXT];
+    int delivered;
 } tlsmail_rcpt_result;
 
 /* Who gets the message when some recipients are refused
    (tlsmail_send_opts.deliver). ALL, the default and Go's rule: any refusal
    fails the send and the message is never sent. ACCEPTED: the message goes
    to the recipients the server accepted; the send fails only when it
-   accepted none. */
+   accepted none. Over TLSMAIL_RCPT_MAX recipients, per transaction: with
+   ALL the first refusal in any group ends the send there (that group's
+   message is not sent, later groups are not tried; TLSMAIL_EPARTIAL once
+   an earlier group was delivered, else the refusal itself); with ACCEPTED
+   each group's message goes to that group's accepted recipients, a group
+   with nobody accepted is RSET and the next one goes, and the send fails
+   only when no group had anyone accepted (the last refusal). */
 enum { TLSMAIL_DELIVER_ALL = 0, TLSMAIL_DELIVER_ACCEPTED };
 
 /* Options of tlsmail_client_send_ex. Zero-initialise.
@@ -538,7 +579,8 @@ enum { TLSMAIL_DELIVER_ALL = 0, TLSMAIL_DELIVER_ACCEPTED };
    rcpt: nto entries, DSN options of each recipient in to[]; NULL: none.
    results: nto entries the send fills in, each recipient's answer. With
      TLSMAIL_DELIVER_ALL the send stops at the first refusal: entries after
-     it keep code 0. Required (non-NULL) with TLSMAIL_DELIVER_ACCEPTED, so a
+     it keep code 0 (tlsmail_transact's: those of its group have theirs).
+     Required (non-NULL) with TLSMAIL_DELIVER_ACCEPTED, so a
      refusal cannot pass unseen.
    deliver: TLSMAIL_DELIVER_*. */
 struct tlsmail_send_opts {
@@ -566,7 +608,10 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
    that refused (o->results has every recipient's; tlsmail_describe_rcpt
    says each in a line); call tlsmail_reset before the next message.
    Errors as tlsmail_client_send's; TLSMAIL_ESTATE in the middle of a
-   message. */
+   message. Over TLSMAIL_RCPT_MAX recipients, transactions of at most that
+   many, as tlsmail_client_send_ex sends them (no QUIT), RSET between them
+   where one was left unfinished; TLSMAIL_EPARTIAL as there (then
+   tlsmail_reset before the next message too). */
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len,
                                  const tlsmail_send_opts *o);
@@ -581,7 +626,9 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
    o->results and o->deliver as for tlsmail_transact: after one, nothing
    of the message is asked for, and tlsmail_reset comes before the next.
    By DATA even when the server offers CHUNKING: BDAT LAST would need the
-   message's size first. */
+   message's size first. At most TLSMAIL_RCPT_MAX recipients (one
+   transaction): more is TLSMAIL_EINVAL before any byte goes out, since
+   more need the message whole: tlsmail_transact. */
 TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, const char *const *to,
                                        size_t nto, const tlsmail_send_opts *o);
 
@@ -927,7 +974,9 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c);
     X(ENOTIME,         CONFIG,    "no clock to check certificate dates: give "\
                                   "tlsmail_config.clock")                     \
     X(ECLIENTCERT,     CONFIG,    "cannot load the client certificate or its "\
-                                  "key")
+                                  "key")                                      \
+    X(EPARTIAL,        PARTIAL,   "delivered to some recipients only: a "     \
+                                  "retry would send it again to those")
 
 enum {
 #define TLSMAIL__INDEX(name, cls, text) TLSMAIL__INDEX_##name,
@@ -954,8 +1003,11 @@ enum {
     TLSMAIL_CLASS_TAMPERING,       /* TLS, certificate or protocol failure: a
                                       broken or misconfigured server, or
                                       someone on the path */
-    TLSMAIL_CLASS_MAYBE_DELIVERED  /* the message may have been delivered: a
+    TLSMAIL_CLASS_MAYBE_DELIVERED, /* the message may have been delivered: a
                                       retry may send it twice */
+    TLSMAIL_CLASS_PARTIAL          /* delivered to some recipients only: a
+                                      retry would send it again to those;
+                                      tlsmail_rcpt_result.delivered says who */
 };
 
 /* Name of an error code ("server certificate expired ..."); never NULL. */
@@ -1002,13 +1054,19 @@ TLSMAIL_DEF int tlsmail_error_class(const tlsmail_client *c, int err);
    enhanced status of the quoted reply is explained (RFC 3463); a local
    refusal says why: the mechanisms the server really offers (ENOMECH), the
    extension the message needs (ENOEXT), the size and the limit (ETOOBIG),
-   the OAuth error's status (EAUTH after an error challenge). Returns buf. */
+   the OAuth error's status (EAUTH after an error challenge). EPARTIAL:
+   "delivered to 100 of 150 recipients (a retry would send it again to
+   those); " and then what stopped the rest, as that error alone is told
+   ("RCPT TO: server refused (5xx); server said: 550 ..."; a lost
+   connection quotes no reply). Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, size_t cap);
 /* The same line for one recipient's answer in tlsmail_send_opts.results,
    as tlsmail_describe gives it while that reply is the client's: "RCPT
    TO: server refused (5xx); server said: 550 5.1.1 no such user (5.1.1:
    bad destination mailbox address)"; an accepted one says "success", one
-   without a reply (code 0) says so. Returns buf. */
+   without a reply (code 0) says so. It tells the RCPT reply only: whether
+   the message then reached that recipient is r->delivered (0 after
+   tlsmail_transact_begin, whose verdict comes later). Returns buf. */
 TLSMAIL_DEF char *tlsmail_describe_rcpt(const tlsmail_rcpt_result *r, char *buf, size_t cap);
 /* The server's id of the last message it accepted on c, taken from the 250
    after the message ("Ok: queued as 4Fh2x1" from Postfix, "id=..." from
@@ -1467,6 +1525,8 @@ struct tlsmail_client {
                                        secret sent, masked where a reply
                                        quotes it (tlsmail__mask_echo) */
     char queue_id[TLSMAIL_QUEUE_ID];/* the accepted message's id, or "" */
+    size_t rcpt_done, rcpt_total;   /* EPARTIAL: recipients delivered to, of */
+    int partial_err;                /* EPARTIAL: what stopped the send */
     unsigned port;                  /* the port dialled (the session's key, OAUTHBEARER) */
     int session_offered;            /* cfg->session went into the ClientHello */
     int session_resumed;            /* ...and the server resumed it */
@@ -7753,10 +7813,11 @@ TLSMAIL__PRIVATE int tlsmail__envelope_stepwise(tlsmail_client *c, const tlsmail
    recipients the message waits for their replies, since a refusal must
    keep it from the others. Without partial delivery the first refusal ends
    the session without a message (the server may be waiting for one after
-   DATA, so no more commands are sent: only the close). *done: the message
-   went and its verdict was read. */
+   DATA, so no more commands are sent: only the close). quit: QUIT rides
+   with the message (not in a group that another follows). *done: the
+   message went and its verdict was read. */
 TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmail__sendplan *p,
-                                                 int *done) {
+                                                 int quit, int *done) {
     tlsmail__mailplan mp;
     tlsmail__kept kept;
     int inflight = p->bdat && (p->nto == 1 || p->partial), err, code, last = 0;
@@ -7766,7 +7827,7 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
     if ((err = tlsmail__put_envelope(c, p, &mp)) != 0) return err;
     if (!p->bdat && (err = tlsmail__put(c, "DATA", NULL, NULL)) != 0) return err;
     if (inflight && ((err = tlsmail__put_bdat(c, p)) != 0 ||
-                     (err = tlsmail__put(c, "QUIT", NULL, NULL)) != 0))
+                     (quit && (err = tlsmail__put(c, "QUIT", NULL, NULL)) != 0)))
         return err;
     if ((err = tlsmail__flush(c)) != 0) return err;
     code = tlsmail__read_reply(c, NULL);
@@ -7806,6 +7867,7 @@ TLSMAIL__PRIVATE int tlsmail__envelope_pipelined(tlsmail_client *c, const tlsmai
        valid recipients"); a 354 regardless gets no message, and the last
        refusal is the error told. */
     if ((err = tlsmail__verdict(code, 354)) != 0) return c->err = err;
+    c->state = TLSMAIL__DATA; /* the server waits for text: no RSET can follow */
     return tlsmail__restore_reply(c, &kept, last);
 }
 
@@ -7884,6 +7946,98 @@ TLSMAIL__PRIVATE int tlsmail__plan_send(const tlsmail_config *cfg, const char *f
     return tlsmail__plan_message(from, to, nto, msg, len, o, p);
 }
 
+TLSMAIL__PRIVATE int tlsmail__transact_envelope(tlsmail_client *c, const tlsmail__sendplan *p, int *done);
+
+/* One transaction of a send: the one call's (one; last: QUIT may ride in
+   its flight; *quit: it did, and its reply is still to read) or
+   tlsmail_transact's. Pipelined as a single transaction would be, by the
+   group's own size. */
+TLSMAIL__PRIVATE int tlsmail__send_group(tlsmail_client *c, const tlsmail__sendplan *g, int one,
+                                         int last, int *quit) {
+    int err, pipe, done = 0;
+    *quit = 0;
+    if (!one) {
+        if ((err = tlsmail__transact_envelope(c, g, &done)) != 0 || done) return err;
+        return tlsmail__send_body(c, g, 0);
+    }
+    pipe = (c->ext.flags & TLSMAIL__EXT_PIPELINING) && g->nto + 4 <= TLSMAIL__PIPE_MAX;
+    err = pipe ? tlsmail__envelope_pipelined(c, g, last, &done) : tlsmail__envelope_stepwise(c, g, 0);
+    if (!err && !done) err = tlsmail__send_body(c, g, pipe && last);
+    /* QUIT went with the message, or (BDAT in the flight) with the chunk */
+    *quit = pipe && last && (done || !err);
+    return err;
+}
+
+/* After group g: how many of its recipients were accepted, and, when its
+   message was taken, that they have it. Without results (DELIVER_ALL) a
+   message goes only when every one was accepted. */
+TLSMAIL__PRIVATE size_t tlsmail__group_accepted(const tlsmail__sendplan *g, int taken) {
+    size_t i, n = 0;
+    if (!g->results) return taken ? g->nto : 0;
+    for (i = 0; i < g->nto; i++) {
+        if (g->results[i].code != 250 && g->results[i].code != 251) continue;
+        g->results[i].delivered = taken;
+        n++;
+    }
+    return n;
+}
+
+/* The message to every recipient of *p in transactions of at most
+   TLSMAIL_RCPT_MAX, in order (RFC 5321 4.5.3.1.10), so that a server that
+   takes no more than 100 (Gmail, Postfix) gets them all; up to that many,
+   one transaction as before. Between groups every reply has been read; a
+   group that did not end with its message taken leaves a transaction
+   open, which RSET ends before the next MAIL. Only DELIVER_ACCEPTED goes
+   on after a failed group, and only after one with nobody accepted, the
+   connection up and the server not waiting for message text (a 354 after
+   every refusal leaves no command to send: no next group; the last one
+   is then refused like any other). Once a message was taken,
+   whatever stops the rest is EPARTIAL, with the reply that stopped it
+   kept and its own code in partial_err; tlsmail_queue_id is then the last
+   message's that was taken, which the next MAIL had cleared. */
+TLSMAIL__PRIVATE int tlsmail__send_groups(tlsmail_client *c, const tlsmail__sendplan *p, int one,
+                                          int *quit) {
+    tlsmail__sendplan g;
+    size_t at, n, ok, done = 0;
+    int err = 0, refused = 0, taken = 0, rset = 0;
+    char qid[TLSMAIL_QUEUE_ID];
+    *quit = 0;
+    for (at = 0; at < p->nto; at += n) {
+        n = p->nto - at < TLSMAIL_RCPT_MAX ? p->nto - at : TLSMAIL_RCPT_MAX;
+        g = *p;
+        g.to = p->to + at;
+        g.nto = n;
+        g.rcpt = p->rcpt ? p->rcpt + at : NULL;
+        g.results = p->results ? p->results + at : NULL;
+        if (rset && (err = tlsmail_reset(c)) != 0) break;
+        err = tlsmail__send_group(c, &g, one, at + n == p->nto, quit);
+        ok = tlsmail__group_accepted(&g, !err);
+        if (!err) {
+            done += ok;
+            taken = 1;
+            rset = 0;
+            memcpy(qid, c->queue_id, sizeof qid);
+            continue;
+        }
+        if (!p->partial || ok || (err != TLSMAIL_EPERMANENT && err != TLSMAIL_ETRANSIENT) ||
+            c->state == TLSMAIL__CLOSED || c->stage == TLSMAIL_STAGE_MAIL ||
+            (c->state == TLSMAIL__DATA && at + n < p->nto))
+            break;
+        refused = err; /* nobody in this group: on to the next */
+        err = 0;
+        rset = 1;
+    }
+    if (taken) memcpy(c->queue_id, qid, sizeof qid);
+    if (err && taken) {
+        c->partial_err = err;
+        c->rcpt_done = done;
+        c->rcpt_total = p->nto;
+        return c->err = TLSMAIL_EPARTIAL;
+    }
+    if (err || taken) return c->err = err;
+    return c->err = refused; /* nobody in any group: the last refusal, its reply kept */
+}
+
 TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *cfg,
                                        const tlsmail_auth *auth, const char *from,
                                        const char *const *to, size_t nto, const void *msg,
@@ -7892,7 +8046,7 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
     tlsmail__kept verdict;
     char host[256];
     unsigned port;
-    int err, pipe, done = 0;
+    int err, quit = 0;
     if (!c) return TLSMAIL_EINVAL;
     memset(c, 0, sizeof *c);
     c->fd = -1;
@@ -7912,14 +8066,11 @@ TLSMAIL_DEF int tlsmail_client_send_ex(tlsmail_client *c, const tlsmail_config *
        unauthenticated. */
     if (auth && (err = tlsmail_authenticate(c, auth)) != 0) goto fail;
     p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
-    pipe = (c->ext.flags & TLSMAIL__EXT_PIPELINING) && nto + 4 <= TLSMAIL__PIPE_MAX;
-    err = pipe ? tlsmail__envelope_pipelined(c, &p, &done) : tlsmail__envelope_stepwise(c, &p, 0);
-    if (!err && !done) err = tlsmail__send_body(c, &p, pipe);
-    if (err) goto fail;
+    if ((err = tlsmail__send_groups(c, &p, 1, &quit)) != 0) goto fail;
     /* Delivered: whatever happens to QUIT now can't undo that, and the
        reply left to read is the one that took the message. */
     tlsmail__keep_reply(c, &verdict);
-    if (pipe) {
+    if (quit) {
         c->stage = TLSMAIL_STAGE_QUIT;
         (void)tlsmail__quit_reply(c);
     } else {
@@ -8010,14 +8161,13 @@ TLSMAIL__PRIVATE int tlsmail__transact_envelope(tlsmail_client *c, const tlsmail
 TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char *const *to,
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
-    int err, done = 0;
+    int err, quit;
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
     if (p.longline) return tlsmail__refuse_line(c, p.longline);
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     p.bdat = (c->ext.flags & TLSMAIL__EXT_CHUNKING) != 0;
-    if ((err = tlsmail__transact_envelope(c, &p, &done)) != 0 || done) return err;
-    return tlsmail__send_body(c, &p, 0);
+    return tlsmail__send_groups(c, &p, 0, &quit);
 }
 
 TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, const char *const *to,
@@ -8026,6 +8176,8 @@ TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, cons
     int err, done = 0;
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_envelope(from, to, nto, o, &p)) != 0) return c->err = err;
+    /* Several transactions would each need the message: it goes only once. */
+    if (nto > TLSMAIL_RCPT_MAX) return c->err = TLSMAIL_EINVAL;
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
     /* p.bdat stays 0: BDAT LAST needs the size of a message not read yet.
        Without the message in the plan, the pipelined envelope is MAIL and
@@ -8903,6 +9055,18 @@ TLSMAIL_DEF char *tlsmail_describe(const tlsmail_client *c, int err, char *buf, 
     char num[24];
     if (!buf || !cap) return buf;
     buf[0] = 0;
+    /* Who has it first, then what stopped the rest, told as it would be
+       had nothing been delivered (its reply quoted only if it was one). */
+    if (err == TLSMAIL_EPARTIAL && c && c->partial_err && c->partial_err != TLSMAIL_EPARTIAL) {
+        char total[24];
+        (void)tlsmail__utoa(num, c->rcpt_done);
+        (void)tlsmail__utoa(total, c->rcpt_total);
+        tlsmail__adds(buf, cap, &n, "delivered to ", num, " of ", total);
+        tlsmail__adds(buf, cap, &n, " recipients (a retry would send it again to those); ", NULL,
+                      NULL, NULL);
+        if (n + 1 < cap) (void)tlsmail_describe(c, c->partial_err, buf + n, cap - n);
+        return buf;
+    }
     /* ENOMECH on the server's word (534: too weak for this account's
        policy, as Gmail says of a password where it wants an app password or
        OAuth; 504: unknown): it was offered, so "offers none" would mislead. */

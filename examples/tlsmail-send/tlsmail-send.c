@@ -470,10 +470,12 @@ static const char help_head[] =
 static const char help_tail[] =
     "\n"
     "Exit status: 0 sent; 64 usage; 65 bad message or address; 66 unreadable\n"
-    "file; 69 refused or unavailable (5xx, TLS, certificate); 70 internal\n"
-    "error; 74 stdout unwritable (--batch); 75 temporary failure, retry later\n"
-    "(4xx, timeout, network); 76 protocol error; 77 authentication refused;\n"
-    "78 bad configuration.\n";
+    "file; 69 refused or unavailable (5xx, TLS, certificate), or delivered to\n"
+    "some recipients only (over 100 go in groups, and a later one failed: do\n"
+    "not retry, stderr names who did not get it); 70 internal error; 74 stdout\n"
+    "unwritable (--batch); 75 temporary failure, retry later (4xx, timeout,\n"
+    "network); 76 protocol error; 77 authentication refused; 78 bad\n"
+    "configuration.\n";
 
 /* The option column: "-f, -r ADDR". */
 static void option_label(const option *o, char *buf, size_t cap) {
@@ -2640,6 +2642,36 @@ static void process_window(void) {
     collect_recipients();
 }
 
+/* More recipients than one transaction takes (TLSMAIL_RCPT_MAX, 100): the
+   library sends the message once for each group of them, so it needs it
+   whole, whatever its size (up to 64 MiB); a streamed message goes only
+   once. What comes after the window is checked as stream_rest checks it. */
+static void read_rest(void) {
+    size_t cap = R.msg_cap; /* R.msg holds cap + 1 octets */
+    unsigned long line;
+    long r;
+    for (;;) {
+        if (R.len == cap) {
+            char *more;
+            cap = cap * 2 > MAX_MESSAGE + 1 ? MAX_MESSAGE + 1 : cap * 2;
+            if ((more = (char *)realloc(R.msg, cap + 1)) == NULL) die(EX_SOFTWARE, "out of memory");
+            R.msg = more;
+        }
+        if ((r = read_fd(R.msg_fd, R.msg + R.len, cap - R.len)) == 0) break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) die(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
+        if ((line = linecheck_feed(&message_lines, R.msg + R.len, (size_t)r)) != 0)
+            die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
+        R.len += (size_t)r;
+        R.input += (unsigned long long)r;
+        if (R.input > MAX_MESSAGE) die(EX_DATAERR, "the message is larger than 64 MiB");
+    }
+    R.msg[R.len] = 0;
+    R.msg_eof = 1;
+    R.body8 = find_8bit(R.msg, R.len) != NULL;
+    if (R.body8 && R.mopts.body == TLSMAIL_BODY_7BIT) die(EX_DATAERR, NOT_7BIT);
+}
+
 static void prepare_message(void) {
     if (R.subject) { /* the composer needs the whole text */
         R.msg = read_all(stdin, MAX_MESSAGE, &R.len);
@@ -2661,6 +2693,7 @@ static void prepare_message(void) {
         collect_recipients();
     } else {
         process_window();
+        if (!R.msg_eof && R.rcpts.n > TLSMAIL_RCPT_MAX) read_rest();
     }
     R.sent = R.addlen + R.len + (R.gap ? 2 : 0); /* as far as known: a streamed message grows */
 }
@@ -2688,6 +2721,13 @@ static int exit_status(int err) {
     /* The message may have arrived: retrying may deliver it twice, but not
        retrying may lose it, and a duplicate is the lesser harm. */
     case TLSMAIL_CLASS_MAYBE_DELIVERED: return EX_TEMPFAIL;
+    /* Delivered to some recipients only (more than 100 go in several
+       transactions, and a later one failed): a retry would send it again
+       to those, so never 75. 69 is what every caller of sendmail takes
+       as failed for good (Postfix's pipe(8) and Exim bounce it, tell the
+       sender; only 75, and Exim's 73, are queued for later): a person
+       then resends to the ones named, not a queue to everyone. */
+    case TLSMAIL_CLASS_PARTIAL: return EX_UNAVAILABLE;
     case TLSMAIL_CLASS_REFUSED: return EX_UNAVAILABLE;
     case TLSMAIL_CLASS_TAMPERING: return err == TLSMAIL_EPROTO ? EX_PROTOCOL : EX_UNAVAILABLE;
     default: break;
@@ -2873,8 +2913,13 @@ static void log_result(int rc, const char *result, const char *queue) {
     r = snprintf(line, sizeof line, "account=%s host=%s port=%u from=%s recipients=",
                  R.account.value ? R.account.value : "-", R.host, R.port, R.from ? R.from : "-");
     n = r > 0 ? (size_t)r : 0;
-    for (i = 0; i < R.rcpts.n && n < sizeof line; i++) {
+    /* hundreds of recipients must leave room for the status and result */
+    for (i = 0; i < R.rcpts.n && n < sizeof line / 2; i++) {
         r = snprintf(line + n, sizeof line - n, "%s%s", i ? "," : "", R.rcpts.v[i]);
+        n += r > 0 ? (size_t)r : 0;
+    }
+    if (i < R.rcpts.n && n < sizeof line) {
+        r = snprintf(line + n, sizeof line - n, ",(%lu more)", (unsigned long)(R.rcpts.n - i));
         n += r > 0 ? (size_t)r : 0;
     }
     if (n < sizeof line)
@@ -3306,7 +3351,12 @@ static int report(int err) {
     }
     if (R.verbose && R.dsn && !R.server_dsn)
         fprintf(stderr, "* DSN (-N, -R, -V) not sent: the server does not offer DSN\n");
-    log_result(rc, R.refused ? R.result : desc, err ? "" : qid);
+    if (err == TLSMAIL_EPARTIAL) { /* who has it, what stopped the rest, who does not */
+        size_t n = strlen(desc);
+        snprintf(desc + n, sizeof desc - n, "; %s", R.result);
+    }
+    /* a partial delivery's queue id is the last message's that was taken */
+    log_result(rc, R.refused ? R.result : desc, err && err != TLSMAIL_EPARTIAL ? "" : qid);
     R.refused = 0;
     return rc;
 }
@@ -3367,6 +3417,7 @@ static int deliver_accepted(void) {
 }
 
 static int name_results(const tlsmail_rcpt_result *res, int err);
+static int name_undelivered(const tlsmail_rcpt_result *res, int err);
 
 /* What a message is sent with: MAIL's options, -N for every recipient (*ro,
    to free) and, to several recipients, every one's answer (*res, to free),
@@ -3596,6 +3647,47 @@ static int refusals_end(const refusals *f) {
     return f->last;
 }
 
+/* EPARTIAL: the message went to the recipients of the transactions
+   before the one that failed (the library sends at most TLSMAIL_RCPT_MAX
+   a transaction). Each one who did not get it is named on stderr with its
+   reply, or "not tried", and listed for the log (R.result); report()
+   says how many did and what stopped the rest. */
+static int name_undelivered(const tlsmail_rcpt_result *res, int err) {
+    const char *file = R.msgfiles.n ? R.msg_name : "";
+    size_t i, n, cut = 0, listed = 0;
+    int k;
+    k = snprintf(R.result, sizeof R.result, "not delivered to:");
+    n = k > 0 ? (size_t)k : 0;
+    for (i = 0; i < R.rcpts.n; i++) {
+        char desc[1400], brief[300];
+        int code = res[i].code;
+        if (res[i].delivered) continue;
+        if (!code) {
+            snprintf(desc, sizeof desc, "not tried");
+            snprintf(brief, sizeof brief, "not tried");
+        } else if (code == 250 || code == 251) {
+            snprintf(desc, sizeof desc, "accepted (%d %s), but its transaction ended without the message",
+                     code, res[i].text);
+            snprintf(brief, sizeof brief, "%d accepted, not sent", code);
+        } else {
+            tlsmail_describe_rcpt(&res[i], desc, sizeof desc);
+            snprintf(brief, sizeof brief, "%d %s", code, res[i].text);
+        }
+        fprintf(stderr, "tlsmail-send: %s%s%s: not delivered: %s\n", file, *file ? ": " : "",
+                R.rcpts.v[i], desc);
+        k = snprintf(R.result + n, sizeof R.result - n, "%s %s: %s", listed ? ";" : "", R.rcpts.v[i], brief);
+        if (k > 0 && (size_t)k < sizeof R.result - n - 24) {
+            n += (size_t)k;
+            listed++;
+        } else {
+            cut++;
+        }
+    }
+    R.result[n] = 0;
+    if (cut) snprintf(R.result + n, sizeof R.result - n, "; %lu more", (unsigned long)cut);
+    return err;
+}
+
 /* After tlsmail_transact(_begin) to several recipients (err its result):
    each refused recipient named from its answer. Only
    when every RCPT was answered: after a refused MAIL the answers are the
@@ -3603,13 +3695,18 @@ static int refusals_end(const refusals *f) {
    is what to report. */
 static int name_results(const tlsmail_rcpt_result *res, int err) {
     refusals f;
-    size_t i;
+    size_t i, asked;
     int last;
+    if (err == TLSMAIL_EPARTIAL) return name_undelivered(res, err);
     if (tlsmail_stage(&client) == TLSMAIL_STAGE_MAIL) return err;
-    for (i = 0; i < R.rcpts.n; i++)
-        if (!res[i].code) return err;
+    /* Over 100 recipients, a refusal in a transaction of 100 ends the
+       send before the next one is asked: every one asked is named. */
+    for (asked = 0; asked < R.rcpts.n && res[asked].code; asked++) continue;
+    if (asked < R.rcpts.n && (asked == 0 || asked % TLSMAIL_RCPT_MAX != 0)) return err;
+    for (i = asked; i < R.rcpts.n; i++)
+        if (res[i].code) return err;
     memset(&f, 0, sizeof f);
-    for (i = 0; i < R.rcpts.n; i++) {
+    for (i = 0; i < asked; i++) {
         char desc[1400];
         int code = res[i].code;
         if (code == 250 || code == 251) continue;
@@ -3792,8 +3889,15 @@ static int send_batch(void) {
                 close_message();
                 break;
             }
+        } else {
+            /* some of its recipients have it (over 100, a later transaction
+               failed): a caller that sends the file again duplicates it */
+            if (err == TLSMAIL_EPARTIAL) {
+                (void)printf("partial %s\n", R.msg_name);
+                (void)fflush(stdout);
+            }
+            if (rc == EX_OK) rc = r;
         }
-        else if (rc == EX_OK) rc = r;
         close_message();
         if (err && tlsmail_reset(&client) != 0) {
             if (i + 1 < R.msgfiles.n)

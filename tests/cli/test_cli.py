@@ -94,9 +94,10 @@ def build(build_dir, work):
 class InProcess:
     """A small aiosmtpd server in this process (implicit TLS): recipients
     starting with "reject" get 550, with "tempfail" 451; optional AUTH with
-    only the given mechanisms."""
+    only the given mechanisms; rcpt_max: the RCPT after that many in one
+    transaction gets 452 4.5.3, as from Gmail and Postfix."""
 
-    def __init__(self, pki, auth_mechs=None):
+    def __init__(self, pki, auth_mechs=None, rcpt_max=None):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -105,6 +106,9 @@ class InProcess:
 
         class Handler:
             async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                envelope.nrcpt = getattr(envelope, "nrcpt", 0) + 1
+                if rcpt_max is not None and envelope.nrcpt > rcpt_max:
+                    return "452 4.5.3 Your message has too many recipients"
                 if address.startswith("reject"):
                     return "550 5.1.1 <%s>: no such user here" % address
                 if address.startswith("tempfail"):
@@ -187,6 +191,7 @@ class Suite:
             s.wait_ready(deadline)
         self.extra["refuse"] = InProcess(self.pki)                       # no AUTH
         self.extra["loginonly"] = InProcess(self.pki, auth_mechs=("LOGIN",))
+        self.extra["limit100"] = InProcess(self.pki, rcpt_max=100)       # no AUTH
         self.silent = SilentListener()
         self.capath = os.path.join(self.work, "capath")
         os.makedirs(self.capath)
@@ -598,6 +603,112 @@ def build_cases(S):
         S.expect_rc(r, 75)
         check("451" in r.stderr and "RCPT" in r.stderr, "stage or reply missing: %s" % r)
         check(len(srv.messages) == before, "a message was delivered")
+
+    # ---- more than 100 recipients: transactions of 100 (Gmail, Postfix
+    # answer the 101st with 452 4.5.3), each its own message
+    def many(n, reject=()):
+        return tuple(("reject%d@example.org" if i in reject else "r%d@example.org") % i
+                     for i in range(1, n + 1))
+
+    def groups_stored(srv, before, rcpts, msg):
+        got = srv.messages[before:]
+        want = [list(rcpts[i:i + 100]) for i in range(0, len(rcpts), 100)]
+        check([g[1] for g in got] == want, "stored %d messages to %s recipients, want %s" %
+              (len(got), [len(g[1]) for g in got], [len(w) for w in want]))
+        for g in got:
+            check(g[0] == FROM, "mail_from %r" % g[0])
+            check(g[2] == normalise(msg), "content differs: %r" % g[2][:200])
+
+    @case("rcpt_150_argv_two_transactions")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150)
+        r = S.cli(["--from", FROM], server="limit100", user=None, to=rcpts)
+        S.expect_rc(r, 0)
+        groups_stored(srv, before, rcpts, SIMPLE)
+
+    @case("rcpt_150_t_header_two_transactions")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150)
+        head = b"To: " + b",\r\n ".join(a.encode() for a in rcpts[:120]) + b"\r\n"
+        head += b"Cc: " + b", ".join(a.encode() for a in rcpts[120:]) + b"\r\n"
+        msg = b"From: Sender <sender@example.org>\r\n" + head + DATE_ID + b"Subject: many\r\n\r\nHello all.\r\n"
+        r = S.cli(["--from", FROM, "-t"], server="limit100", user=None, to=(), stdin=msg)
+        S.expect_rc(r, 0)
+        groups_stored(srv, before, rcpts, msg)
+
+    @case("rcpt_150_message_over_256k_from_a_pipe_read_whole")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150)
+        msg = SIMPLE + (b"y" * 77 + b"\r\n") * 4000   # 316 KB: past the 256 KiB window
+        # stdin is a pipe (subprocess input=): it cannot be mapped or sized first
+        r = S.cli(["--from", FROM, "-v"], server="limit100", user=None, to=rcpts, stdin=msg)
+        S.expect_rc(r, 0)
+        check("(streamed)" not in r.stderr, "it was streamed: %s" % r.stderr[-300:])
+        groups_stored(srv, before, rcpts, msg)
+
+    @case("rcpt_batch_partial_line_then_the_next_file_sent_69")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150, reject=(120,))
+        f1, f2 = os.path.join(S.work, "batch-many.eml"), os.path.join(S.work, "batch-one.eml")
+        with open(f1, "wb") as f:
+            f.write(b"From: sender@example.org\r\nTo: " + b",\r\n ".join(a.encode() for a in rcpts) +
+                    b"\r\n" + DATE_ID + b"Subject: many\r\n\r\nHello all.\r\n")
+        with open(f2, "wb") as f:
+            f.write(SIMPLE)
+        r = S.cli(["--from", FROM, "--batch", f1, "--batch", f2], server="limit100", user=None, to=(),
+                  stdin=b"")
+        S.expect_rc(r, 69)
+        check(r.stdout.splitlines() == ["partial %s" % f1, "sent %s" % f2], "stdout %r" % r.stdout)
+        got = srv.messages[before:]
+        check([len(g[1]) for g in got] == [100, 1], "stored to %r" % [len(g[1]) for g in got])
+
+    @case("rcpt_150_refused_in_1st_group_named_nothing_sent_69")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = many(150, reject=(5, 70))
+        r = S.cli(["--from", FROM], server="limit100", user=None, to=rcpts)
+        S.expect_rc(r, 69)
+        lines = r.stderr.strip().splitlines()
+        for a in ("reject5@example.org", "reject70@example.org"):
+            check(any(l.startswith("tlsmail-send: %s: RCPT TO: server refused" % a) for l in lines),
+                  "no line for %s: %s" % (a, r))
+        check(lines[-1] == "tlsmail-send: 2 of 150 recipients refused: nothing was sent", "%r" % lines[-1:])
+        check(len(srv.messages) == before, "a message was delivered")
+
+    @case("rcpt_250_refused_in_2nd_group_partial_69")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        logf = os.path.join(S.work, "partial.log")
+        rcpts = many(250, reject=(120,))
+        r = S.cli(["--from", FROM], server="limit100", user=None, to=rcpts, env_extra={"TLSMAIL_LOG": logf})
+        # a retry would send it again to the 100: never 75
+        S.expect_rc(r, 69)
+        groups_stored(srv, before, rcpts[:100], SIMPLE)
+        lines = r.stderr.strip().splitlines()
+        check(any("delivered to 100 of 250 recipients" in l and "550" in l for l in lines), "%s" % r)
+        named = [l for l in lines if ": not delivered: " in l]
+        check(len(named) == 150, "%d recipients named as not delivered: %s" % (len(named), r))
+        check(any(l.startswith("tlsmail-send: reject120@example.org: not delivered: RCPT TO: ") and
+                  "550" in l for l in named), "no line for reject120: %s" % r)
+        check(any(l.startswith("tlsmail-send: r101@example.org: not delivered: accepted") for l in named),
+              "no line for r101: %s" % r)
+        check(any(l == "tlsmail-send: r250@example.org: not delivered: not tried" for l in named),
+              "no 'not tried' for r250: %s" % r)
+        check(not any(l.startswith("tlsmail-send: r1@example.org:") for l in lines), "r1 named: %s" % r)
+        log = open(logf).read()
+        check("status=69 (EX_UNAVAILABLE)" in log and "delivered to 100 of 250 recipients" in log and
+              "not delivered to: r101@example.org: 250 accepted, not sent" in log and
+              "reject120@example.org: 550" in log and "queue=Q" in log, "log %r" % log[-800:])
 
     @case("no_auth_send_to_open_server")
     def _():

@@ -21,8 +21,14 @@
    client has read is 354 (or, with BDAT, follows "BDAT <n> LAST" and is
    exactly the message with its line ends made CRLF and no dot-stuffing, n
    octets); a result of 0 from sendmail / data_end means a reply read after
-   the final "." (or the last chunk) was 2xx; the trace never shows the
-   password or its base64; no crash, UB or leak (ASan, UBSan, LSan). */
+   the final "." (or the last chunk) was 2xx; no transaction of the one
+   call or tlsmail_transact has more than TLSMAIL_RCPT_MAX RCPTs;
+   tlsmail_transact's results say delivered only for an accepted
+   recipient, for someone exactly when it returns 0 or EPARTIAL, and not
+   for everyone on EPARTIAL (tlsmail_transact_begin's never); the trace
+   never shows the password or its base64; no crash, UB or leak (ASan,
+   UBSan, LSan). fuzz_client_groups.c is this target with one recipient a
+   transaction, so that two make two transactions. */
 #define TLSMAIL_IMPLEMENTATION
 #include "../../tlsmail.h"
 #include "fuzz_common.h"
@@ -45,6 +51,8 @@ typedef struct {
     size_t dot_consumed;  /* server octets the client had parsed then */
     int saw_auth;
     int mails;           /* MAIL commands written */
+    int rcpts;           /* RCPT commands since the last MAIL */
+    int by_hand;         /* tlsmail_rcpt called directly: as many as the caller asks */
     size_t bdat_left;     /* octets of a BDAT chunk still to come */
     size_t bdat_pos;      /* of the chunk, octets seen (checked against MSG) */
     char ref[256];        /* MSG as a BDAT chunk must carry it */
@@ -131,6 +139,9 @@ static void line_done(harness *h) {
         FUZZ_CHECK(h->saw_auth);
         FUZZ_CHECK(h->mails ? code >= 200 && code <= 299 : code == 235);
         h->mails++;
+        h->rcpts = 0;
+    } else if (n >= 8 && memcmp(l, "RCPT TO:", 8) == 0) {
+        FUZZ_CHECK(++h->rcpts <= TLSMAIL_RCPT_MAX || h->by_hand);
     } else if (n == 6 && memcmp(l, "DATA\r\n", 6) == 0) {
         h->in_data = 1;
     } else if (n >= 5 && memcmp(l, "BDAT ", 5) == 0) {
@@ -292,6 +303,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             so.deliver = (data[0] & 64) ? TLSMAIL_DELIVER_ACCEPTED : TLSMAIL_DELIVER_ALL;
             for (k = 0; k < 2; k++) {
                 size_t nto = (data[0] & 32) ? 1 : 2, i;
+                /* a call refused before its checks (ESTATE) leaves them as they were */
+                memset(res, 0, sizeof res);
                 if (k == 0) {
                     rc = tlsmail_transact(c, "from@example.org", to, nto, MSG, sizeof MSG - 1, &so);
                 } else { /* SIZE= declared as tlsmail_transact declares it */
@@ -305,15 +318,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     if (rc == 0) rc = tlsmail_data_end(c);
                 }
                 check_rc(rc);
-                for (i = 0; i < nto; i++) {
-                    FUZZ_CHECK(res[i].code == 0 || (res[i].code >= 200 && res[i].code <= 599));
-                    FUZZ_CHECK(strlen(res[i].text) < sizeof res[i].text);
+                {
+                    size_t got = 0;
+                    for (i = 0; i < nto; i++) {
+                        FUZZ_CHECK(res[i].code == 0 || (res[i].code >= 200 && res[i].code <= 599));
+                        FUZZ_CHECK(strlen(res[i].text) < sizeof res[i].text);
+                        FUZZ_CHECK(res[i].delivered == 0 || res[i].delivered == 1);
+                        if (res[i].delivered) FUZZ_CHECK(res[i].code == 250 || res[i].code == 251);
+                        got += (size_t)res[i].delivered;
+                    }
+                    if (k == 1) FUZZ_CHECK(got == 0); /* its verdict came from data_end */
+                    else FUZZ_CHECK((got > 0) == (rc == 0 || rc == TLSMAIL_EPARTIAL));
+                    if (rc == TLSMAIL_EPARTIAL) FUZZ_CHECK(got < nto);
                 }
                 if (verbose()) fprintf(stderr, "step: transact %d %s\n", rc, tlsmail_strerror(rc));
                 if (rc == 0) check_delivered(&h);
                 if (rc != 0 && tlsmail_reset(c) != 0) break;
             }
         } else if (rc == 0) { /* never MAIL after a failed AUTH: the harness asserts it */
+            h.by_hand = 1;
             check_rc(tlsmail_mail(c, "from@example.org"));
             check_rc(tlsmail_rcpt(c, to[0]));
             check_rc(tlsmail_rcpt(c, to[1]));

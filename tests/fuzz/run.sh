@@ -31,11 +31,13 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 # (e.g. the CLI's argument and header parsing) adds its lines here.
 declare -A extra=(
     [fuzz_client]="-DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
+    [fuzz_client_groups]="-DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
     [fuzz_starttls]="-DTLSMAIL_STARTTLS -DTLSMAIL_INSECURE_NO_TLS_FOR_FUZZING -DTLSMAIL_NO_SOCKETS"
     [fuzz_cli]="-I."
 )
 declare -A dict=(
-    [fuzz_client]=tests/fuzz/smtp.dict [fuzz_reply]=tests/fuzz/smtp.dict
+    [fuzz_client]=tests/fuzz/smtp.dict [fuzz_client_groups]=tests/fuzz/smtp.dict
+    [fuzz_reply]=tests/fuzz/smtp.dict
     [fuzz_ehlo]=tests/fuzz/smtp.dict [fuzz_base64]=tests/fuzz/base64.dict
     [fuzz_dot]=tests/fuzz/dot.dict [fuzz_challenge]=tests/fuzz/base64.dict
     [fuzz_queue_id]=tests/fuzz/smtp.dict
@@ -43,6 +45,10 @@ declare -A dict=(
     [fuzz_compose]=tests/fuzz/compose.dict [fuzz_pem]=tests/fuzz/pem.dict
     [fuzz_pin]=tests/fuzz/pem.dict [fuzz_starttls]=tests/fuzz/starttls.dict
     [fuzz_cli]=tests/fuzz/cli.dict
+)
+# A target whose seeds are another's: the same input format.
+declare -A seeds=(
+    [fuzz_client_groups]=fuzz_client
 )
 
 pass=0 fail=0
@@ -63,7 +69,7 @@ for src in tests/fuzz/fuzz_*.c; do
     fi
     work=$(mktemp -d "${TMPDIR:-/tmp}/tlsmail-$t.XXXXXX")
     mkdir "$work/corpus"
-    cp tests/fuzz/corpus/"$t"/* "$work/corpus/" 2>/dev/null
+    cp tests/fuzz/corpus/"${seeds[$t]:-$t}"/* "$work/corpus/" 2>/dev/null
     cp tests/fuzz/regress/"$t"/* "$work/corpus/" 2>/dev/null
     args=(-max_total_time="$secs" -timeout=5 -rss_limit_mb=1024 -max_len=4096
           -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-")

@@ -344,6 +344,82 @@ def normalised(msg):
     return out if out.endswith(b"\r\n") else out + b"\r\n"
 
 
+# ---- more than TLSMAIL_RCPT_MAX recipients (serve() scenarios)
+
+def transactions(*want):
+    """serve()'s transactions: (recipients or None for any, message bytes or None)."""
+    def check(srv, res):
+        got = [(len(t["rcpts"]), t["message"]) for t in srv.transactions]
+        if len(got) != len(want):
+            return "%d transactions (%s), wanted %d" % (len(got), [g[0] for g in got], len(want))
+        for i, ((n, m), (wn, wm)) in enumerate(zip(got, want)):
+            if wn is not None and n != wn:
+                return "transaction %d had %d recipients, wanted %d" % (i + 1, n, wn)
+            if m != wm:
+                return "transaction %d took message %r, wanted %r" % (i + 1, (m or b"")[:60], (wm or b"")[:60])
+    return check
+
+
+def body_verbs(*want):
+    """DATA or BDAT, per transaction that had one, in order."""
+    def check(srv, res):
+        got = tuple(v for t in srv.transactions for v in t["verbs"])
+        if got != want:
+            return "DATA/BDAT per transaction %s, wanted %s" % (got, want)
+    return check
+
+
+def rcpts_after_mail(n, want):
+    """The client sent want RCPT lines after the n-th MAIL FROM (what the
+    server received, read or not)."""
+    def check(srv, res):
+        parts = srv.tls.upper().split(b"\r\nMAIL FROM:")
+        if len(parts) <= n:
+            return "fewer than %d MAIL commands" % n
+        got = parts[n].count(b"\r\nRCPT TO:")
+        if got != want:
+            return "%d RCPT lines after MAIL number %d, wanted %d" % (got, n, want)
+    return check
+
+
+def no_message_after_mail(n):
+    """No byte of the message after the n-th MAIL FROM."""
+    def check(srv, res):
+        parts = srv.tls.upper().split(b"MAIL FROM:")
+        if len(parts) <= n:
+            return "fewer than %d MAIL commands" % n
+        if MARKER.upper() in b"MAIL FROM:".join(parts[n:]):
+            return "message bytes after MAIL number %d" % n
+    return check
+
+
+def quit_once_at_end(srv, res):
+    got = [v.decode("latin-1") for v in srv.commands("tls")]
+    if got.count("QUIT") != 1 or got[-1] != "QUIT":
+        return "QUIT %d times, last command %r" % (got.count("QUIT"), got[-1:] )
+
+
+def rset_between(srv, res):
+    got = [v.decode("latin-1") for v in srv.commands("tls")]
+    mails = [i for i, v in enumerate(got) if v == "MAIL"]
+    for a, b in zip(mails, mails[1:]):
+        if "RSET" not in got[a:b]:
+            return "no RSET between the MAIL commands %d and %d" % (a, b)
+
+
+def flights_before_quit(n):
+    """The client sent QUIT in the same write as the last BDAT chunk only:
+    no QUIT before the last transaction's MAIL."""
+    def check(srv, res):
+        got = [v.decode("latin-1") for v in srv.commands("tls")]
+        mails = [i for i, v in enumerate(got) if v == "MAIL"]
+        if len(mails) != n:
+            return "%d MAIL commands, wanted %d" % (len(mails), n)
+        if "QUIT" in got[:mails[-1]]:
+            return "QUIT before the last transaction: %s" % got
+    return check
+
+
 def cases():
     C = []
 
@@ -773,6 +849,111 @@ def proto_cases(add, ok):
         "OK", args=sendex + THREE + ["--partial"],
         checks=[message_stored, one_connection, stdout_has(
             "rcpt 1 450 4.2.2 4.2.2 mailbox full", "rcpt 2 250 2.1.5 2.1.5 ok")])
+    # -- more than TLSMAIL_RCPT_MAX (100) recipients: transactions of 100
+    # at most against a server that takes no more (Gmail's 452 4.5.3)
+    def rcpts(n, first=1):
+        out = []
+        for i in range(first, first + n):
+            out += ["--to", "r%d@example.org" % i]
+        return out
+    R150, R100, R120 = rcpts(150), rcpts(100), rcpts(120)
+    quit_last = [quit_once_at_end, one_connection]
+    for name, wire in (("plain", MSG_WIRE), ("pipe", MSG_WIRE), ("bdat", normalised(MSG)),
+                       ("bdat_nopipe", normalised(MSG))):
+        verb = "BDAT" if name.startswith("bdat") else "DATA"
+        for api in ("client", "sendex", "transact"):
+            add("150 recipients (%s, %s): 100 + 50, a message each, QUIT once" % (name, api),
+                "gmail_" + name, "OK", args=["--api", api] + R150,
+                checks=quit_last + [transactions((100, wire), (50, wire)), body_verbs(verb, verb)] +
+                ([stdout_has("delivered " + "1" * 150, "rcpt 149 250 2.1.5 2.1.5 OK")]
+                 if api != "client" else []))
+        add("101 recipients (%s): 100 + 1" % name, "gmail_" + name, "OK", args=rcpts(101),
+            checks=quit_last + [transactions((100, wire), (1, wire))])
+        add("100 recipients (%s): one transaction, as before" % name, "gmail_" + name, "OK",
+            args=["--api", "sendex"] + R100,
+            checks=quit_last + [transactions((100, wire)), stdout_has("delivered " + "1" * 100)])
+        # DELIVER_ALL: a refusal in the second group ends the send there
+        add("150 recipients (%s), r120 refused: EPARTIAL, 100 have it, no 2nd message" % name,
+            "gmail_%s_550_r120" % name, "EPARTIAL", args=["--api", "sendex"] + R150,
+            checks=[one_connection, no_verbs("QUIT"), no_message_after_mail(2),
+                    # pipelined (the 2nd group of 50 fits one flight): all 50 RCPTs
+                    # went, and with DATA as for one transaction (never the message);
+                    # how many the server answered before the client left varies
+                    transactions((100, wire), (None, None)),
+                    rcpts_after_mail(2, 50 if name in ("pipe", "bdat") else 20),
+                    body_verbs(verb) if name != "pipe" else lambda srv, res: None,
+                    stdout_has("delivered " + "1" * 100 + "0" * 50, "class PARTIAL",
+                               "rcpt 99 250 2.1.5 2.1.5 OK", "rcpt 100 250 2.1.5 2.1.5 OK",
+                               "rcpt 118 250 2.1.5 2.1.5 OK",
+                               "rcpt 119 550 5.1.1 5.1.1 no such user r120",
+                               "rcpt 120 0 - ", "rcpt 149 0 - "),
+                    describes("delivered to 100 of 150 recipients"),
+                    quotes_reply("550 5.1.1 no such user r120")])
+        add("150 recipients (%s), connection lost after the 1st message: EPARTIAL" % name,
+            "gmail_%s_lost" % name, "EPARTIAL", args=["--api", "sendex"] + R150,
+            checks=[one_connection, transactions((100, wire)),
+                    stdout_has("delivered " + "1" * 100 + "0" * 50, "class PARTIAL"),
+                    describes("delivered to 100 of 150 recipients"), quotes_no_reply])
+        # DELIVER_ACCEPTED: a group with nobody accepted is RSET, the next goes
+        add("partial, 150 recipients (%s), the first 100 refused: RSET, the 50 get it" % name,
+            "gmail_%s_first_refused" % name, "OK", args=["--api", "sendex", "--partial"] + R150,
+            checks=quit_last + [transactions((100, None), (50, wire)), rset_between,
+                                stdout_has("delivered " + "0" * 100 + "1" * 50,
+                                           "rcpt 0 550 5.1.1 5.1.1 no such user")])
+        add("partial, 150 recipients (%s), the last 50 refused: the 100 have it, OK" % name,
+            "gmail_%s_second_refused" % name, "OK", args=["--api", "sendex", "--partial"] + R150,
+            checks=[one_connection, transactions((100, wire), (50, None)),
+                    stdout_has("delivered " + "1" * 100 + "0" * 50,
+                               "rcpt 149 550 5.1.1 5.1.1 no such user")])
+    add("150 recipients, the 2nd message refused: EPARTIAL, the 554 quoted", "gmail_pipe_body_refused",
+        "EPARTIAL", args=["--api", "sendex"] + R150,
+        checks=[one_connection, transactions((100, MSG_WIRE), (50, None)),
+                stdout_has("delivered " + "1" * 100 + "0" * 50),
+                describes("delivered to 100 of 150 recipients"),
+                quotes_reply("554 5.7.1 message refused as spam")])
+    add("150 recipients, r120 refused, transact: EPARTIAL, every one of its group asked",
+        "gmail_pipe_550_r120", "EPARTIAL", args=["--api", "transact"] + R150,
+        checks=[one_connection, transactions((100, MSG_WIRE), (50, None)), body_verbs("DATA"),
+                stdout_has("first EPARTIAL RCPT TO", "delivered " + "1" * 100 + "0" * 50,
+                           "rcpt 119 550 5.1.1 5.1.1 no such user r120", "rcpt 149 250 2.1.5 2.1.5 OK"),
+                describes("delivered to 100 of 150 recipients")])
+    add("150 recipients, the first refused: the refusal as before, one transaction",
+        "gmail_plain_first_refused", "EPERMANENT", args=["--api", "sendex"] + R150,
+        checks=[one_connection, transactions((1, None)), no_verbs("DATA", "BDAT"),
+                quotes_reply("550 5.1.1 no such user")])
+    add("transact_begin, 101 recipients: EINVAL before MAIL", "gmail_pipe", "EINVAL",
+        args=["--api", "begin"] + rcpts(101), checks=[no_verbs("MAIL", "RCPT", "DATA"), quotes_no_reply])
+    # TLSMAIL_RCPT_MAX 50: groups small enough to pipeline, BDAT in the
+    # flight (partial) without QUIT but for the last
+    r50 = ["--api", "sendex", "--partial"] + R120
+    add("RCPT_MAX 50, partial, BDAT in each flight, QUIT in the last only", "gmail_bdat", "OK",
+        args=r50, driver="itest-rcptmax50",
+        checks=quit_last + [transactions((50, normalised(MSG)), (50, normalised(MSG)), (20, normalised(MSG))),
+                            stdout_has("delivered " + "1" * 120), flights_before_quit(3)])
+    add("RCPT_MAX 50, PIPELINING: MAIL, RCPTs, DATA in each flight, QUIT after the last dot only",
+        "gmail_pipe", "OK", args=["--api", "client"] + R120, driver="itest-rcptmax50",
+        checks=quit_last + [transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, MSG_WIRE)),
+                            flights_before_quit(3), body_verbs("DATA", "DATA", "DATA")])
+    add("RCPT_MAX 50, r120 refused in the 3rd group: EPARTIAL, delivered to 100 of 120",
+        "gmail_pipe_550_r120", "EPARTIAL", args=["--api", "sendex"] + R120, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT"), no_message_after_mail(3),
+                transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, None)),
+                stdout_has("delivered " + "1" * 100 + "0" * 20, "rcpt 119 550 5.1.1 5.1.1 no such user r120"),
+                describes("delivered to 100 of 120 recipients")])
+    add("RCPT_MAX 50, partial, the last group refused, DATA answered 354 anyway: OK, no QUIT",
+        "gmail_pipe_last_refused_354", "OK", args=r50, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT", "RSET"), no_message_after_mail(3),
+                transactions((50, MSG_WIRE), (50, MSG_WIRE), (20, None)),
+                stdout_has("delivered " + "1" * 100 + "0" * 20)])
+    add("RCPT_MAX 50, partial, a middle group refused, DATA answered 354 anyway: EPARTIAL, no RSET",
+        "gmail_pipe_middle_refused_354", "EPARTIAL", args=r50, driver="itest-rcptmax50",
+        checks=[one_connection, no_verbs("QUIT", "RSET"), no_message_after_mail(2),
+                transactions((50, MSG_WIRE), (50, None)), stdout_has("delivered " + "1" * 50 + "0" * 70),
+                describes("delivered to 50 of 120 recipients")])
+    add("RCPT_MAX 50, partial, the first group refused, DATA in its flight refused: RSET, on",
+        "gmail_pipe_first_refused", "OK", args=r50, driver="itest-rcptmax50",
+        checks=quit_last + [transactions((50, None), (50, None), (20, MSG_WIRE)),
+                            stdout_has("delivered " + "0" * 100 + "1" * 20)])
 
 
 # ---- running -----------------------------------------------------------------
@@ -954,6 +1135,14 @@ def run_all(a, tmp):
     e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_DEFAULT_DEADLINE_MS=1500",
                "-I" + ROOT, "-o", drivers["itest-deadline1500"], os.path.join(TESTS, "integration", "itest.c"),
                "-lbearssl"], "build itest with a short default deadline")
+    if e:
+        print("FAIL %s" % e)
+        print("0 passed, 1 failed")
+        return 1
+    drivers["itest-rcptmax50"] = os.path.join(tmp, "itest-rcptmax50")
+    e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_RCPT_MAX=50",
+               "-I" + ROOT, "-o", drivers["itest-rcptmax50"], os.path.join(TESTS, "integration", "itest.c"),
+               "-lbearssl"], "build itest with TLSMAIL_RCPT_MAX 50")
     if e:
         print("FAIL %s" % e)
         print("0 passed, 1 failed")

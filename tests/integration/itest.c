@@ -41,7 +41,9 @@
        result <NAME> <code> <stage> <elapsed_ms>
    and, for the client apis, "class <CLASS>" (tlsmail_error_class),
    "queue <id>" (tlsmail_queue_id, "-" for none) and for sendex one line
-   per recipient, "rcpt <i> <code> <enhanced or -> <text>"; then
+   per recipient, "rcpt <i> <code> <enhanced or -> <text>", and
+   "delivered <0 or 1 for each recipient>" (tlsmail_rcpt_result.delivered;
+   for transact and begin the first message's); then
    tlsmail_describe() on stderr. Exit 0 if OK, else 1.
    The heap line counts what the library allocated (TLSMAIL_MALLOC) from
    the start of the session to its end, trust set-up excepted.
@@ -167,6 +169,7 @@ static const char *class_name(int cls) {
     case TLSMAIL_CLASS_REFUSED: return "REFUSED";
     case TLSMAIL_CLASS_TAMPERING: return "TAMPERING";
     case TLSMAIL_CLASS_MAYBE_DELIVERED: return "MAYBE_DELIVERED";
+    case TLSMAIL_CLASS_PARTIAL: return "PARTIAL";
     default: return "?";
     }
 }
@@ -517,10 +520,14 @@ int main(int argc, char **argv) {
     printf("result %s %d %s %lld\n", err_name(err), err, stage_str(stage), now_ms() - t0);
     printf("class %s\nqueue %s\n", class_name(cls), queue[0] ? queue : "-");
     if (reply >= 0) printf("reply %d\n", reply); /* the one call's last reply */
-    if (!strcmp(api, "sendex") || !strcmp(api, "transact") || !strcmp(api, "begin"))
+    if (!strcmp(api, "sendex") || !strcmp(api, "transact") || !strcmp(api, "begin")) {
         for (i = 0; (size_t)i < nto; i++)
             printf("rcpt %d %d %s %s\n", i, results[i].code,
                    results[i].enhanced[0] ? results[i].enhanced : "-", results[i].text);
+        fputs("delivered ", stdout); /* one digit a recipient, in order */
+        for (i = 0; (size_t)i < nto; i++) putchar(results[i].delivered ? '1' : '0');
+        putchar('\n');
+    }
     fflush(stdout);
     fprintf(stderr, "%s\n", desc);
     tlsmail_trust_free(&trust);

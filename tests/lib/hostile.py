@@ -47,6 +47,11 @@ Steps (functions below build them):
     recv_raw(n)          read at least n raw bytes (raw mode: the ClientHello)
     mark(name)           remember how much was received so far (bytes_after)
     drain(s)             read (and record) until EOF or s seconds
+    serve(**kw)          answer as an SMTP server would, command by command,
+                         until QUIT: MAIL, RCPT, DATA, BDAT, RSET, NOOP, with
+                         at most rcpt_max recipients a transaction (Gmail's
+                         two-line 452 4.5.3 to the one after); every
+                         transaction in srv.transactions (see _do_serve)
 
 When the script ends (or breaks off because the client went away or sent
 something unexpected) the server drains what the client still sends, until
@@ -97,6 +102,8 @@ def drip(data, interval): return ("drip", bytes(data), float(interval))
 def recv_raw(n): return ("recv_raw", int(n))
 def mark(name): return ("mark", name)
 def drain(seconds=DRAIN_TIMEOUT): return ("drain", float(seconds))
+def serve(rcpt_max=100, refuse=None, lose_after=None, refuse_message=None, data_354=False):
+    return ("serve", rcpt_max, dict(refuse or {}), lose_after, dict(refuse_message or {}), data_354)
 
 
 class Scenario:
@@ -120,6 +127,7 @@ class HostileServer:
         self.ca = os.path.join(pki_dir or os.path.dirname(self.cert), "ca.crt")
         self.peer_subject = None      # the client certificate's subject (client_ca)
         self.bdat_chunks = []         # (size, last) of every BDAT read
+        self.transactions = []        # serve(): one dict per MAIL (see _do_serve)
         self.host, self.req_port, self.max_conns = host, port, connections
         self.port = None
         self.stop_ev = threading.Event()
@@ -583,6 +591,99 @@ class HostileServer:
                 counts[l] = counts.get(l, 0) + len(d)
             self.marks[name] = counts
 
+    def _serve_line(self, end):
+        while b"\n" not in self.buf:
+            if len(self.buf) > MAX_LINE:
+                raise ScriptEnd("client line too long")
+            if not self._recv_some(end):
+                raise ScriptEnd("client closed")
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def _do_serve(self, rcpt_max, refuse, lose_after, refuse_message, data_354):
+        """A server that counts: each MAIL opens a transaction, recorded as
+        {"rcpts": [address of every RCPT], "accepted": [the accepted ones],
+        "verbs": ["DATA" or "BDAT" for each one received], "body": "DATA",
+        "BDAT" or None (no message taken), "message": its bytes or None}.
+        The RCPT after rcpt_max in one transaction gets Gmail's 452 4.5.3;
+        refuse maps an address to the reply its RCPT gets instead; after the
+        lose_after-th message taken the connection drops (no close_notify);
+        refuse_message maps n to the reply the n-th message gets instead of
+        250 (not taken); data_354: DATA gets 354 even with nobody accepted
+        (RFC 5321 3.3 says 554), and then the script ends."""
+        tx = None
+        taken = ended = 0
+        while True:
+            end = time.monotonic() + IO_TIMEOUT
+            line = self._serve_line(end)
+            self._ev("line %r" % line[:80])
+            verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper()
+            if verb == b"MAIL":
+                tx = {"rcpts": [], "accepted": [], "verbs": [], "body": None, "message": None}
+                self.transactions.append(tx)
+                self._send(b"250 2.1.0 OK\r\n")
+            elif verb == b"RCPT":
+                addr = line.split(b"<", 1)[-1].split(b">", 1)[0].decode("latin-1")
+                if tx is None:
+                    self._send(b"503 5.5.1 need MAIL first\r\n")
+                    continue
+                tx["rcpts"].append(addr)
+                if len(tx["rcpts"]) > rcpt_max:
+                    self._send(b"452-4.5.3 Your message has too many recipients. For more information\r\n"
+                               b"452 4.5.3 regarding Google's sending limits, visit support - gsmtp\r\n")
+                elif addr in refuse:
+                    self._send(refuse[addr])
+                else:
+                    tx["accepted"].append(addr)
+                    self._send(b"250 2.1.5 OK\r\n")
+            elif verb in (b"DATA", b"BDAT"):
+                if tx is not None:
+                    tx["verbs"].append(verb.decode())
+                if verb == b"DATA":
+                    if tx is None or not tx["accepted"]:
+                        if data_354:
+                            self._send(b"354 go ahead anyway\r\n")
+                            return
+                        self._send(b"554 5.5.1 Error: no valid recipients\r\n")
+                        continue
+                    self._send(b"354 go ahead\r\n")
+                    n0 = len(self.messages)
+                    self._do_expect_data()
+                    msg = self.messages.pop() if len(self.messages) > n0 else None
+                else:
+                    self.last_line = line
+                    self.buf = line + b"\r\n" + self.buf
+                    n0 = len(self.messages)
+                    self._do_expect_bdat()
+                    msg = self.messages.pop() if len(self.messages) > n0 else None
+                    if tx is None or not tx["accepted"]:
+                        self._send(b"554 5.5.1 Error: no valid recipients\r\n")
+                        continue
+                ended += 1
+                if ended in refuse_message:
+                    self._send(refuse_message[ended])
+                    continue
+                tx["body"], tx["message"] = verb.decode(), msg
+                self.messages.append(msg)
+                taken += 1
+                self._send(b"250 2.0.0 OK queued as Q%d\r\n" % taken)
+                tx = None
+                if lose_after is not None and taken >= lose_after:
+                    self._do_close()
+                    return
+            elif verb == b"RSET":
+                tx = None
+                self._send(b"250 2.0.0 OK\r\n")
+            elif verb == b"NOOP":
+                self._send(b"250 2.0.0 OK\r\n")
+            elif verb == b"QUIT":
+                self._send(b"221 2.0.0 bye\r\n")
+                self._do_drain(DRAIN_TIMEOUT)
+                self._do_close()
+                return
+            else:
+                self._send(b"502 5.5.2 unrecognized command\r\n")
+
     def _do_drain(self, seconds):
         end = time.monotonic() + seconds
         try:
@@ -896,6 +997,25 @@ RCPT_OK = b"250 2.1.5 ok\r\n"
 
 def _build_proto(add):
     tail = envelope(1) + message_ok() + quit_ok()
+    # Gmail's recipient limit: 100 a transaction, the 101st gets 452 4.5.3
+    # (Postfix's smtpd_recipient_limit alike). Addresses r1..r150@example.org.
+    for name, ehlo in (("plain", EHLO_PLAIN), ("pipe", EHLO_PIPE), ("bdat", EHLO_BDAT),
+                       ("bdat_nopipe", ehlo_reply("CHUNKING", "8BITMIME"))):
+        add("gmail_" + name, greet_ehlo(ehlo) + [serve()])
+        add("gmail_%s_550_r120" % name,
+            greet_ehlo(ehlo) + [serve(refuse={"r120@example.org": b"550 5.1.1 no such user r120\r\n"})])
+        add("gmail_%s_lost" % name, greet_ehlo(ehlo) + [serve(lose_after=1)])
+        add("gmail_%s_first_refused" % name, greet_ehlo(ehlo) + [serve(refuse={
+            "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(1, 101)})])
+        add("gmail_%s_second_refused" % name, greet_ehlo(ehlo) + [serve(refuse={
+            "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(101, 151)})])
+    add("gmail_pipe_last_refused_354", greet_ehlo(EHLO_PIPE) + [serve(refuse={
+        "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(101, 121)}, data_354=True)])
+    add("gmail_pipe_middle_refused_354", greet_ehlo(EHLO_PIPE) + [serve(refuse={
+        "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(51, 101)}, data_354=True)])
+    add("gmail_pipe_body_refused", greet_ehlo(EHLO_PIPE) +
+        [serve(refuse_message={2: b"554 5.7.1 message refused as spam\r\n"})])
+
     # OAuth 2.0 (RFC 7628): the response on the AUTH line, or after an empty 334
     for mech in ("XOAUTH2", "OAUTHBEARER"):
         m = mech.lower()

@@ -273,6 +273,8 @@ POSTFIX_LISTENERS = {
     "ccert": ({"smtpd_tls_wrappermode": "yes", "smtpd_tls_ask_ccert": "yes",
                "smtpd_tls_req_ccert": "yes"},
               "implicit TLS, a client certificate from the test CA required"),
+    "limit100": ({"smtpd_tls_wrappermode": "yes", "smtpd_recipient_limit": "100"},
+                 "implicit TLS, at most 100 recipients a transaction (452 4.5.3 after), as Gmail"),
 }
 REJECTED = "reject@example.org"       # check_recipient_access refuses it at RCPT
 LIMIT_SIZE = 1048576

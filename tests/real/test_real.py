@@ -1006,6 +1006,47 @@ def build_proto_cases(S, case, send_ok):
                   and lines[-1] == "tlsmail-send: 1 of 3 recipients refused: sending to the others", "%r" % lines)
             S.expect_delivered(t, m, SIMPLE, to=("one@example.org", "two@example.org"))
 
+    # -- more than 100 recipients to a Postfix that takes 100 a transaction
+    #    (smtpd_recipient_limit, as Gmail): transactions of 100, each its own
+    #    message, every one of the 150 delivered
+    many = tuple("r%d@example.org" % i for i in range(1, 151))
+
+    def expect_groups(t, m, r, rcpts, msg):
+        s = S.one_session(t, m)
+        qids = t.capture.queue_ids(s)
+        check(len(qids) == 2 and qids[0] != qids[1], "accepted messages %r; replies %r"
+              % (qids, s.replies()[-6:]))
+        check(not any(x.startswith("452") for x in s.replies()), "the server said 452: %r"
+              % [x for x in s.replies() if x.startswith("452")][:2])
+        got = []
+        for q, n in zip(qids, (100, 50)):
+            d = t.capture.wait_delivery(m, q, n)
+            check(d is not None, "message %s accepted but not delivered to %d" % (q, n))
+            check(d.body == normalise(msg), "message %s differs: %r" % (q, d.body[:200]))
+            check(len(d.rcpts) == n, "message %s to %d recipients, want %d" % (q, len(d.rcpts), n))
+            got += d.rcpts
+        check(sorted(got) == sorted(rcpts), "delivered to %d distinct of %d: missing %r"
+              % (len(set(got)), len(rcpts), sorted(set(rcpts) - set(got))[:5]))
+        verbs = [c.split(" ")[0].split(":")[0].upper() for c in s.commands()]
+        check(verbs.count("MAIL") == 2 and verbs.count("QUIT") == 1 and verbs[-1] == "QUIT",
+              "commands %r" % [v for v in verbs if v != "RCPT"])
+
+    @case("tlsmail_send_150_recipients_two_transactions[postfix/limit100]")
+    def _():
+        t = S.targets["postfix/limit100"]
+        m = t.capture.mark()
+        r = S.tlsmail_send(t, SIMPLE, many)
+        check(r.rc == 0, "tlsmail-send exit %s: %s" % (r.rc, r.stderr[-300:]))
+        expect_groups(t, m, r, many, SIMPLE)
+
+    @case("api_client_150_recipients_two_transactions[postfix/limit100]")
+    def _():
+        t = S.targets["postfix/limit100"]
+        m = t.capture.mark()
+        r = S.itest(t, auth="plain", to=many)
+        check(r.name == "OK", "expected OK, got %s" % r)
+        expect_groups(t, m, r, many, SIMPLE)
+
     # -- --batch: several files over one connection, each by tlsmail_transact
     #    (PIPELINING and BDAT where offered); a refused one in the middle
     #    is reported, the connection reset, and the next one delivered

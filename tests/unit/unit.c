@@ -14,6 +14,7 @@
 #include "../lib/runner.h"
 #include "../lib/dot_ref.h"
 #include "../lib/scan_ref.h"
+#include "../lib/err_name.h"
 
 #define U(s) ((const unsigned char *)(s))
 
@@ -1122,6 +1123,52 @@ TEST(error_class_enhanced) {
     CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_ECLIENTCERT), TLSMAIL_CLASS_CONFIG);
 }
 
+/* EPARTIAL (more than TLSMAIL_RCPT_MAX recipients, a later transaction
+   failed): its own class, a number after every older one, and a describe
+   that says who has it before what stopped the rest, quoting only a reply
+   that did. */
+TEST(partial_delivery_name_class_describe) {
+    char d[600];
+    CHECK_EQ_INT(TLSMAIL_EPARTIAL, -30);
+    CHECK_EQ_INT(TLSMAIL_EPARTIAL, TLSMAIL__ERROR_LAST);
+    CHECK_STR(tlsmail_strerror(TLSMAIL_EPARTIAL),
+              "delivered to some recipients only: a retry would send it again to those");
+    CHECK_STR(err_name(TLSMAIL_EPARTIAL), "EPARTIAL");
+    CHECK_EQ_INT(tlsmail_error_class(NULL, TLSMAIL_EPARTIAL), TLSMAIL_CLASS_PARTIAL);
+    fake_client(&fake, NULL, 0);
+    fake.code = 550;                   /* a 5.1.1 refusal does not make it CONFIG */
+    strcpy(fake.enhanced, "5.1.1");
+    CHECK_EQ_INT(tlsmail_error_class(&fake, TLSMAIL_EPARTIAL), TLSMAIL_CLASS_PARTIAL);
+    fake.stage = TLSMAIL_STAGE_RCPT;
+    fake.reply_fresh = 1;
+    fake.reply_tls = 1;
+    strcpy(fake.text, "5.1.1 no such user here");
+    fake.partial_err = TLSMAIL_EPERMANENT;
+    fake.rcpt_done = 100;
+    fake.rcpt_total = 150;
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_EPARTIAL, d, sizeof d),
+              "delivered to 100 of 150 recipients (a retry would send it again to those); RCPT TO: "
+              "server refused (5xx); server said: 550 5.1.1 no such user here (5.1.1: bad "
+              "destination mailbox address)");
+    /* a lost connection: no reply quoted, the last one (250 to the first
+       message) did not cause it */
+    fake.stage = TLSMAIL_STAGE_MAIL;
+    fake.code = 250;
+    strcpy(fake.text, "2.0.0 OK queued as Q1");
+    strcpy(fake.enhanced, "2.0.0");
+    fake.reply_fresh = 0;
+    fake.partial_err = TLSMAIL_ECLOSED;
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_EPARTIAL, d, sizeof d),
+              "delivered to 100 of 150 recipients (a retry would send it again to those); MAIL FROM: "
+              "connection closed by server");
+    CHECK_EQ_INT(strlen(tlsmail_describe(&fake, TLSMAIL_EPARTIAL, d, 30)), 29);
+    CHECK_EQ_INT(strlen(tlsmail_describe(&fake, TLSMAIL_EPARTIAL, d, 1)), 0);
+    /* without the counts (a caller's own client): described as any code */
+    fake.partial_err = 0;
+    CHECK_STR(tlsmail_describe(&fake, TLSMAIL_EPARTIAL, d, sizeof d),
+              "MAIL FROM: delivered to some recipients only: a retry would send it again to those");
+}
+
 TEST(wipe) {
     unsigned char b[64];
     size_t i;
@@ -2003,6 +2050,7 @@ int main(int argc, char **argv) {
     RUN(describe_local_and_enhanced);
     RUN(describe_rcpt_as_describe_would);
     RUN(error_class_enhanced);
+    RUN(partial_delivery_name_class_describe);
     RUN(wipe);
     RUN(dot_line_ends);
     RUN(dot_stuffing);
