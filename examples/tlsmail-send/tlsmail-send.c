@@ -2174,6 +2174,23 @@ static void expand_local(const char *name, strlist *out) {
     expand_local_in(name, out, 0, NULL);
 }
 
+static void machine_name(char *out, size_t cap);
+
+/* The local part of a recipient at this machine (localhost, or its own
+   host name: fail2ban's default root@localhost, mutt's root@HOST), which
+   the aliases and domain then settle as they do "root": at the server,
+   localhost would be the server's own. NULL: any other address. */
+static char *local_recipient(const char *addr) {
+    const char *at = strrchr(addr, '@');
+    char host[256];
+    if (!at || at == addr || addr[0] == '"') return NULL;
+    machine_name(host, sizeof host);
+    if (strcasecmp(at + 1, "localhost") && strcasecmp(at + 1, "localhost.localdomain") &&
+        (!strcmp(host, "-") || strcasecmp(at + 1, host)))
+        return NULL;
+    return xstrndup(addr, (size_t)(at - addr));
+}
+
 static char *qualify_sender(char *addr, const char *what) {
     const setting *dom = &R.set[K_DOMAIN];
     char *out;
@@ -2302,8 +2319,11 @@ static void compose_message(void) {
     for (i = 0; i < R.recipients.n; i++) split_argument(R.recipients.v[i], &given);
     for (i = 0; i < given.n; i++) { /* To: as given; a local name: its addresses */
         const char *r = given.v[i];
-        if (strchr(r, '@')) list_push(&to, xstrdup(r));
+        char *local = local_recipient(r);
+        if (local) expand_local(local, &to);
+        else if (strchr(r, '@')) list_push(&to, xstrdup(r));
         else expand_local(r, &to);
+        free(local);
     }
     list_free(&given);
     memset(&m, 0, sizeof m);
@@ -2425,8 +2445,11 @@ static void collect_recipients(void) {
         R.found.v[i] = addr;
     }
     for (i = 0; i < R.found.n; i++) {
-        if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
+        char *local = local_recipient(R.found.v[i]);
+        if (local) expand_local(local, &R.rcpts);
+        else if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
         else expand_local(R.found.v[i], &R.rcpts);
+        free(local);
     }
     list_free(&R.found);
     if (!R.rcpts.n) {

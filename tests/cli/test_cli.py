@@ -1472,6 +1472,27 @@ def build_cases(S):
         S.expect_rc(r, 0)
         S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("catchall@example.org", TO))
 
+    # root@localhost (fail2ban's default destemail) and root@HOST (mutt
+    # qualifies a bare name with the host's) are this machine's root, whose
+    # alias applies: the server's localhost is not ours
+    @case("recipient_at_localhost_or_this_host_is_local_alias_applies")
+    def _():
+        import socket
+        al = S.conf(ALIASES, mode=0o644)
+        host = socket.gethostname()
+        for argv, msg in ((["root@localhost"], SIMPLE), (["ROOT@LocalHost.localdomain"], SIMPLE),
+                          (["root@" + host], SIMPLE),
+                          (["-t"], b"To: Fail2Ban admin <root@localhost>\nSubject: ban\n\nbanned\n")):
+            m = S.servers["good"].mark()
+            r = S.ts(argv, conf=S.conf(S.account("good", "aliases %s\n" % al)), stdin=msg)
+            S.expect_rc(r, 0)
+            S.expect_stored("good", m, msg if argv != ["-t"] else None, frm="alerts@example.org",
+                            to=("ops@example.org", "boss@example.org"))
+        m = S.servers["good"].mark()
+        r = S.ts(["ops@localhost.example.org"], conf=S.conf(S.account("good", "aliases %s\n" % al)))
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("ops@localhost.example.org",))
+
     @case("local_name_gets_domain")
     def _():
         m = S.servers["good"].mark()
@@ -2551,7 +2572,7 @@ def build_cases(S):
                 l = l.replace("alerts@example.org", USER)
             elif l.startswith("password "):
                 l = l.replace("secret-for-alerts", PASS)
-            elif l.startswith("password_command "):
+            elif l.startswith("password_command ") or l.startswith("password_file "):
                 l = l.replace("/etc/tlsmail.pw", pw)
             elif l.startswith("aliases "):
                 l = l.replace("/etc/aliases", al)
