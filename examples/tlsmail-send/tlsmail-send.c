@@ -2629,6 +2629,85 @@ static const char *encode_long_lines(headers *h) {
     return NULL;
 }
 
+/* One line of the header section, [at, end) without its line end, with
+   a line end put before a space or tab wherever it runs past 998 octets
+   (RFC 5322 2.2.3: unfolded, the field is as it was), into dst (NULL:
+   only counted); eol is the line's own line end. A line that can't be
+   brought within 998 octets so (a run with no space or tab) is left as it
+   is, to be refused as it stands. The octets written. */
+static size_t fold_line(const char *at, const char *end, const char *eol, char *dst) {
+    size_t out = 0, e = strlen(eol);
+    const char *p = at;
+    while ((size_t)(end - p) > 998) { /* can it be folded all the way? */
+        const char *w = p + 998;
+        while (w > p + 1 && *w != ' ' && *w != '\t') w--;
+        if (w <= p + 1) {
+            if (dst) memcpy(dst, at, (size_t)(end - at));
+            return (size_t)(end - at);
+        }
+        p = w;
+    }
+    while ((size_t)(end - at) > 998) {
+        const char *w = at + 998;
+        while (w > at + 1 && *w != ' ' && *w != '\t') w--;
+        if (dst) {
+            memcpy(dst + out, at, (size_t)(w - at));
+            memcpy(dst + out + (size_t)(w - at), eol, e);
+        }
+        out += (size_t)(w - at) + e;
+        at = w;
+    }
+    if (dst) memcpy(dst + out, at, (size_t)(end - at));
+    return out + (size_t)(end - at);
+}
+
+/* The header section's lines over 998 octets folded: PHP's mail() puts
+   fifty recipients on one To line, cron a long command line into its
+   Subject, and both were refused (65), the mail lost. Header lines are
+   the field and continuation lines before the first that is neither (an
+   mbox "From " line first is kept as it is); a line with no space or tab
+   to fold at stays long, to be refused. R.msg is the whole message. */
+static void fold_header_lines(void) {
+    char *out = NULL;
+    int pass;
+    size_t len = 0;
+    for (pass = 0; pass < 2; pass++) {
+        const char *p = R.msg, *end = R.msg + R.len;
+        size_t n = 0;
+        int first = 1;
+        while (p < end) {
+            const char *le = p, *eol;
+            size_t k = 0;
+            while (le < end && *le != '\n' && *le != '\r') le++;
+            eol = le + 1 < end && le[0] == '\r' && le[1] == '\n' ? "\r\n" : le < end && *le == '\r' ? "\r" : "\n";
+            if (!(first && le - p >= 5 && !memcmp(p, "From ", 5))) {
+                while (p + k < le && (unsigned char)p[k] > ' ' && p[k] != ':' && p[k] != 0x7F) k++;
+                if (le == p || (!(p[0] == ' ' || p[0] == '\t') && (k == 0 || p + k == le || p[k] != ':')))
+                    break; /* the empty line, or the body's first: no more header */
+            }
+            first = 0;
+            n += fold_line(p, le, eol, out ? out + n : NULL);
+            p = le < end ? le + strlen(eol) : le;
+            if (le < end) {
+                if (out) memcpy(out + n, eol, strlen(eol));
+                n += strlen(eol);
+            }
+        }
+        if (out) {
+            memcpy(out + n, p, (size_t)(end - p));
+            len = n + (size_t)(end - p);
+        } else {
+            if (n + (size_t)(end - p) == R.len) return; /* nothing to fold */
+            out = (char *)xmalloc(n + (size_t)(end - p) + 1);
+        }
+    }
+    out[len] = 0;
+    free(R.msg);
+    R.msg = out;
+    R.len = len;
+    R.msg_cap = len < WINDOW ? len : WINDOW; /* as encode_long_lines leaves it */
+}
+
 /* The message's first window (R.msg, R.len) read: its lines and header
    checked, Bcc cut out, the sender chosen, the missing headers made, the
    recipients found. */
@@ -2641,6 +2720,11 @@ static void process_window(void) {
     memset(&message_lines, 0, sizeof message_lines);
     if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0 && !R.msg_eof)
         die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
+    if (line && !(R.set[K_LONG_LINES].value && !strcmp(R.set[K_LONG_LINES].value, "refuse"))) {
+        fold_header_lines();
+        memset(&message_lines, 0, sizeof message_lines);
+        line = linecheck_feed(&message_lines, R.msg, R.len);
+    }
     skip_mbox_from();
     scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, replace_from, &h);
     R.from_header = h.from_addr;

@@ -937,6 +937,39 @@ def build_cases(S):
         def _(msg=msg, why=why):
             long_lines_refused(msg, why)
 
+    # A header line over 998 octets with spaces in it is folded (RFC 5322
+    # 2.2.3), not refused: PHP's mail() writes its recipients on one To
+    # line, cron a long command into the Subject. Unfolded, each field is
+    # what was given.
+    def unfold(head):
+        return re.sub(rb"\r?\n(?=[ \t])", b"", head)
+
+    @case("long_header_lines_folded_php_to_line_and_cron_subject_delivered")
+    def _():
+        many = ["user%02d@example.org" % i for i in range(50)]
+        to_line = b"To: " + ", ".join(many).encode()
+        subject = b"Subject: Cron <root@vm> " + b" ".join(b"/usr/local/bin/step%d --flag" % i for i in range(60))
+        for msg, rcpts, args in ((to_line + b"\nSubject: php\n\nbody\n", many, ["-t", "-i"]),
+                                 (b"From: root (Cron Daemon)\n" + subject + b"\n\noutput\n", [TO], [TO])):
+            check(max(len(l) for l in msg.split(b"\n")) > 998, "the test's line is not long")
+            m = S.servers["good"].mark()
+            r = S.cli(args + ["--from", FROM], stdin=msg, to=())
+            S.expect_rc(r, 0)
+            body, _, _ = S.expect_stored("good", m, None, to=rcpts)
+            head = body.split(b"\r\n\r\n", 1)[0]
+            check(max(len(l) for l in head.split(b"\r\n")) <= 998, "a line over 998 stored: %r" % head[:200])
+            want = (to_line if args[0] == "-t" else subject)
+            check(want in unfold(head).split(b"\r\n"), "unfolded header lacks the field: %r" % unfold(head)[:300])
+
+    @case("long_header_line_without_a_space_still_65_and_refuse_does_not_fold")
+    def _():
+        r = S.cli(["--from", FROM], stdin=b"Subject: " + b"s" * 1200 + b"\n\nbody\n")
+        S.expect_rc(r, 65)
+        check("the long line is in the header" in r.stderr, "%s" % r)
+        r = S.cli(["--from", FROM, "--long-lines", "refuse"],
+                  stdin=b"Subject: " + b"s " * 600 + b"\n\nbody\n")
+        S.expect_rc(r, 65)
+
     @case("long_lines_refuse_setting_refuses_as_before")
     def _():
         r = long_lines_refused(CRON_HEAD + b"\n" + CRON_BODY, "", conf_extra="long_lines refuse\n")

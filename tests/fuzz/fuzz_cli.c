@@ -218,12 +218,48 @@ static int has_field(const char *m, size_t end, const char *name) {
     return 0;
 }
 
+/* fold_line on each line of text: unfolded (the line end before each
+   space or tab it put in taken out) it is the line as it was, and it is
+   either the line untouched or lines of at most 998 octets. 1: text has a
+   line over 998 octets. */
+static int check_folds(const char *text, size_t n) {
+    const char *p = text, *end = text + n;
+    int longer = 0;
+    while (p < end) {
+        const char *le = (const char *)memchr(p, '\n', (size_t)(end - p));
+        size_t len, got, i, j = 0, run = 0, most = 0;
+        char *out;
+        if (!le) le = end;
+        len = (size_t)(le - p);
+        longer |= len > 998;
+        out = (char *)xmalloc(2 * len + 2);
+        got = fold_line(p, le, "\n", out);
+        FUZZ_CHECK(got == fold_line(p, le, "\n", NULL));
+        for (i = 0; i < got; i++) {
+            if (out[i] == '\n') {
+                FUZZ_CHECK(i + 1 < got && (out[i + 1] == ' ' || out[i + 1] == '\t'));
+                most = run > most ? run : most;
+                run = 0;
+                continue;
+            }
+            run++;
+            FUZZ_CHECK(j < len && out[i] == p[j]);
+            j++;
+        }
+        most = run > most ? run : most;
+        FUZZ_CHECK(j == len && (got == len || most <= 998));
+        free(out);
+        p = le + 1;
+    }
+    return longer;
+}
+
 static void fuzz_headers(const char *text, size_t n, unsigned flags) {
     static char from[] = "sender@example.org", domain[] = "example.org", off[] = "off";
     char *orig = (char *)xmalloc(n ? n : 1), *whole;
     headers h;
     size_t i, tail;
-    int rc;
+    int rc, longer = check_folds(text, n);
     memcpy(orig, text, n);
     R.msg = (char *)xmalloc(n ? n : 1);
     memcpy(R.msg, text, n);
@@ -242,7 +278,7 @@ static void fuzz_headers(const char *text, size_t n, unsigned flags) {
         return;
     }
     for (i = 0; i < R.rcpts.n; i++) FUZZ_CHECK(tlsmail_check_address(R.rcpts.v[i]) == 0);
-    FUZZ_CHECK(R.len <= n);
+    FUZZ_CHECK(R.len <= n || longer); /* only a long header line's folds add octets */
     /* the header section as it is now: no Bcc, and the body as it was */
     memset(&h, 0, sizeof h);
     {
@@ -287,11 +323,15 @@ static void fuzz_headers(const char *text, size_t n, unsigned flags) {
 
 /* ---- 3: argv ------------------------------------------------------------ */
 
-/* Does p point into one of the words? */
+/* Does p point into one of the words, or into a piece split_bundles cut
+   from one ("-Vvalue" out of "-tVvalue")? */
 static int in_words(const char *p, char **argv, int argc) {
+    size_t k;
     int i;
     for (i = 1; i < argc; i++)
         if (p >= argv[i] && p <= argv[i] + strlen(argv[i])) return 1;
+    for (k = 0; k + 1 < split_words.n; k++) /* the last is the vector itself */
+        if (p >= split_words.v[k] && p <= split_words.v[k] + strlen(split_words.v[k])) return 1;
     return 0;
 }
 
