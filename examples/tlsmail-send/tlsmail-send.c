@@ -3293,14 +3293,14 @@ static void abandon(int code, const char *fmt, ...) {
 }
 
 /* The rest of a message file (stdin or --batch) is read a window at a
-   time into R.msg, as a pipe is. Mapping it instead (1 MiB at a time) was
-   tried and measured: on Linux 6.18 a page fault per 64 KiB, an munmap
-   per MiB and the scan's first touch of each mapped page cost more CPU
-   than read()'s copy, whose output the encoder then finds in cache (a
-   50 MB message to bench/sink.c, medians of 40 interleaved sends: 42 ms
-   of client CPU mapped, 38 ms read), and the mapped MiB was a third of
-   the send's peak RSS. The size is taken
-   now: a file that ends before it has shrunk under us (see read_next). */
+   time into R.msg, as a pipe is. Mapping it (1 MiB at a time) was tried
+   and measured: on Linux 6.18 the mapping's page faults and munmaps, and
+   the encoder's first touch of each mapped page, cost more CPU than
+   read()'s copy, whose output the encoder then finds in cache (a 50 MB
+   message to bench/sink.c, five interleaved runs of 30 to 40 sends each
+   way: the client's median CPU 5 to 12% lower read), and the mapped MiB
+   was a third of the send's peak RSS. The file's size is taken now: one
+   that ends before it has shrunk under us (see read_next). */
 static void read_begin(void) {
     struct stat st;
     off_t at = lseek(R.msg_fd, 0, SEEK_CUR);
