@@ -49,7 +49,6 @@
 #else
 #include <poll.h>
 #include <pwd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <strings.h>
 #include <sys/wait.h>
@@ -203,9 +202,8 @@ typedef struct run {
     const char *msg_name;    /* "stdin" or the file's path */
     int msg_fd;
     int msg_eof;
-    char *map;               /* the mapped piece of a message file, or NULL */
-    size_t map_len;
-    long long map_at, map_end; /* the next octet to map; the file's size, or 0 */
+    long long file_at, file_end; /* a message file's offset; its size when the rest began, or 0 */
+    int shrank;              /* it ended before that size */
     unsigned long long input;/* octets read of it */
     unsigned long long sent; /* octets handed to the library, added ones too */
     long line_base;          /* the input's line number less the library's (streamed) */
@@ -3603,73 +3601,40 @@ static void abandon(int code, const char *fmt, ...) {
     die(code, "%s: nothing was delivered", what);
 }
 
-#ifdef _WIN32
-static void map_begin(void) {}
-static void map_release(void) {}
-static long map_next(const char **p) {
-    *p = R.msg;
-    return read_fd(R.msg_fd, R.msg, WINDOW);
-}
-#else
-/* A message file that shrinks under its mapping, or whose pages can't be
-   read (an I/O error on a mapped page is a SIGBUS too): the piece being
-   sent is gone, and so is the message, which has no final "." yet. */
-static void on_sigbus(int sig) {
-    (void)sig;
-    say_raw("tlsmail-send: cannot read the message: its file shrank or failed while it was sent; ");
-    if (R.msgfiles.n && R.msg_name) {
-        say_raw(R.msg_name);
-        say_raw(" was not delivered, nor the files after it; those on the \"sent\" lines were\n");
-    } else {
-        say_raw("nothing was delivered\n");
-    }
-    _exit(EX_NOINPUT);
-}
-
-/* A message file (stdin or --batch) larger than the window is mapped, a
-   MiB at a time, instead of read: reading copies every octet once more,
-   and that copy was a quarter of the CPU time of a 50 MB send. The size
-   is taken now; octets appended later are read after the mapped ones. */
-static void map_begin(void) {
+/* The rest of a message file (stdin or --batch) is read a window at a
+   time into R.msg, as a pipe is. Mapping it (1 MiB at a time) was tried
+   and measured: on Linux 6.18 the mapping's page faults and munmaps, and
+   the encoder's first touch of each mapped page, cost more CPU than
+   read()'s copy, whose output the encoder then finds in cache (a 50 MB
+   message to bench/sink.c, five interleaved runs of 30 to 40 sends each
+   way: the client's median CPU 5 to 12% lower read), and the mapped MiB
+   was a third of the send's peak RSS. The file's size is taken now: one
+   that ends before it has shrunk under us (see read_next). */
+static void read_begin(void) {
     struct stat st;
     off_t at = lseek(R.msg_fd, 0, SEEK_CUR);
-    R.map_at = R.map_end = 0;
+    R.file_at = R.file_end = 0;
+    R.shrank = 0;
     if (at < 0 || fstat(R.msg_fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= at) return;
-    R.map_at = (long long)at;
-    R.map_end = (long long)st.st_size;
-    signal(SIGBUS, on_sigbus);
+    R.file_at = (long long)at;
+    R.file_end = (long long)st.st_size;
 }
 
-static void map_release(void) {
-    if (R.map) (void)munmap(R.map, R.map_len);
-    R.map = NULL;
-}
-
-/* The next piece of the input: *p is in the mapping or in R.msg. Returns
-   its length, 0 at the end, -1 with errno for a read error. */
-static long map_next(const char **p) {
-    map_release();
-    if (R.map_at < R.map_end) {
-        long long base = R.map_at - R.map_at % 65536, left = R.map_end - base; /* a multiple of any page size */
-        size_t skip = (size_t)(R.map_at - base), len = left < (1 << 20) ? (size_t)left : (size_t)1 << 20;
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, R.msg_fd, (off_t)base);
-        if (m != MAP_FAILED) {
-            R.map = (char *)m;
-            R.map_len = len;
-            R.map_at = base + (long long)len;
-            *p = R.map + skip;
-            return (long)(len - skip);
-        }
-        R.map_end = R.map_at; /* no mapping: read, from where it stopped */
+/* The next piece of the input, in R.msg: its length, 0 at the end, -1 with
+   errno for a read error. A file cut short while it is sent would send a
+   cut message, which the server would deliver: its end before the size
+   it had is an error (EIO), so the final "." never goes out. Octets
+   appended meanwhile are read and sent. */
+static long read_next(void) {
+    long r = read_fd(R.msg_fd, R.msg, WINDOW);
+    if (r > 0) R.file_at += r;
+    if (r == 0 && R.file_at < R.file_end) {
+        R.shrank = 1;
+        errno = EIO;
+        return -1;
     }
-    if (R.map_end) { /* past the mapped octets: the file offset follows them */
-        R.map_end = 0;
-        if (lseek(R.msg_fd, (off_t)R.map_at, SEEK_SET) < 0) return -1;
-    }
-    *p = R.msg;
-    return read_fd(R.msg_fd, R.msg, WINDOW);
+    return r;
 }
-#endif
 
 /* The rest of the input after the window, a piece at a time: counted, and
    sent to `to`, whose tlsmail_data_write finds a line too long (ELINE)
@@ -3678,14 +3643,15 @@ static long map_next(const char **p) {
 static int stream_rest(tlsmail_client *to) {
     unsigned long line;
     int err;
-    if (!R.msg_eof) map_begin();
+    if (!R.msg_eof) read_begin();
     while (!R.msg_eof) {
-        const char *p;
-        long r = map_next(&p);
+        const char *p = R.msg;
+        long r = read_next();
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            if (!to) die(EX_NOINPUT, "cannot read the message: %s", strerror(errno));
-            abandon(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, strerror(errno));
+            const char *why = R.shrank ? "its file shrank while it was sent" : strerror(errno);
+            if (!to) die(EX_NOINPUT, "cannot read the message: %s", why);
+            abandon(EX_NOINPUT, "cannot read the message from %s: %s", R.msg_name, why);
         }
         if (r == 0) {
             R.msg_eof = 1;
@@ -3935,7 +3901,6 @@ static void open_message(const char *path) {
 
 /* What one message of a batch left behind, for the next one. */
 static void close_message(void) {
-    map_release();
     if (R.msg_fd > 0) close_fd(R.msg_fd);
     R.msg_fd = 0;
     R.msg_name = NULL;
@@ -3981,7 +3946,7 @@ static int send_batch(void) {
         /* the whole message: one round trip (or two) */
         err = R.msg_eof ? send_whole(NULL, 1) : transact();
         r = report(err);
-        /* at once: a run cut short by max_time or SIGBUS ends in _exit,
+        /* at once: a run cut short by max_time ends in _exit,
            and a caller that lost this line would send the file again. One
            that cannot be written (the reader gone) ends the batch: what
            went out after it could not be told either. */

@@ -112,7 +112,7 @@ static int encode(const unsigned char *msg, size_t n, const unsigned char *chunk
             FUZZ_CHECK(used <= end - pos && written <= outcap);
             FUZZ_CHECK(rc == rrc && used == rused && written == rwritten);
             FUZZ_CHECK(written == 0 || memcmp(out, ref, written) == 0);
-            FUZZ_CHECK(d.bol == rd.bol && d.cr == rd.cr && d.linelen == rd.linelen);
+            FUZZ_CHECK(d.bol == rd.bol && d.cr == rd.cr && d.linelen == rd.linelen && d.line == rd.line);
             put(wire, out, written);
             pos += used;
             if (rc) {

@@ -1,8 +1,10 @@
 /* tests/lib/dot_ref.h - the DATA encoder as 0.1 wrote it, one byte at a
-   time, for tests/unit and fuzz_dot: the memchr version (tlsmail__dot_step)
-   must take and give exactly what this takes and gives on every call
-   (used, written, result, bytes), for any state, input and room. Include it
-   after tlsmail.h with TLSMAIL_IMPLEMENTATION. */
+   time, for tests/unit and fuzz_dot: the memchr version
+   (tlsmail__dot_encode) must take and give exactly what this takes and
+   gives on every call (used, written, result, bytes, and the state after
+   it: bol, cr, linelen and the line number that TLSMAIL_ELINE reports),
+   for any state, input and room. Include it after tlsmail.h with
+   TLSMAIL_IMPLEMENTATION. */
 #ifndef TLSMAIL_TEST_DOT_REF_H
 #define TLSMAIL_TEST_DOT_REF_H
 static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned char *out,
@@ -22,6 +24,7 @@ static int step_ref(tlsmail__dot *d, const unsigned char *in, size_t n, unsigned
             d->cr = c == '\r';
             d->bol = 1;
             d->linelen = 0;
+            d->line++;
         } else {
             if (d->linelen >= 998) {
                 rc = TLSMAIL_ELINE;
