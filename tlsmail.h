@@ -1,4 +1,4 @@
-/* tlsmail.h - v0.2.2 - send mail over SMTP + TLS (BearSSL) - license at end
+/* tlsmail.h - v0.2.3 - send mail over SMTP + TLS (BearSSL) - license at end
 
    Do this:
        #define TLSMAIL_IMPLEMENTATION
@@ -274,6 +274,28 @@ LIMITS
    both, gcc and clang, warning-free).
 
 CHANGES
+   0.2.3  New: more than TLSMAIL_RCPT_MAX (100) recipients go in
+          transactions of at most that many on one connection (Gmail and
+          Postfix refuse the 101st with 452 4.5.3); TLSMAIL_EPARTIAL
+          (class PARTIAL) when a later transaction fails after an earlier
+          one was delivered; tlsmail_rcpt_result.delivered;
+          tlsmail_transact_begin refuses more (EINVAL). The verdict on a
+          message is waited for TLSMAIL_DATA_DONE_MS (10 minutes, RFC 5321
+          4.5.3.2.6) within the deadline, not the per-wait timeout, so a
+          slow content filter no longer makes a delivered message
+          EUNKNOWN. After the one-call send, the reply left to read is the
+          one that took the message, not QUIT's.
+          tlsmail-send, from real callers: bundled letters (-ti as BusyBox
+          crond runs it, -itf ADDR); -h N is the hop count (it printed the
+          help and dropped the message); a pipe past 256 KiB is read to its
+          end (into an unlinked TMPDIR file) before connecting, so a slow
+          cron job is never cut off by max_time; header lines over 998
+          octets are folded; root@localhost and root@HOST are local names;
+          closed standard descriptors become /dev/null (-v with 2>&- wrote
+          the dialogue into the connection); --passwordSECRET is not
+          echoed; max_time after delivery exits 0 and leaves no cache
+          temporary file; the log quotes the reply that took the message;
+          a message file is read, not mapped (fewer page faults).
    0.2.2  Fixed, from independent reviews of the message path, of hangs
           and leaks, and against Microsoft 365 and Gmail behaviour: a reply
           that quotes our AUTH response back has it masked as <secret> in
@@ -414,8 +436,8 @@ LICENSE
 
 #define TLSMAIL_VERSION_MAJOR 0
 #define TLSMAIL_VERSION_MINOR 2
-#define TLSMAIL_VERSION_PATCH 2
-#define TLSMAIL_VERSION_STRING "0.2.2"
+#define TLSMAIL_VERSION_PATCH 3
+#define TLSMAIL_VERSION_STRING "0.2.3"
 
 #include <stddef.h>
 #include <bearssl.h>
