@@ -3066,17 +3066,22 @@ static tlsmail_auth make_auth(void) {
 /* Past max_time the run ends, whatever it waits for (a lookup where the
    library has no threads, a server's close, anything unforeseen): a cron
    job is never held for longer. Once the message is taken (the one
-   message of a run; a batch's "sent" lines say which), the status is 0
-   all the same: a 75 would have the caller send it again. */
+   message of a run; a batch's "sent" lines say which), the status is the
+   one the run had come to (0, or 69 when it reached only some recipients,
+   EPARTIAL) all the same: a 75 would have the caller send it again.
+   run_sent: that status + 1, 0 before. */
 static volatile sig_atomic_t run_sent;
 static const char sent_text[] = "tlsmail-send: max_time reached after the message was sent\n";
+static const char partial_text[] =
+    "tlsmail-send: max_time reached after the message was sent to some of its recipients\n";
 #ifdef _WIN32
 static unsigned __stdcall on_alarm(void *arg) {
     static const char text[] = "tlsmail-send: gave up: max_time reached\n";
     Sleep((DWORD)(size_t)arg);
     if (run_sent) {
-        if (_write(2, sent_text, sizeof sent_text - 1) < 0) {}
-        _exit(EX_OK);
+        const char *t = run_sent == EX_OK + 1 ? sent_text : partial_text;
+        if (_write(2, t, (unsigned)strlen(t)) < 0) {}
+        _exit(run_sent - 1);
     }
     if (_write(2, text, sizeof text - 1) < 0) {}
     _exit(EX_TEMPFAIL);
@@ -3108,8 +3113,8 @@ static void on_alarm(int sig) {
     (void)sig;
     if (cache_tmp) (void)unlink(cache_tmp);
     if (run_sent) {
-        say_raw(sent_text);
-        _exit(EX_OK);
+        say_raw(run_sent == EX_OK + 1 ? sent_text : partial_text);
+        _exit(run_sent - 1);
     }
     if (R.msgfiles.n && R.msg_name) {
         say_raw("tlsmail-send: gave up: max_time reached while sending ");
@@ -3850,7 +3855,7 @@ static int send_and_report(void) {
         stepwise = 1;
     }
     wipe_secrets();
-    run_sent = !err;
+    run_sent = !err ? EX_OK + 1 : err == TLSMAIL_EPARTIAL ? EX_UNAVAILABLE + 1 : 0;
     /* Before QUIT, whose fate changes nothing once the message is taken:
        the log quotes the reply that took it. */
     rc = report(err);

@@ -710,6 +710,26 @@ def build_cases(S):
               "not delivered to: r101@example.org: 250 accepted, not sent" in log and
               "reject120@example.org: 550" in log and "queue=Q" in log, "log %r" % log[-800:])
 
+    # max_time's watchdog after a partial delivery (the session cache's
+    # fchmod held 3.5 s by strace; the watchdog fires at max_time + 2 s):
+    # the run's own 69, not 75, which would have the 100 sent it again
+    @case("rcpt_partial_then_max_time_exits_69_not_75")
+    def _():
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        d = os.path.join(S.work, "partial-cache")
+        os.makedirs(d, exist_ok=True)
+        rcpts = many(150, reject=(120,))
+        r = S.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fchmod",
+                   "-e", "inject=fchmod:delay_enter=3500000", S.bins["tlsmail-send"],
+                   "--server", "localhost:%d" % srv.port, "--cafile", S.p("ca.crt"), "--timeout", "10",
+                   "--from", FROM, "--max-time", "1", "--session-cache", os.path.join(d, "cache")] + list(rcpts),
+                  stdin=SIMPLE, env=S.env())
+        S.expect_rc(r, 69)
+        check("max_time reached after the message was sent to some of its recipients" in r.stderr, "%s" % r)
+        groups_stored(srv, before, rcpts[:100], SIMPLE)
+        check(os.listdir(d) == [], "left: %s" % os.listdir(d))
+
     @case("no_auth_send_to_open_server")
     def _():
         srv = S.extra["refuse"]
