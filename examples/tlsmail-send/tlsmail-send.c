@@ -592,14 +592,12 @@ static char **split_bundles(int argc, char **argv, int *newc) {
     out = (char **)xmalloc(cap * sizeof *out);
     for (i = 0; i < argc; i++) {
         const char *a = argv[i], *c, *last;
-        const option *o;
+        const option *o = NULL;
         size_t len = 0;
         int ok = 1;
-        if (i == 0 || done || value_next || a[0] != '-' || a[1] == '-' || a[1] == 0 || a[2] == 0 ||
-            option_of(a, NULL)) {
-            done |= i > 0 && !value_next && !strcmp(a, "--");
-            o = i > 0 && !value_next && !done ? option_of(a, &len) : NULL;
-            value_next = o && o->arg && a[len] == 0;
+        if (i > 0 && !done && !value_next && !(done = !strcmp(a, "--"))) o = option_of(a, &len);
+        if (i == 0 || done || value_next || o || a[0] != '-' || a[1] == '-' || a[1] == 0 || a[2] == 0) {
+            value_next = o && o->arg && a[len] == 0; /* the next word is its value */
             out[n++] = argv[i];
             continue;
         }
@@ -645,7 +643,7 @@ static void parse_command_line(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
         const option *o = NULL;
-        size_t k, n = 0;
+        size_t n = 0;
         char spelling[40];
         if (done || a[0] != '-' || a[1] == 0) {
             list_push(&R.recipients, xstrdup(a));
@@ -655,8 +653,7 @@ static void parse_command_line(int argc, char **argv) {
             done = 1;
             continue;
         }
-        for (k = 0; k < NOPTIONS && !o; k++)
-            if (options[k].act != A_HEAD && (n = option_match(&options[k], a)) != 0) o = &options[k];
+        o = option_of(a, &n);
         if (!o) /* not what follows '=' of --opt=VALUE: a mistyped --password= holds one */
             usage_error("unknown option %.*s (see tlsmail-send --help)",
                         (int)(a[1] == '-' ? strcspn(a, "=") : strlen(a)), a);
@@ -2179,10 +2176,10 @@ static void machine_name(char *out, size_t cap);
    the aliases and domain then settle as they do "root": at the server,
    localhost would be the server's own. NULL: any other address. */
 static char *local_recipient(const char *addr) {
+    static char host[256]; /* asked once a run, not once a recipient */
     const char *at = strrchr(addr, '@');
-    char host[256];
     if (!at || at == addr || addr[0] == '"') return NULL;
-    machine_name(host, sizeof host);
+    if (!host[0]) machine_name(host, sizeof host);
     if (strcasecmp(at + 1, "localhost") && strcasecmp(at + 1, "localhost.localdomain") &&
         (!strcmp(host, "-") || strcasecmp(at + 1, host)))
         return NULL;
@@ -2633,21 +2630,25 @@ static const char *encode_long_lines(headers *h) {
    only counted); eol is the line's own line end. A line that can't be
    brought within 998 octets so (a run with no space or tab) is left as it
    is, to be refused as it stands. The octets written. */
+/* Where a line at p longer than 998 octets folds: its last space or tab
+   within them, past its first two octets; NULL when it has none. */
+static const char *fold_point(const char *p) {
+    const char *w = p + 998;
+    while (w > p + 1 && *w != ' ' && *w != '\t') w--;
+    return w > p + 1 ? w : NULL;
+}
+
 static size_t fold_line(const char *at, const char *end, const char *eol, char *dst) {
     size_t out = 0, e = strlen(eol);
-    const char *p = at;
+    const char *p = at, *w;
     while ((size_t)(end - p) > 998) { /* can it be folded all the way? */
-        const char *w = p + 998;
-        while (w > p + 1 && *w != ' ' && *w != '\t') w--;
-        if (w <= p + 1) {
+        if (!(p = fold_point(p))) {
             if (dst) memcpy(dst, at, (size_t)(end - at));
             return (size_t)(end - at);
         }
-        p = w;
     }
     while ((size_t)(end - at) > 998) {
-        const char *w = at + 998;
-        while (w > at + 1 && *w != ' ' && *w != '\t') w--;
+        w = fold_point(at);
         if (dst) {
             memcpy(dst + out, at, (size_t)(w - at));
             memcpy(dst + out + (size_t)(w - at), eol, e);
