@@ -434,10 +434,12 @@ static const option options[] = {
     { "-bm", NULL, A_IGNORE, 0, 0, "deliver a message: the only mode" },
     { "-h", "N", A_IGNORE, 0, ATTACHED, "hop count (also -hN): the server counts Received\nfields itself" },
     { "-m|-om", NULL, A_IGNORE, 0, 0, "me too (bsd-mailx's metoo): the sender is never\ntaken out of the recipients anyway" },
+    { "-L", "LABEL", A_IGNORE, 0, ATTACHED, "syslog label (also -LLABEL): the log is\ntlsmail-send's own" },
+    { "-O", "OPTION=VALUE", A_IGNORE, 0, ATTACHED, "sendmail.cf option (also -OOPTION=VALUE): the\nsettings are tlsmail-send.conf(5)'s" },
     { "-B", "7BIT|8BITMIME", A_BODYTYPE, 0, ATTACHED,
       "body type (also -BTYPE): 7BIT refuses 8-bit\noctets; BODY=8BITMIME goes with 8-bit ones" },
     { "-N", "DSN", A_DSN_N, 0, ATTACHED,
-      "never, or success,failure,delay: NOTIFY= for\nevery recipient, when the server offers DSN" },
+      "never, or success,failure,delay (blanks after\nthe commas allowed): NOTIFY= for every\nrecipient, when the server offers DSN" },
     { "-R", "full|hdrs", A_DSN_R, 0, ATTACHED, "DSN return (RET=), when the server offers DSN" },
     { "-V", "ENVID", A_DSN_V, 0, ATTACHED, "DSN envelope id (ENVID=), when the server offers DSN" },
     { "Other:", NULL, A_HEAD, 0, 0, NULL },
@@ -695,10 +697,18 @@ static void parse_command_line(int argc, char **argv) {
             R.mopts.body = strcasecmp(val, "7BIT") ? TLSMAIL_BODY_AUTO : TLSMAIL_BODY_7BIT;
             break;
         case A_DSN_N: {
-            const char *p = val;
-            check_choice(spelling, val, strcasecmp(val, "never") ? notify : never, 1);
+            /* blanks around the commas go: Postfix's own manual writes
+               the default "-N 'delay, failure'" */
+            char *list = (char *)xmalloc(strlen(val) + 1), *end = list;
+            const char *p;
+            for (p = val; *p; p++)
+                if (!((*p == ' ' || *p == '\t') &&
+                      (end == list || end[-1] == ',' || !p[strspn(p, " \t")] || p[strspn(p, " \t")] == ',')))
+                    *end++ = *p;
+            *end = 0;
+            check_choice(spelling, list, strcasecmp(list, "never") ? notify : never, 1);
             R.notify = 0;
-            while (*p) {
+            for (p = list; *p;) {
                 size_t w = strcspn(p, ",");
                 R.notify |= name_eq(p, w, "never") ? TLSMAIL_NOTIFY_NEVER
                             : name_eq(p, w, "success") ? TLSMAIL_NOTIFY_SUCCESS
@@ -706,6 +716,7 @@ static void parse_command_line(int argc, char **argv) {
                                                        : TLSMAIL_NOTIFY_DELAY;
                 p += w + (p[w] == ',');
             }
+            free(list);
             R.dsn = 1;
             break;
         }
@@ -1796,12 +1807,20 @@ static unsigned long line_ends(const char *p, size_t n) {
 /* An RFC 5322 address list (To: "A" <a@x>, b@y (comment), grp: c@z;) to
    bare addresses: display names, comments and group names dropped, quoted
    local parts kept. tlsmail.h parses one mailbox for tlsmail_format_mailbox
-   but offers no address-list parser, so -t needs this one. */
-static void parse_addresses(const char *s, size_t n, strlist *out) {
+   but offers no address-list parser, so -t needs this one. Each address
+   goes to each(ctx, addr, len, at, words): at, the offset in s where a
+   domain would go (its '>', or just after its last octet); words, how many
+   blank- or comment-separated pieces it was written in (1 for a valid
+   one: "John Smith" with no <...> is 2, and no address; 0 when its <...>
+   was never closed). */
+typedef void address_fn(void *ctx, const char *addr, size_t len, size_t at, int words);
+
+static void walk_addresses(const char *s, size_t n, address_fn *each, void *ctx) {
     char *cur = (char *)xmalloc(n + 1), *ang = (char *)xmalloc(n + 1);
-    size_t cl = 0, al = 0, i;
-    int quote = 0, depth = 0, in_ang = 0, have_ang = 0;
-#define PUT(ch) (in_ang ? (void)(ang[al++] = (ch)) : (void)(cur[cl++] = (ch)))
+    size_t cl = 0, al = 0, i, cur_at = 0, ang_at = 0;
+    int quote = 0, depth = 0, in_ang = 0, have_ang = 0, cw = 0, aw = 0, gap = 0;
+#define PUT(ch) (in_ang ? (void)(aw += gap || !al, gap = 0, ang[al++] = (ch)) \
+                        : (void)(cw += gap || !cl, gap = 0, cur[cl++] = (ch), cur_at = i + 1))
     for (i = 0; i <= n; i++) {
         char c = i < n ? s[i] : ',';
         if (i == n) quote = depth = in_ang = 0; /* unterminated: end it here */
@@ -1813,18 +1832,20 @@ static void parse_addresses(const char *s, size_t n, strlist *out) {
         }
         if (quote) {
             PUT(c);
-            if (c == '\\' && i + 1 < n) PUT(s[++i]);
+            if (c == '\\' && i + 1 < n) { i++; PUT(s[i]); }
             else if (c == '"') quote = 0;
             continue;
         }
         switch (c) {
-        case '(': depth = 1; break;
+        case '(': depth = 1; gap = 1; break;
         case '"': quote = 1; PUT(c); break;
-        case '<': if (!in_ang) { in_ang = 1; al = 0; } else PUT(c); break;
-        case '>': if (in_ang) { in_ang = 0; have_ang = 1; } else PUT(c); break;
+        case '<': /* a second <...> replaces the first; one never closed has no place for a domain */
+            if (!in_ang) { in_ang = 1; al = 0; aw = gap = 0; ang_at = (size_t)-1; } else PUT(c);
+            break;
+        case '>': if (in_ang) { in_ang = 0; have_ang = 1; ang_at = i; } else PUT(c); break;
         case ':': /* a group's name, unless in a source route <@a:b@c> */
             if (in_ang) PUT(c);
-            else if (!have_ang) cl = 0;
+            else if (!have_ang) cl = 0, cw = gap = 0;
             break;
         case ',': case ';':
             if (in_ang) { PUT(c); break; }
@@ -1835,18 +1856,30 @@ static void parse_addresses(const char *s, size_t n, strlist *out) {
                     const char *colon = (const char *)memchr(a, ':', len);
                     if (colon) { len -= (size_t)(colon + 1 - a); a = colon + 1; }
                 }
-                if (len) list_add_unique(out, xstrndup(a, len));
+                if (len)
+                    each(ctx, a, len, have_ang ? ang_at : cur_at,
+                         have_ang ? (ang_at == (size_t)-1 ? 0 : aw) : cw);
                 cl = al = 0;
-                have_ang = 0;
+                have_ang = cw = aw = gap = 0;
             }
             break;
-        case ' ': case '\t': case '\r': case '\n': break;
+        case ' ': case '\t': case '\r': case '\n': gap = 1; break;
         default: PUT(c);
         }
     }
 #undef PUT
     free(cur);
     free(ang);
+}
+
+static void add_address(void *out, const char *addr, size_t len, size_t at, int words) {
+    (void)at;
+    (void)words;
+    list_add_unique((strlist *)out, xstrndup(addr, len));
+}
+
+static void parse_addresses(const char *s, size_t n, strlist *out) {
+    walk_addresses(s, n, add_address, out);
 }
 
 /* "Display Name <addr>": a new addr, and the name (NULL if none) through
@@ -1908,6 +1941,39 @@ static size_t next_line(const char *m, size_t n, size_t k) {
     return k < n ? k + 1 : n;
 }
 
+/* One header field of msg[0..n) at pos: its name's length, its value
+   (from after the colon to the end of its last continuation line, RFC
+   5322 2.2.3) and where the line after it starts. 0 when pos starts no
+   field: the empty line (blank set) or a line that is none. A name may
+   have blanks before its colon (RFC 5322 4.5's obsolete syntax). */
+typedef struct field {
+    size_t name_len, value, end, next;
+    int blank;
+} field;
+
+static int next_field(const char *msg, size_t n, size_t pos, field *f) {
+    size_t k, name_end, colon;
+    memset(f, 0, sizeof *f);
+    for (k = pos; k < n && msg[k] != '\n' && msg[k] != '\r'; k++) {}
+    if (k == pos) {
+        f->blank = 1;
+        return 0;
+    }
+    for (name_end = pos; name_end < k && msg[name_end] != ':'; name_end++)
+        if ((unsigned char)msg[name_end] <= ' ' || (unsigned char)msg[name_end] == 0x7F) break;
+    for (colon = name_end; colon < k && (msg[colon] == ' ' || msg[colon] == '\t'); colon++) {}
+    if (colon == k || msg[colon] != ':' || name_end == pos) return 0;
+    f->name_len = name_end - pos;
+    f->value = colon + 1;
+    f->end = k;
+    f->next = next_line(msg, n, k);
+    while (f->next < n && (msg[f->next] == ' ' || msg[f->next] == '\t')) {
+        for (f->end = f->next; f->end < n && msg[f->end] != '\n' && msg[f->end] != '\r'; f->end++) {}
+        f->next = next_line(msg, n, f->end);
+    }
+    return 1;
+}
+
 typedef struct headers {
     int from, date, message_id; /* present */
     char *from_addr;            /* the first From address */
@@ -1935,25 +2001,17 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
     int resending = 0;
     memset(h, 0, sizeof *h);
     while (pos < n) {
-        size_t fstart = pos, fend, k, colon, name_end, vstart, nl;
+        field f;
+        size_t fstart = pos, fend, vstart, nl;
         const char *name = msg + pos;
-        for (k = pos; k < n && msg[k] != '\n' && msg[k] != '\r'; k++) {}
-        if (k == pos) {
-            h->blank = 1;
-            break; /* empty line: the body starts */
+        if (!next_field(msg, n, pos, &f)) {
+            h->blank = f.blank;
+            break;
         }
-        for (name_end = pos; name_end < k && msg[name_end] != ':'; name_end++)
-            if ((unsigned char)msg[name_end] <= ' ' || (unsigned char)msg[name_end] == 0x7F) break;
-        for (colon = name_end; colon < k && (msg[colon] == ' ' || msg[colon] == '\t'); colon++) {}
-        if (colon == k || msg[colon] != ':' || name_end == pos) break; /* not a field */
-        vstart = colon + 1;
-        fend = k;
-        pos = next_line(msg, n, k);
-        while (pos < n && (msg[pos] == ' ' || msg[pos] == '\t')) { /* RFC 5322 2.2.3 folding */
-            for (fend = pos; fend < n && msg[fend] != '\n' && msg[fend] != '\r'; fend++) {}
-            pos = next_line(msg, n, fend);
-        }
-        nl = name_end - fstart;
+        nl = f.name_len;
+        vstart = f.value;
+        fend = f.end;
+        pos = f.next;
         if (nl > 7 && !strncasecmp(name, "resent-", 7)) resending = 1;
         if (collect && (name_eq(name, nl, "to") || name_eq(name, nl, "cc") || name_eq(name, nl, "bcc")))
             parse_addresses(msg + vstart, fend - vstart, &plain);
@@ -2199,6 +2257,111 @@ static char *qualify_sender(char *addr, const char *what) {
     snprintf(out, n, "%s@%s", addr, dom->value);
     free(addr);
     return out;
+}
+
+/* The fields whose addresses people read and answer. In mail a program
+   on this machine submits, Postfix (append_at_myorigin) and sendmail give
+   a name without a domain in these the local domain: cron's "From: root
+   (Cron Daemon)" and "To: root" would otherwise reach the world as
+   addresses that lead nowhere. Bcc and Resent-Bcc are gone by now. */
+static const char *const address_fields[] = {
+    "from", "sender", "reply-to", "to", "cc", "resent-from", "resent-sender", "resent-reply-to",
+    "resent-to", "resent-cc", "mail-followup-to", "mail-reply-to", "errors-to",
+    "return-receipt-to", "disposition-notification-to", NULL
+};
+
+typedef struct bare_names {
+    const char *domain;
+    size_t *at, n, cap; /* where "@domain" goes, offsets in the field's value */
+} bare_names;
+
+/* An address of one word without '@' that is valid at the domain: a
+   display name written without <...> ("John Smith") is no address, and
+   is left as it is. */
+static void note_bare(void *ctx, const char *addr, size_t len, size_t at, int words) {
+    bare_names *b = (bare_names *)ctx;
+    char full[330];
+    if (words != 1 || memchr(addr, '@', len) || len + strlen(b->domain) + 2 > sizeof full) return;
+    snprintf(full, sizeof full, "%.*s@%s", (int)len, addr, b->domain);
+    if (tlsmail_check_address(full) != 0) return;
+    if (b->n == b->cap) {
+        size_t *more = (size_t *)realloc(b->at, (b->cap ? b->cap * 2 : 8) * sizeof *b->at);
+        if (!more) die(EX_SOFTWARE, "out of memory");
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->at = more;
+    }
+    b->at[b->n++] = at;
+}
+
+/* Writes msg[from..to) with "@domain" at the offsets in b (counted from
+   value) into out (NULL: only measured); the longest line it then has
+   through *longest. The octets written. */
+static size_t put_qualified(const char *msg, size_t from, size_t to, size_t value, const bare_names *b,
+                            char *out, size_t *longest) {
+    size_t k, j = 0, col = 0, n = 0, dl = strlen(b->domain);
+    *longest = 0;
+    for (k = from; k <= to; k++) {
+        for (; j < b->n && value + b->at[j] == k; j++) {
+            if (out) {
+                out[n] = '@';
+                memcpy(out + n + 1, b->domain, dl);
+            }
+            n += dl + 1;
+            col += dl + 1;
+        }
+        if (col > *longest) *longest = col;
+        if (k == to) break;
+        if (out) out[n] = msg[k];
+        n++;
+        col = msg[k] == '\n' || msg[k] == '\r' ? 0 : col + 1;
+    }
+    return n;
+}
+
+/* With a domain set, every address without one in the address fields
+   (address_fields) gets it, as the envelope's local names do: after -t
+   has read the recipients, which go through the aliases as they were
+   written. A field whose line would grow past 998 octets is left as it
+   is. h->end moves with the header section's end. */
+static void qualify_headers(headers *h) {
+    const char *dom = R.set[K_DOMAIN].value;
+    char *out = NULL;
+    size_t total = 0, n = 0, pos = 0, longest;
+    int pass;
+    if (!dom) return;
+    for (pass = 0; pass < 2; pass++) {
+        for (n = 0, pos = 0; pos < h->end;) {
+            field f;
+            bare_names b;
+            size_t start = pos, i;
+            memset(&b, 0, sizeof b);
+            b.domain = dom;
+            if (!next_field(R.msg, h->end, pos, &f)) break;
+            pos = f.next;
+            for (i = 0; address_fields[i]; i++)
+                if (name_eq(R.msg + start, f.name_len, address_fields[i])) break;
+            if (address_fields[i]) walk_addresses(R.msg + f.value, f.end - f.value, note_bare, &b);
+            if (b.n && put_qualified(R.msg, start, f.next, f.value, &b, NULL, &longest) && longest > 998) {
+                if (R.verbose && pass)
+                    fprintf(stderr, "* %.*s: addresses left without @%s: the line would be over 998 octets\n",
+                            (int)f.name_len, R.msg + start, dom);
+                b.n = 0;
+            }
+            n += put_qualified(R.msg, start, f.next, f.value, &b, out ? out + n : NULL, &longest);
+            free(b.at);
+        }
+        if (!pass) {
+            if (n == pos) return; /* nothing to qualify */
+            total = n + (R.len - pos);
+            out = (char *)xmalloc((total > R.msg_cap ? total : R.msg_cap) + 1);
+        }
+    }
+    memcpy(out + n, R.msg + pos, R.len - pos);
+    out[total] = 0;
+    free(R.msg);
+    R.msg = out;
+    h->end += total - R.len;
+    R.len = total;
 }
 
 /* ---- preparing the message ---------------------------------------------- */
@@ -2665,7 +2828,8 @@ static size_t fold_line(const char *at, const char *end, const char *eol, char *
    Subject, and both were refused (65), the mail lost. Header lines are
    the field and continuation lines before the first that is neither (an
    mbox "From " line first is kept as it is); a line with no space or tab
-   to fold at stays long, to be refused. R.msg is the whole message. */
+   to fold at stays long, to be refused. R.msg is the window: the whole
+   message, or its first 256 KiB when it goes on. */
 static void fold_header_lines(void) {
     char *out = NULL;
     int pass;
@@ -2717,18 +2881,21 @@ static void process_window(void) {
     unsigned long line;
     headers h;
     memset(&message_lines, 0, sizeof message_lines);
-    if ((line = linecheck_feed(&message_lines, R.msg, R.len)) != 0 && !R.msg_eof)
-        die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
+    line = linecheck_feed(&message_lines, R.msg, R.len);
+    /* header lines fold in the window, whatever comes after it: PHP's
+       mail() to 50 recipients with a 300 KB attachment */
     if (line && !(R.set[K_LONG_LINES].value && !strcmp(R.set[K_LONG_LINES].value, "refuse"))) {
         fold_header_lines();
         memset(&message_lines, 0, sizeof message_lines);
         line = linecheck_feed(&message_lines, R.msg, R.len);
     }
+    if (line && !R.msg_eof) die(EX_DATAERR, LONG_LINE, line, not_encoded(PAST_WINDOW));
     skip_mbox_from();
     scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, replace_from, &h);
     R.from_header = h.from_addr;
     if (!headers_complete(&h))
         die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
+    qualify_headers(&h);
     if (line) {
         const char *why = encode_long_lines(&h);
         if (why) die(EX_DATAERR, LONG_LINE, line, not_encoded(why));
@@ -2757,9 +2924,12 @@ static void read_rest(void) {
     unsigned long line;
     long r;
     for (;;) {
-        if (R.len == cap) {
+        /* the window may have grown past its room: folded or qualified
+           header lines */
+        if (R.len >= cap) {
             char *more;
             cap = cap * 2 > MAX_MESSAGE + 1 ? MAX_MESSAGE + 1 : cap * 2;
+            if (cap <= R.len) cap = R.len + WINDOW;
             if ((more = (char *)realloc(R.msg, cap + 1)) == NULL) die(EX_SOFTWARE, "out of memory");
             R.msg = more;
         }

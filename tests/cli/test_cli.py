@@ -981,6 +981,47 @@ def build_cases(S):
             want = (to_line if args[0] == "-t" else subject)
             check(want in unfold(head).split(b"\r\n"), "unfolded header lacks the field: %r" % unfold(head)[:300])
 
+    # ... also when the message goes on past the 256 KiB window (a PDF
+    # attached): the header is in the window, the rest streams after it;
+    # from a pipe (spooled), from a file, and with 150 recipients (the
+    # message read whole after a window that the folds made longer)
+    @case("long_header_line_folded_in_a_message_past_the_window")
+    def _():
+        many = ["user%02d@example.org" % i for i in range(50)]
+        to_line = b"To: " + ", ".join(many).encode()
+        tail = (b"JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29kZT4+" +
+                b"\n") * 4000   # 324 KB of base64
+        msg = to_line + b"\nSubject: php\nMIME-Version: 1.0\n\n" + tail
+        path = os.path.join(S.work, "php-attachment.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        for how in ("pipe", "file"):
+            m = S.servers["good"].mark()
+            if how == "pipe":
+                r = S.cli(["-t", "-i", "--from", FROM], stdin=msg, to=())
+            else:
+                cmd = [S.bins["tlsmail-send"], "--server", S.addr("good"), "--cafile", S.p("ca.crt"),
+                       "--user", USER, "--timeout", "10", "-t", "-i", "--from", FROM]
+                r = S.run(["sh", "-c", 'exec "$@" < "$0"', path] + cmd, stdin=None,
+                          env=S.env(TLSMAIL_PASSWORD=PASS))
+            S.expect_rc(r, 0)
+            body, _, _ = S.expect_stored("good", m, None, to=many)
+            head, _, rest = body.partition(b"\r\n\r\n")
+            check(max(len(l) for l in head.split(b"\r\n")) <= 998, "a line over 998 stored: %r" % head[:200])
+            check(to_line in unfold(head).split(b"\r\n"), "unfolded header lacks To: %r" % head[:300])
+            check(rest == normalise(tail), "%s: the body differs (%d octets, want %d)" % (how, len(rest), len(tail)))
+        srv = S.extra["limit100"]
+        before = len(srv.messages)
+        rcpts = ["r%d@example.org" % i for i in range(1, 151)]
+        r = S.cli(["--from", FROM], server="limit100", user=None, to=rcpts, stdin=msg,
+                  env_extra={"TLSMAIL_DOMAIN": "example.net"})
+        S.expect_rc(r, 0)
+        got = srv.messages[before:]
+        check([len(g[1]) for g in got] == [100, 50], "stored %s" % [len(g[1]) for g in got])
+        for g in got:
+            check(g[2].endswith(b"\r\n\r\n" + normalise(tail)) and to_line in unfold(g[2]).split(b"\r\n"),
+                  "content differs: %r" % g[2][:200])
+
     @case("long_header_line_without_a_space_still_65_and_refuse_does_not_fold")
     def _():
         r = S.cli(["--from", FROM], stdin=b"Subject: " + b"s" * 1200 + b"\n\nbody\n")
@@ -1552,6 +1593,75 @@ def build_cases(S):
         r = S.ts(["root"], conf=S.conf(S.account("good", "domain example.net\n")))
         S.expect_rc(r, 0)
         S.expect_stored("good", m, SIMPLE, frm="alerts@example.org", to=("root@example.net",))
+
+    # Cron's own header (Debian cron 3.0: "From: root (Cron Daemon)",
+    # "To: root"): with a domain set, the bare names in the address fields
+    # get it, as Postfix's append_at_myorigin gives them; -t's recipients
+    # still go through the aliases as written; what is no address, a
+    # group's name, an empty <> and other fields are left as they are
+    CRON_NAMES = (b"From: root (Cron Daemon)\nTo: root, \"Ops\" <admin>,\n"
+                 b" team: a, b@x.example;, undisclosed-recipients:;\nCc: <>, \"q.u\"\n"
+                 b"Reply-To: <root>\nSender: (the job) backup\nBcc: admin\n"
+                 b"Subject: Cron <root@vm> ls\nX-To: root\n\nTo: root\n")
+    CRON_NAMES_QUALIFIED = (b"From: root@example.net (Cron Daemon)\r\n"
+                      b"To: root@example.net, \"Ops\" <admin@example.net>,\r\n"
+                      b" team: a@example.net, b@x.example;, undisclosed-recipients:;\r\n"
+                      b"Cc: <>, \"q.u\"@example.net\r\nReply-To: <root@example.net>\r\n"
+                      b"Sender: (the job) backup@example.net\r\n"
+                      b"Subject: Cron <root@vm> ls\r\nX-To: root\r\n\r\nTo: root\r\n")
+
+    @case("header_names_without_domain_get_it_aliases_still_apply")
+    def _():
+        al = S.conf("root: ops@example.org\nadmin: Boss <boss@example.org>\n", mode=0o644)
+        conf = S.conf(S.account("good", "domain example.net\naliases %s\n" % al))
+        for argv, to in ((["ops@example.org"], ("ops@example.org",)),
+                         (["-t"], ("ops@example.org", "boss@example.org", "a@example.net",
+                                   "b@x.example", "q.u@example.net"))):
+            m = S.servers["good"].mark()
+            r = S.ts(argv, conf=conf, stdin=CRON_NAMES)
+            S.expect_rc(r, 0)
+            body, meta, _e = S.expect_stored("good", m, None, frm="alerts@example.org", to=to)
+            added = split_added(body, CRON_NAMES_QUALIFIED)
+            check(not any(l.startswith(b"From:") for l in added), "a From was added: %r" % added)
+        # a display name written without <...> is no address: left as it is
+        m = S.servers["good"].mark()
+        msg = b"To: John Smith, (just a comment)\nSubject: s\n\nx\n"
+        r = S.ts([TO], conf=conf, stdin=msg)
+        S.expect_rc(r, 0)
+        body, _m, _e = S.expect_stored("good", m, None, frm="alerts@example.org")
+        check(body.endswith(normalise(msg)), "%r" % body)
+
+    # the envelope sender from that From header is the same address
+    @case("header_from_without_domain_sender_and_field_agree")
+    def _():
+        conf = S.conf(S.account("good", "domain example.net\n").replace("from alerts@example.org\n", ""))
+        m = S.servers["good"].mark()
+        r = S.ts([TO], conf=conf, stdin=b"From: Backup <backup>\nSubject: s\n\nx\n")
+        S.expect_rc(r, 0)
+        body, _m, _e = S.expect_stored("good", m, None, frm="backup@example.net")
+        check(b"\r\nFrom: Backup <backup@example.net>\r\n" in b"\r\n" + body, "%r" % body[:300])
+
+    # without a domain the header is as it was (the envelope's names need
+    # an alias then); a line the domain would take past 998 octets stays
+    @case("header_names_kept_without_domain_or_past_998")
+    def _():
+        al = S.conf("root: ops@example.org, boss@example.org\n", mode=0o644)
+        msg = b"From: root (Cron Daemon)\nTo: root\nSubject: s\n\nx\n"
+        m = S.servers["good"].mark()
+        r = S.ts(["-t"], conf=S.conf(S.account("good", "aliases %s\n" % al)), stdin=msg)
+        S.expect_rc(r, 0)
+        body, _m, _e = S.expect_stored("good", m, None, frm="alerts@example.org",
+                                       to=("ops@example.org", "boss@example.org"))
+        check(body.endswith(normalise(msg)), "%r" % body)
+        long_to = b"To: " + b"x" * 980 + b", root\n"
+        msg = b"Subject: s\n" + long_to + b"Cc: root\n\nx\n"
+        m = S.servers["good"].mark()
+        r = S.ts([TO, "-v"], conf=S.conf(S.account("good", "domain example.net\n")), stdin=msg)
+        S.expect_rc(r, 0)
+        body, _m, _e = S.expect_stored("good", m, None, frm="alerts@example.org")
+        check(normalise(long_to) in body and b"\r\nCc: root@example.net\r\n" in body, "%r" % body[-1100:])
+        check("To: addresses left without @example.net" in r.stderr, r.stderr)
+
 
     @case("local_name_without_domain_78_before_connecting")
     def _():
@@ -2277,6 +2387,20 @@ def build_cases(S):
         check(mail == [b"MAIL FROM:<%s> RET=HDRS ENVID=env+2B1+3Dx" % FROM.encode()], "MAIL %r" % mail)
         check(rcpt == [b"RCPT TO:<%s> NOTIFY=SUCCESS,FAILURE" % TO.encode()], "RCPT %r" % rcpt)
         check("not sent" not in r.stderr, "-v says DSN was not sent: %s" % r)
+
+    # Postfix's manual writes the default "-N 'delay, failure'"; -L and -O
+    # are ignored there, and here
+    @case("dsn_notify_with_blanks_after_commas_and_L_O_ignored")
+    def _():
+        r, srv = hostile("dsn_ok", ["--from", FROM, "-N", " delay, failure ", "-L", "cronjob",
+                                    "-Ox=y", "-O", "DeliveryMode=b"], user=None)
+        S.expect_rc(r, 0)
+        rcpt = [l for l in srv.lines() if l.startswith(b"RCPT TO:")]
+        check(rcpt == [b"RCPT TO:<%s> NOTIFY=FAILURE,DELAY" % TO.encode()], "RCPT %r" % rcpt)
+        for bad in ("fail ure", "delay,,failure", "delay never"):
+            r = S.cli(["--from", FROM, "-N", bad])
+            S.expect_rc(r, 64)
+            check(r.stderr == "tlsmail-send: -N %s: not a value sendmail knows here\n" % bad, "%s" % r)
 
     @case("dsn_sent_when_offered_several_recipients_never")
     def _():

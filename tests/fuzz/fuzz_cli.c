@@ -27,7 +27,8 @@
    2 header section: the recipients found (-t) are each accepted by
      tlsmail_check_address or the run stops with 65 (64: none at all, 78: a
      local name without a domain); no Bcc field is left in the header
-     section and the body is untouched; the added fields are whole
+     section and the body is untouched; with a domain, a second pass of
+     qualify_headers finds nothing to add; the added fields are whole
      CRLF-ended lines of at most 998 octets, and with them the message has
      From, Date and Message-ID, the added From being the envelope sender;
    3 argv (NUL-separated words): a run that stops does so with 64 (or 0
@@ -278,15 +279,22 @@ static void fuzz_headers(const char *text, size_t n, unsigned flags) {
         return;
     }
     for (i = 0; i < R.rcpts.n; i++) FUZZ_CHECK(tlsmail_check_address(R.rcpts.v[i]) == 0);
-    FUZZ_CHECK(R.len <= n || longer); /* only a long header line's folds add octets */
+    /* only a long header line's folds and the domain add octets */
+    FUZZ_CHECK(R.len <= n || longer || (flags & 4));
     /* the header section as it is now: no Bcc, and the body as it was */
     memset(&h, 0, sizeof h);
     {
         strlist none = { NULL, 0, 0 };
-        size_t len = R.len;
+        size_t len = R.len, end;
         scan_headers(R.msg, &len, &none, 0, 0, &h);
         FUZZ_CHECK(len == R.len && none.n == 0);
         free(h.from_addr);
+        /* qualified once and for all: a second pass finds no name left
+           without the domain that it would take */
+        end = h.end;
+        len = R.len;
+        qualify_headers(&h);
+        FUZZ_CHECK(R.len == len && h.end == end);
     }
     FUZZ_CHECK(!has_field(R.msg, h.end, "bcc"));
     /* the empty line to insert (R.gap): where a header section ended at a
