@@ -1,4 +1,4 @@
-/* tlsmail.h - v0.2.3 - send mail over SMTP + TLS (BearSSL) - license at end
+/* tlsmail.h - v0.2.4 - send mail over SMTP + TLS (BearSSL) - license at end
 
    Do this:
        #define TLSMAIL_IMPLEMENTATION
@@ -274,6 +274,16 @@ LIMITS
    both, gcc and clang, warning-free).
 
 CHANGES
+   0.2.4  A group of 61 to 100 recipients is pipelined (it went a command
+          at a time: up to 100 round trips instead of one).
+          tlsmail-send: with domain set, names without a domain in the
+          header's address fields get it (cron's "From: root (Cron
+          Daemon)", "To: root"), as Postfix and sendmail qualify mail a
+          local program submits; header lines over 998 octets are folded
+          also when the message goes on past the 256 KiB window (a long
+          To line with an attachment was refused); -N takes blanks after
+          its commas ("delay, failure"); -L and -O are ignored, as
+          Postfix ignores them.
    0.2.3  New: more than TLSMAIL_RCPT_MAX (100) recipients go in
           transactions of at most that many on one connection (Gmail and
           Postfix refuse the 101st with 452 4.5.3); TLSMAIL_EPARTIAL
@@ -436,8 +446,8 @@ LICENSE
 
 #define TLSMAIL_VERSION_MAJOR 0
 #define TLSMAIL_VERSION_MINOR 2
-#define TLSMAIL_VERSION_PATCH 3
-#define TLSMAIL_VERSION_STRING "0.2.3"
+#define TLSMAIL_VERSION_PATCH 4
+#define TLSMAIL_VERSION_STRING "0.2.4"
 
 #include <stddef.h>
 #include <bearssl.h>
@@ -7674,9 +7684,14 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
 
 /* ==== [tlsmail:send] one call, shaped like Go's net/smtp.SendMail ==== */
 
-/* RFC 2920: at most this many commands in one pipelined group, so neither
-   side's socket buffers can fill while nobody reads. */
-#define TLSMAIL__PIPE_MAX 64
+/* RFC 2920 5: at most this many commands in one pipelined group, so that
+   neither side's socket buffers can fill while nobody reads. A group of
+   TLSMAIL_RCPT_MAX (100) recipients with MAIL, DATA, QUIT and RSET fits:
+   at most about 100 KB of commands, which the server reads as it answers,
+   and at most 104 replies of 512 octets (RFC 5321 4.5.3.1.5) waiting in
+   this side's receive buffer, half of Linux's default. At 64, a group of
+   61 to 100 went a command at a time: 100 round trips instead of one. */
+#define TLSMAIL__PIPE_MAX 104
 
 /* Everything the one call decided before dialling. */
 typedef struct tlsmail__sendplan {

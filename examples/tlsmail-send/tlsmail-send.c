@@ -699,8 +699,9 @@ static void parse_command_line(int argc, char **argv) {
         case A_DSN_N: {
             /* blanks around the commas go: Postfix's own manual writes
                the default "-N 'delay, failure'" */
-            char *list = (char *)xmalloc(strlen(val) + 1), *end = list;
+            char list[64], *end = list;
             const char *p;
+            if (strlen(val) >= sizeof list) usage_error("%s %s: not a value sendmail knows here", spelling, val);
             for (p = val; *p; p++)
                 if (!((*p == ' ' || *p == '\t') &&
                       (end == list || end[-1] == ',' || !p[strspn(p, " \t")] || p[strspn(p, " \t")] == ',')))
@@ -716,7 +717,6 @@ static void parse_command_line(int argc, char **argv) {
                                                        : TLSMAIL_NOTIFY_DELAY;
                 p += w + (p[w] == ',');
             }
-            free(list);
             R.dsn = 1;
             break;
         }

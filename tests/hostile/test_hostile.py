@@ -921,6 +921,11 @@ def proto_cases(add, ok):
         "gmail_plain_first_refused", "EPERMANENT", args=["--api", "sendex"] + R150,
         checks=[one_connection, transactions((1, None)), no_verbs("DATA", "BDAT"),
                 quotes_reply("550 5.1.1 no such user")])
+    # 61 to 100 recipients went a command at a time (TLSMAIL__PIPE_MAX was 64)
+    for api in ("sendex", "transact"):
+        add("100 recipients, PIPELINING (%s): MAIL and every RCPT in one flight" % api,
+            "pipe_100_one_flight", "OK", args=["--api", api] + R100, timeout_ms=3000,
+            checks=[one_connection, stdout_has("delivered " + "1" * 100)])
     add("transact_begin, 101 recipients: EINVAL before MAIL", "gmail_pipe", "EINVAL",
         args=["--api", "begin"] + rcpts(101), checks=[no_verbs("MAIL", "RCPT", "DATA"), quotes_no_reply])
     # TLSMAIL_RCPT_MAX 50: groups small enough to pipeline, BDAT in the

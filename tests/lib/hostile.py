@@ -1013,6 +1013,11 @@ def _build_proto(add):
         "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(101, 121)}, data_354=True)])
     add("gmail_pipe_middle_refused_354", greet_ehlo(EHLO_PIPE) + [serve(refuse={
         "r%d@example.org" % i: b"550 5.1.1 no such user\r\n" for i in range(51, 101)}, data_354=True)])
+    # a group of 100 in one flight: MAIL and the 100 RCPTs read before any
+    # reply, so a client that waits for one before the next times out
+    add("pipe_100_one_flight", greet_ehlo(EHLO_PIPE) + [expect_line("MAIL FROM:")] +
+        [expect_line("RCPT TO:")] * 100 + [send(b"250 2.1.0 ok\r\n" + RCPT_OK * 100)] +
+        message_ok() + quit_ok())
     add("gmail_pipe_body_refused", greet_ehlo(EHLO_PIPE) +
         [serve(refuse_message={2: b"554 5.7.1 message refused as spam\r\n"})])
 
