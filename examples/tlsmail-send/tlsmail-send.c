@@ -1808,19 +1808,21 @@ static unsigned long line_ends(const char *p, size_t n) {
    bare addresses: display names, comments and group names dropped, quoted
    local parts kept. tlsmail.h parses one mailbox for tlsmail_format_mailbox
    but offers no address-list parser, so -t needs this one. Each address
-   goes to each(ctx, addr, len, at, words): at, the offset in s where a
-   domain would go (its '>', or just after its last octet); words, how many
+   goes to each(ctx, addr, len, from, at, words): s[from..at) is where it
+   was written, at where a domain would go (its '>', or just after its
+   last octet); words, how many
    blank- or comment-separated pieces it was written in (1 for a valid
    one: "John Smith" with no <...> is 2, and no address; 0 when its <...>
    was never closed). */
-typedef void address_fn(void *ctx, const char *addr, size_t len, size_t at, int words);
+typedef void address_fn(void *ctx, const char *addr, size_t len, size_t from, size_t at, int words);
 
 static void walk_addresses(const char *s, size_t n, address_fn *each, void *ctx) {
     char *cur = (char *)xmalloc(n + 1), *ang = (char *)xmalloc(n + 1);
-    size_t cl = 0, al = 0, i, cur_at = 0, ang_at = 0;
+    size_t cl = 0, al = 0, i, cur_at = 0, ang_at = 0, cur_from = 0, ang_from = 0;
     int quote = 0, depth = 0, in_ang = 0, have_ang = 0, cw = 0, aw = 0, gap = 0;
-#define PUT(ch) (in_ang ? (void)(aw += gap || !al, gap = 0, ang[al++] = (ch)) \
-                        : (void)(cw += gap || !cl, gap = 0, cur[cl++] = (ch), cur_at = i + 1))
+#define PUT(ch) (in_ang ? (void)(aw += gap || !al, gap = 0, ang_from = al ? ang_from : i, ang[al++] = (ch)) \
+                        : (void)(cw += gap || !cl, gap = 0, cur_from = cl ? cur_from : i, cur[cl++] = (ch), \
+                                 cur_at = i + 1))
     for (i = 0; i <= n; i++) {
         char c = i < n ? s[i] : ',';
         if (i == n) quote = depth = in_ang = 0; /* unterminated: end it here */
@@ -1857,7 +1859,7 @@ static void walk_addresses(const char *s, size_t n, address_fn *each, void *ctx)
                     if (colon) { len -= (size_t)(colon + 1 - a); a = colon + 1; }
                 }
                 if (len)
-                    each(ctx, a, len, have_ang ? ang_at : cur_at,
+                    each(ctx, a, len, have_ang ? ang_from : cur_from, have_ang ? ang_at : cur_at,
                          have_ang ? (ang_at == (size_t)-1 ? 0 : aw) : cw);
                 cl = al = 0;
                 have_ang = cw = aw = gap = 0;
@@ -1872,14 +1874,29 @@ static void walk_addresses(const char *s, size_t n, address_fn *each, void *ctx)
     free(ang);
 }
 
-static void add_address(void *out, const char *addr, size_t len, size_t at, int words) {
-    (void)at;
-    (void)words;
-    list_add_unique((strlist *)out, xstrndup(addr, len));
+typedef struct found_addresses {
+    strlist *out;
+    const char *s;
+    char *loose; /* the first one written in several words, as written */
+} found_addresses;
+
+static void add_address(void *ctx, const char *addr, size_t len, size_t from, size_t at, int words) {
+    found_addresses *f = (found_addresses *)ctx;
+    if (words > 1 && !f->loose && at > from) f->loose = xstrndup(f->s + from, at - from);
+    list_add_unique(f->out, xstrndup(addr, len));
 }
 
-static void parse_addresses(const char *s, size_t n, strlist *out) {
-    walk_addresses(s, n, add_address, out);
+/* loose (may be NULL): where the first address written in several words
+   without <...> ("To: John Smith") goes, as written; a caller that sends
+   to them refuses it rather than write to "JohnSmith". */
+static void parse_addresses(const char *s, size_t n, strlist *out, char **loose) {
+    found_addresses f;
+    f.out = out;
+    f.s = s;
+    f.loose = NULL;
+    walk_addresses(s, n, add_address, &f);
+    if (loose && !*loose) *loose = f.loose;
+    else free(f.loose);
 }
 
 /* "Display Name <addr>": a new addr, and the name (NULL if none) through
@@ -1977,6 +1994,7 @@ static int next_field(const char *msg, size_t n, size_t pos, field *f) {
 typedef struct headers {
     int from, date, message_id; /* present */
     char *from_addr;            /* the first From address */
+    char *loose;                /* a recipient field's address in words, as written */
     size_t end;                 /* offset where the header section ends */
     int blank;                  /* the section ends with an empty line */
 } headers;
@@ -1985,7 +2003,8 @@ typedef struct headers {
    that is neither a field nor a continuation): with collect (-t) adds the
    recipients of To, Cc and Bcc or, when the message has any Resent-
    field (it is being resent, RFC 5322 3.6.6), those of Resent-To,
-   Resent-Cc and Resent-Bcc alone, as sendmail and Postfix do; notes From,
+   Resent-Cc and Resent-Bcc alone, as sendmail and Postfix do (and in
+   h->loose the first of those written in words without <...>); notes From,
    Date and Message-ID; and always cuts every Bcc and Resent-Bcc field out,
    as msmtp does: a blind copy's address must never reach the other
    recipients. A field name may have blanks before its colon (RFC 5322
@@ -1998,6 +2017,7 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
                          headers *h) {
     size_t pos = 0, n = *len, i;
     strlist plain = { NULL, 0, 0 }, resent = { NULL, 0, 0 };
+    char *loose[2] = { NULL, NULL }; /* of To, Cc, Bcc; of their Resent- forms */
     int resending = 0;
     memset(h, 0, sizeof *h);
     while (pos < n) {
@@ -2014,16 +2034,16 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
         pos = f.next;
         if (nl > 7 && !strncasecmp(name, "resent-", 7)) resending = 1;
         if (collect && (name_eq(name, nl, "to") || name_eq(name, nl, "cc") || name_eq(name, nl, "bcc")))
-            parse_addresses(msg + vstart, fend - vstart, &plain);
+            parse_addresses(msg + vstart, fend - vstart, &plain, &loose[0]);
         if (collect && (name_eq(name, nl, "resent-to") || name_eq(name, nl, "resent-cc") ||
                         name_eq(name, nl, "resent-bcc")))
-            parse_addresses(msg + vstart, fend - vstart, &resent);
+            parse_addresses(msg + vstart, fend - vstart, &resent, &loose[1]);
         if (name_eq(name, nl, "date")) h->date = 1;
         if (name_eq(name, nl, "message-id")) h->message_id = 1;
         if (name_eq(name, nl, "from") && !h->from && !h->from_addr) {
             strlist one = { NULL, 0, 0 };
             h->from = !drop_from;
-            parse_addresses(msg + vstart, fend - vstart, &one);
+            parse_addresses(msg + vstart, fend - vstart, &one, NULL);
             if (one.n) h->from_addr = xstrdup(one.v[0]);
             list_free(&one);
         }
@@ -2050,6 +2070,8 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
         for (i = 0; i < use->n; i++) list_add_unique(rcpts, use->v[i]);
         free(use->v);
         list_free(resending ? &plain : &resent);
+        h->loose = loose[resending];
+        free(loose[!resending]);
     }
 }
 
@@ -2278,9 +2300,10 @@ typedef struct bare_names {
 /* An address of one word without '@' that is valid at the domain: a
    display name written without <...> ("John Smith") is no address, and
    is left as it is. */
-static void note_bare(void *ctx, const char *addr, size_t len, size_t at, int words) {
+static void note_bare(void *ctx, const char *addr, size_t len, size_t from, size_t at, int words) {
     bare_names *b = (bare_names *)ctx;
     char full[330];
+    (void)from;
     if (words != 1 || memchr(addr, '@', len) || len + strlen(b->domain) + 2 > sizeof full) return;
     snprintf(full, sizeof full, "%.*s@%s", (int)len, addr, b->domain);
     if (tlsmail_check_address(full) != 0) return;
@@ -2893,6 +2916,13 @@ static void process_window(void) {
     skip_mbox_from();
     scan_headers(R.msg, &R.len, &R.found, R.tflag || R.msgfiles.n, replace_from, &h);
     R.from_header = h.from_addr;
+    if (h.loose) { /* "To: John Smith": not a mail to JohnSmith */
+        char as_written[200];
+        snprintf(as_written, sizeof as_written, "%s", h.loose);
+        free(h.loose);
+        die(EX_DATAERR, "'%s' in the header is no address: a name goes with its address in <...>, as "
+                        "\"%s <user@example.org>\"", as_written, as_written);
+    }
     if (!headers_complete(&h))
         die(EX_DATAERR, "the header section is longer than %u KiB", WINDOW / 1024);
     qualify_headers(&h);

@@ -1631,6 +1631,23 @@ def build_cases(S):
         body, _m, _e = S.expect_stored("good", m, None, frm="alerts@example.org")
         check(body.endswith(normalise(msg)), "%r" % body)
 
+    # -t and "To: John Smith" (a name without its address): refused, not
+    # sent to JohnSmith at the domain; in a resent message only the
+    # Resent- fields count
+    @case("t_recipient_written_in_words_without_angle_65_nothing_sent")
+    def _():
+        conf = S.conf(S.account("good", "domain example.net\n"))
+        m = S.servers["good"].mark()
+        r = S.ts(["-t"], conf=conf, stdin=b"To: ops@example.org, John Smith\nSubject: s\n\nx\n")
+        S.expect_rc(r, 65)
+        check(r.stderr == "tlsmail-send: 'John Smith' in the header is no address: a name goes with its "
+              "address in <...>, as \"John Smith <user@example.org>\"\n", "%s" % r)
+        S.expect_nothing("good", m, NO_CONNECTION)
+        m = S.servers["good"].mark()
+        r = S.ts(["-t"], conf=conf, stdin=b"To: John Smith\nResent-To: ops@example.org\nSubject: s\n\nx\n")
+        S.expect_rc(r, 0)
+        S.expect_stored("good", m, None, frm="alerts@example.org", to=("ops@example.org",))
+
     # the envelope sender from that From header is the same address
     @case("header_from_without_domain_sender_and_field_agree")
     def _():
