@@ -275,7 +275,9 @@ LIMITS
 
 CHANGES
    0.2.4  A group of 61 to 100 recipients is pipelined (it went a command
-          at a time: up to 100 round trips instead of one).
+          at a time: up to 100 round trips instead of one). A reused
+          tlsmail_rcpt_result array is cleared also when the call is
+          refused before any byte (EINVAL, ESTATE).
           tlsmail-send: with domain set, names without a domain in the
           header's address fields get it (cron's "From: root (Cron
           Daemon)", "To: root"), as Postfix and sendmail qualify mail a
@@ -7923,6 +7925,9 @@ TLSMAIL__PRIVATE int tlsmail__plan_envelope(const char *from, const char *const 
     size_t i;
     int utf8;
     memset(p, 0, sizeof *p);
+    /* Cleared first: a caller that reuses the array must not read the
+       last send's results after a refusal before any byte. */
+    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results);
     if (tlsmail__check_mailbox(from, 1) || !to || nto == 0) return TLSMAIL_EINVAL;
     if (o && ((o->deliver != TLSMAIL_DELIVER_ALL && o->deliver != TLSMAIL_DELIVER_ACCEPTED) ||
               (o->deliver == TLSMAIL_DELIVER_ACCEPTED && !o->results) ||
@@ -7937,7 +7942,6 @@ TLSMAIL__PRIVATE int tlsmail__plan_envelope(const char *from, const char *const 
             utf8 |= o->rcpt[i].orcpt && tlsmail__is_8bit(o->rcpt[i].orcpt);
         }
     }
-    if (o && o->results) memset(o->results, 0, nto * sizeof *o->results);
     if (o && o->mail) p->mail = *o->mail;
     p->mail.smtputf8 = p->mail.smtputf8 || utf8;
     p->from = from;
@@ -8199,6 +8203,7 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
     int err, quit;
+    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results); /* also on ESTATE */
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
     if (p.longline) return tlsmail__refuse_line(c, p.longline);
@@ -8211,6 +8216,7 @@ TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, cons
                                        size_t nto, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
     int err, done = 0;
+    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results); /* also on ESTATE */
     if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
     if ((err = tlsmail__plan_envelope(from, to, nto, o, &p)) != 0) return c->err = err;
     /* Several transactions would each need the message: it goes only once. */

@@ -2065,9 +2065,38 @@ TEST(ieq) {
     CHECK_EQ_INT(tlsmail__ieq("x", NULL), 0);
 }
 
+/* A results array reused from an earlier send is cleared also when the
+   call is refused before any byte: EINVAL, ESTATE. */
+TEST(rcpt_results_cleared_on_refusal_before_any_byte) {
+    static const char *const to[2] = { "a@b.example", "c@d.example" };
+    tlsmail_rcpt_result res[2];
+    tlsmail_send_opts o;
+    tlsmail_client c;
+    tlsmail_config cfg;
+    size_t i, k;
+    int step;
+    memset(&o, 0, sizeof o);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = "localhost:1";
+    o.results = res;
+    for (step = 0; step < 4; step++) {
+        const unsigned char *b = (const unsigned char *)res;
+        memset(res, 0x5a, sizeof res);
+        memset(&c, 0, sizeof c);
+        c.fd = -1; /* never connected: ESTATE */
+        if (step == 0) CHECK_EQ_INT(tlsmail_transact(&c, "f@x.example", to, 2, "x\r\n", 3, &o), TLSMAIL_ESTATE);
+        if (step == 1) CHECK_EQ_INT(tlsmail_transact_begin(&c, "f@x.example", to, 2, &o), TLSMAIL_ESTATE);
+        if (step == 2) CHECK_EQ_INT(tlsmail_client_send_ex(&c, &cfg, NULL, "no sender", to, 2, "x", 1, &o), TLSMAIL_EINVAL);
+        if (step == 3) CHECK_EQ_INT(tlsmail_client_send_ex(&c, &cfg, NULL, "f@x.example", to, 2, NULL, 1, &o), TLSMAIL_EINVAL);
+        for (k = 0, i = 0; i < sizeof res; i++) k += b[i] != 0;
+        CHECK_EQ_INT((int)k, 0);
+    }
+}
+
 int main(int argc, char **argv) {
     runner_args(argc, argv);
     RUN(reply_single_line);
+    RUN(rcpt_results_cleared_on_refusal_before_any_byte);
     RUN(reply_multi_line);
     RUN(reply_bare_lf);
     RUN(reply_bad_lines);
