@@ -566,6 +566,20 @@ static void check_choice(const char *opt, const char *v, const char *const *ok, 
 static const char bundle_flags[] = "timv";
 static const char bundle_valued[] = "frFBNRVh";
 
+/* sendmail's other modes, which scripts call on whatever
+   /usr/sbin/sendmail is: why each is not done here, or NULL. */
+static const char *sendmail_mode(const char *w) {
+    if (!strcmp(w, "-bp") || !strncmp(w, "-q", 2))
+        return "there is no mail queue: a message is sent at once, or the exit status says why not";
+    if (!strcmp(w, "-bi") || !strcmp(w, "-I"))
+        return "there is no alias database to build: the aliases file is read as it is";
+    if (!strcmp(w, "-bs") || !strcmp(w, "-bd") || !strcmp(w, "-bl"))
+        return "there is no SMTP server mode: tlsmail-send sends the message on stdin";
+    if (!strcmp(w, "-bv"))
+        return "there is no address verification mode";
+    return NULL;
+}
+
 /* The option word w is, when it is one: NULL if none. */
 static const option *option_of(const char *w, size_t *len) {
     size_t k, n;
@@ -656,6 +670,8 @@ static void parse_command_line(int argc, char **argv) {
             continue;
         }
         o = option_of(a, &n);
+        if (!o && sendmail_mode(a))
+            usage_error("%s: %s", a, sendmail_mode(a));
         if (!o) /* not what follows '=' of --opt=VALUE: a mistyped --password= holds one */
             usage_error("unknown option %.*s (see tlsmail-send --help)",
                         (int)(a[1] == '-' ? strcspn(a, "=") : strlen(a)), a);

@@ -1877,6 +1877,21 @@ def build_cases(S):
             S.expect_rc(r, 64)
             check(words in r.stderr and len(r.stderr.strip().splitlines()) == 1, "%s" % r)
 
+    # sendmail's other modes say why they are not done here (scripts call
+    # mailq, newaliases, sendmail -q on whatever /usr/sbin/sendmail is)
+    @case("sendmail_modes_64_with_the_reason")
+    def _():
+        for arg, why in (("-bp", "there is no mail queue"), ("-q", "there is no mail queue"),
+                         ("-q30m", "there is no mail queue"), ("-bi", "no alias database to build"),
+                         ("-I", "no alias database to build"), ("-bs", "no SMTP server mode"),
+                         ("-bv", "no address verification mode")):
+            m = S.servers["good"].mark()
+            r = S.cli(["--from", FROM, arg])
+            S.expect_rc(r, 64)
+            check(r.stderr.startswith("tlsmail-send: %s: " % arg) and why in r.stderr and
+                  len(r.stderr.splitlines()) == 1, "%s" % r)
+            S.expect_nothing("good", m, NO_CONNECTION)
+
     # ---- the callers of /usr/sbin/sendmail: their argv, replayed
     ALIAS_ROOT = "root: ops@example.org\n"
 
