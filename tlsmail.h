@@ -283,9 +283,11 @@ CHANGES
           Daemon)", "To: root"), as Postfix and sendmail qualify mail a
           local program submits; header lines over 998 octets are folded
           also when the message goes on past the 256 KiB window (a long
-          To line with an attachment was refused); -N takes blanks after
-          its commas ("delay, failure"); -L and -O are ignored, as
-          Postfix ignores them.
+          To line with an attachment was refused); -t refuses "To: John
+          Smith" (a name without its address) instead of sending to
+          JohnSmith; -N takes blanks after its commas ("delay, failure");
+          -L and -O are ignored, as Postfix ignores them; -bp, -q, -bi,
+          -bs and -bv say why they are not done here.
    0.2.3  New: more than TLSMAIL_RCPT_MAX (100) recipients go in
           transactions of at most that many on one connection (Gmail and
           Postfix refuse the 101st with 452 4.5.3); TLSMAIL_EPARTIAL
