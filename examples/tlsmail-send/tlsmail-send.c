@@ -2270,16 +2270,20 @@ static void machine_name(char *out, size_t cap);
 /* The local part of a recipient at this machine (localhost, or its own
    host name: fail2ban's default root@localhost, mutt's root@HOST), which
    the aliases and domain then settle as they do "root": at the server,
-   localhost would be the server's own. NULL: any other address. */
-static char *local_recipient(const char *addr) {
+   localhost would be the server's own, written into buf. NULL: any other
+   address (or a local part too long for buf, which the check of every
+   recipient then refuses). On the stack: expand_local may end the run. */
+static const char *local_recipient(const char *addr, char *buf, size_t cap) {
     static char host[256]; /* asked once a run, not once a recipient */
     const char *at = strrchr(addr, '@');
-    if (!at || at == addr || addr[0] == '"') return NULL;
+    if (!at || at == addr || addr[0] == '"' || (size_t)(at - addr) >= cap) return NULL;
     if (!host[0]) machine_name(host, sizeof host);
     if (strcasecmp(at + 1, "localhost") && strcasecmp(at + 1, "localhost.localdomain") &&
         (!strcmp(host, "-") || strcasecmp(at + 1, host)))
         return NULL;
-    return xstrndup(addr, (size_t)(at - addr));
+    memcpy(buf, addr, (size_t)(at - addr));
+    buf[at - addr] = 0;
+    return buf;
 }
 
 static char *qualify_sender(char *addr, const char *what) {
@@ -2516,11 +2520,11 @@ static void compose_message(void) {
     for (i = 0; i < R.recipients.n; i++) split_argument(R.recipients.v[i], &given);
     for (i = 0; i < given.n; i++) { /* To: as given; a local name: its addresses */
         const char *r = given.v[i];
-        char *local = local_recipient(r);
+        char buf[320];
+        const char *local = local_recipient(r, buf, sizeof buf);
         if (local) expand_local(local, &to);
         else if (strchr(r, '@')) list_push(&to, xstrdup(r));
         else expand_local(r, &to);
-        free(local);
     }
     list_free(&given);
     memset(&m, 0, sizeof m);
@@ -2642,11 +2646,11 @@ static void collect_recipients(void) {
         R.found.v[i] = addr;
     }
     for (i = 0; i < R.found.n; i++) {
-        char *local = local_recipient(R.found.v[i]);
+        char buf[320];
+        const char *local = local_recipient(R.found.v[i], buf, sizeof buf);
         if (local) expand_local(local, &R.rcpts);
         else if (strchr(R.found.v[i], '@') || !*R.found.v[i]) list_add_unique(&R.rcpts, xstrdup(R.found.v[i]));
         else expand_local(R.found.v[i], &R.rcpts);
-        free(local);
     }
     list_free(&R.found);
     if (!R.rcpts.n) {
