@@ -7697,6 +7697,13 @@ TLSMAIL_DEF int tlsmail_quit(tlsmail_client *c) {
    61 to 100 went a command at a time: 100 round trips instead of one. */
 #define TLSMAIL__PIPE_MAX 104
 
+/* A caller that reuses a results array must not read the last send's
+   results after a refusal before any byte (EINVAL, ESTATE): cleared
+   before anything is checked. */
+TLSMAIL__PRIVATE void tlsmail__clear_results(const tlsmail_send_opts *o, size_t nto) {
+    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results);
+}
+
 /* Everything the one call decided before dialling. */
 typedef struct tlsmail__sendplan {
     const char *from;
@@ -7927,9 +7934,7 @@ TLSMAIL__PRIVATE int tlsmail__plan_envelope(const char *from, const char *const 
     size_t i;
     int utf8;
     memset(p, 0, sizeof *p);
-    /* Cleared first: a caller that reuses the array must not read the
-       last send's results after a refusal before any byte. */
-    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results);
+    tlsmail__clear_results(o, nto);
     if (tlsmail__check_mailbox(from, 1) || !to || nto == 0) return TLSMAIL_EINVAL;
     if (o && ((o->deliver != TLSMAIL_DELIVER_ALL && o->deliver != TLSMAIL_DELIVER_ACCEPTED) ||
               (o->deliver == TLSMAIL_DELIVER_ACCEPTED && !o->results) ||
@@ -8205,8 +8210,10 @@ TLSMAIL_DEF int tlsmail_transact(tlsmail_client *c, const char *from, const char
                                  size_t nto, const void *msg, size_t len, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
     int err, quit;
-    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results); /* also on ESTATE */
-    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
+    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) {
+        tlsmail__clear_results(o, nto);
+        return err;
+    }
     if ((err = tlsmail__plan_message(from, to, nto, msg, len, o, &p)) != 0) return c->err = err;
     if (p.longline) return tlsmail__refuse_line(c, p.longline);
     if ((err = tlsmail__ensure_hello(c)) != 0) return err;
@@ -8218,8 +8225,10 @@ TLSMAIL_DEF int tlsmail_transact_begin(tlsmail_client *c, const char *from, cons
                                        size_t nto, const tlsmail_send_opts *o) {
     tlsmail__sendplan p;
     int err, done = 0;
-    if (o && o->results && nto) memset(o->results, 0, nto * sizeof *o->results); /* also on ESTATE */
-    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) return err;
+    if ((err = tlsmail__enter(c, TLSMAIL_STAGE_MAIL, TLSMAIL__GREETED, TLSMAIL__READY)) != 0) {
+        tlsmail__clear_results(o, nto);
+        return err;
+    }
     if ((err = tlsmail__plan_envelope(from, to, nto, o, &p)) != 0) return c->err = err;
     /* Several transactions would each need the message: it goes only once. */
     if (nto > TLSMAIL_RCPT_MAX) return c->err = TLSMAIL_EINVAL;

@@ -544,20 +544,16 @@ static void set_argv(int key, const char *value, const char *spelling) {
     snprintf(s->source, sizeof s->source, "argv %s", spelling);
 }
 
-static void check_choice(const char *opt, const char *v, const char *const *ok, int list) {
-    /* v is one of ok, or with list a comma-separated list of them. */
-    const char *p = v;
+/* The index of v[0..n) in ok, a value of opt (whole, as given); else
+   the run ends with 64. */
+static size_t check_choice(const char *opt, const char *v, size_t n, const char *whole,
+                           const char *const *ok) {
     size_t i;
-    if (!*v) usage_error("%s: empty value", opt);
-    while (*p) {
-        const char *end = list ? strchr(p, ',') : NULL;
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        for (i = 0; ok[i]; i++)
-            if (name_eq(p, n, ok[i])) break;
-        if (!ok[i]) usage_error("%s %s: not a value sendmail knows here", opt, v);
-        p += n;
-        if (*p == ',') p++;
-    }
+    if (!*whole) usage_error("%s: empty value", opt);
+    for (i = 0; ok[i]; i++)
+        if (name_eq(v, n, ok[i])) return i;
+    usage_error("%s %s: not a value sendmail knows here", opt, whole);
+    return 0;
 }
 
 /* Letters sendmail lets callers bundle behind one '-', as getopt does:
@@ -647,8 +643,7 @@ static char **split_bundles(int argc, char **argv, int *newc) {
 
 static void parse_command_line(int argc, char **argv) {
     static const char *const body_types[] = { "7BIT", "8BITMIME", NULL };
-    static const char *const notify[] = { "success", "failure", "delay", NULL };
-    static const char *const never[] = { "never", NULL };
+    static const char *const notify[] = { "success", "failure", "delay", "never", NULL };
     static const char *const ret[] = { "full", "hdrs", NULL };
     int i, done = 0;
     if (argc == 2 && !strcmp(argv[1], "-h")) { /* alone: help; else sendmail's hop count */
@@ -657,7 +652,7 @@ static void parse_command_line(int argc, char **argv) {
     }
     argv = split_bundles(argc, argv, &argc);
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
+        const char *a = argv[i], *val = NULL, *why;
         const option *o = NULL;
         size_t n = 0;
         char spelling[40];
@@ -670,8 +665,7 @@ static void parse_command_line(int argc, char **argv) {
             continue;
         }
         o = option_of(a, &n);
-        if (!o && sendmail_mode(a))
-            usage_error("%s: %s", a, sendmail_mode(a));
+        if (!o && (why = sendmail_mode(a)) != NULL) usage_error("%s: %s", a, why);
         if (!o) /* not what follows '=' of --opt=VALUE: a mistyped --password= holds one */
             usage_error("unknown option %.*s (see tlsmail-send --help)",
                         (int)(a[1] == '-' ? strcspn(a, "=") : strlen(a)), a);
@@ -707,37 +701,34 @@ static void parse_command_line(int argc, char **argv) {
         case A_BATCH: list_push(&R.batch, xstrdup(val)); break;
         case A_IGNORE: break;
         case A_BODYTYPE:
-            check_choice(spelling, val, body_types, 0);
+            (void)check_choice(spelling, val, strlen(val), val, body_types);
             /* 7BIT holds the message to it; 8BITMIME is what the library
                declares by itself for a message with 8-bit octets */
             R.mopts.body = strcasecmp(val, "7BIT") ? TLSMAIL_BODY_AUTO : TLSMAIL_BODY_7BIT;
             break;
         case A_DSN_N: {
-            /* blanks around the commas go: Postfix's own manual writes
-               the default "-N 'delay, failure'" */
-            char list[64], *end = list;
-            const char *p;
-            if (strlen(val) >= sizeof list) usage_error("%s %s: not a value sendmail knows here", spelling, val);
-            for (p = val; *p; p++)
-                if (!((*p == ' ' || *p == '\t') &&
-                      (end == list || end[-1] == ',' || !p[strspn(p, " \t")] || p[strspn(p, " \t")] == ',')))
-                    *end++ = *p;
-            *end = 0;
-            check_choice(spelling, list, strcasecmp(list, "never") ? notify : never, 1);
-            R.notify = 0;
-            for (p = list; *p;) {
-                size_t w = strcspn(p, ",");
-                R.notify |= name_eq(p, w, "never") ? TLSMAIL_NOTIFY_NEVER
-                            : name_eq(p, w, "success") ? TLSMAIL_NOTIFY_SUCCESS
-                            : name_eq(p, w, "failure") ? TLSMAIL_NOTIFY_FAILURE
-                                                       : TLSMAIL_NOTIFY_DELAY;
-                p += w + (p[w] == ',');
+            /* never, or a comma-separated list of the others; blanks
+               around an item go: Postfix's own manual writes the default
+               "-N 'delay, failure'" */
+            static const int bits[] = { TLSMAIL_NOTIFY_SUCCESS, TLSMAIL_NOTIFY_FAILURE,
+                                        TLSMAIL_NOTIFY_DELAY, TLSMAIL_NOTIFY_NEVER };
+            const char *p = val;
+            int items = 0;
+            if (!*val) usage_error("%s: empty value", spelling);
+            for (R.notify = 0; *(p += strspn(p, " \t")); items++) {
+                size_t w;
+                for (w = strcspn(p, ","); w && (p[w - 1] == ' ' || p[w - 1] == '\t'); w--) {}
+                R.notify |= (unsigned)bits[check_choice(spelling, p, w, val, notify)];
+                p += strcspn(p, ",");
+                if (*p == ',') p++;
             }
+            if ((R.notify & TLSMAIL_NOTIFY_NEVER) && items > 1)
+                usage_error("%s %s: not a value sendmail knows here", spelling, val);
             R.dsn = 1;
             break;
         }
         case A_DSN_R:
-            check_choice(spelling, val, ret, 0);
+            (void)check_choice(spelling, val, strlen(val), val, ret);
             R.mopts.ret = strcasecmp(val, "full") ? TLSMAIL_RET_HDRS : TLSMAIL_RET_FULL;
             R.dsn = 1;
             break;
@@ -2038,28 +2029,26 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
     memset(h, 0, sizeof *h);
     while (pos < n) {
         field f;
-        size_t fstart = pos, fend, vstart, nl;
+        size_t fstart = pos, nl;
         const char *name = msg + pos;
         if (!next_field(msg, n, pos, &f)) {
             h->blank = f.blank;
             break;
         }
         nl = f.name_len;
-        vstart = f.value;
-        fend = f.end;
         pos = f.next;
         if (nl > 7 && !strncasecmp(name, "resent-", 7)) resending = 1;
         if (collect && (name_eq(name, nl, "to") || name_eq(name, nl, "cc") || name_eq(name, nl, "bcc")))
-            parse_addresses(msg + vstart, fend - vstart, &plain, &loose[0]);
+            parse_addresses(msg + f.value, f.end - f.value, &plain, &loose[0]);
         if (collect && (name_eq(name, nl, "resent-to") || name_eq(name, nl, "resent-cc") ||
                         name_eq(name, nl, "resent-bcc")))
-            parse_addresses(msg + vstart, fend - vstart, &resent, &loose[1]);
+            parse_addresses(msg + f.value, f.end - f.value, &resent, &loose[1]);
         if (name_eq(name, nl, "date")) h->date = 1;
         if (name_eq(name, nl, "message-id")) h->message_id = 1;
         if (name_eq(name, nl, "from") && !h->from && !h->from_addr) {
             strlist one = { NULL, 0, 0 };
             h->from = !drop_from;
-            parse_addresses(msg + vstart, fend - vstart, &one, NULL);
+            parse_addresses(msg + f.value, f.end - f.value, &one, NULL);
             if (one.n) h->from_addr = xstrdup(one.v[0]);
             list_free(&one);
         }
@@ -2072,7 +2061,7 @@ static void scan_headers(char *msg, size_t *len, strlist *rcpts, int collect, in
             size_t from = fstart, to = pos;
             if (fstart > 0 && msg[fstart - 1] == '\r' && pos < n && msg[pos] == '\n') {
                 from = fstart - 1;
-                to = fend;
+                to = f.end;
             }
             memmove(msg + from, msg + to, n - to);
             n -= to - from;
@@ -2314,7 +2303,8 @@ static const char *const address_fields[] = {
 
 typedef struct bare_names {
     const char *domain;
-    size_t *at, n, cap; /* where "@domain" goes, offsets in the field's value */
+    size_t base;        /* the offset in R.msg of the value being walked */
+    size_t *at, n, cap; /* where "@domain" goes, offsets in R.msg, ascending */
 } bare_names;
 
 /* An address of one word without '@' that is valid at the domain: a
@@ -2333,32 +2323,19 @@ static void note_bare(void *ctx, const char *addr, size_t len, size_t from, size
         b->cap = b->cap ? b->cap * 2 : 8;
         b->at = more;
     }
-    b->at[b->n++] = at;
+    b->at[b->n++] = b->base + at;
 }
 
-/* Writes msg[from..to) with "@domain" at the offsets in b (counted from
-   value) into out (NULL: only measured); the longest line it then has
-   through *longest. The octets written. */
-static size_t put_qualified(const char *msg, size_t from, size_t to, size_t value, const bare_names *b,
-                            char *out, size_t *longest) {
-    size_t k, j = 0, col = 0, n = 0, dl = strlen(b->domain);
-    *longest = 0;
+/* The longest line of R.msg[from..to) once add octets go in at each of
+   the n offsets at. */
+static size_t longest_line_with(size_t from, size_t to, const size_t *at, size_t n, size_t add) {
+    size_t k, j = 0, col = 0, most = 0;
     for (k = from; k <= to; k++) {
-        for (; j < b->n && value + b->at[j] == k; j++) {
-            if (out) {
-                out[n] = '@';
-                memcpy(out + n + 1, b->domain, dl);
-            }
-            n += dl + 1;
-            col += dl + 1;
-        }
-        if (col > *longest) *longest = col;
-        if (k == to) break;
-        if (out) out[n] = msg[k];
-        n++;
-        col = msg[k] == '\n' || msg[k] == '\r' ? 0 : col + 1;
+        for (; j < n && at[j] == k; j++) col += add;
+        if (col > most) most = col;
+        if (k < to) col = R.msg[k] == '\n' || R.msg[k] == '\r' ? 0 : col + 1;
     }
-    return n;
+    return most;
 }
 
 /* With a domain set, every address without one in the address fields
@@ -2367,40 +2344,43 @@ static size_t put_qualified(const char *msg, size_t from, size_t to, size_t valu
    written. A field whose line would grow past 998 octets is left as it
    is. h->end moves with the header section's end. */
 static void qualify_headers(headers *h) {
-    const char *dom = R.set[K_DOMAIN].value;
-    char *out = NULL;
-    size_t total = 0, n = 0, pos = 0, longest;
-    int pass;
-    if (!dom) return;
-    for (pass = 0; pass < 2; pass++) {
-        for (n = 0, pos = 0; pos < h->end;) {
-            field f;
-            bare_names b;
-            size_t start = pos, i;
-            memset(&b, 0, sizeof b);
-            b.domain = dom;
-            if (!next_field(R.msg, h->end, pos, &f)) break;
-            pos = f.next;
-            for (i = 0; address_fields[i]; i++)
-                if (name_eq(R.msg + start, f.name_len, address_fields[i])) break;
-            if (address_fields[i]) walk_addresses(R.msg + f.value, f.end - f.value, note_bare, &b);
-            if (b.n && put_qualified(R.msg, start, f.next, f.value, &b, NULL, &longest) && longest > 998) {
-                if (R.verbose && pass)
-                    fprintf(stderr, "* %.*s: addresses left without @%s: the line would be over 998 octets\n",
-                            (int)f.name_len, R.msg + start, dom);
-                b.n = 0;
-            }
-            n += put_qualified(R.msg, start, f.next, f.value, &b, out ? out + n : NULL, &longest);
-            free(b.at);
-        }
-        if (!pass) {
-            if (n == pos) return; /* nothing to qualify */
-            total = n + (R.len - pos);
-            out = (char *)xmalloc((total > R.msg_cap ? total : R.msg_cap) + 1);
+    bare_names b;
+    field f;
+    size_t pos, dl, j, from, o, total;
+    char *out;
+    if (!R.set[K_DOMAIN].value) return;
+    memset(&b, 0, sizeof b);
+    b.domain = R.set[K_DOMAIN].value;
+    dl = strlen(b.domain);
+    for (pos = 0; pos < h->end && next_field(R.msg, h->end, pos, &f); pos = f.next) {
+        size_t i, first = b.n;
+        for (i = 0; address_fields[i] && !name_eq(R.msg + pos, f.name_len, address_fields[i]); i++) {}
+        if (!address_fields[i]) continue;
+        b.base = f.value;
+        walk_addresses(R.msg + f.value, f.end - f.value, note_bare, &b);
+        if (b.n > first && longest_line_with(pos, f.next, b.at + first, b.n - first, dl + 1) > 998) {
+            if (R.verbose)
+                fprintf(stderr, "* %.*s: addresses left without @%s: the line would be over 998 octets\n",
+                        (int)f.name_len, R.msg + pos, b.domain);
+            b.n = first;
         }
     }
-    memcpy(out + n, R.msg + pos, R.len - pos);
+    if (!b.n) {
+        free(b.at);
+        return;
+    }
+    total = R.len + b.n * (dl + 1);
+    out = (char *)xmalloc((total > R.msg_cap ? total : R.msg_cap) + 1);
+    for (j = 0, from = 0, o = 0; j < b.n; from = b.at[j++]) {
+        memcpy(out + o, R.msg + from, b.at[j] - from);
+        o += b.at[j] - from;
+        out[o] = '@';
+        memcpy(out + o + 1, b.domain, dl);
+        o += dl + 1;
+    }
+    memcpy(out + o, R.msg + from, R.len - from);
     out[total] = 0;
+    free(b.at);
     free(R.msg);
     R.msg = out;
     h->end += total - R.len;
@@ -2724,25 +2704,6 @@ static void mime_token(const char *v, const char *z, char *tok, size_t cap, cons
     *end = v;
 }
 
-/* The header field of R.msg at pos (before end): where its name ends
-   (*name_end, at ':' or a blank) and its text ends (*fend, before the line
-   end of its last continuation line); returns where the next one starts. */
-static size_t header_field(size_t pos, size_t end, size_t *name_end, size_t *fend) {
-    size_t k, next;
-    for (k = pos; k < end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
-    for (*name_end = pos; *name_end < k && R.msg[*name_end] != ':' && R.msg[*name_end] != ' ' &&
-                          R.msg[*name_end] != '\t';
-         (*name_end)++) {}
-    next = next_line(R.msg, R.len, k);
-    *fend = k;
-    while (next < end && (R.msg[next] == ' ' || R.msg[next] == '\t')) {
-        for (k = next; k < end && R.msg[k] != '\n' && R.msg[k] != '\r'; k++) {}
-        *fend = k;
-        next = next_line(R.msg, R.len, k);
-    }
-    return next;
-}
-
 /* long_lines encode: a message read whole whose body has a line over 998
    octets goes out with that body as quoted-printable, so the text arrives
    as it was written where it would otherwise not be sent at all (a cron
@@ -2756,7 +2717,8 @@ static size_t header_field(size_t pos, size_t end, size_t *name_end, size_t *fen
    updated to the new message. NULL when done, else why not. */
 static const char *encode_long_lines(headers *h) {
     const char *v = R.set[K_LONG_LINES].value;
-    size_t pos, next, body, need, qplen, n;
+    size_t pos, body, need, qplen, n;
+    field f;
     int ctype = 0, mime = 0, cte = 0;
     linecheck lc;
     char *out, *p;
@@ -2765,24 +2727,21 @@ static const char *encode_long_lines(headers *h) {
     if (!R.msg_eof) return PAST_WINDOW;
     memset(&lc, 0, sizeof lc);
     if (linecheck_feed(&lc, R.msg, h->end)) return "the long line is in the header";
-    for (pos = 0; pos < h->end; pos = next) {
-        size_t fend, name_end;
+    /* scan_headers ended the section at the first line that is no field */
+    for (pos = 0; pos < h->end && next_field(R.msg, h->end, pos, &f); pos = f.next) {
         char tok[40];
-        const char *te, *c;
-        next = header_field(pos, h->end, &name_end, &fend);
-        c = (const char *)memchr(R.msg + name_end, ':', fend - name_end);
-        if (!c) continue; /* no field (scan_headers ended the header before one) */
-        if (name_eq(R.msg + pos, name_end - pos, "mime-version")) mime = 1;
-        if (name_eq(R.msg + pos, name_end - pos, "content-type")) {
+        const char *te, *fend = R.msg + f.end;
+        if (name_eq(R.msg + pos, f.name_len, "mime-version")) mime = 1;
+        if (name_eq(R.msg + pos, f.name_len, "content-type")) {
             if (ctype++) return "it has two Content-Type fields";
-            mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
+            mime_token(R.msg + f.value, fend, tok, sizeof tok, &te);
             if (!strcmp(tok, "multipart")) return "it is multipart";
             if (!strcmp(tok, "message")) return "it is a message/* part";
-            if (strcmp(tok, "text") || te == R.msg + fend || *te != '/') return "its Content-Type is not text/*";
+            if (strcmp(tok, "text") || te == fend || *te != '/') return "its Content-Type is not text/*";
         }
-        if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) {
+        if (name_eq(R.msg + pos, f.name_len, "content-transfer-encoding")) {
             if (cte++) return "it has two Content-Transfer-Encoding fields";
-            mime_token(c + 1, R.msg + fend, tok, sizeof tok, &te);
+            mime_token(R.msg + f.value, fend, tok, sizeof tok, &te);
             if (!strcmp(tok, "base64")) return "it is base64 already";
             if (!strcmp(tok, "quoted-printable")) return "it is quoted-printable already";
             if (strcmp(tok, "7bit") && strcmp(tok, "8bit")) return "its Content-Transfer-Encoding is not 7bit or 8bit";
@@ -2805,12 +2764,10 @@ static const char *encode_long_lines(headers *h) {
            sizeof "MIME-Version: 1.0\r\n" + sizeof "Content-Type: text/plain; charset=unknown-8bit\r\n" +
            2 + qplen;
     out = p = (char *)xmalloc(need + 1);
-    for (pos = 0; pos < h->end; pos = next) { /* the fields but the old encoding */
-        size_t fend, name_end;
-        next = header_field(pos, h->end, &name_end, &fend);
-        if (name_eq(R.msg + pos, name_end - pos, "content-transfer-encoding")) continue;
-        memcpy(p, R.msg + pos, next - pos);
-        p += next - pos;
+    for (pos = 0; pos < h->end && next_field(R.msg, h->end, pos, &f); pos = f.next) {
+        if (name_eq(R.msg + pos, f.name_len, "content-transfer-encoding")) continue; /* the old encoding */
+        memcpy(p, R.msg + pos, f.next - pos);
+        p += f.next - pos;
     }
     p += sprintf(p, "Content-Transfer-Encoding: quoted-printable\r\n");
     if (!mime) p += sprintf(p, "MIME-Version: 1.0\r\n");
