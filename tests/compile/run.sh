@@ -96,12 +96,25 @@ for sw in "" "-DTLSMAIL_STARTTLS" "-DTLSMAIL_NO_SOCKETS" "-DTLSMAIL_NO_STDIO" \
           "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO" \
           "-DTLSMAIL_NO_THREADS" "-DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS" \
           "-DTLSMAIL_NO_THREADS -DTLSMAIL_NO_STDIO" \
-          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS -DTLSMAIL_NO_STDIO"; do
+          "-DTLSMAIL_STATIC -DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS -DTLSMAIL_NO_STDIO" \
+          "-DTLSMAIL_SMALL" "-DTLSMAIL_SMALL -DTLSMAIL_STARTTLS -DTLSMAIL_NO_THREADS" \
+          "-DTLSMAIL_SMALL -DTLSMAIL_NO_SOCKETS -DTLSMAIL_NO_STDIO"; do
     for cc in gcc clang; do
         # shellcheck disable=SC2086 # the switches are a word list
         check "$cc switches: ${sw:-(none)}" $cc -std=c99 $WARN $sw -I. -c "$impl" -o "$out/sw.o"
     done
 done
+check "g++ -DTLSMAIL_SMALL -DTLSMAIL_STARTTLS" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror \
+    -DTLSMAIL_SMALL -DTLSMAIL_STARTTLS -I. -c "$impl" -o "$out/small-cxx.o"
+# TLSMAIL_SMALL links one implementation of each piece: with BearSSL's
+# static library, the run-time alternatives the default build links are
+# gone from the program (and the default build has them, so this can fail).
+bear_a=$(gcc -print-file-name=libbearssl.a)
+alts='br_(chacha20_|poly1305_|ec_c25519_|ec_p256_m|aes_x86ni|ghash_pclmul|rsa_i62_)'
+check "default build links BearSSL's alternatives (ChaCha20, X25519, AES-NI, i62)" bash -c \
+    "gcc -std=c99 -Os -ffunction-sections -I. tests/integration/gosend.c '$bear_a' -Wl,--gc-sections -o '$out/gs-full' && [ \$(nm '$out/gs-full' | grep -cE ' $alts') -ge 6 ]"
+check "TLSMAIL_SMALL links none of them (tlsmail-send and the one call)" bash -c \
+    "gcc -std=c99 -Os -ffunction-sections -DTLSMAIL_SMALL -I. tests/integration/gosend.c '$bear_a' -Wl,--gc-sections -o '$out/gs-small' && ! nm '$out/gs-small' | grep -E ' $alts' && gcc -std=c99 -Os -ffunction-sections -DTLSMAIL_SMALL -DTLSMAIL_STARTTLS -I. examples/tlsmail-send/tlsmail-send.c '$bear_a' -Wl,--gc-sections -o '$out/ts-small' && ! nm '$out/ts-small' | grep -E ' $alts'"
 # Name lookups run in a thread of their own, unless TLSMAIL_NO_THREADS.
 check "g++ -DTLSMAIL_NO_THREADS" g++ -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -DTLSMAIL_NO_THREADS -I. -c "$impl" -o "$out/nt-cxx.o"
 check "by default the lookup runs in a thread (pthread_create in the object)" bash -c \

@@ -533,10 +533,11 @@ class Suite:
         check(not new and not [e for e in events if len(e) > 1 and e[1] in NO_SMTP],
               "SMTP reached the server: %s" % events)
 
-    def m4_image(self):
-        return self.once("cortex-m4 image", self._m4_image)
+    def m4_image(self, small=False):
+        return self.once("cortex-m4 image" + (" small" if small else ""),
+                         lambda: self._m4_image(small))
 
-    def _m4_image(self):
+    def _m4_image(self, small):
         t = TARGETS["cortex-m4"]
         b = self.bearssl("cortex-m4")
         d = os.path.join(self.root, "cortex-m4")
@@ -551,15 +552,15 @@ class Suite:
             with open(ta + ".tmp", "w") as f:
                 f.write(code)
             os.replace(ta + ".tmp", ta)
-        out = os.path.join(d, "image.elf")
+        out = os.path.join(d, "image-small.elf" if small else "image.elf")
         src = os.path.join(HERE, "m4_image.c")
         ld = os.path.join(HERE, "m4.ld")
-        cmd = ([t["cc"]] + WARN + ["-Os"] + M4_CPU +
+        cmd = ([t["cc"]] + WARN + ["-Os"] + M4_CPU + (["-DTLSMAIL_SMALL"] if small else []) +
                ["-ffunction-sections", "-fdata-sections", "-isystem",
                 os.path.join(b, "include"), "-I" + d, src, "-o", out,
                 os.path.join(b, "libbearssl.a"), "-T", ld, "-nostartfiles",
                 "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
-                "-Wl,-Map=" + os.path.join(d, "image.map")])
+                "-Wl,-Map=" + out[:-4] + ".map"])
         build_file(out, [src, ld, ta, os.path.join(ROOT, "tlsmail.h"),
                          os.path.join(b, "libbearssl.a")], cmd, "Cortex-M4 image")
         return out
@@ -1205,17 +1206,36 @@ def build_cases(S):
         for never in ("socket", "connect", "getaddrinfo", "fopen", "opendir"):
             check(never not in names, "%s is in a TLSMAIL_NO_SOCKETS/NO_STDIO image" % never)
 
-    @case("cortex-m4: image within tests/cross/budget.txt")
-    def _():
-        size = image_size(S.m4_image())
+    def within_budget(small):
+        size = image_size(S.m4_image(small))
+        pre = "small_" if small else ""
         budget = read_budget()
-        S.say("cortex-m4 image: text %(text)d data %(data)d bss %(bss)d" % size +
-              "  (budget: %s)" % " ".join("%s %d" % kv for kv in sorted(budget.items())))
-        over = ["%s %d > %d" % (k, size[k], budget[k]) for k in ("text", "data", "bss")
-                if k not in budget or size[k] > budget[k]]
+        S.say("cortex-m4 image%s: text %d data %d bss %d" % (
+            " (TLSMAIL_SMALL)" if small else "", size["text"], size["data"], size["bss"]) +
+            "  (budget: %s)" % " ".join("%s %d" % kv for kv in sorted(budget.items())))
+        over = ["%s%s %d > %d" % (pre, k, size[k], budget.get(pre + k, -1)) for k in ("text", "data", "bss")
+                if pre + k not in budget or size[k] > budget[pre + k]]
         if over:
             raise CaseFailure("over budget: %s (today + 10%%: %s)" % (", ".join(over), " ".join(
-                "%s %d" % (k, budget_for(size[k])) for k in size)))
+                "%s%s %d" % (pre, k, budget_for(size[k])) for k in size)))
+        return size
+
+    @case("cortex-m4: image within tests/cross/budget.txt")
+    def _():
+        within_budget(False)
+
+    # the board build: one implementation of each BearSSL piece, none of
+    # the alternatives the default links, and smaller by what they weigh
+    @case("cortex-m4: TLSMAIL_SMALL image within budget.txt, smaller, no ChaCha20 or X25519")
+    def _():
+        small = within_budget(True)
+        full = image_size(S.m4_image())
+        sym = run(["arm-none-eabi-nm", S.m4_image(True)], 30, "arm-none-eabi-nm")
+        alts = sorted({l.split()[-1] for l in sym.splitlines() if l.strip() and l.split()[-1].startswith(
+            ("br_chacha20_", "br_poly1305_", "br_ec_c25519_", "br_ec_p256_m"))})
+        check(not alts, "in the TLSMAIL_SMALL image: %s" % alts)
+        check(small["text"] + 8192 <= full["text"], "TLSMAIL_SMALL text %d, default %d: wanted at "
+              "least 8 KB less" % (small["text"], full["text"]))
 
     return cases
 

@@ -338,6 +338,15 @@ def peer_cn(cn):
     return check
 
 
+def cipher_has(part):
+    """The suite the server's handshake ended with names part."""
+    def check(srv, res):
+        done = [w for _t, w in srv.events if w.startswith("handshake done ")]
+        if not done or part not in done[-1]:
+            return "handshake %r, wanted a suite with %r" % (done[-1:] or "none", part)
+    return check
+
+
 def normalised(msg):
     """msg with every CRLF, bare CR and bare LF as CRLF, and a final CRLF."""
     out = msg.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
@@ -679,6 +688,12 @@ def proto_cases(add, ok):
             ([] if kind == "combined" else ["--key", "{client-%s.key}" % kind]),
             checks=ok + [peer_cn("tlsmail hostile client " + kind.split("-")[0]
                                  if kind != "combined" else "tlsmail hostile client ec")])
+    # TLSMAIL_SMALL signs with other code (BearSSL's i31 RSA and generic EC)
+    for kind in ("ec", "rsa"):
+        add("TLSMAIL_SMALL: client certificate (%s), AES-GCM" % kind, "ccert_plain", "OK",
+            args=AUTH_PLAIN + ["--cert", "{client-%s.crt}" % kind, "--key", "{client-%s.key}" % kind],
+            checks=ok + [peer_cn("tlsmail hostile client " + kind), cipher_has("-GCM-")],
+            driver="itest-small")
     add("client certificate and AUTH EXTERNAL", "ccert_external", "OK",
         args=["--auth", "external", "--cert", "{client-rsa.crt}", "--key", "{client-rsa.key}"],
         checks=ok + [has_line(b"AUTH EXTERNAL ="), peer_cn("tlsmail hostile client rsa")])
@@ -1136,22 +1151,20 @@ def run_all(a, tmp):
     with open(bigfile, "wb") as f:
         f.write(b"Subject: big\r\n\r\n" + (b"z" * 78 + b"\r\n") * (4 * 1024 * 1024 // 80))
 
-    drivers = {"itest": itest, "itest-deadline1500": os.path.join(tmp, "itest-deadline1500")}
-    e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_DEFAULT_DEADLINE_MS=1500",
-               "-I" + ROOT, "-o", drivers["itest-deadline1500"], os.path.join(TESTS, "integration", "itest.c"),
-               "-lbearssl"], "build itest with a short default deadline")
-    if e:
-        print("FAIL %s" % e)
-        print("0 passed, 1 failed")
-        return 1
-    drivers["itest-rcptmax50"] = os.path.join(tmp, "itest-rcptmax50")
-    e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", "-DTLSMAIL_RCPT_MAX=50",
-               "-I" + ROOT, "-o", drivers["itest-rcptmax50"], os.path.join(TESTS, "integration", "itest.c"),
-               "-lbearssl"], "build itest with TLSMAIL_RCPT_MAX 50")
-    if e:
-        print("FAIL %s" % e)
-        print("0 passed, 1 failed")
-        return 1
+    # itest again with one compile-time switch each, for the cases that name it
+    drivers = {"itest": itest}
+    for name, switch, what in (("itest-deadline1500", "-DTLSMAIL_DEFAULT_DEADLINE_MS=1500",
+                                "a short default deadline"),
+                               ("itest-small", "-DTLSMAIL_SMALL", "TLSMAIL_SMALL"),
+                               ("itest-rcptmax50", "-DTLSMAIL_RCPT_MAX=50", "TLSMAIL_RCPT_MAX 50")):
+        drivers[name] = os.path.join(tmp, name)
+        e = build(["gcc", "-std=c99", "-O1", "-DTLSMAIL_STARTTLS", switch, "-I" + ROOT, "-o",
+                   drivers[name], os.path.join(TESTS, "integration", "itest.c"), "-lbearssl"],
+                  "build itest with " + what)
+        if e:
+            print("FAIL %s" % e)
+            print("0 passed, 1 failed")
+            return 1
     all_cases = cases()
 
     passed = failed = 0

@@ -258,7 +258,8 @@ def build(build_dir, work):
     os.makedirs(out)
     bins = {}
     want = [("sessdial", os.path.join(HERE, "sessdial.c"), []),
-            ("sessdial-4s", os.path.join(HERE, "sessdial.c"), ["-DTLSMAIL_SESSION_LIFETIME=4"])]
+            ("sessdial-4s", os.path.join(HERE, "sessdial.c"), ["-DTLSMAIL_SESSION_LIFETIME=4"]),
+            ("sessdial-small", os.path.join(HERE, "sessdial.c"), ["-DTLSMAIL_SMALL"])]
     given = os.path.join(build_dir, "tlsmail-send") if build_dir else None
     if given and os.access(given, os.X_OK):
         bins["tlsmail-send"] = given
@@ -556,8 +557,9 @@ def build_cases(S):
         f, text = exported(t)
         fields = text.split()
         bad = []
+        # C013: ECDHE-RSA-AES128-CBC-SHA, a suite tlsmail never offers
         for i, v in ((0, "tlsmail-session-2"), (2, "0"), (2, "70000"), (4, "00"), (5, "0301"),
-                     (7, ""), (7, "00" * 33), (8, "00" * 47), (3, "x")):
+                     (6, "C013"), (6, "0000"), (7, ""), (7, "00" * 33), (8, "00" * 47), (3, "x")):
             g = list(fields)
             g[i] = v
             bad.append(" ".join(x for x in g if x))
@@ -571,6 +573,40 @@ def build_cases(S):
             check(r.lines("import") == [["import", "EINVAL"]], "accepted %r: %s" % (line[:80], r))
             expect_dials(r, [("OK", 0)])
         check(all(o == "" for o in t.since(1)), "offered %s" % t.since(1))
+
+    # A TLSMAIL_SMALL build offers AES-GCM alone: a session of a default
+    # build with ChaCha20 (from a cache file both share) is refused on
+    # import and never offered, where offering it would fail the handshake
+    # (OpenSSL servers refuse a ClientHello without the session's suite).
+    # The exported session's suite is the one this server chose (AES-GCM);
+    # CCA8/CCA9 stand for what a box without AES-NI would have got.
+    @case("small_build_refuses_a_chacha20_session_resumes_an_aes_gcm_one")
+    def _():
+        t = S.tap()
+        f, text = exported(t)
+        fields = text.split()
+        check(fields[6].upper() in ("C02B", "C02F", "C02C", "C030"), "exported suite %s" % fields[6])
+        m = good().mark()
+        r = S.sessdial("localhost:465", t, "--import", f, binary="sessdial-small")
+        check(r.lines("import") == [["import", "OK"]], "AES-GCM session, small build: %s" % r)
+        expect_dials(r, [("OK", 1)])
+        for suite in ("CCA8", "CCA9"):
+            g = list(fields)
+            g[6] = suite
+            p = S.path("chacha-" + suite)
+            with open(p, "w") as fh:
+                fh.write(" ".join(g) + "\n")
+            r = S.sessdial("localhost:465", t, "--import", p, binary="sessdial-small")
+            check(r.lines("import") == [["import", "EINVAL"]], "%s session, small build: %s" % (suite, r))
+            expect_dials(r, [("OK", 0)])
+            # the default build offers ChaCha20 and so takes the session in
+            r = S.sessdial("localhost:465", t, "--import", p)
+            check(r.lines("import") == [["import", "OK"]], "%s session, default build: %s" % (suite, r))
+        offers = t.since(1)
+        check(offers[0] == fields[7] and offers[1] == "" and offers[3] == "",
+              "offered %s: the AES-GCM session, then none by the small build" % offers)
+        hs, _ = good().since(m)
+        check([x[1] for x in hs[:2]] == [True, False], "server handshakes (resumed?) %s" % hs)
 
     # ---- tlsmail-send: messages larger than what it reads first
     def one_stored(m, server=None):

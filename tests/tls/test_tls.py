@@ -4,7 +4,8 @@ real servers, beside `openssl verify`.
 
     /usr/bin/python3 tests/tls/test_tls.py --build DIR [-k SUBSTR]... [--keep] [-v]
 
-Builds DIR/tlsdial (tests/tls/tlsdial.c) and DIR/tlsdial-asan (the same
+Builds DIR/tlsdial (tests/tls/tlsdial.c), DIR/tlsdial-small (-DTLSMAIL_SMALL)
+and DIR/tlsdial-asan (the same
 under ASan+UBSan, with $SAN_CC, default clang) when missing or older than
 their sources, makes the certificates with tests/tls/certs.sh, then:
 
@@ -17,8 +18,11 @@ their sources, makes the certificates with tests/tls/certs.sh, then:
                  and the row gives no written reason, and when SMTP bytes
                  moved over a refused session (or none over an accepted
                  one). The table goes to DIR/tls-matrix.md.
+  small/matrix/  the same rows with tlsdial built -DTLSMAIL_SMALL: the same
+                 verdict as the default build, for every row.
   clienthello/   the ClientHello as a raw TCP listener reads it: no SHA-1,
-                 SHA-224 or MD5 in signature_algorithms.
+                 SHA-224 or MD5 in signature_algorithms; the suites and
+                 groups offered by the default and the TLSMAIL_SMALL build.
   ske/           `openssl s_server -sigalgs ...+SHA1`: a ServerKeyExchange
                  signed with SHA-1 must fail the handshake.
   renegotiation  `openssl s_server -tls1_2` sends a HelloRequest after
@@ -415,6 +419,7 @@ class TLSServer(OneConnection):
         self.sni_seen = []          # what the callback was given, per handshake
         self.hello = None           # the ClientHello, parsed
         self.handshake = None       # True, or the error
+        self.cipher = None          # the suite negotiated (OpenSSL's name)
         self.verbs = []
         super().__init__(family)
 
@@ -433,6 +438,7 @@ class TLSServer(OneConnection):
             self.handshake = "%s" % e
             return
         self.handshake = True
+        self.cipher = tls.cipher()[0]
         try:
             self._smtp(tls, deadline)
         finally:
@@ -621,6 +627,8 @@ class Suite:
         self.certs = os.path.join(work, "certs")
         self.tlsdial = os.path.join(build, "tlsdial")
         self.tlsdial_san = os.path.join(build, "tlsdial-asan")
+        self.tlsdial_small = os.path.join(build, "tlsdial-small")
+        self.verdicts = {}      # row name: the default build's result
         self.matrix = []
         self.entries = None     # malformed_entries(), made once
 
@@ -630,6 +638,7 @@ class Suite:
                os.path.join(ROOT, "tests", "lib", "err_name.h")]
         newest = max(os.path.getmtime(s) for s in src)
         for exe, cc, flags in ((self.tlsdial, "gcc", ["-O1", "-g"]),
+                               (self.tlsdial_small, "gcc", ["-O1", "-g", "-DTLSMAIL_SMALL"]),
                                (self.tlsdial_san, os.environ.get("SAN_CC", "clang"), SAN)):
             if os.access(exe, os.X_OK) and os.path.getmtime(exe) >= newest:
                 continue
@@ -651,8 +660,9 @@ class Suite:
         return os.path.join(self.certs, "%s.%s" % (row, kind))
 
     def dial(self, port, host, cafile=None, pin=None, ipv6=False, noop=False, background=False,
-             sanitized=False):
-        cmd = [self.tlsdial_san if sanitized else self.tlsdial, "--port", str(port), "--host", host,
+             sanitized=False, small=False):
+        exe = self.tlsdial_san if sanitized else self.tlsdial_small if small else self.tlsdial
+        cmd = [exe, "--port", str(port), "--host", host,
                "--timeout-ms", str(TIMEOUT_MS)]
         cmd += ["--cafile", cafile] if cafile else ["--pin", pin]
         if ipv6:
@@ -710,14 +720,23 @@ def openssl_verify(S, row):
     return "refused", ("error %s at depth %s: %s" % m.groups()) if m else text.strip()[-120:]
 
 
-def matrix_case(S, row):
+def matrix_case(S, row, small=False):
     def run():
         srv = TLSServer(S.f(row.cert, "chain.pem"), S.f(row.cert, "key"))
         try:
-            d = S.dial(srv.port, row.host, cafile=S.f(row.cert, "ca.pem"), noop=True)
+            d = S.dial(srv.port, row.host, cafile=S.f(row.cert, "ca.pem"), noop=True, small=small)
         finally:
             stopped = srv.finish()
         verdict, vtext = openssl_verify(S, row)
+        if small:
+            # the smaller code must judge every chain as the default build does
+            judge(d, srv, stopped, verdict, vtext)
+            want = S.verdicts.get(row.name)
+            check(want is None or d.name == want,
+                  "TLSMAIL_SMALL says %s, the default build %s" % (d, want))
+            return "TLSMAIL_SMALL %s%s; suite %s" % (d, "" if want is None else ", as the default build",
+                                                     srv.cipher)
+        S.verdicts[row.name] = d.name
         sni = hello_sni(srv.hello) if srv.hello else False  # False: no ClientHello at all
         entry = {"row": row, "got": d.name or "-", "br": d.brerr, "openssl": verdict,
                  "otext": vtext, "sni": sni, "pass": False}
@@ -777,28 +796,35 @@ def write_matrix(S, path):
 
 # ------------------------------------------------------------- edge cases --
 
+def first_hello(S, small=False):
+    """The ClientHello tlsdial sends to a raw TCP listener, which then
+    closes; and the dial, which must have ended by itself."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(RUN_BOUND)
+    try:
+        proc, t0 = S.dial(ls.getsockname()[1], "localhost", cafile=S.f("ec-p256", "ca.pem"),
+                          background=True, small=small)
+        conn, _ = ls.accept()
+        try:
+            hello = read_client_hello(conn, time.monotonic() + SERVER_WAIT)
+        finally:
+            conn.close()
+        d = S.collect(proc, t0)
+    finally:
+        ls.close()
+    check(hello is not None, "no ClientHello arrived")
+    broken = d.why_broken()
+    check(broken is None, broken)
+    check(d.name != OK, "tlsdial says OK without a server")
+    return hello, d
+
+
 def case_clienthello(S):
     """The offer itself, as bytes on the wire."""
     def run():
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ls.bind(("127.0.0.1", 0))
-        ls.listen(1)
-        ls.settimeout(RUN_BOUND)
-        try:
-            proc, t0 = S.dial(ls.getsockname()[1], "localhost", cafile=S.f("ec-p256", "ca.pem"),
-                              background=True)
-            conn, _ = ls.accept()
-            try:
-                hello = read_client_hello(conn, time.monotonic() + SERVER_WAIT)
-            finally:
-                conn.close()
-            d = S.collect(proc, t0)
-        finally:
-            ls.close()
-        check(hello is not None, "no ClientHello arrived")
-        broken = d.why_broken()
-        check(broken is None, broken)
-        check(d.name != OK, "tlsdial says OK without a server")
+        hello, d = first_hello(S)
         check(hello["version"] == 0x0303, "client_version 0x%04x, wanted 0x0303 (TLS 1.2)"
               % hello["version"])
         algs = hello_sigalgs(hello)
@@ -810,6 +836,43 @@ def case_clienthello(S):
         check((4, 3) in algs and (4, 1) in algs,
               "no ecdsa+sha256 or rsa+sha256 in %s" % " ".join(names))
         return "signature_algorithms %s; tlsdial %s" % (" ".join(names), d)
+    return run
+
+
+GCM_SUITES = [0xC02B, 0xC02F, 0xC02C, 0xC030]   # ECDHE-{ECDSA,RSA}-AES{128,256}-GCM
+CHACHA_SUITES = [0xCCA9, 0xCCA8]                # ECDHE-{ECDSA,RSA}-CHACHA20-POLY1305
+X25519, P256, P384 = 29, 23, 24
+
+
+def hello_groups(hello):
+    """supported_groups (RFC 8422 5.1.1) as a list of code points, or None."""
+    data = hello["ext"].get(10)
+    if data is None:
+        return None
+    n = int.from_bytes(data[0:2], "big")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(2, 2 + n, 2)]
+
+
+def case_offer(S, small):
+    """The suites and groups offered: TLSMAIL_SMALL offers AES-GCM on P-256
+    and P-384 and nothing else; the default build ChaCha20 and X25519 too."""
+    def run():
+        hello, _ = first_hello(S, small)
+        suites = [x for x in hello["suites"] if x not in (0x00FF, 0x5600)]   # SCSVs aside
+        groups = hello_groups(hello)
+        check(groups is not None, "no supported_groups extension")
+        shown = "suites %s, groups %s" % (" ".join("%04X" % x for x in suites),
+                                          " ".join(str(g) for g in groups))
+        if small:
+            check(sorted(suites) == sorted(GCM_SUITES), "%s: wanted the four AES-GCM suites alone"
+                  % shown)
+            check(P256 in groups and P384 in groups and X25519 not in groups,
+                  "%s: wanted P-256 and P-384, no X25519" % shown)
+        else:
+            check(set(GCM_SUITES + CHACHA_SUITES) == set(suites),
+                  "%s: wanted AES-GCM and ChaCha20-Poly1305" % shown)
+            check(X25519 in groups and P256 in groups, "%s: wanted X25519 and P-256" % shown)
+        return shown
     return run
 
 
@@ -1032,7 +1095,11 @@ def build_cases(S):
     C = []
     for r in ROWS:
         C.append(("matrix/" + r.name, matrix_case(S, r)))
+    for r in ROWS:
+        C.append(("small/matrix/" + r.name, matrix_case(S, r, small=True)))
     C.append(("clienthello/signature_algorithms", case_clienthello(S)))
+    C.append(("clienthello/offer default", case_offer(S, small=False)))
+    C.append(("clienthello/offer TLSMAIL_SMALL", case_offer(S, small=True)))
     C.append(("ske/rsa+sha1", case_ske(S, "rsa-2048", "RSA+SHA1", "ECDHE-RSA-AES128-GCM-SHA256",
                                        ("ETLS", UNTRUSTED))))
     C.append(("ske/ecdsa+sha1", case_ske(S, "ec-p256", "ECDSA+SHA1",
