@@ -75,9 +75,9 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 constant-time software AES (no AES-NI),
                                 i31 RSA. Certificates are
                                 checked as in the default build. The cost,
-                                on x86-64 (make bench): about 3 ms more CPU
-                                per handshake, and 55 MB/s instead of
-                                1 GB/s for a big message
+                                on x86-64 (make bench, (a) and (d)): 3 to
+                                4 ms more CPU per send, and about 50 MB/s
+                                instead of 1 GB/s for a big message
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
                                 and so the system store (on Windows the
                                 ROOT store too, and crypt32 with it:
@@ -1684,22 +1684,6 @@ struct tlsmail_client_cert {
 #ifndef TLSMAIL_MALLOC
 #define TLSMAIL_MALLOC(ctx, n) ((void)(ctx), malloc(n))
 #define TLSMAIL_FREE(ctx, p) ((void)(ctx), free(p))
-#endif
-
-/* TLSMAIL_SMALL: one constant-time implementation of each job, the
-   smallest BearSSL has that is not slow on a 32-bit core, chosen at
-   compile time so that nothing else is linked. BearSSL's defaults pick at
-   run time (AES-NI or not, 64-bit multiplies or not), which links them
-   all. */
-#ifdef TLSMAIL_SMALL
-#define TLSMAIL__RSA(f) br_rsa_i31_##f
-#if SIZE_MAX > 0xFFFFFFFFu
-#define TLSMAIL__AES_CTR (&br_aes_ct64_ctr_vtable)
-#define TLSMAIL__GHASH br_ghash_ctmul64
-#else
-#define TLSMAIL__AES_CTR (&br_aes_ct_ctr_vtable)
-#define TLSMAIL__GHASH br_ghash_ctmul
-#endif
 #endif
 
 /* Secrets only ever go over TLS; fuzz builds run the whole dialogue on a
@@ -5813,8 +5797,12 @@ TLSMAIL__PRIVATE void tlsmail__tls_suites(br_ssl_engine_context *eng) {
      padding oracles. AES-GCM leads where the CPU has AES-NI and PCLMUL
      (several times ChaCha20's speed there); elsewhere ChaCha20-Poly1305
      does, fast and constant-time in software. The server picks.
-     TLSMAIL_SMALL offers AES-GCM alone, with one implementation of each
-     piece (TLSMAIL__RSA and the rest, above).
+     TLSMAIL_SMALL offers AES-GCM alone.
+   - Implementations: BearSSL's set_default_* calls pick the fastest the
+     CPU has at run time (AES-NI or not, 64-bit multiplies or not), which
+     links them all. TLSMAIL_SMALL names one constant-time implementation
+     of each instead, the smallest that is not slow on a 32-bit core, so
+     nothing else is linked.
    - Signatures (ServerKeyExchange, certificates) with SHA-256, SHA-384 or
      SHA-512 only: without SHA-1 and SHA-224 registered, BearSSL neither
      offers them in signature_algorithms nor verifies with them (RFC 9155).
@@ -5833,7 +5821,7 @@ TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_mi
     tlsmail__tls_suites(eng);
     br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
 #ifdef TLSMAIL_SMALL
-    br_ssl_engine_set_rsavrfy(eng, TLSMAIL__RSA(pkcs1_vrfy));
+    br_ssl_engine_set_rsavrfy(eng, br_rsa_i31_pkcs1_vrfy);
     br_ssl_engine_set_ec(eng, &br_ec_prime_i31);
     br_ssl_engine_set_ecdsa(eng, &br_ecdsa_i31_vrfy_asn1);
 #else
@@ -5852,8 +5840,13 @@ TLSMAIL__PRIVATE void tlsmail__tls_profile(br_ssl_client_context *sc, br_x509_mi
     br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
 #ifdef TLSMAIL_SMALL
     br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
-    br_ssl_engine_set_aes_ctr(eng, TLSMAIL__AES_CTR);
-    br_ssl_engine_set_ghash(eng, TLSMAIL__GHASH);
+#if SIZE_MAX > 0xFFFFFFFFu
+    br_ssl_engine_set_aes_ctr(eng, &br_aes_ct64_ctr_vtable);
+    br_ssl_engine_set_ghash(eng, br_ghash_ctmul64);
+#else
+    br_ssl_engine_set_aes_ctr(eng, &br_aes_ct_ctr_vtable);
+    br_ssl_engine_set_ghash(eng, br_ghash_ctmul);
+#endif
 #else
     br_ssl_engine_set_default_aes_gcm(eng);
     br_ssl_engine_set_default_chapol(eng);
@@ -7270,7 +7263,7 @@ TLSMAIL__PRIVATE int tlsmail__cc_keep_key(tlsmail_client_cert *cc,
         cc->rsa.iq = tlsmail__take(&m, rk->iq, rk->iqlen);
         cc->key_type = BR_KEYTYPE_RSA;
 #ifdef TLSMAIL_SMALL
-        cc->rsa_sign = TLSMAIL__RSA(pkcs1_sign);
+        cc->rsa_sign = br_rsa_i31_pkcs1_sign; /* as tlsmail__tls_profile */
 #else
         cc->rsa_sign = br_rsa_pkcs1_sign_get_default();
 #endif
@@ -7314,7 +7307,7 @@ TLSMAIL__PRIVATE int tlsmail__cc_matches(const tlsmail_client_cert *cc) {
         br_x509_decoder_last_error(dc) == 0 && (pk = br_x509_decoder_get_pkey(dc)) != NULL) {
         if (pk->key_type == BR_KEYTYPE_RSA && cc->key_type == BR_KEYTYPE_RSA) {
 #ifdef TLSMAIL_SMALL
-            br_rsa_compute_modulus mod = TLSMAIL__RSA(compute_modulus);
+            br_rsa_compute_modulus mod = br_rsa_i31_compute_modulus;
 #else
             br_rsa_compute_modulus mod = br_rsa_compute_modulus_get_default();
 #endif

@@ -22,7 +22,8 @@ are tlsmail-send's value over curl's from the same run.
 Phases (each has a time cap; a client or feature that is missing is
 reported as n/a, never guessed):
   a  one 2 KiB send, trust from --cafile (the test CA): wall, CPU, RSS;
-     heap (valgrind massif, peak of every malloc in the process)
+     heap (valgrind massif, peak of every malloc in the process); also
+     tlsmail-send built with -DTLSMAIL_SMALL (what the small profile costs)
   b  the same with the default trust path: SSL_CERT_FILE = the system
      bundle + the test CA (curl: CURL_CA_BUNDLE, which its tool reads
      instead; msmtp: --tls-trust-file, GnuTLS reads no variable)
@@ -52,7 +53,8 @@ reported as n/a, never guessed):
      and TCPFastOpenPassive counted in the far namespace, else the row
      fails
   d  one 50 MB message (long lines, dot lines): MB/s (10^6 B/s), CPU, RSS;
-     also the library's one call (bench/many.c --transact, the file mapped);
+     also tlsmail-send built with -DTLSMAIL_SMALL, and the library's one
+     call (bench/many.c --transact, the file mapped);
      then the floors no client avoids (bench/floor.c): BearSSL's AES-GCM
      over the message (CPU time) and loopback TCP carrying it to a reader
      that discards it (wall time)
@@ -114,6 +116,9 @@ SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CLIENTS = ["tlsmail-send", "curl", "msmtp", "python smtplib"]
 BASE = "curl"
 LIB_ONE_CALL = "tlsmail.h one call (bench/many.c --transact)"
+# tlsmail-send built as make builds it plus -DTLSMAIL_SMALL: what the small
+# profile costs, beside the default, in (a) and (d)
+SMALL_SEND = "tlsmail-send -DTLSMAIL_SMALL"
 REF_RESUMED = "python smtplib, TLS session resumed (reference)"
 REF_CURL_TFO = "curl --tcp-fastopen (reference)"
 
@@ -403,6 +408,7 @@ class Clients:
         self.ca = os.path.join(pki, "ca.crt")
         self.bundle = os.path.join(work, "system+test-ca.crt")
         self.tlsmail = os.path.abspath(a.tlsmail_send)
+        self.tlsmail_small = a.tlsmail_small      # built by main()
         self.pwfile = os.path.join(work, "password")
         with open(self.pwfile, "w") as f:
             f.write(PASS + "\n")
@@ -453,8 +459,8 @@ class Clients:
         sysenv = trust == "system"
         if tfo and not (name == "curl" or (name == "tlsmail-send" and self.features["tfo"])):
             raise KeyError("%s: no TCP Fast Open option" % name)
-        if name == "tlsmail-send":
-            argv = [self.tlsmail, "--server", "%s:%d" % (host, port), "--user", USER,
+        if name in ("tlsmail-send", SMALL_SEND):
+            argv = [self.tlsmail_small if name == SMALL_SEND else self.tlsmail, "--server", "%s:%d" % (host, port), "--user", USER,
                     "--password-file", self.pwfile, "--auth", "plain", "--from", FROM]
             if not sysenv:
                 argv += ["--cafile", self.ca]
@@ -538,6 +544,7 @@ class Bench:
         self.names = [n for n in CLIENTS if clients.available[n]]
         self.small = os.path.join(work, "small.eml")
         self.many_bin = None          # bench/many.c, built by main()
+        self.small_names = [SMALL_SEND] if clients.available["tlsmail-send"] else []
         self.floor_bin = None         # bench/floor.c, built by main()
         with open(self.small, "wb") as f:
             f.write(small_message())
@@ -626,16 +633,17 @@ class Bench:
     # (a), (b) ----------------------------------------------------------------
     def phase_send(self, key, trust):
         port = self.sink.ports["imp"]
-        res, err = self.rounds(key, self.a.rounds, lambda k, r: self.send(k, port, trust), self.names)
+        names = self.names + (self.small_names if key == "a" else [])
+        res, err = self.rounds(key, self.a.rounds, lambda k, r: self.send(k, port, trust), names)
         rows = {}
-        for k in self.names:
+        for k in names:
             if k in err or not res[k]:
                 rows[k] = {"error": err.get(k, "no samples")}
                 continue
             rows[k] = {"wall_ms": med(res[k], "wall_ms"), "cpu_ms": med(res[k], "cpu_ms"),
                        "rss_kb": med(res[k], "rss_kb"), "n": len(res[k]),
                        "wall_range": spread(res[k], "wall_ms"), "mode": res[k][0]["mode"]}
-        for k in self.names:
+        for k in names:
             if "error" in rows[k]:
                 continue
             try:
@@ -806,7 +814,7 @@ class Bench:
         lib = ([self.many_bin, "--server", "localhost:%d" % port, "--cafile",
                 self.cl.ca, "--user", USER, "--password-file", self.cl.pwfile, "--from", FROM,
                 "--to", TO, "--count", "1", "--message", path, "--transact"], self.cl.env())
-        names = self.names + [LIB_ONE_CALL]
+        names = self.names + self.small_names + [LIB_ONE_CALL]
         res, err = self.rounds("d", n, lambda k, r: self.send(
             k, port, msgfile=path, expect=expect, timeout=self.a.big_timeout,
             cmd=lib if k == LIB_ONE_CALL else None), names)
@@ -1626,6 +1634,13 @@ def main():
     many_bin = build_c(os.path.join(HERE, "many.c"), os.path.join(a.build_dir, "many"), ["-lbearssl"],
                        deps=(os.path.join(ROOT, "tlsmail.h"),), flags=["-I" + ROOT])
     floor_bin = build_c(os.path.join(HERE, "floor.c"), os.path.join(a.build_dir, "floor"), ["-lbearssl"])
+    # linked as make links tlsmail-send: BearSSL's static library when cc finds one
+    bear_a = run_text([os.environ.get("CC", "cc"), "-print-file-name=libbearssl.a"])
+    a.tlsmail_small = build_c(os.path.join(ROOT, "examples", "tlsmail-send", "tlsmail-send.c"),
+                              os.path.join(a.build_dir, "tlsmail-send-small"),
+                              [bear_a if os.path.isabs(bear_a) else "-lbearssl"],
+                              deps=(os.path.join(ROOT, "tlsmail.h"),),
+                              flags=["-g", "-I" + ROOT, "-DTLSMAIL_STARTTLS", "-DTLSMAIL_SMALL"])
 
     load_before = open("/proc/loadavg").read().split()[:3]
     stat0, own0, t0 = cpu_stat(), own_cpu(), time.monotonic()
