@@ -76,7 +76,7 @@ COMPILE-TIME OPTIONS (define before including, in the implementation file;
                                 i31 RSA. Certificates are
                                 checked as in the default build. The cost,
                                 on x86-64 (make bench, (a) and (d)): 3 to
-                                4 ms more CPU per send, and about 50 MB/s
+                                5 ms more CPU per send, and about 50 MB/s
                                 instead of 1 GB/s for a big message
    TLSMAIL_NO_STDIO             leave out file and directory trust loading
                                 and so the system store (on Windows the
